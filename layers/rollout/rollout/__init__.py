@@ -1,0 +1,1 @@
+"""Rollout: the release control plane's shared package (domain logic and AWS adapters)."""

@@ -1,0 +1,38 @@
+"""Settings the functions read from their environment (set by template.yaml)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    stack_name: str
+    ledger_table: str
+    idempotency_table: str
+    topic_arn: str
+    artifact_bucket: str
+    codedeploy_application: str
+    codedeploy_role_arn: str
+    pre_traffic_hook: str
+    post_traffic_hook: str
+    default_deployment_config: str
+    region: str
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        return cls(
+            stack_name=env.get("STACK_NAME", "rollout"),
+            ledger_table=env.get("LEDGER_TABLE", ""),
+            idempotency_table=env.get("IDEMPOTENCY_TABLE", ""),
+            topic_arn=env.get("NOTIFICATION_TOPIC_ARN", ""),
+            artifact_bucket=env.get("ARTIFACT_BUCKET", ""),
+            codedeploy_application=env.get("CODEDEPLOY_APPLICATION", ""),
+            codedeploy_role_arn=env.get("CODEDEPLOY_ROLE_ARN", ""),
+            pre_traffic_hook=env.get("PRE_TRAFFIC_HOOK", ""),
+            post_traffic_hook=env.get("POST_TRAFFIC_HOOK", ""),
+            default_deployment_config=env.get("DEFAULT_DEPLOYMENT_CONFIG", "Canary10Percent5Minutes"),
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION", "us-east-1"),
+        )

@@ -1,0 +1,353 @@
+"""The release ledger: one DynamoDB table holding releases and one lock item per function.
+
+Items
+- release: pk=FN#<function>, sk=REL#<release_id>; GSI `by-deployment` on deployment_id;
+  sparse GSI `open-releases` on open_state (set only while a release is not terminal), so the
+  reconciler finds unfinished work without scanning.
+- lock:    pk=FN#<function>, sk=LOCK; holds the release (and deployment) that owns the function.
+
+Every state change is a conditional write against the states it may come from (states.TRANSITIONS),
+so duplicate or out-of-order events cannot move a release backwards.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.conditions import Attr, Key
+
+from rollout import aws
+from rollout.states import State, is_terminal, sources_of
+
+BY_DEPLOYMENT_INDEX = "by-deployment"
+OPEN_RELEASES_INDEX = "open-releases"
+LOCK_SK = "LOCK"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_release_id() -> str:
+    """A time-ordered id: sorts by arrival, unique without coordination."""
+    return f"{int(time.time() * 1000):013x}{secrets.token_hex(5)}"
+
+
+@dataclass
+class Release:
+    function: str
+    release_id: str
+    state: State = State.RECEIVED
+    bucket: str = ""
+    key: str = ""
+    object_version: str = ""
+    etag: str = ""
+    size: int = 0
+    commit: str = ""
+    message: str = ""
+    author: str = ""
+    alias: str = ""
+    deployment_config: str = ""
+    code_sha256: str = ""
+    current_version: str = ""
+    target_version: str = ""
+    deployment_id: str = ""
+    # Why a release ended as it did: a code for machines, a sentence for people.
+    reason_code: str = ""
+    reason: str = ""
+    # Checks from the artifact's rollout.json, as validated by the deployer.
+    checks: dict[str, Any] | None = None
+    # Results the hooks record: {"pre_traffic": {...}, "post_traffic": {...}}.
+    hook_results: dict[str, Any] = field(default_factory=dict)
+    # Names of the per-release canary alarms, deleted when the release ends.
+    alarms: list[str] = field(default_factory=list)
+    received_at: str = ""
+    updated_at: str = ""
+    deploying_at: str = ""
+    completed_at: str = ""
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def is_terminal(self) -> bool:
+        return is_terminal(self.state)
+
+    def to_item(self) -> dict[str, Any]:
+        item = {k: _to_dynamo(v) for k, v in asdict(self).items() if v not in ("", None)}
+        item["state"] = str(self.state)
+        item["pk"] = f"FN#{self.function}"
+        item["sk"] = f"REL#{self.release_id}"
+        if not self.is_terminal:
+            item["open_state"] = str(self.state)
+        return item
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Release:
+        known = {f.name for f in fields(cls)}
+        data = {k: _from_dynamo(v) for k, v in item.items() if k in known}
+        data["state"] = State(data.get("state", State.RECEIVED))
+        return cls(**data)
+
+    def to_public(self) -> dict[str, Any]:
+        """A JSON-ready view for notifications, the CLI and logs."""
+        data = asdict(self)
+        data["state"] = str(self.state)
+        return data
+
+
+class TransitionRefused(Exception):  # noqa: N818 - reads as what happened
+    """The release is not in a state from which the requested transition is allowed."""
+
+    def __init__(self, release: Release | None, target: State) -> None:
+        self.release = release
+        self.target = target
+        current = release.state if release else "missing"
+        super().__init__(f"release cannot move from {current} to {target}")
+
+
+class Ledger:
+    def __init__(self, table_name: str) -> None:
+        self.table_name = table_name
+
+    @property
+    def _table(self) -> Any:
+        return aws.table(self.table_name)
+
+    # --- releases -------------------------------------------------------------------------
+    def create(self, release: Release) -> Release:
+        """Store a new release; a release id is never written twice."""
+        stamp = now_iso()
+        release.received_at = release.received_at or stamp
+        release.updated_at = stamp
+        if not release.history:
+            release.history = [{"state": str(release.state), "at": stamp}]
+        self._table.put_item(Item=release.to_item(), ConditionExpression=Attr("pk").not_exists())
+        return release
+
+    def get(self, function: str, release_id: str) -> Release | None:
+        item = self._table.get_item(
+            Key={"pk": f"FN#{function}", "sk": f"REL#{release_id}"}, ConsistentRead=True
+        ).get("Item")
+        return Release.from_item(item) if item else None
+
+    def by_deployment(self, deployment_id: str) -> Release | None:
+        resp = self._table.query(
+            IndexName=BY_DEPLOYMENT_INDEX, KeyConditionExpression=Key("deployment_id").eq(deployment_id)
+        )
+        items = resp.get("Items", [])
+        if not items:
+            return None
+        # The index is eventually consistent: read the item itself for its current state.
+        first = items[0]
+        return self.get(first["function"], first["release_id"])
+
+    def releases(self, function: str, limit: int = 50) -> list[Release]:
+        """The function's releases, newest first."""
+        resp = self._table.query(
+            KeyConditionExpression=Key("pk").eq(f"FN#{function}") & Key("sk").begins_with("REL#"),
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [Release.from_item(i) for i in resp.get("Items", [])]
+
+    def queued(self, function: str) -> list[Release]:
+        """The function's queued releases, oldest first."""
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": Key("pk").eq(f"FN#{function}") & Key("sk").begins_with("REL#"),
+            "FilterExpression": Attr("state").eq(str(State.QUEUED)),
+            "ConsistentRead": True,
+        }
+        while True:
+            resp = self._table.query(**kwargs)
+            items.extend(resp.get("Items", []))
+            if "LastEvaluatedKey" not in resp:
+                break
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        return [Release.from_item(i) for i in items]
+
+    def open_releases(self, state: State | None = None) -> list[Release]:
+        """Releases not yet terminal (optionally in one state), from the sparse index."""
+        states = [state] if state else [State.RECEIVED, State.QUEUED, State.DEPLOYING]
+        found: list[Release] = []
+        for st in states:
+            kwargs: dict[str, Any] = {
+                "IndexName": OPEN_RELEASES_INDEX,
+                "KeyConditionExpression": Key("open_state").eq(str(st)),
+            }
+            while True:
+                resp = self._table.query(**kwargs)
+                found.extend(Release.from_item(i) for i in resp.get("Items", []))
+                if "LastEvaluatedKey" not in resp:
+                    break
+                kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        return found
+
+    def transition(self, release: Release, target: State, **changes: Any) -> Release:
+        """Move a release to `target` if its stored state allows it; raise TransitionRefused if not.
+
+        `changes` are other fields written in the same conditional update.
+        """
+        allowed = sources_of(target)
+        stamp = now_iso()
+        values: dict[str, Any] = dict(changes)
+        values["state"] = str(target)
+        values["updated_at"] = stamp
+        if target == State.DEPLOYING:
+            values.setdefault("deploying_at", stamp)
+        if is_terminal(target):
+            values.setdefault("completed_at", stamp)
+        names = {f"#f{i}": k for i, k in enumerate(values)}
+        expr_values = {f":v{i}": _to_dynamo(v) for i, v in enumerate(values.values())}
+        sets = [f"#f{i} = :v{i}" for i in range(len(values))]
+        names["#history"] = "history"
+        expr_values[":entry"] = [_to_dynamo({"state": str(target), "at": stamp, **_history_note(changes)})]
+        expr_values[":empty"] = []
+        sets.append("#history = list_append(if_not_exists(#history, :empty), :entry)")
+        update = "SET " + ", ".join(sets)
+        names["#open"] = "open_state"
+        if is_terminal(target):
+            update += " REMOVE #open"
+        else:
+            update += ", #open = :open"
+            expr_values[":open"] = str(target)
+        names["#st"] = "state"
+        allowed_keys = []
+        for i, st in enumerate(sorted(allowed)):
+            expr_values[f":from{i}"] = str(st)
+            allowed_keys.append(f":from{i}")
+        condition = f"#st IN ({', '.join(allowed_keys)})" if allowed_keys else "attribute_not_exists(#st)"
+        try:
+            resp = self._table.update_item(
+                Key={"pk": f"FN#{release.function}", "sk": f"REL#{release.release_id}"},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=expr_values,
+                ReturnValues="ALL_NEW",
+            )
+        except Exception as exc:
+            if aws.error_code(exc) == "ConditionalCheckFailedException":
+                raise TransitionRefused(self.get(release.function, release.release_id), target) from exc
+            raise
+        return Release.from_item(resp["Attributes"])
+
+    def update(self, function: str, release_id: str, **changes: Any) -> None:
+        """Write fields of an existing release without touching its state."""
+        if not changes:
+            return
+        changes["updated_at"] = now_iso()
+        names = {f"#f{i}": k for i, k in enumerate(changes)}
+        values = {f":v{i}": _to_dynamo(v) for i, v in enumerate(changes.values())}
+        self._table.update_item(
+            Key={"pk": f"FN#{function}", "sk": f"REL#{release_id}"},
+            UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(changes))),
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    def record_hook_result(self, function: str, release_id: str, hook: str, result: dict[str, Any]) -> None:
+        """Store one hook's results (checks, canary figures, verdict) under hook_results.<hook>."""
+        self._table.update_item(
+            Key={"pk": f"FN#{function}", "sk": f"REL#{release_id}"},
+            UpdateExpression="SET #hr = if_not_exists(#hr, :empty), #u = :u",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames={"#hr": "hook_results", "#u": "updated_at"},
+            ExpressionAttributeValues={":empty": {}, ":u": now_iso()},
+        )
+        self._table.update_item(
+            Key={"pk": f"FN#{function}", "sk": f"REL#{release_id}"},
+            UpdateExpression="SET #hr.#h = :r",
+            ExpressionAttributeNames={"#hr": "hook_results", "#h": hook},
+            ExpressionAttributeValues={":r": _to_dynamo(result)},
+        )
+
+    # --- the per-function lock --------------------------------------------------------------
+    def acquire_lock(self, function: str, release_id: str) -> bool:
+        """Take the function's lock for a release; True if it now holds it (re-entrant)."""
+        try:
+            self._table.put_item(
+                Item={
+                    "pk": f"FN#{function}",
+                    "sk": LOCK_SK,
+                    "function": function,
+                    "release_id": release_id,
+                    "acquired_at": now_iso(),
+                },
+                ConditionExpression=Attr("pk").not_exists() | Attr("release_id").eq(release_id),
+            )
+            return True
+        except Exception as exc:
+            if aws.error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def attach_deployment(self, function: str, release_id: str, deployment_id: str) -> None:
+        self._table.update_item(
+            Key={"pk": f"FN#{function}", "sk": LOCK_SK},
+            UpdateExpression="SET deployment_id = :d",
+            ConditionExpression=Attr("release_id").eq(release_id),
+            ExpressionAttributeValues={":d": deployment_id},
+        )
+
+    def get_lock(self, function: str) -> dict[str, Any] | None:
+        item = self._table.get_item(Key={"pk": f"FN#{function}", "sk": LOCK_SK}, ConsistentRead=True).get(
+            "Item"
+        )
+        return {k: _from_dynamo(v) for k, v in item.items()} if item else None
+
+    def release_lock(self, function: str, release_id: str) -> bool:
+        """Drop the lock if `release_id` holds it; True if this call released it."""
+        try:
+            self._table.delete_item(
+                Key={"pk": f"FN#{function}", "sk": LOCK_SK},
+                ConditionExpression=Attr("release_id").eq(release_id),
+            )
+            return True
+        except Exception as exc:
+            if aws.error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def locks(self) -> list[dict[str, Any]]:
+        """Every held lock (the reconciler checks them against CodeDeploy)."""
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"FilterExpression": Attr("sk").eq(LOCK_SK)}
+        while True:
+            resp = self._table.scan(**kwargs)
+            items.extend({k: _from_dynamo(v) for k, v in i.items()} for i in resp.get("Items", []))
+            if "LastEvaluatedKey" not in resp:
+                return items
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+
+def _history_note(changes: dict[str, Any]) -> dict[str, Any]:
+    note = {k: changes[k] for k in ("reason_code", "reason", "deployment_id") if changes.get(k)}
+    return note
+
+
+def _to_dynamo(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {k: _to_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_dynamo(v) for v in value]
+    return value
+
+
+def _from_dynamo(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_dynamo(v) for v in value]
+    if isinstance(value, set):
+        return sorted(_from_dynamo(v) for v in value)
+    return value

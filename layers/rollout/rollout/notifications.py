@@ -1,0 +1,145 @@
+"""Notifications: the `rollout.notification/1` message (pure) and its publication on SNS.
+
+Subscribers filter on the message attributes `kind`, `function` and `severity`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from rollout import aws
+from rollout.ledger import Release
+
+SCHEMA = "rollout.notification/1"
+
+# kind -> (severity, headline template). The headline is the SNS Subject and the Slack title.
+KINDS: dict[str, tuple[str, str]] = {
+    "release.rejected": ("error", "Release of {function} rejected"),
+    "release.unchanged": ("info", "{function}: code unchanged, nothing to deploy"),
+    "release.bootstrapped": ("info", "{function}: first release, alias {alias} created on v{target}"),
+    "release.queued": ("info", "{function}: release queued behind an active deployment"),
+    "release.superseded": ("warning", "{function}: queued release superseded by a newer upload"),
+    "release.failed": ("error", "{function}: release failed before deployment"),
+    "deployment.started": ("info", "{function}: deploying v{current} -> v{target} ({config})"),
+    "deployment.succeeded": ("success", "{function}: v{target} is live"),
+    "deployment.rolled_back": ("error", "{function}: v{target} rolled back to v{current}"),
+    "deployment.failed": ("error", "{function}: deployment of v{target} failed"),
+}
+
+SUBJECT_LIMIT = 100  # SNS rejects longer subjects, and any that are not plain ASCII
+
+
+@dataclass(frozen=True)
+class Notification:
+    kind: str
+    severity: str
+    subject: str
+    message: dict[str, Any]
+
+    @property
+    def attributes(self) -> dict[str, dict[str, str]]:
+        return {
+            "kind": {"DataType": "String", "StringValue": self.kind},
+            "function": {"DataType": "String", "StringValue": str(self.message.get("function") or "-")},
+            "severity": {"DataType": "String", "StringValue": self.severity},
+        }
+
+
+def console_links(region: str, release: Release) -> dict[str, str]:
+    links = {}
+    fn = quote(release.function, safe="")
+    if release.function:
+        links["function"] = (
+            f"https://{region}.console.aws.amazon.com/lambda/home?region={region}#/functions/{fn}"
+        )
+    if release.deployment_id:
+        links["deployment"] = (
+            f"https://{region}.console.aws.amazon.com/codesuite/codedeploy/deployments/"
+            f"{release.deployment_id}?region={region}"
+        )
+    return links
+
+
+def _seconds_between(start: str, end: str) -> float | None:
+    try:
+        return round(
+            (
+                datetime.fromisoformat(end.replace("Z", "+00:00"))
+                - datetime.fromisoformat(start.replace("Z", "+00:00"))
+            ).total_seconds(),
+            3,
+        )
+    except ValueError:
+        return None
+
+
+def build(kind: str, release: Release, region: str, **extra: Any) -> Notification:
+    """The notification for `kind` about `release`; `extra` adds or overrides message fields."""
+    severity, headline = KINDS[kind]
+    subject = headline.format(
+        function=release.function or "unknown function",
+        alias=release.alias or "live",
+        current=release.current_version or "?",
+        target=release.target_version or "?",
+        config=release.deployment_config or "default",
+    )
+    if release.reason and severity == "error":
+        subject = f"{subject}: {release.reason}"
+    subject = " ".join(subject.encode("ascii", "replace").decode().split())
+    if len(subject) > SUBJECT_LIMIT:
+        subject = subject[: SUBJECT_LIMIT - 3] + "..."
+    durations: dict[str, float] = {}
+    if release.received_at and release.completed_at:
+        total = _seconds_between(release.received_at, release.completed_at)
+        if total is not None:
+            durations["total_seconds"] = total
+    if release.deploying_at and release.completed_at:
+        deploying = _seconds_between(release.deploying_at, release.completed_at)
+        if deploying is not None:
+            durations["deployment_seconds"] = deploying
+    message: dict[str, Any] = {
+        "schema": SCHEMA,
+        "kind": kind,
+        "severity": severity,
+        "title": subject,
+        "function": release.function,
+        "alias": release.alias,
+        "release_id": release.release_id,
+        "state": str(release.state),
+        "versions": {"current": release.current_version or None, "target": release.target_version or None},
+        "deployment_id": release.deployment_id or None,
+        "deployment_config": release.deployment_config or None,
+        "artifact": {
+            "bucket": release.bucket,
+            "key": release.key,
+            "version_id": release.object_version or None,
+        },
+        "commit": release.commit or None,
+        "author": release.author or None,
+        "message": release.message or None,
+        "reason": {"code": release.reason_code, "text": release.reason} if release.reason else None,
+        "hook_results": release.hook_results or None,
+        "durations": durations,
+        "links": console_links(region, release),
+        "at": release.updated_at,
+    }
+    message.update(extra)
+    return Notification(kind=kind, severity=severity, subject=subject, message=message)
+
+
+class Notifier:
+    def __init__(self, topic_arn: str) -> None:
+        self.topic_arn = topic_arn
+
+    def publish(self, notification: Notification) -> str:
+        resp = aws.client("sns").publish(
+            TopicArn=self.topic_arn,
+            Subject=notification.subject,
+            Message=json.dumps(notification.message, default=str),
+            MessageAttributes=notification.attributes,
+        )
+        return str(resp.get("MessageId", ""))

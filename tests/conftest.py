@@ -1,0 +1,85 @@
+"""Fixtures shared by the whole suite: fake credentials, moto, the stack's resources."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from rollout import aws
+from tests.support.aws_stack import REGION, TestStack, create_stack, stack_environment
+from tests.support.codedeploy_standin import CodeDeployStandIn
+
+
+@pytest.fixture(autouse=True)
+def _offline_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No test ever reaches AWS: fake credentials, a fixed region, no endpoint override."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SECURITY_TOKEN", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    monkeypatch.setenv("POWERTOOLS_DEV", "false")
+    aws.reset_clients()
+    yield
+    aws.reset_clients()
+
+
+@pytest.fixture
+def moto() -> Iterator[None]:
+    with mock_aws():
+        aws.reset_clients()
+        yield
+        aws.reset_clients()
+
+
+@pytest.fixture
+def codedeploy(monkeypatch: pytest.MonkeyPatch) -> CodeDeployStandIn:
+    """Route the package's codedeploy client to the stand-in; other services stay on moto."""
+    standin = CodeDeployStandIn()
+    real_client = aws.client
+
+    def client(service: str) -> Any:
+        return standin if service == "codedeploy" else real_client(service)
+
+    monkeypatch.setattr(aws, "client", client)
+    return standin
+
+
+@pytest.fixture
+def stack(moto: None, codedeploy: CodeDeployStandIn, monkeypatch: pytest.MonkeyPatch) -> TestStack:
+    created = create_stack()
+    for key, value in stack_environment(created).items():
+        monkeypatch.setenv(key, value)
+    codedeploy.create_application(applicationName="rollout-test", computePlatform="Lambda")
+    return created
+
+
+@dataclass
+class FakeLambdaContext:
+    """What Powertools and the handlers read from a Lambda context."""
+
+    function_name: str = "rollout-test-function"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:rollout-test-function"
+    aws_request_id: str = ""
+    remaining_ms: int = 60_000
+
+    def __post_init__(self) -> None:
+        self.aws_request_id = self.aws_request_id or str(uuid.uuid4())
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+@pytest.fixture
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext()
