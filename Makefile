@@ -4,7 +4,9 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # Lambda runs python3.13; use the same interpreter locally when the machine has it (pyenv or PATH).
-PY313 := $(shell command -v python3.13 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.13*/bin/python3.13 2>/dev/null | tail -1)
+# (pyenv's shim answers `command -v` even when 3.13 is not selected, so ask each candidate to run.)
+PY313 := $(shell for p in $$HOME/.pyenv/versions/3.13*/bin/python3.13 $$(command -v python3.13); do \
+	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null && { echo "$$p"; break; }; done)
 PYTHON_FOR_VENV := $(or $(PY313),python3)
 VENV := .venv
 SAM_VENV := .venv-sam

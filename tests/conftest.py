@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from rollout import aws
-from tests.support.aws_stack import REGION, TestStack, create_stack, stack_environment
+from tests.support.aws_stack import REGION, StackUnderTest, create_stack, stack_environment
 from tests.support.codedeploy_standin import CodeDeployStandIn
 
 
@@ -55,7 +55,7 @@ def codedeploy(monkeypatch: pytest.MonkeyPatch) -> CodeDeployStandIn:
 
 
 @pytest.fixture
-def stack(moto: None, codedeploy: CodeDeployStandIn, monkeypatch: pytest.MonkeyPatch) -> TestStack:
+def stack(moto: None, codedeploy: CodeDeployStandIn, monkeypatch: pytest.MonkeyPatch) -> StackUnderTest:
     created = create_stack()
     for key, value in stack_environment(created).items():
         monkeypatch.setenv(key, value)

@@ -62,7 +62,7 @@ def create_idempotency_table(name: str = IDEMPOTENCY_TABLE) -> None:
 
 
 @dataclass
-class TestStack:
+class StackUnderTest:
     """Names of the stack's resources and ways to read what it did."""
 
     bucket: str
@@ -87,7 +87,9 @@ class TestStack:
                 envelope = json.loads(msg["Body"])
                 body = json.loads(envelope["Message"])
                 body["_subject"] = envelope.get("Subject")
-                body["_attributes"] = {k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()}
+                body["_attributes"] = {
+                    k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()
+                }
                 self.received.append(body)
                 sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=msg["ReceiptHandle"])
         return list(self.received)
@@ -96,13 +98,17 @@ class TestStack:
         return [n["kind"] for n in self.notifications()]
 
 
-def create_stack() -> TestStack:
+def create_stack() -> StackUnderTest:
     iam = boto3.client("iam", region_name=REGION)
     trust = json.dumps(
         {
             "Version": "2012-10-17",
             "Statement": [
-                {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "lambda.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
             ],
         }
     )
@@ -120,9 +126,11 @@ def create_stack() -> TestStack:
     sqs = boto3.client("sqs", region_name=REGION)
     topic_arn = sns.create_topic(Name=TOPIC_NAME)["TopicArn"]
     queue_url = sqs.create_queue(QueueName="rollout-test-subscriber")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
-    return TestStack(
+    return StackUnderTest(
         bucket=ARTIFACT_BUCKET,
         topic_arn=topic_arn,
         queue_url=queue_url,
@@ -131,7 +139,7 @@ def create_stack() -> TestStack:
     )
 
 
-def stack_environment(stack: TestStack) -> dict[str, str]:
+def stack_environment(stack: StackUnderTest) -> dict[str, str]:
     """The environment template.yaml gives the control-plane functions."""
     return {
         "STACK_NAME": "rollout-test",

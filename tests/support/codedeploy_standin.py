@@ -99,7 +99,7 @@ class CodeDeployStandIn:
         if applicationName in self.applications:
             raise client_error("ApplicationAlreadyExistsException", "exists", "CreateApplication")
         self.applications[applicationName] = {"applicationName": applicationName, "computePlatform": "Lambda"}
-        return {"applicationId": hashlib.md5(applicationName.encode()).hexdigest()}  # noqa: S324
+        return {"applicationId": hashlib.md5(applicationName.encode()).hexdigest()}
 
     def _op_get_application(self, applicationName: str) -> dict[str, Any]:
         if applicationName not in self.applications:
@@ -111,7 +111,7 @@ class CodeDeployStandIn:
         if key in self.groups:
             raise client_error("DeploymentGroupAlreadyExistsException", "exists", "CreateDeploymentGroup")
         self.groups[key] = dict(params)
-        return {"deploymentGroupId": hashlib.md5("/".join(key).encode()).hexdigest()}  # noqa: S324
+        return {"deploymentGroupId": hashlib.md5("/".join(key).encode()).hexdigest()}
 
     def _op_get_deployment_group(self, applicationName: str, deploymentGroupName: str) -> dict[str, Any]:
         group = self.groups.get((applicationName, deploymentGroupName))
@@ -126,7 +126,9 @@ class CodeDeployStandIn:
     def _op_update_deployment_group(self, **params: Any) -> dict[str, Any]:
         key = (params["applicationName"], params["currentDeploymentGroupName"])
         if key not in self.groups:
-            raise client_error("DeploymentGroupDoesNotExistException", "no such group", "UpdateDeploymentGroup")
+            raise client_error(
+                "DeploymentGroupDoesNotExistException", "no such group", "UpdateDeploymentGroup"
+            )
         group = self.groups[key]
         for k, v in params.items():
             if k not in ("applicationName", "currentDeploymentGroupName"):
@@ -185,7 +187,9 @@ class CodeDeployStandIn:
 
     def _op_batch_get_deployments(self, deploymentIds: list[str]) -> dict[str, Any]:
         return {
-            "deploymentsInfo": [self._info(self.deployments[d]) for d in deploymentIds if d in self.deployments]
+            "deploymentsInfo": [
+                self._info(self.deployments[d]) for d in deploymentIds if d in self.deployments
+            ]
         }
 
     def _op_list_deployments(self, **params: Any) -> dict[str, Any]:
@@ -220,7 +224,9 @@ class CodeDeployStandIn:
             )
         if dep.hook_executions[lifecycleEventHookExecutionId] is not None:
             raise client_error(
-                "LifecycleEventAlreadyCompletedException", "already completed", "PutLifecycleEventHookExecutionStatus"
+                "LifecycleEventAlreadyCompletedException",
+                "already completed",
+                "PutLifecycleEventHookExecutionStatus",
             )
         if status not in ("Succeeded", "Failed"):
             raise client_error(

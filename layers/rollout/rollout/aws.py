@@ -22,9 +22,13 @@ RETRY_CONFIG = Config(
 
 
 @functools.cache
-def client(service: str) -> Any:
-    """A cached client for `service`; Lambda reuses it across warm invocations."""
+def _cached_client(service: str) -> Any:
     return boto3.client(service, config=RETRY_CONFIG)  # type: ignore[call-overload]
+
+
+def client(service: str) -> Any:
+    """A client for `service`, made once per process; Lambda reuses it across warm invocations."""
+    return _cached_client(service)
 
 
 @functools.cache
@@ -35,7 +39,7 @@ def table(name: str) -> Any:
 
 def reset_clients() -> None:
     """Forget cached clients (tests switch endpoints and credentials between cases)."""
-    client.cache_clear()
+    _cached_client.cache_clear()
     table.cache_clear()
 
 

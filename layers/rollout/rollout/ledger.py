@@ -99,7 +99,7 @@ class Release:
         return data
 
 
-class TransitionRefused(Exception):  # noqa: N818 - reads as what happened
+class TransitionRefused(Exception):
     """The release is not in a state from which the requested transition is allowed."""
 
     def __init__(self, release: Release | None, target: State) -> None:
@@ -143,7 +143,7 @@ class Ledger:
             return None
         # The index is eventually consistent: read the item itself for its current state.
         first = items[0]
-        return self.get(first["function"], first["release_id"])
+        return self.get(first["pk"].removeprefix("FN#"), first["sk"].removeprefix("REL#"))
 
     def releases(self, function: str, limit: int = 50) -> list[Release]:
         """The function's releases, newest first."""

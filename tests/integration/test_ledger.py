@@ -1,0 +1,91 @@
+"""The ledger against moto's DynamoDB: conditional transitions, the lock, the indexes."""
+
+from __future__ import annotations
+
+import pytest
+
+from rollout.ledger import Ledger, Release, TransitionRefused, new_release_id
+from rollout.states import State
+from tests.support.aws_stack import LEDGER_TABLE, StackUnderTest
+
+
+@pytest.fixture
+def ledger(stack: StackUnderTest) -> Ledger:
+    return Ledger(LEDGER_TABLE)
+
+
+def _release(ledger: Ledger, function: str = "orders") -> Release:
+    return ledger.create(
+        Release(function=function, release_id=new_release_id(), bucket="b", key="orders/1.zip")
+    )
+
+
+def test_release_moves_forward_and_records_history(ledger: Ledger) -> None:
+    release = _release(ledger)
+    deploying = ledger.transition(release, State.DEPLOYING, deployment_id="d-ABCDEFGHI", target_version="2")
+    done = ledger.transition(deploying, State.SUCCEEDED)
+
+    stored = ledger.get("orders", release.release_id)
+    assert stored is not None
+    assert stored.state == State.SUCCEEDED == done.state
+    assert [h["state"] for h in stored.history] == ["RECEIVED", "DEPLOYING", "SUCCEEDED"]
+    assert stored.deploying_at and stored.completed_at
+    assert ledger.by_deployment("d-ABCDEFGHI") == stored
+
+
+def test_a_terminal_release_never_moves_again(ledger: Ledger) -> None:
+    release = ledger.transition(_release(ledger), State.REJECTED, reason="bad zip", reason_code="BAD_ZIP")
+    with pytest.raises(TransitionRefused) as refused:
+        ledger.transition(release, State.DEPLOYING)
+    assert refused.value.release is not None
+    assert refused.value.release.state == State.REJECTED
+
+
+def test_open_releases_index_forgets_finished_ones(ledger: Ledger) -> None:
+    queued = ledger.transition(_release(ledger), State.QUEUED)
+    other = _release(ledger, "billing")
+    assert {r.release_id for r in ledger.open_releases(State.QUEUED)} == {queued.release_id}
+    ledger.transition(queued, State.SUPERSEDED)
+    assert ledger.open_releases(State.QUEUED) == []
+    assert [r.release_id for r in ledger.open_releases()] == [other.release_id]
+
+
+def test_lock_admits_one_release_per_function(ledger: Ledger) -> None:
+    assert ledger.acquire_lock("orders", "r1")
+    assert ledger.acquire_lock("orders", "r1"), "the holder may take it again"
+    assert not ledger.acquire_lock("orders", "r2")
+    assert ledger.acquire_lock("billing", "r2"), "functions lock independently"
+    ledger.attach_deployment("orders", "r1", "d-AAAAAAAAA")
+    assert ledger.get_lock("orders") == {
+        "pk": "FN#orders",
+        "sk": "LOCK",
+        "function": "orders",
+        "release_id": "r1",
+        "deployment_id": "d-AAAAAAAAA",
+        "acquired_at": ledger.get_lock("orders")["acquired_at"],  # type: ignore[index]
+    }
+    assert not ledger.release_lock("orders", "r2"), "only the holder releases"
+    assert ledger.release_lock("orders", "r1")
+    assert ledger.acquire_lock("orders", "r2")
+    assert {lock["function"] for lock in ledger.locks()} == {"orders", "billing"}
+
+
+def test_hook_results_are_kept_per_hook(ledger: Ledger) -> None:
+    release = _release(ledger)
+    ledger.record_hook_result(
+        "orders", release.release_id, "pre_traffic", {"verdict": "Succeeded", "p99": 1.5}
+    )
+    ledger.record_hook_result("orders", release.release_id, "post_traffic", {"verdict": "Failed"})
+    stored = ledger.get("orders", release.release_id)
+    assert stored is not None
+    assert stored.hook_results == {
+        "pre_traffic": {"verdict": "Succeeded", "p99": 1.5},
+        "post_traffic": {"verdict": "Failed"},
+    }
+
+
+def test_queued_lists_oldest_first(ledger: Ledger) -> None:
+    first = ledger.transition(_release(ledger), State.QUEUED)
+    second = ledger.transition(_release(ledger), State.QUEUED)
+    assert [r.release_id for r in ledger.queued("orders")] == [first.release_id, second.release_id]
+    assert [r.release_id for r in ledger.releases("orders")][:2] == [second.release_id, first.release_id]
