@@ -23,7 +23,7 @@ RETRY_CONFIG = Config(
 
 @functools.cache
 def _cached_client(service: str) -> Any:
-    return boto3.client(service, config=RETRY_CONFIG)  # type: ignore[call-overload]
+    return boto3.client(service, config=RETRY_CONFIG)
 
 
 def client(service: str) -> Any:
