@@ -1,0 +1,145 @@
+"""Per-release canary alarms: scoped to the new version, so an alarm already firing for the old
+version never blocks the release that fixes it.
+
+Both alarms watch `AWS/Lambda` metrics with dimensions FunctionName, Resource=`fn:alias` and
+ExecutedVersion=<target>, which Lambda emits for invocations through the alias: exactly the canary
+traffic CodeDeploy shifts. They are named `<prefix>-<function>-v<version>-<metric>` and deleted when
+the release ends.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from rollout import aws
+from rollout.checks import CANARY_DEFAULTS
+
+PERIOD_SECONDS = 60
+# A burst of errors in one minute fails the canary whatever the traffic (the rate alarm needs a
+# minimum sample, which low-traffic functions may never reach).
+ERRORS_PER_MINUTE_LIMIT = 5
+DESCRIBE_BATCH = 100  # DescribeAlarms/DeleteAlarms take at most 100 names
+
+
+def alarm_prefix(stack_name: str) -> str:
+    return os.environ.get("CANARY_ALARM_PREFIX") or f"{stack_name}-canary"
+
+
+def alarm_name(prefix: str, function: str, version: str, metric: str) -> str:
+    return f"{prefix}-{function}-v{version}-{metric}"
+
+
+@dataclass(frozen=True)
+class CanaryScope:
+    function: str
+    alias: str
+    version: str
+
+    @property
+    def dimensions(self) -> list[dict[str, str]]:
+        return [
+            {"Name": "FunctionName", "Value": self.function},
+            {"Name": "Resource", "Value": f"{self.function}:{self.alias}"},
+            {"Name": "ExecutedVersion", "Value": self.version},
+        ]
+
+
+def alarm_definitions(prefix: str, scope: CanaryScope, canary: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """PutMetricAlarm parameters for the release's canary alarms (pure)."""
+    thresholds = {**CANARY_DEFAULTS, **(canary or {})}
+    max_error_rate = float(thresholds["max_error_rate"])
+    min_invocations = int(thresholds["min_invocations"])
+    target = f"{scope.function}:{scope.alias} v{scope.version}"
+
+    def metric(metric_id: str, name: str) -> dict[str, Any]:
+        return {
+            "Id": metric_id,
+            "MetricStat": {
+                "Metric": {"Namespace": "AWS/Lambda", "MetricName": name, "Dimensions": scope.dimensions},
+                "Period": PERIOD_SECONDS,
+                "Stat": "Sum",
+            },
+            "ReturnData": False,
+        }
+
+    error_rate = {
+        "AlarmName": alarm_name(prefix, scope.function, scope.version, "error-rate"),
+        "AlarmDescription": (
+            f"Rollout canary: error rate of {target} above {max_error_rate:g} "
+            f"(counted once a minute has at least {min_invocations} invocations)"
+        ),
+        "Metrics": [
+            metric("errors", "Errors"),
+            metric("invocations", "Invocations"),
+            {
+                "Id": "rate",
+                "Expression": f"IF(invocations >= {max(min_invocations, 1)}, errors / invocations, 0)",
+                "Label": "error rate",
+                "ReturnData": True,
+            },
+        ],
+        "Threshold": max_error_rate,
+        "ComparisonOperator": "GreaterThanThreshold",
+        "EvaluationPeriods": 1,
+        "DatapointsToAlarm": 1,
+        "TreatMissingData": "notBreaching",
+    }
+    errors_threshold = 1 if max_error_rate == 0 else ERRORS_PER_MINUTE_LIMIT
+    errors = {
+        "AlarmName": alarm_name(prefix, scope.function, scope.version, "errors"),
+        "AlarmDescription": f"Rollout canary: {errors_threshold} or more errors in a minute on {target}",
+        "Namespace": "AWS/Lambda",
+        "MetricName": "Errors",
+        "Dimensions": scope.dimensions,
+        "Statistic": "Sum",
+        "Period": PERIOD_SECONDS,
+        "Threshold": float(errors_threshold),
+        "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        "EvaluationPeriods": 1,
+        "DatapointsToAlarm": 1,
+        "TreatMissingData": "notBreaching",
+    }
+    return [error_rate, errors]
+
+
+def put_canary_alarms(prefix: str, scope: CanaryScope, canary: dict[str, Any] | None) -> list[str]:
+    """Create (or overwrite: PutMetricAlarm is an upsert) the release's alarms; return their names."""
+    cloudwatch = aws.client("cloudwatch")
+    names = []
+    for definition in alarm_definitions(prefix, scope, canary):
+        cloudwatch.put_metric_alarm(**definition)
+        names.append(definition["AlarmName"])
+    return names
+
+
+def delete_alarms(names: list[str]) -> None:
+    """Delete the named alarms; names that no longer exist are fine (safe to call twice)."""
+    cloudwatch = aws.client("cloudwatch")
+    wanted = sorted(set(filter(None, names)))
+    for start in range(0, len(wanted), DESCRIBE_BATCH):
+        batch = wanted[start : start + DESCRIBE_BATCH]
+        # DeleteAlarms fails as a whole on a missing name, so delete only the ones that exist.
+        for _ in range(3):
+            existing = _existing(cloudwatch, batch)
+            if not existing:
+                break
+            try:
+                cloudwatch.delete_alarms(AlarmNames=existing)
+                break
+            except Exception as exc:
+                if aws.error_code(exc) != "ResourceNotFound":
+                    raise  # another caller deleted one in between: look again
+
+
+def _existing(cloudwatch: Any, names: list[str]) -> list[str]:
+    found: list[str] = []
+    kwargs: dict[str, Any] = {"AlarmNames": names, "AlarmTypes": ["MetricAlarm", "CompositeAlarm"]}
+    while True:
+        resp = cloudwatch.describe_alarms(**kwargs)
+        found.extend(a["AlarmName"] for a in resp.get("MetricAlarms", []))
+        found.extend(a["AlarmName"] for a in resp.get("CompositeAlarms", []))
+        if not resp.get("NextToken"):
+            return found
+        kwargs["NextToken"] = resp["NextToken"]
