@@ -1,0 +1,294 @@
+"""Running checks: invoke a function with each check's event, concurrently and within time limits.
+
+The invocation itself is a callable handed in (`Invoke`), so the judging and the time keeping are
+plain Python; `lambda_invoker` is the real one, through the project's Lambda client.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from rollout import aws
+
+# How many checks run at once: enough to finish a typical list quickly, few enough not to throttle
+# a target with low reserved concurrency.
+MAX_CONCURRENT_CHECKS = 4
+DEFAULT_MAX_DURATION_MS = 3000
+EXCERPT_CHARS = 300
+# The main thread wakes at least this often to notice checks that started late and overran.
+_POLL_SECONDS = 0.05
+
+SUCCEEDED = "Succeeded"
+FAILED = "Failed"
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """What a synchronous invoke returned."""
+
+    payload: bytes
+    function_error: str | None = None
+    executed_version: str | None = None
+
+
+# (function name, qualifier, event payload) -> Invocation; raises on an API error.
+Invoke = Callable[[str, str, bytes], Invocation]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    event: Any
+    max_duration_ms: int = DEFAULT_MAX_DURATION_MS
+    expect: Any = None
+    has_expect: bool = False
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> Check:
+        """A check from one entry of a normalised checks document."""
+        return cls(
+            name=str(spec["name"]),
+            event=spec.get("event", {}),
+            max_duration_ms=int(spec.get("max_duration_ms") or DEFAULT_MAX_DURATION_MS),
+            expect=spec.get("expect"),
+            has_expect="expect" in spec,
+        )
+
+
+@dataclass
+class CheckResult:
+    name: str
+    verdict: str
+    duration_ms: int
+    excerpt: str = ""
+    error: str = ""
+    executed_version: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == SUCCEEDED
+
+    def to_record(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"name": self.name, "verdict": self.verdict, "duration_ms": self.duration_ms}
+        if self.excerpt:
+            record["excerpt"] = self.excerpt
+        if self.error:
+            record["error"] = self.error
+        if self.executed_version:
+            record["executed_version"] = self.executed_version
+        return record
+
+
+# --- the subset match ---------------------------------------------------------------------------
+def subset_mismatch(expected: Any, actual: Any, path: str = "$") -> str | None:
+    """Where `actual` departs from `expected`, or None when it matches.
+
+    Objects match when every expected key is present and matches (extra keys are fine); lists and
+    scalars must be equal. A JSON string (such as an API Gateway proxy `body`) is compared as the
+    string it is, not parsed.
+    """
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            return f"{path}: expected an object, got {_short(actual)}"
+        for key, value in expected.items():
+            if key not in actual:
+                return f"{path}.{key}: missing"
+            found = subset_mismatch(value, actual[key], f"{path}.{key}")
+            if found:
+                return found
+        return None
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        # In Python True == 1; in JSON they differ.
+        same = type(expected) is type(actual) and expected == actual
+    elif isinstance(expected, int | float) and isinstance(actual, int | float):
+        same = expected == actual
+    else:
+        same = type(expected) is type(actual) and expected == actual
+    if same:
+        return None
+    return f"{path}: expected {_short(expected)}, got {_short(actual)}"
+
+
+def judge(
+    check: Check, invocation: Invocation, duration_ms: int, expected_version: str | None = None
+) -> CheckResult:
+    """The verdict on one answered invocation."""
+    result = CheckResult(check.name, SUCCEEDED, duration_ms, executed_version=invocation.executed_version)
+    text = invocation.payload.decode("utf-8", errors="replace")
+    if invocation.function_error:
+        return _failed(result, f"function error ({invocation.function_error})", text)
+    if expected_version and invocation.executed_version and invocation.executed_version != expected_version:
+        return _failed(
+            result, f"answered by version {invocation.executed_version}, not version {expected_version}", text
+        )
+    if duration_ms > check.max_duration_ms:
+        return _failed(result, f"took {duration_ms} ms, over the {check.max_duration_ms} ms limit", text)
+    if check.has_expect:
+        try:
+            payload = json.loads(text) if text.strip() else None
+        except ValueError:
+            return _failed(result, "response is not JSON", text)
+        mismatch = subset_mismatch(check.expect, payload)
+        if mismatch:
+            return _failed(result, f"response does not match expect: {mismatch}", text)
+    return result
+
+
+def _failed(result: CheckResult, error: str, text: str) -> CheckResult:
+    result.verdict = FAILED
+    result.error = error
+    result.excerpt = excerpt(text)
+    return result
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _short(value: Any) -> str:
+    return excerpt(json.dumps(value, default=str), 80)
+
+
+# --- running ------------------------------------------------------------------------------------
+@dataclass
+class _Running:
+    check: Check
+    started: float | None = None
+    finished: float | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def run_checks(
+    checks: Sequence[Check],
+    invoke: Invoke,
+    function: str,
+    qualifier: str,
+    deadline: float,
+    expected_version: str | None = None,
+    max_concurrency: int = MAX_CONCURRENT_CHECKS,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[CheckResult]:
+    """Run every check against `function:qualifier`, at most `max_concurrency` at a time.
+
+    A check fails on an invoke error, a FunctionError, a response that does not match `expect`, or no
+    answer within its `max_duration_ms` (counted from when its invocation started). Nothing waits past
+    `deadline` (a `clock()` value): checks unanswered or unstarted by then fail as out of time. A
+    check that overran keeps its worker thread (a thread cannot be cancelled) but is no longer
+    waited for. Results come back in the order of `checks`.
+    """
+    if not checks:
+        return []
+    states = [_Running(c) for c in checks]
+    results: list[CheckResult | None] = [None] * len(checks)
+    pool = ThreadPoolExecutor(
+        max_workers=max(1, min(max_concurrency, len(checks))), thread_name_prefix="check"
+    )
+
+    def attempt(state: _Running) -> tuple[Invocation | None, BaseException | None]:
+        with state.lock:
+            state.started = clock()
+        try:
+            return invoke(function, qualifier, _encode(state.check.event)), None
+        except Exception as exc:
+            return None, exc
+        finally:
+            with state.lock:
+                state.finished = clock()
+
+    futures: dict[Future[tuple[Invocation | None, BaseException | None]], int] = {
+        pool.submit(attempt, state): i for i, state in enumerate(states)
+    }
+    pending = set(futures)
+    try:
+        while pending:
+            now = clock()
+            if now >= deadline:
+                break
+            expiries = [deadline]
+            for fut in pending:
+                state = states[futures[fut]]
+                if state.started is not None:
+                    expiries.append(state.started + state.check.max_duration_ms / 1000)
+            timeout = max(0.0, min(min(expiries) - now, _POLL_SECONDS))
+            done, _ = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
+            for fut in done:
+                pending.discard(fut)
+                index = futures[fut]
+                results[index] = _answered(states[index], fut.result(), expected_version)
+            now = clock()
+            for fut in list(pending):
+                index = futures[fut]
+                state = states[index]
+                if state.started is not None and now - state.started > state.check.max_duration_ms / 1000:
+                    pending.discard(fut)
+                    results[index] = CheckResult(
+                        state.check.name,
+                        FAILED,
+                        _ms(now - state.started),
+                        error=f"no answer within the {state.check.max_duration_ms} ms limit",
+                    )
+        now = clock()
+        for fut in pending:
+            index = futures[fut]
+            state = states[index]
+            started = state.started
+            results[index] = CheckResult(
+                state.check.name,
+                FAILED,
+                _ms(now - started) if started is not None else 0,
+                error=(
+                    "the hook ran out of time while waiting for the answer"
+                    if started is not None
+                    else "not run: the hook ran out of time"
+                ),
+            )
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    return [r for r in results if r is not None]
+
+
+def _answered(
+    state: _Running, outcome: tuple[Invocation | None, BaseException | None], expected_version: str | None
+) -> CheckResult:
+    with state.lock:
+        started = state.started or 0.0
+        finished = state.finished or started
+    duration_ms = _ms(finished - started)
+    invocation, error = outcome
+    if invocation is None:
+        code = aws.error_code(error) if error else ""
+        message = f"{code}: {error}" if code else f"{type(error).__name__}: {error}"
+        return CheckResult(
+            state.check.name, FAILED, duration_ms, error=f"invoke failed ({excerpt(message, 200)})"
+        )
+    return judge(state.check, invocation, duration_ms, expected_version)
+
+
+def _encode(event: Any) -> bytes:
+    return json.dumps(event).encode("utf-8")
+
+
+def _ms(seconds: float) -> int:
+    return max(0, round(seconds * 1000))
+
+
+# --- the real invoker ---------------------------------------------------------------------------
+def lambda_invoker(function: str, qualifier: str, payload: bytes) -> Invocation:
+    """Invoke `function:qualifier` synchronously through the project's Lambda client."""
+    response = aws.client("lambda").invoke(
+        FunctionName=function, Qualifier=qualifier, InvocationType="RequestResponse", Payload=payload
+    )
+    body = response.get("Payload")
+    raw = body.read() if body is not None else b""
+    return Invocation(
+        payload=raw if isinstance(raw, bytes) else str(raw).encode("utf-8"),
+        function_error=response.get("FunctionError") or None,
+        executed_version=response.get("ExecutedVersion") or None,
+    )

@@ -1,0 +1,94 @@
+"""Reading a function's per-version `AWS/Lambda` figures from CloudWatch (GetMetricData).
+
+Lambda publishes Invocations, Errors, Throttles and Duration with the dimensions FunctionName,
+Resource (`function:alias`) and ExecutedVersion for invocations through an alias, which is how a
+canary's traffic reaches each version.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from rollout import aws
+from rollout.canary import VersionFigures
+
+_SUMS = ("Invocations", "Errors", "Throttles")
+_PERIOD_UNIT = 60
+
+
+def query_window(start: datetime, end: datetime) -> tuple[datetime, datetime, int]:
+    """Whole-minute bounds covering [start, end) and one period spanning them (a multiple of 60 s)."""
+    start = start.astimezone(UTC).replace(second=0, microsecond=0)
+    end_utc = end.astimezone(UTC)
+    rounded_end = end_utc.replace(second=0, microsecond=0)
+    if rounded_end < end_utc:
+        rounded_end += timedelta(minutes=1)
+    if rounded_end <= start:
+        rounded_end = start + timedelta(minutes=1)
+    period = math.ceil((rounded_end - start).total_seconds() / _PERIOD_UNIT) * _PERIOD_UNIT
+    return start, rounded_end, period
+
+
+def metric_queries(function: str, alias: str, versions: Iterable[str], period: int) -> list[dict[str, Any]]:
+    queries = []
+    for index, version in enumerate(versions):
+        dimensions = [
+            {"Name": "FunctionName", "Value": function},
+            {"Name": "Resource", "Value": f"{function}:{alias}"},
+            {"Name": "ExecutedVersion", "Value": version},
+        ]
+        stats = [(name, "Sum") for name in _SUMS] + [("Duration", "p99")]
+        for name, stat in stats:
+            queries.append(
+                {
+                    "Id": f"{name.lower()}_{index}",
+                    "Label": f"{version} {name} {stat}",
+                    "MetricStat": {
+                        "Metric": {"Namespace": "AWS/Lambda", "MetricName": name, "Dimensions": dimensions},
+                        "Period": period,
+                        "Stat": stat,
+                    },
+                    "ReturnData": True,
+                }
+            )
+    return queries
+
+
+def read_version_figures(
+    function: str, alias: str, versions: list[str], start: datetime, end: datetime
+) -> dict[str, VersionFigures]:
+    """Each version's invocations, errors, throttles (sums) and p99 duration over the window."""
+    query_start, query_end, period = query_window(start, end)
+    queries = metric_queries(function, alias, versions, period)
+    values: dict[str, list[float]] = {q["Id"]: [] for q in queries}
+    kwargs: dict[str, Any] = {
+        "MetricDataQueries": queries,
+        "StartTime": query_start,
+        "EndTime": query_end,
+        "ScanBy": "TimestampAscending",
+    }
+    cloudwatch = aws.client("cloudwatch")
+    while True:
+        response = cloudwatch.get_metric_data(**kwargs)
+        for result in response.get("MetricDataResults", []):
+            values.setdefault(result["Id"], []).extend(float(v) for v in result.get("Values", []))
+        token = response.get("NextToken")
+        if not token:
+            break
+        kwargs["NextToken"] = token
+
+    figures = {}
+    for index, version in enumerate(versions):
+        durations = values.get(f"duration_{index}", [])
+        figures[version] = VersionFigures(
+            version=version,
+            invocations=round(sum(values.get(f"invocations_{index}", []))),
+            errors=round(sum(values.get(f"errors_{index}", []))),
+            throttles=round(sum(values.get(f"throttles_{index}", []))),
+            # One period normally covers the window; should CloudWatch split it, the worst p99 counts.
+            p99_duration_ms=max(durations) if durations else None,
+        )
+    return figures
