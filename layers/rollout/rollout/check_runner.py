@@ -196,7 +196,7 @@ def run_checks(
             state.started = clock()
         try:
             return invoke(function, qualifier, _encode(state.check.event)), None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any invoke failure is this check's failure
             return None, exc
         finally:
             with state.lock:

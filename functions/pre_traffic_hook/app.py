@@ -1,0 +1,18 @@
+"""CodeDeploy BeforeAllowTraffic hook: run the pre-traffic checks against the exact target version."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from rollout import check_runner
+from rollout.hooks import PRE_TRAFFIC, handle_lifecycle_event
+from rollout.observability import logger, metrics, tracer
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle_lifecycle_event(PRE_TRAFFIC, event, context, invoke=check_runner.lambda_invoker)

@@ -1,0 +1,126 @@
+"""Reporting Failed for a hook that died (the hooks' on-failure destination).
+
+When a hook invocation ends in an error Lambda could not retry away (a timeout, running out of
+memory, a crash before reporting) or its event aged out of the async queue, Lambda sends a
+destination record: requestContext.condition (RetriesExhausted | EventAgeExceeded), requestPayload
+(the original lifecycle event) and responsePayload (the error). Without a report, CodeDeploy would
+wait an hour; this reports Failed at once and records why on the release.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from rollout.check_runner import FAILED, excerpt
+from rollout.config import Settings
+from rollout.hooks import (
+    LABELS,
+    POST_TRAFFIC,
+    PRE_TRAFFIC,
+    REASON_CODE,
+    HookEventError,
+    LifecycleEvent,
+    report_status,
+)
+from rollout.ledger import Ledger, now_iso
+from rollout.observability import logger
+
+
+class DestinationRecordError(ValueError):
+    """The event is not a Lambda destination record of a hook invocation."""
+
+
+def hook_of(function_arn: str, settings: Settings) -> str | None:
+    """Which hook a function ARN (possibly qualified) names, or None if neither."""
+    parts = function_arn.split(":")
+    name = parts[6] if len(parts) > 6 and parts[5] == "function" else function_arn
+    if name == settings.pre_traffic_hook or (not settings.pre_traffic_hook and name.endswith("_PreTraffic")):
+        return PRE_TRAFFIC
+    if name == settings.post_traffic_hook or (
+        not settings.post_traffic_hook and name.endswith("_PostTraffic")
+    ):
+        return POST_TRAFFIC
+    return None
+
+
+def failure_reason(hook: str | None, record: Mapping[str, Any]) -> str:
+    """A sentence saying which hook died and how, from the destination record."""
+    label = f"{LABELS[hook]} hook" if hook else "lifecycle hook"
+    context = record.get("requestContext") or {}
+    condition = str(context.get("condition") or "unknown condition")
+    if condition == "EventAgeExceeded":
+        return f"{label} never ran: its event expired in Lambda's queue (EventAgeExceeded)"
+    response = record.get("responsePayload")
+    if isinstance(response, str):
+        with contextlib.suppress(ValueError):
+            response = json.loads(response)
+    detail = ""
+    if isinstance(response, Mapping):
+        kind = str(response.get("errorType") or "")
+        message = str(response.get("errorMessage") or "")
+        detail = f"{kind}: {message}" if kind and message else kind or message
+    elif response:
+        detail = str(response)
+    function_error = (record.get("responseContext") or {}).get("functionError")
+    if not detail and function_error:
+        detail = str(function_error)
+    reason = f"{label} failed without reporting ({condition})"
+    return f"{reason}: {excerpt(detail, 300)}" if detail else reason
+
+
+def report_dead_hook(record: Any, settings: Settings | None = None) -> dict[str, Any]:
+    """Report Failed for the hook execution a destination record is about, and record why."""
+    settings = settings or Settings.from_env()
+    if not isinstance(record, Mapping):
+        raise DestinationRecordError(f"expected a destination record object, got {type(record).__name__}")
+    try:
+        lifecycle = LifecycleEvent.parse(record.get("requestPayload"))
+    except HookEventError as exc:
+        raise DestinationRecordError(f"the record's requestPayload is not a lifecycle event: {exc}") from exc
+    logger.set_correlation_id(lifecycle.deployment_id)
+    hook = hook_of(str((record.get("requestContext") or {}).get("functionArn") or ""), settings)
+    reason = failure_reason(hook, record)
+    logger.warning("a hook died without reporting; reporting Failed", extra={"reason": reason, "hook": hook})
+
+    ledger = Ledger(settings.ledger_table) if settings.ledger_table else None
+    release = ledger.by_deployment(lifecycle.deployment_id) if ledger else None
+    if release is not None and hook:
+        previous = (release.hook_results or {}).get(hook) or {}
+        if previous.get("execution_id") == lifecycle.execution_id and previous.get("reported"):
+            logger.info(
+                "the hook reported before it died; nothing to do", extra={"verdict": previous.get("verdict")}
+            )
+            return {"status": "AlreadyReported", "deploymentId": lifecycle.deployment_id}
+
+    if ledger is not None and release is not None:
+        # Recorded before reporting, so that whoever hears of the failure can read why. What the hook
+        # recorded for this execution before it died (checks it ran) is kept.
+        result: dict[str, Any] = {}
+        if hook:
+            previous = (release.hook_results or {}).get(hook) or {}
+            if previous.get("execution_id") == lifecycle.execution_id:
+                result.update(previous)
+            result.update(
+                verdict=FAILED,
+                reason=reason,
+                deployment_id=lifecycle.deployment_id,
+                execution_id=lifecycle.execution_id,
+                reported=False,
+                reported_by="on-failure destination",
+                at=now_iso(),
+            )
+            result.setdefault("checks", [])
+            result.setdefault("canary", None)
+            result.setdefault("warnings", [])
+            ledger.record_hook_result(release.function, release.release_id, hook, result)
+        ledger.update(release.function, release.release_id, reason_code=REASON_CODE, reason=reason)
+        if report_status(lifecycle, FAILED) and hook:
+            ledger.record_hook_result(
+                release.function, release.release_id, hook, {**result, "reported": True}
+            )
+    else:
+        report_status(lifecycle, FAILED)
+    return {"status": FAILED, "reason": reason, "deploymentId": lifecycle.deployment_id}

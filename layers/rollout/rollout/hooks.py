@@ -1,0 +1,562 @@
+"""The CodeDeploy lifecycle hooks: what they test, how they judge, and reporting exactly once.
+
+A hook is invoked with only {DeploymentId, LifecycleEventHookExecutionId}. It reads the deployment's
+own AppSpec to learn the function, alias and versions; takes its checks from the release in the
+ledger (or, for a deployment Rollout did not start, from the document the function's
+`rollout:checks` tag names); tests; records what it saw on the release; and tells CodeDeploy
+Succeeded or Failed. Every path reports, and the hook stops waiting for its work while there is
+still time to report, so no deployment waits out CodeDeploy's one-hour hook timeout.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from rollout import aws
+from rollout.appspec import LambdaAppSpec, parse_appspec
+from rollout.canary import CanaryPolicy, judge_canary, traffic_window
+from rollout.check_runner import FAILED, SUCCEEDED, Check, CheckResult, Invoke, excerpt, run_checks
+from rollout.checks import ChecksError, parse_checks
+from rollout.config import Settings
+from rollout.lambda_metrics import read_version_figures
+from rollout.ledger import Ledger, Release, now_iso
+from rollout.observability import logger, metrics
+
+PRE_TRAFFIC = "pre_traffic"
+POST_TRAFFIC = "post_traffic"
+HOOKS = (PRE_TRAFFIC, POST_TRAFFIC)
+LABELS = {PRE_TRAFFIC: "pre-traffic", POST_TRAFFIC: "post-traffic"}
+REASON_CODE = "HOOK_EXECUTION_FAILURE"
+CHECKS_TAG = "rollout:checks"
+
+# Time kept back from the hook's own timeout for recording results and reporting the status.
+REPORT_MARGIN_MS = 10_000
+# Time kept back from the work's deadline for the check runner to wrap up its results.
+WRAP_UP_MS = 500
+
+
+class HookEventError(ValueError):
+    """The invocation is not a CodeDeploy lifecycle hook event."""
+
+
+class ChecksUnavailable(Exception):
+    """The function names a checks document that cannot be read or is invalid."""
+
+
+@dataclass(frozen=True)
+class LifecycleEvent:
+    deployment_id: str
+    execution_id: str
+
+    @classmethod
+    def parse(cls, event: Any) -> LifecycleEvent:
+        if not isinstance(event, Mapping):
+            raise HookEventError(f"expected a lifecycle hook event object, got {type(event).__name__}")
+        deployment_id = event.get("DeploymentId")
+        execution_id = event.get("LifecycleEventHookExecutionId")
+        if not isinstance(deployment_id, str) or not deployment_id:
+            raise HookEventError("the event has no DeploymentId")
+        if not isinstance(execution_id, str) or not execution_id:
+            raise HookEventError("the event has no LifecycleEventHookExecutionId")
+        return cls(deployment_id, execution_id)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A deployment as the hooks see it: its AppSpec and the times it reports."""
+
+    deployment_id: str
+    application: str
+    group: str
+    appspec: LambdaAppSpec
+    create_time: datetime | None = None
+    start_time: datetime | None = None
+
+
+@dataclass
+class HookOutcome:
+    hook: str
+    verdict: str
+    reason: str
+    checks: list[CheckResult] = field(default_factory=list)
+    canary: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+    checks_origin: str = ""
+    tested: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == SUCCEEDED
+
+    def to_record(self, event: LifecycleEvent, reported: bool) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "checks": [c.to_record() for c in self.checks],
+            "canary": self.canary,
+            "warnings": list(self.warnings),
+            "checks_origin": self.checks_origin,
+            "tested": self.tested,
+            "deployment_id": event.deployment_id,
+            "execution_id": event.execution_id,
+            "reported": reported,
+            "at": now_iso(),
+        }
+
+
+@dataclass
+class _Progress:
+    """What the work has learnt so far, shared with the thread that reports if the work overruns."""
+
+    step: str = "starting"
+    release: Release | None = None
+    deployment: Deployment | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def at(self, step: str) -> None:
+        with self.lock:
+            self.step = step
+
+
+# --- the entry point the two handlers share ---------------------------------------------------
+def handle_lifecycle_event(
+    hook: str,
+    event: Any,
+    context: Any,
+    invoke: Invoke,
+    settings: Settings | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    report_margin_ms: int = REPORT_MARGIN_MS,
+) -> dict[str, Any]:
+    """Test, record, report: the whole of one hook invocation. Never raises for a failed test."""
+    settings = settings or Settings.from_env()
+    metrics.add_dimension(name="hook", value=hook)
+    try:
+        lifecycle = LifecycleEvent.parse(event)
+    except HookEventError as exc:
+        # Without the ids there is nobody to report to; say so loudly and stop.
+        logger.error("not a lifecycle hook event; nothing to report", extra={"problem": str(exc)})
+        return {"status": "Ignored", "reason": str(exc)}
+    logger.set_correlation_id(lifecycle.deployment_id)
+    logger.append_keys(hook=hook, execution_id=lifecycle.execution_id)
+
+    started = clock()
+    remaining_ms = _remaining_ms(context)
+    deadline = started + max(0, remaining_ms - report_margin_ms) / 1000
+    ledger = Ledger(settings.ledger_table) if settings.ledger_table else None
+    progress = _Progress()
+
+    outcome = _run_with_deadline(
+        lambda: _evaluate(hook, lifecycle, ledger, invoke, progress, deadline - WRAP_UP_MS / 1000, clock),
+        hook,
+        progress,
+        deadline,
+        clock,
+    )
+    if outcome is None:
+        logger.info("this hook execution was already reported; not reporting again")
+        return {"status": "AlreadyReported", "deploymentId": lifecycle.deployment_id}
+
+    _emit_metrics(outcome)
+    release = progress.release
+    _record(ledger, release, lifecycle, outcome, reported=False)
+    log = logger.info if outcome.passed else logger.warning
+    log(
+        f"{LABELS[hook]} hook verdict: {outcome.verdict}",
+        extra={"reason": outcome.reason, "checks": [c.to_record() for c in outcome.checks]},
+    )
+    if report_status(lifecycle, outcome.verdict):
+        _record(ledger, release, lifecycle, outcome, reported=True)
+    return {"status": outcome.verdict, "reason": outcome.reason, "deploymentId": lifecycle.deployment_id}
+
+
+def _run_with_deadline(
+    work: Callable[[], HookOutcome | None],
+    hook: str,
+    progress: _Progress,
+    deadline: float,
+    clock: Callable[[], float],
+) -> HookOutcome | None:
+    """Run `work` in a worker thread; past `deadline`, stop waiting and fail with time to spare."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hook-work")
+    future = pool.submit(work)
+    try:
+        return future.result(timeout=max(0.0, deadline - clock()))
+    except FutureTimeout:
+        with progress.lock:
+            step = progress.step
+        logger.error("hook ran out of time; reporting Failed", extra={"step": step})
+        return HookOutcome(
+            hook,
+            FAILED,
+            f"{LABELS[hook]} hook ran out of time while {step}; reported Failed before its own timeout",
+        )
+    except Exception as exc:  # noqa: BLE001 - any failure of the hook itself must still be reported
+        logger.exception("hook failed; reporting Failed")
+        return HookOutcome(
+            hook, FAILED, f"{LABELS[hook]} hook error: {type(exc).__name__}: {excerpt(str(exc), 300)}"
+        )
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _evaluate(
+    hook: str,
+    lifecycle: LifecycleEvent,
+    ledger: Ledger | None,
+    invoke: Invoke,
+    progress: _Progress,
+    deadline: float,
+    clock: Callable[[], float],
+) -> HookOutcome | None:
+    progress.at("looking up the release in the ledger")
+    release = ledger.by_deployment(lifecycle.deployment_id) if ledger else None
+    with progress.lock:
+        progress.release = release
+    previous = (release.hook_results or {}).get(hook) if release else None
+    if previous and previous.get("execution_id") == lifecycle.execution_id:
+        # A repeated invocation of an execution already judged: report that verdict, do not re-test.
+        if previous.get("reported"):
+            return None
+        logger.info("repeated invocation: reporting the recorded verdict")
+        return _outcome_from_record(hook, previous)
+
+    progress.at("reading the deployment")
+    deployment = describe_deployment(lifecycle.deployment_id)
+    with progress.lock:
+        progress.deployment = deployment
+    progress.at("reading the checks")
+    try:
+        checks, origin = find_checks(release, deployment.appspec.function)
+    except ChecksUnavailable as exc:
+        return HookOutcome(
+            hook, FAILED, f"{LABELS[hook]} checks unavailable: {exc}", checks_origin="unavailable"
+        )
+
+    if hook == PRE_TRAFFIC:
+        return evaluate_pre_traffic(deployment, checks, origin, invoke, progress, deadline, clock)
+    return evaluate_post_traffic(deployment, checks, origin, invoke, progress, deadline, clock)
+
+
+# --- what each hook tests ---------------------------------------------------------------------
+def evaluate_pre_traffic(
+    deployment: Deployment,
+    checks: dict[str, Any] | None,
+    origin: str,
+    invoke: Invoke,
+    progress: _Progress,
+    deadline: float,
+    clock: Callable[[], float] = time.monotonic,
+) -> HookOutcome:
+    """Run the pre-traffic checks against the exact target version (no traffic reaches it yet)."""
+    spec = deployment.appspec
+    specs = (checks or {}).get(PRE_TRAFFIC) or []
+    outcome = HookOutcome(PRE_TRAFFIC, SUCCEEDED, "", checks_origin=origin)
+    outcome.tested = f"{spec.function} version {spec.target_version}"
+    if not specs:
+        outcome.reason = f"no pre-traffic checks configured ({origin}); nothing to test"
+        outcome.warnings.append(outcome.reason)
+        return outcome
+    progress.at(f"running {len(specs)} pre-traffic check(s) against version {spec.target_version}")
+    outcome.checks = run_checks(
+        [Check.from_spec(s) for s in specs],
+        invoke,
+        spec.function,
+        spec.target_version,
+        deadline,
+        expected_version=spec.target_version,
+        clock=clock,
+    )
+    _judge_checks(outcome, f"version {spec.target_version}")
+    return outcome
+
+
+def evaluate_post_traffic(
+    deployment: Deployment,
+    checks: dict[str, Any] | None,
+    origin: str,
+    invoke: Invoke,
+    progress: _Progress,
+    deadline: float,
+    clock: Callable[[], float] = time.monotonic,
+) -> HookOutcome:
+    """Run the post-traffic checks through the alias, then compare the new version with the old."""
+    spec = deployment.appspec
+    specs = (checks or {}).get(POST_TRAFFIC) or []
+    outcome = HookOutcome(POST_TRAFFIC, SUCCEEDED, "", checks_origin=origin)
+    outcome.tested = f"{spec.function}:{spec.alias} (version {spec.target_version})"
+    if specs:
+        progress.at(f"running {len(specs)} post-traffic check(s) through alias {spec.alias}")
+        outcome.checks = run_checks(
+            [Check.from_spec(s) for s in specs],
+            invoke,
+            spec.function,
+            spec.alias,
+            deadline,
+            expected_version=spec.target_version,
+            clock=clock,
+        )
+        _judge_checks(outcome, f"alias {spec.alias}")
+    else:
+        outcome.warnings.append(f"no post-traffic checks configured ({origin})")
+
+    if clock() >= deadline:
+        outcome.verdict = FAILED
+        outcome.reason = _join(outcome.reason, "post-traffic hook ran out of time before the canary analysis")
+        return outcome
+
+    progress.at("reading the deployment's traffic window")
+    events, notes = lifecycle_events(deployment.deployment_id)
+    start, end, window_notes = traffic_window(
+        events, deployment.start_time or deployment.create_time, datetime.now(UTC)
+    )
+    progress.at("reading CloudWatch metrics for the canary analysis")
+    figures = read_version_figures(
+        spec.function, spec.alias, [spec.target_version, spec.current_version], start, end
+    )
+    verdict = judge_canary(
+        figures[spec.target_version],
+        figures[spec.current_version],
+        _policy(checks),
+        start,
+        end,
+    )
+    verdict.warnings.extend(notes + window_notes)
+    outcome.canary = verdict.to_record()
+    outcome.warnings.extend(verdict.warnings)
+    if not verdict.passed:
+        outcome.verdict = FAILED
+        outcome.reason = _join(outcome.reason, f"post-traffic canary failed: {verdict.reason}")
+    elif outcome.passed:
+        summary = (
+            f"{len(outcome.checks)} post-traffic check(s) passed through alias {spec.alias}"
+            if outcome.checks
+            else "no post-traffic checks"
+        )
+        outcome.reason = f"{summary}; canary: {verdict.reason}"
+    return outcome
+
+
+def _judge_checks(outcome: HookOutcome, target: str) -> None:
+    label = LABELS[outcome.hook]
+    failed = [c for c in outcome.checks if not c.passed]
+    if not failed:
+        outcome.verdict = SUCCEEDED
+        outcome.reason = f"{len(outcome.checks)} {label} check(s) passed against {target}"
+        return
+    first = failed[0]
+    detail = first.error + (f": {excerpt(first.excerpt, 200)}" if first.excerpt else "")
+    more = f" (and {len(failed) - 1} more of {len(outcome.checks)} failed)" if len(failed) > 1 else ""
+    outcome.verdict = FAILED
+    outcome.reason = f"{label} check '{first.name}' failed against {target}: {detail}{more}"
+
+
+def _policy(checks: dict[str, Any] | None) -> CanaryPolicy:
+    policy = CanaryPolicy.from_checks(checks)
+    if checks and checks.get("strict") is True and not policy.strict:
+        return CanaryPolicy(
+            policy.max_error_rate, policy.max_p99_duration_ratio, policy.min_invocations, True
+        )
+    return policy
+
+
+def _join(first: str, second: str) -> str:
+    return f"{first}; {second}" if first else second
+
+
+# --- reading the deployment -------------------------------------------------------------------
+def describe_deployment(deployment_id: str) -> Deployment:
+    """The deployment's application, group and AppSpec (GetDeployment, then its revision)."""
+    codedeploy = aws.client("codedeploy")
+    info = codedeploy.get_deployment(deploymentId=deployment_id)["deploymentInfo"]
+    application = info["applicationName"]
+    content = appspec_content(application, info.get("revision") or {})
+    return Deployment(
+        deployment_id=deployment_id,
+        application=application,
+        group=info.get("deploymentGroupName", ""),
+        appspec=parse_appspec(content),
+        create_time=info.get("createTime"),
+        start_time=info.get("startTime"),
+    )
+
+
+def appspec_content(application: str, revision: Mapping[str, Any]) -> str:
+    """The AppSpec text of a revision: inline content (AppSpecContent or String) or an S3 object."""
+    revision_type = revision.get("revisionType")
+    if revision_type in ("AppSpecContent", "String"):
+        response = aws.client("codedeploy").get_application_revision(
+            applicationName=application, revision=dict(revision)
+        )
+        stored = response.get("revision") or {}
+        key = "appSpecContent" if revision_type == "AppSpecContent" else "string"
+        content = (stored.get(key) or {}).get("content") or (revision.get(key) or {}).get("content")
+        if not content:
+            raise ValueError(f"the deployment's {revision_type} revision has no AppSpec content")
+        return str(content)
+    if revision_type == "S3":
+        location = revision.get("s3Location") or {}
+        params: dict[str, Any] = {"Bucket": location["bucket"], "Key": location["key"]}
+        if location.get("version"):
+            params["VersionId"] = location["version"]
+        return aws.client("s3").get_object(**params)["Body"].read().decode("utf-8")
+    raise ValueError(f"unsupported revision type {revision_type!r} for a Lambda deployment")
+
+
+def lifecycle_events(deployment_id: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """The deployment target's lifecycle events (with their times), and notes if they are unknown."""
+    codedeploy = aws.client("codedeploy")
+    try:
+        target_ids = codedeploy.list_deployment_targets(deploymentId=deployment_id).get("targetIds") or []
+        if not target_ids:
+            return [], ["the deployment lists no target; lifecycle times unknown"]
+        target = codedeploy.get_deployment_target(deploymentId=deployment_id, targetId=target_ids[0])
+    except Exception as exc:  # noqa: BLE001 - the window has fallbacks; an unreadable target is one of them
+        logger.warning("could not read the deployment target", extra={"error": str(exc)})
+        return [], [f"could not read the deployment target ({aws.error_code(exc) or type(exc).__name__})"]
+    lambda_target = (target.get("deploymentTarget") or {}).get("lambdaTarget") or {}
+    return list(lambda_target.get("lifecycleEvents") or []), []
+
+
+def find_checks(release: Release | None, function: str) -> tuple[dict[str, Any] | None, str]:
+    """The checks for this deployment and where they came from.
+
+    Rollout's own releases carry theirs (None when the artifact had no checks file). Otherwise the
+    function may name a checks document with its `rollout:checks` tag.
+    """
+    if release is not None:
+        origin = f"release {release.release_id}"
+        if not release.checks:
+            return None, f"{origin}: the artifact has no checks file"
+        try:
+            return parse_checks(release.checks), f"{origin}: the artifact's checks file"
+        except ChecksError as exc:
+            raise ChecksUnavailable(f"the checks stored on {origin} are invalid: {exc}") from exc
+    tags = aws.client("lambda").get_function(FunctionName=function).get("Tags") or {}
+    uri = tags.get(CHECKS_TAG, "").strip()
+    if not uri:
+        return None, f"not a Rollout release and {function} has no {CHECKS_TAG} tag"
+    bucket, key = parse_s3_uri(uri)
+    try:
+        body = aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    except Exception as exc:  # re-raised as the reason the hook failed
+        code = aws.error_code(exc) or type(exc).__name__
+        raise ChecksUnavailable(f"cannot read {uri} (named by the {CHECKS_TAG} tag): {code}") from exc
+    try:
+        return parse_checks(body, filename=key.rsplit("/", 1)[-1]), f"{uri} ({CHECKS_TAG} tag)"
+    except ChecksError as exc:
+        raise ChecksUnavailable(f"{uri} (named by the {CHECKS_TAG} tag) is invalid: {exc}") from exc
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://"):
+        raise ChecksUnavailable(f"the {CHECKS_TAG} tag must be an s3://bucket/key URI, got {uri!r}")
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not bucket or not key:
+        raise ChecksUnavailable(f"the {CHECKS_TAG} tag must be an s3://bucket/key URI, got {uri!r}")
+    return bucket, key
+
+
+# --- recording and reporting ------------------------------------------------------------------
+def report_status(lifecycle: LifecycleEvent, status: str) -> bool:
+    """Tell CodeDeploy the verdict. True when CodeDeploy has a status for this execution.
+
+    An execution already completed is fine (a repeated invocation, or the on-failure destination
+    after the hook itself reported). Ids CodeDeploy does not know cannot ever be reported. Any other
+    error is raised: the invocation then fails and the on-failure destination reports Failed.
+    """
+    try:
+        aws.client("codedeploy").put_lifecycle_event_hook_execution_status(
+            deploymentId=lifecycle.deployment_id,
+            lifecycleEventHookExecutionId=lifecycle.execution_id,
+            status=status,
+        )
+    except Exception as exc:
+        code = aws.error_code(exc)
+        if code == "LifecycleEventAlreadyCompletedException":
+            logger.info("CodeDeploy already has a status for this hook execution", extra={"status": status})
+            return True
+        if code in (
+            "InvalidLifecycleEventHookExecutionIdException",
+            "DeploymentDoesNotExistException",
+            "InvalidDeploymentIdException",
+        ):
+            logger.error(
+                "CodeDeploy does not know this hook execution; nothing to report", extra={"code": code}
+            )
+            return False
+        raise
+    logger.info("reported to CodeDeploy", extra={"status": status})
+    return True
+
+
+def _record(
+    ledger: Ledger | None,
+    release: Release | None,
+    lifecycle: LifecycleEvent,
+    outcome: HookOutcome,
+    reported: bool,
+) -> None:
+    """Store the outcome on the release; a ledger failure never stops the report."""
+    if ledger is None or release is None:
+        return
+    try:
+        ledger.record_hook_result(
+            release.function, release.release_id, outcome.hook, outcome.to_record(lifecycle, reported)
+        )
+        if not outcome.passed and not reported:
+            ledger.update(
+                release.function, release.release_id, reason_code=REASON_CODE, reason=outcome.reason
+            )
+    except Exception:  # noqa: BLE001 - reporting to CodeDeploy matters more than the record
+        logger.exception("could not record the hook result in the ledger")
+
+
+def _outcome_from_record(hook: str, record: Mapping[str, Any]) -> HookOutcome:
+    checks = [
+        CheckResult(
+            name=str(c.get("name", "")),
+            verdict=str(c.get("verdict", FAILED)),
+            duration_ms=int(c.get("duration_ms", 0)),
+            excerpt=str(c.get("excerpt", "")),
+            error=str(c.get("error", "")),
+            executed_version=c.get("executed_version"),
+        )
+        for c in record.get("checks") or []
+    ]
+    verdict = SUCCEEDED if record.get("verdict") == SUCCEEDED else FAILED
+    return HookOutcome(
+        hook,
+        verdict,
+        str(record.get("reason", "")),
+        checks=checks,
+        canary=record.get("canary"),
+        warnings=list(record.get("warnings") or []),
+        checks_origin=str(record.get("checks_origin", "")),
+        tested=str(record.get("tested", "")),
+    )
+
+
+def _emit_metrics(outcome: HookOutcome) -> None:
+    passed = sum(1 for c in outcome.checks if c.passed)
+    metrics.add_metric(name="HookChecksPassed", unit=MetricUnit.Count, value=passed)
+    metrics.add_metric(name="HookChecksFailed", unit=MetricUnit.Count, value=len(outcome.checks) - passed)
+    # 1 for Succeeded, 0 for Failed: the average is the hook's pass rate.
+    metrics.add_metric(name="HookVerdict", unit=MetricUnit.Count, value=1 if outcome.passed else 0)
+
+
+def _remaining_ms(context: Any) -> int:
+    getter = getattr(context, "get_remaining_time_in_millis", None)
+    try:
+        return int(getter()) if getter else 900_000
+    except (TypeError, ValueError):
+        return 900_000
