@@ -1,0 +1,25 @@
+"""Scheduled repair of what lost deployment events leave behind (see rollout.reconcile)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from rollout.config import Settings
+from rollout.deployment_events import DeploymentFacts
+from rollout.ledger import Ledger
+from rollout.observability import logger, metrics, tracer
+from rollout.reconcile import reconcile
+from rollout.release_queue import QueueEffects
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings = Settings.from_env()
+    summary = reconcile(Ledger(settings.ledger_table), settings, QueueEffects.default(), DeploymentFacts())
+    metrics.add_metric(name="ReconcilerRepairs", unit=MetricUnit.Count, value=summary.repaired)
+    return summary.as_dict()

@@ -1,0 +1,316 @@
+"""CodeDeploy deployment state changes applied to the ledger: one code path for two triggers.
+
+The EventBridge handler and the scheduled reconciler both call `apply_state`; the reconciler
+just reads the state from GetDeployment when the event never arrived. Transitions are conditional
+ledger writes, so a duplicate or late event is refused by the ledger and changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from botocore.exceptions import BotoCoreError, ClientError
+
+from rollout import aws
+from rollout.config import Settings
+from rollout.ledger import Ledger, Release, TransitionRefused
+from rollout.notifications import Notifier, build
+from rollout.observability import logger, metrics
+from rollout.outcomes import AliasRouting, DeploymentState, Outcome, decide
+from rollout.release_queue import QueueEffects, QueueReport, advance_queue, finish_release
+from rollout.states import State
+
+DETAIL_TYPE = "CodeDeploy Deployment State-change Notification"
+FINAL_STATES = frozenset({DeploymentState.SUCCESS, DeploymentState.FAILURE, DeploymentState.STOP})
+
+
+class MalformedEvent(ValueError):
+    """The event is not a CodeDeploy deployment state change this handler can read."""
+
+
+@dataclass(frozen=True)
+class StateChange:
+    deployment_id: str
+    state: DeploymentState
+    application: str = ""
+    deployment_group: str = ""
+
+    def key(self) -> dict[str, str]:
+        """What makes two deliveries the same event (the idempotency key)."""
+        return {"deployment_id": self.deployment_id, "state": str(self.state)}
+
+
+def parse_state_change(event: Any) -> StateChange:
+    """The state change in an EventBridge event, or MalformedEvent saying what is wrong (pure)."""
+    if not isinstance(event, dict):
+        raise MalformedEvent("event is not a JSON object")
+    if event.get("detail-type") != DETAIL_TYPE:
+        raise MalformedEvent(f"unexpected detail-type {event.get('detail-type')!r}")
+    detail = event.get("detail")
+    if not isinstance(detail, dict):
+        raise MalformedEvent("event has no detail object")
+    deployment_id = detail.get("deploymentId")
+    if not isinstance(deployment_id, str) or not deployment_id.strip():
+        raise MalformedEvent("detail.deploymentId is missing")
+    try:
+        state = DeploymentState(str(detail.get("state", "")).upper())
+    except ValueError:
+        raise MalformedEvent(f"unknown detail.state {detail.get('state')!r}") from None
+    return StateChange(
+        deployment_id=deployment_id.strip(),
+        state=state,
+        application=str(detail.get("application") or ""),
+        deployment_group=str(detail.get("deploymentGroup") or ""),
+    )
+
+
+class DeploymentFacts:
+    """What CodeDeploy, Lambda and CloudWatch say about a deployment (read-only adapter)."""
+
+    def deployment(self, deployment_id: str) -> dict[str, Any] | None:
+        try:
+            return dict(aws.client("codedeploy").get_deployment(deploymentId=deployment_id)["deploymentInfo"])
+        except (ClientError, BotoCoreError) as exc:
+            logger.warning(
+                "could not read the deployment",
+                extra={"deployment_id": deployment_id, "error_code": aws.error_code(exc), "error": str(exc)},
+            )
+            return None
+
+    def deployments(self, deployment_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """deploymentInfo by id; ids CodeDeploy does not know are absent."""
+        found: dict[str, dict[str, Any]] = {}
+        unique = sorted(set(deployment_ids))
+        for start in range(0, len(unique), 25):  # BatchGetDeployments takes at most 25 ids
+            resp = aws.client("codedeploy").batch_get_deployments(deploymentIds=unique[start : start + 25])
+            for info in resp.get("deploymentsInfo", []):
+                found[info["deploymentId"]] = dict(info)
+        return found
+
+    def alias(self, function: str, alias: str) -> AliasRouting | None:
+        try:
+            resp = aws.client("lambda").get_alias(FunctionName=function, Name=alias or "live")
+        except (ClientError, BotoCoreError) as exc:
+            logger.warning("could not read the alias", extra={"function": function, "error": str(exc)})
+            return None
+        weights = (resp.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+        return AliasRouting(str(resp["FunctionVersion"]), {str(k): float(v) for k, v in weights.items()})
+
+    def firing_alarms(self, names: list[str]) -> list[str]:
+        if not names:
+            return []
+        try:
+            resp = aws.client("cloudwatch").describe_alarms(AlarmNames=names[:100], StateValue="ALARM")
+        except (ClientError, BotoCoreError) as exc:
+            logger.warning("could not read alarm states", extra={"error": str(exc)})
+            return []
+        return [a["AlarmName"] for a in resp.get("MetricAlarms", []) + resp.get("CompositeAlarms", [])]
+
+
+@dataclass
+class Applied:
+    """What applying a state did to a release."""
+
+    release_id: str
+    function: str
+    state_before: str
+    state_after: str
+    changed: bool
+    queue: QueueReport | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "release_id": self.release_id,
+            "function": self.function,
+            "from": self.state_before,
+            "to": self.state_after,
+            "changed": self.changed,
+        }
+        if self.queue is not None:
+            data["queue"] = self.queue.as_dict()
+        return data
+
+
+def apply_state(
+    release: Release,
+    state: DeploymentState,
+    ledger: Ledger,
+    settings: Settings,
+    effects: QueueEffects,
+    facts: DeploymentFacts,
+    deployment: dict[str, Any] | None = None,
+) -> Applied:
+    """Move `release` as CodeDeploy's `state` says, notify, and on an ending clean up and start the next.
+
+    `deployment` is GetDeployment's deploymentInfo when the caller already has it.
+    """
+    logger.append_keys(release_id=release.release_id, function=release.function)
+    if release.deployment_id:
+        logger.set_correlation_id(release.deployment_id)
+    before = str(release.state)
+    if state == DeploymentState.READY:
+        return Applied(release.release_id, release.function, before, before, changed=False)
+    if state == DeploymentState.START:
+        return _apply_start(release, ledger, settings)
+
+    if release.state in (State.RECEIVED, State.QUEUED):
+        # The deployment ran although the start was never recorded (the starter died after
+        # CreateDeployment): record that it deployed, so the history stays true.
+        release = _move(release, State.DEPLOYING, ledger, deployment_id=release.deployment_id) or release
+    if deployment is None:
+        deployment = facts.deployment(release.deployment_id)
+    alias = facts.alias(release.function, release.alias) if state != DeploymentState.SUCCESS else None
+    firing: list[str] = []
+    if ((deployment or {}).get("errorInformation") or {}).get("code") == "ALARM_ACTIVE":
+        firing = facts.firing_alarms(list(release.alarms))
+    outcome = decide(state, release, deployment, alias, firing)
+    assert outcome.target is not None  # every final state has a target
+    try:
+        ended = ledger.transition(release, outcome.target, **outcome.fields())
+    except TransitionRefused as refused:
+        current = refused.release
+        logger.info(
+            "transition refused: event already applied or out of order",
+            extra={"state": str(state), "current": str(current.state) if current else "missing"},
+        )
+        if current is not None and current.is_terminal:
+            # A retry after a crash half-way through: finish the clean-up, announce nothing twice.
+            finish_release(current, ledger, settings, effects)
+        after = str(current.state) if current else "missing"
+        return Applied(release.release_id, release.function, before, after, changed=False)
+
+    _announce(outcome, ended, settings)
+    _count(ended)
+    queue = finish_release(ended, ledger, settings, effects)
+    return Applied(release.release_id, release.function, before, str(ended.state), changed=True, queue=queue)
+
+
+def _apply_start(release: Release, ledger: Ledger, settings: Settings) -> Applied:
+    before = str(release.state)
+    if release.state not in (State.RECEIVED, State.QUEUED):
+        logger.info("start already recorded", extra={"state": before})
+        return Applied(release.release_id, release.function, before, before, changed=False)
+    started = _move(release, State.DEPLOYING, ledger, deployment_id=release.deployment_id)
+    if started is None:
+        return Applied(release.release_id, release.function, before, before, changed=False)
+    _announce(Outcome(State.DEPLOYING), started, settings)
+    return Applied(release.release_id, release.function, before, str(started.state), changed=True)
+
+
+def _move(release: Release, target: State, ledger: Ledger, **fields: Any) -> Release | None:
+    try:
+        return ledger.transition(release, target, **{k: v for k, v in fields.items() if v})
+    except TransitionRefused as refused:
+        logger.info("transition refused", extra={"target": str(target), "error": str(refused)})
+        return None
+
+
+def _announce(outcome: Outcome, release: Release, settings: Settings) -> None:
+    if not outcome.kind:
+        return
+    try:
+        Notifier(settings.topic_arn).publish(build(outcome.kind, release, settings.region))
+    except (ClientError, BotoCoreError):
+        # The ledger already holds the truth; a lost notification must not undo or repeat it.
+        logger.exception("could not publish the notification", extra={"kind": outcome.kind})
+
+
+def _count(release: Release) -> None:
+    metric = {
+        State.SUCCEEDED: "DeploymentsSucceeded",
+        State.ROLLED_BACK: "DeploymentsRolledBack",
+        State.FAILED: "DeploymentsFailed",
+    }.get(release.state)
+    if metric:
+        metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
+    seconds = _seconds(release.received_at, release.completed_at)
+    if seconds is not None:
+        metrics.add_metric(name="ReleaseDurationSeconds", unit=MetricUnit.Seconds, value=seconds)
+
+
+def _seconds(start: str, end: str) -> float | None:
+    try:
+        delta = datetime.fromisoformat(end.replace("Z", "+00:00")) - datetime.fromisoformat(
+            start.replace("Z", "+00:00")
+        )
+    except ValueError:
+        return None
+    return round(delta.total_seconds(), 3)
+
+
+def handle_state_change(
+    change: StateChange,
+    ledger: Ledger,
+    settings: Settings,
+    effects: QueueEffects,
+    facts: DeploymentFacts,
+) -> dict[str, Any]:
+    """Apply one state change event; deployments Rollout did not start are logged and left alone."""
+    logger.set_correlation_id(change.deployment_id)
+    if settings.codedeploy_application and change.application not in ("", settings.codedeploy_application):
+        logger.info("event for another application ignored", extra={"application": change.application})
+        return {"ignored": "other application"}
+    release = ledger.by_deployment(change.deployment_id)
+    if release is None:
+        return _foreign_deployment(change, ledger, settings, effects, facts)
+    return apply_state(release, change.state, ledger, settings, effects, facts).as_dict()
+
+
+def _foreign_deployment(
+    change: StateChange, ledger: Ledger, settings: Settings, effects: QueueEffects, facts: DeploymentFacts
+) -> dict[str, Any]:
+    """A deployment not in the ledger. When it is CodeDeploy's rollback of one of ours and it has
+    ended, the function's group is free again: start what is queued."""
+    if change.state not in FINAL_STATES:
+        logger.info("deployment not started by Rollout: ignored", extra={"state": str(change.state)})
+        return {"ignored": "not a Rollout deployment"}
+    info = facts.deployment(change.deployment_id) or {}
+    triggering = str((info.get("rollbackInfo") or {}).get("rollbackTriggeringDeploymentId") or "")
+    original = ledger.by_deployment(triggering) if triggering else None
+    if original is None:
+        logger.info("deployment not started by Rollout: ignored", extra={"state": str(change.state)})
+        return {"ignored": "not a Rollout deployment"}
+    logger.append_keys(release_id=original.release_id, function=original.function)
+    if change.state != DeploymentState.SUCCESS:
+        logger.error(
+            "CodeDeploy's rollback did not succeed: check the alias",
+            extra={"rollback_deployment_id": change.deployment_id, "error": info.get("errorInformation")},
+        )
+    queue = advance_queue(original.function, ledger, settings, effects)
+    return {"rollback_of": original.release_id, "queue": queue.as_dict()}
+
+
+def handle_state_change_once(
+    change: StateChange,
+    settings: Settings,
+    lambda_context: Any,
+    effects: QueueEffects | None = None,
+    facts: DeploymentFacts | None = None,
+) -> dict[str, Any]:
+    """`handle_state_change` at most once per (deployment id, state), recorded in the idempotency table.
+
+    A failure deletes the in-progress record, so Lambda's retry runs it again.
+    """
+    persistence = DynamoDBPersistenceLayer(
+        table_name=settings.idempotency_table, boto3_client=aws.client("dynamodb")
+    )
+    config = IdempotencyConfig(event_key_jmespath="[deployment_id, state]", raise_on_no_idempotency_key=True)
+    config.register_lambda_context(lambda_context)
+    ledger = Ledger(settings.ledger_table)
+    queue_effects = effects or QueueEffects.default()
+    reader = facts or DeploymentFacts()
+
+    @idempotent_function(data_keyword_argument="key", persistence_store=persistence, config=config)
+    def once(key: dict[str, str]) -> dict[str, Any]:
+        return handle_state_change(change, ledger, settings, queue_effects, reader)
+
+    result: dict[str, Any] = once(key=change.key())
+    return result

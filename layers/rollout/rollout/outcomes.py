@@ -1,0 +1,226 @@
+"""What a CodeDeploy deployment state means for a release, and why it ended as it did (pure).
+
+CodeDeploy says *that* a deployment failed or stopped; the hooks recorded *which check* failed
+and what it returned. The outcome combines both into one reason a person can act on.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from rollout.ledger import Release
+from rollout.states import State
+
+
+class DeploymentState(StrEnum):
+    """`detail.state` of a CodeDeploy Deployment State-change Notification."""
+
+    START = "START"
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+    STOP = "STOP"
+    READY = "READY"
+
+
+# GetDeployment status of a deployment that has ended, as the state its final event carries.
+# The reconciler uses this to replay an event that never arrived.
+FINAL_STATUS_TO_STATE: dict[str, DeploymentState] = {
+    "Succeeded": DeploymentState.SUCCESS,
+    "Failed": DeploymentState.FAILURE,
+    "Stopped": DeploymentState.STOP,
+}
+ACTIVE_STATUSES = frozenset({"Created", "Queued", "InProgress", "Baking", "Ready"})
+
+HOOK_LABELS = {"pre_traffic": "pre-traffic", "post_traffic": "post-traffic"}
+REASON_LIMIT = 700
+EXCERPT_LIMIT = 300
+
+KIND_FOR_STATE: dict[State, str] = {
+    State.DEPLOYING: "deployment.started",
+    State.SUCCEEDED: "deployment.succeeded",
+    State.ROLLED_BACK: "deployment.rolled_back",
+    State.FAILED: "deployment.failed",
+}
+
+
+@dataclass(frozen=True)
+class AliasRouting:
+    """Where an alias sends traffic: its version and any additional version weights."""
+
+    version: str
+    weights: dict[str, float]
+
+    def serves_only(self, version: str) -> bool:
+        return self.version == version and not any(w > 0 for w in self.weights.values())
+
+    def describe(self) -> str:
+        if not self.weights:
+            return f"all traffic on v{self.version}"
+        shares = ", ".join(f"v{v} {w:.0%}" for v, w in sorted(self.weights.items()))
+        return f"traffic split: v{self.version} main, {shares}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The transition a deployment state asks for; `target` None means nothing to change."""
+
+    target: State | None
+    reason_code: str = ""
+    reason: str = ""
+
+    @property
+    def kind(self) -> str | None:
+        return KIND_FOR_STATE.get(self.target) if self.target else None
+
+    def fields(self) -> dict[str, str]:
+        """Ledger fields written with the transition."""
+        changes = {}
+        if self.reason_code:
+            changes["reason_code"] = self.reason_code
+        if self.reason:
+            changes["reason"] = self.reason
+        return changes
+
+
+def decide(
+    state: DeploymentState,
+    release: Release,
+    deployment: dict[str, Any] | None = None,
+    alias: AliasRouting | None = None,
+    firing_alarms: list[str] | None = None,
+) -> Outcome:
+    """The outcome of `state` for `release`.
+
+    `deployment` is GetDeployment's deploymentInfo (None when it could not be read); `alias` is
+    where the release's alias sends traffic now (None when unknown); `firing_alarms` are the
+    deployment's alarms CloudWatch reports in ALARM (names the alarm when the message does not).
+    """
+    if state == DeploymentState.START:
+        return Outcome(State.DEPLOYING)
+    if state == DeploymentState.SUCCESS:
+        return Outcome(State.SUCCEEDED)
+    if state in (DeploymentState.FAILURE, DeploymentState.STOP):
+        code, reason = explain_failure(state, release, deployment or {}, firing_alarms or [])
+        rolled_back, traffic = traffic_after_failure(release, deployment or {}, alias)
+        if traffic:
+            reason = f"{reason} ({traffic})"
+        return Outcome(State.ROLLED_BACK if rolled_back else State.FAILED, code, _clip(reason, REASON_LIMIT))
+    # READY is a blue/green wait state that Lambda deployments do not use.
+    return Outcome(None)
+
+
+def traffic_after_failure(
+    release: Release, deployment: dict[str, Any], alias: AliasRouting | None
+) -> tuple[bool, str]:
+    """Whether traffic is back on the old version, and a note when people should look at the alias.
+
+    The alias is the ground truth. When it has not moved back yet but CodeDeploy started a
+    rollback deployment, the rollback is under way and the release counts as rolled back.
+    """
+    rollback = deployment.get("rollbackInfo") or {}
+    if alias is not None and release.current_version and alias.serves_only(release.current_version):
+        return True, ""
+    if rollback.get("rollbackDeploymentId"):
+        return (
+            True,
+            f"rollback deployment {rollback['rollbackDeploymentId']} restores v{release.current_version}",
+        )
+    if alias is None:
+        return False, "alias state unknown"
+    return False, f"alias {release.alias or 'live'}: {alias.describe()}"
+
+
+def explain_failure(
+    state: DeploymentState,
+    release: Release,
+    deployment: dict[str, Any],
+    firing_alarms: list[str] | None = None,
+) -> tuple[str, str]:
+    """(reason_code, reason) for a deployment that failed or stopped."""
+    error = deployment.get("errorInformation") or {}
+    code = str(error.get("code") or "")
+    message = _one_line(str(error.get("message") or ""))
+    rollback_message = _one_line(str((deployment.get("rollbackInfo") or {}).get("rollbackMessage") or ""))
+    hook_reason = failed_hook_reason(release)
+
+    if code == "HOOK_EXECUTION_FAILURE" or (not code and hook_reason):
+        reason = hook_reason or release.reason or message or "a validation hook reported Failed"
+        return "HOOK_EXECUTION_FAILURE", reason
+    if code == "ALARM_ACTIVE":
+        alarms = alarm_names(message + " " + rollback_message, release.alarms) or list(firing_alarms or [])
+        named = ", ".join(alarms) if alarms else "a deployment group alarm"
+        return code, f"alarm {named} went into ALARM during the deployment"
+    if code == "MANUAL_STOP" or (state == DeploymentState.STOP and not code):
+        return "MANUAL_STOP", "deployment stopped on request" + (f": {message}" if message else "")
+    if code == "TIMEOUT":
+        silent = silent_hooks(release)
+        detail = f"; {' and '.join(silent)} hook never reported" if silent else ""
+        return code, (message or "deployment timed out") + detail
+    if code:
+        return code, message or code
+    if release.reason:
+        return release.reason_code or "DEPLOYMENT_FAILED", release.reason
+    detail = rollback_message or "CodeDeploy gave no error information"
+    return "DEPLOYMENT_FAILED", f"deployment {state.value.lower()}: {detail}"
+
+
+def failed_hook_reason(release: Release) -> str:
+    """The failing hook's reason, naming its failing check and excerpt; '' if no hook failed."""
+    for hook in ("pre_traffic", "post_traffic"):
+        result = (release.hook_results or {}).get(hook)
+        if not isinstance(result, dict) or result.get("verdict") != "Failed":
+            continue
+        label = HOOK_LABELS[hook]
+        failing = [
+            c for c in result.get("checks") or [] if isinstance(c, dict) and c.get("verdict") == "Failed"
+        ]
+        recorded = _one_line(str(result.get("reason") or ""))
+        if failing:
+            check = failing[0]
+            what = recorded or f"check '{check.get('name', '?')}' failed" + (
+                f": {_one_line(str(check['error']))}" if check.get("error") else ""
+            )
+            if check.get("name") and str(check["name"]) not in what:
+                what = f"check '{check['name']}': {what}"
+            excerpt = _one_line(str(check.get("excerpt") or ""))
+            if excerpt and excerpt not in what:
+                what = f"{what}; excerpt: {_clip(excerpt, EXCERPT_LIMIT)}"
+            more = f" (+{len(failing) - 1} more failing)" if len(failing) > 1 else ""
+            return f"{label} {what}{more}"
+        return f"{label} hook failed: {recorded or 'no reason recorded'}"
+    return ""
+
+
+def silent_hooks(release: Release) -> list[str]:
+    """Hooks with no recorded result, in lifecycle order (a hook that timed out records none)."""
+    results = release.hook_results or {}
+    if not results:
+        return []
+    return [HOOK_LABELS[h] for h in ("pre_traffic", "post_traffic") if h not in results]
+
+
+_ACTIVATED = re.compile(r"activated alarms?:\s*(.+)$", re.IGNORECASE)
+
+
+def alarm_names(text: str, known: list[str]) -> list[str]:
+    """Alarm names a CodeDeploy message mentions: the release's own alarms first, then any it lists."""
+    found = [name for name in known if name and name in text]
+    match = _ACTIVATED.search(text)
+    if match:
+        # Alarm names may contain spaces: only commas separate them.
+        for name in match.group(1).split(","):
+            name = name.strip(" .;[]\"'")
+            if name and name not in found:
+                found.append(name)
+    return found
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
