@@ -1,0 +1,130 @@
+"""The calls the engine makes to the sandbox's other services, through plain boto3 clients.
+
+The engine only sees `AwsPort`; `BotoAws` is the real one (the sandbox endpoint), tests may pass a
+fake. Every failure comes back as `AwsCallError` carrying the AWS error code."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Protocol
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+# Generous retries: the sandbox can inject throttling, and a deployment should survive it as on AWS.
+RETRY_CONFIG = Config(
+    retries={"max_attempts": 8, "mode": "standard"}, connect_timeout=5, read_timeout=60, tcp_keepalive=True
+)
+DETAIL_TYPE = "CodeDeploy Deployment State-change Notification"
+SOURCE = "aws.codedeploy"
+
+
+class AwsCallError(RuntimeError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class AwsPort(Protocol):
+    def get_alias(self, function: str, alias: str) -> dict[str, Any]: ...
+
+    def get_function_configuration(self, function: str, qualifier: str | None = None) -> dict[str, Any]: ...
+
+    def update_alias(self, function: str, alias: str, version: str, weights: dict[str, float]) -> None: ...
+
+    def invoke_async(self, function: str, payload: dict[str, Any]) -> None: ...
+
+    def alarm_states(self, names: list[str]) -> dict[str, str]: ...
+
+    def put_event(self, detail: dict[str, Any], resources: list[str], time: datetime) -> None: ...
+
+
+def _call_error(exc: Exception) -> AwsCallError:
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return AwsCallError(str(error.get("Code", "Unknown")), str(error.get("Message", "")))
+    return AwsCallError(type(exc).__name__, str(exc))
+
+
+class BotoAws:
+    def __init__(self, endpoint_url: str, region: str) -> None:
+        # The sandbox takes any credentials; fixed fake ones keep the host's own out of the picture.
+        fake = "sandbox"
+        session = boto3.session.Session(
+            aws_access_key_id=fake, aws_secret_access_key=fake, region_name=region
+        )
+
+        def make(service: str) -> Any:
+            return session.client(service, endpoint_url=endpoint_url, config=RETRY_CONFIG)
+
+        self._lambda = make("lambda")
+        self._cloudwatch = make("cloudwatch")
+        self._events = make("events")
+
+    def get_alias(self, function: str, alias: str) -> dict[str, Any]:
+        try:
+            return dict(self._lambda.get_alias(FunctionName=function, Name=alias))
+        except (ClientError, BotoCoreError) as exc:
+            raise _call_error(exc) from exc
+
+    def get_function_configuration(self, function: str, qualifier: str | None = None) -> dict[str, Any]:
+        params = {"FunctionName": function}
+        if qualifier:
+            params["Qualifier"] = qualifier
+        try:
+            return dict(self._lambda.get_function_configuration(**params))
+        except (ClientError, BotoCoreError) as exc:
+            raise _call_error(exc) from exc
+
+    def update_alias(self, function: str, alias: str, version: str, weights: dict[str, float]) -> None:
+        try:
+            self._lambda.update_alias(
+                FunctionName=function,
+                Name=alias,
+                FunctionVersion=version,
+                RoutingConfig={"AdditionalVersionWeights": weights},
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _call_error(exc) from exc
+
+    def invoke_async(self, function: str, payload: dict[str, Any]) -> None:
+        try:
+            self._lambda.invoke(
+                FunctionName=function, InvocationType="Event", Payload=json.dumps(payload).encode()
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _call_error(exc) from exc
+
+    def alarm_states(self, names: list[str]) -> dict[str, str]:
+        states: dict[str, str] = {}
+        try:
+            paginator = self._cloudwatch.get_paginator("describe_alarms")
+            for page in paginator.paginate(AlarmNames=names, AlarmTypes=["MetricAlarm", "CompositeAlarm"]):
+                for alarm in [*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])]:
+                    states[alarm["AlarmName"]] = alarm["StateValue"]
+        except (ClientError, BotoCoreError) as exc:
+            raise _call_error(exc) from exc
+        return states
+
+    def put_event(self, detail: dict[str, Any], resources: list[str], time: datetime) -> None:
+        try:
+            answer = self._events.put_events(
+                Entries=[
+                    {
+                        "Source": SOURCE,
+                        "DetailType": DETAIL_TYPE,
+                        "Detail": json.dumps(detail),
+                        "Resources": resources,
+                        "EventBusName": "default",
+                        "Time": time,
+                    }
+                ]
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _call_error(exc) from exc
+        if answer.get("FailedEntryCount"):
+            entry = answer["Entries"][0]
+            raise AwsCallError(str(entry.get("ErrorCode")), str(entry.get("ErrorMessage")))

@@ -1,0 +1,700 @@
+"""The CodeDeploy engine: applications, deployment groups, configs and deployments of the sandbox.
+
+All state sits behind one lock; each deployment runs in its own `DeploymentRunner` thread. Methods
+take Python values and raise `CodeDeployError` with AWS's codes; `api` does the wire side."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from sandbox.codedeploy import appspec as appspec_module
+from sandbox.codedeploy.appspec import AppSpec, AppSpecError
+from sandbox.codedeploy.aws import AwsCallError, AwsPort, BotoAws
+from sandbox.codedeploy.configs import (
+    BUILTIN_CONFIGS,
+    BUILTIN_PREFIX,
+    LAMBDA,
+    ConfigError,
+    DeploymentConfig,
+    validate_traffic_routing,
+)
+from sandbox.codedeploy.errors import CodeDeployError
+from sandbox.codedeploy.models import (
+    IN_PROGRESS,
+    LIFECYCLE_EVENTS,
+    SUCCEEDED,
+    Application,
+    Deployment,
+    DeploymentGroup,
+    LifecycleRecord,
+    RevisionRecord,
+    StopRequest,
+    is_deployment_id,
+    new_deployment_id,
+)
+from sandbox.codedeploy.runner import HOOK_TIMEOUT_SECONDS, DeploymentRunner
+
+log = logging.getLogger(__name__)
+
+MAX_ALARMS = 10
+BATCH_LIMIT = 25  # BatchGetDeployments / BatchGetDeploymentTargets / BatchGet* limits
+DESCRIPTION_LIMIT = 512
+REVISION_TYPES = ("AppSpecContent", "String")
+LAMBDA_STYLE = {"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"}
+ROLLBACK_EVENTS = ("DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM", "DEPLOYMENT_STOP_ON_REQUEST")
+
+
+class SandboxClock(Protocol):
+    def now(self) -> float: ...
+
+    def now_datetime(self) -> Any: ...
+
+    def real_seconds(self, sandbox_seconds: float) -> float: ...
+
+
+def _name_check(value: Any, code: str, what: str) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= 100:
+        raise CodeDeployError(code, f"The {what} must be 1 to 100 characters long.")
+    return value
+
+
+def revision_key(revision: dict[str, Any]) -> tuple[str, str | None]:
+    """(sha256, content or None) of an AppSpecContent/String revision."""
+    kind = revision.get("revisionType")
+    if kind not in REVISION_TYPES:
+        raise CodeDeployError(
+            "InvalidRevisionException",
+            f"Revision type {kind!r} is not supported for Lambda deployments in the sandbox "
+            "(use AppSpecContent).",
+        )
+    part = revision.get("appSpecContent" if kind == "AppSpecContent" else "string") or {}
+    content, sha = part.get("content"), part.get("sha256")
+    if content is not None and not isinstance(content, str):
+        raise CodeDeployError("InvalidRevisionException", "The AppSpec content must be a string.")
+    if content is not None:
+        actual = appspec_module.content_sha256(content)
+        if sha and sha.lower() != actual:
+            raise CodeDeployError(
+                "InvalidRevisionException", "The sha256 of the revision does not match its AppSpec content."
+            )
+        return actual, content
+    if not sha:
+        raise CodeDeployError("InvalidRevisionException", "The revision needs its content or its sha256.")
+    return sha.lower(), None
+
+
+def stored_revision(content: str, sha: str) -> dict[str, Any]:
+    return {"revisionType": "AppSpecContent", "appSpecContent": {"content": content, "sha256": sha}}
+
+
+class CodeDeployEngine:
+    def __init__(
+        self,
+        clock: SandboxClock,
+        endpoint_url: str,
+        region: str = "us-east-1",
+        account_id: str = "123456789012",
+        aws: AwsPort | None = None,
+        hook_timeout: float = HOOK_TIMEOUT_SECONDS,
+    ) -> None:
+        self.clock = clock
+        self.region = region
+        self.account_id = account_id
+        self.aws: AwsPort = aws if aws is not None else BotoAws(endpoint_url, region)
+        self.hook_timeout = hook_timeout
+        self.lock = threading.RLock()
+        self.stopping = threading.Event()
+        self.applications: dict[str, Application] = {}
+        self.groups: dict[tuple[str, str], DeploymentGroup] = {}
+        self.custom_configs: dict[str, DeploymentConfig] = {}
+        self.deployments: dict[str, Deployment] = {}
+        self.hook_index: dict[str, str] = {}  # hook execution id -> deployment id
+        self._runners: dict[str, DeploymentRunner] = {}
+
+    # --- lifecycle of the engine -------------------------------------------------------------
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop every deployment thread (deployments stay as they are)."""
+        self.stopping.set()
+        with self.lock:
+            runners = list(self._runners.values())
+        for runner in runners:
+            runner.wake.set()
+        for runner in runners:
+            runner.thread.join(timeout)
+
+    def runner_done(self, deployment_id: str) -> None:
+        with self.lock:
+            self._runners.pop(deployment_id, None)
+
+    def emit(self, deployment: Deployment, state: str) -> None:
+        """Send the deployment's state-change event to the default bus (best effort, as on AWS)."""
+        with self.lock:
+            group = self.groups.get((deployment.application, deployment.group_name))
+            detail = {
+                "region": self.region,
+                "deploymentId": deployment.deployment_id,
+                "instanceGroupId": group.group_id if group else deployment.group_id,
+                "deploymentGroup": deployment.group_name,
+                "application": deployment.application,
+                "state": state,
+            }
+            resources = [self.application_arn(deployment.application), self.group_arn(deployment)]
+        try:
+            self.aws.put_event(detail, resources, self.clock.now_datetime())
+        except AwsCallError as exc:
+            log.warning("state-change event %s of %s not delivered: %s", state, deployment.deployment_id, exc)
+
+    def application_arn(self, application: str) -> str:
+        return f"arn:aws:codedeploy:{self.region}:{self.account_id}:application:{application}"
+
+    def group_arn(self, deployment: Deployment) -> str:
+        return (
+            f"arn:aws:codedeploy:{self.region}:{self.account_id}:deploymentgroup:"
+            f"{deployment.application}/{deployment.group_name}"
+        )
+
+    # --- applications ------------------------------------------------------------------------
+    def application(self, name: Any) -> Application:
+        _name_check(name, "InvalidApplicationNameException", "application name")
+        app = self.applications.get(name)
+        if app is None:
+            raise CodeDeployError(
+                "ApplicationDoesNotExistException", f"No application found for name: {name}"
+            )
+        return app
+
+    def create_application(
+        self, name: str, compute_platform: str = "Server", tags: Any = None
+    ) -> Application:
+        _name_check(name, "InvalidApplicationNameException", "application name")
+        with self.lock:
+            if name in self.applications:
+                raise CodeDeployError(
+                    "ApplicationAlreadyExistsException", f"{name} already exists in your account"
+                )
+            app = Application(name, str(uuid.uuid4()), compute_platform, self.clock.now(), list(tags or []))
+            self.applications[name] = app
+            return app
+
+    def delete_application(self, name: str) -> None:
+        _name_check(name, "InvalidApplicationNameException", "application name")
+        with self.lock:
+            self.applications.pop(name, None)
+            for key in [k for k in self.groups if k[0] == name]:
+                del self.groups[key]
+
+    def list_applications(self) -> list[str]:
+        with self.lock:
+            return sorted(self.applications)
+
+    # --- deployment configs ------------------------------------------------------------------
+    def config(self, name: Any) -> DeploymentConfig:
+        if not isinstance(name, str) or not 1 <= len(name) <= 100:
+            raise CodeDeployError(
+                "InvalidDeploymentConfigNameException", "Invalid deployment configuration name."
+            )
+        found = BUILTIN_CONFIGS.get(name) or self.custom_configs.get(name)
+        if found is None:
+            raise CodeDeployError(
+                "DeploymentConfigDoesNotExistException", f"No deployment configuration found for name: {name}"
+            )
+        return found
+
+    def create_config(
+        self,
+        name: str,
+        compute_platform: str | None,
+        traffic_routing: dict[str, Any] | None,
+        minimum_healthy_hosts: dict[str, Any] | None,
+    ) -> DeploymentConfig:
+        if not 1 <= len(name) <= 100 or name.startswith(BUILTIN_PREFIX):
+            raise CodeDeployError(
+                "InvalidDeploymentConfigNameException",
+                f"Deployment configuration names must be 1-100 characters and not start with {BUILTIN_PREFIX}",
+            )
+        platform = compute_platform or "Server"
+        if platform != LAMBDA:
+            raise CodeDeployError(
+                "InvalidComputePlatformException",
+                "The sandbox keeps deployment configurations for the Lambda compute platform only.",
+            )
+        if minimum_healthy_hosts:
+            raise CodeDeployError(
+                "InvalidMinimumHealthyHostValueException",
+                "Lambda deployment configurations take no minimumHealthyHosts.",
+            )
+        try:
+            routing = validate_traffic_routing(traffic_routing)
+        except ConfigError as exc:
+            raise CodeDeployError(exc.code, exc.message) from exc
+        with self.lock:
+            if name in self.custom_configs:
+                raise CodeDeployError(
+                    "DeploymentConfigAlreadyExistsException",
+                    f"A deployment configuration named {name} already exists.",
+                )
+            config = DeploymentConfig(
+                name, LAMBDA, routing, create_time=self.clock.now(), config_id=str(uuid.uuid4())
+            )
+            self.custom_configs[name] = config
+            return config
+
+    def delete_config(self, name: str) -> None:
+        if name in BUILTIN_CONFIGS:
+            raise CodeDeployError(
+                "InvalidOperationException", f"The built-in configuration {name} cannot be deleted."
+            )
+        with self.lock:
+            users = [g.name for g in self.groups.values() if g.deployment_config_name == name]
+            if users:
+                raise CodeDeployError(
+                    "DeploymentConfigInUseException",
+                    f"The deployment configuration {name} is used by deployment group(s) {', '.join(users)}.",
+                )
+            self.custom_configs.pop(name, None)
+
+    def list_configs(self) -> list[str]:
+        with self.lock:
+            return sorted([*BUILTIN_CONFIGS, *self.custom_configs])
+
+    # --- deployment groups -------------------------------------------------------------------
+    def group(self, application: str, name: Any) -> DeploymentGroup:
+        self.application(application)
+        _name_check(name, "InvalidDeploymentGroupNameException", "deployment group name")
+        group = self.groups.get((application, name))
+        if group is None:
+            raise CodeDeployError(
+                "DeploymentGroupDoesNotExistException", f"No Deployment Group found for name: {name}"
+            )
+        return group
+
+    def _lambda_config_name(self, app: Application, name: str) -> str:
+        config = self.config(name)
+        if config.compute_platform != app.compute_platform:
+            raise CodeDeployError(
+                "InvalidDeploymentConfigNameException",
+                f"Deployment configuration {name} is for the {config.compute_platform} compute platform, "
+                f"application {app.name} is {app.compute_platform}.",
+            )
+        return name
+
+    @staticmethod
+    def _alarm_config(config: dict[str, Any]) -> dict[str, Any]:
+        alarms = list(config.get("alarms") or [])
+        if len(alarms) > MAX_ALARMS:
+            raise CodeDeployError(
+                "AlarmsLimitExceededException", f"A deployment group takes at most {MAX_ALARMS} alarms."
+            )
+        if config.get("enabled") and not alarms:
+            raise CodeDeployError(
+                "InvalidAlarmConfigException", "An enabled alarm configuration needs alarms."
+            )
+        names = [a.get("name") for a in alarms]
+        if any(not n for n in names) or len(set(names)) != len(names):
+            raise CodeDeployError("InvalidAlarmConfigException", "Alarm names must be given once each.")
+        return {
+            "enabled": bool(config.get("enabled", False)),
+            "ignorePollAlarmFailure": bool(config.get("ignorePollAlarmFailure", False)),
+            "alarms": [{"name": n} for n in names],
+        }
+
+    @staticmethod
+    def _rollback_config(config: dict[str, Any]) -> dict[str, Any]:
+        events = list(config.get("events") or [])
+        if config.get("enabled") and not events:
+            raise CodeDeployError(
+                "InvalidAutoRollbackConfigException", "An enabled auto-rollback configuration needs events."
+            )
+        return {"enabled": bool(config.get("enabled", False)), "events": sorted(set(events))}
+
+    @staticmethod
+    def _style(app: Application, style: dict[str, Any]) -> dict[str, str]:
+        merged = {**LAMBDA_STYLE, **style}
+        if app.compute_platform == LAMBDA and merged != LAMBDA_STYLE:
+            raise CodeDeployError(
+                "InvalidDeploymentStyleException",
+                "Lambda deployment groups use deploymentType BLUE_GREEN with WITH_TRAFFIC_CONTROL.",
+            )
+        return merged
+
+    @staticmethod
+    def _role(arn: Any) -> str:
+        if not isinstance(arn, str) or not arn.startswith("arn:aws:iam::") or ":role/" not in arn:
+            raise CodeDeployError(
+                "InvalidRoleException", f"The service role ARN {arn!r} is not an IAM role ARN."
+            )
+        return arn
+
+    def create_group(self, application: str, name: str, request: dict[str, Any]) -> DeploymentGroup:
+        _name_check(name, "InvalidDeploymentGroupNameException", "deployment group name")
+        with self.lock:
+            app = self.application(application)
+            if (application, name) in self.groups:
+                raise CodeDeployError(
+                    "DeploymentGroupAlreadyExistsException",
+                    f"A deployment group named {name} already exists for application {application}.",
+                )
+            default_config = (
+                "CodeDeployDefault.LambdaAllAtOnce"
+                if app.compute_platform == LAMBDA
+                else "CodeDeployDefault.OneAtATime"
+            )
+            group = DeploymentGroup(
+                application=application,
+                name=name,
+                group_id=str(uuid.uuid4()),
+                service_role_arn=self._role(request.get("serviceRoleArn")),
+                deployment_config_name=self._lambda_config_name(
+                    app, request.get("deploymentConfigName") or default_config
+                ),
+                compute_platform=app.compute_platform,
+                tags=list(request.get("tags") or []),
+                trigger_configurations=list(request.get("triggerConfigurations") or []),
+            )
+            if "alarmConfiguration" in request:
+                group.alarm_configuration = self._alarm_config(request["alarmConfiguration"])
+            if "autoRollbackConfiguration" in request:
+                group.auto_rollback_configuration = self._rollback_config(
+                    request["autoRollbackConfiguration"]
+                )
+            group.deployment_style = self._style(app, request.get("deploymentStyle") or {})
+            self.groups[(application, name)] = group
+            return group
+
+    def update_group(self, application: str, current_name: str, request: dict[str, Any]) -> None:
+        with self.lock:
+            app = self.application(application)
+            group = self.group(application, current_name)
+            new_name = request.get("newDeploymentGroupName")
+            if new_name and new_name != current_name:
+                _name_check(new_name, "InvalidDeploymentGroupNameException", "deployment group name")
+                if (application, new_name) in self.groups:
+                    raise CodeDeployError(
+                        "DeploymentGroupAlreadyExistsException",
+                        f"A deployment group named {new_name} already exists.",
+                    )
+            # Validate everything before changing anything.
+            config_name = (
+                self._lambda_config_name(app, request["deploymentConfigName"])
+                if request.get("deploymentConfigName")
+                else group.deployment_config_name
+            )
+            role = (
+                self._role(request["serviceRoleArn"])
+                if request.get("serviceRoleArn")
+                else group.service_role_arn
+            )
+            alarms = (
+                self._alarm_config(request["alarmConfiguration"])
+                if "alarmConfiguration" in request
+                else group.alarm_configuration
+            )
+            rollback = (
+                self._rollback_config(request["autoRollbackConfiguration"])
+                if "autoRollbackConfiguration" in request
+                else group.auto_rollback_configuration
+            )
+            style = (
+                self._style(app, request["deploymentStyle"])
+                if "deploymentStyle" in request
+                else group.deployment_style
+            )
+            group.deployment_config_name, group.service_role_arn = config_name, role
+            group.alarm_configuration, group.auto_rollback_configuration = alarms, rollback
+            group.deployment_style = style
+            if "triggerConfigurations" in request:
+                group.trigger_configurations = list(request["triggerConfigurations"] or [])
+            if new_name and new_name != current_name:
+                del self.groups[(application, current_name)]
+                group.name = new_name
+                self.groups[(application, new_name)] = group
+                for dep in self.deployments.values():
+                    if dep.application == application and dep.group_name == current_name:
+                        dep.group_name = new_name
+
+    def delete_group(self, application: str, name: str) -> None:
+        _name_check(application, "InvalidApplicationNameException", "application name")
+        _name_check(name, "InvalidDeploymentGroupNameException", "deployment group name")
+        with self.lock:
+            self.groups.pop((application, name), None)
+
+    def list_groups(self, application: str) -> list[str]:
+        with self.lock:
+            self.application(application)
+            return sorted(name for app, name in self.groups if app == application)
+
+    def last_deployments(self, group: DeploymentGroup) -> tuple[Deployment | None, Deployment | None]:
+        with self.lock:
+            attempted = self.deployments.get(group.last_attempted or "")
+            successful = self.deployments.get(group.last_successful or "")
+            return attempted, successful
+
+    # --- deployments -------------------------------------------------------------------------
+    def deployment(self, deployment_id: Any) -> Deployment:
+        if not deployment_id:
+            raise CodeDeployError("DeploymentIdRequiredException", "A deployment ID must be specified.")
+        if not is_deployment_id(deployment_id):
+            raise CodeDeployError(
+                "InvalidDeploymentIdException",
+                f"The deployment ID {deployment_id!r} is not in a valid format.",
+            )
+        dep = self.deployments.get(deployment_id)
+        if dep is None:
+            raise CodeDeployError(
+                "DeploymentDoesNotExistException", f"The deployment {deployment_id} could not be found."
+            )
+        return dep
+
+    def create_deployment(self, request: dict[str, Any]) -> Deployment:
+        application = request["applicationName"]
+        group_name = request.get("deploymentGroupName")
+        description = request.get("description") or ""
+        if len(description) > DESCRIPTION_LIMIT:
+            raise CodeDeployError(
+                "DescriptionTooLongException", f"The description is longer than {DESCRIPTION_LIMIT}."
+            )
+        with self.lock:
+            app = self.application(application)
+            if not group_name:
+                raise CodeDeployError(
+                    "DeploymentGroupNameRequiredException", "The deployment group name is required."
+                )
+            group = self.group(application, group_name)
+            if app.compute_platform != LAMBDA:
+                raise CodeDeployError(
+                    "InvalidComputePlatformException",
+                    f"Application {application} is for {app.compute_platform}; the sandbox runs Lambda deployments only.",
+                )
+            revision = request.get("revision")
+            if not revision:
+                raise CodeDeployError("RevisionRequiredException", "A revision must be specified.")
+            sha, content = revision_key(revision)
+            if content is None:
+                record = app.revisions.get(sha)
+                if record is None:
+                    raise CodeDeployError(
+                        "RevisionDoesNotExistException", f"No revision with sha256 {sha} is registered."
+                    )
+                content = record.revision["appSpecContent"]["content"]
+            try:
+                spec = appspec_module.parse(content)
+            except AppSpecError as exc:
+                raise CodeDeployError("InvalidRevisionException", f"The AppSpec is not valid: {exc}") from exc
+            config = self.config(request.get("deploymentConfigName") or group.deployment_config_name)
+            if config.compute_platform != LAMBDA:
+                raise CodeDeployError(
+                    "InvalidDeploymentConfigNameException",
+                    f"Deployment configuration {config.name} is not for the Lambda compute platform.",
+                )
+            active = [
+                d
+                for d in self.deployments.values()
+                if d.active and d.application == application and d.group_name == group.name
+            ]
+            if active:
+                raise CodeDeployError(
+                    "DeploymentLimitExceededException",
+                    f"The Deployment Group '{group.name}' already has an active Deployment '{active[0].deployment_id}'",
+                )
+            rollback = (
+                self._rollback_config(request["autoRollbackConfiguration"])
+                if request.get("autoRollbackConfiguration")
+                else dict(group.auto_rollback_configuration)
+            )
+            alarms = (
+                self._alarm_config(request["overrideAlarmConfiguration"])
+                if request.get("overrideAlarmConfiguration")
+                else dict(group.alarm_configuration)
+            )
+            now = self.clock.now()
+            dep = Deployment(
+                deployment_id=self._unused_id(),
+                application=application,
+                group_name=group.name,
+                group_id=group.group_id,
+                config=config,
+                revision={"revisionType": "AppSpecContent", "appSpecContent": {"sha256": sha}},
+                appspec=spec,
+                create_time=now,
+                description=description,
+                auto_rollback_configuration=rollback,
+                alarm_configuration=alarms,
+            )
+            self._record_revision(app, content, sha, group.name, now)
+            self.deployments[dep.deployment_id] = dep
+            group.last_attempted = dep.deployment_id
+            runner = DeploymentRunner(self, dep.deployment_id)
+            self._runners[dep.deployment_id] = runner
+        runner.start()
+        return dep
+
+    def _unused_id(self) -> str:
+        while True:
+            candidate = new_deployment_id()
+            if candidate not in self.deployments:
+                return candidate
+
+    @staticmethod
+    def _record_revision(app: Application, content: str, sha: str, group: str, now: float) -> None:
+        record = app.revisions.get(sha)
+        if record is None:
+            record = app.revisions[sha] = RevisionRecord(stored_revision(content, sha), register_time=now)
+        record.first_used_time = record.first_used_time or now
+        record.last_used_time = now
+        if group not in record.deployment_groups:
+            record.deployment_groups.append(group)
+
+    def new_rollback_deployment(self, failed: Deployment, spec: AppSpec, content: str) -> Deployment:
+        """The deployment that puts `failed`'s alias back (it starts InProgress; the runner finishes it)."""
+        sha = appspec_module.content_sha256(content)
+        with self.lock:
+            now = self.clock.now()
+            rollback = Deployment(
+                deployment_id=self._unused_id(),
+                application=failed.application,
+                group_name=failed.group_name,
+                group_id=failed.group_id,
+                config=BUILTIN_CONFIGS["CodeDeployDefault.LambdaAllAtOnce"],
+                revision={"revisionType": "AppSpecContent", "appSpecContent": {"sha256": sha}},
+                appspec=spec,
+                create_time=now,
+                creator="codeDeployRollback",
+                description=f"Rollback of deployment {failed.deployment_id}",
+                status=IN_PROGRESS,
+                start_time=now,
+                target_status=IN_PROGRESS,
+                rollback_info={
+                    "rollbackTriggeringDeploymentId": failed.deployment_id,
+                    "rollbackMessage": f"Rollback of deployment {failed.deployment_id}.",
+                },
+                lifecycle={name: LifecycleRecord(name, IN_PROGRESS, now) for name in LIFECYCLE_EVENTS},
+            )
+            app = self.applications.get(failed.application)
+            if app is not None:
+                self._record_revision(app, content, sha, failed.group_name, now)
+            self.deployments[rollback.deployment_id] = rollback
+            group = self.groups.get((failed.application, failed.group_name))
+            if group is not None:
+                group.last_attempted = rollback.deployment_id
+            return rollback
+
+    def list_deployments(self, request: dict[str, Any]) -> list[str]:
+        application, group_name = request.get("applicationName"), request.get("deploymentGroupName")
+        statuses = set(request.get("includeOnlyStatuses") or [])
+        time_range = request.get("createTimeRange") or {}
+        with self.lock:
+            if group_name and not application:
+                raise CodeDeployError(
+                    "ApplicationNameRequiredException",
+                    "An application name is required with a deployment group name.",
+                )
+            if application:
+                self.application(application)
+            if application and group_name:
+                self.group(application, group_name)
+            if request.get("externalId"):
+                return []
+            chosen = [
+                d
+                for d in self.deployments.values()
+                if (not application or d.application == application)
+                and (not group_name or d.group_name == group_name)
+                and (not statuses or d.status in statuses)
+                and (time_range.get("start") is None or d.create_time >= time_range["start"])
+                and (time_range.get("end") is None or d.create_time <= time_range["end"])
+            ]
+            return [d.deployment_id for d in sorted(chosen, key=lambda d: d.create_time, reverse=True)]
+
+    def application_revision(self, application: str, revision: dict[str, Any]) -> RevisionRecord:
+        with self.lock:
+            app = self.application(application)
+            sha, _ = revision_key(revision)
+            record = app.revisions.get(sha)
+            if record is None:
+                raise CodeDeployError(
+                    "RevisionDoesNotExistException",
+                    f"No revision with sha256 {sha} exists for application {application}.",
+                )
+            return record
+
+    def register_revision(self, application: str, revision: dict[str, Any], description: str) -> None:
+        with self.lock:
+            app = self.application(application)
+            sha, content = revision_key(revision)
+            if content is None:
+                raise CodeDeployError("InvalidRevisionException", "Registering a revision needs its content.")
+            if sha not in app.revisions:
+                app.revisions[sha] = RevisionRecord(
+                    stored_revision(content, sha), self.clock.now(), description=description
+                )
+
+    def stop_deployment(self, deployment_id: str, auto_rollback: bool | None) -> tuple[str, str]:
+        with self.lock:
+            dep = self.deployment(deployment_id)
+            if not dep.active:
+                raise CodeDeployError(
+                    "DeploymentAlreadyCompletedException",
+                    f"The deployment {deployment_id} has already completed.",
+                )
+            if dep.stop_request is None:
+                dep.stop_request = StopRequest(auto_rollback)
+            runner = self._runners.get(deployment_id)
+        if runner is not None:
+            runner.wake.set()
+        return "Pending", "Stopping Active Deployment"
+
+    def put_hook_status(self, deployment_id: Any, execution_id: Any, status: Any) -> str:
+        with self.lock:
+            dep = self.deployment(deployment_id)
+            execution = dep.hook_executions.get(execution_id) if isinstance(execution_id, str) else None
+            if execution is None:
+                raise CodeDeployError(
+                    "InvalidLifecycleEventHookExecutionIdException",
+                    f"The lifecycle event hook execution ID {execution_id!r} does not belong to deployment "
+                    f"{deployment_id}.",
+                )
+            if status not in (SUCCEEDED, "Failed"):
+                raise CodeDeployError(
+                    "InvalidLifecycleEventHookExecutionStatusException",
+                    f"The status {status!r} is not valid: a hook reports Succeeded or Failed.",
+                )
+            if execution.reported is not None or execution.closed:
+                raise CodeDeployError(
+                    "LifecycleEventAlreadyCompletedException",
+                    f"The {execution.lifecycle_event} lifecycle event of deployment {deployment_id} has already "
+                    "completed.",
+                )
+            execution.reported = status
+            runner = self._runners.get(dep.deployment_id)
+        if runner is not None:
+            runner.wake.set()
+        return str(execution_id)
+
+    def target(self, deployment_id: str, target_id: Any) -> Deployment:
+        with self.lock:
+            dep = self.deployment(deployment_id)
+            if not isinstance(target_id, str) or not target_id:
+                raise CodeDeployError("DeploymentTargetIdRequiredException", "A target ID must be specified.")
+            if target_id != dep.target_id:
+                raise CodeDeployError(
+                    "DeploymentTargetDoesNotExistException",
+                    f"The target {target_id} is not part of deployment {deployment_id}.",
+                )
+            return dep
+
+    def target_ids(self, deployment_id: str, filters: dict[str, Iterable[str]]) -> list[str]:
+        with self.lock:
+            dep = self.deployment(deployment_id)
+            for name in filters:
+                if name not in ("TargetStatus", "ServerInstanceLabel"):
+                    raise CodeDeployError(
+                        "InvalidTargetFilterNameException", f"Unknown target filter {name}."
+                    )
+            statuses = set(filters.get("TargetStatus") or [])
+            if statuses and dep.target_status not in statuses:
+                return []
+            return [dep.target_id]
