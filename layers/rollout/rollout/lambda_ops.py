@@ -1,0 +1,175 @@
+"""Lambda adapter: read managed functions and aliases, update code, publish versions, create aliases.
+
+Throttling is retried by the client's retry configuration (rollout.aws). ResourceConflictException
+(an update or publish while the function's last update is still in progress) is not a throttle, so
+it is retried here with a bounded, jittered backoff.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from botocore.exceptions import WaiterError
+
+from rollout import aws
+from rollout.artifacts import Rejected
+from rollout.targets import ManagedFunction, managed_function
+
+T = TypeVar("T")
+
+CONFLICT_ATTEMPTS = 6
+CONFLICT_BASE_DELAY = 1.0
+CONFLICT_MAX_DELAY = 8.0
+# function_updated_v2 polls GetFunction every second; a large package can take minutes to optimise.
+UPDATE_WAIT = {"Delay": 1, "MaxAttempts": 300}
+
+sleep: Callable[[float], None] = time.sleep  # replaced in tests to observe the backoff
+
+
+class CodeChanged(Exception):
+    """The function's code changed between our update and our publish (another upload won)."""
+
+
+class UpdateFailed(Exception):
+    """Lambda could not apply the new code (LastUpdateStatus Failed)."""
+
+
+@dataclass(frozen=True)
+class AliasState:
+    name: str
+    version: str
+    revision_id: str
+    has_weights: bool = False
+
+
+@dataclass(frozen=True)
+class CodeUpdate:
+    code_sha256: str
+    revision_id: str
+
+
+def retry_conflicts(call: Callable[[], T], what: str) -> T:
+    """Run `call`, retrying ResourceConflictException with exponential backoff and jitter."""
+    delay = CONFLICT_BASE_DELAY
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        try:
+            return call()
+        except Exception as exc:
+            if aws.error_code(exc) != "ResourceConflictException" or attempt == CONFLICT_ATTEMPTS:
+                raise
+        sleep(delay / 2 + random.uniform(0, delay / 2))
+        delay = min(delay * 2, CONFLICT_MAX_DELAY)
+    raise AssertionError(f"unreachable: {what}")
+
+
+def get_managed_function(name: str, default_config: str) -> ManagedFunction:
+    """The function and its rollout tags; Rejected if it is missing, not managed or not a zip function."""
+    try:
+        resp = aws.client("lambda").get_function(FunctionName=name)
+    except Exception as exc:
+        if aws.error_code(exc) == "ResourceNotFoundException":
+            raise Rejected(
+                "FUNCTION_NOT_FOUND", f"function {name!r} does not exist in this account and region"
+            ) from exc
+        raise
+    configuration = resp.get("Configuration", {})
+    if configuration.get("PackageType", "Zip") != "Zip":
+        raise Rejected(
+            "FUNCTION_NOT_ZIP", f"function {name!r} is a container image function; it cannot take a zip"
+        )
+    return managed_function(name, resp.get("Tags") or {}, default_config)
+
+
+def get_alias(function: str, alias: str) -> AliasState | None:
+    try:
+        resp = aws.client("lambda").get_alias(FunctionName=function, Name=alias)
+    except Exception as exc:
+        if aws.error_code(exc) == "ResourceNotFoundException":
+            return None
+        raise
+    weights = (resp.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+    return AliasState(
+        name=alias,
+        version=str(resp["FunctionVersion"]),
+        revision_id=str(resp.get("RevisionId", "")),
+        has_weights=bool(weights),
+    )
+
+
+def code_sha256(function: str, qualifier: str) -> str:
+    resp = aws.client("lambda").get_function_configuration(FunctionName=function, Qualifier=qualifier)
+    return str(resp.get("CodeSha256", ""))
+
+
+def update_code(function: str, bucket: str, key: str, object_version: str) -> CodeUpdate:
+    """Point $LATEST at the exact object version and wait until Lambda has applied it."""
+    client = aws.client("lambda")
+    params: dict[str, Any] = {"FunctionName": function, "S3Bucket": bucket, "S3Key": key, "Publish": False}
+    if object_version:
+        params["S3ObjectVersion"] = object_version
+    try:
+        retry_conflicts(lambda: client.update_function_code(**params), "UpdateFunctionCode")
+    except Exception as exc:
+        if aws.error_code(exc) in ("InvalidParameterValueException", "CodeStorageExceededException"):
+            # Lambda's own verdict on the package (e.g. unzipped size, unreadable zip).
+            message = str(getattr(exc, "response", {}).get("Error", {}).get("Message", exc))
+            raise Rejected("LAMBDA_REFUSED_CODE", f"Lambda refused the package: {message}") from exc
+        raise
+    try:
+        client.get_waiter("function_updated_v2").wait(FunctionName=function, WaiterConfig=UPDATE_WAIT)
+    except WaiterError as exc:
+        configuration = client.get_function_configuration(FunctionName=function)
+        reason = configuration.get("LastUpdateStatusReason") or str(exc)
+        raise UpdateFailed(f"Lambda did not apply the new code: {reason}") from exc
+    configuration = client.get_function_configuration(FunctionName=function)
+    return CodeUpdate(
+        code_sha256=str(configuration["CodeSha256"]), revision_id=str(configuration["RevisionId"])
+    )
+
+
+def publish_version(function: str, update: CodeUpdate, description: str) -> str:
+    """Publish $LATEST only if it still holds the code we put there (CodeSha256 and RevisionId)."""
+    client = aws.client("lambda")
+
+    def publish() -> Any:
+        return client.publish_version(
+            FunctionName=function,
+            CodeSha256=update.code_sha256,
+            RevisionId=update.revision_id,
+            Description=description[:256],
+        )
+
+    try:
+        resp = retry_conflicts(publish, "PublishVersion")
+    except Exception as exc:
+        if aws.error_code(exc) in ("PreconditionFailedException", "InvalidParameterValueException"):
+            raise CodeChanged(str(exc)) from exc
+        raise
+    return str(resp["Version"])
+
+
+def create_alias(function: str, alias: str, version: str, description: str) -> bool:
+    """Create the alias on `version`; False if it already exists (another release created it first)."""
+    client = aws.client("lambda")
+    delay = CONFLICT_BASE_DELAY
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        try:
+            client.create_alias(
+                FunctionName=function, Name=alias, FunctionVersion=version, Description=description[:256]
+            )
+            return True
+        except Exception as exc:
+            # The same code means "alias exists" or "update in progress": look rather than parse.
+            if aws.error_code(exc) != "ResourceConflictException":
+                raise
+            if get_alias(function, alias) is not None:
+                return False
+            if attempt == CONFLICT_ATTEMPTS:
+                raise
+        sleep(delay / 2 + random.uniform(0, delay / 2))
+        delay = min(delay * 2, CONFLICT_MAX_DELAY)
+    return False
