@@ -201,7 +201,13 @@ def create_bucket(ctx: ResourceContext) -> Created:
     if "VersioningConfiguration" in ctx.properties:
         s3.put_bucket_versioning(Bucket=name, VersioningConfiguration=ctx.get("VersioningConfiguration"))
     if "BucketEncryption" in ctx.properties:
-        rules = ctx.get("BucketEncryption")["ServerSideEncryptionConfiguration"]
+        rules = [
+            {
+                **_pick(rule, ["BucketKeyEnabled"]),
+                "ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"],
+            }
+            for rule in ctx.get("BucketEncryption")["ServerSideEncryptionConfiguration"]
+        ]
         s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
     if "PublicAccessBlockConfiguration" in ctx.properties:
         s3.put_public_access_block(
@@ -480,7 +486,9 @@ def create_role(ctx: ResourceContext) -> Created:
     role = iam.create_role(**request)["Role"]
     for policy in ctx.get("Policies") or []:
         iam.put_role_policy(
-            RoleName=name, PolicyName=policy["PolicyName"], PolicyDocument=_iam_policy(policy["PolicyDocument"])
+            RoleName=name,
+            PolicyName=policy["PolicyName"],
+            PolicyDocument=_iam_policy(policy["PolicyDocument"]),
         )
     _attach_managed_policies(ctx, name, ctx.get("ManagedPolicyArns") or [])
     return Created(name, {"Arn": role["Arn"], "RoleId": role["RoleId"]})

@@ -20,6 +20,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from sandbox.provision.coercion import coerce_parameters
 from sandbox.provision.context import Created, ResourceContext, StackContext
 from sandbox.provision.errors import (
     ResourceCreationError,
@@ -283,7 +284,9 @@ def _client_factory(endpoint_url: str, region: str) -> Any:
 
     @cache
     def client(service: str) -> Any:
-        return session.client(service, endpoint_url=endpoint_url, config=_CLIENT_CONFIG)
+        created = session.client(service, endpoint_url=endpoint_url, config=_CLIENT_CONFIG)
+        created.meta.events.register("before-parameter-build", coerce_parameters)
+        return created
 
     return client
 
