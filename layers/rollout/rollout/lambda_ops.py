@@ -127,7 +127,7 @@ def update_code(function: str, bucket: str, key: str, object_version: str) -> Co
         raise UpdateFailed(f"Lambda did not apply the new code: {reason}") from exc
     configuration = client.get_function_configuration(FunctionName=function)
     return CodeUpdate(
-        code_sha256=str(configuration["CodeSha256"]), revision_id=str(configuration["RevisionId"])
+        code_sha256=str(configuration["CodeSha256"]), revision_id=str(configuration.get("RevisionId") or "")
     )
 
 
@@ -135,13 +135,12 @@ def publish_version(function: str, update: CodeUpdate, description: str) -> str:
     """Publish $LATEST only if it still holds the code we put there (CodeSha256 and RevisionId)."""
     client = aws.client("lambda")
 
+    guard: dict[str, str] = {"CodeSha256": update.code_sha256}
+    if update.revision_id:
+        guard["RevisionId"] = update.revision_id
+
     def publish() -> Any:
-        return client.publish_version(
-            FunctionName=function,
-            CodeSha256=update.code_sha256,
-            RevisionId=update.revision_id,
-            Description=description[:256],
-        )
+        return client.publish_version(FunctionName=function, Description=description[:256], **guard)
 
     try:
         resp = retry_conflicts(publish, "PublishVersion")
