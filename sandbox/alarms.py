@@ -1,0 +1,220 @@
+"""CloudWatch alarm evaluation on the sandbox clock, over the datapoints in moto's CloudWatch backend."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sandbox import metrics
+
+if TYPE_CHECKING:
+    from sandbox.core import Sandbox
+
+log = logging.getLogger("sandbox.alarms")
+
+COMPARISONS = {
+    "GreaterThanOrEqualToThreshold": (lambda v, t: v >= t, "greater than or equal to"),
+    "GreaterThanThreshold": (lambda v, t: v > t, "greater than"),
+    "LessThanThreshold": (lambda v, t: v < t, "less than"),
+    "LessThanOrEqualToThreshold": (lambda v, t: v <= t, "less than or equal to"),
+}
+
+
+class AlarmEvaluator:
+    """Evaluates every metric and metric-math alarm a few times per sandbox period.
+
+    The current (still filling) period counts, so an alarm reacts within one evaluation tick of the datapoint
+    that breaches it. A state set with SetAlarmState holds until the alarm's next evaluation period (at least
+    one sandbox minute, twice the period), as AWS re-evaluates only on its next period.
+    """
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.clock = sandbox.clock
+        self.manual_until: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="sandbox-alarms", daemon=True)
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def tick_seconds(self) -> float:
+        """Real seconds between evaluations: ten sandbox seconds, between 50 ms and 1 s."""
+        return min(1.0, max(0.05, 10.0 / self.clock.speed))
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.tick_seconds()):
+            try:
+                self.evaluate_all()
+            except Exception:  # noqa: BLE001 - one bad alarm must not stop evaluation of the rest
+                log.exception("alarm evaluation failed")
+
+    def alarm_set_manually(self, name: str, period: int) -> None:
+        self.manual_until[name] = self.clock.now() + max(60, 2 * int(period or 60))
+
+    def evaluate_all(self) -> None:
+        with self._lock:
+            backend = metrics.backend(self.sandbox)
+            for alarm in list(backend.alarms.values()):
+                if getattr(alarm, "rule", None):
+                    continue  # composite alarms are not evaluated
+                try:
+                    self.evaluate(alarm)
+                except Exception:  # noqa: BLE001
+                    log.exception("evaluating alarm %s failed", alarm.name)
+
+    def evaluate(self, alarm: Any) -> None:
+        now = self.clock.now()
+        if self.manual_until.get(alarm.name, 0) > now:
+            return
+        self.manual_until.pop(alarm.name, None)
+        period = int(alarm.period or 0) or _query_period(alarm)
+        periods = int(alarm.evaluation_periods or 1)
+        to_alarm = int(alarm.datapoints_to_alarm or periods)
+        current_start = now - now % period
+        start = current_start - (periods - 1) * period
+        end = current_start + period
+        series = self._series(alarm, period, start, end)
+        buckets = [start + i * period for i in range(periods)]
+        values = [series.get(b) for b in buckets]
+        compare, words = COMPARISONS.get(alarm.comparison_operator, COMPARISONS["GreaterThanThreshold"])
+        threshold = float(alarm.threshold or 0)
+        treat = alarm.treat_missing_data or "missing"
+        present = [(b, v) for b, v in zip(buckets, values, strict=True) if v is not None]
+        if not present and treat in ("missing", "ignore"):
+            if treat == "ignore":
+                return
+            self._set(
+                alarm,
+                "INSUFFICIENT_DATA",
+                "Insufficient Data: no datapoints were received for the evaluation periods.",
+                {},
+            )
+            return
+        breaching = 0
+        for value in values:
+            if value is None:
+                breaching += treat == "breaching"
+            elif compare(value, threshold):
+                breaching += 1
+        state = "ALARM" if breaching >= to_alarm else "OK"
+        shown = ", ".join(f"{v} ({_fmt(b)})" for b, v in present[-5:]) or "no datapoints"
+        verb = "was" if state == "ALARM" else "was not"
+        reason = (
+            f"Threshold Crossed: {breaching} out of the last {periods} datapoints [{shown}] {verb} {words} "
+            f"the threshold ({threshold}) (minimum {to_alarm} datapoint{'s' if to_alarm > 1 else ''} for "
+            f"{'OK -> ALARM' if state == 'ALARM' else 'ALARM -> OK'} transition)."
+        )
+        data = {
+            "version": "1.0",
+            "queryDate": datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
+            "startDate": datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
+            "period": period,
+            "recentDatapoints": [v for _, v in present],
+            "threshold": threshold,
+            "evaluatedDatapoints": [
+                {
+                    "timestamp": datetime.fromtimestamp(b, UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
+                    "value": v,
+                }
+                for b, v in present
+            ],
+        }
+        self._set(alarm, state, reason, data)
+
+    def _series(self, alarm: Any, period: int, start: float, end: float) -> metrics.Series:
+        if alarm.metric_data_queries:
+            queries = [_query_dict(q) for q in alarm.metric_data_queries]
+            results = metrics.evaluate_queries(self.sandbox, queries, start, end)
+            returned = [q["Id"] for q in queries if q.get("ReturnData", True)]
+            chosen = alarm.threshold_metric_id or (returned[0] if returned else queries[-1]["Id"])
+            return results.get(chosen, {})
+        dims = [{"Name": d.name, "Value": d.value} for d in alarm.dimensions]
+        stat = alarm.statistic or alarm.extended_statistic or "Average"
+        return metrics.metric_series(
+            self.sandbox, alarm.namespace, alarm.metric_name, dims, stat, period, start, end, alarm.unit
+        )
+
+    def _set(self, alarm: Any, state: str, reason: str, data: dict[str, Any]) -> None:
+        if alarm.state_value == state:
+            return
+        previous = alarm.state_value
+        alarm.update_state(reason, json.dumps(data), state)
+        log.info("alarm %s: %s -> %s", alarm.name, previous, state)
+        self._run_actions(alarm, previous, state, reason)
+
+    def _run_actions(self, alarm: Any, previous: str, state: str, reason: str) -> None:
+        if not alarm.actions_enabled:
+            return
+        actions = {
+            "ALARM": alarm.alarm_actions,
+            "OK": alarm.ok_actions,
+            "INSUFFICIENT_DATA": alarm.insufficient_data_actions,
+        }[state]
+        message = {
+            "AlarmName": alarm.name,
+            "AlarmDescription": alarm.description,
+            "AWSAccountId": self.sandbox.account_id,
+            "NewStateValue": state,
+            "NewStateReason": reason,
+            "StateChangeTime": self.clock.now_datetime().strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
+            "Region": "US East (N. Virginia)",
+            "AlarmArn": alarm.alarm_arn,
+            "OldStateValue": previous,
+        }
+        for arn in actions or []:
+            if ":sns:" in arn:
+                self.sandbox.events.deliver_to_arn(
+                    arn, message, source="cloudwatch", subject=f'ALARM: "{alarm.name}"'
+                )
+
+
+def _query_dict(query: Any) -> dict[str, Any]:
+    if isinstance(query, dict):
+        return query
+    result: dict[str, Any] = {"Id": query.id, "ReturnData": str(query.return_data).lower() != "false"}
+    if query.expression:
+        result["Expression"] = query.expression
+    if query.period:
+        result["Period"] = int(query.period)
+    if query.metric_stat is not None:
+        stat = query.metric_stat
+        result["MetricStat"] = {
+            "Metric": {
+                "Namespace": stat.metric.namespace,
+                "MetricName": stat.metric.metric_name,
+                "Dimensions": [
+                    {
+                        "Name": d["Name"] if isinstance(d, dict) else d.name,
+                        "Value": d["Value"] if isinstance(d, dict) else d.value,
+                    }
+                    for d in stat.metric.dimensions
+                ],
+            },
+            "Period": int(stat.period),
+            "Stat": stat.stat,
+        }
+        if stat.unit:
+            result["MetricStat"]["Unit"] = stat.unit
+    return result
+
+
+def _query_period(alarm: Any) -> int:
+    for query in alarm.metric_data_queries or []:
+        q = _query_dict(query)
+        if q.get("MetricStat"):
+            return int(q["MetricStat"]["Period"])
+    return 60
+
+
+def _fmt(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%d/%m/%y %H:%M:%S")

@@ -1,0 +1,164 @@
+"""The Sandbox: one local AWS endpoint on 127.0.0.1, started and stopped as a unit."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from sandbox.clock import Clock
+from sandbox.faults import Faults
+
+log = logging.getLogger("sandbox")
+
+REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"
+
+_active_lock = threading.Lock()
+_active: Sandbox | None = None
+
+
+def active() -> Sandbox | None:
+    """The running sandbox in this process (moto's state is process-wide, so there is at most one)."""
+    return _active
+
+
+class Sandbox:
+    """`with Sandbox(speed=60) as sb:` then point boto3 at `sb.endpoint_url`.
+
+    `speed` scales sandbox time (see Clock); `worker_idle_seconds` is how long (real seconds) an idle Lambda
+    worker lives before it is reaped.
+    """
+
+    def __init__(
+        self,
+        port: int = 0,
+        speed: float = 1.0,
+        worker_idle_seconds: float = 60.0,
+        fault_seed: int | None = None,
+        codedeploy: bool = True,
+    ) -> None:
+        self.clock = Clock(speed)
+        self.region = REGION
+        self.account_id = ACCOUNT_ID
+        self.faults = Faults(fault_seed)
+        self.worker_idle_seconds = worker_idle_seconds
+        self._port = port
+        self._want_codedeploy = codedeploy
+        self._workdir: Path | None = None
+        self._server: Any = None
+        self._stop = threading.Event()
+        self.codedeploy_engine: Any = None
+        self.lambda_service: Any = None
+        self.events: Any = None
+        self.alarms: Any = None
+        self.app: Any = None
+
+    @property
+    def endpoint_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the sandbox is not running")
+        return f"http://127.0.0.1:{self._server.port}"
+
+    @property
+    def workdir(self) -> Path:
+        if self._workdir is None:
+            raise RuntimeError("the sandbox is not running")
+        return self._workdir
+
+    def __enter__(self) -> Sandbox:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        global _active
+        with _active_lock:
+            if _active is not None:
+                raise RuntimeError("another Sandbox is already running in this process")
+            _active = self
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        from sandbox import patches
+        from sandbox.alarms import AlarmEvaluator
+        from sandbox.event_delivery import EventDelivery
+        from sandbox.lambda_api import register_lambda_routes
+        from sandbox.lambda_runtime import LambdaService
+        from sandbox.server import HttpServer, SandboxApp
+
+        self._workdir = Path(tempfile.mkdtemp(prefix="rollout-sandbox-"))
+        reset_moto()
+        patches.install()
+        self.app = SandboxApp(self.faults)
+        self._server = HttpServer(self.app, self._port)
+        self.lambda_service = LambdaService(self)
+        self.events = EventDelivery(self)
+        self.alarms = AlarmEvaluator(self)
+        register_lambda_routes(self.app, self)
+        self._server.start()
+        self.lambda_service.start()
+        self.events.start()
+        self.alarms.start()
+        if self._want_codedeploy:
+            self._start_codedeploy()
+
+    def _start_codedeploy(self) -> None:
+        try:
+            from sandbox.codedeploy import api, engine
+        except ImportError as exc:
+            log.warning("CodeDeploy engine unavailable: %s", exc)
+            return
+        self.codedeploy_engine = engine.CodeDeployEngine(
+            clock=self.clock, endpoint_url=self.endpoint_url, region=self.region, account_id=self.account_id
+        )
+        api.bind(self.codedeploy_engine)
+
+    def stop(self) -> None:
+        global _active
+        self._stop.set()
+        for component in (self.codedeploy_engine,):
+            if component is not None:
+                try:
+                    component.shutdown()
+                except Exception:  # noqa: BLE001 - stopping must go on whatever one part does
+                    log.exception("CodeDeploy engine shutdown failed")
+        self.codedeploy_engine = None
+        for part in (self.alarms, self.events, self.lambda_service):
+            if part is not None:
+                try:
+                    part.stop()
+                except Exception:  # noqa: BLE001
+                    log.exception("stopping %s failed", type(part).__name__)
+        if self._server is not None:
+            self._server.stop()
+        if _active is self:
+            reset_moto()
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+        with _active_lock:
+            if _active is self:
+                _active = None
+
+    def __repr__(self) -> str:
+        where = self.endpoint_url if self._server is not None else "stopped"
+        return f"Sandbox({where}, speed={self.clock.speed})"
+
+
+def reset_moto() -> None:
+    from moto.moto_api._internal.models import moto_api_backend
+
+    moto_api_backend.reset()
+    moto_api_backend.set_config({"lambda": {"use_docker": False}})

@@ -1,0 +1,152 @@
+"""Fault injection for tests: failing API calls, killing Lambda workers, dropping or duplicating events."""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class CallFault:
+    service: str
+    operation: str
+    error_code: str
+    share: float
+    message: str
+    status: int | None
+    remaining: int | None
+    injected: int = 0
+
+
+@dataclass
+class WorkerKill:
+    function_name: str
+    version: str | None
+    remaining: int
+    after_seconds: float
+
+
+@dataclass
+class EventFault:
+    action: str  # "drop" or "duplicate"
+    pattern: dict[str, Any]
+    remaining: int | None
+    matched_ids: list[str] = field(default_factory=list)
+
+
+class Faults:
+    """What a test asked to go wrong. Every rule is consumed under one lock, so shares hold under load."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        self._lock = threading.Lock()
+        self._random = random.Random(seed)
+        self._calls: list[CallFault] = []
+        self._kills: list[WorkerKill] = []
+        self._events: list[EventFault] = []
+
+    def fail(
+        self,
+        service: str,
+        operation: str,
+        error_code: str,
+        share: float = 1.0,
+        count: int | None = None,
+        message: str | None = None,
+        status: int | None = None,
+    ) -> CallFault:
+        """Fail `share` of calls to `service`:`operation` (botocore names, e.g. "lambda", "Invoke") with
+        `error_code`, at most `count` times."""
+        if not 0.0 <= share <= 1.0:
+            raise ValueError("share must be between 0 and 1")
+        fault = CallFault(
+            service=service,
+            operation=operation,
+            error_code=error_code,
+            share=share,
+            message=message or f"Injected fault: {error_code}",
+            status=status,
+            remaining=count,
+        )
+        with self._lock:
+            self._calls.append(fault)
+        return fault
+
+    def kill_worker(
+        self, function_name: str, version: str | None = None, count: int = 1, after_seconds: float = 0.05
+    ) -> None:
+        """Kill the worker running the next `count` invocations of the function (optionally one version),
+        `after_seconds` into the invocation."""
+        with self._lock:
+            self._kills.append(WorkerKill(function_name, version, count, after_seconds))
+
+    def drop_event(self, pattern: dict[str, Any], count: int | None = 1) -> EventFault:
+        """Drop events matching an EventBridge-style pattern (e.g. {"source": ["aws.s3"]})."""
+        return self._add_event_fault("drop", pattern, count)
+
+    def duplicate_event(self, pattern: dict[str, Any], count: int | None = 1) -> EventFault:
+        """Deliver events matching the pattern twice."""
+        return self._add_event_fault("duplicate", pattern, count)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._calls.clear()
+            self._kills.clear()
+            self._events.clear()
+
+    def _add_event_fault(self, action: str, pattern: dict[str, Any], count: int | None) -> EventFault:
+        fault = EventFault(action, pattern, count)
+        with self._lock:
+            self._events.append(fault)
+        return fault
+
+    # Consumers (the sandbox's own components)
+
+    def call_fault(self, service: str | None, operation: str | None) -> CallFault | None:
+        if service is None or operation is None:
+            return None
+        with self._lock:
+            for fault in self._calls:
+                if fault.service != service or fault.operation != operation:
+                    continue
+                if fault.remaining is not None and fault.remaining <= 0:
+                    continue
+                if self._random.random() >= fault.share:
+                    continue
+                if fault.remaining is not None:
+                    fault.remaining -= 1
+                fault.injected += 1
+                return fault
+        return None
+
+    def worker_kill(self, function_name: str, version: str) -> float | None:
+        """Seconds into the invocation at which to kill the worker, or None."""
+        with self._lock:
+            for kill in self._kills:
+                if kill.remaining <= 0 or kill.function_name != function_name:
+                    continue
+                if kill.version is not None and kill.version != version:
+                    continue
+                kill.remaining -= 1
+                return kill.after_seconds
+        return None
+
+    def event_action(self, event: dict[str, Any], matches: Any) -> str | None:
+        """ "drop", "duplicate" or None for an event; `matches(pattern, event)` tests a pattern. The verdict
+        is remembered per event id so an event reaching several rules is treated the same everywhere."""
+        event_id = str(event.get("id", ""))
+        with self._lock:
+            for fault in self._events:
+                if event_id and event_id in fault.matched_ids:
+                    return fault.action
+            for fault in self._events:
+                if fault.remaining is not None and fault.remaining <= 0:
+                    continue
+                if not matches(fault.pattern, event):
+                    continue
+                if fault.remaining is not None:
+                    fault.remaining -= 1
+                fault.matched_ids.append(event_id)
+                return fault.action
+        return None

@@ -1,0 +1,376 @@
+"""Lambda's wire API where the sandbox answers or completes moto: Invoke, and the preconditions moto skips
+on PublishVersion, UpdateFunctionCode/Configuration, CreateFunction and Create/UpdateAlias."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from sandbox.clock import Clock
+from sandbox.protocol import AwsRequest, Response, json_response, service_model
+from sandbox.server import AwsError, SandboxApp
+
+if TYPE_CHECKING:
+    from sandbox.core import Sandbox
+
+# How long (real seconds) a function reports LastUpdateStatus=InProgress after a code or configuration update.
+UPDATE_SECONDS = 0.5
+
+
+@dataclass
+class FunctionState:
+    """What the sandbox keeps on each moto function record: its revision and update progress."""
+
+    revision_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    busy_until: float = 0.0
+
+    def updating(self, clock: Clock | None = None) -> bool:
+        return time.monotonic() < self.busy_until
+
+    def changed(self) -> None:
+        self.revision_id = str(uuid.uuid4())
+        self.busy_until = time.monotonic() + UPDATE_SECONDS
+
+
+_state_lock = threading.Lock()
+
+
+def function_state(fn: Any) -> FunctionState:
+    with _state_lock:
+        state = fn.__dict__.get("_sandbox_state")
+        if state is None:
+            state = FunctionState()
+            fn.__dict__["_sandbox_state"] = state
+        return state  # type: ignore[no-any-return]
+
+
+def _function_name(request: AwsRequest) -> str:
+    rest = request.path.split("/functions/", 1)[1]
+    return unquote(rest.split("/", 1)[0])
+
+
+def _arn(sandbox: Sandbox, name: str) -> str:
+    return f"arn:aws:lambda:{sandbox.region}:{sandbox.account_id}:function:{name}"
+
+
+class LambdaApi:
+    def __init__(self, app: SandboxApp, sandbox: Sandbox) -> None:
+        self.app = app
+        self.sandbox = sandbox
+        self.lock = threading.RLock()  # serialises control-plane changes, like Lambda's per-function lock
+
+    @property
+    def service(self) -> Any:
+        return self.sandbox.lambda_service
+
+    def storage(self) -> Any:
+        return self.service.backend()._lambdas
+
+    def latest(self, name: str) -> Any:
+        from sandbox.lambda_runtime import split_name
+
+        name, _ = split_name(name, None)
+        functions = self.storage()._functions
+        if name not in functions or functions[name]["latest"] is None:
+            raise AwsError(
+                "ResourceNotFoundException", f"Function not found: {_arn(self.sandbox, name)}", 404
+            )
+        return functions[name]["latest"]
+
+    def forward(self, request: AwsRequest, body: dict[str, Any] | None = None) -> Response:
+        if body is not None:
+            raw = json.dumps(body).encode()
+            request._body = raw
+            request.environ["wsgi.input"] = io.BytesIO(raw)
+            request.environ["CONTENT_LENGTH"] = str(len(raw))
+        return self.app.call_moto(request)
+
+    # Invoke
+
+    def invoke(self, request: AwsRequest) -> Response:
+        name = _function_name(request)
+        qualifier = request.query_value("Qualifier")
+        invocation_type = request.header("X-Amz-Invocation-Type") or "RequestResponse"
+        payload = request.body
+        if invocation_type == "DryRun":
+            self.service.resolve(name, qualifier)
+            return Response(204, b"", {"x-amzn-RequestId": str(uuid.uuid4())})
+        if invocation_type == "Event":
+            if payload:
+                try:
+                    json.loads(payload)
+                except ValueError:
+                    raise AwsError(
+                        "InvalidRequestContentException", "Could not parse request body into json", 400
+                    ) from None
+            request_id = self.service.invoke_async(name, qualifier, payload)
+            return Response(202, b"", {"x-amzn-RequestId": request_id})
+        if invocation_type != "RequestResponse":
+            raise AwsError("InvalidParameterValueException", f"Unsupported invocation type {invocation_type}")
+        outcome = self.service.invoke(name, qualifier, payload, request.header("X-Amz-Client-Context"))
+        headers = {
+            "Content-Type": "application/json",
+            "X-Amz-Executed-Version": outcome.executed_version,
+            "x-amzn-RequestId": outcome.request_id,
+        }
+        if outcome.function_error:
+            headers["X-Amz-Function-Error"] = outcome.function_error
+        if (request.header("X-Amz-Log-Type") or "None") == "Tail":
+            headers["X-Amz-Log-Result"] = outcome.log_tail
+        return Response(200, outcome.payload, headers)
+
+    # Control plane preconditions
+
+    def _check_not_updating(self, fn: Any) -> None:
+        if function_state(fn).updating():
+            raise AwsError(
+                "ResourceConflictException",
+                f"The operation cannot be performed at this time. An update is in progress for resource: {_arn(self.sandbox, fn.function_name)}",
+                409,
+            )
+
+    def _check_revision(self, current: str, given: str | None, what: str = "GetFunction") -> None:
+        if given and given != current:
+            raise AwsError(
+                "PreconditionFailedException",
+                f"The Revision Id provided does not match the latest Revision Id. Call the {what}/GetAlias API to retrieve the latest Revision Id",
+                412,
+            )
+
+    def create_function(self, request: AwsRequest) -> Response:
+        body = request.json()
+        runtime = body.get("Runtime")
+        if runtime is not None and runtime not in _runtimes():
+            raise AwsError(
+                "InvalidParameterValueException",
+                f"Value {runtime} at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: [{', '.join(sorted(_runtimes()))}] or be a valid ARN",
+            )
+        code = body.get("Code") or {}
+        if "S3Bucket" in code:
+            self._s3_code(code["S3Bucket"], code.get("S3Key", ""), code.get("S3ObjectVersion"))
+        with self.lock:
+            response = self.forward(request)
+        if response.status < 300 and "S3Bucket" in code:
+            fn = self.latest(body["FunctionName"])
+            self._set_code_from_s3(fn, code)
+            return json_response(fn.get_configuration(on_create=True), 201)
+        return response
+
+    def update_function_code(self, request: AwsRequest) -> Response:
+        name = _function_name(request)
+        body = request.json()
+        with self.lock:
+            fn = self.latest(name)
+            self._check_not_updating(fn)
+            self._check_revision(function_state(fn).revision_id, body.get("RevisionId"))
+            if "S3Bucket" in body:
+                self._s3_code(body["S3Bucket"], body.get("S3Key", ""), body.get("S3ObjectVersion"))
+            if body.get("DryRun"):
+                return json_response(fn.get_configuration())
+            publish = bool(body.pop("Publish", False))
+            body.pop("RevisionId", None)
+            response = self.forward(request, body)
+            if response.status >= 300:
+                return response
+            fn = self.latest(name)
+            if "S3Bucket" in body:
+                self._set_code_from_s3(fn, body)
+            fn.code_or_config_updated = True
+            function_state(fn).changed()
+            if publish:
+                version = self._publish(fn, "")
+                return json_response(version.get_configuration())
+            return json_response(fn.get_configuration())
+
+    def update_function_configuration(self, request: AwsRequest) -> Response:
+        name = _function_name(request)
+        body = request.json()
+        with self.lock:
+            fn = self.latest(name)
+            self._check_not_updating(fn)
+            self._check_revision(function_state(fn).revision_id, body.pop("RevisionId", None))
+            response = self.forward(request, body)
+            if response.status >= 300:
+                return response
+            fn = self.latest(name)
+            fn.code_or_config_updated = True
+            function_state(fn).changed()
+            return json_response(fn.get_configuration())
+
+    def publish_version(self, request: AwsRequest) -> Response:
+        name = _function_name(request)
+        body = request.json()
+        with self.lock:
+            fn = self.latest(name)
+            self._check_not_updating(fn)
+            sha = body.get("CodeSha256")
+            if sha and sha != fn.code_sha_256:
+                raise AwsError(
+                    "InvalidParameterValueException",
+                    f"CodeSHA256 ({sha}) is different from current CodeSHA256 in $LATEST ({fn.code_sha_256}). Please try again with the CodeSHA256 in $LATEST.",
+                )
+            self._check_revision(function_state(fn).revision_id, body.get("RevisionId"))
+            version = self._publish(fn, body.get("Description") or "")
+            return json_response(version.get_configuration(), 201)
+
+    def _publish(self, fn: Any, description: str) -> Any:
+        versions_before = len(self.storage()._functions[fn.function_name]["versions"])
+        version = self.storage().publish_version(fn.function_name, description)
+        if len(self.storage()._functions[fn.function_name]["versions"]) > versions_before:
+            # The copy shares $LATEST's mutable records: give the version its own.
+            version.__dict__["_sandbox_state"] = FunctionState()
+            version.code = dict(fn.code)
+            version.environment_vars = dict(fn.environment_vars or {})
+            version.layers = list(fn.layers or [])
+        return version
+
+    def _s3_code(self, bucket: str, key: str, version_id: str | None) -> Any:
+        from moto.s3.exceptions import MissingBucket, MissingKey, MissingVersion
+        from moto.s3.models import s3_backends
+
+        s3 = s3_backends[self.sandbox.account_id]["aws"]
+        try:
+            s3.get_bucket(bucket)
+        except MissingBucket:
+            raise AwsError(
+                "InvalidParameterValueException",
+                "Error occurred while GetObject. S3 Error Code: NoSuchBucket. S3 Error Message: The specified bucket does not exist",
+            ) from None
+        try:
+            obj = s3.get_object(bucket, key, version_id=version_id)
+        except (MissingKey, MissingVersion):
+            obj = None
+        except Exception:  # noqa: BLE001 - moto raises assorted errors for bad version ids
+            obj = None
+        if obj is None:
+            code, message = (
+                ("NoSuchVersion", "The specified version does not exist.")
+                if version_id
+                else ("NoSuchKey", "The specified key does not exist.")
+            )
+            raise AwsError(
+                "InvalidParameterValueException",
+                f"Error occurred while GetObject. S3 Error Code: {code}. S3 Error Message: {message}",
+            )
+        return obj
+
+    def _set_code_from_s3(self, fn: Any, code: dict[str, Any]) -> None:
+        """moto reads the newest object whatever S3ObjectVersion says: use the version asked for."""
+        from moto.awslambda.models import _s3_content
+
+        obj = self._s3_code(code["S3Bucket"], code.get("S3Key", ""), code.get("S3ObjectVersion"))
+        fn.code_bytes, fn.code_size, fn.code_sha_256, fn.code_digest = _s3_content(obj)
+
+    # Aliases
+
+    def _validate_routing(self, name: str, primary: str | None, routing: dict[str, Any] | None) -> None:
+        weights = (routing or {}).get("AdditionalVersionWeights") or {}
+        if len(weights) > 1:
+            raise AwsError(
+                "InvalidParameterValueException",
+                "Number of items in AdditionalVersionWeights cannot be greater than 1",
+            )
+        for version, weight in weights.items():
+            try:
+                value = float(weight)
+            except (TypeError, ValueError):
+                value = -1.0
+            if not 0.0 <= value <= 1.0:
+                raise AwsError(
+                    "ValidationException",
+                    f"1 validation error detected: Value '{{{version}={weight}}}' at 'routingConfig.additionalVersionWeights' failed to satisfy constraint: Map value must satisfy constraint: [Member must have value less than or equal to 1.0, Member must have value greater than or equal to 0.0, Member must not be null]",
+                )
+            if not str(version).isdigit():
+                raise AwsError(
+                    "InvalidParameterValueException",
+                    f"Invalid function version {version}. Function version {version} is not a published version.",
+                )
+            if primary is not None and str(version) == str(primary):
+                raise AwsError(
+                    "InvalidParameterValueException",
+                    f"Invalid function version {version}. Function version {version} is already included in the primary version.",
+                )
+            if self.storage()._get_version(name, str(version)) is None:
+                raise AwsError(
+                    "ResourceNotFoundException",
+                    f"Function not found: {_arn(self.sandbox, name)}:{version}",
+                    404,
+                )
+        if weights and primary == "$LATEST":
+            raise AwsError(
+                "InvalidParameterValueException",
+                "$LATEST is not supported for an alias pointing to more than 1 version",
+            )
+
+    def create_alias(self, request: AwsRequest) -> Response:
+        name = _function_name(request)
+        body = request.json()
+        with self.lock:
+            fn = self.latest(name)
+            version = str(body.get("FunctionVersion", ""))
+            if version != "$LATEST" and self.storage()._get_version(fn.function_name, version) is None:
+                raise AwsError(
+                    "ResourceNotFoundException",
+                    f"Function not found: {_arn(self.sandbox, fn.function_name)}:{version}",
+                    404,
+                )
+            self._validate_routing(fn.function_name, version, body.get("RoutingConfig"))
+            return self.forward(request)
+
+    def update_alias(self, request: AwsRequest) -> Response:
+        name = _function_name(request)
+        alias_name = unquote(request.path.rstrip("/").rsplit("/", 1)[1])
+        body = request.json()
+        with self.lock:
+            fn = self.latest(name)
+            aliases = self.storage()._aliases.get(_arn(self.sandbox, fn.function_name), {})
+            alias = aliases.get(alias_name)
+            if alias is None:
+                raise AwsError(
+                    "ResourceNotFoundException",
+                    f"Alias not found: {_arn(self.sandbox, fn.function_name)}:{alias_name}",
+                    404,
+                )
+            self._check_revision(alias.revision_id, body.get("RevisionId"), "GetFunction")
+            primary = str(body.get("FunctionVersion") or alias.function_version)
+            if primary != "$LATEST" and self.storage()._get_version(fn.function_name, primary) is None:
+                raise AwsError(
+                    "ResourceNotFoundException",
+                    f"Function not found: {_arn(self.sandbox, fn.function_name)}:{primary}",
+                    404,
+                )
+            routing = body.get("RoutingConfig") if "RoutingConfig" in body else alias.routing_config
+            self._validate_routing(fn.function_name, primary, routing)
+            body.pop("RevisionId", None)
+            response = self.forward(request, body)
+            if response.status >= 300:
+                return response
+            alias.revision_id = str(uuid.uuid4())
+            if "RoutingConfig" in body and not (body["RoutingConfig"] or {}).get("AdditionalVersionWeights"):
+                alias.routing_config = None
+            return json_response(alias.to_json())
+
+
+def _runtimes() -> set[str]:
+    model = service_model("lambda")
+    if model is None:
+        return set()
+    return set(model.shape_for("Runtime").enum)
+
+
+def register_lambda_routes(app: SandboxApp, sandbox: Sandbox) -> LambdaApi:
+    api = LambdaApi(app, sandbox)
+    app.route("lambda", "Invoke", api.invoke)
+    app.route("lambda", "CreateFunction", api.create_function)
+    app.route("lambda", "UpdateFunctionCode", api.update_function_code)
+    app.route("lambda", "UpdateFunctionConfiguration", api.update_function_configuration)
+    app.route("lambda", "PublishVersion", api.publish_version)
+    app.route("lambda", "CreateAlias", api.create_alias)
+    app.route("lambda", "UpdateAlias", api.update_alias)
+    return api

@@ -1,0 +1,782 @@
+"""The Lambda runtime: published code runs in warm worker processes, one pool per function version.
+
+Behaviour only; the Invoke wire format is in lambda_api.py. Function metadata (code, handler, environment,
+aliases, event-invoke configs) is read from moto's Lambda backend.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import logging
+import os
+import random
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+import zipfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sandbox import metrics
+from sandbox.server import AwsError
+
+if TYPE_CHECKING:
+    from sandbox.core import Sandbox
+
+log = logging.getLogger("sandbox.lambda")
+
+WORKER_SCRIPT = Path(__file__).with_name("lambda_worker.py")
+LOG_TAIL_BYTES = 4096
+MAX_CONCURRENCY = 1000
+# Lambda retries a failed asynchronous invocation after about one minute, then after two more.
+ASYNC_RETRY_DELAYS = (60.0, 120.0)
+
+
+@dataclass(frozen=True)
+class VersionSpec:
+    """Everything that decides how a version's environment is built; a change means a new pool."""
+
+    function_name: str
+    version: str
+    function_arn: str
+    handler: str
+    code_sha256: str
+    timeout: float
+    memory_mb: int
+    environment: tuple[tuple[str, str], ...]
+    layers: tuple[str, ...]
+
+
+@dataclass
+class Outcome:
+    """What one invocation produced."""
+
+    request_id: str
+    executed_version: str
+    payload: bytes
+    function_error: str | None
+    log_tail: str
+    duration_ms: float
+    cold_start: bool
+    error_type: str | None = None
+
+
+@dataclass
+class Worker:
+    process: subprocess.Popen[bytes]
+    requests: Any
+    results_fd: int
+    spec: VersionSpec
+    last_used: float = field(default_factory=time.monotonic)
+    log_lines: list[str] = field(default_factory=list)
+    log_cond: threading.Condition = field(default_factory=threading.Condition)
+    buffer: bytes = b""
+    invocations: int = 0
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            try:
+                self.process.kill()
+            except ProcessLookupError:
+                pass
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            log.warning("worker %s did not exit", self.process.pid)
+        for closer in (self.requests.close, lambda: os.close(self.results_fd)):
+            try:
+                closer()
+            except OSError:
+                pass
+
+    def read_result(self, timeout: float) -> dict[str, Any] | None:
+        """One result line, or None on timeout or when the process died."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            ready, _, _ = select.select([self.results_fd], [], [], remaining)
+            if not ready:
+                return None
+            chunk = os.read(self.results_fd, 65536)
+            if not chunk:
+                return None
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        result: dict[str, Any] = json.loads(line)
+        return result
+
+    def wait_for_log(self, marker: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with self.log_cond:
+            while not any(line.startswith(marker) for line in self.log_lines[-50:]):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self.log_cond.wait(remaining)
+
+    def take_logs(self) -> list[str]:
+        with self.log_cond:
+            lines, self.log_lines = self.log_lines, []
+        return lines
+
+
+class VersionPool:
+    """Warm workers for one function version."""
+
+    def __init__(self, service: LambdaService, spec: VersionSpec) -> None:
+        self.service = service
+        self.spec = spec
+        self.idle: list[Worker] = []
+        self.busy: set[int] = set()
+        self.lock = threading.Lock()
+
+    def acquire(self) -> tuple[Worker, bool]:
+        with self.lock:
+            while self.idle:
+                worker = self.idle.pop()
+                if worker.alive():
+                    self.busy.add(id(worker))
+                    return worker, False
+                worker.kill()
+        worker = self.service.spawn(self.spec)
+        with self.lock:
+            self.busy.add(id(worker))
+        return worker, True
+
+    def release(self, worker: Worker) -> None:
+        with self.lock:
+            self.busy.discard(id(worker))
+            if worker.alive():
+                worker.last_used = time.monotonic()
+                self.idle.append(worker)
+
+    def discard(self, worker: Worker) -> None:
+        with self.lock:
+            self.busy.discard(id(worker))
+        worker.kill()
+
+    def reap(self, idle_seconds: float) -> int:
+        now = time.monotonic()
+        with self.lock:
+            stale = [w for w in self.idle if now - w.last_used >= idle_seconds or not w.alive()]
+            self.idle = [w for w in self.idle if w not in stale]
+        for worker in stale:
+            worker.kill()
+        return len(stale)
+
+    def close(self) -> None:
+        with self.lock:
+            workers, self.idle = self.idle, []
+        for worker in workers:
+            worker.kill()
+
+
+class LambdaService:
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.clock = sandbox.clock
+        self.pools: dict[tuple[str, str], VersionPool] = {}
+        self._pools_lock = threading.Lock()
+        self._inflight: dict[str, int] = {}
+        self._inflight_lock = threading.Lock()
+        self._live_workers: dict[int, Worker] = {}
+        self._stop = threading.Event()
+        self._reaper = threading.Thread(target=self._reap_loop, name="sandbox-lambda-reaper", daemon=True)
+        self._async = ThreadPoolExecutor(max_workers=16, thread_name_prefix="sandbox-async")
+        self._random = random.Random()
+        self.cold_starts = 0
+
+    # Lifecycle
+
+    def start(self) -> None:
+        self._reaper.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._async.shutdown(wait=False, cancel_futures=True)
+        with self._pools_lock:
+            pools = list(self.pools.values())
+            self.pools.clear()
+        for pool in pools:
+            pool.close()
+        for worker in list(self._live_workers.values()):
+            worker.kill()
+        self._live_workers.clear()
+        if self._reaper.is_alive():
+            self._reaper.join(timeout=5)
+
+    def worker_pids(self) -> list[int]:
+        return [w.process.pid for w in list(self._live_workers.values()) if w.alive()]
+
+    def _reap_loop(self) -> None:
+        while not self._stop.wait(min(1.0, max(0.05, self.sandbox.worker_idle_seconds / 4))):
+            with self._pools_lock:
+                pools = list(self.pools.values())
+            for pool in pools:
+                pool.reap(self.sandbox.worker_idle_seconds)
+            for pid, worker in list(self._live_workers.items()):
+                if not worker.alive():
+                    self._live_workers.pop(pid, None)
+
+    # Resolution against moto's metadata
+
+    def backend(self) -> Any:
+        from moto.awslambda.utils import get_backend
+
+        # With Docker off, moto keeps functions in its "simple" Lambda backend; get_backend picks it.
+        return get_backend(self.sandbox.account_id, self.sandbox.region)
+
+    def resolve(self, name_or_arn: str, qualifier: str | None) -> tuple[Any, str | None, str]:
+        """(version model, alias name or None, executed version) for an Invoke target."""
+        name, qualifier = split_name(name_or_arn, qualifier)
+        storage = self.backend()._lambdas
+        arn = f"arn:aws:lambda:{self.sandbox.region}:{self.sandbox.account_id}:function:{name}"
+        if name not in storage._functions:
+            raise AwsError(
+                "ResourceNotFoundException",
+                f"Function not found: {arn}" + (f":{qualifier}" if qualifier else ""),
+                404,
+            )
+        alias_name: str | None = None
+        version = qualifier or "$LATEST"
+        if qualifier and qualifier != "$LATEST" and not qualifier.isdigit():
+            aliases = storage._aliases.get(arn, {})
+            alias = aliases.get(qualifier)
+            if alias is None:
+                raise AwsError("ResourceNotFoundException", f"Function not found: {arn}:{qualifier}", 404)
+            alias_name = qualifier
+            version = self.pick_alias_version(alias)
+        if version == "$LATEST":
+            fn = storage._functions[name]["latest"]
+        else:
+            fn = storage._get_version(name, version)
+        if fn is None:
+            raise AwsError("ResourceNotFoundException", f"Function not found: {arn}:{qualifier}", 404)
+        return fn, alias_name, version
+
+    def pick_alias_version(self, alias: Any) -> str:
+        routing = alias.routing_config or {}
+        weights = routing.get("AdditionalVersionWeights") or {}
+        roll = self._random.random()
+        for version, weight in weights.items():
+            if roll < float(weight):
+                return str(version)
+            roll -= float(weight)
+        return str(alias.function_version)
+
+    def spec_for(self, fn: Any, version: str) -> VersionSpec:
+        return VersionSpec(
+            function_name=fn.function_name,
+            version=version,
+            function_arn=f"arn:aws:lambda:{self.sandbox.region}:{self.sandbox.account_id}:function:{fn.function_name}",
+            handler=fn.handler or "",
+            code_sha256=fn.code_sha_256 or "",
+            timeout=float(fn.timeout or 3),
+            memory_mb=int(fn.memory_size or 128),
+            environment=tuple(sorted((str(k), str(v)) for k, v in (fn.environment_vars or {}).items())),
+            layers=tuple(layer["Arn"] for layer in (fn.layers or [])),
+        )
+
+    # Workers
+
+    def pool_for(self, fn: Any, version: str) -> VersionPool:
+        spec = self.spec_for(fn, version)
+        key = (spec.function_name, version)
+        with self._pools_lock:
+            pool = self.pools.get(key)
+            if pool is not None and pool.spec != spec:
+                # $LATEST changed (code or configuration): the old environments are gone.
+                pool.close()
+                pool = None
+            if pool is None:
+                self._unpack_code(fn, spec)
+                pool = VersionPool(self, spec)
+                self.pools[key] = pool
+        return pool
+
+    def _code_dir(self, spec: VersionSpec) -> Path:
+        return (
+            self.sandbox.workdir
+            / "code"
+            / spec.function_name
+            / f"{spec.version.strip('$')}-{spec.code_sha256[:16] or 'empty'}"
+        )
+
+    def _unpack_code(self, fn: Any, spec: VersionSpec) -> None:
+        target = self._code_dir(spec)
+        if target.exists():
+            return
+        code = getattr(fn, "code_bytes", b"") or b""
+        if not code:
+            raise AwsError(
+                "InvalidParameterValueException", f"Function {spec.function_name} has no code to run"
+            )
+        _extract_zip(code, target)
+        for layer_arn in spec.layers:
+            self._unpack_layer(layer_arn)
+
+    def _layer_dir(self, layer_arn: str) -> Path:
+        return self.sandbox.workdir / "layers" / hashlib.sha256(layer_arn.encode()).hexdigest()[:16]
+
+    def _unpack_layer(self, layer_arn: str) -> None:
+        target = self._layer_dir(layer_arn)
+        if target.exists():
+            return
+        layer = self.backend().layers_versions_by_arn(layer_arn)
+        if layer is None or not getattr(layer, "code_bytes", b""):
+            raise AwsError("InvalidParameterValueException", f"Layer version {layer_arn} has no content")
+        _extract_zip(layer.code_bytes, target)
+
+    def spawn(self, spec: VersionSpec) -> Worker:
+        request_r, request_w = os.pipe()
+        result_r, result_w = os.pipe()
+        layer_paths = []
+        for arn in spec.layers:
+            base = self._layer_dir(arn)
+            layer_paths += [
+                str(base / "python"),
+                str(
+                    base
+                    / "python"
+                    / "lib"
+                    / f"python{sys.version_info.major}.{sys.version_info.minor}"
+                    / "site-packages"
+                ),
+            ]
+        stream = f"{self.clock.now_datetime():%Y/%m/%d}/[{spec.version}]{uuid.uuid4().hex}"
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "TZ": ":UTC",
+            "HOME": os.environ.get("HOME", "/tmp"),
+            "NO_PROXY": "127.0.0.1,localhost",
+            **dict(spec.environment),
+            "_HANDLER": spec.handler,
+            "LAMBDA_TASK_ROOT": str(self._code_dir(spec)),
+            "SANDBOX_LAYER_PATHS": os.pathsep.join(layer_paths),
+            "AWS_ENDPOINT_URL": self.sandbox.endpoint_url,
+            "AWS_REGION": self.sandbox.region,
+            "AWS_DEFAULT_REGION": self.sandbox.region,
+            "AWS_ACCESS_KEY_ID": "ASIASANDBOXLAMBDA",
+            "AWS_SECRET_ACCESS_KEY": "sandbox-lambda-secret",
+            "AWS_SESSION_TOKEN": "sandbox-lambda-session",
+            "AWS_LAMBDA_FUNCTION_NAME": spec.function_name,
+            "AWS_LAMBDA_FUNCTION_VERSION": spec.version,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.function_name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": stream,
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+        process = subprocess.Popen(
+            [sys.executable, str(WORKER_SCRIPT), str(request_r), str(result_w)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            pass_fds=(request_r, result_w),
+            close_fds=True,
+        )
+        os.close(request_r)
+        os.close(result_w)
+        worker = Worker(
+            process=process,
+            requests=os.fdopen(request_w, "w", encoding="utf-8"),
+            results_fd=result_r,
+            spec=spec,
+        )
+        threading.Thread(
+            target=_pump_logs, args=(worker,), name=f"sandbox-log-{process.pid}", daemon=True
+        ).start()
+        self._live_workers[process.pid] = worker
+        self.cold_starts += 1
+        return worker
+
+    # Invocation
+
+    def invoke(
+        self, name_or_arn: str, qualifier: str | None, payload: bytes, client_context: str | None = None
+    ) -> Outcome:
+        """A synchronous invocation (RequestResponse)."""
+        fn, alias_name, version = self.resolve(name_or_arn, qualifier)
+        return self._run(fn, alias_name, version, qualifier, payload, client_context)
+
+    def _run(
+        self,
+        fn: Any,
+        alias_name: str | None,
+        version: str,
+        qualifier: str | None,
+        payload: bytes,
+        client_context: str | None,
+    ) -> Outcome:
+        name = fn.function_name
+        resource = f"{name}:{qualifier}" if qualifier else name
+        limit = fn.reserved_concurrency if fn.reserved_concurrency is not None else MAX_CONCURRENCY
+        with self._inflight_lock:
+            if self._inflight.get(name, 0) >= int(limit):
+                throttled = True
+            else:
+                throttled = False
+                self._inflight[name] = self._inflight.get(name, 0) + 1
+        if throttled:
+            metrics.record_lambda(
+                self.sandbox, name, resource, version if alias_name else None, throttled=True
+            )
+            raise AwsError("TooManyRequestsException", "Rate Exceeded.", 429)
+        try:
+            event = json.loads(payload) if payload else {}
+        except ValueError:
+            with self._inflight_lock:
+                self._inflight[name] -= 1
+            raise AwsError(
+                "InvalidRequestContentException",
+                "Could not parse request body into json: payload is not valid JSON",
+                400,
+            ) from None
+        try:
+            outcome = self._execute(fn, version, qualifier, event, client_context)
+        finally:
+            with self._inflight_lock:
+                self._inflight[name] -= 1
+        metrics.record_lambda(
+            self.sandbox,
+            name,
+            resource,
+            version if alias_name else None,
+            error=outcome.function_error is not None,
+            duration_ms=outcome.duration_ms,
+        )
+        return outcome
+
+    def _execute(
+        self, fn: Any, version: str, qualifier: str | None, event: Any, client_context: str | None
+    ) -> Outcome:
+        pool = self.pool_for(fn, version)
+        spec = pool.spec
+        request_id = str(uuid.uuid4())
+        invoked_arn = spec.function_arn + (f":{qualifier}" if qualifier else "")
+        worker, cold = pool.acquire()
+        kill_after = self.sandbox.faults.worker_kill(spec.function_name, version)
+        killer: threading.Timer | None = None
+        if kill_after is not None:
+            killer = threading.Timer(kill_after, worker.kill)
+            killer.daemon = True
+            killer.start()
+        started = time.monotonic()
+        try:
+            worker.requests.write(
+                json.dumps(
+                    {
+                        "request_id": request_id,
+                        "event": event,
+                        "timeout_seconds": spec.timeout,
+                        "invoked_function_arn": invoked_arn,
+                        "client_context": client_context,
+                    }
+                )
+                + "\n"
+            )
+            worker.requests.flush()
+            result = worker.read_result(spec.timeout)
+        except (BrokenPipeError, OSError):
+            result = None
+        finally:
+            if killer is not None:
+                killer.cancel()
+        elapsed_ms = (time.monotonic() - started) * 1000
+        if result is None:
+            timed_out = worker.alive()
+            pool.discard(worker)
+            lines = worker.take_logs()
+            if timed_out:
+                error = {
+                    "errorType": "Sandbox.Timedout",
+                    "errorMessage": f"RequestId: {request_id} Error: Task timed out after {spec.timeout:.2f} seconds",
+                }
+                lines.append(
+                    f"{self.clock.now_datetime():%Y-%m-%dT%H:%M:%S.%fZ} {request_id} Task timed out after {spec.timeout:.2f} seconds\n"
+                )
+            else:
+                code = worker.process.returncode
+                reason = (
+                    f"signal: {signal.Signals(-code).name.lower().removeprefix('sig')}"
+                    if code and code < 0
+                    else f"exit status {code}"
+                )
+                error = {
+                    "errorType": "Runtime.ExitError",
+                    "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: {reason}",
+                }
+                lines.append(f"RequestId: {request_id} Error: Runtime exited with error: {reason}\n")
+            lines.append(f"END RequestId: {request_id}\n")
+            lines.append(_report(request_id, elapsed_ms, spec.memory_mb, None))
+            self._write_logs(worker, lines)
+            return Outcome(
+                request_id,
+                version,
+                json.dumps(error).encode(),
+                "Unhandled",
+                _tail(lines),
+                elapsed_ms,
+                cold,
+                error["errorType"],
+            )
+        pool.release(worker)
+        worker.wait_for_log(f"END RequestId: {request_id}", 1.0)
+        lines = worker.take_logs()
+        duration = float(result.get("duration_ms", elapsed_ms))
+        lines.append(
+            _report(
+                request_id, duration, spec.memory_mb, result.get("init_ms"), _max_rss_mb(worker.process.pid)
+            )
+        )
+        self._write_logs(worker, lines)
+        worker.invocations += 1
+        if "error" in result:
+            error = result["error"]
+            error["requestId"] = request_id
+            return Outcome(
+                request_id,
+                version,
+                json.dumps(error).encode(),
+                "Unhandled",
+                _tail(lines),
+                duration,
+                cold,
+                error.get("errorType"),
+            )
+        return Outcome(
+            request_id, version, str(result["payload"]).encode(), None, _tail(lines), duration, cold
+        )
+
+    def _write_logs(self, worker: Worker, lines: list[str]) -> None:
+        """Send the invocation's log lines to CloudWatch Logs (moto), as Lambda does."""
+        try:
+            from moto.logs.models import logs_backends
+
+            logs = logs_backends[self.sandbox.account_id][self.sandbox.region]
+            group = f"/aws/lambda/{worker.spec.function_name}"
+            stream = f"{self.clock.now_datetime():%Y/%m/%d}/[{worker.spec.version}]{worker.process.pid}"
+            logs.ensure_log_group(group)
+            if stream not in logs.groups[group].streams:
+                logs.create_log_stream(group, stream)
+            now_ms = int(self.clock.now() * 1000)
+            events = [{"timestamp": now_ms, "message": line.rstrip("\n")} for line in lines if line.strip()]
+            if events:
+                logs.put_log_events(group, stream, events)
+        except Exception:  # noqa: BLE001 - logs are best effort and never fail an invocation
+            log.debug("writing Lambda logs failed", exc_info=True)
+
+    # Asynchronous invocation (InvocationType=Event and event sources)
+
+    def invoke_async(self, name_or_arn: str, qualifier: str | None, payload: bytes) -> str:
+        """Queue an Event invocation; returns the request id. Retries and destinations follow the function's
+        event-invoke config."""
+        fn, _alias, _version = self.resolve(name_or_arn, qualifier)  # validates the target now, like Lambda
+        request_id = str(uuid.uuid4())
+        name, qualifier = split_name(name_or_arn, qualifier)
+        self._async.submit(self._async_invocation, name, qualifier, payload, request_id, fn)
+        return request_id
+
+    def _async_invocation(
+        self, name: str, qualifier: str | None, payload: bytes, request_id: str, fn: Any
+    ) -> None:
+        config = event_invoke_config(fn)
+        max_retries = int(config.get("MaximumRetryAttempts", 2))
+        max_age = float(config.get("MaximumEventAgeInSeconds", 21600))
+        enqueued = self.clock.now()
+        attempts = 0
+        outcome: Outcome | None = None
+        condition = "RetriesExhausted"
+        while not self._stop.is_set():
+            attempts += 1
+            try:
+                target, alias_name, version = self.resolve(name, qualifier)
+                outcome = self._run(target, alias_name, version, qualifier, payload, None)
+            except AwsError as exc:
+                outcome = Outcome(
+                    request_id,
+                    qualifier or "$LATEST",
+                    json.dumps({"errorType": exc.code, "errorMessage": exc.message}).encode(),
+                    "Unhandled",
+                    "",
+                    0.0,
+                    False,
+                    exc.code,
+                )
+            except Exception as exc:  # noqa: BLE001 - an async invocation always ends in a recorded outcome
+                log.exception("async invocation of %s failed", name)
+                outcome = Outcome(
+                    request_id,
+                    qualifier or "$LATEST",
+                    json.dumps({"errorType": "ServiceException", "errorMessage": str(exc)}).encode(),
+                    "Unhandled",
+                    "",
+                    0.0,
+                    False,
+                    "ServiceException",
+                )
+            if outcome.function_error is None:
+                break
+            if attempts > max_retries:
+                break
+            delay = ASYNC_RETRY_DELAYS[min(attempts - 1, len(ASYNC_RETRY_DELAYS) - 1)]
+            if self.clock.now() + delay - enqueued > max_age:
+                condition = "EventAgeExceeded"
+                break
+            if self.clock.sleep(delay, self._stop):
+                return
+        if outcome is None or self._stop.is_set():
+            return
+        self._send_to_destination(
+            fn, name, qualifier, payload, request_id, outcome, attempts - 1, condition, config
+        )
+
+    def _send_to_destination(
+        self,
+        fn: Any,
+        name: str,
+        qualifier: str | None,
+        payload: bytes,
+        request_id: str,
+        outcome: Outcome,
+        retries: int,
+        condition: str,
+        config: dict[str, Any],
+    ) -> None:
+        destinations = config.get("DestinationConfig") or {}
+        success = outcome.function_error is None
+        destination = (destinations.get("OnSuccess" if success else "OnFailure") or {}).get("Destination")
+        if not destination:
+            if not success:
+                log.info(
+                    "async invocation %s of %s failed after %d retries; no on-failure destination",
+                    request_id,
+                    name,
+                    retries,
+                )
+            return
+        function_arn = f"arn:aws:lambda:{self.sandbox.region}:{self.sandbox.account_id}:function:{name}:{qualifier or '$LATEST'}"
+        try:
+            request_payload: Any = json.loads(payload) if payload else {}
+        except ValueError:
+            request_payload = payload.decode("utf-8", "replace")
+        try:
+            response_payload: Any = json.loads(outcome.payload) if outcome.payload else None
+        except ValueError:
+            response_payload = outcome.payload.decode("utf-8", "replace")
+        record: dict[str, Any] = {
+            "version": "1.0",
+            "timestamp": self.clock.now_datetime().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+            "requestContext": {
+                "requestId": request_id,
+                "functionArn": function_arn,
+                "condition": "Success" if success else condition,
+                "approximateInvokeCount": retries + 1,
+            },
+            "requestPayload": request_payload,
+            "responseContext": {"statusCode": 200, "executedVersion": outcome.executed_version},
+            "responsePayload": response_payload,
+        }
+        if not success:
+            record["responseContext"]["functionError"] = outcome.function_error
+        self.sandbox.events.deliver_to_arn(destination, record, source=f"lambda:{name}")
+
+
+def split_name(name_or_arn: str, qualifier: str | None) -> tuple[str, str | None]:
+    """Function name and qualifier from a name, partial ARN or full ARN plus an optional Qualifier."""
+    parts = name_or_arn.split(":")
+    if name_or_arn.startswith("arn:"):
+        name = parts[6] if len(parts) > 6 else name_or_arn
+        in_arn = parts[7] if len(parts) > 7 else None
+    elif len(parts) >= 3 and parts[1] == "function":  # 123456789012:function:name[:qualifier]
+        name = parts[2]
+        in_arn = parts[3] if len(parts) > 3 else None
+    else:
+        name = parts[0]
+        in_arn = parts[1] if len(parts) > 1 else None
+    if in_arn and qualifier and in_arn != qualifier:
+        raise AwsError(
+            "InvalidParameterValueException",
+            "The derived qualifier from the function name does not match the specified qualifier.",
+        )
+    return name, in_arn or qualifier
+
+
+def event_invoke_config(fn: Any) -> dict[str, Any]:
+    configs = getattr(fn, "event_invoke_config", None) or []
+    return dict(configs[0].config) if configs else {}
+
+
+def _extract_zip(data: bytes, target: Path) -> None:
+    partial = target.with_name(target.name + f".{uuid.uuid4().hex}.tmp")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            archive.extractall(partial)  # noqa: S202 - archives come from the sandbox's own callers
+    except zipfile.BadZipFile as exc:
+        raise AwsError("InvalidParameterValueException", f"Could not unzip uploaded file: {exc}") from exc
+    try:
+        partial.rename(target)
+    except OSError:
+        # Another thread unpacked the same code first.
+        import shutil
+
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def _pump_logs(worker: Worker) -> None:
+    stream = worker.process.stdout
+    if stream is None:
+        return
+    for raw in iter(stream.readline, b""):
+        with worker.log_cond:
+            worker.log_lines.append(raw.decode("utf-8", "replace"))
+            worker.log_cond.notify_all()
+    stream.close()
+
+
+def _report(
+    request_id: str, duration_ms: float, memory_mb: int, init_ms: float | None, max_used_mb: int | None = None
+) -> str:
+    billed = max(1, int(-(-duration_ms // 1)))
+    line = f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\tBilled Duration: {billed} ms\tMemory Size: {memory_mb} MB"
+    if max_used_mb is not None:
+        line += f"\tMax Memory Used: {max_used_mb} MB"
+    if init_ms is not None:
+        line += f"\tInit Duration: {init_ms:.2f} ms"
+    return line + "\n"
+
+
+def _max_rss_mb(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) // 1024
+    except OSError:
+        return None
+    return None
+
+
+def _tail(lines: list[str]) -> str:
+    text = "".join(lines).encode()
+    return base64.b64encode(text[-LOG_TAIL_BYTES:]).decode()
+
+
+OutcomeCallback = Callable[[Outcome], None]

@@ -1,0 +1,354 @@
+"""Metric data: Lambda's AWS/Lambda datapoints, statistics per period and simple metric math.
+
+Datapoints live in moto's CloudWatch backend (so ListMetrics and PutMetricData keep working); this module
+answers GetMetricData and feeds the alarm evaluator. Dimensions match exactly, as CloudWatch's do.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sandbox.server import AwsError
+
+if TYPE_CHECKING:
+    from sandbox.core import Sandbox
+
+Series = dict[float, float]  # period start (epoch seconds) -> value
+
+
+def backend(sandbox: Sandbox) -> Any:
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    return cloudwatch_backends[sandbox.account_id][sandbox.region]
+
+
+def record_lambda(
+    sandbox: Sandbox,
+    function_name: str,
+    resource: str,
+    executed_version: str | None,
+    error: bool = False,
+    duration_ms: float | None = None,
+    throttled: bool = False,
+) -> None:
+    """Datapoints for one invocation under each dimension set Lambda publishes."""
+    from moto.cloudwatch.models import MetricDatum
+
+    timestamp = sandbox.clock.now_datetime().replace(tzinfo=None)
+    dimension_sets = [
+        [{"Name": "FunctionName", "Value": function_name}],
+        [{"Name": "FunctionName", "Value": function_name}, {"Name": "Resource", "Value": resource}],
+    ]
+    if executed_version is not None:
+        dimension_sets.append(
+            [
+                {"Name": "FunctionName", "Value": function_name},
+                {"Name": "Resource", "Value": resource},
+                {"Name": "ExecutedVersion", "Value": executed_version},
+            ]
+        )
+    values: list[tuple[str, float, str]]
+    if throttled:
+        values = [("Throttles", 1.0, "Count")]
+    else:
+        values = [("Invocations", 1.0, "Count"), ("Errors", 1.0 if error else 0.0, "Count")]
+        if duration_ms is not None:
+            values.append(("Duration", round(duration_ms, 3), "Milliseconds"))
+    cloudwatch = backend(sandbox)
+    data = [
+        MetricDatum("AWS/Lambda", name, value, dims, timestamp, unit)
+        for dims in dimension_sets
+        for name, value, unit in values
+    ]
+    cloudwatch.metric_data.extend(data)
+
+
+def epoch(value: Any) -> float:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.timestamp()
+    if isinstance(value, int | float):
+        return float(value)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+
+
+def _dims_key(dimensions: Iterable[Any]) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for d in dimensions:
+        if isinstance(d, dict):
+            pairs.append((str(d["Name"]), str(d.get("Value", ""))))
+        else:
+            pairs.append((str(d.name), str(d.value)))
+    return tuple(sorted(pairs))
+
+
+def _statistic(stat: str, datapoints: Sequence[Any]) -> float | None:
+    values: list[float] = []
+    total = 0.0
+    count = 0.0
+    low = math.inf
+    high = -math.inf
+    for datum in datapoints:
+        if hasattr(datum, "value"):
+            v = float(datum.value)
+            values.append(v)
+            total += v
+            count += 1
+            low = min(low, v)
+            high = max(high, v)
+        else:
+            total += float(datum.sum_stat)
+            count += float(datum.sample_count)
+            low = min(low, float(datum.min_stat))
+            high = max(high, float(datum.max_stat))
+    if count == 0:
+        return None
+    if stat == "Sum":
+        return total
+    if stat == "SampleCount":
+        return count
+    if stat == "Average":
+        return total / count
+    if stat == "Minimum":
+        return low
+    if stat == "Maximum":
+        return high
+    match = re.fullmatch(r"p(\d+(?:\.\d+)?)", stat)
+    if match and values:
+        ordered = sorted(values)
+        rank = max(0, math.ceil(float(match.group(1)) / 100 * len(ordered)) - 1)
+        return ordered[min(rank, len(ordered) - 1)]
+    raise AwsError("InvalidParameterValue", f"The statistic {stat} is not supported by this sandbox.")
+
+
+def metric_series(
+    sandbox: Sandbox,
+    namespace: str,
+    metric_name: str,
+    dimensions: Iterable[Any],
+    stat: str,
+    period: int,
+    start: float,
+    end: float,
+    unit: str | None = None,
+) -> Series:
+    """Statistic per period over [start, end), periods aligned to multiples of `period`."""
+    if period <= 0:
+        raise AwsError("InvalidParameterValue", "The parameter Period must be greater than 0.")
+    wanted = _dims_key(dimensions)
+    buckets: dict[float, list[Any]] = {}
+    for datum in list(backend(sandbox).metric_data):
+        if datum.namespace != namespace or datum.name != metric_name:
+            continue
+        if unit and datum.unit and datum.unit != unit:
+            continue
+        if _dims_key(datum.dimensions) != wanted:
+            continue
+        ts = epoch(datum.timestamp)
+        if not start <= ts < end:
+            continue
+        buckets.setdefault(ts - ts % period, []).append(datum)
+    series: Series = {}
+    for bucket, datapoints in buckets.items():
+        value = _statistic(stat, datapoints)
+        if value is not None:
+            series[bucket] = value
+    return series
+
+
+def evaluate_queries(
+    sandbox: Sandbox, queries: list[dict[str, Any]], start: float, end: float
+) -> dict[str, Series]:
+    """Every query's series by id: MetricStat queries first, then expressions over them."""
+    results: dict[str, Series] = {}
+    for query in queries:
+        stat = query.get("MetricStat")
+        if stat:
+            metric = stat["Metric"]
+            results[query["Id"]] = metric_series(
+                sandbox,
+                metric.get("Namespace", ""),
+                metric.get("MetricName", ""),
+                metric.get("Dimensions") or [],
+                str(stat["Stat"]),
+                int(stat["Period"]),
+                start,
+                end,
+                stat.get("Unit"),
+            )
+    periods = [int(q["MetricStat"]["Period"]) for q in queries if q.get("MetricStat")]
+    periods += [int(q["Period"]) for q in queries if q.get("Period")]
+    step = min(periods) if periods else 60
+    grid = [float(t) for t in range(int(start - start % step), int(end), step) if t >= start - step]
+    pending = [q for q in queries if not q.get("MetricStat") and q.get("Expression")]
+    # Expressions may refer to each other: resolve in dependency order.
+    for _ in range(len(pending) + 1):
+        progress = False
+        for query in list(pending):
+            try:
+                value = evaluate_expression(str(query["Expression"]), results, grid)
+            except KeyError:
+                continue
+            results[query["Id"]] = value if isinstance(value, dict) else {}
+            pending.remove(query)
+            progress = True
+        if not progress:
+            break
+    for query in pending:
+        raise AwsError(
+            "ValidationError",
+            f"Unsupported or unresolvable expression in {query['Id']}: {query['Expression']}",
+        )
+    return results
+
+
+def get_metric_data(
+    sandbox: Sandbox, queries: list[dict[str, Any]], start_time: Any, end_time: Any, scan_by: str
+) -> list[dict[str, Any]]:
+    """GetMetricData in the shape moto's response layer renders."""
+    start, end = epoch(start_time), epoch(end_time)
+    if start >= end:
+        raise AwsError("ValidationError", "The parameter EndTime must be greater than StartTime.")
+    series = evaluate_queries(sandbox, queries, start, end)
+    output = []
+    for query in queries:
+        if not query.get("ReturnData", True):
+            continue
+        points = sorted(series.get(query["Id"], {}).items(), reverse=scan_by != "TimestampAscending")
+        label = query.get("Label") or (
+            f"{query['MetricStat']['Metric'].get('MetricName')}" if query.get("MetricStat") else query["Id"]
+        )
+        output.append(
+            {
+                "id": query["Id"],
+                "label": label,
+                "values": [v for _, v in points],
+                "timestamps": [datetime.fromtimestamp(t, UTC).replace(tzinfo=None) for t, _ in points],
+                "status_code": "Complete",
+            }
+        )
+    return output
+
+
+# Metric math: + - * / on series and numbers, parentheses, FILL(series, number).
+
+_TOKEN = re.compile(r"\s*(?:(\d+\.?\d*(?:[eE][-+]?\d+)?)|([A-Za-z_][A-Za-z0-9_]*)|(.))")
+
+Value = float | Series
+
+
+def evaluate_expression(expression: str, series: dict[str, Series], grid: Sequence[float] = ()) -> Value:
+    """Evaluate `expression` over the named series; `grid` is every period start FILL may fill."""
+    tokens = [(m.group(1), m.group(2), m.group(3)) for m in _TOKEN.finditer(expression) if m.group(0).strip()]
+    parser = _Parser(tokens, series, expression, grid)
+    value = parser.expr()
+    if parser.pos != len(tokens):
+        raise AwsError("ValidationError", f"Unsupported metric math expression: {expression}")
+    return value
+
+
+class _Parser:
+    def __init__(
+        self,
+        tokens: list[tuple[str | None, str | None, str | None]],
+        series: dict[str, Series],
+        text: str,
+        grid: Sequence[float],
+    ) -> None:
+        self.grid = grid
+        self.tokens = tokens
+        self.pos = 0
+        self.series = series
+        self.text = text
+
+    def peek(self) -> str | None:
+        if self.pos >= len(self.tokens):
+            return None
+        number, name, op = self.tokens[self.pos]
+        return op
+
+    def expr(self) -> Value:
+        value = self.term()
+        while self.peek() in ("+", "-"):
+            op = self.peek()
+            self.pos += 1
+            value = _combine(value, self.term(), op or "+")
+        return value
+
+    def term(self) -> Value:
+        value = self.factor()
+        while self.peek() in ("*", "/"):
+            op = self.peek()
+            self.pos += 1
+            value = _combine(value, self.factor(), op or "*")
+        return value
+
+    def factor(self) -> Value:
+        if self.pos >= len(self.tokens):
+            raise AwsError("ValidationError", f"Unsupported metric math expression: {self.text}")
+        number, name, op = self.tokens[self.pos]
+        self.pos += 1
+        if number is not None:
+            return float(number)
+        if op == "-":
+            return _combine(-1.0, self.factor(), "*")
+        if op == "(":
+            value = self.expr()
+            self._expect(")")
+            return value
+        if name is not None:
+            if name.upper() == "FILL" and self.peek() == "(":
+                self.pos += 1
+                target = self.expr()
+                self._expect(",")
+                fill = self.expr()
+                self._expect(")")
+                return _fill(target, fill, self.grid)
+            if name not in self.series:
+                raise KeyError(name)
+            return dict(self.series[name])
+        raise AwsError("ValidationError", f"Unsupported metric math expression: {self.text}")
+
+    def _expect(self, symbol: str) -> None:
+        if self.peek() != symbol:
+            raise AwsError("ValidationError", f"Unsupported metric math expression: {self.text}")
+        self.pos += 1
+
+
+def _apply(a: float, b: float, op: str) -> float | None:
+    if op == "+":
+        return a + b
+    if op == "-":
+        return a - b
+    if op == "*":
+        return a * b
+    if b == 0:
+        return None  # CloudWatch drops the datapoint on division by zero
+    return a / b
+
+
+def _combine(left: Value, right: Value, op: str) -> Value:
+    if isinstance(left, dict) and isinstance(right, dict):
+        keys = left.keys() & right.keys()
+        pairs = {k: _apply(left[k], right[k], op) for k in keys}
+    elif isinstance(left, dict):
+        pairs = {k: _apply(v, float(right), op) for k, v in left.items()}  # type: ignore[arg-type]
+    elif isinstance(right, dict):
+        pairs = {k: _apply(float(left), v, op) for k, v in right.items()}
+    else:
+        result = _apply(left, right, op)
+        return math.nan if result is None else result
+    return {k: v for k, v in pairs.items() if v is not None}
+
+
+def _fill(target: Value, fill: Value, grid: Sequence[float]) -> Value:
+    if not isinstance(target, dict):
+        return target
+    if isinstance(fill, dict):
+        return {t: target.get(t, fill[t]) for t in set(target) | set(fill) if t in target or t in fill}
+    return {t: target.get(t, float(fill)) for t in sorted(set(grid) | set(target))}

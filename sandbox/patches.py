@@ -1,0 +1,211 @@
+"""Where moto's behaviour is completed in-process: each patch defers to the running Sandbox and falls back
+to moto's own behaviour when none runs (so plain moto users in the same process are unaffected)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sandbox import core
+
+_installed = False
+_lock = threading.Lock()
+ORIGINALS: dict[str, Any] = {}
+
+
+def _sandbox() -> Any:
+    return core.active()
+
+
+def install() -> None:
+    global _installed
+    with _lock:
+        if _installed:
+            return
+        _patch_clock()
+        _patch_events()
+        _patch_s3()
+        _patch_sns()
+        _patch_cloudwatch()
+        _patch_lambda()
+        _installed = True
+
+
+def _patch_clock() -> None:
+    """moto stamps CloudWatch, EventBridge and Lambda records with utcnow(): make that the sandbox clock."""
+    import moto.cloudwatch.models as cloudwatch_models
+    import moto.events.models as events_models
+
+    original_utcnow = cloudwatch_models.utcnow
+
+    def utcnow() -> datetime:
+        sb = _sandbox()
+        if sb is None:
+            return original_utcnow()
+        return sb.clock.now_datetime().replace(tzinfo=None)  # moto keeps naive UTC datetimes
+
+    cloudwatch_models.utcnow = utcnow  # type: ignore[attr-defined]
+    original_unix_time = events_models.unix_time
+
+    def unix_time(dt: datetime | None = None) -> float:
+        sb = _sandbox()
+        if sb is None or dt is not None:
+            return original_unix_time(dt)
+        return float(sb.clock.now())
+
+    events_models.unix_time = unix_time  # type: ignore[attr-defined]
+
+
+def _patch_events() -> None:
+    from moto.events.models import Rule
+
+    original = Rule.send_to_targets
+    ORIGINALS["Rule.send_to_targets"] = original
+
+    def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+        sb = _sandbox()
+        if sb is None:
+            original(self, original_event, transform_input)
+            return
+        event = dict(original_event)
+        if event.get("id") == "17793124-05d4-b198-2fde-7ededc63b103":  # moto's fixed placeholder id
+            event["id"] = str(uuid.uuid4())
+        sb.events.dispatch_rule(self, event)
+
+    Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
+
+
+def _patch_s3() -> None:
+    import moto.s3.notifications as notifications
+
+    original = notifications._send_event_bridge_message
+
+    def send_event_bridge_message(account_id: str, bucket: Any, event_name: str, key: Any) -> None:
+        sb = _sandbox()
+        if sb is None:
+            original(account_id, bucket, event_name, key)
+            return
+        try:
+            sb.events.s3_object_event(bucket, event_name, key)
+        except Exception:  # noqa: BLE001 - S3 event delivery is asynchronous in AWS; the PUT succeeds
+            import logging
+
+            logging.getLogger("sandbox.events").exception("S3 event for %s failed", getattr(key, "name", "?"))
+
+    notifications._send_event_bridge_message = send_event_bridge_message
+
+
+def _patch_sns() -> None:
+    from moto.sns.models import Subscription
+
+    original = Subscription.publish
+
+    def publish(
+        self: Any,
+        message: str,
+        message_id: str,
+        subject: str | None = None,
+        message_attributes: dict[str, Any] | None = None,
+        group_id: str | None = None,
+        deduplication_id: str | None = None,
+        message_structure: str | None = None,
+    ) -> None:
+        sb = _sandbox()
+        if sb is None or self.protocol not in ("lambda", "http", "https"):
+            original(
+                self,
+                message,
+                message_id,
+                subject,
+                message_attributes,
+                group_id,
+                deduplication_id,
+                message_structure,
+            )
+            return
+        if self._filter_policy_matcher is not None and not self._filter_policy_matcher.matches(
+            message_attributes, message
+        ):
+            return
+        if message_structure == "json":
+            message = self._parse_message_structure(message, self.protocol)
+        sb.events.sns_delivery(self, message, message_id, subject, message_attributes)
+
+    Subscription.publish = publish  # type: ignore[method-assign]
+
+
+def _patch_cloudwatch() -> None:
+    from moto.cloudwatch.models import CloudWatchBackend
+
+    original_put_alarm = CloudWatchBackend.put_metric_alarm
+    original_get_data = CloudWatchBackend.get_metric_data
+    original_set_state = CloudWatchBackend.set_alarm_state
+
+    def put_metric_alarm(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        sb = _sandbox()
+        previous = self.alarms.get(name)
+        alarm = original_put_alarm(self, name, *args, **kwargs)
+        if sb is None:
+            return alarm
+        if previous is not None:
+            # Updating an alarm keeps its state (AWS re-evaluates it on the next period).
+            alarm.state_value = previous.state_value
+            alarm.state_reason = previous.state_reason
+            alarm.state_reason_data = previous.state_reason_data
+            alarm.state_updated_timestamp = previous.state_updated_timestamp
+            alarm.history = previous.history
+        else:
+            alarm.state_value = "INSUFFICIENT_DATA"
+            alarm.state_reason = "Unchecked: Initial alarm creation"
+        return alarm
+
+    def get_metric_data(
+        self: Any,
+        queries: list[dict[str, Any]],
+        start_time: Any,
+        end_time: Any,
+        scan_by: str = "TimestampAscending",
+    ) -> Any:
+        sb = _sandbox()
+        if sb is None:
+            return original_get_data(self, queries, start_time, end_time, scan_by)
+        from sandbox import metrics
+
+        return metrics.get_metric_data(sb, queries, start_time, end_time, scan_by)
+
+    def set_alarm_state(self: Any, alarm_name: str, reason: str, reason_data: str, state_value: str) -> None:
+        original_set_state(self, alarm_name, reason, reason_data, state_value)
+        sb = _sandbox()
+        if sb is not None:
+            sb.alarms.alarm_set_manually(alarm_name, int(self.alarms[alarm_name].period or 60))
+
+    CloudWatchBackend.put_metric_alarm = put_metric_alarm  # type: ignore[method-assign]
+    CloudWatchBackend.get_metric_data = get_metric_data  # type: ignore[method-assign]
+    CloudWatchBackend.set_alarm_state = set_alarm_state  # type: ignore[method-assign]
+
+
+def _patch_lambda() -> None:
+    """RevisionId and LastUpdateStatus on every function configuration moto renders."""
+    from moto.awslambda.models import LambdaFunction
+
+    original = LambdaFunction.get_configuration
+
+    def get_configuration(self: Any, on_create: bool = False) -> dict[str, Any]:
+        config: dict[str, Any] = original(self, on_create)
+        sb = _sandbox()
+        if sb is None:
+            return config
+        from sandbox.lambda_api import function_state
+
+        state = function_state(self)
+        config["RevisionId"] = state.revision_id
+        if "LastUpdateStatus" in config or state.updating(sb.clock):
+            config["LastUpdateStatus"] = "InProgress" if state.updating(sb.clock) else "Successful"
+            if state.updating(sb.clock):
+                config["LastUpdateStatusReason"] = "The function is being updated."
+                config["LastUpdateStatusReasonCode"] = "InProgress"
+        return config
+
+    LambdaFunction.get_configuration = get_configuration  # type: ignore[method-assign]

@@ -1,0 +1,172 @@
+"""The one HTTP endpoint: sandbox handlers first, moto's WSGI app for everything else."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import traceback
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from sandbox.faults import Faults
+from sandbox.protocol import AwsRequest, Response, dumps, error_response, identify, json_response
+
+log = logging.getLogger("sandbox")
+
+Handler = Callable[[AwsRequest], Response | None]
+
+CODEDEPLOY_TARGET_PREFIX = "CodeDeploy_20141006."
+
+
+class AwsError(Exception):
+    """An AWS error a handler returns to the client in the request's protocol."""
+
+    def __init__(self, code: str, message: str, status: int | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+class SandboxApp:
+    """WSGI app: fault injection, then routes owned by the sandbox, then moto."""
+
+    def __init__(self, faults: Faults) -> None:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+        self.faults = faults
+        self.moto_app = DomainDispatcherApplication(create_backend_app)
+        self.routes: dict[tuple[str, str], Handler] = {}
+
+    def route(self, service: str, operation: str, handler: Handler) -> None:
+        self.routes[(service, operation)] = handler
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if str(environ.get("PATH_INFO", "")).startswith("/_sandbox/"):
+            return self._send(json_response({"status": "ok"}), start_response)
+        request = identify(environ)
+        try:
+            fault = self.faults.call_fault(request.service, request.operation)
+            if fault is not None:
+                return self._send(
+                    error_response(
+                        request.protocol, request.service, fault.error_code, fault.message, fault.status
+                    ),
+                    start_response,
+                )
+            if request.service == "codedeploy":
+                return self._send(self._codedeploy(request), start_response)
+            handler = self.routes.get((request.service or "", request.operation or ""))
+            if handler is not None:
+                response = handler(request)
+                if response is not None:
+                    return self._send(response, start_response)
+        except AwsError as exc:
+            return self._send(
+                error_response(request.protocol, request.service, exc.code, exc.message, exc.status),
+                start_response,
+            )
+        except Exception as exc:  # noqa: BLE001 - a sandbox bug must reach the client as an AWS error
+            log.error(
+                "sandbox handler failed for %s %s:\n%s",
+                request.service,
+                request.operation,
+                traceback.format_exc(),
+            )
+            return self._send(
+                error_response(
+                    request.protocol, request.service, "InternalFailure", f"sandbox error: {exc}", 500
+                ),
+                start_response,
+            )
+        return self.moto_app(environ, start_response)  # type: ignore[no-any-return]
+
+    def call_moto(self, request: AwsRequest) -> Response:
+        """Run the request through moto and capture its response (for handlers that complete moto)."""
+        _ = request.body  # make sure the body is buffered so moto can read it
+        captured: dict[str, Any] = {}
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured["status"] = int(status.split(" ", 1)[0])
+            captured["headers"] = dict(headers)
+            return lambda data: None
+
+        chunks = self.moto_app(request.environ, start_response)
+        body = b"".join(chunks)
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+        request.environ["wsgi.input"].seek(0)
+        return Response(captured["status"], body, captured["headers"])
+
+    def _codedeploy(self, request: AwsRequest) -> Response:
+        operation = request.operation or ""
+        try:
+            from sandbox.codedeploy import api
+        except ImportError as exc:
+            return error_response(
+                "json",
+                "codedeploy",
+                "ServiceUnavailableException",
+                f"CodeDeploy is not available in this sandbox: {exc}",
+                503,
+            )
+        try:
+            body = request.json()
+        except ValueError:
+            return error_response(
+                "json", "codedeploy", "SerializationException", "Request body is not valid JSON", 400
+            )
+        try:
+            result = api.dispatch(operation, body)
+        except api.CodeDeployError as exc:
+            return Response(
+                400,
+                json.dumps({"__type": exc.code, "message": exc.message}).encode(),
+                {"Content-Type": "application/x-amz-json-1.1", "x-amzn-ErrorType": exc.code},
+            )
+        return Response(200, dumps(result), {"Content-Type": "application/x-amz-json-1.1"})
+
+    @staticmethod
+    def _send(response: Response, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        headers = dict(response.headers)
+        headers["Content-Length"] = str(len(response.body))
+        reason = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content"}.get(response.status, "Error")
+        start_response(f"{response.status} {reason}", list(headers.items()))
+        return [response.body]
+
+
+def _quiet_handler() -> type[WSGIRequestHandler]:
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    class Quiet(MotoRequestHandler):
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            log.debug("%s %s %s", self.command, self.path, code)
+
+    return Quiet
+
+
+class HttpServer:
+    """A threaded werkzeug server on 127.0.0.1 running in a background thread."""
+
+    def __init__(self, app: SandboxApp, port: int = 0) -> None:
+        _QuietHandler = _quiet_handler()
+        self._server: BaseWSGIServer = make_server(
+            "127.0.0.1", port, app, threaded=True, request_handler=_QuietHandler
+        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox-http", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
