@@ -1,0 +1,463 @@
+"""`rollout`: the operator command. The same commands work against AWS and against the local sandbox."""
+
+from __future__ import annotations
+
+import functools
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Group, RenderableType
+from rich.live import Live
+from rich.text import Text
+
+from cli import model, render
+from cli.backend import ALIAS_TAG, Backend, configure_environment
+from cli.errors import CliError, ExitCode
+from cli.follow import Progress, Waiter, find_release, follow_deployment, follow_release
+from cli.model import DeploymentSnapshot
+from cli.operations import Upload, check_managed, register_function, upload_artifact
+from cli.render import FunctionStatus, Output
+from rollout.ledger import Release
+
+DEFAULT_STACK = "rollout-dev"
+TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
+
+app = typer.Typer(
+    name="rollout",
+    help="Operate Rollout: onboard Lambda functions, release artifacts, watch and stop deployments.\n\n"
+    "Talks to AWS (profile/region as usual) or to the local sandbox (--endpoint or AWS_ENDPOINT_URL).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+sandbox_app = typer.Typer(
+    help="The local sandbox: AWS on 127.0.0.1 with the stack provisioned.", no_args_is_help=True
+)
+app.add_typer(sandbox_app, name="sandbox")
+
+StackOpt = Annotated[
+    str, typer.Option("--stack", envvar="ROLLOUT_STACK", help="CloudFormation stack of the control plane.")
+]
+EndpointOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--endpoint", envvar="AWS_ENDPOINT_URL", help="AWS endpoint URL (the sandbox's), or AWS itself."
+    ),
+]
+RegionOpt = Annotated[str | None, typer.Option("--region", help="AWS region (default: your AWS config).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
+IntervalOpt = Annotated[
+    float, typer.Option("--interval", min=0.05, help="Seconds between polls.", hidden=True)
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def exits_cleanly(func: F) -> F:
+    """Turn CliError into its message and exit code, Ctrl-C into 130; --json callers get an error object."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        out = Output.create(as_json=bool(kwargs.get("as_json")))
+        try:
+            return func(*args, **kwargs)
+        except CliError as err:
+            out.error(err)
+            if out.as_json:
+                out.json({"error": {"message": err.message, "hint": err.hint, "exit_code": int(err.code)}})
+            raise typer.Exit(int(err.code)) from None
+        except KeyboardInterrupt:
+            out.errors.print("interrupted")
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def connect(stack: str, endpoint: str | None, region: str | None) -> Backend:
+    configure_environment(endpoint, region)
+    return Backend(stack)
+
+
+@contextmanager
+def live_view(out: Output) -> Iterator[Callable[[RenderableType], None]]:
+    """A redrawn view on a terminal; elsewhere a no-op (plain callers print their own lines)."""
+    if not out.live:
+        yield lambda _renderable: None
+        return
+    with Live(console=out.console, refresh_per_second=8, transient=False) as live:
+        yield live.update
+
+
+# --- register --------------------------------------------------------------------------------------
+@app.command()
+@exits_cleanly
+def register(
+    function: Annotated[str, typer.Argument(help="Name of the Lambda function to onboard.")],
+    alias: Annotated[str, typer.Option(help="Alias that carries the traffic.")] = "live",
+    config: Annotated[
+        str, typer.Option(help="CodeDeploy config: short (Canary10Percent5Minutes), full or custom name.")
+    ] = "Canary10Percent5Minutes",
+    alarm: Annotated[
+        list[str] | None, typer.Option("--alarm", help="Extra CloudWatch alarm to watch (repeat).")
+    ] = None,
+    stack: StackOpt = DEFAULT_STACK,
+    endpoint: EndpointOpt = None,
+    region: RegionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Onboard a function: tag it for Rollout. Its first release creates the alias if it has none."""
+    out = Output.create(as_json)
+    backend = connect(stack, endpoint, region)
+    reg = register_function(backend, function, alias, config, alarm or [])
+    upload_to = _upload_location(backend, function)
+    if as_json:
+        out.json({**reg.to_json(), "upload_to": upload_to or None})
+        return
+    out.say(Text.assemble(("✔ ", "green"), (function, "bold"), " is managed by Rollout"))
+    now_on = (
+        f"(now on version {reg.alias_version})"
+        if reg.alias_version
+        else "(none yet: the first release creates it)"
+    )
+    out.say(f"  alias   {reg.alias}  {now_on}")
+    out.say(f"  config  {reg.config}")
+    out.say(
+        f"  alarms  {' '.join(reg.alarms) if reg.alarms else 'none besides the per-release canary alarms'}"
+    )
+    if upload_to:
+        out.say(f"  release it with: rollout deploy {function} build.zip   (uploads to {upload_to})")
+
+
+def _upload_location(backend: Backend, function: str) -> str:
+    try:
+        return f"s3://{backend.stack.bucket}/{function}/"
+    except CliError:
+        return ""
+
+
+# --- deploy ----------------------------------------------------------------------------------------
+@app.command()
+@exits_cleanly
+def deploy(
+    function: Annotated[str, typer.Argument(help="The managed function to release.")],
+    artifact: Annotated[Path, typer.Argument(help="The build artifact (.zip).")],
+    commit: Annotated[str, typer.Option(help="Commit id recorded with the release.")] = "",
+    message: Annotated[str, typer.Option(help="What changed (shown in notifications).")] = "",
+    author: Annotated[str, typer.Option(help="Who released it.")] = "",
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the release to its end; fail unless it succeeds.")
+    ] = False,
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds --wait follows before giving up.")] = 3600.0,
+    stack: StackOpt = DEFAULT_STACK,
+    endpoint: EndpointOpt = None,
+    region: RegionOpt = None,
+    as_json: JsonOpt = False,
+    interval: IntervalOpt = 1.0,
+) -> None:
+    """Upload an artifact to the artifact bucket: Rollout releases it. With --wait, follow it to the end."""
+    out = Output.create(as_json)
+    data = model.read_artifact(artifact)
+    backend = connect(stack, endpoint, region)
+    warning = check_managed(backend, function)
+    if warning:
+        out.errors.print(f"warning: {warning}")
+    upload = upload_artifact(backend, function, data, commit, message, author)
+    result = upload.to_json()
+    out.say(Text.assemble(("uploaded ", "green"), f"s3://{upload.bucket}/{upload.key}"))
+    out.say(f"  version {upload.version_id or '(bucket not versioned: the release cannot pin these bytes)'}")
+    if not wait:
+        if as_json:
+            out.json(result)
+        else:
+            out.say(f"  follow it with: rollout status {function}")
+        return
+    waiter = Waiter(timeout, interval)
+    progress = _follow_upload(backend, out, upload, waiter)
+    release = progress.release
+    assert release is not None  # follow_release returns only once the release is terminal
+    code = model.release_exit_code(release.state)
+    result["release"] = release.to_public()
+    result["succeeded"] = code == ExitCode.OK
+    if as_json:
+        out.json(result)
+    else:
+        style = "bold green" if code == ExitCode.OK else "bold red"
+        out.say(Text(f"{release.state}: {model.release_why(release)}", style=style))
+    raise typer.Exit(int(code))
+
+
+def _follow_upload(backend: Backend, out: Output, upload: Upload, waiter: Waiter) -> Progress:
+    printed: dict[str, Any] = {"state": None, "snapshot": None}
+
+    def plain(progress: Progress) -> None:
+        rel = progress.release
+        if rel is not None and rel.state != printed["state"]:
+            printed["state"] = rel.state
+            out.say(render.release_line(rel))
+        if progress.snapshot is not None:
+            for line in render.snapshot_changes(printed["snapshot"], progress.snapshot):
+                out.say(line)
+            printed["snapshot"] = progress.snapshot
+
+    with live_view(out) as update:
+
+        def on_update(progress: Progress) -> None:
+            if not out.live:
+                plain(progress)
+                return
+            parts: list[RenderableType] = []
+            rel = progress.release
+            parts.append(
+                Text(render.release_line(rel))
+                if rel
+                else Text(f"waiting for {upload.key} to reach the ledger…")
+            )
+            if progress.snapshot is not None:
+                parts.append(render.snapshot_view(progress.snapshot))
+            update(Group(*parts))
+
+        def locate() -> Release | None:
+            return find_release(backend, upload.function, upload.bucket, upload.key, upload.version_id)
+
+        return follow_release(backend, upload.function, locate, waiter, on_update)
+
+
+# --- watch -----------------------------------------------------------------------------------------
+@app.command()
+@exits_cleanly
+def watch(
+    deployment_id: Annotated[str, typer.Argument(help="CodeDeploy deployment id (d-XXXXXXXXX).")],
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds to follow before giving up.")] = 3600.0,
+    stack: StackOpt = DEFAULT_STACK,
+    endpoint: EndpointOpt = None,
+    region: RegionOpt = None,
+    as_json: JsonOpt = False,
+    interval: IntervalOpt = 1.0,
+) -> None:
+    """Follow a deployment live: lifecycle events, traffic on the new version, hook results, outcome."""
+    out = Output.create(as_json)
+    backend = connect(stack, endpoint, region)
+    last: dict[str, DeploymentSnapshot | None] = {"snap": None}
+    with live_view(out) as update:
+
+        def on_update(snap: DeploymentSnapshot) -> None:
+            if out.live:
+                update(render.snapshot_view(snap))
+            else:
+                for line in render.snapshot_changes(last["snap"], snap):
+                    out.say(line)
+            last["snap"] = snap
+
+        snap = follow_deployment(backend, deployment_id, Waiter(timeout, interval), on_update)
+    if as_json:
+        out.json(snap.to_json())
+    raise typer.Exit(int(model.deployment_exit_code(snap.status)))
+
+
+# --- status / history ------------------------------------------------------------------------------
+@app.command()
+@exits_cleanly
+def status(
+    function: Annotated[
+        str | None, typer.Argument(help="One function (default: every managed function).")
+    ] = None,
+    stack: StackOpt = DEFAULT_STACK,
+    endpoint: EndpointOpt = None,
+    region: RegionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Each managed function's latest release, live version and lock (or one function in detail)."""
+    out = Output.create(as_json)
+    backend = connect(stack, endpoint, region)
+    ledger = backend.ledger
+    if function:
+        recent = ledger.releases(function, limit=5)
+        if not recent:
+            backend.get_function(function)  # NOT_FOUND for a function that does not exist at all
+        names = [function]
+    else:
+        recent = []
+        names = sorted(
+            set(backend.managed_functions())
+            | {lock["function"] for lock in ledger.locks() if lock.get("function")}
+        )
+    rows = [_function_status(backend, name) for name in names]
+    if as_json:
+        data: dict[str, Any] = {"stack": stack, "functions": [row.to_json() for row in rows]}
+        if function:
+            data["recent"] = [rel.to_public() for rel in recent]
+        out.json(data)
+        return
+    if not rows:
+        out.say(f"no managed functions in stack {stack} (onboard one with `rollout register FUNCTION`)")
+        return
+    plain = not out.console.is_terminal
+    out.say(render.status_table(rows, plain=plain))
+    if function and recent:
+        out.say(render.releases_table(recent, title=f"Recent releases of {function}", plain=plain))
+
+
+def _function_status(backend: Backend, function: str) -> FunctionStatus:
+    ledger = backend.ledger
+    latest = ledger.releases(function, limit=1)
+    row = FunctionStatus(
+        function=function,
+        latest=latest[0] if latest else None,
+        lock=ledger.get_lock(function),
+        queued=len(ledger.queued(function)),
+    )
+    try:
+        fn = backend.get_function(function)
+    except CliError as err:
+        if err.code != ExitCode.NOT_FOUND:
+            raise
+        return row
+    row.alias = (fn.get("Tags") or {}).get(ALIAS_TAG, "live")
+    alias = backend.get_alias(function, row.alias)
+    row.live_version = str(alias["FunctionVersion"]) if alias else ""
+    return row
+
+
+@app.command()
+@exits_cleanly
+def history(
+    function: Annotated[str, typer.Argument(help="The function whose releases to list.")],
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many releases, newest first.")] = 20,
+    stack: StackOpt = DEFAULT_STACK,
+    endpoint: EndpointOpt = None,
+    region: RegionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A function's releases, newest first: state, versions, deployment, config, when, why."""
+    out = Output.create(as_json)
+    backend = connect(stack, endpoint, region)
+    releases: list[Release] = backend.ledger.releases(function, limit=limit)
+    if not releases:
+        backend.get_function(function)  # NOT_FOUND for a function that does not exist
+    if as_json:
+        out.json({"function": function, "releases": [rel.to_public() for rel in releases]})
+        return
+    if not releases:
+        out.say(f"{function} has no releases yet")
+        return
+    out.say(
+        render.releases_table(releases, title=f"Releases of {function}", plain=not out.console.is_terminal)
+    )
+
+
+# --- abort -----------------------------------------------------------------------------------------
+@app.command()
+@exits_cleanly
+def abort(
+    deployment_id: Annotated[str, typer.Argument(help="CodeDeploy deployment id (d-XXXXXXXXX).")],
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the deployment until it has stopped.")] = False,
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds --wait follows before giving up.")] = 600.0,
+    stack: StackOpt = DEFAULT_STACK,
+    endpoint: EndpointOpt = None,
+    region: RegionOpt = None,
+    as_json: JsonOpt = False,
+    interval: IntervalOpt = 1.0,
+) -> None:
+    """Stop a deployment and roll traffic back to the previous version."""
+    out = Output.create(as_json)
+    backend = connect(stack, endpoint, region)
+    info = backend.get_deployment(deployment_id)
+    if info.get("status") in model.DEPLOYMENT_DONE:
+        raise CliError(
+            f"deployment {deployment_id} already completed ({info.get('status')}); nothing to stop",
+            ExitCode.CONFLICT,
+        )
+    try:
+        stopped = backend.stop_deployment(deployment_id)
+    except CliError as err:
+        if "DeploymentAlreadyCompletedException" in err.message:
+            raise CliError(
+                f"deployment {deployment_id} completed before it could be stopped; nothing to stop",
+                ExitCode.CONFLICT,
+            ) from err
+        raise
+    result: dict[str, Any] = {
+        "deployment_id": deployment_id,
+        "stop_status": stopped.get("status"),
+        "status_message": stopped.get("statusMessage", ""),
+    }
+    out.say(
+        Text.assemble(
+            ("stop requested ", "yellow"),
+            f"{deployment_id}: {stopped.get('status')} {stopped.get('statusMessage', '')}",
+        )
+    )
+    code = ExitCode.OK
+    if wait:
+        snap = follow_deployment(backend, deployment_id, Waiter(timeout, interval), lambda _s: None)
+        result["final"] = snap.to_json()
+        out.say(snap.outcome_text())
+        # Stopping means it must not have gone live after all.
+        code = ExitCode.CONFLICT if snap.status == "Succeeded" else ExitCode.OK
+    if as_json:
+        out.json(result)
+    raise typer.Exit(int(code))
+
+
+# --- sandbox up ------------------------------------------------------------------------------------
+@sandbox_app.command("up")
+@exits_cleanly
+def sandbox_up(
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port on 127.0.0.1 (0 picks a free one).")
+    ] = 4566,
+    speed: Annotated[
+        float, typer.Option(min=0.1, help="Sandbox time per real time (60: a minute a second).")
+    ] = 60.0,
+    stack: StackOpt = DEFAULT_STACK,
+    template: Annotated[Path, typer.Option(help="The control-plane template.")] = TEMPLATE,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start the local sandbox with the stack provisioned; stop it with Ctrl-C."""
+    out = Output.create(as_json)
+    if not template.is_file():
+        raise CliError(f"{template}: template not found", ExitCode.USAGE)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    from cli.sandbox_run import running_sandbox
+
+    with running_sandbox(port=port, speed=speed, stack_name=stack, template=template) as running:
+        if as_json:
+            # One line, so a script can read the first line of the stream.
+            out.console.file.write(render.json_line(running.describe()) + "\n")
+            out.console.file.flush()
+        else:
+            out.say(render.sandbox_panel(running.describe()))
+            out.say("Ctrl-C stops it.")
+        stop.wait()
+        out.errors.print("stopping the sandbox…")
+
+
+# --- demo ------------------------------------------------------------------------------------------
+@app.command()
+@exits_cleanly
+def demo(
+    speed: Annotated[float, typer.Option(min=1, help="Sandbox time per real time.")] = 30.0,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Sandbox port (0 picks a free one).")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """The whole story in the local sandbox: bootstrap, canary, failing check, alarm, burst; a summary."""
+    from cli.demo import run_demo
+
+    out = Output.create(as_json)
+    summary = run_demo(out, speed=speed, port=port, template=TEMPLATE)
+    raise typer.Exit(int(ExitCode.OK if summary.all_expected else ExitCode.RELEASE_FAILED))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

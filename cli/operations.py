@@ -1,0 +1,134 @@
+"""The write operations shared by the commands and the demo: onboarding a function, uploading an artifact."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from cli import model
+from cli.backend import ALARMS_TAG, ALIAS_TAG, CONFIG_TAG, MANAGED_TAG, Backend
+from cli.errors import CliError, ExitCode
+
+
+@dataclass
+class Registration:
+    function: str
+    function_arn: str
+    alias: str
+    config: str
+    alarms: list[str]
+    tags: dict[str, str]
+    alias_version: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "function": self.function,
+            "function_arn": self.function_arn,
+            "alias": self.alias,
+            "alias_version": self.alias_version or None,
+            "deployment_config": self.config,
+            "alarms": self.alarms,
+            "tags": self.tags,
+        }
+
+
+def register_function(
+    backend: Backend,
+    function: str,
+    alias: str = "live",
+    config: str = "Canary10Percent5Minutes",
+    alarms: list[str] | None = None,
+) -> Registration:
+    """Tag `function` for Rollout after checking that everything the tags name exists."""
+    alias = model.check_alias_name(alias)
+    config = model.check_config_name(config)
+    alarm_names = model.check_alarm_names(alarms or [])
+    fn = backend.get_function(function)
+    arn = str(fn["Configuration"]["FunctionArn"])
+    if not model.is_builtin_config(config) and backend.deployment_config_exists(config) is False:
+        raise CliError(
+            f"deployment config {config} does not exist",
+            ExitCode.USAGE,
+            hint="use a built-in one (" + ", ".join(model.BUILTIN_CONFIGS) + ") or create it first",
+        )
+    missing = backend.missing_alarms(alarm_names)
+    if missing:
+        raise CliError(
+            f"alarm not found: {', '.join(missing)}",
+            ExitCode.NOT_FOUND,
+            hint="create the alarm first; a missing alarm would fail every deployment",
+        )
+    tags = {MANAGED_TAG: "true", ALIAS_TAG: alias, CONFIG_TAG: config}
+    remove: list[str] = []
+    if alarm_names:
+        tags[ALARMS_TAG] = " ".join(alarm_names)
+    elif ALARMS_TAG in (fn.get("Tags") or {}):
+        remove.append(ALARMS_TAG)  # re-registering without --alarm stops watching the old ones
+    backend.tag_function(arn, tags, remove)
+    live = backend.get_alias(function, alias)
+    return Registration(
+        function, arn, alias, config, alarm_names, tags, str(live["FunctionVersion"]) if live else ""
+    )
+
+
+@dataclass
+class Upload:
+    function: str
+    bucket: str
+    key: str
+    version_id: str
+    size: int
+    sha256: str
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "function": self.function,
+            "bucket": self.bucket,
+            "key": self.key,
+            "version_id": self.version_id or None,
+            "size": self.size,
+            "sha256": self.sha256,
+            "metadata": self.metadata,
+        }
+
+
+def upload_artifact(
+    backend: Backend, function: str, data: bytes, commit: str = "", message: str = "", author: str = ""
+) -> Upload:
+    """Put the artifact at FUNCTION/<timestamp>-<sha8>.zip with its metadata; the upload starts the release."""
+    bucket = backend.stack.bucket
+    key = model.artifact_key(function, data)
+    metadata = {
+        name: model.metadata_value(value)
+        for name, value in (("commit", commit), ("message", message), ("author", author))
+        if value
+    }
+    put = backend.upload(bucket, key, data, metadata)
+    return Upload(
+        function=function,
+        bucket=bucket,
+        key=key,
+        version_id=str(put.get("VersionId") or ""),
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        metadata=metadata,
+    )
+
+
+def check_managed(backend: Backend, function: str) -> str | None:
+    """Refuse an unmanaged function; returns a warning when Lambda cannot be read (upload-only roles)."""
+    try:
+        fn = backend.get_function(function)
+    except CliError as err:
+        if err.code != ExitCode.AWS_ERROR:
+            raise
+        return f"cannot check {function} ({err.message}); uploading anyway"
+    if (fn.get("Tags") or {}).get(MANAGED_TAG) != "true":
+        raise CliError(
+            f"function {function} is not managed by Rollout (tag {MANAGED_TAG}=true missing)",
+            ExitCode.USAGE,
+            hint=f"onboard it first: rollout register {function}",
+        )
+    return None
