@@ -1,0 +1,744 @@
+"""The hooks end to end against moto (DynamoDB, S3, Lambda metadata, CloudWatch metric data) and the
+CodeDeploy stand-in: what CodeDeploy is told, exactly once, and what the ledger records."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import boto3
+import pytest
+
+from functions.hook_failure_reporter import app as reporter_app
+from functions.post_traffic_hook import app as post_app
+from functions.pre_traffic_hook import app as pre_app
+from rollout import aws, check_runner
+from rollout.checks import parse_checks
+from rollout.ledger import Ledger, Release, new_release_id
+from rollout.states import State
+from tests.support.aws_stack import LEDGER_TABLE, POST_HOOK, PRE_HOOK, REGION, StackUnderTest
+from tests.support.codedeploy_standin import client_error
+from tests.support.hook_world import (
+    TARGET_FUNCTION,
+    LifecycleCodeDeploy,
+    ScriptedTarget,
+    create_target_function,
+    minutes_ago,
+    ok,
+    put_invocations,
+    reply,
+    scripted_target,  # noqa: F401 - fixture
+    start_deployment,
+    teach_moto_percentiles,  # noqa: F401 - fixture
+)
+
+HEALTH = {"name": "health", "event": {"name": "health", "path": "/health"}, "expect": {"statusCode": 200}}
+ORDERS = {"name": "orders", "event": {"name": "orders", "path": "/orders"}, "expect": {"statusCode": 200}}
+
+
+@pytest.fixture
+def codedeploy(monkeypatch: pytest.MonkeyPatch) -> LifecycleCodeDeploy:
+    """The CodeDeploy stand-in with deployment targets, routed in place of the package's client."""
+    standin = LifecycleCodeDeploy()
+    real_client = aws.client
+
+    def client(service: str) -> Any:
+        return standin if service == "codedeploy" else real_client(service)
+
+    monkeypatch.setattr(aws, "client", client)
+    return standin
+
+
+@pytest.fixture
+def world(
+    stack: StackUnderTest,
+    codedeploy: LifecycleCodeDeploy,
+    scripted_target: ScriptedTarget,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[World]:
+    monkeypatch.setattr(check_runner, "lambda_invoker", scripted_target)
+    create_target_function(stack.function_role_arn)
+    yield World(stack, codedeploy, scripted_target)
+
+
+class World:
+    def __init__(
+        self, stack: StackUnderTest, codedeploy: LifecycleCodeDeploy, target: ScriptedTarget
+    ) -> None:
+        self.stack = stack
+        self.codedeploy = codedeploy
+        self.target = target
+        self.ledger = Ledger(LEDGER_TABLE)
+
+    def release(
+        self, checks: dict[str, Any] | None, current: str = "1", target: str = "2"
+    ) -> tuple[Release, str]:
+        """A Rollout release being deployed, with its checks, and its deployment id."""
+        deployment_id = start_deployment(self.codedeploy, current, target)
+        release = Release(
+            function=TARGET_FUNCTION,
+            release_id=new_release_id(),
+            state=State.DEPLOYING,
+            alias="live",
+            current_version=current,
+            target_version=target,
+            deployment_id=deployment_id,
+            checks=parse_checks(checks) if checks is not None else None,
+        )
+        self.ledger.create(release)
+        return release, deployment_id
+
+    def stored(self, release: Release) -> Release:
+        found = self.ledger.get(release.function, release.release_id)
+        assert found is not None
+        return found
+
+    def statuses(self, deployment_id: str) -> list[str]:
+        return [
+            c["status"]
+            for c in self.codedeploy.calls_to("put_lifecycle_event_hook_execution_status")
+            if c["deploymentId"] == deployment_id
+        ]
+
+    def reported(self, deployment_id: str, execution_id: str) -> str | None:
+        return self.codedeploy.deployments[deployment_id].hook_executions[execution_id]
+
+
+def hook_event(deployment_id: str, execution_id: str) -> dict[str, str]:
+    return {"DeploymentId": deployment_id, "LifecycleEventHookExecutionId": execution_id}
+
+
+def run_pre(world: World, deployment_id: str, context: Any) -> tuple[dict[str, Any], str]:
+    execution_id = world.codedeploy.new_hook_execution(deployment_id)
+    return pre_app.lambda_handler(hook_event(deployment_id, execution_id), context), execution_id
+
+
+def run_post(world: World, deployment_id: str, context: Any) -> tuple[dict[str, Any], str]:
+    execution_id = world.codedeploy.new_hook_execution(deployment_id)
+    return post_app.lambda_handler(hook_event(deployment_id, execution_id), context), execution_id
+
+
+# --- pre-traffic --------------------------------------------------------------------------------
+def test_pre_traffic_checks_pass_against_the_exact_target_version(world: World, lambda_context: Any) -> None:
+    release, deployment_id = world.release({"pre_traffic": [HEALTH, ORDERS]}, current="6", target="7")
+    world.target.answer("7", "health", ok("7"))
+    world.target.answer("7", "orders", ok("7"))
+
+    result, execution_id = run_pre(world, deployment_id, lambda_context)
+
+    assert result["status"] == "Succeeded"
+    assert world.statuses(deployment_id) == ["Succeeded"]
+    assert world.reported(deployment_id, execution_id) == "Succeeded"
+    # The version under test, never the alias (which still points at the old version).
+    assert sorted((fn, q, e["path"]) for fn, q, e in world.target.calls) == [
+        (TARGET_FUNCTION, "7", "/health"),
+        (TARGET_FUNCTION, "7", "/orders"),
+    ]
+    stored = world.stored(release)
+    pre = stored.hook_results["pre_traffic"]
+    assert pre["verdict"] == "Succeeded"
+    assert pre["reported"] is True
+    assert pre["execution_id"] == execution_id
+    assert [(c["name"], c["verdict"]) for c in pre["checks"]] == [
+        ("health", "Succeeded"),
+        ("orders", "Succeeded"),
+    ]
+    assert all(isinstance(c["duration_ms"], int) for c in pre["checks"])
+    assert pre["reason"] == "2 pre-traffic check(s) passed against version 7"
+    assert stored.reason_code == ""
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "limit_ms", "error", "excerpt"),
+    [
+        (
+            reply("2", {"errorMessage": "db down", "errorType": "RuntimeError"}, "Unhandled"),
+            3000,
+            "function error (Unhandled)",
+            "db down",
+        ),
+        (
+            reply("2", {"statusCode": 503, "body": "busy"}),
+            3000,
+            "$.statusCode: expected 200, got 503",
+            "busy",
+        ),
+        (
+            reply("2", b"<html>502 Bad Gateway</html>"),
+            3000,
+            "response is not JSON",
+            "<html>502 Bad Gateway</html>",
+        ),
+        (("delay", 0.4, ok("2")), 100, "no answer within the 100 ms limit", None),
+        ("hang", 200, "no answer within the 200 ms limit", None),
+        (
+            client_error("ResourceNotFoundException", "Function not found: orders-api:2", "Invoke"),
+            3000,
+            "invoke failed (ResourceNotFoundException",
+            None,
+        ),
+    ],
+    ids=["function-error", "mismatch", "garbage", "slow", "hangs", "invoke-error"],
+)
+def test_pre_traffic_check_failures_report_failed_and_say_why(
+    world: World, lambda_context: Any, behaviour: Any, limit_ms: int, error: str, excerpt: str | None
+) -> None:
+    release, deployment_id = world.release({"pre_traffic": [{**HEALTH, "max_duration_ms": limit_ms}]})
+    world.target.answer("2", "health", behaviour)
+
+    started = time.monotonic()
+    result, execution_id = run_pre(world, deployment_id, lambda_context)
+
+    assert time.monotonic() - started < 5
+    assert result["status"] == "Failed"
+    assert world.statuses(deployment_id) == ["Failed"]
+    assert world.reported(deployment_id, execution_id) == "Failed"
+    stored = world.stored(release)
+    check = stored.hook_results["pre_traffic"]["checks"][0]
+    assert check["verdict"] == "Failed"
+    assert error in check["error"]
+    if excerpt:
+        assert excerpt in check["excerpt"]
+    assert stored.reason_code == "HOOK_EXECUTION_FAILURE"
+    assert stored.reason.startswith("pre-traffic check 'health' failed against version 2: ")
+    assert error in stored.reason
+
+
+def test_one_failing_check_among_several_names_it_and_counts_the_rest(
+    world: World, lambda_context: Any
+) -> None:
+    release, deployment_id = world.release({"pre_traffic": [HEALTH, ORDERS]})
+    world.target.answer("2", "health", ok("2"))
+    world.target.answer("2", "orders", reply("2", {"statusCode": 500}))
+
+    run_pre(world, deployment_id, lambda_context)
+
+    stored = world.stored(release)
+    assert world.statuses(deployment_id) == ["Failed"]
+    assert stored.reason.startswith("pre-traffic check 'orders' failed")
+    verdicts = {c["name"]: c["verdict"] for c in stored.hook_results["pre_traffic"]["checks"]}
+    assert verdicts == {"health": "Succeeded", "orders": "Failed"}
+
+
+def test_no_checks_file_succeeds_and_says_so(world: World, lambda_context: Any) -> None:
+    release, deployment_id = world.release(None)
+
+    result, _ = run_pre(world, deployment_id, lambda_context)
+
+    assert result["status"] == "Succeeded"
+    assert world.statuses(deployment_id) == ["Succeeded"]
+    assert world.target.calls == []
+    pre = world.stored(release).hook_results["pre_traffic"]
+    assert pre["checks"] == []
+    assert "no pre-traffic checks configured" in pre["reason"]
+    assert "the artifact has no checks file" in pre["reason"]
+    assert pre["warnings"] == [pre["reason"]]
+
+
+def test_the_hooks_own_exception_still_reports_failed(world: World, lambda_context: Any) -> None:
+    release, deployment_id = world.release({"pre_traffic": [HEALTH]})
+    world.codedeploy.fail_next["get_deployment"] = [
+        client_error("InternalFailure", "CodeDeploy is having a bad day", "GetDeployment")
+    ]
+
+    result, execution_id = run_pre(world, deployment_id, lambda_context)
+
+    assert result["status"] == "Failed"
+    assert world.statuses(deployment_id) == ["Failed"]
+    stored = world.stored(release)
+    assert stored.reason_code == "HOOK_EXECUTION_FAILURE"
+    assert stored.reason.startswith("pre-traffic hook error: ClientError:")
+    assert "CodeDeploy is having a bad day" in stored.reason
+    assert stored.hook_results["pre_traffic"]["execution_id"] == execution_id
+
+
+def test_nearing_its_timeout_while_checks_hang_it_reports_failed_with_time_to_spare(
+    world: World, lambda_context: Any
+) -> None:
+    release, deployment_id = world.release({"pre_traffic": [{**HEALTH, "max_duration_ms": 60_000}]})
+    world.target.answer("2", "health", "hang")
+    # 1.5 s left before the 10 s reporting margin.
+    lambda_context.remaining_ms = 11_500
+
+    started = time.monotonic()
+    result, _ = run_pre(world, deployment_id, lambda_context)
+
+    assert time.monotonic() - started < 3
+    assert result["status"] == "Failed"
+    assert world.statuses(deployment_id) == ["Failed"]
+    stored = world.stored(release)
+    assert stored.hook_results["pre_traffic"]["checks"][0]["error"] == (
+        "the hook ran out of time while waiting for the answer"
+    )
+    assert "'health' failed" in stored.reason
+
+
+def test_nearing_its_timeout_while_codedeploy_is_slow_it_reports_failed(
+    world: World, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release, deployment_id = world.release({"pre_traffic": [HEALTH]})
+    unblock = threading.Event()
+    slow_answer = world.codedeploy._op_get_deployment
+
+    def get_deployment_slowly(deploymentId: str) -> dict[str, Any]:
+        unblock.wait(10)
+        return slow_answer(deploymentId=deploymentId)
+
+    monkeypatch.setattr(world.codedeploy, "_op_get_deployment", get_deployment_slowly, raising=False)
+    lambda_context.remaining_ms = 11_000
+    try:
+        started = time.monotonic()
+        result, _ = run_pre(world, deployment_id, lambda_context)
+        elapsed = time.monotonic() - started
+    finally:
+        unblock.set()
+
+    assert elapsed < 3
+    assert result["status"] == "Failed"
+    assert world.statuses(deployment_id) == ["Failed"]
+    stored = world.stored(release)
+    assert stored.reason == (
+        "pre-traffic hook ran out of time while reading the deployment; reported Failed before its own timeout"
+    )
+
+
+def test_a_repeated_invocation_reports_once_and_does_not_test_again(
+    world: World, lambda_context: Any
+) -> None:
+    release, deployment_id = world.release({"pre_traffic": [HEALTH]})
+    world.target.answer("2", "health", reply("2", {"statusCode": 500}))
+    execution_id = world.codedeploy.new_hook_execution(deployment_id)
+    event = hook_event(deployment_id, execution_id)
+
+    first = pre_app.lambda_handler(event, lambda_context)
+    second = pre_app.lambda_handler(event, lambda_context)
+
+    assert first["status"] == "Failed"
+    assert second["status"] == "AlreadyReported"
+    assert world.statuses(deployment_id) == ["Failed"]
+    assert len(world.target.calls) == 1
+    assert world.stored(release).hook_results["pre_traffic"]["verdict"] == "Failed"
+
+
+def test_a_repeat_after_a_lost_report_reports_the_recorded_verdict(world: World, lambda_context: Any) -> None:
+    release, deployment_id = world.release({"pre_traffic": [HEALTH]})
+    world.target.answer("2", "health", ok("2"))
+    execution_id = world.codedeploy.new_hook_execution(deployment_id)
+    event = hook_event(deployment_id, execution_id)
+    world.codedeploy.fail_next["put_lifecycle_event_hook_execution_status"] = [
+        client_error("ThrottlingException", "Rate exceeded", "PutLifecycleEventHookExecutionStatus")
+    ]
+
+    # The report cannot be made: the invocation fails (so the on-failure destination hears of it).
+    with pytest.raises(Exception, match="Rate exceeded"):
+        pre_app.lambda_handler(event, lambda_context)
+    assert world.stored(release).hook_results["pre_traffic"]["reported"] is False
+
+    again = pre_app.lambda_handler(event, lambda_context)
+
+    assert again["status"] == "Succeeded"
+    assert len(world.target.calls) == 1
+    assert world.reported(deployment_id, execution_id) == "Succeeded"
+    assert world.stored(release).hook_results["pre_traffic"]["reported"] is True
+
+
+def test_a_repeated_invocation_outside_rollout_is_told_already_completed(
+    world: World, lambda_context: Any
+) -> None:
+    deployment_id = start_deployment(world.codedeploy)
+    world.target.answer("2", "health", ok("2"))
+    execution_id = world.codedeploy.new_hook_execution(deployment_id)
+    event = hook_event(deployment_id, execution_id)
+
+    assert pre_app.lambda_handler(event, lambda_context)["status"] == "Succeeded"
+    assert pre_app.lambda_handler(event, lambda_context)["status"] == "Succeeded"
+
+    # Without a ledger record the second run tests again; CodeDeploy keeps the first status.
+    assert world.reported(deployment_id, execution_id) == "Succeeded"
+
+
+def test_a_malformed_event_is_ignored_without_reporting(world: World, lambda_context: Any) -> None:
+    result = pre_app.lambda_handler({"DeploymentId": "d-ABCDEFGHI"}, lambda_context)
+
+    assert result["status"] == "Ignored"
+    assert "LifecycleEventHookExecutionId" in result["reason"]
+    assert world.codedeploy.calls_to("put_lifecycle_event_hook_execution_status") == []
+
+
+# --- deployments Rollout did not start ---------------------------------------------------------
+def tag_target(tags: dict[str, str]) -> None:
+    client = boto3.client("lambda", region_name=REGION)
+    arn = client.get_function(FunctionName=TARGET_FUNCTION)["Configuration"]["FunctionArn"]
+    client.tag_resource(Resource=arn, Tags=tags)
+
+
+def test_a_deployment_not_started_by_rollout_takes_checks_from_the_tag(
+    world: World, lambda_context: Any
+) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="team-checks")
+    s3.put_object(Bucket="team-checks", Key="orders/rollout.json", Body=json.dumps({"pre_traffic": [HEALTH]}))
+    tag_target({"rollout:checks": "s3://team-checks/orders/rollout.json"})
+    deployment_id = start_deployment(world.codedeploy, "4", "5")
+    world.target.answer("5", "health", reply("5", {"statusCode": 500}))
+
+    result, _ = run_pre(world, deployment_id, lambda_context)
+
+    assert result["status"] == "Failed"
+    assert world.statuses(deployment_id) == ["Failed"]
+    assert [(q, e["path"]) for _, q, e in world.target.calls] == [("5", "/health")]
+    assert "pre-traffic check 'health' failed against version 5" in result["reason"]
+
+
+def test_a_tag_naming_a_missing_document_fails_with_the_reason(world: World, lambda_context: Any) -> None:
+    tag_target({"rollout:checks": "s3://rollout-test-artifacts/nowhere/rollout.json"})
+    deployment_id = start_deployment(world.codedeploy)
+
+    result, _ = run_pre(world, deployment_id, lambda_context)
+
+    assert world.statuses(deployment_id) == ["Failed"]
+    assert result["reason"] == (
+        "pre-traffic checks unavailable: cannot read s3://rollout-test-artifacts/nowhere/rollout.json "
+        "(named by the rollout:checks tag): NoSuchKey"
+    )
+
+
+def test_an_untagged_function_outside_rollout_has_no_checks(world: World, lambda_context: Any) -> None:
+    deployment_id = start_deployment(world.codedeploy)
+
+    result, _ = run_pre(world, deployment_id, lambda_context)
+
+    assert world.statuses(deployment_id) == ["Succeeded"]
+    assert "has no rollout:checks tag" in result["reason"]
+
+
+# --- post-traffic -------------------------------------------------------------------------------
+@pytest.fixture
+def post_world(world: World, teach_moto_percentiles: None) -> World:  # noqa: F811
+    return world
+
+
+def shifted(world: World, deployment_id: str, minutes: float = 6) -> tuple[Any, Any]:
+    """Lifecycle times: traffic began shifting `minutes` ago and AfterAllowTraffic started now."""
+    allow, after = minutes_ago(minutes), minutes_ago(0)
+    world.codedeploy.set_lifecycle(
+        deployment_id,
+        {
+            "BeforeAllowTraffic": (allow - timedelta(minutes=1), allow),
+            "AllowTraffic": (allow, after),
+            "AfterAllowTraffic": (after, None),
+        },
+    )
+    return allow, after
+
+
+def test_post_traffic_checks_go_through_the_alias_and_an_equal_canary_passes(
+    post_world: World, lambda_context: Any
+) -> None:
+    world = post_world
+    release, deployment_id = world.release({"post_traffic": [HEALTH]})
+    allow, _ = shifted(world, deployment_id)
+    put_invocations("2", allow + timedelta(minutes=1), 40, errors=0, duration_ms=100)
+    put_invocations("1", allow + timedelta(minutes=1), 360, errors=0, duration_ms=100)
+    world.target.answer("live", "health", ok("2"))
+
+    result, _ = run_post(world, deployment_id, lambda_context)
+
+    assert result["status"] == "Succeeded"
+    assert world.statuses(deployment_id) == ["Succeeded"]
+    assert [q for _, q, _ in world.target.calls] == ["live"]
+    post = world.stored(release).hook_results["post_traffic"]
+    assert post["checks"][0]["verdict"] == "Succeeded"
+    assert post["canary"]["verdict"] == "Succeeded"
+    assert post["canary"]["new"]["invocations"] == 40
+    assert post["canary"]["old"]["invocations"] == 360
+    assert post["canary"]["new"]["p99_duration_ms"] == 100
+    assert (
+        post["reason"]
+        == "1 post-traffic check(s) passed through alias live; canary: canary within thresholds"
+    )
+
+
+def test_a_canary_with_a_worse_error_rate_fails(post_world: World, lambda_context: Any) -> None:
+    world = post_world
+    release, deployment_id = world.release(None)
+    allow, _ = shifted(world, deployment_id)
+    put_invocations("2", allow + timedelta(minutes=2), 50, errors=5)
+    put_invocations("1", allow + timedelta(minutes=2), 450, errors=1)
+
+    result, _ = run_post(world, deployment_id, lambda_context)
+
+    assert result["status"] == "Failed"
+    assert world.statuses(deployment_id) == ["Failed"]
+    stored = world.stored(release)
+    assert stored.reason_code == "HOOK_EXECUTION_FAILURE"
+    assert stored.reason.startswith("post-traffic canary failed: error rate of version 2 is 10.00% (5/50)")
+    canary = stored.hook_results["post_traffic"]["canary"]
+    assert (canary["new"]["errors"], canary["old"]["errors"]) == (5, 1)
+
+
+def test_a_canary_with_a_slower_p99_fails(post_world: World, lambda_context: Any) -> None:
+    world = post_world
+    release, deployment_id = world.release({"canary": {"max_p99_duration_ratio": 2.0}})
+    allow, _ = shifted(world, deployment_id)
+    put_invocations("2", allow + timedelta(minutes=1), 100, duration_ms=100, slow_ms=900)
+    put_invocations("1", allow + timedelta(minutes=1), 100, duration_ms=100, slow_ms=300)
+
+    run_post(world, deployment_id, lambda_context)
+
+    assert world.statuses(deployment_id) == ["Failed"]
+    stored = world.stored(release)
+    assert "p99 duration of version 2 is 900 ms, above 2 x version 1's 300 ms" in stored.reason
+
+
+def test_a_better_canary_passes(post_world: World, lambda_context: Any) -> None:
+    world = post_world
+    release, deployment_id = world.release(None)
+    allow, _ = shifted(world, deployment_id)
+    put_invocations("2", allow + timedelta(minutes=1), 60, errors=0, duration_ms=50)
+    put_invocations("1", allow + timedelta(minutes=1), 540, errors=30, duration_ms=200)
+
+    run_post(world, deployment_id, lambda_context)
+
+    assert world.statuses(deployment_id) == ["Succeeded"]
+    assert world.stored(release).hook_results["post_traffic"]["canary"]["failures"] == []
+
+
+def test_too_little_canary_traffic_passes_with_a_warning(post_world: World, lambda_context: Any) -> None:
+    world = post_world
+    release, deployment_id = world.release(None)
+    allow, _ = shifted(world, deployment_id)
+    put_invocations("2", allow + timedelta(minutes=1), 4, errors=2)
+
+    run_post(world, deployment_id, lambda_context)
+
+    assert world.statuses(deployment_id) == ["Succeeded"]
+    post = world.stored(release).hook_results["post_traffic"]
+    assert any("4 invocation(s)" in w and "fewer than the 20" in w for w in post["warnings"])
+    assert any("no post-traffic checks configured" in w for w in post["warnings"])
+
+
+def test_too_little_canary_traffic_fails_in_strict_mode(post_world: World, lambda_context: Any) -> None:
+    world = post_world
+    release, deployment_id = world.release({"canary": {"strict": True, "min_invocations": 10}})
+    allow, _ = shifted(world, deployment_id)
+    put_invocations("2", allow + timedelta(minutes=1), 4)
+
+    run_post(world, deployment_id, lambda_context)
+
+    assert world.statuses(deployment_id) == ["Failed"]
+    assert "fewer than the 10 needed to judge it (strict mode)" in world.stored(release).reason
+
+
+def test_the_canary_window_is_the_deployments_own_not_the_local_clocks(
+    post_world: World, lambda_context: Any
+) -> None:
+    """The local sandbox runs CodeDeploy on a faster clock: its times may lie hours ahead of ours."""
+    world = post_world
+    release, deployment_id = world.release(None)
+    allow = minutes_ago(-180)
+    after = allow + timedelta(minutes=30)
+    world.codedeploy.set_lifecycle(
+        deployment_id, {"AllowTraffic": (allow, after), "AfterAllowTraffic": (after, None)}
+    )
+    # Errors before traffic began shifting (an earlier release) are not this canary's.
+    put_invocations("2", allow - timedelta(minutes=10), 100, errors=100)
+    put_invocations("2", allow + timedelta(minutes=5), 30)
+    put_invocations("1", allow + timedelta(minutes=5), 300)
+
+    run_post(world, deployment_id, lambda_context)
+
+    assert world.statuses(deployment_id) == ["Succeeded"]
+    canary = world.stored(release).hook_results["post_traffic"]["canary"]
+    assert (canary["new"]["invocations"], canary["new"]["errors"]) == (30, 0)
+    assert canary["window"]["start"] == allow.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert canary["window"]["end"] == after.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_without_lifecycle_times_the_window_starts_with_the_deployment(
+    post_world: World, lambda_context: Any
+) -> None:
+    world = post_world
+    release, deployment_id = world.release(None)
+    world.codedeploy.deployments[deployment_id].create_time = minutes_ago(8)
+    put_invocations("2", minutes_ago(5), 25)
+    put_invocations("1", minutes_ago(5), 200)
+
+    run_post(world, deployment_id, lambda_context)
+
+    assert world.statuses(deployment_id) == ["Succeeded"]
+    post = world.stored(release).hook_results["post_traffic"]
+    assert post["canary"]["new"]["invocations"] == 25
+    assert any("starts when the deployment did" in w for w in post["warnings"])
+
+
+def test_a_post_traffic_check_answered_by_the_old_version_fails(
+    post_world: World, lambda_context: Any
+) -> None:
+    world = post_world
+    release, deployment_id = world.release({"post_traffic": [HEALTH]})
+    shifted(world, deployment_id)
+    world.target.answer("live", "health", ok("1"))
+
+    run_post(world, deployment_id, lambda_context)
+
+    assert world.statuses(deployment_id) == ["Failed"]
+    assert world.stored(release).reason.startswith(
+        "post-traffic check 'health' failed against alias live: answered by version 1, not version 2"
+    )
+
+
+def test_unreadable_metrics_fail_the_post_traffic_hook(
+    post_world: World, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = post_world
+    release, deployment_id = world.release(None)
+    shifted(world, deployment_id)
+    cloudwatch = aws.client("cloudwatch")
+
+    def denied(**_: Any) -> Any:
+        raise client_error(
+            "AccessDenied", "not authorized to perform cloudwatch:GetMetricData", "GetMetricData"
+        )
+
+    monkeypatch.setattr(cloudwatch, "get_metric_data", denied)
+
+    run_post(world, deployment_id, lambda_context)
+
+    assert world.statuses(deployment_id) == ["Failed"]
+    assert "cloudwatch:GetMetricData" in world.stored(release).reason
+
+
+# --- the on-failure destination -----------------------------------------------------------------
+def destination_record(
+    deployment_id: str, execution_id: str, hook: str, condition: str, response: Any
+) -> dict[str, Any]:
+    return {
+        "version": "1.0",
+        "timestamp": "2026-03-01T12:05:00.000Z",
+        "requestContext": {
+            "requestId": "0c5d3f4e-6f4b-4b8e-9a57-3b8f0a0b7f11",
+            "functionArn": f"arn:aws:lambda:us-east-1:123456789012:function:{hook}:$LATEST",
+            "condition": condition,
+            "approximateInvokeCount": 1,
+        },
+        "requestPayload": hook_event(deployment_id, execution_id),
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": response,
+    }
+
+
+def test_a_hook_that_timed_out_is_reported_failed_by_the_destination(
+    world: World, lambda_context: Any
+) -> None:
+    release, deployment_id = world.release({"pre_traffic": [HEALTH]})
+    execution_id = world.codedeploy.new_hook_execution(deployment_id)
+    record = destination_record(
+        deployment_id,
+        execution_id,
+        PRE_HOOK,
+        "RetriesExhausted",
+        {"errorType": "Sandbox.Timedout", "errorMessage": "Task timed out after 300.00 seconds"},
+    )
+
+    result = reporter_app.lambda_handler(record, lambda_context)
+
+    assert result["status"] == "Failed"
+    assert world.statuses(deployment_id) == ["Failed"]
+    assert world.reported(deployment_id, execution_id) == "Failed"
+    stored = world.stored(release)
+    assert stored.reason_code == "HOOK_EXECUTION_FAILURE"
+    assert stored.reason == (
+        "pre-traffic hook failed without reporting (RetriesExhausted): "
+        "Sandbox.Timedout: Task timed out after 300.00 seconds"
+    )
+    pre = stored.hook_results["pre_traffic"]
+    assert (pre["verdict"], pre["reported"], pre["execution_id"]) == ("Failed", True, execution_id)
+
+
+def test_an_expired_hook_event_is_reported_failed(world: World, lambda_context: Any) -> None:
+    release, deployment_id = world.release(None)
+    execution_id = world.codedeploy.new_hook_execution(deployment_id)
+    record = destination_record(deployment_id, execution_id, POST_HOOK, "EventAgeExceeded", None)
+
+    reporter_app.lambda_handler(record, lambda_context)
+
+    assert world.statuses(deployment_id) == ["Failed"]
+    stored = world.stored(release)
+    assert (
+        stored.reason == "post-traffic hook never ran: its event expired in Lambda's queue (EventAgeExceeded)"
+    )
+    assert stored.hook_results["post_traffic"]["verdict"] == "Failed"
+
+
+def test_the_destination_does_not_overrule_a_hook_that_reported(world: World, lambda_context: Any) -> None:
+    release, deployment_id = world.release({"pre_traffic": [HEALTH]})
+    world.target.answer("2", "health", ok("2"))
+    _, execution_id = run_pre(world, deployment_id, lambda_context)
+    record = destination_record(
+        deployment_id, execution_id, PRE_HOOK, "RetriesExhausted", {"errorMessage": "Runtime exited"}
+    )
+
+    result = reporter_app.lambda_handler(record, lambda_context)
+
+    assert result["status"] == "AlreadyReported"
+    assert world.statuses(deployment_id) == ["Succeeded"]
+    stored = world.stored(release)
+    assert stored.hook_results["pre_traffic"]["verdict"] == "Succeeded"
+    assert stored.reason_code == ""
+
+
+def test_the_destination_reports_after_a_lost_report(world: World, lambda_context: Any) -> None:
+    release, deployment_id = world.release({"pre_traffic": [HEALTH]})
+    world.target.answer("2", "health", ok("2"))
+    execution_id = world.codedeploy.new_hook_execution(deployment_id)
+    world.codedeploy.fail_next["put_lifecycle_event_hook_execution_status"] = [
+        client_error("ThrottlingException", "Rate exceeded", "PutLifecycleEventHookExecutionStatus")
+    ]
+    with pytest.raises(Exception, match="Rate exceeded"):
+        pre_app.lambda_handler(hook_event(deployment_id, execution_id), lambda_context)
+    record = destination_record(
+        deployment_id,
+        execution_id,
+        PRE_HOOK,
+        "RetriesExhausted",
+        {"errorType": "ClientError", "errorMessage": "Rate exceeded"},
+    )
+
+    reporter_app.lambda_handler(record, lambda_context)
+
+    assert world.reported(deployment_id, execution_id) == "Failed"
+    pre = world.stored(release).hook_results["pre_traffic"]
+    # What the hook saw is kept next to why it could not report.
+    assert [c["name"] for c in pre["checks"]] == ["health"]
+    assert pre["reported_by"] == "on-failure destination"
+
+
+def test_the_destination_reports_for_a_deployment_outside_rollout(world: World, lambda_context: Any) -> None:
+    deployment_id = start_deployment(world.codedeploy)
+    execution_id = world.codedeploy.new_hook_execution(deployment_id)
+    record = destination_record(
+        deployment_id,
+        execution_id,
+        POST_HOOK,
+        "RetriesExhausted",
+        {"errorMessage": "Runtime exited with error"},
+    )
+
+    reporter_app.lambda_handler(record, lambda_context)
+
+    assert world.reported(deployment_id, execution_id) == "Failed"
+
+
+def test_the_destination_skips_a_record_without_a_hook_event(world: World, lambda_context: Any) -> None:
+    record = destination_record("d-ABCDEFGHI", "x", PRE_HOOK, "RetriesExhausted", None)
+    record["requestPayload"] = {"hello": "world"}
+
+    result = reporter_app.lambda_handler(record, lambda_context)
+
+    assert result["status"] == "Skipped"
+    assert world.codedeploy.calls_to("put_lifecycle_event_hook_execution_status") == []
