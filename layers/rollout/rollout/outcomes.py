@@ -207,7 +207,7 @@ _ACTIVATED = re.compile(r"activated alarms?:\s*(.+)$", re.IGNORECASE)
 
 def alarm_names(text: str, known: list[str]) -> list[str]:
     """Alarm names a CodeDeploy message mentions: the release's own alarms first, then any it lists."""
-    found = [name for name in known if name and name in text]
+    found = [name for name in known if name and re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w-])", text)]
     match = _ACTIVATED.search(text)
     if match:
         # Alarm names may contain spaces: only commas separate them.

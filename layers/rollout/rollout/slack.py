@@ -96,7 +96,7 @@ def render(message: dict[str, Any]) -> dict[str, Any]:
                 "type": "section",
                 "text": {
                     "type": "mrkdwn",
-                    "text": _clip(f"*Reason*{code}\n{_escape(str(reason['text']))}", 3000),
+                    "text": _clip(f"*Reason*{code}\n{_escape(str(reason['text']))}", SECTION_LIMIT),
                 },
             }
         )
@@ -189,7 +189,7 @@ def _failing_text(failing: list[dict[str, str]]) -> str:
             line += f": {_escape(check['error'])}"
         if check["excerpt"]:
             excerpt = _clip(check["excerpt"], min(EXCERPT_LIMIT, max(budget // len(failing[:3]), 100)))
-            line += "\n```" + excerpt.replace("```", "'''") + "```"
+            line += "\n```" + _escape(excerpt.replace("```", "'''")) + "```"
         parts.append(line)
     if len(failing) > 3:
         parts.append(f"_and {len(failing) - 3} more failing checks_")

@@ -1,0 +1,80 @@
+"""A local stand-in for a Slack incoming webhook: an HTTP server on 127.0.0.1 that records posts.
+
+Tests script its answers (for example a 429 with Retry-After, then 200) and read what it received.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Answer:
+    status: int = 200
+    body: str = "ok"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ReceivedPost:
+    path: str
+    headers: dict[str, str]
+    payload: dict[str, Any]
+
+
+class SlackReceiver:
+    def __init__(self) -> None:
+        self.posts: list[ReceivedPost] = []
+        self.answers: list[Answer] = []  # consumed in order; afterwards `default` answers
+        self.default = Answer()
+        self.path = "/services/T000LOCAL/B000LOCAL/localwebhooksecret"
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length).decode("utf-8")
+                with receiver._lock:
+                    receiver.posts.append(ReceivedPost(self.path, dict(self.headers), json.loads(raw)))
+                    answer = receiver.answers.pop(0) if receiver.answers else receiver.default
+                body = answer.body.encode()
+                self.send_response(answer.status)
+                for name, value in answer.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}{self.path}"
+
+    def payloads(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [p.payload for p in self.posts]
+
+
+@contextmanager
+def slack_receiver() -> Iterator[SlackReceiver]:
+    receiver = SlackReceiver()
+    receiver.thread.start()
+    try:
+        yield receiver
+    finally:
+        receiver.server.shutdown()
+        receiver.server.server_close()

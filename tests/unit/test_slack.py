@@ -1,0 +1,177 @@
+"""Slack messages a person understands at a glance, rendered from rollout.notification/1."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from rollout.ledger import Release
+from rollout.notifications import build
+from rollout.slack import (
+    GREEN,
+    ORANGE,
+    RED,
+    MalformedNotification,
+    SlackWebhookSecretInvalid,
+    format_duration,
+    parse_notification,
+    render,
+    webhook_url_from_secret,
+)
+from rollout.states import State
+
+HOOK_RESULTS = {
+    "pre_traffic": {
+        "verdict": "Failed",
+        "checks": [
+            {
+                "name": "checkout",
+                "verdict": "Failed",
+                "duration_ms": 31,
+                "error": "statusCode: expected 200, got 500",
+                "excerpt": '{"statusCode": 500, "body": "<html>KeyError & co</html>"}',
+            }
+        ],
+        "reason": "check 'checkout' failed: statusCode: expected 200, got 500",
+    }
+}
+
+
+def notification(kind: str, **fields: Any) -> dict[str, Any]:
+    release = Release(
+        function="orders",
+        release_id="01h0000000000abcdef",
+        state=State.ROLLED_BACK,
+        bucket="artifacts",
+        key="orders/build-42.zip",
+        alias="live",
+        deployment_config="CodeDeployDefault.LambdaCanary10Percent5Minutes",
+        current_version="3",
+        target_version="4",
+        deployment_id="d-ABCDEFGHI",
+        commit="0123456789abcdef0123",
+        author="alice",
+        message="Fix checkout totals",
+        received_at="2025-01-01T10:00:00.000Z",
+        deploying_at="2025-01-01T10:00:20.000Z",
+        completed_at="2025-01-01T10:06:32.000Z",
+        updated_at="2025-01-01T10:06:32.000Z",
+    )
+    for key, value in fields.items():
+        setattr(release, key, value)
+    return build(kind, release, "eu-west-1").message
+
+
+def texts(payload: dict[str, Any]) -> str:
+    """Every piece of text a reader sees, joined."""
+    return json.dumps(payload, ensure_ascii=False)
+
+
+def test_rolled_back_message_shows_what_a_reader_needs() -> None:
+    message = notification(
+        "deployment.rolled_back",
+        reason_code="HOOK_EXECUTION_FAILURE",
+        reason="pre-traffic check 'checkout' failed: statusCode: expected 200, got 500",
+        hook_results=HOOK_RESULTS,
+    )
+    payload = render(message)
+    attachment = payload["attachments"][0]
+    assert attachment["color"] == ORANGE
+    blocks = attachment["blocks"]
+    header = blocks[0]["text"]["text"]
+    assert header.startswith(":rewind: orders: v4 rolled back to v3")
+    fields = [f["text"] for f in blocks[1]["fields"]]
+    assert "*Function*\n`orders` (alias `live`)" in fields
+    assert "*Version*\nv3 → v4" in fields
+    assert "*Config*\nCodeDeployDefault.LambdaCanary10Percent5Minutes" in fields
+    assert "*Duration*\n6m 12s" in fields
+    assert "*Commit*\n`0123456789ab` by alice" in fields
+    reason = blocks[2]["text"]["text"]
+    assert reason.startswith("*Reason* (`HOOK_EXECUTION_FAILURE`)\npre-traffic check 'checkout' failed")
+    failing = blocks[3]["text"]["text"]
+    assert "*Failing check* `checkout` (pre-traffic): statusCode: expected 200, got 500" in failing
+    assert "&lt;html&gt;KeyError &amp; co&lt;/html&gt;" in failing, "the excerpt is shown, escaped for mrkdwn"
+    assert "Fix checkout totals" in blocks[4]["elements"][0]["text"]
+    buttons = blocks[5]["elements"]
+    assert [b["text"]["text"] for b in buttons] == ["Lambda function", "CodeDeploy deployment"]
+    assert buttons[1]["url"].startswith("https://eu-west-1.console.aws.amazon.com/codesuite/codedeploy/")
+    assert "rolled back to v3" in payload["text"] and "checkout" in payload["text"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "colour", "emoji"),
+    [
+        ("deployment.succeeded", GREEN, ":white_check_mark:"),
+        ("deployment.failed", RED, ":x:"),
+        ("deployment.rolled_back", ORANGE, ":rewind:"),
+        ("release.failed", RED, ":x:"),
+    ],
+)
+def test_colour_and_emoji_follow_the_outcome(kind: str, colour: str, emoji: str) -> None:
+    payload = render(notification(kind))
+    assert payload["attachments"][0]["color"] == colour
+    assert payload["attachments"][0]["blocks"][0]["text"]["text"].startswith(emoji)
+
+
+def test_superseded_message_names_the_newer_release() -> None:
+    message = notification("release.superseded", state=State.SUPERSEDED)
+    message["superseded_by"] = "01h9999"
+    payload = render(message)
+    assert "superseded by release `01h9999`" in texts(payload)
+    assert payload["attachments"][0]["blocks"][0]["text"]["text"].startswith(":track_next:")
+
+
+def test_minimal_message_renders_without_optional_parts() -> None:
+    message = {
+        "schema": "rollout.notification/1",
+        "kind": "release.rejected",
+        "title": "Release of ? rejected",
+    }
+    payload = render(message)
+    blocks = payload["attachments"][0]["blocks"]
+    assert blocks[0]["type"] == "header"
+    assert all(block["type"] != "actions" for block in blocks)
+
+
+def test_block_kit_limits_hold_for_huge_inputs() -> None:
+    huge = "y" * 10_000
+    message = notification(
+        "deployment.failed",
+        reason=huge,
+        reason_code="X",
+        hook_results={"pre_traffic": {"checks": [{"name": "n", "verdict": "Failed", "excerpt": huge}] * 5}},
+    )
+    blocks = render(message)["attachments"][0]["blocks"]
+    assert len(blocks[0]["text"]["text"]) <= 150
+    for block in blocks:
+        if block["type"] == "section" and "text" in block:
+            assert len(block["text"]["text"]) <= 3000
+    assert "and 2 more failing checks" in texts(blocks)
+
+
+def test_durations_read_naturally() -> None:
+    assert [format_duration(s) for s in (4.4, 65, 3725)] == ["4s", "1m 05s", "1h 02m"]
+
+
+def test_parse_rejects_what_is_not_a_notification() -> None:
+    assert parse_notification(json.dumps(notification("deployment.succeeded")))["function"] == "orders"
+    for raw in (
+        "not json",
+        "[1, 2]",
+        json.dumps({"schema": "other/1", "kind": "x"}),
+        json.dumps({"schema": "rollout.notification/1"}),
+    ):
+        with pytest.raises(MalformedNotification):
+            parse_notification(raw)
+
+
+def test_secret_may_be_the_url_or_json() -> None:
+    url = "https://hooks.slack.com/services/T1/B1/abc"
+    assert webhook_url_from_secret(url + "\n") == url
+    assert webhook_url_from_secret(json.dumps({"webhook_url": url})) == url
+    for bad in ("", "{not json", json.dumps({"url": url}), "hooks.slack.com/x"):
+        with pytest.raises(SlackWebhookSecretInvalid) as err:
+            webhook_url_from_secret(bad)
+        assert "abc" not in str(err.value), "the error never repeats the secret"
