@@ -13,7 +13,14 @@ from sandbox.provision.errors import (
     UnsupportedResourceError,
 )
 from sandbox.provision.resources import HANDLERS
-from sandbox.provision.stack import ProvisionedResource, ProvisionedStack, StackOutputs, provision_stack
+from sandbox.provision.stack import (
+    ProvisionedResource,
+    ProvisionedStack,
+    StackOutputs,
+    StackPlan,
+    plan_stack,
+    provision_stack,
+)
 
 __all__ = [
     "HANDLERS",
@@ -22,7 +29,9 @@ __all__ = [
     "ProvisionedStack",
     "ResourceCreationError",
     "StackOutputs",
+    "StackPlan",
     "TemplateError",
     "UnsupportedResourceError",
+    "plan_stack",
     "provision_stack",
 ]

@@ -9,6 +9,7 @@ was created for inspection (a sandbox is thrown away, not repaired).
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -23,6 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from sandbox.provision.coercion import coerce_parameters
 from sandbox.provision.context import Created, ResourceContext, StackContext
 from sandbox.provision.errors import (
+    ProvisionError,
     ResourceCreationError,
     TemplateError,
     UnsupportedResourceError,
@@ -103,6 +105,25 @@ def _partition(region: str) -> tuple[str, str]:
     return "aws", "amazonaws.com"
 
 
+def _check_parameter(name: str, value: str, spec: dict[str, Any]) -> None:
+    """The constraints CloudFormation checks before it creates anything."""
+    allowed = spec.get("AllowedValues")
+    if allowed is not None and value not in [str(item) for item in allowed]:
+        raise TemplateError(f"parameter {name}={value!r} is not one of {allowed}")
+    pattern = spec.get("AllowedPattern")
+    if pattern is not None and re.fullmatch(str(pattern), value) is None:
+        raise TemplateError(f"parameter {name}={value!r} does not match {pattern}")
+    if spec.get("Type") == "Number":
+        try:
+            number = float(value)
+        except ValueError:
+            raise TemplateError(f"parameter {name}={value!r} is not a number") from None
+        if "MinValue" in spec and number < float(spec["MinValue"]):
+            raise TemplateError(f"parameter {name}={value} is below its MinValue {spec['MinValue']}")
+        if "MaxValue" in spec and number > float(spec["MaxValue"]):
+            raise TemplateError(f"parameter {name}={value} is above its MaxValue {spec['MaxValue']}")
+
+
 def _parameter_values(template: dict[str, Any], given: dict[str, str]) -> dict[str, Any]:
     """Each template parameter's value: given, else its Default; lists split as CloudFormation does."""
     declared = template.get("Parameters") or {}
@@ -118,9 +139,7 @@ def _parameter_values(template: dict[str, Any], given: dict[str, str]) -> dict[s
         else:
             raise TemplateError(f"parameter {name} has no Default and no value was given")
         value = str(value) if not isinstance(value, list) else ",".join(map(str, value))
-        allowed = spec.get("AllowedValues")
-        if allowed is not None and value not in [str(item) for item in allowed]:
-            raise TemplateError(f"parameter {name}={value!r} is not one of {allowed}")
+        _check_parameter(name, value, spec)
         kind = str(spec.get("Type", "String"))
         values[name] = (
             value.split(",") if (kind == "CommaDelimitedList" or kind.startswith("List<")) else value
@@ -291,6 +310,68 @@ def _client_factory(endpoint_url: str, region: str) -> Any:
     return client
 
 
+def _prepare(
+    template_path: Path,
+    stack_name: str,
+    parameters: dict[str, str] | None,
+    region: str,
+    account_id: str,
+    client: Any,
+) -> tuple[_Provisioner, list[str]]:
+    given = dict(parameters or {})
+    source = load_template(template_path)
+    template, local_code = to_cloudformation(
+        source, base_dir=template_path.parent, parameters=given, region=region, account_id=account_id
+    )
+    partition, url_suffix = _partition(region)
+    stack_id = (
+        f"arn:{partition}:cloudformation:{region}:{account_id}:stack/{stack_name}/"
+        f"{uuid.uuid5(uuid.NAMESPACE_URL, f'{account_id}/{region}/{stack_name}')}"
+    )
+    pseudo = {
+        "AWS::StackName": stack_name,
+        "AWS::StackId": stack_id,
+        "AWS::Region": region,
+        "AWS::AccountId": account_id,
+        "AWS::Partition": partition,
+        "AWS::URLSuffix": url_suffix,
+        "AWS::NotificationARNs": [],
+    }
+    stack = StackContext(stack_name, region, account_id, partition, local_code, client)
+    provisioner = _Provisioner(template, local_code, stack, _parameter_values(template, given), pseudo)
+    return provisioner, provisioner.plan()
+
+
+@dataclass
+class StackPlan:
+    """What provisioning would create, in order, and what its conditions leave out."""
+
+    order: list[str]
+    resource_types: dict[str, str]
+    skipped: dict[str, str]
+
+
+def _no_client(service: str) -> Any:
+    raise ProvisionError(f"planning makes no AWS calls (asked for {service})")
+
+
+def plan_stack(
+    template_path: Path,
+    stack_name: str,
+    parameters: dict[str, str] | None = None,
+    region: str = "us-east-1",
+    account_id: str = "123456789012",
+) -> StackPlan:
+    """Transform and check the template and order its resources, without creating anything.
+
+    Raises the same errors provisioning would raise before its first call (unsupported types or
+    properties, bad parameters, references to missing or skipped resources, dependency loops).
+    """
+    provisioner, order = _prepare(Path(template_path), stack_name, parameters, region, account_id, _no_client)
+    types = {logical_id: provisioner.definitions[logical_id]["Type"] for logical_id in order}
+    return StackPlan(order, types, provisioner.skipped)
+
+
 def provision_stack(
     endpoint_url: str,
     template_path: Path,
@@ -308,28 +389,8 @@ def provision_stack(
     client = _client_factory(endpoint_url, region)
     if account_id is None:
         account_id = str(client("sts").get_caller_identity()["Account"])
-    partition, url_suffix = _partition(region)
-    given = dict(parameters or {})
-    source = load_template(template_path)
-    template, local_code = to_cloudformation(
-        source, base_dir=template_path.parent, parameters=given, region=region, account_id=account_id
-    )
-    stack_id = (
-        f"arn:{partition}:cloudformation:{region}:{account_id}:stack/{stack_name}/"
-        f"{uuid.uuid5(uuid.NAMESPACE_URL, f'{account_id}/{region}/{stack_name}')}"
-    )
-    pseudo = {
-        "AWS::StackName": stack_name,
-        "AWS::StackId": stack_id,
-        "AWS::Region": region,
-        "AWS::AccountId": account_id,
-        "AWS::Partition": partition,
-        "AWS::URLSuffix": url_suffix,
-        "AWS::NotificationARNs": [],
-    }
-    stack = StackContext(stack_name, region, account_id, partition, local_code, client)
-    provisioner = _Provisioner(template, local_code, stack, _parameter_values(template, given), pseudo)
-    provisioner.create(provisioner.plan())
+    provisioner, order = _prepare(template_path, stack_name, parameters, region, account_id, client)
+    provisioner.create(order)
     outputs, exports = provisioner.outputs()
     resources = {
         logical_id: ProvisionedResource(
@@ -347,6 +408,6 @@ def provision_stack(
         resources=resources,
         skipped=provisioner.skipped,
         code_folders=provisioner.code_folders(template_path.parent),
-        notes=stack.notes,
+        notes=provisioner.stack.notes,
         elapsed_seconds=round(time.perf_counter() - started, 3),
     )

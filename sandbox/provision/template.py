@@ -157,4 +157,6 @@ def to_cloudformation(
     except InvalidDocumentException as exc:
         messages = "; ".join(str(cause) for cause in exc.causes)
         raise TemplateError(f"SAM transform failed: {messages}") from exc
+    finally:
+        translator.metrics.publish()  # to its offline publisher; unpublished metrics warn at exit
     return transformed, local_code
