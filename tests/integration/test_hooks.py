@@ -224,8 +224,9 @@ def test_one_failing_check_among_several_names_it_and_counts_the_rest(
     assert verdicts == {"health": "Succeeded", "orders": "Failed"}
 
 
-def test_no_checks_file_succeeds_and_says_so(world: World, lambda_context: Any) -> None:
-    release, deployment_id = world.release(None)
+@pytest.mark.parametrize("checks", [None, {}], ids=["none-stored", "defaults-stored"])
+def test_no_checks_succeeds_and_says_so(world: World, lambda_context: Any, checks: dict | None) -> None:
+    release, deployment_id = world.release(checks)
 
     result, _ = run_pre(world, deployment_id, lambda_context)
 
@@ -235,7 +236,7 @@ def test_no_checks_file_succeeds_and_says_so(world: World, lambda_context: Any) 
     pre = world.stored(release).hook_results["pre_traffic"]
     assert pre["checks"] == []
     assert "no pre-traffic checks configured" in pre["reason"]
-    assert "the artifact has no checks file" in pre["reason"]
+    assert f"release {release.release_id}" in pre["reason"]
     assert pre["warnings"] == [pre["reason"]]
 
 

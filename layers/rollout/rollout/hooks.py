@@ -434,11 +434,11 @@ def find_checks(release: Release | None, function: str) -> tuple[dict[str, Any] 
     function may name a checks document with its `rollout:checks` tag.
     """
     if release is not None:
-        origin = f"release {release.release_id}"
         if not release.checks:
-            return None, f"{origin}: the artifact has no checks file"
+            return None, f"release {release.release_id} has no checks"
+        origin = f"the checks of release {release.release_id}"
         try:
-            return parse_checks(release.checks), f"{origin}: the artifact's checks file"
+            return parse_checks(release.checks), origin
         except ChecksError as exc:
             raise ChecksUnavailable(f"the checks stored on {origin} are invalid: {exc}") from exc
     tags = aws.client("lambda").get_function(FunctionName=function).get("Tags") or {}
