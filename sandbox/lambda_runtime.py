@@ -82,6 +82,7 @@ class Worker:
     log_cond: threading.Condition = field(default_factory=threading.Condition)
     buffer: bytes = b""
     invocations: int = 0
+    timed_out: bool = False
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -103,14 +104,17 @@ class Worker:
                 pass
 
     def read_result(self, timeout: float) -> dict[str, Any] | None:
-        """One result line, or None on timeout or when the process died."""
+        """One result line; None on timeout (self.timed_out set) or when the process died."""
+        self.timed_out = False
         deadline = time.monotonic() + timeout
         while b"\n" not in self.buffer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                self.timed_out = True
                 return None
             ready, _, _ = select.select([self.results_fd], [], [], remaining)
             if not ready:
+                self.timed_out = True
                 return None
             chunk = os.read(self.results_fd, 65536)
             if not chunk:
@@ -476,7 +480,7 @@ class LambdaService:
         kill_after = self.sandbox.faults.worker_kill(spec.function_name, version)
         killer: threading.Timer | None = None
         if kill_after is not None:
-            killer = threading.Timer(kill_after, worker.kill)
+            killer = threading.Timer(kill_after, worker.process.kill)
             killer.daemon = True
             killer.start()
         started = time.monotonic()
@@ -502,7 +506,7 @@ class LambdaService:
                 killer.cancel()
         elapsed_ms = (time.monotonic() - started) * 1000
         if result is None:
-            timed_out = worker.alive()
+            timed_out = worker.timed_out
             pool.discard(worker)
             lines = worker.take_logs()
             if timed_out:
