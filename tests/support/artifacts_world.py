@@ -27,7 +27,9 @@ def build_zip(files: dict[str, bytes | str], *, compression: int = zipfile.ZIP_D
     return buffer.getvalue()
 
 
-def function_zip(build: str, checks: dict[str, Any] | str | None = None, checks_name: str = "rollout.json") -> bytes:
+def function_zip(
+    build: str, checks: dict[str, Any] | str | None = None, checks_name: str = "rollout.json"
+) -> bytes:
     """A deployable package whose code differs per `build`, optionally with a checks file."""
     files: dict[str, bytes | str] = {"app.py": HANDLER_SOURCE % build}
     if checks is not None:
@@ -130,7 +132,10 @@ def s3_record_event(uploaded: Uploaded) -> dict[str, Any]:
                 "eventName": "ObjectCreated:Put",
                 "userIdentity": {"principalId": "AWS:AIDAEXAMPLE"},
                 "requestParameters": {"sourceIPAddress": "203.0.113.15"},
-                "responseElements": {"x-amz-request-id": "C3D13FE58DE4C810", "x-amz-id-2": "FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD"},
+                "responseElements": {
+                    "x-amz-request-id": "C3D13FE58DE4C810",
+                    "x-amz-id-2": "FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD",
+                },
                 "s3": {
                     "s3SchemaVersion": "1.0",
                     "configurationId": "artifact-uploads",

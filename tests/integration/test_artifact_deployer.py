@@ -1,0 +1,689 @@
+"""The artifact deployer end to end against moto and the CodeDeploy stand-in, through its handler."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote_plus
+
+import boto3
+import pytest
+
+from functions.artifact_deployer.app import lambda_handler
+from rollout import aws, codedeploy_ops, lambda_ops
+from rollout.appspec import parse_appspec
+from rollout.config import Settings
+from rollout.deployer import start_deployment
+from rollout.ledger import Ledger, Release
+from rollout.states import State
+from tests.support.artifacts_world import (
+    ArtifactWorld,
+    eventbridge_event,
+    function_zip,
+    s3_record_event,
+)
+from tests.support.aws_stack import APPLICATION, LEDGER_TABLE, POST_HOOK, PRE_HOOK, REGION, StackUnderTest
+from tests.support.codedeploy_standin import CodeDeployStandIn, client_error
+
+FUNCTION = "orders"
+
+
+@pytest.fixture
+def world(stack: StackUnderTest) -> ArtifactWorld:
+    return ArtifactWorld(stack)
+
+
+@pytest.fixture
+def ledger(stack: StackUnderTest) -> Ledger:
+    return Ledger(LEDGER_TABLE)
+
+
+def deliver(event: dict[str, Any], lambda_context: Any) -> list[dict[str, Any]]:
+    return lambda_handler(event, lambda_context)["results"]
+
+
+def release_upload(world: ArtifactWorld, build: str, lambda_context: Any, **kwargs: Any) -> dict[str, Any]:
+    uploaded = world.upload(f"{FUNCTION}/build-{build}.zip", function_zip(build, **kwargs))
+    (result,) = deliver(eventbridge_event(uploaded), lambda_context)
+    return result
+
+
+def only_release(ledger: Ledger, function: str = FUNCTION) -> Release:
+    (release,) = ledger.releases(function)
+    return release
+
+
+@pytest.fixture
+def bootstrapped(world: ArtifactWorld, stack: StackUnderTest, lambda_context: Any) -> dict[str, Any]:
+    """A managed function whose first release created its alias on version 1."""
+    world.create_function(FUNCTION, {"rollout:alarms": "orders-5xx orders-latency"})
+    result = release_upload(world, "1", lambda_context)
+    assert result["state"] == "BOOTSTRAPPED"
+    stack.notifications()  # read past the bootstrap notification
+    stack.received.clear()
+    return result
+
+
+# --- first release, normal release, unchanged ---------------------------------------------------
+
+
+def test_first_release_creates_the_alias_on_the_new_version(
+    world: ArtifactWorld,
+    stack: StackUnderTest,
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    lambda_context: Any,
+) -> None:
+    world.create_function(FUNCTION)
+    uploaded = world.upload(
+        f"{FUNCTION}/build-1.zip",
+        function_zip("1"),
+        metadata={"commit": "3f2a9c1", "author": "ana", "message": "first cut"},
+    )
+
+    (result,) = deliver(eventbridge_event(uploaded), lambda_context)
+
+    assert result["state"] == "BOOTSTRAPPED"
+    assert world.alias_version(FUNCTION) == result["target_version"] == "1"
+    release = only_release(ledger)
+    assert release.state == State.BOOTSTRAPPED
+    assert (release.commit, release.author, release.message) == ("3f2a9c1", "ana", "first cut")
+    assert release.object_version == uploaded.version_id
+    assert release.code_sha256
+    assert release.checks == {
+        "pre_traffic": [],
+        "post_traffic": [],
+        "canary": {
+            "max_error_rate": 0.01,
+            "max_p99_duration_ratio": 1.5,
+            "min_invocations": 20,
+            "strict": False,
+        },
+    }
+    (note,) = stack.notifications()
+    assert note["kind"] == "release.bootstrapped"
+    assert note["commit"] == "3f2a9c1"
+    assert note["_attributes"] == {"kind": "release.bootstrapped", "function": FUNCTION, "severity": "info"}
+    assert codedeploy.calls_to("create_deployment") == []
+
+
+def test_new_code_starts_a_canary_deployment_with_the_appspec_and_alarms(
+    world: ArtifactWorld,
+    stack: StackUnderTest,
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    bootstrapped: dict[str, Any],
+    lambda_context: Any,
+) -> None:
+    checks = {
+        "pre_traffic": [{"name": "health", "event": {"path": "/health"}, "expect": {"statusCode": 200}}]
+    }
+    result = release_upload(world, "2", lambda_context, checks=checks)
+
+    assert result["state"] == "DEPLOYING"
+    release = ledger.get(FUNCTION, result["release_id"])
+    assert release is not None
+    assert (release.current_version, release.target_version) == ("1", "2")
+    assert release.deployment_id == result["deployment_id"]
+    assert release.deployment_id.startswith("d-")
+    assert release.checks is not None
+    assert release.checks["pre_traffic"][0]["name"] == "health"
+    assert release.checks["pre_traffic"][0]["max_duration_ms"] == 3000
+
+    (call,) = codedeploy.calls_to("create_deployment")
+    assert call["applicationName"] == APPLICATION
+    assert call["deploymentGroupName"] == FUNCTION
+    assert call["deploymentConfigName"] == "CodeDeployDefault.LambdaCanary10Percent5Minutes"
+    spec = parse_appspec(call["revision"]["appSpecContent"]["content"])
+    assert (spec.function, spec.alias, spec.current_version, spec.target_version) == (
+        FUNCTION,
+        "live",
+        "1",
+        "2",
+    )
+    assert (spec.before_allow_traffic, spec.after_allow_traffic) == (PRE_HOOK, POST_HOOK)
+
+    group = codedeploy.groups[(APPLICATION, FUNCTION)]
+    alarm_names = sorted(a["name"] for a in group["alarmConfiguration"]["alarms"])
+    assert alarm_names == sorted([*release.alarms, "orders-5xx", "orders-latency"])
+    assert group["alarmConfiguration"]["enabled"] is True
+    assert set(group["autoRollbackConfiguration"]["events"]) == {
+        "DEPLOYMENT_FAILURE",
+        "DEPLOYMENT_STOP_ON_ALARM",
+        "DEPLOYMENT_STOP_ON_REQUEST",
+    }
+    assert group["serviceRoleArn"] == stack.codedeploy_role_arn
+
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    alarms = cloudwatch.describe_alarms(AlarmNames=release.alarms)["MetricAlarms"]
+    assert sorted(a["AlarmName"] for a in alarms) == sorted(
+        ["rollout-test-canary-orders-v2-error-rate", "rollout-test-canary-orders-v2-errors"]
+    )
+    errors_alarm = next(a for a in alarms if a["AlarmName"].endswith("-errors"))
+    assert {d["Name"]: d["Value"] for d in errors_alarm["Dimensions"]} == {
+        "FunctionName": FUNCTION,
+        "Resource": f"{FUNCTION}:live",
+        "ExecutedVersion": "2",
+    }
+
+    lock = ledger.get_lock(FUNCTION)
+    assert lock is not None
+    assert (lock["release_id"], lock["deployment_id"]) == (release.release_id, release.deployment_id)
+    (note,) = stack.notifications()
+    assert note["kind"] == "deployment.started"
+    assert note["deployment_id"] == release.deployment_id
+    assert note["versions"] == {"current": "1", "target": "2"}
+
+
+def test_a_second_release_reuses_the_group_without_updating_it_needlessly(
+    world: ArtifactWorld,
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    bootstrapped: dict[str, Any],
+    lambda_context: Any,
+) -> None:
+    first = release_upload(world, "2", lambda_context)
+    codedeploy.finish(first["deployment_id"], "Succeeded")
+    ledger.release_lock(FUNCTION, first["release_id"])
+    boto3.client("lambda", region_name=REGION).update_alias(
+        FunctionName=FUNCTION, Name="live", FunctionVersion="2"
+    )
+
+    second = release_upload(world, "3", lambda_context)
+
+    assert second["state"] == "DEPLOYING"
+    assert len(codedeploy.calls_to("create_deployment")) == 2
+    # The group changes only because the canary alarms are the new version's.
+    (update,) = codedeploy.calls_to("update_deployment_group")
+    assert sorted(a["name"] for a in update["alarmConfiguration"]["alarms"]) == sorted(
+        [
+            "rollout-test-canary-orders-v3-error-rate",
+            "rollout-test-canary-orders-v3-errors",
+            "orders-5xx",
+            "orders-latency",
+        ]
+    )
+
+
+def test_same_code_as_the_live_version_is_unchanged_and_publishes_nothing(
+    world: ArtifactWorld,
+    stack: StackUnderTest,
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    bootstrapped: dict[str, Any],
+    lambda_context: Any,
+) -> None:
+    uploaded = world.upload(f"{FUNCTION}/build-1-again.zip", function_zip("1"))
+
+    (result,) = deliver(eventbridge_event(uploaded), lambda_context)
+
+    assert result["state"] == "UNCHANGED"
+    assert world.published_versions(FUNCTION) == ["1"]
+    assert world.alias_version(FUNCTION) == "1"
+    release = ledger.get(FUNCTION, result["release_id"])
+    assert release is not None
+    assert release.current_version == "1"
+    assert "already serves this code" in release.reason
+    assert [n["kind"] for n in stack.notifications()] == ["release.unchanged"]
+    assert codedeploy.calls_to("create_deployment") == []
+
+
+# --- queueing -----------------------------------------------------------------------------------
+
+
+def test_an_upload_while_a_release_deploys_is_queued(
+    world: ArtifactWorld,
+    stack: StackUnderTest,
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    bootstrapped: dict[str, Any],
+    lambda_context: Any,
+) -> None:
+    first = release_upload(world, "2", lambda_context)
+    second = release_upload(world, "3", lambda_context)
+
+    assert (first["state"], second["state"]) == ("DEPLOYING", "QUEUED")
+    queued = ledger.get(FUNCTION, second["release_id"])
+    assert queued is not None
+    assert queued.target_version == "3"
+    assert first["release_id"] in queued.reason
+    assert len(codedeploy.calls_to("create_deployment")) == 1
+    assert stack.kinds() == ["deployment.started", "release.queued"]
+    lock = ledger.get_lock(FUNCTION)
+    assert lock is not None
+    assert lock["release_id"] == first["release_id"]
+
+
+def test_a_queued_release_starts_when_the_lock_is_free_and_reads_the_alias_again(
+    world: ArtifactWorld,
+    stack: StackUnderTest,
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    bootstrapped: dict[str, Any],
+    lambda_context: Any,
+) -> None:
+    first = release_upload(world, "2", lambda_context)
+    second = release_upload(world, "3", lambda_context)
+    queued = ledger.get(FUNCTION, second["release_id"])
+    assert queued is not None
+
+    # Still locked: starting again leaves it queued, without a second notification.
+    assert start_deployment(queued, ledger, Settings.from_env()).state == State.QUEUED
+    assert stack.kinds() == ["deployment.started", "release.queued"]
+
+    # The first release succeeds: CodeDeploy moved the alias to 2, the lock is released.
+    codedeploy.finish(first["deployment_id"], "Succeeded")
+    boto3.client("lambda", region_name=REGION).update_alias(
+        FunctionName=FUNCTION, Name="live", FunctionVersion="2"
+    )
+    ledger.release_lock(FUNCTION, first["release_id"])
+
+    started = start_deployment(queued, ledger, Settings.from_env())
+
+    assert started.state == State.DEPLOYING
+    assert (started.current_version, started.target_version) == ("2", "3")
+    spec = parse_appspec(
+        codedeploy.calls_to("create_deployment")[-1]["revision"]["appSpecContent"]["content"]
+    )
+    assert (spec.current_version, spec.target_version) == ("2", "3")
+    assert stack.kinds()[-1] == "deployment.started"
+
+
+def test_deployment_limit_exceeded_queues_the_release_and_frees_the_lock(
+    world: ArtifactWorld,
+    stack: StackUnderTest,
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    bootstrapped: dict[str, Any],
+    lambda_context: Any,
+) -> None:
+    codedeploy.fail_next["create_deployment"] = [
+        client_error("DeploymentLimitExceededException", "a wording nobody should parse", "CreateDeployment")
+    ]
+
+    result = release_upload(world, "2", lambda_context)
+
+    assert result["state"] == "QUEUED"
+    assert ledger.get_lock(FUNCTION) is None
+    assert stack.kinds() == ["release.queued"]
+
+
+def test_a_deployment_started_outside_rollout_queues_the_release(
+    world: ArtifactWorld,
+    stack: StackUnderTest,
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    bootstrapped: dict[str, Any],
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Someone else (SAM, a person) runs a deployment in the function's group.
+    first = release_upload(world, "2", lambda_context)
+    ledger.release_lock(FUNCTION, first["release_id"])
+    assert codedeploy.deployments[first["deployment_id"]].status == "InProgress"
+
+    queued_by_listing = release_upload(world, "3", lambda_context)
+    assert queued_by_listing["state"] == "QUEUED"
+    assert (
+        first["deployment_id"]
+        in (ledger.get(FUNCTION, queued_by_listing["release_id"]) or Release("", "")).reason
+    )
+
+    # Between listing and creating, the stand-in's own answer is DeploymentLimitExceededException.
+    monkeypatch.setattr(codedeploy_ops, "active_deployments", lambda application, group: [])
+    queued_by_answer = release_upload(world, "4", lambda_context)
+    assert queued_by_answer["state"] == "QUEUED"
+    assert len(codedeploy.calls_to("create_deployment")) == 2  # the first, and the refused one
+    assert ledger.get_lock(FUNCTION) is None
+
+
+# --- duplicates, encodings, retries, failures ---------------------------------------------------
+
+
+def test_a_redelivered_event_makes_one_release_and_one_deployment(
+    world: ArtifactWorld,
+    stack: StackUnderTest,
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    bootstrapped: dict[str, Any],
+    lambda_context: Any,
+) -> None:
+    uploaded = world.upload(f"{FUNCTION}/build-2.zip", function_zip("2"))
+    event = eventbridge_event(uploaded)
+
+    (first,) = deliver(event, lambda_context)
+    (again,) = deliver(json.loads(json.dumps(event)), lambda_context)
+    # The same object announced by a classic S3 notification is the same upload.
+    (classic,) = deliver(s3_record_event(uploaded), lambda_context)
+
+    assert first["state"] == "DEPLOYING"
+    assert again["release_id"] == classic["release_id"] == first["release_id"]
+    assert again["duplicate"] is True and classic["duplicate"] is True
+    assert len([r for r in ledger.releases(FUNCTION) if r.key == uploaded.key]) == 1
+    assert len(codedeploy.calls_to("create_deployment")) == 1
+    assert stack.kinds() == ["deployment.started"]
+
+
+@pytest.mark.parametrize("key", ["orders/build 7 (hotfix).zip", "orders/a+b%20c.zip", "orders/ünïcode+1.zip"])
+def test_url_encoded_keys_of_classic_notifications_find_the_object(
+    world: ArtifactWorld, ledger: Ledger, bootstrapped: dict[str, Any], lambda_context: Any, key: str
+) -> None:
+    uploaded = world.upload(key, function_zip(key))
+
+    (result,) = deliver(s3_record_event(uploaded), lambda_context)
+
+    assert result["state"] == "DEPLOYING"
+    release = ledger.get(FUNCTION, result["release_id"])
+    assert release is not None
+    assert release.key == key
+
+
+def test_an_eventbridge_key_that_arrives_encoded_is_resolved_against_the_bucket(
+    world: ArtifactWorld, ledger: Ledger, bootstrapped: dict[str, Any], lambda_context: Any
+) -> None:
+    uploaded = world.upload("orders/build 8.zip", function_zip("8"))
+
+    (result,) = deliver(eventbridge_event(uploaded, key="orders/build+8.zip"), lambda_context)
+
+    assert result["state"] == "DEPLOYING"
+    assert (ledger.get(FUNCTION, result["release_id"]) or Release("", "")).key == "orders/build 8.zip"
+
+
+class ConflictingLambda:
+    """The real (moto) Lambda client, answering ResourceConflictException to the first updates."""
+
+    def __init__(self, real: Any, conflicts: int) -> None:
+        self._real = real
+        self.conflicts = conflicts
+        self.update_calls = 0
+
+    def update_function_code(self, **params: Any) -> Any:
+        self.update_calls += 1
+        if self.conflicts:
+            self.conflicts -= 1
+            raise client_error(
+                "ResourceConflictException",
+                "The operation cannot be performed at this time.",
+                "UpdateFunctionCode",
+            )
+        return self._real.update_function_code(**params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def test_update_conflicts_are_retried_with_growing_backoff(
+    world: ArtifactWorld,
+    ledger: Ledger,
+    bootstrapped: dict[str, Any],
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    route = aws.client
+    conflicting = ConflictingLambda(route("lambda"), conflicts=3)
+    monkeypatch.setattr(aws, "client", lambda service: conflicting if service == "lambda" else route(service))
+    delays: list[float] = []
+    monkeypatch.setattr(lambda_ops, "sleep", delays.append)
+
+    result = release_upload(world, "2", lambda_context)
+
+    assert result["state"] == "DEPLOYING"
+    assert conflicting.update_calls == 4
+    assert len(delays) == 3
+    assert delays[0] <= lambda_ops.CONFLICT_BASE_DELAY
+    assert delays[2] >= 2 * lambda_ops.CONFLICT_BASE_DELAY  # half of the grown delay is fixed
+    assert all(d <= lambda_ops.CONFLICT_MAX_DELAY for d in delays)
+
+
+def test_endless_conflicts_end_the_release_failed_with_the_error(
+    world: ArtifactWorld,
+    stack: StackUnderTest,
+    ledger: Ledger,
+    bootstrapped: dict[str, Any],
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    route = aws.client
+    conflicting = ConflictingLambda(route("lambda"), conflicts=100)
+    monkeypatch.setattr(aws, "client", lambda service: conflicting if service == "lambda" else route(service))
+    monkeypatch.setattr(lambda_ops, "sleep", lambda seconds: None)
+
+    result = release_upload(world, "2", lambda_context)
+
+    assert result["state"] == "FAILED"
+    assert conflicting.update_calls == lambda_ops.CONFLICT_ATTEMPTS
+    assert "ResourceConflictException" in result["reason"]
+    assert stack.kinds() == ["release.failed"]
+
+
+def test_a_codedeploy_error_ends_the_release_failed_and_frees_the_lock(
+    world: ArtifactWorld,
+    stack: StackUnderTest,
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    bootstrapped: dict[str, Any],
+    lambda_context: Any,
+) -> None:
+    codedeploy.fail_next["create_deployment"] = [
+        client_error("DeploymentConfigDoesNotExistException", "no such config", "CreateDeployment")
+    ]
+
+    result = release_upload(world, "2", lambda_context)
+
+    assert result["state"] == "FAILED"
+    release = ledger.get(FUNCTION, result["release_id"])
+    assert release is not None
+    assert "DeploymentConfigDoesNotExistException" in release.reason
+    assert ledger.get_lock(FUNCTION) is None
+    (note,) = stack.notifications()
+    assert note["kind"] == "release.failed"
+    assert note["reason"]["text"] == release.reason
+
+
+def test_deployment_config_tags_map_short_names_and_pass_custom_ones(
+    world: ArtifactWorld, codedeploy: CodeDeployStandIn, lambda_context: Any
+) -> None:
+    world.create_function("billing", {"rollout:deployment-config": "Linear10PercentEvery1Minute"})
+    world.create_function("search", {"rollout:deployment-config": "Team.Slow5Percent"})
+    for function in ("billing", "search"):
+        for build in ("1", "2"):
+            uploaded = world.upload(f"{function}/b{build}.zip", function_zip(function + build))
+            deliver(eventbridge_event(uploaded), lambda_context)
+
+    configs = {
+        c["deploymentGroupName"]: c["deploymentConfigName"] for c in codedeploy.calls_to("create_deployment")
+    }
+    assert configs == {
+        "billing": "CodeDeployDefault.LambdaLinear10PercentEvery1Minute",
+        "search": "Team.Slow5Percent",
+    }
+
+
+# --- rejections ---------------------------------------------------------------------------------
+
+
+def _zip_with(files: dict[str, str]) -> bytes:
+    from tests.support.artifacts_world import build_zip
+
+    return build_zip(dict(files))
+
+
+REJECTIONS: list[tuple[str, str, bytes, str, str]] = [
+    # (id, key, body, reason_code, a phrase the reason must contain)
+    ("no-function-segment", "build-1.zip", function_zip("x"), "NO_FUNCTION_SEGMENT", "no function segment"),
+    ("bad-suffix", "orders/build-1.tar.gz", function_zip("x"), "BAD_SUFFIX", ".zip"),
+    ("empty", "orders/empty.zip", b"", "EMPTY_OBJECT", "empty"),
+    (
+        "corrupt",
+        "orders/corrupt.zip",
+        b"PK\x03\x04 this is not really a zip",
+        "CORRUPT_ZIP",
+        "not a valid zip",
+    ),
+    ("traversal", "orders/evil.zip", _zip_with({"../../etc/cron.d/x": "boom"}), "UNSAFE_ZIP", "'..'"),
+    ("absolute", "orders/abs.zip", _zip_with({"/var/task/app.py": "x"}), "UNSAFE_ZIP", "absolute path"),
+    (
+        "missing-function",
+        "ghost/build-1.zip",
+        function_zip("x"),
+        "FUNCTION_NOT_FOUND",
+        "'ghost' does not exist",
+    ),
+    ("unmanaged", "legacy/build-1.zip", function_zip("x"), "FUNCTION_NOT_MANAGED", "rollout:managed"),
+    (
+        "invalid-checks",
+        "orders/checks.zip",
+        function_zip("x", checks={"pre_traffic": [{"name": "a", "max_duration_ms": 0}]}),
+        "INVALID_CHECKS",
+        "rollout.json: pre_traffic[0].max_duration_ms",
+    ),
+    (
+        "invalid-yaml-checks",
+        "orders/checks-yaml.zip",
+        function_zip("x", checks="canary:\n  max_error_rate: lots\n", checks_name="rollout.yaml"),
+        "INVALID_CHECKS",
+        "canary.max_error_rate",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("key", "body", "code", "phrase"), [r[1:] for r in REJECTIONS], ids=[r[0] for r in REJECTIONS]
+)
+def test_bad_artifacts_are_rejected_with_a_reason_and_nothing_deployed(
+    world: ArtifactWorld,
+    stack: StackUnderTest,
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    lambda_context: Any,
+    key: str,
+    body: bytes,
+    code: str,
+    phrase: str,
+) -> None:
+    world.create_function(FUNCTION)
+    world.create_function("legacy", managed=False)
+    latest_before = world.lambda_client.get_function_configuration(FunctionName=FUNCTION)["CodeSha256"]
+    uploaded = world.upload(key, body)
+
+    (result,) = deliver(eventbridge_event(uploaded), lambda_context)
+
+    assert (result["state"], result["reason_code"]) == ("REJECTED", code)
+    assert phrase in result["reason"]
+    function = key.split("/")[0] if "/" in key else "(none)"
+    (release,) = ledger.releases(function)
+    assert (release.state, release.reason_code, release.reason) == (State.REJECTED, code, result["reason"])
+    (note,) = stack.notifications()
+    assert note["kind"] == "release.rejected"
+    assert note["reason"] == {"code": code, "text": result["reason"]}
+    assert note["_attributes"]["severity"] == "error"
+    assert (
+        world.lambda_client.get_function_configuration(FunctionName=FUNCTION)["CodeSha256"] == latest_before
+    )
+    assert world.alias_version(FUNCTION) is None
+    assert codedeploy.calls == [
+        ("create_application", {"applicationName": APPLICATION, "computePlatform": "Lambda"})
+    ]
+
+
+def test_an_object_over_the_size_limit_is_rejected_before_it_is_read(
+    world: ArtifactWorld, ledger: Ledger, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rollout import artifacts
+
+    world.create_function(FUNCTION)
+    monkeypatch.setattr(artifacts, "MAX_ARTIFACT_BYTES", 100)
+    uploaded = world.upload(f"{FUNCTION}/big.zip", function_zip("x" * 500))
+
+    (result,) = deliver(eventbridge_event(uploaded), lambda_context)
+
+    assert (result["state"], result["reason_code"]) == ("REJECTED", "TOO_LARGE")
+    assert f"{uploaded.size} bytes" in result["reason"]
+
+
+def test_an_object_deleted_before_processing_is_rejected(
+    world: ArtifactWorld, ledger: Ledger, lambda_context: Any
+) -> None:
+    world.create_function(FUNCTION)
+    uploaded = world.upload(f"{FUNCTION}/gone.zip", function_zip("gone"))
+    world.s3.delete_object(Bucket=uploaded.bucket, Key=uploaded.key, VersionId=uploaded.version_id)
+
+    (result,) = deliver(eventbridge_event(uploaded), lambda_context)
+
+    assert (result["state"], result["reason_code"]) == ("REJECTED", "OBJECT_NOT_FOUND")
+    assert only_release(ledger).state == State.REJECTED
+
+
+def test_too_many_alarm_tags_are_rejected_naming_the_tag(world: ArtifactWorld, lambda_context: Any) -> None:
+    world.create_function(FUNCTION, {"rollout:alarms": " ".join(f"alarm-{i}" for i in range(9))})
+    result = release_upload(world, "1", lambda_context)
+
+    assert (result["state"], result["reason_code"]) == ("REJECTED", "BAD_TAG")
+    assert "rollout:alarms names 9 alarms" in result["reason"]
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {},
+        {"detail-type": "Object Created", "source": "aws.s3", "detail": {"bucket": {"name": "b"}}},
+        {"Records": [{"eventSource": "aws:s3", "s3": {"object": {"key": "orders/x.zip"}}}]},
+        {"Records": "nope"},
+        {
+            "detail-type": "Object Deleted",
+            "detail": {"bucket": {"name": "b"}, "object": {"key": "orders/x.zip"}},
+        },
+        ["not", "an", "object"],
+    ],
+    ids=["empty", "no-key", "record-without-bucket", "records-not-a-list", "not-an-upload", "list"],
+)
+def test_malformed_events_are_answered_with_a_rejected_result(
+    stack: StackUnderTest, ledger: Ledger, lambda_context: Any, event: Any
+) -> None:
+    (result,) = deliver(event, lambda_context)
+
+    assert (result["state"], result["reason_code"]) == ("REJECTED", "MALFORMED_EVENT")
+    assert result["reason"]
+    assert ledger.locks() == []
+    assert stack.notifications() == []
+
+
+SAMPLES = Path(__file__).resolve().parents[2] / "events"
+
+
+@pytest.mark.parametrize(
+    ("sample", "state", "code"),
+    [
+        ("artifact_object_created.json", "BOOTSTRAPPED", None),
+        ("artifact_s3_record.json", "BOOTSTRAPPED", None),
+        ("artifact_bad_suffix.json", "REJECTED", "BAD_SUFFIX"),
+        ("artifact_no_function_segment.json", "REJECTED", "NO_FUNCTION_SEGMENT"),
+        ("artifact_malformed.json", "REJECTED", "MALFORMED_EVENT"),
+    ],
+)
+def test_sample_events_run_through_the_handler(
+    world: ArtifactWorld,
+    stack: StackUnderTest,
+    lambda_context: Any,
+    sample: str,
+    state: str,
+    code: str | None,
+) -> None:
+    """The events/ samples (for `sam local invoke -e`), pointed at this stack's bucket and objects."""
+    event = json.loads((SAMPLES / sample).read_text())
+    world.create_function(FUNCTION)
+    if "Records" in event:
+        obj = event["Records"][0]["s3"]
+        obj["bucket"]["name"] = stack.bucket
+        uploaded = world.upload(unquote_plus(obj["object"]["key"]), function_zip(sample))
+        obj["object"]["versionId"] = uploaded.version_id
+    else:
+        event["detail"]["bucket"]["name"] = stack.bucket
+        key = event["detail"]["object"].get("key")
+        if key:
+            event["detail"]["object"]["version-id"] = world.upload(key, function_zip(sample)).version_id
+
+    (result,) = deliver(event, lambda_context)
+
+    assert (result["state"], result["reason_code"]) == (state, code)
