@@ -523,6 +523,7 @@ class CodeDeployEngine:
                 description=description,
                 auto_rollback_configuration=rollback,
                 alarm_configuration=alarms,
+                alarm_overridden=bool(request.get("overrideAlarmConfiguration")),
             )
             self._record_revision(app, content, sha, group.name, now)
             self.deployments[dep.deployment_id] = dep

@@ -143,6 +143,7 @@ class Deployment:
     rollback_info: dict[str, str] | None = None
     auto_rollback_configuration: dict[str, Any] = field(default_factory=dict)
     alarm_configuration: dict[str, Any] = field(default_factory=dict)
+    alarm_overridden: bool = False  # CreateDeployment gave overrideAlarmConfiguration
     target_status: str = PENDING
     target_weight: float = 0.0
     target_updated: float | None = None
@@ -222,7 +223,7 @@ def deployment_info(deployment: Deployment) -> dict[str, Any]:
         "deploymentStatusMessages": [],
         "computePlatform": deployment.config.compute_platform,
     }
-    if deployment.alarm_configuration:
+    if deployment.alarm_overridden:
         info["overrideAlarmConfiguration"] = deployment.alarm_configuration
     return _drop_none(info)
 

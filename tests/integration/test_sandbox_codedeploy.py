@@ -1,0 +1,450 @@
+"""CodeDeploy Lambda deployments in the local sandbox, through plain boto3 clients only.
+
+Real hook functions (tiny zips run by the sandbox's Lambda runtime) report their status with
+PutLifecycleEventHookExecutionStatus; state-change events are read back from an SQS queue that an
+EventBridge rule feeds. The sandbox runs fast (speed 600: a sandbox minute in 0.1 s)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+import uuid
+import zipfile
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from sandbox import Sandbox
+
+SPEED = 600
+APP = "rollout-sandbox"
+FINAL = ("Succeeded", "Failed", "Stopped")
+
+HOOK_SOURCE = """
+import os
+import boto3
+
+def handler(event, context):
+    status = os.environ["HOOK_STATUS"]
+    if status != "Silent":
+        boto3.client("codedeploy").put_lifecycle_event_hook_execution_status(
+            deploymentId=event["DeploymentId"],
+            lifecycleEventHookExecutionId=event["LifecycleEventHookExecutionId"],
+            status=status,
+        )
+    return {"keys": sorted(event)}
+"""
+
+
+def zipped(source: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", source)
+    return buffer.getvalue()
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.02) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+class Env:
+    def __init__(self, sb: Sandbox) -> None:
+        self.sb = sb
+        kwargs = {
+            "endpoint_url": sb.endpoint_url,
+            "region_name": "us-east-1",
+            "aws_access_key_id": "testing",
+            "aws_secret_access_key": "testing",
+            "config": Config(retries={"max_attempts": 5, "mode": "standard"}),
+        }
+        self.codedeploy = boto3.client("codedeploy", **kwargs)
+        self.lambda_ = boto3.client("lambda", **kwargs)
+        self.cloudwatch = boto3.client("cloudwatch", **kwargs)
+        self.events = boto3.client("events", **kwargs)
+        self.sqs = boto3.client("sqs", **kwargs)
+        iam = boto3.client("iam", **kwargs)
+        self.role = iam.create_role(RoleName="sandbox-codedeploy", AssumeRolePolicyDocument="{}")["Role"][
+            "Arn"
+        ]
+        self.codedeploy.create_application(applicationName=APP, computePlatform="Lambda")
+        self.hooks: dict[str, str] = {}
+
+    # --- functions ---------------------------------------------------------------------------------
+    def function(self, versions: int = 2) -> tuple[str, list[str]]:
+        """A fresh function with `versions` published versions and alias live on the first."""
+        name = f"fn-{uuid.uuid4().hex[:8]}"
+        source = 'def handler(event, context):\n    return "v{n}"\n'
+        self.lambda_.create_function(
+            FunctionName=name,
+            Runtime="python3.13",
+            Role=self.role,
+            Handler="app.handler",
+            Code={"ZipFile": zipped(source.format(n=1))},
+        )
+        self.lambda_.get_waiter("function_active_v2").wait(FunctionName=name)
+        published = [self.lambda_.publish_version(FunctionName=name)["Version"]]
+        for n in range(2, versions + 1):
+            self.lambda_.update_function_code(FunctionName=name, ZipFile=zipped(source.format(n=n)))
+            self.lambda_.get_waiter("function_updated_v2").wait(FunctionName=name)
+            published.append(self.lambda_.publish_version(FunctionName=name)["Version"])
+        self.lambda_.create_alias(FunctionName=name, Name="live", FunctionVersion=published[0])
+        return name, published
+
+    def hook(self, status: str) -> str:
+        """A hook function that reports `status` (Succeeded, Failed) or never reports (Silent)."""
+        if status not in self.hooks:
+            name = f"CodeDeployHook_sandbox_{status}"
+            self.lambda_.create_function(
+                FunctionName=name,
+                Runtime="python3.13",
+                Role=self.role,
+                Handler="app.handler",
+                Code={"ZipFile": zipped(HOOK_SOURCE)},
+                Environment={"Variables": {"HOOK_STATUS": status}},
+                Timeout=30,
+            )
+            self.lambda_.get_waiter("function_active_v2").wait(FunctionName=name)
+            self.hooks[status] = name
+        return self.hooks[status]
+
+    def alias(self, function: str) -> tuple[str, dict[str, float]]:
+        alias = self.lambda_.get_alias(FunctionName=function, Name="live")
+        return alias["FunctionVersion"], (alias.get("RoutingConfig") or {}).get(
+            "AdditionalVersionWeights"
+        ) or {}
+
+    # --- CodeDeploy --------------------------------------------------------------------------------
+    def group(self, function: str, config: str, **extra: Any) -> None:
+        self.codedeploy.create_deployment_group(
+            applicationName=APP,
+            deploymentGroupName=function,
+            serviceRoleArn=self.role,
+            deploymentConfigName=config,
+            deploymentStyle={"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
+            **extra,
+        )
+
+    @staticmethod
+    def appspec(function: str, current: str, target: str, **hooks: str) -> str:
+        document: dict[str, Any] = {
+            "version": 0.0,
+            "Resources": [
+                {
+                    function: {
+                        "Type": "AWS::Lambda::Function",
+                        "Properties": {
+                            "Name": function,
+                            "Alias": "live",
+                            "CurrentVersion": current,
+                            "TargetVersion": target,
+                        },
+                    }
+                }
+            ],
+        }
+        if hooks:
+            document["Hooks"] = [{event: name} for event, name in hooks.items()]
+        return json.dumps(document)
+
+    def deploy(self, function: str, content: str) -> str:
+        revision = {
+            "revisionType": "AppSpecContent",
+            "appSpecContent": {"content": content, "sha256": hashlib.sha256(content.encode()).hexdigest()},
+        }
+        answer = self.codedeploy.create_deployment(
+            applicationName=APP, deploymentGroupName=function, revision=revision
+        )
+        return answer["deploymentId"]
+
+    def info(self, deployment_id: str) -> dict[str, Any]:
+        return self.codedeploy.get_deployment(deploymentId=deployment_id)["deploymentInfo"]
+
+    def finished(self, deployment_id: str, timeout: float = 30.0) -> dict[str, Any]:
+        return wait_until(
+            lambda: (info := self.info(deployment_id))["status"] in FINAL and info, timeout, interval=0.05
+        )
+
+    def lifecycle(self, deployment_id: str, function: str) -> dict[str, dict[str, Any]]:
+        target = self.codedeploy.get_deployment_target(
+            deploymentId=deployment_id, targetId=f"{function}:live"
+        )
+        events = target["deploymentTarget"]["lambdaTarget"]["lifecycleEvents"]
+        return {event["lifecycleEventName"]: event for event in events}
+
+    # --- events ------------------------------------------------------------------------------------
+    def event_queue(self, group: str) -> str:
+        """An SQS queue receiving the CodeDeploy state-change events of `group`."""
+        queue_url = self.sqs.create_queue(QueueName=f"events-{group}")["QueueUrl"]
+        queue_arn = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        pattern = {
+            "source": ["aws.codedeploy"],
+            "detail-type": ["CodeDeploy Deployment State-change Notification"],
+            "detail": {"deploymentGroup": [group]},
+        }
+        self.events.put_rule(Name=f"codedeploy-{group}", EventPattern=json.dumps(pattern))
+        self.events.put_targets(Rule=f"codedeploy-{group}", Targets=[{"Id": "queue", "Arn": queue_arn}])
+        return queue_url
+
+    def received(self, queue_url: str, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+
+        def enough() -> bool:
+            answer = self.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            for message in answer.get("Messages", []):
+                events.append(json.loads(message["Body"]))
+                self.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            return len(events) >= count
+
+        wait_until(enough, timeout, interval=0.1)
+        return events
+
+
+@pytest.fixture(scope="module")
+def env() -> Iterator[Env]:
+    with Sandbox(speed=SPEED) as sb:
+        yield Env(sb)
+
+
+def test_canary_shifts_ten_percent_then_everything(env):
+    function, (v1, v2) = env.function()
+    env.group(function, "CodeDeployDefault.LambdaCanary10Percent30Minutes")  # 3 s real at speed 600
+    deployment_id = env.deploy(function, env.appspec(function, v1, v2))
+    assert deployment_id.startswith("d-") and len(deployment_id) == 11 and deployment_id[2:].isalnum()
+    wait_until(lambda: env.alias(function) == (v1, {v2: 0.1}), timeout=10)
+    assert env.info(deployment_id)["status"] == "InProgress"
+    info = env.finished(deployment_id)
+    assert info["status"] == "Succeeded"
+    assert env.alias(function) == (v2, {})
+    allow = env.lifecycle(deployment_id, function)["AllowTraffic"]
+    shifted_minutes = (allow["endTime"] - allow["startTime"]).total_seconds() / 60
+    assert 30 <= shifted_minutes < 40  # sandbox time; a slow machine may add a little
+    assert info["completeTime"] >= info["startTime"] >= info["createTime"]
+
+
+def test_linear_steps_over_sandbox_time(env):
+    function, (v1, v2) = env.function()
+    linear = {"type": "TimeBasedLinear", "timeBasedLinear": {"linearPercentage": 25, "linearInterval": 10}}
+    env.codedeploy.create_deployment_config(
+        deploymentConfigName=f"Linear25-{function}", computePlatform="Lambda", trafficRoutingConfig=linear
+    )
+    env.group(function, f"Linear25-{function}")  # a step per real second at speed 600
+    deployment_id = env.deploy(function, env.appspec(function, v1, v2))
+    seen: list[float] = []
+
+    def record() -> bool:
+        version, weights = env.alias(function)
+        weight = 1.0 if version == v2 else weights.get(v2, 0.0)
+        if not seen or seen[-1] != weight:
+            seen.append(weight)
+        return weight == 1.0
+
+    wait_until(record, timeout=20)
+    assert seen == [0.25, 0.5, 0.75, 1.0] or seen == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert env.finished(deployment_id)["status"] == "Succeeded"
+    assert env.alias(function) == (v2, {})
+
+
+def test_all_at_once(env):
+    function, (v1, v2) = env.function()
+    env.group(function, "CodeDeployDefault.LambdaAllAtOnce")
+    info = env.finished(env.deploy(function, env.appspec(function, v1, v2)))
+    assert info["status"] == "Succeeded"
+    assert info["deploymentConfigName"] == "CodeDeployDefault.LambdaAllAtOnce"
+    assert env.alias(function) == (v2, {})
+
+
+def test_hooks_are_invoked_with_the_real_payload_and_awaited(env):
+    function, (v1, v2) = env.function()
+    env.group(function, "CodeDeployDefault.LambdaAllAtOnce")
+    hook = env.hook("Succeeded")
+    content = env.appspec(function, v1, v2, BeforeAllowTraffic=hook, AfterAllowTraffic=hook)
+    deployment_id = env.deploy(function, content)
+    info = env.finished(deployment_id)
+    assert info["status"] == "Succeeded"
+    events = env.lifecycle(deployment_id, function)
+    assert [e["status"] for e in events.values()] == ["Succeeded"] * 5
+    assert events["BeforeAllowTraffic"]["endTime"] <= events["AllowTraffic"]["startTime"]
+    assert events["AllowTraffic"]["endTime"] <= events["AfterAllowTraffic"]["startTime"]
+    # the hook saw exactly the two keys AWS sends: invoke it the same way and compare its answer
+    probe = env.lambda_.invoke(
+        FunctionName=env.hook("Silent"),
+        Payload=json.dumps({"DeploymentId": deployment_id, "LifecycleEventHookExecutionId": "x"}).encode(),
+    )
+    assert json.loads(probe["Payload"].read()) == {"keys": ["DeploymentId", "LifecycleEventHookExecutionId"]}
+    revision = env.codedeploy.get_application_revision(applicationName=APP, revision=info["revision"])
+    assert revision["revision"]["appSpecContent"]["content"] == content
+    assert "content" not in info["revision"]["appSpecContent"]
+
+
+def test_failed_hook_rolls_back_and_sends_failure(env):
+    function, (v1, v2) = env.function()
+    queue = env.event_queue(function)
+    env.group(
+        function,
+        "CodeDeployDefault.LambdaAllAtOnce",
+        autoRollbackConfiguration={"enabled": True, "events": ["DEPLOYMENT_FAILURE"]},
+    )
+    hook = env.hook("Failed")
+    deployment_id = env.deploy(function, env.appspec(function, v1, v2, AfterAllowTraffic=hook))
+    info = env.finished(deployment_id)
+    assert info["status"] == "Failed"
+    assert info["errorInformation"]["code"] == "HOOK_EXECUTION_FAILURE"
+    assert hook in info["errorInformation"]["message"]
+    assert "AfterAllowTraffic" in info["errorInformation"]["message"]
+    rollback_id = info["rollbackInfo"]["rollbackDeploymentId"]
+    assert rollback_id != deployment_id and rollback_id.startswith("d-")
+    rollback = env.finished(rollback_id)
+    assert rollback["status"] == "Succeeded" and rollback["creator"] == "codeDeployRollback"
+    assert rollback["rollbackInfo"]["rollbackTriggeringDeploymentId"] == deployment_id
+    assert env.alias(function) == (v1, {})
+    events = env.received(queue, 4)
+    mine = [e["detail"]["state"] for e in events if e["detail"]["deploymentId"] == deployment_id]
+    assert mine == ["START", "FAILURE"]
+    assert [e["detail"]["state"] for e in events if e["detail"]["deploymentId"] == rollback_id] == [
+        "START",
+        "SUCCESS",
+    ]
+    first = events[0]
+    assert first["source"] == "aws.codedeploy"
+    assert first["detail-type"] == "CodeDeploy Deployment State-change Notification"
+    assert first["detail"]["application"] == APP and first["detail"]["deploymentGroup"] == function
+    assert first["detail"]["region"] == "us-east-1"
+    assert any(arn.endswith(f":deploymentgroup:{APP}/{function}") for arn in first["resources"])
+
+
+def test_silent_hook_times_out(env):
+    function, (v1, v2) = env.function()
+    env.group(function, "CodeDeployDefault.LambdaAllAtOnce")
+    hook = env.hook("Silent")
+    deployment_id = env.deploy(function, env.appspec(function, v1, v2, BeforeAllowTraffic=hook))
+    info = env.finished(deployment_id, timeout=3600 / SPEED + 20)
+    assert info["status"] == "Failed"
+    assert info["errorInformation"]["code"] == "TIMEOUT"
+    waited = env.lifecycle(deployment_id, function)["BeforeAllowTraffic"]
+    assert (waited["endTime"] - waited["startTime"]).total_seconds() >= 3600
+    assert env.alias(function) == (v1, {})
+
+
+def test_alarm_stops_and_rolls_back(env):
+    function, (v1, v2) = env.function()
+    queue = env.event_queue(function)
+    alarm = f"{function}-errors"
+    env.cloudwatch.put_metric_alarm(
+        AlarmName=alarm,
+        Namespace="AWS/Lambda",
+        MetricName="Errors",
+        Dimensions=[{"Name": "FunctionName", "Value": function}],
+        Statistic="Sum",
+        Period=3600,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+    env.group(
+        function,
+        "CodeDeployDefault.LambdaCanary10Percent30Minutes",
+        alarmConfiguration={"enabled": True, "alarms": [{"name": alarm}]},
+        autoRollbackConfiguration={"enabled": True, "events": ["DEPLOYMENT_STOP_ON_ALARM"]},
+    )
+    deployment_id = env.deploy(function, env.appspec(function, v1, v2))
+    wait_until(lambda: env.alias(function) == (v1, {v2: 0.1}), timeout=10)
+    env.cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="test")
+    info = env.finished(deployment_id)
+    assert info["status"] == "Stopped"
+    assert info["errorInformation"]["code"] == "ALARM_ACTIVE"
+    assert alarm in info["errorInformation"]["message"]
+    assert env.finished(info["rollbackInfo"]["rollbackDeploymentId"])["status"] == "Succeeded"
+    assert env.alias(function) == (v1, {})
+    events = env.received(queue, 4)
+    assert [e["detail"]["state"] for e in events if e["detail"]["deploymentId"] == deployment_id] == [
+        "START",
+        "STOP",
+    ]
+
+
+@pytest.mark.parametrize("rollback", [True, False])
+def test_manual_stop(env, rollback):
+    function, (v1, v2) = env.function()
+    env.group(function, "CodeDeployDefault.LambdaCanary10Percent30Minutes")
+    deployment_id = env.deploy(function, env.appspec(function, v1, v2))
+    wait_until(lambda: env.alias(function) == (v1, {v2: 0.1}), timeout=10)
+    answer = env.codedeploy.stop_deployment(deploymentId=deployment_id, autoRollbackEnabled=rollback)
+    assert answer["status"] in ("Pending", "Succeeded")
+    info = env.finished(deployment_id)
+    assert info["status"] == "Stopped"
+    assert info["errorInformation"]["code"] == "MANUAL_STOP"
+    if rollback:
+        assert env.finished(info["rollbackInfo"]["rollbackDeploymentId"])["status"] == "Succeeded"
+        assert env.alias(function) == (v1, {})
+    else:
+        assert "rollbackInfo" not in info
+        assert env.alias(function) == (v1, {v2: 0.1})  # stopping without rollback leaves the split
+    with pytest.raises(ClientError) as refused:
+        env.codedeploy.stop_deployment(deploymentId=deployment_id)
+    assert refused.value.response["Error"]["Code"] == "DeploymentAlreadyCompletedException"
+
+
+def test_second_deployment_in_a_group_is_refused(env):
+    function, (v1, v2, v3) = env.function(versions=3)
+    env.group(function, "CodeDeployDefault.LambdaCanary10Percent30Minutes")
+    first = env.deploy(function, env.appspec(function, v1, v2))
+    with pytest.raises(ClientError) as refused:
+        env.deploy(function, env.appspec(function, v1, v3))
+    error = refused.value.response["Error"]
+    assert error["Code"] == "DeploymentLimitExceededException"
+    assert first in error["Message"]
+    env.codedeploy.stop_deployment(deploymentId=first, autoRollbackEnabled=False)
+    env.finished(first)
+
+
+def test_current_version_must_match_the_alias(env):
+    function, (v1, v2, v3) = env.function(versions=3)
+    env.group(function, "CodeDeployDefault.LambdaAllAtOnce")
+    info = env.finished(env.deploy(function, env.appspec(function, v2, v3)))
+    assert info["status"] == "Failed"
+    assert info["errorInformation"]["code"] == "INVALID_LAMBDA_CONFIGURATION"
+    assert env.alias(function) == (v1, {})
+
+
+def test_bad_requests_get_aws_error_codes(env):
+    function, (v1, _) = env.function()
+    env.group(function, "CodeDeployDefault.LambdaAllAtOnce")
+
+    def code(call: Callable[[], Any]) -> str:
+        with pytest.raises(ClientError) as refused:
+            call()
+        return str(refused.value.response["Error"]["Code"])
+
+    assert code(lambda: env.deploy(function, env.appspec(function, v1, v1))) == "InvalidRevisionException"
+    assert (
+        code(lambda: env.codedeploy.get_deployment(deploymentId="d-NOPE00000"))
+        == "DeploymentDoesNotExistException"
+    )
+    assert (
+        code(
+            lambda: env.codedeploy.put_lifecycle_event_hook_execution_status(
+                deploymentId="d-NOPE00000", lifecycleEventHookExecutionId="x", status="Succeeded"
+            )
+        )
+        == "DeploymentDoesNotExistException"
+    )
+    assert (
+        code(lambda: env.codedeploy.get_application(applicationName="ghost"))
+        == "ApplicationDoesNotExistException"
+    )
+    configs = env.codedeploy.list_deployment_configs()["deploymentConfigsList"]
+    assert sum(1 for c in configs if c.startswith("CodeDeployDefault.Lambda")) == 9
