@@ -5,14 +5,12 @@ from __future__ import annotations
 import functools
 import signal
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Group, RenderableType
-from rich.live import Live
 from rich.text import Text
 
 from cli import model, render
@@ -21,7 +19,7 @@ from cli.errors import CliError, ExitCode
 from cli.follow import Progress, Waiter, find_release, follow_deployment, follow_release
 from cli.model import DeploymentSnapshot
 from cli.operations import Upload, check_managed, register_function, upload_artifact
-from cli.render import FunctionStatus, Output
+from cli.render import FunctionStatus, Output, live_view
 from rollout.ledger import Release
 
 DEFAULT_STACK = "rollout-dev"
@@ -81,16 +79,6 @@ def exits_cleanly(func: F) -> F:
 def connect(stack: str, endpoint: str | None, region: str | None) -> Backend:
     configure_environment(endpoint, region)
     return Backend(stack)
-
-
-@contextmanager
-def live_view(out: Output) -> Iterator[Callable[[RenderableType], None]]:
-    """A redrawn view on a terminal; elsewhere a no-op (plain callers print their own lines)."""
-    if not out.live:
-        yield lambda _renderable: None
-        return
-    with Live(console=out.console, refresh_per_second=8, transient=False) as live:
-        yield live.update
 
 
 # --- register --------------------------------------------------------------------------------------

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
+from rich.live import Live
 from rich.panel import Panel
 from rich.progress_bar import ProgressBar
 from rich.table import Table
@@ -352,3 +355,13 @@ def sandbox_panel(described: dict[str, Any]) -> Panel:
         title="Rollout sandbox",
         title_align="left",
     )
+
+
+@contextmanager
+def live_view(out: Output) -> Iterator[Callable[[RenderableType], None]]:
+    """A redrawn view on a terminal; elsewhere a no-op (plain callers print their own lines)."""
+    if not out.live:
+        yield lambda _renderable: None
+        return
+    with Live(console=out.console, refresh_per_second=8, transient=False) as live:
+        yield live.update
