@@ -1,0 +1,154 @@
+"""Pure deployment rules: managed-function tags, the deployment group's shape, canary alarm definitions."""
+
+from __future__ import annotations
+
+import pytest
+
+from rollout.artifacts import Rejected
+from rollout.canary_alarms import CanaryScope, alarm_definitions
+from rollout.codedeploy_ops import desired_group, group_differences
+from rollout.states import State, can_move
+from rollout.targets import deployment_config_name, managed_function
+
+
+@pytest.mark.parametrize(
+    ("tag", "full"),
+    [
+        ("Canary10Percent5Minutes", "CodeDeployDefault.LambdaCanary10Percent5Minutes"),
+        ("Linear10PercentEvery10Minutes", "CodeDeployDefault.LambdaLinear10PercentEvery10Minutes"),
+        ("AllAtOnce", "CodeDeployDefault.LambdaAllAtOnce"),
+        ("LambdaAllAtOnce", "CodeDeployDefault.LambdaAllAtOnce"),
+        (
+            "CodeDeployDefault.LambdaCanary10Percent30Minutes",
+            "CodeDeployDefault.LambdaCanary10Percent30Minutes",
+        ),
+        (" Canary10Percent15Minutes ", "CodeDeployDefault.LambdaCanary10Percent15Minutes"),
+        ("Team.Canary1Percent60Minutes", "Team.Canary1Percent60Minutes"),
+    ],
+)
+def test_deployment_config_tags_map_to_codedeploy_names(tag: str, full: str) -> None:
+    assert deployment_config_name(tag) == full
+
+
+def test_tags_give_alias_config_and_alarms_with_defaults() -> None:
+    plain = managed_function("orders", {"rollout:managed": "true"}, "Canary10Percent5Minutes")
+    assert (plain.alias, plain.deployment_config, plain.alarms) == (
+        "live",
+        "CodeDeployDefault.LambdaCanary10Percent5Minutes",
+        [],
+    )
+    tagged = managed_function(
+        "orders",
+        {
+            "rollout:managed": "TRUE",
+            "rollout:alias": "prod",
+            "rollout:deployment-config": "AllAtOnce",
+            "rollout:alarms": " a  b a ",
+        },
+        "Canary10Percent5Minutes",
+    )
+    assert (tagged.alias, tagged.deployment_config, tagged.alarms) == (
+        "prod",
+        "CodeDeployDefault.LambdaAllAtOnce",
+        ["a", "b"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("tags", "code", "phrase"),
+    [
+        ({}, "FUNCTION_NOT_MANAGED", "rollout:managed is missing"),
+        ({"rollout:managed": "yes"}, "FUNCTION_NOT_MANAGED", "is 'yes'"),
+        ({"rollout:managed": "true", "rollout:alias": "42"}, "BAD_TAG", "rollout:alias '42'"),
+        ({"rollout:managed": "true", "rollout:alias": "live now"}, "BAD_TAG", "rollout:alias"),
+        (
+            {"rollout:managed": "true", "rollout:deployment-config": "bad name!"},
+            "BAD_TAG",
+            "rollout:deployment-config",
+        ),
+        ({"rollout:managed": "true", "rollout:alarms": " ".join("abcdefghi")}, "BAD_TAG", "at most 8"),
+    ],
+)
+def test_unusable_tags_are_rejected_naming_the_tag(tags: dict[str, str], code: str, phrase: str) -> None:
+    with pytest.raises(Rejected) as caught:
+        managed_function("orders", tags, "Canary10Percent5Minutes")
+    assert caught.value.code == code
+    assert phrase in caught.value.reason
+
+
+def test_the_group_is_blue_green_with_traffic_control_rollback_and_alarms() -> None:
+    group = desired_group("app", "orders", "CodeDeployDefault.LambdaAllAtOnce", "arn:role", ["x", "y"])
+    assert group["deploymentGroupName"] == "orders"
+    assert group["deploymentStyle"] == {
+        "deploymentType": "BLUE_GREEN",
+        "deploymentOption": "WITH_TRAFFIC_CONTROL",
+    }
+    assert group["autoRollbackConfiguration"] == {
+        "enabled": True,
+        "events": ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM", "DEPLOYMENT_STOP_ON_REQUEST"],
+    }
+    assert group["alarmConfiguration"] == {
+        "enabled": True,
+        "ignorePollAlarmFailure": False,
+        "alarms": [{"name": "x"}, {"name": "y"}],
+    }
+
+
+def test_group_differences_ignore_order_and_name_what_changed() -> None:
+    want = desired_group("app", "orders", "CodeDeployDefault.LambdaAllAtOnce", "arn:role", ["x", "y"])
+    have = {
+        **want,
+        "autoRollbackConfiguration": {
+            "enabled": True,
+            "events": list(reversed(want["autoRollbackConfiguration"]["events"])),
+        },
+        "alarmConfiguration": {**want["alarmConfiguration"], "alarms": [{"name": "y"}, {"name": "x"}]},
+        "computePlatform": "Lambda",
+    }
+    assert group_differences(have, want) == []
+    changed = {
+        **have,
+        "deploymentConfigName": "CodeDeployDefault.OneAtATime",
+        "alarmConfiguration": {"enabled": False},
+    }
+    assert group_differences(changed, want) == ["deploymentConfigName", "alarmConfiguration"]
+
+
+def test_canary_alarms_watch_the_new_version_through_the_alias() -> None:
+    rate, errors = alarm_definitions(
+        "stack-canary", CanaryScope("orders", "live", "8"), {"max_error_rate": 0.05, "min_invocations": 30}
+    )
+    assert rate["AlarmName"] == "stack-canary-orders-v8-error-rate"
+    assert errors["AlarmName"] == "stack-canary-orders-v8-errors"
+    dimensions = {"FunctionName": "orders", "Resource": "orders:live", "ExecutedVersion": "8"}
+    assert {d["Name"]: d["Value"] for d in errors["Dimensions"]} == dimensions
+    for metric in rate["Metrics"][:2]:
+        assert {d["Name"]: d["Value"] for d in metric["MetricStat"]["Metric"]["Dimensions"]} == dimensions
+    assert rate["Threshold"] == 0.05
+    assert rate["Metrics"][2]["Expression"] == "IF(invocations >= 30, errors / invocations, 0)"
+    assert [m["ReturnData"] for m in rate["Metrics"]] == [False, False, True]
+    assert errors["Threshold"] == 5.0
+    assert {rate["TreatMissingData"], errors["TreatMissingData"]} == {"notBreaching"}
+
+
+def test_a_zero_error_budget_alarms_on_the_first_error() -> None:
+    _, errors = alarm_definitions("p", CanaryScope("f", "live", "2"), {"max_error_rate": 0.0})
+    assert errors["Threshold"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [
+        (State.RECEIVED, State.REJECTED),
+        (State.RECEIVED, State.UNCHANGED),
+        (State.RECEIVED, State.BOOTSTRAPPED),
+        (State.RECEIVED, State.QUEUED),
+        (State.RECEIVED, State.DEPLOYING),
+        (State.RECEIVED, State.FAILED),
+        (State.QUEUED, State.DEPLOYING),
+        (State.QUEUED, State.REJECTED),
+        (State.QUEUED, State.FAILED),
+    ],
+)
+def test_every_outcome_the_deployer_records_is_an_allowed_transition(source: State, target: State) -> None:
+    assert can_move(source, target)
