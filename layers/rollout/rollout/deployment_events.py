@@ -17,11 +17,12 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
+from boto3.dynamodb.conditions import Key
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rollout import aws
 from rollout.config import Settings
-from rollout.ledger import Ledger, Release, TransitionRefused
+from rollout.ledger import BY_DEPLOYMENT_INDEX, Ledger, Release, TransitionRefused
 from rollout.notifications import Notifier, build
 from rollout.observability import logger, metrics
 from rollout.outcomes import AliasRouting, DeploymentState, Outcome, decide
@@ -246,6 +247,24 @@ def _seconds(start: str, end: str) -> float | None:
     return round(delta.total_seconds(), 3)
 
 
+def release_for_deployment(ledger: Ledger, deployment_id: str) -> Release | None:
+    """The release a deployment belongs to.
+
+    The by-deployment index also holds the function's lock item (it carries the deployment id
+    too), so only release items count here.
+    """
+    found = ledger.by_deployment(deployment_id)
+    if found is not None:
+        return found
+    resp = aws.table(ledger.table_name).query(
+        IndexName=BY_DEPLOYMENT_INDEX, KeyConditionExpression=Key("deployment_id").eq(deployment_id)
+    )
+    for item in resp.get("Items", []):
+        if str(item.get("sk", "")).startswith("REL#"):
+            return ledger.get(str(item["pk"]).removeprefix("FN#"), str(item["sk"]).removeprefix("REL#"))
+    return None
+
+
 def handle_state_change(
     change: StateChange,
     ledger: Ledger,
@@ -258,7 +277,7 @@ def handle_state_change(
     if settings.codedeploy_application and change.application not in ("", settings.codedeploy_application):
         logger.info("event for another application ignored", extra={"application": change.application})
         return {"ignored": "other application"}
-    release = ledger.by_deployment(change.deployment_id)
+    release = release_for_deployment(ledger, change.deployment_id)
     if release is None:
         return _foreign_deployment(change, ledger, settings, effects, facts)
     return apply_state(release, change.state, ledger, settings, effects, facts).as_dict()
@@ -274,7 +293,7 @@ def _foreign_deployment(
         return {"ignored": "not a Rollout deployment"}
     info = facts.deployment(change.deployment_id) or {}
     triggering = str((info.get("rollbackInfo") or {}).get("rollbackTriggeringDeploymentId") or "")
-    original = ledger.by_deployment(triggering) if triggering else None
+    original = release_for_deployment(ledger, triggering) if triggering else None
     if original is None:
         logger.info("deployment not started by Rollout: ignored", extra={"state": str(change.state)})
         return {"ignored": "not a Rollout deployment"}

@@ -21,6 +21,9 @@ from rollout.notifications import Notifier, build
 from rollout.observability import logger
 from rollout.states import State
 
+# Pauses between attempts to start a queued release whose start raised (one attempt more than pauses).
+START_RETRY_PAUSES: tuple[float, ...] = (0.5, 2.0)
+
 StartDeployment = Callable[[Release, Ledger, Settings], Release]
 DeleteAlarms = Callable[[list[str]], None]
 
@@ -31,15 +34,18 @@ class QueueEffects:
 
     start_deployment: StartDeployment
     delete_alarms: DeleteAlarms
-    # Pauses between attempts to start a release (one attempt more than pauses).
-    retry_pauses: Sequence[float] = (0.5, 2.0)
+    retry_pauses: Sequence[float] = START_RETRY_PAUSES
     sleep: Callable[[float], None] = time.sleep
 
     @classmethod
     def default(cls) -> QueueEffects:
         from rollout import canary_alarms, deployer
 
-        return cls(start_deployment=deployer.start_deployment, delete_alarms=canary_alarms.delete_alarms)
+        return cls(
+            start_deployment=deployer.start_deployment,
+            delete_alarms=canary_alarms.delete_alarms,
+            retry_pauses=START_RETRY_PAUSES,
+        )
 
 
 @dataclass

@@ -1,0 +1,380 @@
+"""deployment_events end to end: CodeDeploy state changes move releases, notify, and run the queue."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from functions.deployment_events import app
+from rollout import deployer, release_queue
+from rollout.ledger import Release
+from rollout.states import State
+from tests.support.aws_stack import StackUnderTest
+from tests.support.codedeploy_standin import CodeDeployStandIn, client_error
+from tests.support.release_world import ReleaseWorld
+
+
+@pytest.fixture
+def world(stack: StackUnderTest, codedeploy: CodeDeployStandIn) -> ReleaseWorld:
+    created = ReleaseWorld(stack, codedeploy)
+    created.managed_function("orders", versions=5, live="1")
+    return created
+
+
+@pytest.fixture(autouse=True)
+def _no_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(release_queue, "START_RETRY_PAUSES", (0.0, 0.0))
+
+
+def send(world: ReleaseWorld, release: Release, state: str, context: Any) -> dict[str, Any]:
+    return app.lambda_handler(world.event(release.deployment_id, state, release.function), context)
+
+
+def after_start(stack: StackUnderTest) -> list[dict[str, Any]]:
+    """Notifications since the last call (the first call drains those of the set-up)."""
+    before = len(stack.received)
+    return stack.notifications()[before:]
+
+
+def metrics_emitted(out: str) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for line in out.splitlines():
+        if '"_aws"' in line:
+            document = json.loads(line)
+            for definition in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+                found[definition["Name"]] = document[definition["Name"]]
+    return found
+
+
+def test_success_goes_live_releases_the_lock_and_deletes_the_canary_alarms(
+    world: ReleaseWorld, stack: StackUnderTest, lambda_context: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    release = world.deploying("orders", "2")
+    assert release.alarms and set(release.alarms) <= set(world.alarm_names())
+    after_start(stack)
+    world.succeed(release)
+
+    result = send(world, release, "SUCCESS", lambda_context)
+
+    stored = world.get(release)
+    assert (result["from"], result["to"], stored.state) == ("DEPLOYING", "SUCCEEDED", State.SUCCEEDED)
+    assert stored.completed_at
+    assert world.ledger.get_lock("orders") is None
+    assert not set(release.alarms) & set(world.alarm_names()), "per-release alarms are gone"
+    [note] = after_start(stack)
+    assert note["kind"] == "deployment.succeeded"
+    assert note["_subject"] == "orders: v2 is live"
+    assert note["versions"] == {"current": "1", "target": "2"}
+    assert note["deployment_id"] == release.deployment_id
+    assert note["commit"] == "c0ffee2" and note["author"] == "alice"
+    assert note["_attributes"] == {
+        "kind": "deployment.succeeded",
+        "function": "orders",
+        "severity": "success",
+    }
+    emitted = metrics_emitted(capsys.readouterr().out)
+    assert emitted["DeploymentsSucceeded"] == [1.0] or emitted["DeploymentsSucceeded"] == 1.0
+    assert "ReleaseDurationSeconds" in emitted
+
+
+def test_failed_hook_rolls_back_with_the_failing_check_and_excerpt(
+    world: ReleaseWorld, stack: StackUnderTest, lambda_context: Any
+) -> None:
+    release = world.deploying("orders", "2")
+    world.ledger.record_hook_result(
+        "orders",
+        release.release_id,
+        "pre_traffic",
+        {
+            "verdict": "Failed",
+            "checks": [
+                {
+                    "name": "checkout",
+                    "verdict": "Failed",
+                    "duration_ms": 35,
+                    "error": "statusCode: expected 200, got 502",
+                    "excerpt": '{"statusCode": 502, "body": "upstream timeout"}',
+                }
+            ],
+            "canary": None,
+            "warnings": [],
+            "reason": "check 'checkout' failed: statusCode: expected 200, got 502",
+        },
+    )
+    after_start(stack)
+    world.roll_back(
+        release, "Failed", {"code": "HOOK_EXECUTION_FAILURE", "message": "BeforeAllowTraffic failed"}
+    )
+
+    send(world, release, "FAILURE", lambda_context)
+
+    stored = world.get(release)
+    assert stored.state == State.ROLLED_BACK
+    assert stored.reason_code == "HOOK_EXECUTION_FAILURE"
+    assert stored.reason.startswith("pre-traffic check 'checkout' failed: statusCode: expected 200, got 502")
+    assert "upstream timeout" in stored.reason
+    [note] = after_start(stack)
+    assert note["kind"] == "deployment.rolled_back"
+    assert note["_subject"].startswith("orders: v2 rolled back to v1: pre-traffic check 'checkout'")
+    assert note["reason"]["code"] == "HOOK_EXECUTION_FAILURE"
+    assert "upstream timeout" in note["reason"]["text"]
+    assert note["hook_results"]["pre_traffic"]["checks"][0]["name"] == "checkout"
+    assert note["_attributes"]["severity"] == "error"
+
+
+def test_alarm_stop_rolls_back_naming_the_alarm(
+    world: ReleaseWorld, stack: StackUnderTest, lambda_context: Any
+) -> None:
+    release = world.deploying("orders", "2")
+    alarm = release.alarms[0]
+    after_start(stack)
+    world.roll_back(
+        release,
+        "Stopped",
+        {
+            "code": "ALARM_ACTIVE",
+            "message": f"One or more alarms have been activated: Activated alarms: {alarm}",
+        },
+    )
+
+    send(world, release, "STOP", lambda_context)
+
+    stored = world.get(release)
+    assert (stored.state, stored.reason_code) == (State.ROLLED_BACK, "ALARM_ACTIVE")
+    assert stored.reason == f"alarm {alarm} went into ALARM during the deployment"
+    [note] = after_start(stack)
+    assert note["kind"] == "deployment.rolled_back" and alarm in note["reason"]["text"]
+
+
+def test_manual_stop_leaving_the_alias_split_is_a_failure(
+    world: ReleaseWorld, stack: StackUnderTest, lambda_context: Any
+) -> None:
+    release = world.deploying("orders", "2")
+    after_start(stack)
+    world.codedeploy.stop_deployment(deploymentId=release.deployment_id, autoRollbackEnabled=False)
+    world.point_alias("orders", "1", {"2": 0.1})
+
+    send(world, release, "STOP", lambda_context)
+
+    stored = world.get(release)
+    assert (stored.state, stored.reason_code) == (State.FAILED, "MANUAL_STOP")
+    assert "alias live: traffic split: v1 main, v2 10%" in stored.reason
+    [note] = after_start(stack)
+    assert note["kind"] == "deployment.failed"
+    assert note["versions"] == {"current": "1", "target": "2"}
+
+
+def test_failure_with_traffic_left_on_the_new_version_is_failed(
+    world: ReleaseWorld, stack: StackUnderTest, lambda_context: Any
+) -> None:
+    release = world.deploying("orders", "2")
+    world.codedeploy.finish(
+        release.deployment_id,
+        "Failed",
+        error_information={"code": "INTERNAL_ERROR", "message": "Internal error"},
+    )
+    world.point_alias("orders", "2")
+
+    send(world, release, "FAILURE", lambda_context)
+
+    stored = world.get(release)
+    assert (stored.state, stored.reason) == (State.FAILED, "Internal error (alias live: all traffic on v2)")
+
+
+def test_duplicate_and_out_of_order_events_change_nothing(
+    world: ReleaseWorld, stack: StackUnderTest, lambda_context: Any
+) -> None:
+    release = world.deploying("orders", "2")
+    after_start(stack)
+    send(world, release, "START", lambda_context)  # the deployer already recorded the start
+    world.succeed(release)
+    send(world, release, "SUCCESS", lambda_context)
+    settled = world.get(release)
+
+    send(world, release, "SUCCESS", lambda_context)  # duplicate delivery
+    send(world, release, "START", lambda_context)  # late
+    send(world, release, "FAILURE", lambda_context)  # contradicting and late
+    send(world, release, "READY", lambda_context)
+
+    final = world.get(release)
+    assert final.state == State.SUCCEEDED
+    assert final.history == settled.history
+    assert [n["kind"] for n in after_start(stack)] == ["deployment.succeeded"]
+
+
+def test_start_event_records_a_start_the_deployer_never_recorded(
+    world: ReleaseWorld, stack: StackUnderTest, lambda_context: Any
+) -> None:
+    release = world.received("orders", "2", current_version="1")
+    world.ledger.update("orders", release.release_id, deployment_id="d-LOSTSTART")
+    release.deployment_id = "d-LOSTSTART"
+
+    send(world, release, "START", lambda_context)
+
+    stored = world.get(release)
+    assert stored.state == State.DEPLOYING and stored.deploying_at
+    assert [n["kind"] for n in stack.notifications()] == ["deployment.started"]
+
+
+def test_deployments_rollout_did_not_start_and_malformed_events_are_ignored(
+    world: ReleaseWorld, stack: StackUnderTest, lambda_context: Any
+) -> None:
+    foreign = world.event("d-NOTOURS12", "SUCCESS")
+    assert app.lambda_handler(foreign, lambda_context) == {"ignored": "not a Rollout deployment"}
+    other_app = world.event("d-NOTOURS34", "SUCCESS")
+    other_app["detail"]["application"] = "someone-elses-app"
+    assert app.lambda_handler(other_app, lambda_context) == {"ignored": "other application"}
+
+    malformed: list[Any] = [
+        {},
+        [],
+        "text",
+        {"detail-type": "Object Created", "detail": {}},
+        {"detail-type": "CodeDeploy Deployment State-change Notification"},
+        {"detail-type": "CodeDeploy Deployment State-change Notification", "detail": {"state": "SUCCESS"}},
+        {
+            "detail-type": "CodeDeploy Deployment State-change Notification",
+            "detail": {"deploymentId": "d-X", "state": "EXPLODED"},
+        },
+    ]
+    for event in malformed:
+        assert "skipped" in app.lambda_handler(event, lambda_context)
+    assert stack.notifications() == []
+
+
+def test_an_ending_starts_the_newest_queued_release_and_supersedes_older_ones(
+    world: ReleaseWorld, stack: StackUnderTest, codedeploy: CodeDeployStandIn, lambda_context: Any
+) -> None:
+    first = world.deploying("orders", "2")
+    older = world.queued("orders", "3")
+    newest = world.queued("orders", "4")
+    after_start(stack)
+    world.succeed(first)
+
+    result = send(world, first, "SUCCESS", lambda_context)
+
+    assert result["queue"] == {
+        "started": [newest.release_id],
+        "superseded": [older.release_id],
+        "failed": [],
+        "waiting": [],
+    }
+    started = world.get(newest)
+    assert started.state == State.DEPLOYING
+    assert started.current_version == "2", "the alias is re-read when the queued release starts"
+    assert world.ledger.get_lock("orders")["release_id"] == newest.release_id
+    assert len(codedeploy.calls_to("create_deployment")) == 2
+    superseded = world.get(older)
+    assert superseded.state == State.SUPERSEDED
+    assert newest.release_id in superseded.reason
+    notes = after_start(stack)
+    assert [n["kind"] for n in notes] == ["deployment.succeeded", "deployment.started", "release.superseded"]
+    assert notes[2]["release_id"] == older.release_id
+    assert notes[2]["superseded_by"] == newest.release_id
+    assert notes[1]["versions"] == {"current": "2", "target": "4"}
+
+
+def test_a_start_codedeploy_refuses_is_recorded_and_the_next_queued_release_starts(
+    world: ReleaseWorld, stack: StackUnderTest, codedeploy: CodeDeployStandIn, lambda_context: Any
+) -> None:
+    first = world.deploying("orders", "2")
+    older = world.queued("orders", "3")
+    newest = world.queued("orders", "4")
+    after_start(stack)
+    world.succeed(first)
+    codedeploy.fail_next["create_deployment"] = [
+        client_error("InvalidRoleException", "CodeDeploy cannot assume the service role", "CreateDeployment")
+    ]
+
+    result = send(world, first, "SUCCESS", lambda_context)
+
+    failed = world.get(newest)
+    assert failed.state == State.FAILED
+    assert "CodeDeploy cannot assume the service role" in failed.reason
+    assert world.get(older).state == State.DEPLOYING
+    assert result["queue"]["failed"] == [newest.release_id]
+    assert result["queue"]["started"] == [older.release_id]
+    assert world.ledger.get_lock("orders")["release_id"] == older.release_id
+    notes = after_start(stack)
+    assert [n["kind"] for n in notes] == ["deployment.succeeded", "release.failed", "deployment.started"]
+    assert "service role" in notes[1]["reason"]["text"]
+
+
+def test_a_start_that_raises_is_retried(
+    world: ReleaseWorld, stack: StackUnderTest, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = world.deploying("orders", "2")
+    queued = world.queued("orders", "3")
+    real_start = deployer.start_deployment
+    attempts: list[str] = []
+
+    def flaky_start(release: Release, ledger: Any, settings: Any) -> Release:
+        attempts.append(release.release_id)
+        if len(attempts) < 3:
+            raise ConnectionError("ledger unreachable")
+        return real_start(release, ledger, settings)
+
+    monkeypatch.setattr(deployer, "start_deployment", flaky_start)
+    world.succeed(first)
+
+    send(world, first, "SUCCESS", lambda_context)
+
+    assert attempts == [queued.release_id] * 3
+    assert world.get(queued).state == State.DEPLOYING
+
+
+def test_a_start_that_keeps_raising_is_recorded_failed_never_dropped(
+    world: ReleaseWorld, stack: StackUnderTest, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = world.deploying("orders", "2")
+    queued = world.queued("orders", "3")
+    after_start(stack)
+
+    def broken_start(release: Release, ledger: Any, settings: Any) -> Release:
+        ledger.acquire_lock(release.function, release.release_id)
+        raise ConnectionError("ledger unreachable")
+
+    monkeypatch.setattr(deployer, "start_deployment", broken_start)
+    world.succeed(first)
+
+    send(world, first, "SUCCESS", lambda_context)
+
+    stored = world.get(queued)
+    assert (stored.state, stored.reason_code) == (State.FAILED, "START_FAILED")
+    assert stored.reason == "could not start the deployment: ledger unreachable"
+    assert world.ledger.get_lock("orders") is None, "a failed start never keeps the function locked"
+    assert [n["kind"] for n in after_start(stack)] == ["deployment.succeeded", "release.failed"]
+
+
+def test_the_end_of_codedeploys_rollback_deployment_starts_the_queue(
+    world: ReleaseWorld, stack: StackUnderTest, codedeploy: CodeDeployStandIn, lambda_context: Any
+) -> None:
+    first = world.deploying("orders", "2")
+    queued = world.queued("orders", "3")
+    codedeploy.finish(
+        first.deployment_id,
+        "Failed",
+        error_information={"code": "HOOK_EXECUTION_FAILURE", "message": "hook failed"},
+    )
+    # CodeDeploy's rollback deployment is still running when the failure event arrives.
+    rollback = codedeploy.create_deployment(
+        applicationName="rollout-test",
+        deploymentGroupName="orders",
+        revision={"revisionType": "AppSpecContent", "appSpecContent": {"content": "{}", "sha256": "0" * 64}},
+    )["deploymentId"]
+    codedeploy.deployments[first.deployment_id].rollback_info = {"rollbackDeploymentId": rollback}
+    codedeploy.deployments[rollback].rollback_info = {"rollbackTriggeringDeploymentId": first.deployment_id}
+
+    send(world, first, "FAILURE", lambda_context)
+    assert world.get(first).state == State.ROLLED_BACK
+    assert world.get(queued).state == State.QUEUED, "CodeDeploy still runs the rollback"
+
+    codedeploy.finish(
+        rollback, "Succeeded", rollback_info={"rollbackTriggeringDeploymentId": first.deployment_id}
+    )
+    result = app.lambda_handler(world.event(rollback, "SUCCESS"), lambda_context)
+
+    assert result["rollback_of"] == first.release_id
+    assert world.get(queued).state == State.DEPLOYING
