@@ -104,7 +104,10 @@ def release_outcome(
     want = " or ".join(expected) + (f" ({reason_code})" if reason_code else "")
     if release is None:
         return Outcome(step_label, story, want, "no release", False, "the upload never reached the ledger")
-    actual = str(release.state) + (f" ({release.reason_code})" if release.reason_code else "")
+    state = str(release.state)
+    # A reason code explains a failure (HOOK_EXECUTION_FAILURE, ALARM_ACTIVE, ...); on success it is noise.
+    shown_code = release.reason_code if state in ("ROLLED_BACK", "FAILED", "REJECTED") else ""
+    actual = state + (f" ({shown_code})" if shown_code else "")
     ok = str(release.state) in expected and (not reason_code or release.reason_code == reason_code)
     return Outcome(
         step_label,
@@ -544,7 +547,9 @@ class Demo:
             yield update
 
     def summary_table(self) -> Table:
-        table = Table(title="Summary: expected vs actual", title_justify="left")
+        table = render.plain_or_rich_table(
+            "Summary: expected vs actual", plain=not self.out.console.is_terminal
+        )
         for column in ("", "release", "story", "expected", "actual", "versions", "why"):
             table.add_column(column, overflow="fold", no_wrap=column in {"", "release"})
         for o in self.summary.outcomes:

@@ -135,9 +135,10 @@ def deployment_exit_code(status: str) -> ExitCode:
 
 def release_why(release: Release) -> str:
     """One line on why a release is where it is."""
-    if release.reason:
+    # A release that went live needs no excuse: a reason left from its wait in the queue would mislead.
+    if release.reason and release.state not in (State.SUCCEEDED, State.BOOTSTRAPPED):
         return release.reason
-    if release.reason_code:
+    if release.reason_code and release.state not in (State.SUCCEEDED, State.BOOTSTRAPPED):
         return release.reason_code
     return {
         State.RECEIVED: "received, being checked",

@@ -95,7 +95,7 @@ def state_text(state: str) -> Text:
     return Text(state, style=STATE_STYLE.get(state, ""))
 
 
-def _table(title: str | None, plain: bool) -> Table:
+def plain_or_rich_table(title: str | None, plain: bool) -> Table:
     if plain:
         from rich import box
 
@@ -104,7 +104,7 @@ def _table(title: str | None, plain: bool) -> Table:
 
 
 def releases_table(releases: list[Release], title: str | None = None, plain: bool = False) -> Table:
-    table = _table(title, plain)
+    table = plain_or_rich_table(title, plain)
     for column in (
         "release",
         "state",
@@ -158,7 +158,7 @@ def lock_text(lock: dict[str, Any] | None) -> str:
 
 
 def status_table(rows: list[FunctionStatus], plain: bool = False) -> Table:
-    table = _table("Managed functions", plain)
+    table = plain_or_rich_table("Managed functions", plain)
     for column in (
         "function",
         "live",
@@ -325,7 +325,7 @@ def snapshot_changes(before: DeploymentSnapshot | None, after: DeploymentSnapsho
 def release_line(rel: Release) -> str:
     parts = [f"{rel.function} {rel.release_id}: {rel.state}"]
     if rel.target_version:
-        parts.append(f"v{versions_text(rel)}".replace("v→", "→ v"))
+        parts.append(versions_text(rel))
     if rel.deployment_id:
         parts.append(rel.deployment_id)
     why = release_why(rel)
