@@ -21,14 +21,28 @@ RETRY_CONFIG = Config(
 )
 
 
+# Check invocations must not be retried: a retry would run the check (and its side effects) twice,
+# and a check has its own time limit, so the read may wait as long as the longest check allows.
+CHECK_INVOKE_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 1}, connect_timeout=5, read_timeout=905
+)
+
+_CONFIGS = {"default": RETRY_CONFIG, "check-invoke": CHECK_INVOKE_CONFIG}
+
+
 @functools.cache
-def _cached_client(service: str) -> Any:
-    return boto3.client(service, config=RETRY_CONFIG)
+def _cached_client(service: str, purpose: str = "default") -> Any:
+    return boto3.client(service, config=_CONFIGS[purpose])
 
 
 def client(service: str) -> Any:
     """A client for `service`, made once per process; Lambda reuses it across warm invocations."""
     return _cached_client(service)
+
+
+def check_invoke_client() -> Any:
+    """A Lambda client that never retries an invocation (for validation checks)."""
+    return _cached_client("lambda", "check-invoke")
 
 
 @functools.cache

@@ -281,8 +281,8 @@ def _ms(seconds: float) -> int:
 
 # --- the real invoker ---------------------------------------------------------------------------
 def lambda_invoker(function: str, qualifier: str, payload: bytes) -> Invocation:
-    """Invoke `function:qualifier` synchronously through the project's Lambda client."""
-    response = aws.client("lambda").invoke(
+    """Invoke `function:qualifier` once, synchronously, through the no-retry Lambda client."""
+    response = aws.check_invoke_client().invoke(
         FunctionName=function, Qualifier=qualifier, InvocationType="RequestResponse", Payload=payload
     )
     body = response.get("Payload")
