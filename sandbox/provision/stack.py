@@ -46,6 +46,8 @@ class ProvisionedResource:
     resource_type: str
     physical_id: str
     attributes: dict[str, Any] = field(default_factory=dict)
+    properties: dict[str, Any] = field(default_factory=dict)
+    """The properties it was created with, intrinsics resolved."""
 
 
 @dataclass
@@ -182,6 +184,7 @@ class _Provisioner:
             get_att=self._get_att,
         )
         self.skipped: dict[str, str] = {}
+        self.properties: dict[str, dict[str, Any]] = {}
 
     # -- lookups for the resolver ---------------------------------------------------------------
 
@@ -262,6 +265,7 @@ class _Provisioner:
                 properties = self.resolver.resolve(definition.get("Properties") or {})
                 ctx = ResourceContext(logical_id, resource_type, properties, self.stack)
                 self.created[logical_id] = HANDLERS[resource_type].create(ctx)
+                self.properties[logical_id] = properties
             except (ClientError, BotoCoreError, TemplateError, KeyError, TypeError, ValueError) as exc:
                 raise ResourceCreationError(logical_id, resource_type, exc, list(self.created)) from exc
 
@@ -394,7 +398,11 @@ def provision_stack(
     outputs, exports = provisioner.outputs()
     resources = {
         logical_id: ProvisionedResource(
-            logical_id, provisioner.definitions[logical_id]["Type"], created.physical_id, created.attributes
+            logical_id,
+            provisioner.definitions[logical_id]["Type"],
+            created.physical_id,
+            created.attributes,
+            provisioner.properties[logical_id],
         )
         for logical_id, created in provisioner.created.items()
     }
