@@ -27,8 +27,8 @@ class AlarmEvaluator:
     """Evaluates every metric and metric-math alarm a few times per sandbox period.
 
     The current (still filling) period counts, so an alarm reacts within one evaluation tick of the datapoint
-    that breaches it. A state set with SetAlarmState holds until the alarm's next evaluation period (at least
-    one sandbox minute, twice the period), as AWS re-evaluates only on its next period.
+    that breaches it. A state set with SetAlarmState holds for one period (at least a sandbox minute), as AWS
+    keeps it until the alarm's next evaluation.
     """
 
     def __init__(self, sandbox: Sandbox) -> None:
@@ -59,7 +59,7 @@ class AlarmEvaluator:
                 log.exception("alarm evaluation failed")
 
     def alarm_set_manually(self, name: str, period: int) -> None:
-        self.manual_until[name] = self.clock.now() + max(60, 2 * int(period or 60))
+        self.manual_until[name] = self.clock.now() + max(60, int(period or 60))
 
     def evaluate_all(self) -> None:
         with self._lock:

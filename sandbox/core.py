@@ -144,10 +144,12 @@ class Sandbox:
                     log.exception("stopping %s failed", type(part).__name__)
         if self._server is not None:
             self._server.stop()
+            self._server = None
         if _active is self:
             reset_moto()
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
         with _active_lock:
             if _active is self:
                 _active = None

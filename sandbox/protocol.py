@@ -128,22 +128,39 @@ def identify(environ: dict[str, Any]) -> AwsRequest:
     else:
         request.protocol = model.protocol
         request.operation = match_rest_operation(
-            service, str(environ.get("REQUEST_METHOD", "GET")), path, str(environ.get("QUERY_STRING", ""))
+            service, str(environ.get("REQUEST_METHOD", "GET")), path, str(environ.get("QUERY_STRING", "")), environ
         )
     return request
 
 
+Route = tuple[str, re.Pattern[str], frozenset[str], int, str, frozenset[str]]
+
+
 @cache
-def _rest_routes(service: str) -> list[tuple[str, re.Pattern[str], frozenset[str], int, str]]:
+def _rest_routes(service: str) -> list[Route]:
     model = service_model(service)
-    routes: list[tuple[str, re.Pattern[str], frozenset[str], int, str]] = []
+    routes: list[Route] = []
     if model is None:
         return routes
     for name in model.operation_names:
-        http = model.operation_model(name).http
+        operation = model.operation_model(name)
+        http = operation.http
+        required_headers: set[str] = set()
+        required_query_members: set[str] = set()
+        shape = operation.input_shape
+        if shape is not None:
+            for member_name in shape.required_members:
+                member = shape.members[member_name]
+                location = member.serialization.get("location")
+                if location == "header":
+                    required_headers.add("HTTP_" + member.serialization["name"].upper().replace("-", "_"))
+                elif location == "querystring":
+                    required_query_members.add(member.serialization["name"])
         uri = http.get("requestUri", "/")
         path_part, _, query_part = uri.partition("?")
-        required_query = frozenset(q.split("=")[0] for q in query_part.split("&") if q)
+        required_query = frozenset(
+            {q.split("=")[0] for q in query_part.split("&") if q and not q.startswith("x-id=")} | required_query_members
+        )
         pattern = ""
         literal = 0
         for piece in re.split(r"(\{[^}]+\})", path_part):
@@ -153,17 +170,25 @@ def _rest_routes(service: str) -> list[tuple[str, re.Pattern[str], frozenset[str
                 pattern += re.escape(piece)
                 literal += len(piece)
         regex = re.compile("^" + pattern.rstrip("/") + "/?$")
-        routes.append((http.get("method", "POST"), regex, required_query, literal, name))
+        routes.append((http.get("method", "POST"), regex, required_query, literal, name, frozenset(required_headers)))
     return routes
 
 
-def match_rest_operation(service: str, method: str, path: str, query_string: str) -> str | None:
-    query_keys = set(parse_qs(query_string, keep_blank_values=True))
+def match_rest_operation(
+    service: str, method: str, path: str, query_string: str, environ: dict[str, Any] | None = None
+) -> str | None:
+    """The operation whose method, URI template, literal query keys and required headers fit best."""
+    query = parse_qs(query_string, keep_blank_values=True)
+    if query.get("x-id"):
+        return query["x-id"][0]  # botocore names some S3 operations outright
+    query_keys = set(query)
     best: tuple[int, int, str] | None = None
-    for route_method, regex, required, literal, name in _rest_routes(service):
+    for route_method, regex, required, literal, name, headers in _rest_routes(service):
         if route_method != method or not required <= query_keys or not regex.match(path):
             continue
-        score = (len(required), literal, name)
+        if environ is not None and any(h not in environ for h in headers):
+            continue
+        score = (len(required) + len(headers), literal, name)
         if best is None or score[:2] > best[:2]:
             best = score
     return best[2] if best else None

@@ -1,0 +1,157 @@
+"""CloudWatch alarms and metric math evaluated by the sandbox on its clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from tests.support.sandbox_support import (
+    client,
+    create_function,
+    sb,  # noqa: F401 - module fixture
+    unique,
+    wait_for,
+)
+
+FLAKY = """
+def handler(event, context):
+    if event.get("fail"):
+        raise RuntimeError("failing on purpose")
+    return "ok"
+"""
+
+
+def alarm_state(sb, name: str) -> dict:  # noqa: F811
+    [alarm] = client(sb, "cloudwatch").describe_alarms(AlarmNames=[name])["MetricAlarms"]
+    return alarm
+
+
+def invoke_until(sb, function: str, alarm: str, state: str, fail: bool) -> dict:  # noqa: F811
+    """Keep invoking (failing or not) until the alarm reaches `state`."""
+    lam = client(sb, "lambda")
+    payload = b'{"fail": true}' if fail else b"{}"
+
+    def reached() -> dict | None:
+        lam.invoke(FunctionName=function, Payload=payload)
+        found = alarm_state(sb, alarm)
+        return found if found["StateValue"] == state else None
+
+    return wait_for(reached, 10, 0.1, f"{alarm} to reach {state}")
+
+
+def test_threshold_alarm_moves_from_insufficient_data_to_alarm_and_back_to_ok(sb):  # noqa: F811
+    function = unique("alarmed")
+    create_function(sb, function, FLAKY)
+    cloudwatch = client(sb, "cloudwatch")
+    alarm = unique("errors")
+    cloudwatch.put_metric_alarm(
+        AlarmName=alarm,
+        Namespace="AWS/Lambda",
+        MetricName="Errors",
+        Dimensions=[{"Name": "FunctionName", "Value": function}],
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=0,
+        ComparisonOperator="GreaterThanThreshold",
+        TreatMissingData="missing",
+    )
+    initial = alarm_state(sb, alarm)
+    assert initial["StateValue"] == "INSUFFICIENT_DATA"
+
+    alarmed = invoke_until(sb, function, alarm, "ALARM", fail=True)
+    assert "Threshold Crossed" in alarmed["StateReason"]
+    # Sandbox time runs 60x: the state change is stamped well ahead of real time.
+    assert alarmed["StateUpdatedTimestamp"] > datetime.now(UTC) + timedelta(seconds=30)
+
+    recovered = invoke_until(sb, function, alarm, "OK", fail=False)
+    assert recovered["StateUpdatedTimestamp"] > alarmed["StateUpdatedTimestamp"]
+
+
+def test_metric_math_alarm_on_error_rate(sb):  # noqa: F811
+    function = unique("rate")
+    create_function(sb, function, FLAKY)
+    cloudwatch = client(sb, "cloudwatch")
+    alarm = unique("error-rate")
+    dims = [{"Name": "FunctionName", "Value": function}]
+    cloudwatch.put_metric_alarm(
+        AlarmName=alarm,
+        EvaluationPeriods=1,
+        Threshold=0.5,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+        TreatMissingData="notBreaching",
+        Metrics=[
+            {
+                "Id": "errors",
+                "MetricStat": {"Metric": {"Namespace": "AWS/Lambda", "MetricName": "Errors", "Dimensions": dims}, "Period": 60, "Stat": "Sum"},
+                "ReturnData": False,
+            },
+            {
+                "Id": "invocations",
+                "MetricStat": {"Metric": {"Namespace": "AWS/Lambda", "MetricName": "Invocations", "Dimensions": dims}, "Period": 60, "Stat": "Sum"},
+                "ReturnData": False,
+            },
+            {"Id": "rate", "Expression": "errors / invocations", "Label": "error rate", "ReturnData": True},
+        ],
+    )
+    # No data and notBreaching: OK on the first evaluation.
+    wait_for(lambda: alarm_state(sb, alarm)["StateValue"] == "OK", 5, what="initial OK")
+    invoke_until(sb, function, alarm, "ALARM", fail=True)
+
+    now = sb.clock.now_datetime()
+    data = cloudwatch.get_metric_data(
+        MetricDataQueries=[
+            {"Id": "e", "MetricStat": {"Metric": {"Namespace": "AWS/Lambda", "MetricName": "Errors", "Dimensions": dims}, "Period": 60, "Stat": "Sum"}, "ReturnData": False},
+            {"Id": "i", "MetricStat": {"Metric": {"Namespace": "AWS/Lambda", "MetricName": "Invocations", "Dimensions": dims}, "Period": 60, "Stat": "Sum"}, "ReturnData": False},
+            {"Id": "pct", "Expression": "100 * e / i"},
+        ],
+        StartTime=now - timedelta(minutes=5),
+        EndTime=now + timedelta(minutes=1),
+    )
+    [result] = data["MetricDataResults"]
+    assert result["Id"] == "pct"
+    assert result["Values"] and all(v == 100.0 for v in result["Values"])
+
+
+def test_put_metric_data_alarm_and_set_alarm_state(sb):  # noqa: F811
+    cloudwatch = client(sb, "cloudwatch")
+    alarm = unique("latency")
+    dims = [{"Name": "Service", "Value": "checkout"}]
+    cloudwatch.put_metric_alarm(
+        AlarmName=alarm,
+        Namespace="Rollout/Test",
+        MetricName="Latency",
+        Dimensions=dims,
+        Statistic="Average",
+        Period=60,
+        EvaluationPeriods=5,
+        DatapointsToAlarm=1,
+        Threshold=500,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    cloudwatch.put_metric_data(Namespace="Rollout/Test", MetricData=[{"MetricName": "Latency", "Dimensions": dims, "Value": 900}])
+    wait_for(lambda: alarm_state(sb, alarm)["StateValue"] == "ALARM", 5, what="ALARM from PutMetricData")
+
+    cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="operator says fine")
+    held = alarm_state(sb, alarm)
+    assert (held["StateValue"], held["StateReason"]) == ("OK", "operator says fine")
+    # The manual state holds until the alarm's next evaluation period, then the data decides again.
+    sb.alarms.evaluate_all()
+    assert alarm_state(sb, alarm)["StateValue"] == "OK"
+    wait_for(lambda: alarm_state(sb, alarm)["StateValue"] == "ALARM", 4, what="ALARM again after the hold")
+
+
+def test_treat_missing_data_breaching(sb):  # noqa: F811
+    cloudwatch = client(sb, "cloudwatch")
+    alarm = unique("heartbeat")
+    cloudwatch.put_metric_alarm(
+        AlarmName=alarm,
+        Namespace="Rollout/Test",
+        MetricName=unique("Heartbeat"),
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="LessThanThreshold",
+        TreatMissingData="breaching",
+    )
+    wait_for(lambda: alarm_state(sb, alarm)["StateValue"] == "ALARM", 5, what="missing data breaching")
