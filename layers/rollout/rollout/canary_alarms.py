@@ -129,8 +129,9 @@ def delete_alarms(names: list[str]) -> None:
                 cloudwatch.delete_alarms(AlarmNames=existing)
                 break
             except Exception as exc:
+                # ResourceNotFound: another caller deleted one in between, so look again.
                 if aws.error_code(exc) != "ResourceNotFound":
-                    raise  # another caller deleted one in between: look again
+                    raise
 
 
 def _existing(cloudwatch: Any, names: list[str]) -> list[str]:

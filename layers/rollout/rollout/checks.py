@@ -11,8 +11,6 @@ import json
 import math
 from typing import Any
 
-import yaml
-
 CHECKS_FILENAMES = ("rollout.json", "rollout.yaml", "rollout.yml")
 
 PHASES = ("pre_traffic", "post_traffic")
@@ -85,6 +83,9 @@ def _load(raw: bytes | str | dict[str, Any], filename: str) -> Any:
             raise ChecksError(
                 "(document)", f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
             ) from exc
+    # PyYAML costs ~40 ms of cold start; most artifacts carry JSON or nothing.
+    import yaml
+
     try:
         return yaml.safe_load(raw) if raw.strip() else {}
     except yaml.YAMLError as exc:
