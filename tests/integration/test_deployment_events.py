@@ -9,6 +9,7 @@ import pytest
 
 from functions.deployment_events import app
 from rollout import deployer, release_queue
+from rollout.deployment_events import parse_state_change
 from rollout.ledger import Release
 from rollout.states import State
 from tests.support.aws_stack import StackUnderTest
@@ -378,3 +379,10 @@ def test_the_end_of_codedeploys_rollback_deployment_starts_the_queue(
 
     assert result["rollback_of"] == first.release_id
     assert world.get(queued).state == State.DEPLOYING
+
+
+@pytest.mark.parametrize("state", ["START", "SUCCESS", "FAILURE", "STOP"])
+def test_sample_events_are_what_the_handler_reads(state: str) -> None:
+    with open(f"events/codedeploy_{state.lower()}.json") as sample:
+        change = parse_state_change(json.load(sample))
+    assert (change.deployment_id, change.state, change.deployment_group) == ("d-7ZQ3K9WXY", state, "orders")

@@ -175,3 +175,13 @@ def test_secret_may_be_the_url_or_json() -> None:
         with pytest.raises(SlackWebhookSecretInvalid) as err:
             webhook_url_from_secret(bad)
         assert "abc" not in str(err.value), "the error never repeats the secret"
+
+
+def test_sample_sns_event_renders() -> None:
+    with open("events/sns_notification.json") as sample:
+        record = json.load(sample)["Records"][0]["Sns"]
+    payload = render(parse_notification(record["Message"]))
+    assert record["MessageAttributes"]["kind"]["Value"] == "deployment.rolled_back"
+    text = texts(payload)
+    assert "orders: v42 rolled back to v41" in text
+    assert "KeyError: 'discount'" in text

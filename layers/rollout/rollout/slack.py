@@ -300,7 +300,7 @@ class BoundedRateLimitRetry(RateLimitErrorRetryHandler):
     def __init__(
         self,
         max_retry_count: int = 2,
-        max_wait_seconds: float = 30.0,
+        max_wait_seconds: float = 15.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         super().__init__(max_retry_count=max_retry_count)
@@ -340,7 +340,7 @@ class SlackPoster:
 
     url: str
     timeout: int = 10
-    max_wait_seconds: float = 30.0
+    max_wait_seconds: float = 15.0  # the notifier has 30 s: longer waits fail and Lambda retries later
 
     def __post_init__(self) -> None:
         self.rate_limit = BoundedRateLimitRetry(max_wait_seconds=self.max_wait_seconds)
