@@ -98,10 +98,10 @@ def _malformed(problem: EventProblem) -> dict[str, Any]:
 
 
 def _receive(upload: Upload, settings: Settings, ledger: Ledger, process: Any) -> dict[str, Any]:
-    # Find the stored object first, so that the idempotency key names the object itself whatever
-    # encoding the event used for its key.
     # Keys of the previous upload in the same event must not tag this one's log lines.
     logger.remove_keys(["release_id", "function", "target_version", "deployment_id"])
+    # Find the stored object first, so that the idempotency key names the object itself whatever
+    # encoding the event used for its key.
     lookup_error = ""
     stored = None
     try:

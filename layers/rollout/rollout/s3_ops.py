@@ -63,6 +63,7 @@ class RangedObjectReader(io.RawIOBase):
         self._obj = obj
         self._position = 0
         self.requests = 0
+        self.bytes_fetched = 0
 
     def readable(self) -> bool:
         return True
@@ -96,6 +97,7 @@ class RangedObjectReader(io.RawIOBase):
         finally:
             body.close()
         self.requests += 1
+        self.bytes_fetched += len(data)
         view[: len(data)] = data
         self._position += len(data)
         return len(data)
