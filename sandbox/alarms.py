@@ -55,7 +55,7 @@ class AlarmEvaluator:
         while not self._stop.wait(self.tick_seconds()):
             try:
                 self.evaluate_all()
-            except Exception:  # noqa: BLE001 - one bad alarm must not stop evaluation of the rest
+            except Exception:
                 log.exception("alarm evaluation failed")
 
     def alarm_set_manually(self, name: str, period: int) -> None:
@@ -69,7 +69,7 @@ class AlarmEvaluator:
                     continue  # composite alarms are not evaluated
                 try:
                     self.evaluate(alarm)
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("evaluating alarm %s failed", alarm.name)
 
     def evaluate(self, alarm: Any) -> None:

@@ -133,14 +133,14 @@ class Sandbox:
             if component is not None:
                 try:
                     component.shutdown()
-                except Exception:  # noqa: BLE001 - stopping must go on whatever one part does
+                except Exception:
                     log.exception("CodeDeploy engine shutdown failed")
         self.codedeploy_engine = None
         for part in (self.alarms, self.events, self.lambda_service):
             if part is not None:
                 try:
                     part.stop()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("stopping %s failed", type(part).__name__)
         if self._server is not None:
             self._server.stop()

@@ -36,7 +36,7 @@ def iso(epoch: float) -> str:
 def pattern_matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
     from moto.events.models import EventPattern
 
-    return bool(EventPattern.load(json.dumps(pattern)).matches_event(event))
+    return bool(EventPattern.load(json.dumps(pattern)).matches_event(event))  # type: ignore[arg-type]
 
 
 class EventDelivery:
@@ -72,7 +72,7 @@ class EventDelivery:
     def _guard(fn: Any, *args: Any) -> None:
         try:
             fn(*args)
-        except Exception:  # noqa: BLE001 - delivery is best effort, as in AWS
+        except Exception:
             log.exception("event delivery failed")
 
     # EventBridge
@@ -89,7 +89,7 @@ class EventDelivery:
 
     def dispatch_rule(self, rule: Any, event: dict[str, Any]) -> None:
         """A rule saw an event on its bus (called for every rule of the bus)."""
-        if rule.state != "ENABLED" or rule.scheduled_expression and not rule.event_pattern.get_pattern():
+        if rule.state != "ENABLED" or (rule.scheduled_expression and not rule.event_pattern.get_pattern()):
             return
         event = self.normalise(event)
         action = self.sandbox.faults.event_action(event, pattern_matches)
@@ -302,7 +302,7 @@ class EventDelivery:
         while not self._stop.wait(min(1.0, max(0.02, 1.0 / self.clock.speed))):
             try:
                 self._fire_due_schedules()
-            except Exception:  # noqa: BLE001 - the scheduler keeps running
+            except Exception:
                 log.exception("schedule evaluation failed")
 
     def _fire_due_schedules(self) -> None:

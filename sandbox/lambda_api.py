@@ -47,7 +47,7 @@ def function_state(fn: Any) -> FunctionState:
         if state is None:
             state = FunctionState()
             fn.__dict__["_sandbox_state"] = state
-        return state  # type: ignore[no-any-return]
+        return state
 
 
 def _function_name(request: AwsRequest) -> str:

@@ -7,6 +7,7 @@ aliases, event-invoke configs) is read from moto's Lambda backend.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import json
@@ -83,25 +84,27 @@ class Worker:
     buffer: bytes = b""
     invocations: int = 0
     timed_out: bool = False
+    closed: bool = False
 
     def alive(self) -> bool:
         return self.process.poll() is None
 
     def kill(self) -> None:
         if self.process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 self.process.kill()
-            except ProcessLookupError:
-                pass
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             log.warning("worker %s did not exit", self.process.pid)
-        for closer in (self.requests.close, lambda: os.close(self.results_fd)):
-            try:
-                closer()
-            except OSError:
-                pass
+        with self.log_cond:
+            if self.closed:
+                return  # an fd number closed twice could belong to someone else by now
+            self.closed = True
+        with contextlib.suppress(OSError):
+            self.requests.close()
+        with contextlib.suppress(OSError):
+            os.close(self.results_fd)
 
     def read_result(self, timeout: float) -> dict[str, Any] | None:
         """One result line; None on timeout (self.timed_out set) or when the process died."""
@@ -367,7 +370,7 @@ class LambdaService:
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LANG": "C.UTF-8",
             "TZ": ":UTC",
-            "HOME": os.environ.get("HOME", "/tmp"),
+            "HOME": os.environ.get("HOME", str(self.sandbox.workdir)),
             "NO_PROXY": "127.0.0.1,localhost",
             **dict(spec.environment),
             "_HANDLER": spec.handler,
@@ -388,7 +391,7 @@ class LambdaService:
             "PYTHONUNBUFFERED": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
         }
-        process = subprocess.Popen(
+        process = subprocess.Popen(  # noqa: S603 - our own worker script under the sandbox's interpreter
             [sys.executable, str(WORKER_SCRIPT), str(request_r), str(result_w)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -585,7 +588,7 @@ class LambdaService:
             events = [{"timestamp": now_ms, "message": line.rstrip("\n")} for line in lines if line.strip()]
             if events:
                 logs.put_log_events(group, stream, events)
-        except Exception:  # noqa: BLE001 - logs are best effort and never fail an invocation
+        except Exception:
             log.debug("writing Lambda logs failed", exc_info=True)
 
     # Asynchronous invocation (InvocationType=Event and event sources)
@@ -625,7 +628,7 @@ class LambdaService:
                     False,
                     exc.code,
                 )
-            except Exception as exc:  # noqa: BLE001 - an async invocation always ends in a recorded outcome
+            except Exception as exc:
                 log.exception("async invocation of %s failed", name)
                 outcome = Outcome(
                     request_id,
@@ -733,7 +736,7 @@ def _extract_zip(data: bytes, target: Path) -> None:
     partial = target.with_name(target.name + f".{uuid.uuid4().hex}.tmp")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            archive.extractall(partial)  # noqa: S202 - archives come from the sandbox's own callers
+            archive.extractall(partial)
     except zipfile.BadZipFile as exc:
         raise AwsError("InvalidParameterValueException", f"Could not unzip uploaded file: {exc}") from exc
     try:

@@ -53,7 +53,7 @@ def _load_handler(spec: str) -> Any:
         )
     try:
         module = importlib.import_module(module_name.replace("/", "."))
-    except Exception as exc:  # noqa: BLE001 - the runtime reports any import failure to the caller
+    except Exception as exc:
         raise _RuntimeFailure(
             "Runtime.ImportModuleError", f"Unable to import module '{module_name}': {exc}"
         ) from exc

@@ -269,8 +269,7 @@ class _Parser:
     def peek(self) -> str | None:
         if self.pos >= len(self.tokens):
             return None
-        number, name, op = self.tokens[self.pos]
-        return op
+        return self.tokens[self.pos][2]
 
     def expr(self) -> Value:
         value = self.term()

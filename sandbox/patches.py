@@ -46,7 +46,7 @@ def _patch_clock() -> None:
             return original_utcnow()
         return sb.clock.now_datetime().replace(tzinfo=None)  # moto keeps naive UTC datetimes
 
-    cloudwatch_models.utcnow = utcnow  # type: ignore[attr-defined]
+    cloudwatch_models.utcnow = utcnow
     original_unix_time = events_models.unix_time
 
     def unix_time(dt: datetime | None = None) -> float:
@@ -55,7 +55,7 @@ def _patch_clock() -> None:
             return original_unix_time(dt)
         return float(sb.clock.now())
 
-    events_models.unix_time = unix_time  # type: ignore[attr-defined]
+    events_models.unix_time = unix_time
 
 
 def _patch_events() -> None:
@@ -89,7 +89,7 @@ def _patch_s3() -> None:
             return
         try:
             sb.events.s3_object_event(bucket, event_name, key)
-        except Exception:  # noqa: BLE001 - S3 event delivery is asynchronous in AWS; the PUT succeeds
+        except Exception:
             import logging
 
             logging.getLogger("sandbox.events").exception("S3 event for %s failed", getattr(key, "name", "?"))

@@ -128,7 +128,11 @@ def identify(environ: dict[str, Any]) -> AwsRequest:
     else:
         request.protocol = model.protocol
         request.operation = match_rest_operation(
-            service, str(environ.get("REQUEST_METHOD", "GET")), path, str(environ.get("QUERY_STRING", "")), environ
+            service,
+            str(environ.get("REQUEST_METHOD", "GET")),
+            path,
+            str(environ.get("QUERY_STRING", "")),
+            environ,
         )
     return request
 
@@ -159,7 +163,8 @@ def _rest_routes(service: str) -> list[Route]:
         uri = http.get("requestUri", "/")
         path_part, _, query_part = uri.partition("?")
         required_query = frozenset(
-            {q.split("=")[0] for q in query_part.split("&") if q and not q.startswith("x-id=")} | required_query_members
+            {q.split("=")[0] for q in query_part.split("&") if q and not q.startswith("x-id=")}
+            | required_query_members
         )
         pattern = ""
         literal = 0
@@ -170,7 +175,9 @@ def _rest_routes(service: str) -> list[Route]:
                 pattern += re.escape(piece)
                 literal += len(piece)
         regex = re.compile("^" + pattern.rstrip("/") + "/?$")
-        routes.append((http.get("method", "POST"), regex, required_query, literal, name, frozenset(required_headers)))
+        routes.append(
+            (http.get("method", "POST"), regex, required_query, literal, name, frozenset(required_headers))
+        )
     return routes
 
 

@@ -82,7 +82,7 @@ class SandboxApp:
                 ),
                 start_response,
             )
-        return self.moto_app(environ, start_response)  # type: ignore[no-any-return]
+        return self.moto_app(environ, start_response)
 
     def call_moto(self, request: AwsRequest) -> Response:
         """Run the request through moto and capture its response (for handlers that complete moto)."""

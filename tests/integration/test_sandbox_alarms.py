@@ -82,12 +82,20 @@ def test_metric_math_alarm_on_error_rate(sb):  # noqa: F811
         Metrics=[
             {
                 "Id": "errors",
-                "MetricStat": {"Metric": {"Namespace": "AWS/Lambda", "MetricName": "Errors", "Dimensions": dims}, "Period": 60, "Stat": "Sum"},
+                "MetricStat": {
+                    "Metric": {"Namespace": "AWS/Lambda", "MetricName": "Errors", "Dimensions": dims},
+                    "Period": 60,
+                    "Stat": "Sum",
+                },
                 "ReturnData": False,
             },
             {
                 "Id": "invocations",
-                "MetricStat": {"Metric": {"Namespace": "AWS/Lambda", "MetricName": "Invocations", "Dimensions": dims}, "Period": 60, "Stat": "Sum"},
+                "MetricStat": {
+                    "Metric": {"Namespace": "AWS/Lambda", "MetricName": "Invocations", "Dimensions": dims},
+                    "Period": 60,
+                    "Stat": "Sum",
+                },
                 "ReturnData": False,
             },
             {"Id": "rate", "Expression": "errors / invocations", "Label": "error rate", "ReturnData": True},
@@ -100,8 +108,24 @@ def test_metric_math_alarm_on_error_rate(sb):  # noqa: F811
     now = sb.clock.now_datetime()
     data = cloudwatch.get_metric_data(
         MetricDataQueries=[
-            {"Id": "e", "MetricStat": {"Metric": {"Namespace": "AWS/Lambda", "MetricName": "Errors", "Dimensions": dims}, "Period": 60, "Stat": "Sum"}, "ReturnData": False},
-            {"Id": "i", "MetricStat": {"Metric": {"Namespace": "AWS/Lambda", "MetricName": "Invocations", "Dimensions": dims}, "Period": 60, "Stat": "Sum"}, "ReturnData": False},
+            {
+                "Id": "e",
+                "MetricStat": {
+                    "Metric": {"Namespace": "AWS/Lambda", "MetricName": "Errors", "Dimensions": dims},
+                    "Period": 60,
+                    "Stat": "Sum",
+                },
+                "ReturnData": False,
+            },
+            {
+                "Id": "i",
+                "MetricStat": {
+                    "Metric": {"Namespace": "AWS/Lambda", "MetricName": "Invocations", "Dimensions": dims},
+                    "Period": 60,
+                    "Stat": "Sum",
+                },
+                "ReturnData": False,
+            },
             {"Id": "pct", "Expression": "100 * e / i"},
         ],
         StartTime=now - timedelta(minutes=5),
@@ -128,7 +152,9 @@ def test_put_metric_data_alarm_and_set_alarm_state(sb):  # noqa: F811
         Threshold=500,
         ComparisonOperator="GreaterThanThreshold",
     )
-    cloudwatch.put_metric_data(Namespace="Rollout/Test", MetricData=[{"MetricName": "Latency", "Dimensions": dims, "Value": 900}])
+    cloudwatch.put_metric_data(
+        Namespace="Rollout/Test", MetricData=[{"MetricName": "Latency", "Dimensions": dims, "Value": 900}]
+    )
     wait_for(lambda: alarm_state(sb, alarm)["StateValue"] == "ALARM", 5, what="ALARM from PutMetricData")
 
     cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="operator says fine")

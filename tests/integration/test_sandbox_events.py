@@ -29,7 +29,11 @@ def s3_rule(sb, bucket: str, targets: list[dict[str, str]]) -> None:  # noqa: F8
     events.put_rule(
         Name=rule,
         EventPattern=json.dumps(
-            {"source": ["aws.s3"], "detail-type": ["Object Created"], "detail": {"bucket": {"name": [bucket]}}}
+            {
+                "source": ["aws.s3"],
+                "detail-type": ["Object Created"],
+                "detail": {"bucket": {"name": [bucket]}},
+            }
         ),
     )
     events.put_targets(Rule=rule, Targets=targets)
@@ -41,7 +45,9 @@ def eventbridge_bucket(sb, versioned: bool = True) -> str:  # noqa: F811
     s3.create_bucket(Bucket=bucket)
     if versioned:
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}})
+    s3.put_bucket_notification_configuration(
+        Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
     return bucket
 
 
@@ -78,7 +84,9 @@ def test_s3_object_created_reaches_a_lambda_target_in_the_aws_shape(sb):  # noqa
 def test_a_failing_target_does_not_block_the_others(sb):  # noqa: F811
     direct_url, direct_arn = queue(sb, unique("direct"))
     broken = unique("broken")
-    broken_arn = create_function(sb, broken, "def handler(event, context):\n    raise RuntimeError('down')\n")["FunctionArn"]
+    broken_arn = create_function(
+        sb, broken, "def handler(event, context):\n    raise RuntimeError('down')\n"
+    )["FunctionArn"]
     bucket = eventbridge_bucket(sb, versioned=False)
     s3_rule(sb, bucket, [{"Id": "broken", "Arn": broken_arn}, {"Id": "queue", "Arn": direct_arn}])
     client(sb, "s3").put_object(Bucket=bucket, Key="a.zip", Body=b"x")
@@ -91,7 +99,10 @@ def test_put_events_delivers_to_lambda_targets_and_reports_entries(sb):  # noqa:
     out_url, _ = queue(sb, out_name := unique("custom"))
     events = client(sb, "events")
     rule = unique("custom")
-    events.put_rule(Name=rule, EventPattern=json.dumps({"source": ["rollout.test"], "detail": {"n": [{"numeric": [">", 1]}]}}))
+    events.put_rule(
+        Name=rule,
+        EventPattern=json.dumps({"source": ["rollout.test"], "detail": {"n": [{"numeric": [">", 1]}]}}),
+    )
     events.put_targets(Rule=rule, Targets=[{"Id": "fn", "Arn": forwarder(sb, out_name)}])
     result = events.put_events(
         Entries=[
@@ -124,7 +135,9 @@ def test_sns_delivers_to_lambda_with_message_attributes(sb):  # noqa: F811
     out_url, _ = queue(sb, out_name := unique("sns-seen"))
     sns = client(sb, "sns")
     topic = sns.create_topic(Name=unique("topic"))["TopicArn"]
-    subscription = sns.subscribe(TopicArn=topic, Protocol="lambda", Endpoint=forwarder(sb, out_name))["SubscriptionArn"]
+    subscription = sns.subscribe(TopicArn=topic, Protocol="lambda", Endpoint=forwarder(sb, out_name))[
+        "SubscriptionArn"
+    ]
     message_id = sns.publish(
         TopicArn=topic,
         Message="hello",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 from botocore.exceptions import ClientError
 
@@ -16,7 +15,7 @@ from tests.support.sandbox_support import (
 )
 
 
-def error_code(call) -> str:  # noqa: ANN001
+def error_code(call) -> str:
     with pytest.raises(ClientError) as error:
         call()
     return str(error.value.response["Error"]["Code"])
@@ -45,11 +44,26 @@ def test_a_share_of_calls_fails_with_the_chosen_error(sb):  # noqa: F811
     ("service", "operation", "code", "call"),
     [
         ("lambda", "Invoke", "TooManyRequestsException", lambda c, name: c.invoke(FunctionName=name)),
-        ("lambda", "UpdateAlias", "ResourceConflictException", lambda c, name: c.update_alias(FunctionName=name, Name="x")),
+        (
+            "lambda",
+            "UpdateAlias",
+            "ResourceConflictException",
+            lambda c, name: c.update_alias(FunctionName=name, Name="x"),
+        ),
         ("s3", "PutObject", "SlowDown", lambda c, name: c.put_object(Bucket=name, Key="k", Body=b"x")),
         ("cloudwatch", "DescribeAlarms", "InternalServiceFault", lambda c, name: c.describe_alarms()),
-        ("sns", "Publish", "ThrottledException", lambda c, name: c.publish(TopicArn=f"arn:aws:sns:us-east-1:123456789012:{name}", Message="m")),
-        ("dynamodb", "PutItem", "ProvisionedThroughputExceededException", lambda c, name: c.put_item(TableName=name, Item={"k": {"S": "v"}})),
+        (
+            "sns",
+            "Publish",
+            "ThrottledException",
+            lambda c, name: c.publish(TopicArn=f"arn:aws:sns:us-east-1:123456789012:{name}", Message="m"),
+        ),
+        (
+            "dynamodb",
+            "PutItem",
+            "ProvisionedThroughputExceededException",
+            lambda c, name: c.put_item(TableName=name, Item={"k": {"S": "v"}}),
+        ),
     ],
 )
 def test_injected_errors_parse_as_aws_errors_in_every_protocol(sb, service, operation, code, call):  # noqa: F811

@@ -53,7 +53,14 @@ def publish_labelled(sb, name: str, label: str) -> str:  # noqa: F811
 
 def test_each_published_version_runs_its_own_code_with_environment_and_context(sb):  # noqa: F811
     name = unique("echo")
-    create_function(sb, name, ECHO.replace("LABEL", "one"), Environment={"Variables": {"GREETING": "hello"}}, Timeout=7, MemorySize=256)
+    create_function(
+        sb,
+        name,
+        ECHO.replace("LABEL", "one"),
+        Environment={"Variables": {"GREETING": "hello"}},
+        Timeout=7,
+        MemorySize=256,
+    )
     lam = client(sb, "lambda")
     v1 = lam.publish_version(FunctionName=name)["Version"]
     v2 = publish_labelled(sb, name, "two")
@@ -80,9 +87,10 @@ def test_each_published_version_runs_its_own_code_with_environment_and_context(s
     assert 0 < context["remaining"] <= 7000
     assert len(context["aws_request_id"]) == 36
     # GetFunction on the old version still reports the old code.
-    assert lam.get_function(FunctionName=name, Qualifier=v1)["Configuration"]["CodeSha256"] != lam.get_function(
-        FunctionName=name, Qualifier=v2
-    )["Configuration"]["CodeSha256"]
+    assert (
+        lam.get_function(FunctionName=name, Qualifier=v1)["Configuration"]["CodeSha256"]
+        != lam.get_function(FunctionName=name, Qualifier=v2)["Configuration"]["CodeSha256"]
+    )
 
 
 def test_first_invocation_is_a_cold_start_then_the_worker_stays_warm(sb):  # noqa: F811
@@ -209,7 +217,12 @@ def test_alias_routing_weights_split_invocations_within_statistical_bounds(sb): 
     lam = client(sb, "lambda")
     v1 = lam.publish_version(FunctionName=name)["Version"]
     v2 = publish_labelled(sb, name, "two")
-    lam.create_alias(FunctionName=name, Name="live", FunctionVersion=v1, RoutingConfig={"AdditionalVersionWeights": {v2: 0.3}})
+    lam.create_alias(
+        FunctionName=name,
+        Name="live",
+        FunctionVersion=v1,
+        RoutingConfig={"AdditionalVersionWeights": {v2: 0.3}},
+    )
 
     runs = 300
     executed = [lam.invoke(FunctionName=name, Qualifier="live")["ExecutedVersion"] for _ in range(runs)]
@@ -263,10 +276,17 @@ def test_invocations_emit_lambda_metrics_with_the_aws_dimension_sets(sb):  # noq
     assert total("Invocations", {"FunctionName": name}) == 3
     assert total("Errors", {"FunctionName": name}) == 1
     assert total("Invocations", {"FunctionName": name, "Resource": f"{name}:live"}) == 2
-    assert total("Invocations", {"FunctionName": name, "Resource": f"{name}:live", "ExecutedVersion": version}) == 2
-    assert total("Errors", {"FunctionName": name, "Resource": f"{name}:live", "ExecutedVersion": version}) == 1
+    assert (
+        total("Invocations", {"FunctionName": name, "Resource": f"{name}:live", "ExecutedVersion": version})
+        == 2
+    )
+    assert (
+        total("Errors", {"FunctionName": name, "Resource": f"{name}:live", "ExecutedVersion": version}) == 1
+    )
     assert total("Invocations", {"FunctionName": name, "Resource": name}) == 1
-    listed = client(sb, "cloudwatch").list_metrics(Namespace="AWS/Lambda", MetricName="Duration", Dimensions=[{"Name": "FunctionName", "Value": name}])
+    listed = client(sb, "cloudwatch").list_metrics(
+        Namespace="AWS/Lambda", MetricName="Duration", Dimensions=[{"Name": "FunctionName", "Value": name}]
+    )
     assert listed["Metrics"]
 
 
@@ -305,7 +325,9 @@ def test_async_success_goes_to_a_lambda_on_success_destination(sb):  # noqa: F81
     create_function(sb, name, "def handler(event, context):\n    return {'doubled': event['n'] * 2}\n")
     lam = client(sb, "lambda")
     target_arn = lam.get_function(FunctionName=target)["Configuration"]["FunctionArn"]
-    lam.put_function_event_invoke_config(FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": target_arn}})
+    lam.put_function_event_invoke_config(
+        FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": target_arn}}
+    )
     lam.invoke(FunctionName=name, InvocationType="Event", Payload=b'{"n": 21}')
     [message] = drain(sb, out_url, 1)
     assert message["event"]["requestContext"]["condition"] == "Success"
@@ -350,7 +372,9 @@ def test_publish_version_checks_code_sha_and_revision(sb):  # noqa: F811
     with pytest.raises(ClientError) as wrong_revision:
         lam.publish_version(FunctionName=name, RevisionId="stale")
     assert wrong_revision.value.response["Error"]["Code"] == "PreconditionFailedException"
-    published = lam.publish_version(FunctionName=name, CodeSha256=config["CodeSha256"], RevisionId=config["RevisionId"])
+    published = lam.publish_version(
+        FunctionName=name, CodeSha256=config["CodeSha256"], RevisionId=config["RevisionId"]
+    )
     assert published["Version"] == "1"
 
 
@@ -358,12 +382,16 @@ def test_update_code_reports_in_progress_then_the_waiter_sees_success(sb):  # no
     name = unique("updating")
     create_function(sb, name, ECHO)
     lam = client(sb, "lambda", retries=False)
-    updated = lam.update_function_code(FunctionName=name, ZipFile=zip_of({"app.py": ECHO.replace("LABEL", "new")}))
+    updated = lam.update_function_code(
+        FunctionName=name, ZipFile=zip_of({"app.py": ECHO.replace("LABEL", "new")})
+    )
     assert updated["LastUpdateStatus"] == "InProgress"
     with pytest.raises(ClientError) as busy:
         lam.publish_version(FunctionName=name)
     assert busy.value.response["Error"]["Code"] == "ResourceConflictException"
-    lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 10})
+    lam.get_waiter("function_updated_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 10}
+    )
     assert lam.get_function(FunctionName=name)["Configuration"]["LastUpdateStatus"] == "Successful"
     assert lam.publish_version(FunctionName=name)["CodeSha256"] == updated["CodeSha256"]
 
@@ -375,7 +403,9 @@ def test_update_code_from_s3_honours_object_version_and_rejects_missing_objects(
     bucket = unique("code")
     s3.create_bucket(Bucket=bucket)
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    first = s3.put_object(Bucket=bucket, Key="build.zip", Body=zip_of({"app.py": ECHO.replace("LABEL", "first")}))
+    first = s3.put_object(
+        Bucket=bucket, Key="build.zip", Body=zip_of({"app.py": ECHO.replace("LABEL", "first")})
+    )
     s3.put_object(Bucket=bucket, Key="build.zip", Body=zip_of({"app.py": ECHO.replace("LABEL", "second")}))
     lam = client(sb, "lambda")
 
@@ -387,7 +417,9 @@ def test_update_code_from_s3_honours_object_version_and_rejects_missing_objects(
         lam.update_function_code(FunctionName=name, S3Bucket=unique("nobucket"), S3Key="build.zip")
     assert missing_bucket.value.response["Error"]["Code"] == "InvalidParameterValueException"
 
-    lam.update_function_code(FunctionName=name, S3Bucket=bucket, S3Key="build.zip", S3ObjectVersion=first["VersionId"])
+    lam.update_function_code(
+        FunctionName=name, S3Bucket=bucket, S3Key="build.zip", S3ObjectVersion=first["VersionId"]
+    )
     lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
     _, body = invoke_json(sb, name)
     assert body["label"] == "first"
@@ -409,14 +441,22 @@ def test_update_alias_validates_weights_versions_and_revision(sb):  # noqa: F811
     assert refused(RoutingConfig={"AdditionalVersionWeights": {v2: 1.5}}) == "ValidationException"
     assert refused(RoutingConfig={"AdditionalVersionWeights": {"99": 0.1}}) == "ResourceNotFoundException"
     assert refused(FunctionVersion="42") == "ResourceNotFoundException"
-    assert refused(RoutingConfig={"AdditionalVersionWeights": {v2: 0.1}}, RevisionId="stale") == "PreconditionFailedException"
+    assert (
+        refused(RoutingConfig={"AdditionalVersionWeights": {v2: 0.1}}, RevisionId="stale")
+        == "PreconditionFailedException"
+    )
     updated = lam.update_alias(
-        FunctionName=name, Name="live", RoutingConfig={"AdditionalVersionWeights": {v2: 0.1}}, RevisionId=alias["RevisionId"]
+        FunctionName=name,
+        Name="live",
+        RoutingConfig={"AdditionalVersionWeights": {v2: 0.1}},
+        RevisionId=alias["RevisionId"],
     )
     assert updated["RoutingConfig"]["AdditionalVersionWeights"] == {v2: 0.1}
     assert updated["RevisionId"] != alias["RevisionId"]
     # Finish the shift: the weights go away.
-    done = lam.update_alias(FunctionName=name, Name="live", FunctionVersion=v2, RoutingConfig={"AdditionalVersionWeights": {}})
+    done = lam.update_alias(
+        FunctionName=name, Name="live", FunctionVersion=v2, RoutingConfig={"AdditionalVersionWeights": {}}
+    )
     assert done["FunctionVersion"] == v2
     assert not (done.get("RoutingConfig") or {}).get("AdditionalVersionWeights")
 
@@ -435,7 +475,9 @@ def test_bogus_runtimes_are_rejected(sb):  # noqa: F811
 
 def test_function_logs_reach_cloudwatch_logs(sb):  # noqa: F811
     name = unique("logged")
-    create_function(sb, name, "def handler(event, context):\n    print('hello from', context.function_name)\n")
+    create_function(
+        sb, name, "def handler(event, context):\n    print('hello from', context.function_name)\n"
+    )
     invoke_json(sb, name)
     logs = client(sb, "logs")
 

@@ -30,7 +30,9 @@ def test_stop_leaves_no_worker_processes():
     with Sandbox(speed=60) as running:
         names = [unique("w") for _ in range(3)]
         for name in names:
-            create_function(running, name, "import os\ndef handler(event, context):\n    return os.getpid()\n")
+            create_function(
+                running, name, "import os\ndef handler(event, context):\n    return os.getpid()\n"
+            )
         pids = [invoke_json(running, name)[1] for name in names]
         assert all(_alive(pid) for pid in pids)
         workdir = running.workdir

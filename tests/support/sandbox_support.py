@@ -56,7 +56,9 @@ def role_arn(sb: Any) -> str:
         return str(iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument="{}")["Role"]["Arn"])
 
 
-def create_function(sb: Any, name: str, source: str, handler: str = "app.handler", **extra: Any) -> dict[str, Any]:
+def create_function(
+    sb: Any, name: str, source: str, handler: str = "app.handler", **extra: Any
+) -> dict[str, Any]:
     lam = client(sb, "lambda")
     config: dict[str, Any] = lam.create_function(
         FunctionName=name,
@@ -70,11 +72,15 @@ def create_function(sb: Any, name: str, source: str, handler: str = "app.handler
 
 
 def invoke_json(sb: Any, name: str, payload: Any = None, **extra: Any) -> tuple[dict[str, Any], Any]:
-    response = client(sb, "lambda").invoke(FunctionName=name, Payload=json.dumps(payload or {}).encode(), **extra)
+    response = client(sb, "lambda").invoke(
+        FunctionName=name, Payload=json.dumps(payload or {}).encode(), **extra
+    )
     return response, json.loads(response["Payload"].read() or b"null")
 
 
-def wait_for(condition: Callable[[], T], timeout: float = 10.0, interval: float = 0.05, what: str = "condition") -> T:
+def wait_for(
+    condition: Callable[[], T], timeout: float = 10.0, interval: float = 0.05, what: str = "condition"
+) -> T:
     """Poll `condition` until it returns something truthy; fail after `timeout` real seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -99,7 +105,9 @@ def drain(sb: Any, url: str, want: int, timeout: float = 10.0) -> list[dict[str,
     bodies: list[dict[str, Any]] = []
 
     def enough() -> bool:
-        for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", []):
+        for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+            "Messages", []
+        ):
             bodies.append(json.loads(message["Body"]))
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
         return len(bodies) >= want
@@ -131,7 +139,9 @@ class HttpReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                received.append({"path": self.path, "headers": dict(self.headers), "body": self.rfile.read(length)})
+                received.append(
+                    {"path": self.path, "headers": dict(self.headers), "body": self.rfile.read(length)}
+                )
                 self.send_response(200)
                 self.end_headers()
 
