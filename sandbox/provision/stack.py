@@ -376,6 +376,26 @@ def plan_stack(
     return StackPlan(order, types, provisioner.skipped)
 
 
+def _record_in_cloudformation(
+    client: Any, stack_name: str, outputs: dict[str, str], notes: list[str]
+) -> None:
+    """Make the stack answer CloudFormation DescribeStacks with its outputs, as a deployed stack does,
+    so tools that find the stack's resources that way (the `rollout` command) work unchanged.
+
+    The record holds one no-op resource and the outputs as literal values: its resources were created
+    directly, not by the local CloudFormation."""
+    record = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": "Provisioned by the sandbox from the stack's template; outputs recorded as values.",
+        "Resources": {"ProvisionedBySandbox": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {name: {"Value": value} for name, value in outputs.items()},
+    }
+    try:
+        client("cloudformation").create_stack(StackName=stack_name, TemplateBody=json.dumps(record))
+    except (ClientError, BotoCoreError) as exc:
+        notes.append(f"stack not recorded in CloudFormation (DescribeStacks will not find it): {exc}")
+
+
 def provision_stack(
     endpoint_url: str,
     template_path: Path,
@@ -383,10 +403,12 @@ def provision_stack(
     parameters: dict[str, str] | None = None,
     region: str = "us-east-1",
     account_id: str | None = None,
+    record_stack: bool = True,
 ) -> ProvisionedStack:
     """Create every resource of the template at `endpoint_url` and return the stack's outputs and ids.
 
-    `account_id` defaults to the account the endpoint's STS reports.
+    `account_id` defaults to the account the endpoint's STS reports. With `record_stack`, the stack
+    and its outputs also answer CloudFormation DescribeStacks.
     """
     started = time.perf_counter()
     template_path = Path(template_path)
@@ -396,6 +418,8 @@ def provision_stack(
     provisioner, order = _prepare(template_path, stack_name, parameters, region, account_id, client)
     provisioner.create(order)
     outputs, exports = provisioner.outputs()
+    if record_stack:
+        _record_in_cloudformation(client, stack_name, outputs, provisioner.stack.notes)
     resources = {
         logical_id: ProvisionedResource(
             logical_id,

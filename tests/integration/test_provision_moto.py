@@ -75,6 +75,8 @@ def test_the_control_plane_template_provisions_with_slack(endpoint: str) -> None
     assert stack.function_for("reconciler") == stack.outputs["ReconcilerName"]
 
     assert json.loads(stack.to_json())["outputs"] == stack.outputs
+    described = clients("cloudformation").describe_stacks(StackName="rollout-it")["Stacks"][0]
+    assert {o["OutputKey"]: o["OutputValue"] for o in described["Outputs"]} == stack.outputs
     print(f"\nprovisioned {len(stack.resources)} resources against moto in {elapsed:.2f}s")
 
 

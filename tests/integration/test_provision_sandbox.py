@@ -60,6 +60,8 @@ def test_every_resource_exists_and_is_wired(
     assert stack.account_id == "123456789012"
     assert_every_resource_exists(clients, stack)
     assert_rollout_stack_wired(clients, stack, slack_secret_arn=secret_arn)
+    described = clients("cloudformation").describe_stacks(StackName=STACK)["Stacks"][0]
+    assert {o["OutputKey"]: o["OutputValue"] for o in described["Outputs"]} == stack.outputs
     print(f"\nprovisioned {len(stack.resources)} resources into the sandbox in {elapsed:.2f}s")
 
 
