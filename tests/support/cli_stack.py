@@ -1,7 +1,7 @@
 """Make a provisioned sandbox stack answer CloudFormation DescribeStacks, as the `rollout` command expects.
 
 When the sandbox already answers DescribeStacks for the stacks it provisions, this does nothing.
-Otherwise it records the outputs through CloudFormation itself: a stack holding one no-op resource and
+Otherwise it records the outputs through CloudFormation itself: a stack holding one placeholder topic and
 the provisioned outputs as literal values.
 """
 
@@ -30,7 +30,7 @@ def ensure_describable(endpoint_url: str, stack_name: str, outputs: dict[str, st
             raise
     template = {
         "AWSTemplateFormatVersion": "2010-09-09",
-        "Resources": {"Placeholder": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Resources": {"Placeholder": {"Type": "AWS::SNS::Topic"}},
         "Outputs": {name: {"Value": value} for name, value in outputs.items()},
     }
     cfn.create_stack(StackName=stack_name, TemplateBody=json.dumps(template))
