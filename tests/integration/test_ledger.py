@@ -89,3 +89,13 @@ def test_queued_lists_oldest_first(ledger: Ledger) -> None:
     second = ledger.transition(_release(ledger), State.QUEUED)
     assert [r.release_id for r in ledger.queued("orders")] == [first.release_id, second.release_id]
     assert [r.release_id for r in ledger.releases("orders")][:2] == [second.release_id, first.release_id]
+
+
+def test_a_deployment_is_found_while_the_lock_names_it_too(ledger: Ledger) -> None:
+    release = _release(ledger)
+    assert ledger.acquire_lock("orders", release.release_id)
+    ledger.attach_deployment("orders", release.release_id, "d-LOCKED001")
+    ledger.transition(release, State.DEPLOYING, deployment_id="d-LOCKED001")
+    found = ledger.by_deployment("d-LOCKED001")
+    assert found is not None
+    assert found.release_id == release.release_id

@@ -17,12 +17,11 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
-from boto3.dynamodb.conditions import Key
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rollout import aws
 from rollout.config import Settings
-from rollout.ledger import BY_DEPLOYMENT_INDEX, Ledger, Release, TransitionRefused
+from rollout.ledger import Ledger, Release, TransitionRefused
 from rollout.notifications import Notifier, build
 from rollout.observability import logger, metrics
 from rollout.outcomes import AliasRouting, DeploymentState, Outcome, decide
@@ -248,21 +247,8 @@ def _seconds(start: str, end: str) -> float | None:
 
 
 def release_for_deployment(ledger: Ledger, deployment_id: str) -> Release | None:
-    """The release a deployment belongs to.
-
-    The by-deployment index also holds the function's lock item (it carries the deployment id
-    too), so only release items count here.
-    """
-    found = ledger.by_deployment(deployment_id)
-    if found is not None:
-        return found
-    resp = aws.table(ledger.table_name).query(
-        IndexName=BY_DEPLOYMENT_INDEX, KeyConditionExpression=Key("deployment_id").eq(deployment_id)
-    )
-    for item in resp.get("Items", []):
-        if str(item.get("sk", "")).startswith("REL#"):
-            return ledger.get(str(item["pk"]).removeprefix("FN#"), str(item["sk"]).removeprefix("REL#"))
-    return None
+    """The release a deployment belongs to, if Rollout started it."""
+    return ledger.by_deployment(deployment_id)
 
 
 def handle_state_change(

@@ -138,7 +138,8 @@ class Ledger:
         resp = self._table.query(
             IndexName=BY_DEPLOYMENT_INDEX, KeyConditionExpression=Key("deployment_id").eq(deployment_id)
         )
-        items = resp.get("Items", [])
+        # The lock item carries the deployment id too; only release items answer this question.
+        items = [i for i in resp.get("Items", []) if str(i.get("sk", "")).startswith("REL#")]
         if not items:
             return None
         # The index is eventually consistent: read the item itself for its current state.
