@@ -30,6 +30,7 @@ def install() -> None:
         _patch_sns()
         _patch_cloudwatch()
         _patch_lambda()
+        _patch_bucket_policy()
         _installed = True
 
 
@@ -209,3 +210,29 @@ def _patch_lambda() -> None:
         return config
 
     LambdaFunction.get_configuration = get_configuration  # type: ignore[method-assign]
+
+
+def _patch_bucket_policy() -> None:
+    """Bucket-policy statements apply only when their Condition holds for the sandbox's request context."""
+    from moto.s3.models import FakeBucket
+
+    original = FakeBucket.get_permission
+
+    def get_permission(self: Any, action: str, resource: str) -> Any:
+        sb = _sandbox()
+        if sb is None or self.policy is None:
+            return original(self, action, resource)
+        import json
+
+        from moto.iam.access_control import IAMPolicy
+
+        from sandbox.policy_conditions import applicable_statements, request_context
+
+        try:
+            policy = json.loads(self.policy.decode())
+        except ValueError:
+            return original(self, action, resource)
+        effective = applicable_statements(policy, request_context(sb.account_id))
+        return IAMPolicy(json.dumps(effective)).is_action_permitted(action, resource)
+
+    FakeBucket.get_permission = get_permission  # type: ignore[method-assign]

@@ -187,3 +187,39 @@ def test_dropped_and_duplicated_events(sb):  # noqa: F811
     assert keys == ["dropped.zip", "twice.zip", "twice.zip"]
     twice = [e for e in events if e["detail"]["object"]["key"] == "twice.zip"]
     assert twice[0]["id"] == twice[1]["id"]
+
+
+def test_bucket_policy_conditions_are_evaluated_for_a_tls_client(sb):  # noqa: F811
+    s3 = client(sb, "s3", retries=False)
+    bucket = unique("guarded")
+    s3.create_bucket(Bucket=bucket)
+    arn = f"arn:aws:s3:::{bucket}"
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [arn, f"{arn}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            },
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [arn, f"{arn}/*"],
+                "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}},
+            },
+            {"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject", "Resource": f"{arn}/locked/*"},
+        ],
+    }
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    s3.put_object(Bucket=bucket, Key="open/a.zip", Body=b"x")
+    assert s3.get_object(Bucket=bucket, Key="open/a.zip")["Body"].read() == b"x"
+    try:
+        s3.put_object(Bucket=bucket, Key="locked/a.zip", Body=b"x")
+    except client(sb, "s3").exceptions.ClientError as exc:
+        assert exc.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    else:
+        raise AssertionError("an unconditional Deny must still deny")
