@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -34,7 +34,7 @@ from cli.model import DeploymentSnapshot, release_why, versions_text
 from cli.operations import Upload, register_function, upload_artifact
 from cli.render import Output
 from cli.sandbox_run import running_sandbox
-from examples.hello.build import artifact_bytes
+from examples.hello.build import CHECKS, artifact_bytes
 from examples.hello.traffic import TrafficGenerator
 from rollout.ledger import Release
 
@@ -43,7 +43,12 @@ STACK = "rollout-demo"
 ALIAS = "live"
 CONFIG = "Canary10Percent5Minutes"
 SLACK_PARAMETER = "SlackWebhookSecretArn"
-TRAFFIC_RATE = 10.0
+# The per-release alarms count a version's invocations per (sandbox) minute and judge only minutes with at
+# least `min_invocations`. At 10% canary traffic that takes 10 x min_invocations calls a sandbox minute, so the
+# demo asks for a small sample and sends traffic in proportion to the sandbox's speed.
+DEMO_CHECKS = {**CHECKS, "canary": {**CHECKS["canary"], "min_invocations": 3}}
+CALLS_PER_SANDBOX_MINUTE = 45.0
+MAX_RATE_PER_GENERATOR = 15.0
 FEED_LINES = 8
 
 
@@ -286,7 +291,7 @@ class Demo:
         # Long enough for a canary, its hooks and the alarm at this speed; bounded whatever happens.
         self.step_timeout = max(60.0, 40 * 60 / speed)
         self.interval = min(1.0, max(0.2, 20 / speed))
-        self.traffic: TrafficGenerator | None = None
+        self.traffic: list[TrafficGenerator] = []
 
     def say(self, *parts: Any) -> None:
         self.out.say(*parts)
@@ -329,7 +334,7 @@ class Demo:
         return upload_artifact(
             self.backend,
             FUNCTION,
-            artifact_bytes(variant, label),
+            artifact_bytes(variant, label, checks=DEMO_CHECKS),
             commit=f"{label}{'0' * 6}"[:7],
             message=f"{label}: {story}",
             author="rollout demo",
@@ -526,7 +531,11 @@ class Demo:
         return table
 
     def _traffic_counts(self) -> dict[str, int]:
-        return dict(self.traffic.report.by_version) if self.traffic else {}
+        counts: dict[str, int] = {}
+        for generator in self.traffic:
+            for version, count in list(generator.report.by_version.items()):
+                counts[version] = counts.get(version, 0) + count
+        return counts
 
     def _traffic_line(self, start: dict[str, int]) -> Text:
         now = self._traffic_counts()
@@ -534,7 +543,7 @@ class Demo:
         if not delta:
             return Text("traffic: none yet", style="dim")
         shown = ", ".join(f"v{v}: {n}" for v, n in sorted(delta.items()))
-        errors = self.traffic.report.errors if self.traffic else 0
+        errors = sum(generator.report.errors for generator in self.traffic)
         return Text(f"traffic this release: {shown}  (errors so far: {errors})", style="dim")
 
     def _print_feed(self) -> None:
@@ -563,6 +572,13 @@ class Demo:
                 o.why,
             )
         return table
+
+
+def traffic_rates(speed: float) -> list[float]:
+    """Rates (calls a real second) of the generators that give CALLS_PER_SANDBOX_MINUTE at `speed`."""
+    total = max(10.0, CALLS_PER_SANDBOX_MINUTE * speed / 60)
+    count = max(1, -(-int(total) // int(MAX_RATE_PER_GENERATOR)))
+    return [total / count] * count
 
 
 def run_demo(out: Output, speed: float = 30.0, port: int = 0, template: Path | None = None) -> DemoSummary:
@@ -595,14 +611,19 @@ def run_demo(out: Output, speed: float = 30.0, port: int = 0, template: Path | N
             with SnsReader(backend.stack.topic_arn, feed):
                 demo.create_function()
                 outcomes = [demo.release(STORY[0])]
-                with TrafficGenerator(
-                    backend.client("lambda"),
-                    FUNCTION,
-                    ALIAS,
-                    rate=TRAFFIC_RATE,
-                    max_seconds=demo.step_timeout * 8,
-                ) as traffic:
-                    demo.traffic = traffic
+                with ExitStack() as traffic:
+                    demo.traffic = [
+                        traffic.enter_context(
+                            TrafficGenerator(
+                                backend.client("lambda"),
+                                FUNCTION,
+                                ALIAS,
+                                rate=rate,
+                                max_seconds=demo.step_timeout * 8,
+                            )
+                        )
+                        for rate in traffic_rates(speed)
+                    ]
                     outcomes.extend(demo.release(step) for step in STORY[1:])
                     outcomes.extend(demo.burst())
                 outcomes.extend(demo.notifications(outcomes))

@@ -299,7 +299,7 @@ def test_sandbox_up_prints_outputs_and_stops_on_ctrl_c() -> None:
 def test_demo_end_to_end() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     result = subprocess.run(
-        [sys.executable, "-m", "cli.main", "demo", "--speed", "120", "--json"],
+        [sys.executable, "-m", "cli.main", "demo", "--speed", "60", "--json"],
         cwd=ROOT,
         env=env,
         capture_output=True,
