@@ -12,6 +12,7 @@ from typing import Any
 
 from sandbox.clock import Clock
 from sandbox.faults import Faults
+from sandbox.metrics import MetricIndex
 
 log = logging.getLogger("sandbox")
 
@@ -46,6 +47,7 @@ class Sandbox:
         self.region = REGION
         self.account_id = ACCOUNT_ID
         self.faults = Faults(fault_seed)
+        self.metric_index = MetricIndex()
         self.worker_idle_seconds = worker_idle_seconds
         self._port = port
         self._want_codedeploy = codedeploy

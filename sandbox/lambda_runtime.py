@@ -73,6 +73,20 @@ class Outcome:
 
 
 @dataclass
+class AsyncEvent:
+    """One Event invocation across its attempts."""
+
+    name: str
+    qualifier: str | None
+    payload: bytes
+    request_id: str
+    function: Any
+    config: dict[str, Any]
+    enqueued: float
+    attempts: int = 0
+
+
+@dataclass
 class Worker:
     process: subprocess.Popen[bytes]
     requests: Any
@@ -205,6 +219,8 @@ class LambdaService:
         self._stop = threading.Event()
         self._reaper = threading.Thread(target=self._reap_loop, name="sandbox-lambda-reaper", daemon=True)
         self._async = ThreadPoolExecutor(max_workers=16, thread_name_prefix="sandbox-async")
+        self._timers: list[threading.Timer] = []
+        self._timers_lock = threading.Lock()
         self._random = random.Random()
         self.cold_starts = 0
 
@@ -215,6 +231,9 @@ class LambdaService:
 
     def stop(self) -> None:
         self._stop.set()
+        with self._timers_lock:
+            for timer in self._timers:
+                timer.cancel()
         self._async.shutdown(wait=False, cancel_futures=True)
         with self._pools_lock:
             pools = list(self.pools.values())
@@ -432,6 +451,7 @@ class LambdaService:
         qualifier: str | None,
         payload: bytes,
         client_context: str | None,
+        request_id: str | None = None,
     ) -> Outcome:
         name = fn.function_name
         resource = f"{name}:{qualifier}" if qualifier else name
@@ -458,7 +478,9 @@ class LambdaService:
                 400,
             ) from None
         try:
-            outcome = self._execute(fn, version, qualifier, event, client_context)
+            outcome = self._execute(
+                fn, version, qualifier, event, client_context, request_id or str(uuid.uuid4())
+            )
         finally:
             with self._inflight_lock:
                 self._inflight[name] -= 1
@@ -473,11 +495,16 @@ class LambdaService:
         return outcome
 
     def _execute(
-        self, fn: Any, version: str, qualifier: str | None, event: Any, client_context: str | None
+        self,
+        fn: Any,
+        version: str,
+        qualifier: str | None,
+        event: Any,
+        client_context: str | None,
+        request_id: str,
     ) -> Outcome:
         pool = self.pool_for(fn, version)
         spec = pool.spec
-        request_id = str(uuid.uuid4())
         invoked_arn = spec.function_arn + (f":{qualifier}" if qualifier else "")
         worker, cold = pool.acquire()
         kill_after = self.sandbox.faults.worker_kill(spec.function_name, version)
@@ -595,80 +622,61 @@ class LambdaService:
 
     def invoke_async(self, name_or_arn: str, qualifier: str | None, payload: bytes) -> str:
         """Queue an Event invocation; returns the request id. Retries and destinations follow the function's
-        event-invoke config."""
+        event-invoke config; the request id stays the same across retries, as in Lambda."""
         fn, _alias, _version = self.resolve(name_or_arn, qualifier)  # validates the target now, like Lambda
-        request_id = str(uuid.uuid4())
         name, qualifier = split_name(name_or_arn, qualifier)
-        self._async.submit(self._async_invocation, name, qualifier, payload, request_id, fn)
-        return request_id
-
-    def _async_invocation(
-        self, name: str, qualifier: str | None, payload: bytes, request_id: str, fn: Any
-    ) -> None:
-        config = event_invoke_config(fn)
-        max_retries = int(config.get("MaximumRetryAttempts", 2))
-        max_age = float(config.get("MaximumEventAgeInSeconds", 21600))
-        enqueued = self.clock.now()
-        attempts = 0
-        outcome: Outcome | None = None
-        condition = "RetriesExhausted"
-        while not self._stop.is_set():
-            attempts += 1
-            try:
-                target, alias_name, version = self.resolve(name, qualifier)
-                outcome = self._run(target, alias_name, version, qualifier, payload, None)
-            except AwsError as exc:
-                outcome = Outcome(
-                    request_id,
-                    qualifier or "$LATEST",
-                    json.dumps({"errorType": exc.code, "errorMessage": exc.message}).encode(),
-                    "Unhandled",
-                    "",
-                    0.0,
-                    False,
-                    exc.code,
-                )
-            except Exception as exc:
-                log.exception("async invocation of %s failed", name)
-                outcome = Outcome(
-                    request_id,
-                    qualifier or "$LATEST",
-                    json.dumps({"errorType": "ServiceException", "errorMessage": str(exc)}).encode(),
-                    "Unhandled",
-                    "",
-                    0.0,
-                    False,
-                    "ServiceException",
-                )
-            if outcome.function_error is None:
-                break
-            if attempts > max_retries:
-                break
-            delay = ASYNC_RETRY_DELAYS[min(attempts - 1, len(ASYNC_RETRY_DELAYS) - 1)]
-            if self.clock.now() + delay - enqueued > max_age:
-                condition = "EventAgeExceeded"
-                break
-            if self.clock.sleep(delay, self._stop):
-                return
-        if outcome is None or self._stop.is_set():
-            return
-        self._send_to_destination(
-            fn, name, qualifier, payload, request_id, outcome, attempts - 1, condition, config
+        event = AsyncEvent(
+            name, qualifier, payload, str(uuid.uuid4()), fn, event_invoke_config(fn), self.clock.now()
         )
+        self._submit_async(event)
+        return event.request_id
 
-    def _send_to_destination(
-        self,
-        fn: Any,
-        name: str,
-        qualifier: str | None,
-        payload: bytes,
-        request_id: str,
-        outcome: Outcome,
-        retries: int,
-        condition: str,
-        config: dict[str, Any],
-    ) -> None:
-        destinations = config.get("DestinationConfig") or {}
+    def _submit_async(self, event: AsyncEvent) -> None:
+        if self._stop.is_set():
+            return
+        try:
+            self._async.submit(self._async_attempt, event)
+        except RuntimeError:
+            log.debug("async pool closed; event for %s not run", event.name)
+
+    def _async_attempt(self, event: AsyncEvent) -> None:
+        if self._stop.is_set():
+            return
+        event.attempts += 1
+        try:
+            target, alias_name, version = self.resolve(event.name, event.qualifier)
+            outcome = self._run(
+                target, alias_name, version, event.qualifier, event.payload, None, event.request_id
+            )
+        except AwsError as exc:
+            outcome = _service_failure(event, exc.code, exc.message)
+        except Exception as exc:
+            log.exception("async invocation of %s failed", event.name)
+            outcome = _service_failure(event, "ServiceException", str(exc))
+        if outcome.function_error is None:
+            self._send_to_destination(event, outcome, "Success")
+            return
+        max_retries = int(event.config.get("MaximumRetryAttempts", 2))
+        if event.attempts > max_retries:
+            self._send_to_destination(event, outcome, "RetriesExhausted")
+            return
+        delay = ASYNC_RETRY_DELAYS[min(event.attempts - 1, len(ASYNC_RETRY_DELAYS) - 1)]
+        max_age = float(event.config.get("MaximumEventAgeInSeconds", 21600))
+        if self.clock.now() + delay - event.enqueued > max_age:
+            self._send_to_destination(event, outcome, "EventAgeExceeded")
+            return
+        # Wait on a timer, not in a pool thread: a slow retry schedule must not starve other events.
+        timer = threading.Timer(self.clock.real_seconds(delay), self._submit_async, (event,))
+        timer.daemon = True
+        with self._timers_lock:
+            self._timers = [t for t in self._timers if t.is_alive()]
+            self._timers.append(timer)
+        timer.start()
+
+    def _send_to_destination(self, event: AsyncEvent, outcome: Outcome, condition: str) -> None:
+        name, qualifier, payload, request_id = event.name, event.qualifier, event.payload, event.request_id
+        retries = event.attempts - 1
+        destinations = event.config.get("DestinationConfig") or {}
         success = outcome.function_error is None
         destination = (destinations.get("OnSuccess" if success else "OnFailure") or {}).get("Destination")
         if not destination:
@@ -695,7 +703,7 @@ class LambdaService:
             "requestContext": {
                 "requestId": request_id,
                 "functionArn": function_arn,
-                "condition": "Success" if success else condition,
+                "condition": condition,
                 "approximateInvokeCount": retries + 1,
             },
             "requestPayload": request_payload,
@@ -705,6 +713,11 @@ class LambdaService:
         if not success:
             record["responseContext"]["functionError"] = outcome.function_error
         self.sandbox.events.deliver_to_arn(destination, record, source=f"lambda:{name}")
+
+
+def _service_failure(event: AsyncEvent, code: str, message: str) -> Outcome:
+    body = json.dumps({"errorType": code, "errorMessage": message}).encode()
+    return Outcome(event.request_id, event.qualifier or "$LATEST", body, "Unhandled", "", 0.0, False, code)
 
 
 def split_name(name_or_arn: str, qualifier: str | None) -> tuple[str, str | None]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -140,17 +141,12 @@ def metric_series(
     """Statistic per period over [start, end), periods aligned to multiples of `period`."""
     if period <= 0:
         raise AwsError("InvalidParameterValue", "The parameter Period must be greater than 0.")
-    wanted = _dims_key(dimensions)
+    points = sandbox.metric_index.points(backend(sandbox), namespace, metric_name, _dims_key(dimensions))
     buckets: dict[float, list[Any]] = {}
-    for datum in list(backend(sandbox).metric_data):
-        if datum.namespace != namespace or datum.name != metric_name:
+    for ts, datum in points:
+        if not start <= ts < end:
             continue
         if unit and datum.unit and datum.unit != unit:
-            continue
-        if _dims_key(datum.dimensions) != wanted:
-            continue
-        ts = epoch(datum.timestamp)
-        if not start <= ts < end:
             continue
         buckets.setdefault(ts - ts % period, []).append(datum)
     series: Series = {}
@@ -159,6 +155,31 @@ def metric_series(
         if value is not None:
             series[bucket] = value
     return series
+
+
+class MetricIndex:
+    """Datapoints by (namespace, name, dimensions), indexed incrementally from moto's append-only list, so
+    alarm evaluation does not rescan every datapoint ever written on each tick."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._source: int | None = None
+        self._position = 0
+        self._by_metric: dict[tuple[str, str, tuple[tuple[str, str], ...]], list[tuple[float, Any]]] = {}
+
+    def points(
+        self, cloudwatch: Any, namespace: str, name: str, dimensions: tuple[tuple[str, str], ...]
+    ) -> list[tuple[float, Any]]:
+        with self._lock:
+            data = cloudwatch.metric_data
+            if id(data) != self._source or len(data) < self._position:
+                self._source, self._position, self._by_metric = id(data), 0, {}
+            fresh = data[self._position :]  # other threads may append meanwhile: count only what we read
+            for datum in fresh:
+                key = (datum.namespace, datum.name, _dims_key(datum.dimensions))
+                self._by_metric.setdefault(key, []).append((epoch(datum.timestamp), datum))
+            self._position += len(fresh)
+            return list(self._by_metric.get((namespace, name, dimensions), []))
 
 
 def evaluate_queries(

@@ -310,6 +310,7 @@ def test_async_invocations_retry_then_reach_the_on_failure_destination(sb):  # n
 
     [record] = drain(sb, url, 1, timeout=15)
     assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["requestId"] == response["ResponseMetadata"]["RequestId"]
     assert record["requestContext"]["approximateInvokeCount"] == 2
     assert record["requestContext"]["functionArn"].endswith(f":function:{name}:$LATEST")
     assert record["requestPayload"] == {"order": 42}
