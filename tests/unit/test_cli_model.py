@@ -38,7 +38,9 @@ def test_artifact_key_names_function_time_and_bytes() -> None:
         ("hollow.zip", zip_bytes({}), "the zip is empty"),
     ],
 )
-def test_bad_artifacts_are_usage_errors(tmp_path: Path, name: str, content: bytes | None, expected: str) -> None:
+def test_bad_artifacts_are_usage_errors(
+    tmp_path: Path, name: str, content: bytes | None, expected: str
+) -> None:
     path = tmp_path / name
     if content is not None:
         path.write_bytes(content)
@@ -56,7 +58,9 @@ def test_good_artifact_is_read(tmp_path: Path) -> None:
 
 
 def test_config_names() -> None:
-    assert model.full_config_name("Canary10Percent5Minutes") == "CodeDeployDefault.LambdaCanary10Percent5Minutes"
+    assert (
+        model.full_config_name("Canary10Percent5Minutes") == "CodeDeployDefault.LambdaCanary10Percent5Minutes"
+    )
     assert model.full_config_name("MyCustom") == "MyCustom"
     assert model.is_builtin_config("CodeDeployDefault.LambdaAllAtOnce")
     assert model.check_config_name("MyCustom") == "MyCustom"
@@ -130,7 +134,12 @@ def test_snapshot_reads_traffic_from_the_alias() -> None:
     snap = model.build_snapshot(
         canary_info(), [lambda_target({"Start": "Succeeded", "AllowTraffic": "InProgress"})], alias, None
     )
-    assert (snap.function, snap.alias, snap.current_version, snap.target_version) == ("orders", "live", "3", "4")
+    assert (snap.function, snap.alias, snap.current_version, snap.target_version) == (
+        "orders",
+        "live",
+        "3",
+        "4",
+    )
     assert snap.traffic_on_target == pytest.approx(0.1)
     assert [e.name for e in snap.lifecycle] == ["Start", "AllowTraffic"]
     assert not snap.done
@@ -149,13 +158,24 @@ def test_failed_snapshot_explains_with_the_ledger_reason() -> None:
         hook_results={
             "pre_traffic": {
                 "verdict": "Failed",
-                "checks": [{"name": "health", "verdict": "Failed", "duration_ms": 12, "excerpt": '{"statusCode": 503}'}],
+                "checks": [
+                    {
+                        "name": "health",
+                        "verdict": "Failed",
+                        "duration_ms": 12,
+                        "excerpt": '{"statusCode": 503}',
+                    }
+                ],
                 "reason": "1 of 1 checks failed",
             }
         },
     )
-    info = canary_info("Failed", errorInformation={"code": "HOOK_EXECUTION_FAILURE", "message": "hook failed"})
-    snap = model.build_snapshot(info, [lambda_target({"BeforeAllowTraffic": "Failed"})], {"FunctionVersion": "3"}, release)
+    info = canary_info(
+        "Failed", errorInformation={"code": "HOOK_EXECUTION_FAILURE", "message": "hook failed"}
+    )
+    snap = model.build_snapshot(
+        info, [lambda_target({"BeforeAllowTraffic": "Failed"})], {"FunctionVersion": "3"}, release
+    )
     assert snap.done
     assert "traffic back on version 3" in snap.outcome_text()
     assert "statusCode 503" in snap.outcome_text()
@@ -168,7 +188,9 @@ def test_failed_snapshot_explains_with_the_ledger_reason() -> None:
 
 
 def test_plain_changes_report_only_what_moved() -> None:
-    before = model.build_snapshot(canary_info(), [lambda_target({"Start": "Succeeded"})], {"FunctionVersion": "3"}, None)
+    before = model.build_snapshot(
+        canary_info(), [lambda_target({"Start": "Succeeded"})], {"FunctionVersion": "3"}, None
+    )
     first = render.snapshot_changes(None, before)
     assert first[0].startswith("d-ABCDEFGH1: orders:live v3 -> v4")
     alias = {"FunctionVersion": "3", "RoutingConfig": {"AdditionalVersionWeights": {"4": 0.1}}}
