@@ -157,6 +157,39 @@ def metric_series(
     return series
 
 
+def statistics(
+    sandbox: Sandbox,
+    namespace: str,
+    metric_name: str,
+    start_time: Any,
+    end_time: Any,
+    period: int,
+    stats: list[str],
+    dimensions: list[dict[str, str]],
+    unit: str | None,
+) -> list[Any]:
+    """GetMetricStatistics with exact dimension matching, as moto's Statistics objects."""
+    from moto.cloudwatch.models import Statistics
+
+    start, end = epoch(start_time), epoch(end_time)
+    if start >= end:
+        raise AwsError(
+            "InvalidParameterValue", "The parameter StartTime must be less than the parameter EndTime."
+        )
+    points = sandbox.metric_index.points(backend(sandbox), namespace, metric_name, _dims_key(dimensions))
+    buckets: dict[float, list[Any]] = {}
+    for ts, datum in points:
+        if start <= ts < end and (not unit or datum.unit == unit):
+            buckets.setdefault(ts - ts % period, []).append(datum)
+    result = []
+    for bucket in sorted(buckets):
+        entry = Statistics(stats, datetime.fromtimestamp(bucket, UTC).replace(tzinfo=None))
+        entry.metric_data = buckets[bucket]
+        entry.unit = buckets[bucket][-1].unit
+        result.append(entry)
+    return result
+
+
 class MetricIndex:
     """Datapoints by (namespace, name, dimensions), indexed incrementally from moto's append-only list, so
     alarm evaluation does not rescan every datapoint ever written on each tick."""

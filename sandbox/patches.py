@@ -182,6 +182,31 @@ def _patch_cloudwatch() -> None:
         if sb is not None:
             sb.alarms.alarm_set_manually(alarm_name, int(self.alarms[alarm_name].period or 60))
 
+    original_statistics = CloudWatchBackend.get_metric_statistics
+
+    def get_metric_statistics(
+        self: Any,
+        namespace: str,
+        metric_name: str,
+        start_time: Any,
+        end_time: Any,
+        period: int,
+        stats: list[str],
+        dimensions: list[dict[str, str]],
+        unit: str | None = None,
+    ) -> Any:
+        sb = _sandbox()
+        if sb is None:
+            return original_statistics(
+                self, namespace, metric_name, start_time, end_time, period, stats, dimensions, unit
+            )
+        from sandbox import metrics
+
+        return metrics.statistics(
+            sb, namespace, metric_name, start_time, end_time, period, stats, dimensions, unit
+        )
+
+    CloudWatchBackend.get_metric_statistics = get_metric_statistics  # type: ignore[method-assign]
     CloudWatchBackend.put_metric_alarm = put_metric_alarm  # type: ignore[method-assign]
     CloudWatchBackend.get_metric_data = get_metric_data  # type: ignore[method-assign]
     CloudWatchBackend.set_alarm_state = set_alarm_state  # type: ignore[method-assign]

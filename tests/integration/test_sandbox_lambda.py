@@ -487,3 +487,25 @@ def test_function_logs_reach_cloudwatch_logs(sb):  # noqa: F811
         return any(f"hello from {name}" in e["message"] for e in events)
 
     wait_for(found, 5, what="function log line")
+
+
+def test_get_metric_statistics_matches_dimensions_exactly(sb):  # noqa: F811
+    name = unique("stats")
+    create_function(sb, name, "def handler(event, context):\n    return 1\n")
+    lam = client(sb, "lambda")
+    version = lam.publish_version(FunctionName=name)["Version"]
+    lam.create_alias(FunctionName=name, Name="live", FunctionVersion=version)
+    for _ in range(3):
+        lam.invoke(FunctionName=name, Qualifier="live")
+    now = sb.clock.now_datetime()
+    stats = client(sb, "cloudwatch").get_metric_statistics(
+        Namespace="AWS/Lambda",
+        MetricName="Invocations",
+        Dimensions=[{"Name": "FunctionName", "Value": name}],
+        StartTime=now - timedelta(minutes=10),
+        EndTime=now + timedelta(minutes=1),
+        Period=60,
+        Statistics=["Sum", "SampleCount"],
+    )
+    # One datapoint per invocation under FunctionName alone, not one per dimension set.
+    assert sum(point["Sum"] for point in stats["Datapoints"]) == 3

@@ -61,11 +61,16 @@ def test_python_m_sandbox_prints_the_endpoint_and_stops_on_sigterm():
             region = "us-east-1"
 
         assert client(Endpoint, "sqs").list_queues().get("QueueUrls", []) == []
+        name = unique("child")
+        create_function(Endpoint, name, "import os\ndef handler(event, context):\n    return os.getpid()\n")
+        _, worker_pid = invoke_json(Endpoint, name)
+        assert _alive(worker_pid)
         started = time.monotonic()
         process.send_signal(signal.SIGTERM)
         wait_for(lambda: process.poll() is not None, 10, what="sandbox exit")
         assert process.returncode == 0
         assert time.monotonic() - started < 10
+        assert not _alive(worker_pid)
     finally:
         if process.poll() is None:
             process.kill()
