@@ -19,11 +19,15 @@ HANDLER_SOURCE = "def handler(event, context):\n    return {'statusCode': 200, '
 
 
 def build_zip(files: dict[str, bytes | str], *, compression: int = zipfile.ZIP_DEFLATED) -> bytes:
-    """A zip holding `files` (name -> content)."""
+    """A zip holding `files` (name -> content); the same files always give the same bytes."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=compression) as bundle:
         for name, content in files.items():
-            bundle.writestr(name, content)
+            # A fixed timestamp: writestr(name) would stamp the current time, so two builds of the
+            # same code a second apart would differ in CodeSha256.
+            info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+            info.compress_type = compression
+            bundle.writestr(info, content)
     return buffer.getvalue()
 
 

@@ -9,7 +9,6 @@ the release ends.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,10 +20,6 @@ PERIOD_SECONDS = 60
 # minimum sample, which low-traffic functions may never reach).
 ERRORS_PER_MINUTE_LIMIT = 5
 DESCRIBE_BATCH = 100  # DescribeAlarms/DeleteAlarms take at most 100 names
-
-
-def alarm_prefix(stack_name: str) -> str:
-    return os.environ.get("CANARY_ALARM_PREFIX") or f"{stack_name}-canary"
 
 
 def alarm_name(prefix: str, function: str, version: str, metric: str) -> str:

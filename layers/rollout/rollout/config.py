@@ -19,12 +19,15 @@ class Settings:
     post_traffic_hook: str
     default_deployment_config: str
     region: str
+    # Per-release canary alarms are named <prefix>-<function>-v<version>-<metric>; IAM scopes on it.
+    canary_alarm_prefix: str = "rollout-canary"
 
     @classmethod
     def from_env(cls) -> Settings:
         env = os.environ
+        stack_name = env.get("STACK_NAME", "rollout")
         return cls(
-            stack_name=env.get("STACK_NAME", "rollout"),
+            stack_name=stack_name,
             ledger_table=env.get("LEDGER_TABLE", ""),
             idempotency_table=env.get("IDEMPOTENCY_TABLE", ""),
             topic_arn=env.get("NOTIFICATION_TOPIC_ARN", ""),
@@ -34,5 +37,6 @@ class Settings:
             pre_traffic_hook=env.get("PRE_TRAFFIC_HOOK", ""),
             post_traffic_hook=env.get("POST_TRAFFIC_HOOK", ""),
             default_deployment_config=env.get("DEFAULT_DEPLOYMENT_CONFIG", "Canary10Percent5Minutes"),
+            canary_alarm_prefix=env.get("CANARY_ALARM_PREFIX") or f"{stack_name}-canary",
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION", "us-east-1"),
         )

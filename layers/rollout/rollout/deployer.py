@@ -106,7 +106,7 @@ def _receive(upload: Upload, settings: Settings, ledger: Ledger, process: Any) -
     stored = None
     try:
         stored = s3_ops.resolve(upload)
-    except Exception as exc:  # noqa: BLE001 - recorded on the release as FAILED below
+    except Exception as exc:  # recorded on the release as FAILED below
         logger.exception(
             "Could not look up the uploaded object", extra={"bucket": upload.bucket, "key": upload.key}
         )
@@ -170,7 +170,7 @@ def _process_upload(
         release = _deploy(release, stored, lookup_error, settings, ledger)
     except Rejected as rejected:
         release = _reject(release, rejected, settings, ledger)
-    except Exception as exc:  # noqa: BLE001 - nothing is lost: the release ends FAILED with the error
+    except Exception as exc:  # nothing is lost: the release ends FAILED with the error
         logger.exception("Release failed unexpectedly")
         release = _fail(release, f"{type(exc).__name__}: {exc}", settings, ledger)
     return {
@@ -351,7 +351,7 @@ def start_deployment(release: Release, ledger: Ledger, settings: Settings) -> Re
             return _queue(
                 release, f"CodeDeploy deployment {active[0]} is active for this function", settings, ledger
             )
-        prefix = canary_alarms.alarm_prefix(settings.stack_name)
+        prefix = settings.canary_alarm_prefix
         scope = canary_alarms.CanaryScope(release.function, release.alias, release.target_version)
         alarms = canary_alarms.put_canary_alarms(prefix, scope, (release.checks or {}).get("canary"))
         config = release.deployment_config or managed.deployment_config
@@ -385,7 +385,7 @@ def start_deployment(release: Release, ledger: Ledger, settings: Settings) -> Re
     except Rejected as rejected:
         ledger.release_lock(release.function, release.release_id)
         return _reject(release, rejected, settings, ledger)
-    except Exception as exc:  # noqa: BLE001 - the release ends FAILED with the error
+    except Exception as exc:  # the release ends FAILED with the error
         logger.exception("Could not start the deployment")
         ledger.release_lock(release.function, release.release_id)
         return _fail(
@@ -420,15 +420,8 @@ def _queue(release: Release, why: str, settings: Settings, ledger: Ledger) -> Re
 
 
 def _already_live(release: Release, settings: Settings, ledger: Ledger) -> Release:
-    if release.state == State.RECEIVED:
-        return _unchanged(release, release.target_version, settings, ledger)
-    # A queued release whose version someone else already made live has nothing left to deploy.
-    return _reject(
-        release,
-        Rejected("ALREADY_LIVE", f"alias {release.alias} already serves version {release.target_version}"),
-        settings,
-        ledger,
-    )
+    # Also for a queued release whose version someone else made live while it waited.
+    return _unchanged(release, release.target_version, settings, ledger)
 
 
 def _notify(kind: str, release: Release, settings: Settings) -> None:
@@ -438,5 +431,5 @@ def _notify(kind: str, release: Release, settings: Settings) -> None:
         return
     try:
         Notifier(settings.topic_arn).publish(build(kind, release, settings.region))
-    except Exception:  # noqa: BLE001 - the ledger already holds the outcome
+    except Exception:  # the ledger already holds the outcome
         logger.exception("Could not publish the notification", extra={"kind": kind})

@@ -200,7 +200,7 @@ def _run_with_deadline(
             FAILED,
             f"{LABELS[hook]} hook ran out of time while {step}; reported Failed before its own timeout",
         )
-    except Exception as exc:  # noqa: BLE001 - any failure of the hook itself must still be reported
+    except Exception as exc:
         logger.exception("hook failed; reporting Failed")
         return HookOutcome(
             hook, FAILED, f"{LABELS[hook]} hook error: {type(exc).__name__}: {excerpt(str(exc), 300)}"
@@ -517,7 +517,7 @@ def _record(
             ledger.update(
                 release.function, release.release_id, reason_code=REASON_CODE, reason=outcome.reason
             )
-    except Exception:  # noqa: BLE001 - reporting to CodeDeploy matters more than the record
+    except Exception:
         logger.exception("could not record the hook result in the ledger")
 
 

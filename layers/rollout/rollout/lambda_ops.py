@@ -75,6 +75,13 @@ def get_managed_function(name: str, default_config: str) -> ManagedFunction:
             raise Rejected(
                 "FUNCTION_NOT_FOUND", f"function {name!r} does not exist in this account and region"
             ) from exc
+        if aws.error_code(exc) in ("AccessDeniedException", "AccessDenied"):
+            # IAM lets the deployer read only functions tagged rollout:managed=true, so on AWS a
+            # missing or unmanaged function answers AccessDenied rather than NotFound.
+            raise Rejected(
+                "FUNCTION_NOT_MANAGED",
+                f"function {name!r} is missing or not tagged rollout:managed=true (access denied)",
+            ) from exc
         raise
     configuration = resp.get("Configuration", {})
     if configuration.get("PackageType", "Zip") != "Zip":

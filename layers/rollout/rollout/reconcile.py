@@ -61,7 +61,7 @@ def reconcile(
     for step in (_settle_finished_deployments, _release_orphaned_locks, _start_waiting_queues):
         try:
             step(ledger, settings, effects, facts, now, grace, summary)
-        except Exception as exc:  # noqa: BLE001 - logged with its traceback and reported
+        except Exception as exc:
             # One broken step must not keep the others from repairing what they can.
             logger.exception("reconciler step failed", extra={"step": step.__name__})
             summary.errors.append(f"{step.__name__}: {exc}")

@@ -36,7 +36,10 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     State.RECEIVED: frozenset(
         {State.REJECTED, State.UNCHANGED, State.BOOTSTRAPPED, State.QUEUED, State.DEPLOYING, State.FAILED}
     ),
-    State.QUEUED: frozenset({State.DEPLOYING, State.SUPERSEDED, State.FAILED, State.REJECTED}),
+    # A queued release whose code someone else already made live ends UNCHANGED when its turn comes.
+    State.QUEUED: frozenset(
+        {State.DEPLOYING, State.SUPERSEDED, State.FAILED, State.REJECTED, State.UNCHANGED}
+    ),
     State.DEPLOYING: frozenset({State.SUCCEEDED, State.ROLLED_BACK, State.FAILED}),
 }
 
