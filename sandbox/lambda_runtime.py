@@ -440,7 +440,8 @@ class LambdaService:
         self, name_or_arn: str, qualifier: str | None, payload: bytes, client_context: str | None = None
     ) -> Outcome:
         """A synchronous invocation (RequestResponse)."""
-        fn, alias_name, version = self.resolve(name_or_arn, qualifier)
+        name, qualifier = split_name(name_or_arn, qualifier)
+        fn, alias_name, version = self.resolve(name, qualifier)
         return self._run(fn, alias_name, version, qualifier, payload, client_context)
 
     def _run(

@@ -138,7 +138,7 @@ def metric_series(
     end: float,
     unit: str | None = None,
 ) -> Series:
-    """Statistic per period over [start, end), periods aligned to multiples of `period`."""
+    """Statistic per period over [start, end), periods starting at `start`."""
     if period <= 0:
         raise AwsError("InvalidParameterValue", "The parameter Period must be greater than 0.")
     points = sandbox.metric_index.points(backend(sandbox), namespace, metric_name, _dims_key(dimensions))
@@ -148,7 +148,8 @@ def metric_series(
             continue
         if unit and datum.unit and datum.unit != unit:
             continue
-        buckets.setdefault(ts - ts % period, []).append(datum)
+        # Periods count from StartTime, as CloudWatch's do for GetMetricData.
+        buckets.setdefault(start + (ts - start) // period * period, []).append(datum)
     series: Series = {}
     for bucket, datapoints in buckets.items():
         value = _statistic(stat, datapoints)
@@ -180,7 +181,7 @@ def statistics(
     buckets: dict[float, list[Any]] = {}
     for ts, datum in points:
         if start <= ts < end and (not unit or datum.unit == unit):
-            buckets.setdefault(ts - ts % period, []).append(datum)
+            buckets.setdefault(start + (ts - start) // period * period, []).append(datum)
     result = []
     for bucket in sorted(buckets):
         entry = Statistics(stats, datetime.fromtimestamp(bucket, UTC).replace(tzinfo=None))
@@ -289,9 +290,11 @@ def get_metric_data(
     return output
 
 
-# Metric math: + - * / on series and numbers, parentheses, FILL(series, number).
+# Metric math: + - * / on series and numbers, comparisons (>= > < <= == !=), AND/OR (&& ||), parentheses,
+# IF(condition, true[, false]) and FILL(series, value).
 
-_TOKEN = re.compile(r"\s*(?:(\d+\.?\d*(?:[eE][-+]?\d+)?)|([A-Za-z_][A-Za-z0-9_]*)|(.))")
+_TOKEN = re.compile(r"\s*(?:(\d+\.?\d*(?:[eE][-+]?\d+)?)|([A-Za-z_][A-Za-z0-9_]*)|(>=|<=|==|!=|&&|\|\||.))")
+_COMPARISONS = (">=", "<=", "==", "!=", ">", "<")
 
 Value = float | Series
 
@@ -321,11 +324,37 @@ class _Parser:
         self.text = text
 
     def peek(self) -> str | None:
+        """The next operator symbol (AND/OR keywords count as && and ||)."""
         if self.pos >= len(self.tokens):
             return None
-        return self.tokens[self.pos][2]
+        _, name, op = self.tokens[self.pos]
+        if name is not None and name.upper() in ("AND", "OR"):
+            return "&&" if name.upper() == "AND" else "||"
+        return op
 
     def expr(self) -> Value:
+        value = self.conjunction()
+        while self.peek() == "||":
+            self.pos += 1
+            value = _combine(value, self.conjunction(), "||")
+        return value
+
+    def conjunction(self) -> Value:
+        value = self.comparison()
+        while self.peek() == "&&":
+            self.pos += 1
+            value = _combine(value, self.comparison(), "&&")
+        return value
+
+    def comparison(self) -> Value:
+        value = self.additive()
+        op = self.peek()
+        if op in _COMPARISONS:
+            self.pos += 1
+            value = _combine(value, self.additive(), op or "==")
+        return value
+
+    def additive(self) -> Value:
         value = self.term()
         while self.peek() in ("+", "-"):
             op = self.peek()
@@ -341,6 +370,15 @@ class _Parser:
             value = _combine(value, self.factor(), op or "*")
         return value
 
+    def arguments(self) -> list[Value]:
+        self._expect("(")
+        values = [self.expr()]
+        while self.peek() == ",":
+            self.pos += 1
+            values.append(self.expr())
+        self._expect(")")
+        return values
+
     def factor(self) -> Value:
         if self.pos >= len(self.tokens):
             raise AwsError("ValidationError", f"Unsupported metric math expression: {self.text}")
@@ -355,13 +393,17 @@ class _Parser:
             self._expect(")")
             return value
         if name is not None:
-            if name.upper() == "FILL" and self.peek() == "(":
-                self.pos += 1
-                target = self.expr()
-                self._expect(",")
-                fill = self.expr()
-                self._expect(")")
-                return _fill(target, fill, self.grid)
+            function = name.upper()
+            if function == "FILL" and self.peek() == "(":
+                args = self.arguments()
+                if len(args) != 2:
+                    raise AwsError("ValidationError", f"FILL takes two arguments: {self.text}")
+                return _fill(args[0], args[1], self.grid)
+            if function == "IF" and self.peek() == "(":
+                args = self.arguments()
+                if len(args) not in (2, 3):
+                    raise AwsError("ValidationError", f"IF takes two or three arguments: {self.text}")
+                return _if(args[0], args[1], args[2] if len(args) == 3 else None)
             if name not in self.series:
                 raise KeyError(name)
             return dict(self.series[name])
@@ -380,9 +422,19 @@ def _apply(a: float, b: float, op: str) -> float | None:
         return a - b
     if op == "*":
         return a * b
-    if b == 0:
-        return None  # CloudWatch drops the datapoint on division by zero
-    return a / b
+    if op == "/":
+        return None if b == 0 else a / b  # CloudWatch drops the datapoint on division by zero
+    truth = {
+        ">=": a >= b,
+        "<=": a <= b,
+        "==": a == b,
+        "!=": a != b,
+        ">": a > b,
+        "<": a < b,
+        "&&": bool(a) and bool(b),
+        "||": bool(a) or bool(b),
+    }[op]
+    return 1.0 if truth else 0.0
 
 
 def _combine(left: Value, right: Value, op: str) -> Value:
@@ -399,9 +451,33 @@ def _combine(left: Value, right: Value, op: str) -> Value:
     return {k: v for k, v in pairs.items() if v is not None}
 
 
+def _at(value: Value, timestamp: float) -> float | None:
+    if isinstance(value, dict):
+        return value.get(timestamp)
+    return None if math.isnan(value) else value
+
+
+def _if(condition: Value, when_true: Value, when_false: Value | None) -> Value:
+    """Per datapoint of the condition: the true value where it is non-zero, else the false value (no
+    false value: no datapoint)."""
+    if not isinstance(condition, dict):
+        chosen = when_true if condition else when_false
+        return math.nan if chosen is None else chosen
+    result: Series = {}
+    for timestamp, flag in condition.items():
+        picked = (
+            _at(when_true, timestamp)
+            if flag
+            else (None if when_false is None else _at(when_false, timestamp))
+        )
+        if picked is not None:
+            result[timestamp] = picked
+    return result
+
+
 def _fill(target: Value, fill: Value, grid: Sequence[float]) -> Value:
     if not isinstance(target, dict):
         return target
     if isinstance(fill, dict):
-        return {t: target.get(t, fill[t]) for t in set(target) | set(fill) if t in target or t in fill}
+        return {t: target[t] if t in target else fill[t] for t in set(target) | set(fill)}
     return {t: target.get(t, float(fill)) for t in sorted(set(grid) | set(target))}

@@ -25,13 +25,14 @@ def alarm_state(sb, name: str) -> dict:  # noqa: F811
     return alarm
 
 
-def invoke_until(sb, function: str, alarm: str, state: str, fail: bool) -> dict:  # noqa: F811
+def invoke_until(sb, function: str, alarm: str, state: str, fail: bool, qualifier: str | None = None) -> dict:  # noqa: F811
     """Keep invoking (failing or not) until the alarm reaches `state`."""
     lam = client(sb, "lambda")
     payload = b'{"fail": true}' if fail else b"{}"
+    target = f"{function}:{qualifier}" if qualifier else function
 
     def reached() -> dict | None:
-        lam.invoke(FunctionName=function, Payload=payload)
+        lam.invoke(FunctionName=target, Payload=payload)
         found = alarm_state(sb, alarm)
         return found if found["StateValue"] == state else None
 
@@ -72,7 +73,15 @@ def test_metric_math_alarm_on_error_rate(sb):  # noqa: F811
     create_function(sb, function, FLAKY)
     cloudwatch = client(sb, "cloudwatch")
     alarm = unique("error-rate")
-    dims = [{"Name": "FunctionName", "Value": function}]
+    lam = client(sb, "lambda")
+    version = lam.publish_version(FunctionName=function)["Version"]
+    lam.create_alias(FunctionName=function, Name="live", FunctionVersion=version)
+    # The per-release canary alarm's shape: the version's traffic through the alias.
+    dims = [
+        {"Name": "FunctionName", "Value": function},
+        {"Name": "Resource", "Value": f"{function}:live"},
+        {"Name": "ExecutedVersion", "Value": version},
+    ]
     cloudwatch.put_metric_alarm(
         AlarmName=alarm,
         EvaluationPeriods=1,
@@ -98,12 +107,17 @@ def test_metric_math_alarm_on_error_rate(sb):  # noqa: F811
                 },
                 "ReturnData": False,
             },
-            {"Id": "rate", "Expression": "errors / invocations", "Label": "error rate", "ReturnData": True},
+            {
+                "Id": "rate",
+                "Expression": "IF(invocations >= 2, errors / invocations, 0)",
+                "Label": "error rate",
+                "ReturnData": True,
+            },
         ],
     )
     # No data and notBreaching: OK on the first evaluation.
     wait_for(lambda: alarm_state(sb, alarm)["StateValue"] == "OK", 5, what="initial OK")
-    invoke_until(sb, function, alarm, "ALARM", fail=True)
+    invoke_until(sb, function, alarm, "ALARM", fail=True, qualifier="live")
 
     now = sb.clock.now_datetime()
     data = cloudwatch.get_metric_data(

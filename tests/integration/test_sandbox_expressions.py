@@ -55,6 +55,14 @@ def test_metric_math_combines_series_point_by_point():
         evaluate_expression("missing / invocations", series)
 
 
+def test_metric_math_if_and_comparisons_as_the_canary_alarm_uses_them():
+    series = {"errors": {0.0: 1.0, 60.0: 2.0, 120.0: 0.0}, "invocations": {0.0: 2.0, 60.0: 20.0, 120.0: 0.0}}
+    rate = evaluate_expression("IF(invocations >= 5, errors / invocations, 0)", series)
+    assert rate == {0.0: 0.0, 60.0: 0.1, 120.0: 0.0}
+    assert evaluate_expression("IF(errors > 0 AND invocations < 10, 1)", series) == {0.0: 1.0}
+    assert evaluate_expression("errors >= 1 || invocations == 0", series) == {0.0: 1.0, 60.0: 1.0, 120.0: 1.0}
+
+
 def test_policy_conditions_follow_iam_rules_for_the_sandbox_context():
     context = request_context("123456789012")
     assert not condition_holds({"Bool": {"aws:SecureTransport": "false"}}, context)
