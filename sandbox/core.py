@@ -104,7 +104,7 @@ class Sandbox:
         self._workdir = Path(tempfile.mkdtemp(prefix="rollout-sandbox-"))
         reset_moto()
         patches.install()
-        self.app = SandboxApp(self.faults)
+        self.app = SandboxApp(self.faults, self.clock)
         self._server = HttpServer(self.app, self._port)
         self.lambda_service = LambdaService(self)
         self.events = EventDelivery(self)

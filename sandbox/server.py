@@ -11,6 +11,7 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from sandbox.clock import Clock
 from sandbox.faults import Faults
 from sandbox.protocol import AwsRequest, Response, dumps, error_response, identify, json_response
 
@@ -34,10 +35,11 @@ class AwsError(Exception):
 class SandboxApp:
     """WSGI app: fault injection, then routes owned by the sandbox, then moto."""
 
-    def __init__(self, faults: Faults) -> None:
+    def __init__(self, faults: Faults, clock: Clock | None = None) -> None:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
         self.faults = faults
+        self.clock = clock
         self.moto_app = DomainDispatcherApplication(create_backend_app)
         self.routes: dict[tuple[str, str], Handler] = {}
 
@@ -46,7 +48,7 @@ class SandboxApp:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if str(environ.get("PATH_INFO", "")).startswith("/_sandbox/"):
-            return self._send(json_response({"status": "ok"}), start_response)
+            return self._send(self._control(environ), start_response)
         request = identify(environ)
         try:
             fault = self.faults.call_fault(request.service, request.operation)
@@ -101,6 +103,40 @@ class SandboxApp:
             close()
         request.environ["wsgi.input"].seek(0)
         return Response(captured["status"], body, captured["headers"])
+
+    def _control(self, environ: dict[str, Any]) -> Response:
+        """The sandbox's own API for a sandbox in another process: health and fault injection.
+
+        GET /_sandbox/health; POST /_sandbox/faults/{fail,kill-worker,drop-event,duplicate-event,clear} with
+        the keyword arguments of the Faults method of the same name as a JSON body.
+        """
+        path = str(environ.get("PATH_INFO", ""))
+        if path == "/_sandbox/health":
+            return json_response(
+                {
+                    "status": "ok",
+                    "speed": self.clock.speed if self.clock else None,
+                    "now": self.clock.now() if self.clock else None,
+                }
+            )
+        actions: dict[str, Callable[..., Any]] = {
+            "/_sandbox/faults/fail": self.faults.fail,
+            "/_sandbox/faults/kill-worker": self.faults.kill_worker,
+            "/_sandbox/faults/drop-event": self.faults.drop_event,
+            "/_sandbox/faults/duplicate-event": self.faults.duplicate_event,
+            "/_sandbox/faults/clear": self.faults.clear,
+        }
+        action = actions.get(path)
+        if action is None or environ.get("REQUEST_METHOD") != "POST":
+            return json_response({"message": f"no such sandbox endpoint: {path}"}, 404)
+        from sandbox.protocol import read_body
+
+        try:
+            arguments = json.loads(read_body(environ) or b"{}")
+            action(**arguments)
+        except (TypeError, ValueError) as exc:
+            return json_response({"message": f"bad fault request: {exc}"}, 400)
+        return json_response({"status": "ok"})
 
     def _codedeploy(self, request: AwsRequest) -> Response:
         operation = request.operation or ""

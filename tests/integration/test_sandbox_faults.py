@@ -93,3 +93,29 @@ def test_codedeploy_calls_reach_the_codedeploy_handler(sb):  # noqa: F811
         assert "CodeDeploy" in exc.response["Error"]["Message"]
     else:
         assert "applications" in applications
+
+
+def test_faults_can_be_injected_over_http_for_a_sandbox_in_another_process(sb):  # noqa: F811
+    import json
+    import urllib.request
+
+    def post(path: str, body: dict) -> int:
+        request = urllib.request.Request(
+            f"{sb.endpoint_url}{path}", data=json.dumps(body).encode(), method="POST"
+        )
+        with urllib.request.urlopen(request) as response:
+            return int(response.status)
+
+    assert (
+        post(
+            "/_sandbox/faults/fail",
+            {"service": "sqs", "operation": "ListQueues", "error_code": "ThrottlingException", "count": 1},
+        )
+        == 200
+    )
+    sqs = client(sb, "sqs", retries=False)
+    assert error_code(lambda: sqs.list_queues()) == "ThrottlingException"
+    sqs.list_queues()
+    with urllib.request.urlopen(f"{sb.endpoint_url}/_sandbox/health") as response:
+        health = json.loads(response.read())
+    assert health["status"] == "ok" and health["speed"] == 60
