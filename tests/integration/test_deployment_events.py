@@ -277,6 +277,31 @@ def test_an_ending_starts_the_newest_queued_release_and_supersedes_older_ones(
     assert notes[1]["versions"] == {"current": "2", "target": "4"}
 
 
+def test_a_queued_release_older_than_the_one_that_went_out_never_deploys_over_it(
+    world: ReleaseWorld, stack: StackUnderTest, codedeploy: CodeDeployStandIn, lambda_context: Any
+) -> None:
+    first = world.deploying("orders", "2")
+    older = world.queued("orders", "3")
+    world.succeed(first)
+    # The lock is free for a moment before the SUCCESS event is handled: a newer upload starts at once.
+    world.ledger.release_lock("orders", first.release_id)
+    newer = world.deploying("orders", "4")
+    assert send(world, first, "SUCCESS", lambda_context)["queue"]["waiting"] == [older.release_id]
+    world.succeed(newer)
+
+    result = send(world, newer, "SUCCESS", lambda_context)
+
+    assert result["queue"]["superseded"] == [older.release_id]
+    assert result["queue"]["started"] == []
+    assert world.get(older).state == State.SUPERSEDED
+    assert newer.release_id in world.get(older).reason
+    assert [c["deploymentGroupName"] for c in codedeploy.calls_to("create_deployment")] == [
+        "orders",
+        "orders",
+    ]
+    assert world.ledger.get_lock("orders") is None
+
+
 def test_a_start_codedeploy_refuses_is_recorded_and_the_next_queued_release_starts(
     world: ReleaseWorld, stack: StackUnderTest, codedeploy: CodeDeployStandIn, lambda_context: Any
 ) -> None:

@@ -401,6 +401,9 @@ def start_deployment(release: Release, ledger: Ledger, settings: Settings) -> Re
         current_version=alias.version,
         deployment_config=config,
         alarms=alarms,
+        # A release that waited in the queue no longer waits: drop the queue's reason.
+        reason_code="",
+        reason="",
     )
     metrics.add_metric(name="DeploymentsStarted", unit=MetricUnit.Count, value=1)
     logger.info("Deployment started", extra={"current_version": alias.version, "config": config})
