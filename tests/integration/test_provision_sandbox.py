@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from botocore.exceptions import ClientError
 
 from sandbox import Sandbox
 from sandbox.provision import ProvisionedStack, provision_stack
@@ -76,14 +75,6 @@ def test_the_provisioned_functions_run_from_their_zips_and_the_layer(
     assert isinstance(payload, dict)
 
 
-@pytest.mark.xfail(
-    raises=ClientError,
-    strict=True,
-    reason=(
-        "moto applies the template's conditional bucket-policy Deny statements (aws:SecureTransport, "
-        "s3:TlsVersion) as if unconditional, so every object call over the sandbox's HTTP endpoint gets 403"
-    ),
-)
 def test_uploads_to_the_artifact_bucket_reach_eventbridge(
     provisioned: tuple[ProvisionedStack, str, float], clients: Clients
 ) -> None:
