@@ -1,0 +1,270 @@
+"""Releases through the provisioned control plane, driven only through AWS APIs against the sandbox.
+
+At 60x a five-minute canary takes five real seconds. Each test creates its own target functions from
+examples/hello; all share the module's stack.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from itertools import pairwise
+
+import pytest
+
+from examples.hello.traffic import TrafficGenerator
+from rollout.ledger import Release
+from tests.support.e2e_world import ALIAS, Notice, RolloutWorld, parse_time, wait_for
+
+pytestmark = pytest.mark.e2e
+
+SPEED = 60.0
+CANARY = "CodeDeployDefault.LambdaCanary10Percent5Minutes"
+TRAFFIC_RATE = 12.0  # calls a real second: a dozen calls a sandbox minute to the canary's 10%
+
+
+def bootstrap(world: RolloutWorld, function: str) -> Release:
+    first = world.wait_release(world.release_build(function, "healthy", "v1"))
+    assert str(first.state) == "BOOTSTRAPPED", (first.reason_code, first.reason)
+    return first
+
+
+def of_release(notices: list[Notice], release: Release) -> list[Notice]:
+    return [n for n in notices if n.message.get("release_id") == release.release_id]
+
+
+def traffic(world: RolloutWorld, function: str, rate: float = TRAFFIC_RATE) -> TrafficGenerator:
+    return TrafficGenerator(world.fresh_client("lambda"), function, ALIAS, rate=rate, max_seconds=120)
+
+
+def alias_invocations(world: RolloutWorld, function: str, version: str) -> float:
+    """Invocations of `version` through the alias, as CloudWatch counts them (ExecutedVersion)."""
+    now = world.sb.clock.now_datetime()
+    stats = world.client("cloudwatch").get_metric_statistics(
+        Namespace="AWS/Lambda",
+        MetricName="Invocations",
+        Dimensions=[
+            {"Name": "FunctionName", "Value": function},
+            {"Name": "Resource", "Value": f"{function}:{ALIAS}"},
+            {"Name": "ExecutedVersion", "Value": version},
+        ],
+        StartTime=now - timedelta(hours=3),
+        EndTime=now + timedelta(minutes=5),
+        Period=60,
+        Statistics=["Sum"],
+    )
+    return float(sum(point["Sum"] for point in stats["Datapoints"]))
+
+
+def test_a_healthy_upload_goes_live_through_a_canary_and_is_announced(world: RolloutWorld) -> None:
+    function = world.create_target("healthy")
+    first = bootstrap(world, function)
+
+    with traffic(world, function) as generator:
+        upload = world.release_build(function, "healthy", "v2")
+        # The canary step: the alias keeps v1 and sends 10% to v2.
+        wait_for(lambda: world.alias_weights(function) == {"2": 0.1}, 30, "the 10% canary on the alias")
+        release = world.wait_release(upload)
+    assert str(release.state) == "SUCCEEDED", (release.reason_code, release.reason)
+    assert (release.current_version, release.target_version) == (first.target_version, "2")
+    assert release.deployment_config == CANARY
+    assert world.alias_version(function) == "2" and world.alias_weights(function) == {}
+    assert [h["state"] for h in release.history] == ["RECEIVED", "DEPLOYING", "SUCCEEDED"]
+    assert release.hook_results["pre_traffic"]["verdict"] == "Succeeded"
+    assert [c["name"] for c in release.hook_results["pre_traffic"]["checks"]] == ["health"]
+    assert release.hook_results["post_traffic"]["verdict"] == "Succeeded"
+    assert generator.report.by_version["2"] > 0 and generator.report.errors == 0
+
+    (deployment,) = [d for d in world.deployments(function) if d["deploymentId"] == release.deployment_id]
+    assert deployment["status"] == "Succeeded" and deployment["deploymentConfigName"] == CANARY
+    # The per-release canary alarms are gone once the release ended.
+    assert release.alarms
+    wait_for(
+        lambda: not world.client("cloudwatch").describe_alarms(AlarmNames=release.alarms)["MetricAlarms"],
+        20,
+        "the release's canary alarms to be deleted",
+    )
+
+    notices = of_release(world.wait_notices(function, ["deployment.succeeded"]), release)
+    assert [n.kind for n in notices] == ["deployment.started", "deployment.succeeded"]
+    started, succeeded = notices
+    assert started.message["versions"] == {"current": "1", "target": "2"}
+    assert started.message["deployment_id"] == release.deployment_id
+    assert started.attributes == {"kind": "deployment.started", "function": function, "severity": "info"}
+    assert succeeded.subject == f"{function}: v2 is live"
+    assert succeeded.message["commit"] == "v2abc12" and succeeded.message["durations"]["total_seconds"] > 0
+
+    started_post = world.wait_slack(function, ["deploying v1 -> v2", release.deployment_id])
+    assert CANARY in started_post
+    live_post = world.wait_slack(function, ["v2 is live"])
+    assert "v1 → v2" in live_post and "v2abc12" in live_post
+
+
+def test_the_first_upload_bootstraps_the_alias_and_the_same_code_again_is_unchanged(
+    world: RolloutWorld,
+) -> None:
+    function = world.create_target("bootstrap")
+    assert world.alias(function) is None
+    first = bootstrap(world, function)
+    assert world.alias_version(function) == first.target_version == "1"
+    assert not world.deployments(function), "the first release creates the alias without a deployment"
+
+    again = world.wait_release(world.release_build(function, "healthy", "v1"))
+    assert str(again.state) == "UNCHANGED"
+    assert again.reason_code == "CODE_UNCHANGED" and again.current_version == "1"
+    assert world.published_versions(function) == ["1"]
+    assert world.alias_version(function) == "1"
+    kinds = [n.kind for n in world.wait_notices(function, ["release.bootstrapped", "release.unchanged"])]
+    assert kinds == ["release.bootstrapped", "release.unchanged"]
+    world.wait_slack(function, ["code unchanged"])
+
+
+def test_a_failing_pre_traffic_check_rolls_back_before_any_traffic(world: RolloutWorld) -> None:
+    function = world.create_target("precheck")
+    bootstrap(world, function)
+
+    with traffic(world, function) as generator:
+        release = world.wait_release(world.release_build(function, "failing-check", "v2"))
+    assert str(release.state) == "ROLLED_BACK", (release.reason_code, release.reason)
+    assert release.reason_code == "HOOK_EXECUTION_FAILURE"
+    assert "health" in release.reason
+    assert world.alias_version(function) == "1" and world.alias_weights(function) == {}
+    # No caller of the alias ever reached v2, by the callers' own count and by CloudWatch's.
+    assert generator.report.sent > 0 and set(generator.report.by_version) == {"1"}
+    assert alias_invocations(world, function, "2") == 0
+    assert alias_invocations(world, function, "1") > 0
+
+    (check,) = release.hook_results["pre_traffic"]["checks"]
+    assert (check["name"], check["verdict"]) == ("health", "Failed")
+    assert "503" in check["excerpt"]
+
+    notices = of_release(world.wait_notices(function, ["deployment.rolled_back"]), release)
+    rolled_back = next(n for n in notices if n.kind == "deployment.rolled_back")
+    assert rolled_back.attributes["severity"] == "error"
+    assert rolled_back.message["reason"]["code"] == "HOOK_EXECUTION_FAILURE"
+    failed = rolled_back.message["hook_results"]["pre_traffic"]["checks"][0]
+    assert failed["name"] == "health" and "503" in failed["excerpt"]
+    post = world.wait_slack(function, ["rolled back", "health", "503"])
+    assert "degraded" in post  # the excerpt of the response a reader needs to see
+
+
+def test_a_slower_version_fails_post_traffic_analysis(world: RolloutWorld) -> None:
+    function = world.create_target("slow")
+    bootstrap(world, function)
+
+    with traffic(world, function):
+        release = world.wait_release(world.release_build(function, "slow", "v2", slow_ms=300))
+    assert str(release.state) == "ROLLED_BACK", (release.reason_code, release.reason)
+    assert release.reason_code == "HOOK_EXECUTION_FAILURE"
+    assert "p99" in release.reason and "duration" in release.reason
+    assert release.hook_results["pre_traffic"]["verdict"] == "Succeeded"
+    post_traffic = release.hook_results["post_traffic"]
+    assert post_traffic["verdict"] == "Failed" and "p99" in post_traffic["reason"]
+    assert world.alias_version(function) == "1" and world.alias_weights(function) == {}
+    world.wait_slack(function, ["rolled back", "p99"])
+
+
+def test_a_crashed_hook_is_reported_and_the_deployment_ends_in_minutes(world: RolloutWorld) -> None:
+    function = world.create_target("crash")
+    bootstrap(world, function)
+    hook = world.outputs["PreTrafficHookName"]
+
+    world.sb.faults.kill_worker(hook, count=1, after_seconds=0.05)
+    release = world.wait_release(world.release_build(function, "healthy", "v2"), timeout=120)
+    assert str(release.state) == "ROLLED_BACK", (release.reason_code, release.reason)
+    assert release.reason_code == "HOOK_EXECUTION_FAILURE"
+    assert "failed without reporting" in release.reason
+    assert world.alias_version(function) == "1"
+
+    (deployment,) = [d for d in world.deployments(function) if d["deploymentId"] == release.deployment_id]
+    assert deployment["status"] in ("Failed", "Stopped")
+    sandbox_minutes = (deployment["completeTime"] - deployment["createTime"]).total_seconds() / 60
+    assert sandbox_minutes < 15, f"the deployment took {sandbox_minutes:.0f} sandbox minutes"
+    notices = of_release(world.wait_notices(function, ["deployment.rolled_back"]), release)
+    assert "failed without reporting" in next(n for n in notices if n.kind == "deployment.rolled_back").text
+
+
+def test_several_functions_released_at_once(world: RolloutWorld) -> None:
+    functions = [world.create_target(f"multi{i}") for i in range(3)]
+    for function in functions:
+        bootstrap(world, function)
+
+    with ThreadPoolExecutor(len(functions)) as pool:
+        uploads = list(pool.map(lambda f: world.release_build(f, "healthy", "v2"), functions))
+    releases = [world.wait_release(upload) for upload in uploads]
+    assert [str(r.state) for r in releases] == ["SUCCEEDED"] * len(functions)
+    for function, release in zip(functions, releases, strict=True):
+        assert world.alias_version(function) == release.target_version == "2"
+        assert world.lock(function) is None
+    # They ran side by side: every deployment started before the first one ended.
+    spans = [(parse_time(r.deploying_at), parse_time(r.completed_at)) for r in releases]
+    assert max(start for start, _ in spans) < min(end for _, end in spans)
+
+
+def test_a_burst_of_five_uploads_never_overlaps_and_ends_on_the_last(world: RolloutWorld) -> None:
+    function = world.create_target("burst")
+    bootstrap(world, function)
+
+    # Back to back: each upload follows as soon as the previous one reached the ledger, so arrival order
+    # is upload order while their code updates, publications and deployments overlap.
+    uploads = []
+    for i in range(1, 6):
+        upload = world.release_build(function, "healthy", f"b{i}")
+        wait_for(lambda u=upload: world.release_of(u), 30, f"upload b{i} in the ledger", interval=0.05)
+        uploads.append(upload)
+    world.wait_terminal(function, count=6, timeout=180)
+    burst = [world.release_of(upload) for upload in uploads]
+    assert all(r is not None for r in burst)
+    releases = [r for r in burst if r is not None]
+    states = [str(r.state) for r in releases]
+    assert set(states) <= {"SUCCEEDED", "SUPERSEDED"}, [(r.state, r.reason) for r in releases]
+    last = releases[-1]
+    assert str(last.state) == "SUCCEEDED"
+    assert world.alias_version(function) == last.target_version
+    assert world.alias_weights(function) == {}
+    assert world.lock(function) is None
+    # What went live is the last upload's code.
+    assert world.version_code(function, last.target_version) == uploads[-1].code_sha256
+
+    deployments = sorted(world.deployments(function), key=lambda d: d["createTime"])
+    assert len(deployments) == states.count("SUCCEEDED")
+    for earlier, later in pairwise(deployments):
+        assert earlier["completeTime"] <= later["createTime"], (
+            earlier["deploymentId"],
+            later["deploymentId"],
+        )
+    spans = sorted(
+        (parse_time(r.deploying_at), parse_time(r.completed_at)) for r in releases if r.deploying_at
+    )
+    for (_, end), (start, _) in pairwise(spans):
+        assert end <= start
+    notices = world.wait_notices(function, ["deployment.succeeded"])
+    wait_for(
+        lambda: (
+            len([n for n in world.notices(function) if n.kind == "release.superseded"])
+            == states.count("SUPERSEDED")
+        ),
+        20,
+        "a release.superseded notification per superseded upload",
+    )
+    assert notices
+
+
+def test_uploads_racing_for_one_function_each_release_the_code_they_carry(world: RolloutWorld) -> None:
+    """Uploads processed at the same time share $LATEST: a release's version must hold its own code."""
+    function = world.create_target("race")
+    bootstrap(world, function)
+
+    with ThreadPoolExecutor(5) as pool:
+        uploads = list(pool.map(lambda i: world.release_build(function, "healthy", f"r{i}"), range(1, 6)))
+    world.wait_terminal(function, count=6, timeout=180)
+    for upload in uploads:
+        release = world.release_of(upload)
+        assert release is not None and str(release.state) in ("SUCCEEDED", "SUPERSEDED", "UNCHANGED"), release
+        assert release.code_sha256 == upload.code_sha256, f"{upload.key} recorded another upload's code"
+        if release.target_version:
+            assert world.version_code(function, release.target_version) == upload.code_sha256, (
+                f"{upload.key}: version {release.target_version} holds another upload's code"
+            )
+    live = world.alias_version(function)
+    assert any(world.version_code(function, live) == u.code_sha256 for u in uploads)
