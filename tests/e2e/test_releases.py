@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from functools import partial
 from itertools import pairwise
 
 import pytest
@@ -210,7 +211,7 @@ def test_a_burst_of_five_uploads_never_overlaps_and_ends_on_the_last(world: Roll
     uploads = []
     for i in range(1, 6):
         upload = world.release_build(function, "healthy", f"b{i}")
-        wait_for(lambda u=upload: world.release_of(u), 30, f"upload b{i} in the ledger", interval=0.05)
+        wait_for(partial(world.release_of, upload), 30, f"upload b{i} in the ledger", interval=0.05)
         uploads.append(upload)
     world.wait_terminal(function, count=6, timeout=180)
     burst = [world.release_of(upload) for upload in uploads]

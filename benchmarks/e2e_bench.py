@@ -1,0 +1,151 @@
+"""End-to-end figures of the control plane in the local sandbox, printed as JSON.
+
+- reaction latency: upload (just before PutObject) -> the release's deploying_at in the ledger, over N
+  uploads made one after another (each waits for the previous one to start deploying);
+- rollout overhead: a whole release (upload -> completed_at) divided by the deployment config's shifting
+  time at the sandbox's speed, for a canary and a linear config;
+- burst: N functions released at once (first upload -> last completion) against one release alone.
+
+Run: .venv/bin/python -m benchmarks.e2e_bench [--speed 60] [--uploads 20] [--burst 20]
+Every time is real (wall-clock) seconds; the ledger's stamps come from the same machine's clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any
+
+from rollout.ledger import Release
+from tests.support.e2e_world import RolloutWorld, Upload, parse_time, rollout_world, wait_for
+
+CANARY = "Canary10Percent5Minutes"
+LINEAR = "Linear10PercentEvery1Minute"
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    index = max(0, math.ceil(share * len(ordered)) - 1)
+    return ordered[index]
+
+
+def shifting_sandbox_seconds(world: RolloutWorld, config: str) -> float:
+    """Sandbox seconds from the first traffic shift to the last, from the config CodeDeploy describes."""
+    info = world.client("codedeploy").get_deployment_config(
+        deploymentConfigName=f"CodeDeployDefault.Lambda{config}"
+    )
+    routing = info["deploymentConfigInfo"]["trafficRoutingConfig"]
+    if routing["type"] == "TimeBasedCanary":
+        return float(routing["timeBasedCanary"]["canaryInterval"] * 60)
+    if routing["type"] == "TimeBasedLinear":
+        linear = routing["timeBasedLinear"]
+        return float((math.ceil(100 / linear["linearPercentage"]) - 1) * linear["linearInterval"] * 60)
+    return 0.0
+
+
+def bootstrapped(world: RolloutWorld, prefix: str, count: int, config: str = CANARY) -> list[str]:
+    functions = [world.create_target(f"{prefix}{i}", config=config) for i in range(count)]
+    uploads = [world.release_build(f, "healthy", "v1") for f in functions]
+    for upload in uploads:
+        release = world.wait_release(upload, timeout=120)
+        assert str(release.state) == "BOOTSTRAPPED", (upload.key, release.state, release.reason)
+    return functions
+
+
+def whole_release(world: RolloutWorld, upload: Upload, timeout: float = 300) -> tuple[Release, float]:
+    release = world.wait_release(upload, timeout=timeout)
+    assert str(release.state) == "SUCCEEDED", (upload.key, release.state, release.reason)
+    return release, parse_time(release.completed_at).timestamp() - upload.uploaded_at
+
+
+def deploying(world: RolloutWorld, upload: Upload) -> Release | None:
+    release = world.release_of(upload)
+    return release if release is not None and release.deploying_at else None
+
+
+def reaction_latency(world: RolloutWorld, functions: list[str]) -> dict[str, Any]:
+    latencies: list[float] = []
+    uploads = []
+    for function in functions:
+        upload = world.release_build(function, "healthy", "v2")
+        uploads.append(upload)
+        release = wait_for(partial(deploying, world, upload), 60, f"{upload.key} to deploy", interval=0.05)
+        latencies.append(parse_time(release.deploying_at).timestamp() - upload.uploaded_at)
+    for upload in uploads:
+        whole_release(world, upload)
+    return {
+        "uploads": len(latencies),
+        "median_s": round(statistics.median(latencies), 3),
+        "p95_s": round(percentile(latencies, 0.95), 3),
+        "min_s": round(min(latencies), 3),
+        "max_s": round(max(latencies), 3),
+    }
+
+
+def overhead(world: RolloutWorld, function: str, config: str, label: str) -> dict[str, Any]:
+    release, wall = whole_release(world, world.release_build(function, "healthy", label))
+    shifting = shifting_sandbox_seconds(world, config) / world.sb.clock.speed
+    return {
+        "config": config,
+        "release_wall_s": round(wall, 2),
+        "shifting_s": round(shifting, 2),
+        "overhead_ratio": round(wall / shifting, 2),
+        "deploying_to_completed_s": round(seconds(release.deploying_at, release.completed_at), 2),
+    }
+
+
+def seconds(start: str, end: str) -> float:
+    return (parse_time(end) - parse_time(start)).total_seconds()
+
+
+def burst(world: RolloutWorld, functions: list[str], single_wall: float) -> dict[str, Any]:
+    with ThreadPoolExecutor(len(functions)) as pool:
+        uploads = list(pool.map(lambda f: world.release_build(f, "healthy", "v4"), functions))
+    first = min(u.uploaded_at for u in uploads)
+    ends = [whole_release(world, upload)[0] for upload in uploads]
+    wall = max(parse_time(r.completed_at).timestamp() for r in ends) - first
+    return {
+        "functions": len(functions),
+        "wall_s": round(wall, 2),
+        "one_release_wall_s": round(single_wall, 2),
+        "ratio_to_one": round(wall / single_wall, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--speed", type=float, default=60.0)
+    parser.add_argument("--uploads", type=int, default=20)
+    parser.add_argument("--burst", type=int, default=20)
+    args = parser.parse_args()
+    logging.getLogger("sandbox").setLevel(logging.CRITICAL)
+    started = time.monotonic()
+    with rollout_world("e2e-bench", args.speed) as world:
+        functions = bootstrapped(world, "bench", max(args.uploads, args.burst))
+        linear = bootstrapped(world, "linear", 1, config=LINEAR)[0]
+        reaction = reaction_latency(world, functions[: args.uploads])
+        canary = overhead(world, functions[0], CANARY, "v3")
+        linear_overhead = overhead(world, linear, LINEAR, "v2")
+        burst_figures = burst(world, functions[: args.burst], canary["release_wall_s"])
+    print(
+        json.dumps(
+            {
+                "speed": args.speed,
+                "reaction_latency": reaction,
+                "rollout_overhead": [canary, linear_overhead],
+                "burst": burst_figures,
+                "bench_seconds": round(time.monotonic() - started, 1),
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
