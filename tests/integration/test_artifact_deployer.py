@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
@@ -363,6 +364,37 @@ def test_a_redelivered_event_makes_one_release_and_one_deployment(
     assert len([r for r in ledger.releases(FUNCTION) if r.key == uploaded.key]) == 1
     assert len(codedeploy.calls_to("create_deployment")) == 1
     assert stack.kinds() == ["deployment.started"]
+
+
+def test_an_older_upload_processed_after_a_newer_one_went_out_is_superseded(
+    world: ArtifactWorld,
+    stack: StackUnderTest,
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    bootstrapped: dict[str, Any],
+    lambda_context: Any,
+) -> None:
+    # Two uploads a second apart whose events arrive in the wrong order.
+    earlier = world.upload(f"{FUNCTION}/build-2.zip", function_zip("2"))
+    later = world.upload(f"{FUNCTION}/build-3.zip", function_zip("3"))
+    now = datetime.now(UTC)
+    (newest,) = deliver(eventbridge_event(later, at=now, sequencer="0062E99A88DC407470"), lambda_context)
+    deployment_id = codedeploy.calls_to("create_deployment")[0]
+    codedeploy.finish(newest["deployment_id"], "Succeeded")
+    ledger.release_lock(FUNCTION, newest["release_id"])
+    stack.notifications()
+
+    (late,) = deliver(
+        eventbridge_event(earlier, at=now - timedelta(seconds=1), sequencer="0062E99A88DC407460"),
+        lambda_context,
+    )
+
+    assert late["state"] == "SUPERSEDED"
+    release = ledger.get(FUNCTION, late["release_id"])
+    assert release is not None
+    assert newest["release_id"] in release.reason
+    assert codedeploy.calls_to("create_deployment") == [deployment_id], "the older build never deploys"
+    assert [n["kind"] for n in stack.notifications()[-1:]] == ["release.superseded"]
 
 
 @pytest.mark.parametrize("key", ["orders/build 7 (hotfix).zip", "orders/a+b%20c.zip", "orders/ünïcode+1.zip"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import uuid
 import zipfile
@@ -95,7 +96,21 @@ class ArtifactWorld:
         return [v["Version"] for v in versions if v["Version"] != "$LATEST"]
 
 
-def eventbridge_event(uploaded: Uploaded, *, key: str | None = None) -> dict[str, Any]:
+_SEQUENCE = itertools.count(0x62E99A88DC4074)
+
+
+def next_sequencer() -> str:
+    """S3 sequencers grow with each event of a bucket; tests send events in upload order by default."""
+    return f"{next(_SEQUENCE):018X}"
+
+
+def eventbridge_event(
+    uploaded: Uploaded,
+    *,
+    key: str | None = None,
+    at: datetime | None = None,
+    sequencer: str | None = None,
+) -> dict[str, Any]:
     """An S3 `Object Created` event as EventBridge delivers it (plain key, `version-id`, `etag`)."""
     return {
         "version": "0",
@@ -103,7 +118,7 @@ def eventbridge_event(uploaded: Uploaded, *, key: str | None = None) -> dict[str
         "detail-type": "Object Created",
         "source": "aws.s3",
         "account": ACCOUNT,
-        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "time": (at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "region": REGION,
         "resources": [f"arn:aws:s3:::{uploaded.bucket}"],
         "detail": {
@@ -114,7 +129,7 @@ def eventbridge_event(uploaded: Uploaded, *, key: str | None = None) -> dict[str
                 "size": uploaded.size,
                 "etag": uploaded.etag,
                 "version-id": uploaded.version_id,
-                "sequencer": "0062E99A88DC407460",
+                "sequencer": sequencer or next_sequencer(),
             },
             "request-id": "N4N7GDK58NMKJ12R",
             "requester": ACCOUNT,
@@ -153,7 +168,7 @@ def s3_record_event(uploaded: Uploaded) -> dict[str, Any]:
                         "size": uploaded.size,
                         "eTag": uploaded.etag,
                         "versionId": uploaded.version_id,
-                        "sequencer": "0055AED6DCD90281E5",
+                        "sequencer": next_sequencer(),
                     },
                 },
             }

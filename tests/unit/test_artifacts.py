@@ -296,3 +296,20 @@ def test_an_oversized_checks_file_is_refused_before_reading(monkeypatch: pytest.
     error = rejected(inspect, build_zip({"rollout.json": '{"pre_traffic": []}'}))
     assert error.code == "INVALID_CHECKS"
     assert "rollout.json" in error.reason
+
+
+def test_upload_order_follows_event_time_then_sequencer() -> None:
+    from rollout.artifacts import Upload
+
+    def order(time: str, sequencer: str = "") -> str:
+        return Upload("b", "f/x.zip", event_time=time, sequencer=sequencer).upload_order
+
+    # EventBridge sends whole seconds, classic records milliseconds: both compare on one scale.
+    assert order("2026-03-01T12:00:05Z", "A1") < order("2026-03-01T12:00:05.500Z", "A0")
+    # Within a second the sequencer decides, compared right-padded as S3 documents.
+    assert order("2026-03-01T12:00:05Z", "0062E99A88DC4074") < order(
+        "2026-03-01T12:00:05Z", "0062E99A88DC40750"
+    )
+    # No sequencer: the newest of its second, so a build is never superseded on a guess.
+    assert order("2026-03-01T12:00:05Z", "FFFF") < order("2026-03-01T12:00:05Z")
+    assert order("not a time", "A1") == ""

@@ -69,6 +69,18 @@ def test_p99_at_ratio_passes() -> None:
     assert judge(figures("2", 100, 0, 300.0), figures("1", 900, 0, 200.0)).passed
 
 
+def test_p99_ratio_on_millisecond_handlers_is_not_a_failure() -> None:
+    # 1 ms against 0.4 ms is 2.5x, but no user notices 0.6 ms.
+    verdict = judge(figures("2", 100, 0, 1.0), figures("1", 900, 0, 0.4))
+    assert verdict.passed, verdict.failures
+
+
+def test_fast_handler_that_slows_down_a_lot_still_fails() -> None:
+    verdict = judge(figures("2", 100, 0, 40.0), figures("1", 900, 0, 2.0))
+    assert not verdict.passed
+    assert "p99 duration of version 2 is 40 ms" in verdict.failures[0]
+
+
 def test_both_failures_are_reported() -> None:
     verdict = judge(figures("2", 100, 50, 900.0), figures("1", 900, 0, 100.0))
     assert len(verdict.failures) == 2

@@ -12,6 +12,7 @@ import re
 import zipfile
 import zlib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.header import decode_header, make_header
 from typing import IO, Any
 from urllib.parse import unquote_plus
@@ -59,6 +60,25 @@ class Upload:
     size: int | None = None
     etag: str = ""
     source: str = "eventbridge"  # or "s3" (classic notification record)
+    event_time: str = ""  # when S3 says the upload happened
+    sequencer: str = ""  # S3's ordering hint for events of one bucket
+
+    @property
+    def upload_order(self) -> str:
+        """A string that sorts uploads in the order S3 saw them: event time, then sequencer.
+
+        S3 compares sequencers by right-padding the shorter with zeros; a fixed width does that.
+        Event times have whole seconds on AWS, so within one second the sequencer decides.
+        """
+        try:
+            when = datetime.fromisoformat(self.event_time.replace("Z", "+00:00")).astimezone(UTC)
+        except ValueError:
+            return ""
+        stamp = when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        # Without a sequencer, count as the newest of its second (arrival decides among those):
+        # better to deploy the latest processed build than to supersede a newer one by mistake.
+        sequence = f"{self.sequencer.upper():0<32}" if self.sequencer else "F" * 32
+        return f"{stamp}|{sequence}"
 
     def key_candidates(self) -> list[str]:
         """Keys to try against the bucket, most likely first.
@@ -125,6 +145,8 @@ def _from_eventbridge(event: dict[str, Any]) -> tuple[list[Upload], list[EventPr
             # AWS sends `etag`; some emulators send `eTag`.
             etag=str(obj.get("etag") or obj.get("eTag") or ""),
             source="eventbridge",
+            event_time=str(event.get("time") or ""),
+            sequencer=str(obj.get("sequencer") or ""),
         )
     ], []
 
@@ -158,6 +180,8 @@ def _from_records(records: Any) -> tuple[list[Upload], list[EventProblem]]:
                 size=_int_or_none(obj.get("size")),
                 etag=str(obj.get("eTag") or obj.get("etag") or ""),
                 source="s3",
+                event_time=str(record.get("eventTime") or ""),
+                sequencer=str(obj.get("sequencer") or ""),
             )
         )
     return uploads, problems

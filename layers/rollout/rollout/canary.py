@@ -17,6 +17,10 @@ DEFAULT_MAX_ERROR_RATE = 0.01
 DEFAULT_MAX_P99_DURATION_RATIO = 1.5
 DEFAULT_MIN_INVOCATIONS = 20
 
+# A slowdown smaller than this is never a failure, whatever the ratio: for handlers that answer in
+# about a millisecond, p99 ratios are noise (1 ms against 0.6 ms is "1.7x").
+MIN_P99_DURATION_GAP_MS = 25.0
+
 # The window never shrinks below one CloudWatch period (a minute).
 MIN_WINDOW = timedelta(minutes=1)
 
@@ -130,7 +134,9 @@ def judge_canary(
             f"no p99 duration for version {old.version} to compare with; duration not judged"
         )
     else:
-        limit = policy.max_p99_duration_ratio * old.p99_duration_ms
+        limit = max(
+            policy.max_p99_duration_ratio * old.p99_duration_ms, old.p99_duration_ms + MIN_P99_DURATION_GAP_MS
+        )
         if new.p99_duration_ms > limit:
             verdict.failures.append(
                 f"p99 duration of version {new.version} is {new.p99_duration_ms:.0f} ms, above "

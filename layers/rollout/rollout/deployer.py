@@ -154,6 +154,7 @@ def _process_upload(
         object_version=stored.version_id if stored else upload_event.version_id,
         etag=stored.etag if stored else upload_event.etag,
         size=stored.size if stored else (upload_event.size or 0),
+        upload_order=upload_event.upload_order,
         commit=stored.meta("commit") if stored else "",
         message=stored.meta("message") if stored else "",
         author=stored.meta("author") if stored else "",
@@ -345,6 +346,11 @@ def start_deployment(release: Release, ledger: Ledger, settings: Settings) -> Re
         if alias.version == release.target_version:
             ledger.release_lock(release.function, release.release_id)
             return _already_live(release, settings, ledger)
+        newer = ledger.newest_out(release.function)
+        if newer is not None and newer.release_id != release.release_id and newer.order > release.order:
+            # Uploads can be processed out of order; an older build never goes out over a newer one.
+            ledger.release_lock(release.function, release.release_id)
+            return _superseded(release, newer, settings, ledger)
         active = codedeploy_ops.active_deployments(settings.codedeploy_application, release.function)
         if active:
             ledger.release_lock(release.function, release.release_id)
@@ -419,6 +425,16 @@ def _queue(release: Release, why: str, settings: Settings, ledger: Ledger) -> Re
     metrics.add_metric(name="ReleasesQueued", unit=MetricUnit.Count, value=1)
     logger.info("Release queued", extra={"why": why})
     _notify("release.queued", release, settings)
+    return release
+
+
+def _superseded(release: Release, newer: Release, settings: Settings, ledger: Ledger) -> Release:
+    reason = f"superseded by release {newer.release_id}" + (
+        f" (commit {newer.commit})" if newer.commit else ""
+    )
+    release = ledger.transition(release, State.SUPERSEDED, reason_code="SUPERSEDED", reason=reason)
+    logger.info("Release superseded by a newer upload", extra={"newer": newer.release_id})
+    _notify("release.superseded", release, settings)
     return release
 
 

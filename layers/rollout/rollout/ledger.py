@@ -48,6 +48,8 @@ class Release:
     object_version: str = ""
     etag: str = ""
     size: int = 0
+    # Sorts releases of a function in upload order (see artifacts.Upload.upload_order).
+    upload_order: str = ""
     commit: str = ""
     message: str = ""
     author: str = ""
@@ -75,6 +77,11 @@ class Release:
     @property
     def is_terminal(self) -> bool:
         return is_terminal(self.state)
+
+    @property
+    def order(self) -> tuple[str, str]:
+        """Upload order: S3's event time and sequencer, else when Rollout received it."""
+        return (self.upload_order or self.received_at, self.release_id)
 
     def to_item(self) -> dict[str, Any]:
         item = {k: _to_dynamo(v) for k, v in asdict(self).items() if v not in ("", None)}
@@ -155,8 +162,13 @@ class Ledger:
         )
         return [Release.from_item(i) for i in resp.get("Items", [])]
 
+    def newest_out(self, function: str, limit: int = 100) -> Release | None:
+        """The newest upload (in upload order) that put, or tried to put, its version behind the alias."""
+        out = [r for r in self.releases(function, limit) if r.deploying_at or r.state == State.BOOTSTRAPPED]
+        return max(out, key=lambda r: r.order, default=None)
+
     def queued(self, function: str) -> list[Release]:
-        """The function's queued releases, oldest first."""
+        """The function's queued releases, oldest upload first."""
         items: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {
             "KeyConditionExpression": Key("pk").eq(f"FN#{function}") & Key("sk").begins_with("REL#"),
@@ -169,7 +181,7 @@ class Ledger:
             if "LastEvaluatedKey" not in resp:
                 break
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
-        return [Release.from_item(i) for i in items]
+        return sorted((Release.from_item(i) for i in items), key=lambda r: r.order)
 
     def open_releases(self, state: State | None = None) -> list[Release]:
         """Releases not yet terminal (optionally in one state), from the sparse index."""

@@ -112,12 +112,12 @@ def advance_queue(function: str, ledger: Ledger, settings: Settings, effects: Qu
     queued = ledger.queued(function)
     # An upload can start straight away while older ones wait (the lock was free for a moment):
     # whatever is older than the newest release that went out is stale and must never deploy over it.
-    newest_out = _newest_deployed(function, ledger)
+    newest_out = ledger.newest_out(function)
     if newest_out is not None:
-        for stale in (r for r in queued if r.release_id < newest_out.release_id):
+        for stale in (r for r in queued if r.order < newest_out.order):
             if _supersede(stale, newest_out, ledger, settings, notifier):
                 report.superseded.append(stale.release_id)
-        queued = [r for r in queued if r.release_id > newest_out.release_id]
+        queued = [r for r in queued if r.order > newest_out.order]
     candidates = list(reversed(queued))  # newest first
     for index, candidate in enumerate(candidates):
         outcome = _start_with_retries(candidate, ledger, settings, effects)
@@ -190,14 +190,6 @@ def _supersede(
         return False
     _publish(notifier, "release.superseded", superseded, settings, superseded_by=newer.release_id)
     return True
-
-
-def _newest_deployed(function: str, ledger: Ledger) -> Release | None:
-    """The newest release that put (or tried to put) its version behind the alias."""
-    for release in ledger.releases(function):
-        if release.deploying_at or release.state == State.BOOTSTRAPPED:
-            return release
-    return None
 
 
 def _drop_lock_of(release: Release, ledger: Ledger) -> None:

@@ -33,8 +33,17 @@ TERMINAL: frozenset[State] = frozenset(
 # Which states a release may move to from each state. A failed start of a queued release is
 # recorded as FAILED rather than dropped, so QUEUED may end in FAILED too.
 TRANSITIONS: dict[State, frozenset[State]] = {
+    # RECEIVED -> SUPERSEDED: an upload processed after a newer one already went out.
     State.RECEIVED: frozenset(
-        {State.REJECTED, State.UNCHANGED, State.BOOTSTRAPPED, State.QUEUED, State.DEPLOYING, State.FAILED}
+        {
+            State.REJECTED,
+            State.UNCHANGED,
+            State.BOOTSTRAPPED,
+            State.QUEUED,
+            State.DEPLOYING,
+            State.FAILED,
+            State.SUPERSEDED,
+        }
     ),
     # A queued release whose code someone else already made live ends UNCHANGED when its turn comes.
     State.QUEUED: frozenset(
