@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -443,6 +445,57 @@ class ConflictingLambda:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
+
+
+class InterleavingLambda:
+    """The real (moto) Lambda client; another upload replaces $LATEST right after our first update."""
+
+    def __init__(self, real: Any, world: ArtifactWorld) -> None:
+        self._real = real
+        self._world = world
+        self.update_calls = 0
+
+    def update_function_code(self, **params: Any) -> Any:
+        self.update_calls += 1
+        response = self._real.update_function_code(**params)
+        if self.update_calls == 1:
+            other = self._world.upload(f"{FUNCTION}/someone-else.zip", function_zip("other"))
+            self._real.update_function_code(
+                FunctionName=FUNCTION,
+                S3Bucket=other.bucket,
+                S3Key=other.key,
+                S3ObjectVersion=other.version_id,
+            )
+        return response
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def test_code_replaced_by_a_concurrent_upload_is_never_published_as_ours(
+    world: ArtifactWorld,
+    ledger: Ledger,
+    bootstrapped: dict[str, Any],
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    route = aws.client
+    interleaving = InterleavingLambda(route("lambda"), world)
+    monkeypatch.setattr(
+        aws, "client", lambda service: interleaving if service == "lambda" else route(service)
+    )
+    ours = function_zip("2")
+
+    result = release_upload(world, "2", lambda_context)
+
+    assert result["state"] == "DEPLOYING"
+    assert interleaving.update_calls == 2, "the update is redone once $LATEST is seen to hold other code"
+    release = ledger.get(FUNCTION, result["release_id"])
+    assert release is not None
+    assert release.code_sha256 == base64.b64encode(hashlib.sha256(ours).digest()).decode()
+    assert ledger.get_lock(FUNCTION) is not None
+    lease = aws.table(LEDGER_TABLE).get_item(Key={"pk": f"FN#{FUNCTION}", "sk": "PUBLISH"}).get("Item")
+    assert lease is None, "the publish lease is given back"
 
 
 def test_update_conflicts_are_retried_with_growing_backoff(

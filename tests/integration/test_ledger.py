@@ -99,3 +99,16 @@ def test_a_deployment_is_found_while_the_lock_names_it_too(ledger: Ledger) -> No
     found = ledger.by_deployment("d-LOCKED001")
     assert found is not None
     assert found.release_id == release.release_id
+
+
+def test_publish_lease_admits_one_upload_at_a_time_and_expires(ledger: Ledger) -> None:
+    assert ledger.acquire_publish_lease("orders", "r1", seconds=60)
+    assert ledger.acquire_publish_lease("orders", "r1", seconds=60), "the holder may renew it"
+    assert not ledger.acquire_publish_lease("orders", "r2", seconds=60)
+    assert ledger.acquire_publish_lease("billing", "r2", seconds=60), "functions lease independently"
+    ledger.release_publish_lease("orders", "r2")  # not the holder: nothing happens
+    assert not ledger.acquire_publish_lease("orders", "r2", seconds=60)
+    ledger.release_publish_lease("orders", "r1")
+    assert ledger.acquire_publish_lease("orders", "r2", seconds=-1), "free once released"
+    assert ledger.acquire_publish_lease("orders", "r3", seconds=60), "an expired lease is taken over"
+    assert ledger.get_lock("orders") is None, "the lease is not the deployment lock"

@@ -10,6 +10,8 @@ with a reason, anything unexpected makes it FAILED with the error, and each outc
 from __future__ import annotations
 
 import dataclasses
+import random
+import time
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -44,6 +46,8 @@ from rollout.states import State
 IDEMPOTENCY_SECONDS = 48 * 3600
 IDEMPOTENCY_KEY_PREFIX = "artifact-deployer"
 PUBLISH_ATTEMPTS = 3  # update+publish rounds when another upload changes the code in between
+# How long an upload waits for others of the same function to publish (the deployer runs 300 s).
+PUBLISH_LEASE_WAIT_SECONDS = 180.0
 
 
 # --- the handler's entry point -------------------------------------------------------------------
@@ -240,25 +244,33 @@ def _deploy(
         },
     )
 
-    for attempt in range(1, PUBLISH_ATTEMPTS + 1):
-        # Read the alias's code before updating: the comparison must not depend on $LATEST.
-        alias = lambda_ops.get_alias(release.function, release.alias)
-        live_sha = lambda_ops.code_sha256(release.function, alias.version) if alias else ""
-        update = lambda_ops.update_code(release.function, stored.bucket, stored.key, stored.version_id)
-        release = dataclasses.replace(release, code_sha256=update.code_sha256)
-        if alias and update.code_sha256 == live_sha:
-            return _unchanged(release, alias.version, settings, ledger)
-        try:
-            version = lambda_ops.publish_version(
-                release.function, update, f"rollout release {release.release_id}: {release.key}"
-            )
-            break
-        except lambda_ops.CodeChanged:
-            if attempt == PUBLISH_ATTEMPTS:
-                raise
-            logger.warning(
-                "Function code changed before publishing; updating again", extra={"attempt": attempt}
-            )
+    # Uploads to one function take turns from update to publish, so that a burst does not keep
+    # replacing each other's $LATEST; the CodeSha256 guard on publish stays as the last defence.
+    _wait_for_publish_lease(release, ledger)
+    try:
+        for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+            # Read the alias's code before updating: the comparison must not depend on $LATEST.
+            alias = lambda_ops.get_alias(release.function, release.alias)
+            live_sha = lambda_ops.code_sha256(release.function, alias.version) if alias else ""
+            try:
+                update = lambda_ops.update_code(
+                    release.function, stored.bucket, stored.key, stored.version_id
+                )
+                release = dataclasses.replace(release, code_sha256=update.code_sha256)
+                if alias and update.code_sha256 == live_sha:
+                    return _unchanged(release, alias.version, settings, ledger)
+                version = lambda_ops.publish_version(
+                    release.function, update, f"rollout release {release.release_id}: {release.key}"
+                )
+                break
+            except lambda_ops.CodeChanged:
+                if attempt == PUBLISH_ATTEMPTS:
+                    raise
+                logger.warning(
+                    "Function code changed before publishing; updating again", extra={"attempt": attempt}
+                )
+    finally:
+        ledger.release_publish_lease(release.function, release.release_id)
     if alias and version == alias.version:
         # Lambda returns the latest version instead of publishing when nothing changed.
         return _unchanged(release, alias.version, settings, ledger)
@@ -426,6 +438,18 @@ def _queue(release: Release, why: str, settings: Settings, ledger: Ledger) -> Re
     logger.info("Release queued", extra={"why": why})
     _notify("release.queued", release, settings)
     return release
+
+
+def _wait_for_publish_lease(release: Release, ledger: Ledger) -> None:
+    delay = 0.2
+    deadline = time.monotonic() + PUBLISH_LEASE_WAIT_SECONDS
+    while not ledger.acquire_publish_lease(release.function, release.release_id):
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"another upload of {release.function} held $LATEST for over {PUBLISH_LEASE_WAIT_SECONDS:.0f} s"
+            )
+        time.sleep(delay + random.uniform(0, delay))  # waits on another invocation's DynamoDB item
+        delay = min(delay * 2, 3.0)
 
 
 def _superseded(release: Release, newer: Release, settings: Settings, ledger: Ledger) -> Release:

@@ -119,7 +119,7 @@ def update_code(function: str, bucket: str, key: str, object_version: str) -> Co
     if object_version:
         params["S3ObjectVersion"] = object_version
     try:
-        retry_conflicts(lambda: client.update_function_code(**params), "UpdateFunctionCode")
+        updated = retry_conflicts(lambda: client.update_function_code(**params), "UpdateFunctionCode")
     except Exception as exc:
         if aws.error_code(exc) in ("InvalidParameterValueException", "CodeStorageExceededException"):
             # Lambda's own verdict on the package (e.g. unzipped size, unreadable zip).
@@ -132,10 +132,13 @@ def update_code(function: str, bucket: str, key: str, object_version: str) -> Co
         configuration = client.get_function_configuration(FunctionName=function)
         reason = configuration.get("LastUpdateStatusReason") or str(exc)
         raise UpdateFailed(f"Lambda did not apply the new code: {reason}") from exc
+    # Our code's hash comes from our own update: by the time the waiter returns, a concurrent upload
+    # may have replaced $LATEST, and publishing under its hash would release its code as ours.
+    ours = str(updated["CodeSha256"])
     configuration = client.get_function_configuration(FunctionName=function)
-    return CodeUpdate(
-        code_sha256=str(configuration["CodeSha256"]), revision_id=str(configuration.get("RevisionId") or "")
-    )
+    if configuration.get("CodeSha256") != ours:
+        raise CodeChanged(f"$LATEST changed to {configuration.get('CodeSha256')} while our update applied")
+    return CodeUpdate(code_sha256=ours, revision_id=str(configuration.get("RevisionId") or ""))
 
 
 def publish_version(function: str, update: CodeUpdate, description: str) -> str:

@@ -27,6 +27,7 @@ from rollout.states import State, is_terminal, sources_of
 BY_DEPLOYMENT_INDEX = "by-deployment"
 OPEN_RELEASES_INDEX = "open-releases"
 LOCK_SK = "LOCK"
+PUBLISH_LOCK_SK = "PUBLISH"
 
 
 def now_iso() -> str:
@@ -326,6 +327,41 @@ class Ledger:
             if aws.error_code(exc) == "ConditionalCheckFailedException":
                 return False
             raise
+
+    # --- the per-function publish lease --------------------------------------------------------
+    def acquire_publish_lease(self, function: str, owner: str, seconds: float = 120.0) -> bool:
+        """Hold $LATEST of `function` from update to publish; True if `owner` now holds it.
+
+        A lease, not a lock: a deployer that dies mid-publish frees it when it expires.
+        """
+        now = time.time()
+        try:
+            self._table.put_item(
+                Item={
+                    "pk": f"FN#{function}",
+                    "sk": PUBLISH_LOCK_SK,
+                    "owner": owner,
+                    "expires_at": Decimal(str(round(now + seconds, 3))),
+                },
+                ConditionExpression=Attr("pk").not_exists()
+                | Attr("owner").eq(owner)
+                | Attr("expires_at").lt(Decimal(str(round(now, 3)))),
+            )
+            return True
+        except Exception as exc:
+            if aws.error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def release_publish_lease(self, function: str, owner: str) -> None:
+        try:
+            self._table.delete_item(
+                Key={"pk": f"FN#{function}", "sk": PUBLISH_LOCK_SK},
+                ConditionExpression=Attr("owner").eq(owner),
+            )
+        except Exception as exc:
+            if aws.error_code(exc) != "ConditionalCheckFailedException":
+                raise
 
     def locks(self) -> list[dict[str, Any]]:
         """Every held lock (the reconciler checks them against CodeDeploy)."""
