@@ -62,7 +62,10 @@ demo: install
 	$(BIN)/rollout demo
 
 bench: install
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/cold_start.py
+	$(BIN)/python benchmarks/sandbox_bench.py
+	$(BIN)/python -m benchmarks.sandbox_codedeploy_bench
+	$(BIN)/python benchmarks/e2e_bench.py
 
 # Regenerate the full pinned set after changing requirements/dev.in.
 lock:
