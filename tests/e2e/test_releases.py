@@ -269,3 +269,32 @@ def test_uploads_racing_for_one_function_each_release_the_code_they_carry(world:
             )
     live = world.alias_version(function)
     assert any(world.version_code(function, live) == u.code_sha256 for u in uploads)
+
+
+def test_twenty_uploads_at_once_all_reach_the_ledger(world: RolloutWorld) -> None:
+    """More uploads than the deployer's reserved concurrency: Lambda queues throttled async events (for up
+    to MaximumEventAgeInSeconds) instead of failing them, so every upload ends in a recorded state."""
+    functions = [world.create_target(f"wide{i}") for i in range(20)]
+    dlq = world.outputs["UndeliveredEventsQueueUrl"]
+
+    def undelivered() -> int:
+        attributes = world.client("sqs").get_queue_attributes(
+            QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"])
+
+    before = undelivered()
+    with ThreadPoolExecutor(10) as pool:
+        uploads = list(pool.map(lambda f: world.release_build(f, "healthy", "v1"), functions))
+
+    def settled() -> bool:
+        releases = [world.release_of(upload) for upload in uploads]
+        return undelivered() > before or all(r is not None and r.is_terminal for r in releases)
+
+    wait_for(settled, 120, "every upload to be recorded")
+    recorded = [r for r in map(world.release_of, uploads) if r is not None]
+    assert undelivered() == before, (
+        f"{undelivered() - before} upload events went to the undelivered-events queue; "
+        f"{len(recorded)} of {len(uploads)} uploads reached the ledger"
+    )
+    assert [str(r.state) for r in recorded] == ["BOOTSTRAPPED"] * len(uploads)
