@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import zipfile
 from base64 import b64encode
 from dataclasses import asdict, dataclass, field
@@ -12,24 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from cli.errors import CliError, ExitCode
+from rollout import targets
 from rollout.ledger import Release
 from rollout.states import State
 
-BUILTIN_CONFIGS = (
-    "Canary10Percent5Minutes",
-    "Canary10Percent10Minutes",
-    "Canary10Percent15Minutes",
-    "Canary10Percent30Minutes",
-    "Linear10PercentEvery1Minute",
-    "Linear10PercentEvery2Minutes",
-    "Linear10PercentEvery3Minutes",
-    "Linear10PercentEvery10Minutes",
-    "AllAtOnce",
-)
-LAMBDA_BUILTIN_PREFIX = "CodeDeployDefault.Lambda"
-ALIAS_PATTERN = re.compile(r"^(?!^[0-9]+$)[a-zA-Z0-9-_]{1,128}$")
-CONFIG_PATTERN = re.compile(r"^[A-Za-z0-9._+=,@-]{1,100}$")
-MAX_ALARMS = 10
+# The tag rules are the control plane's own: the CLI checks names exactly as the deployer will.
+BUILTIN_CONFIGS = tuple(sorted(targets.BUILTIN_SHORT_NAMES))
+LAMBDA_BUILTIN_PREFIX = f"{targets.BUILTIN_PREFIX}Lambda"
+ALIAS_PATTERN = targets.ALIAS_NAME
+CONFIG_PATTERN = targets.CONFIG_NAME
+MAX_ALARMS = targets.MAX_GROUP_ALARMS
 
 # Releases that count as a success for `deploy --wait`: the new code is live, or it already was.
 SUCCESS_STATES = frozenset({State.SUCCEEDED, State.BOOTSTRAPPED, State.UNCHANGED})
@@ -41,7 +32,7 @@ METADATA_VALUE_LIMIT = 600
 
 def full_config_name(name: str) -> str:
     """The CodeDeploy config name for a short built-in name; full and custom names stay as given."""
-    return f"{LAMBDA_BUILTIN_PREFIX}{name}" if name in BUILTIN_CONFIGS else name
+    return targets.deployment_config_name(name)
 
 
 def is_builtin_config(name: str) -> bool:
@@ -49,7 +40,7 @@ def is_builtin_config(name: str) -> bool:
 
 
 def check_alias_name(alias: str) -> str:
-    if not ALIAS_PATTERN.match(alias):
+    if not ALIAS_PATTERN.fullmatch(alias):
         raise CliError(
             f"{alias!r} is not a valid alias name",
             ExitCode.USAGE,
@@ -65,7 +56,7 @@ def check_config_name(config: str) -> str:
             ExitCode.USAGE,
             hint="built-in: " + ", ".join(BUILTIN_CONFIGS),
         )
-    if not CONFIG_PATTERN.match(config):
+    if not CONFIG_PATTERN.fullmatch(config):
         raise CliError(f"{config!r} is not a valid deployment config name", ExitCode.USAGE)
     return config
 
