@@ -135,10 +135,16 @@ def main() -> None:
     parser.add_argument("--speed", type=float, default=60.0)
     parser.add_argument("--uploads", type=int, default=20)
     parser.add_argument("--burst", type=int, default=20)
+    parser.add_argument(
+        "--deployer-concurrency", default="", help="the stack's DeployerReservedConcurrency (0: unreserved)"
+    )
     args = parser.parse_args()
+    parameters = (
+        {"DeployerReservedConcurrency": args.deployer_concurrency} if args.deployer_concurrency else {}
+    )
     logging.getLogger("sandbox").setLevel(logging.CRITICAL)
     started = time.monotonic()
-    with rollout_world("e2e-bench", args.speed) as world:
+    with rollout_world("e2e-bench", args.speed, parameters=parameters) as world:
         functions = bootstrapped(world, "bench", max(args.uploads, args.burst))
         linear = bootstrapped(world, "linear", 1, config=LINEAR)[0]
         reaction = reaction_latency(world, functions[: args.uploads])
@@ -149,6 +155,7 @@ def main() -> None:
         json.dumps(
             {
                 "speed": args.speed,
+                "parameters": parameters,
                 "reaction_latency": reaction,
                 "rollout_overhead": [canary, linear_overhead],
                 "burst": burst_figures,

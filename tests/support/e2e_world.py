@@ -404,7 +404,9 @@ class RolloutWorld:
 
 
 @contextmanager
-def rollout_world(stack_name: str, speed: float, fault_seed: int = 11) -> Iterator[RolloutWorld]:
+def rollout_world(
+    stack_name: str, speed: float, fault_seed: int = 11, parameters: dict[str, str] | None = None
+) -> Iterator[RolloutWorld]:
     """A sandbox at `speed` with the stack provisioned and Slack wired to a local receiver."""
     with slack_receiver() as slack, Sandbox(speed=speed, fault_seed=fault_seed) as sb:
         secrets = boto3.client(
@@ -418,6 +420,10 @@ def rollout_world(stack_name: str, speed: float, fault_seed: int = 11) -> Iterat
             Name=f"{stack_name}/slack-webhook", SecretString=json.dumps({"webhook_url": slack.url})
         )["ARN"]
         stack = provision_stack(
-            sb.endpoint_url, TEMPLATE, stack_name, {"SlackWebhookSecretArn": secret_arn}, region=sb.region
+            sb.endpoint_url,
+            TEMPLATE,
+            stack_name,
+            {"SlackWebhookSecretArn": secret_arn, **(parameters or {})},
+            region=sb.region,
         )
         yield RolloutWorld(sb, stack, slack, stack_name)
