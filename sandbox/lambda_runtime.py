@@ -41,6 +41,12 @@ LOG_TAIL_BYTES = 4096
 MAX_CONCURRENCY = 1000
 # Lambda retries a failed asynchronous invocation after about one minute, then after two more.
 ASYNC_RETRY_DELAYS = (60.0, 120.0)
+# Throttled (429) and service (5xx) failures are not function errors: Lambda puts the event back on
+# its queue and tries again, backing off from one second to five minutes, until the event is too old.
+# They do not use up MaximumRetryAttempts.
+REQUEUE_FIRST_DELAY = 1.0
+REQUEUE_MAX_DELAY = 300.0
+REQUEUED_CODES = frozenset({"TooManyRequestsException", "ServiceException"})
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,7 @@ class AsyncEvent:
     config: dict[str, Any]
     enqueued: float
     attempts: int = 0
+    requeues: int = 0  # throttled or service-failed tries, which do not count as attempts
 
 
 @dataclass
@@ -650,6 +657,10 @@ class LambdaService:
                 target, alias_name, version, event.qualifier, event.payload, None, event.request_id
             )
         except AwsError as exc:
+            if exc.code in REQUEUED_CODES:
+                event.attempts -= 1
+                self._requeue(event, exc)
+                return
             outcome = _service_failure(event, exc.code, exc.message)
         except Exception as exc:
             log.exception("async invocation of %s failed", event.name)
@@ -666,6 +677,20 @@ class LambdaService:
         if self.clock.now() + delay - event.enqueued > max_age:
             self._send_to_destination(event, outcome, "EventAgeExceeded")
             return
+        self._submit_later(event, delay)
+
+    def _requeue(self, event: AsyncEvent, exc: AwsError) -> None:
+        event.requeues += 1
+        delay = min(REQUEUE_FIRST_DELAY * 2 ** (event.requeues - 1), REQUEUE_MAX_DELAY)
+        max_age = float(event.config.get("MaximumEventAgeInSeconds", 21600))
+        if self.clock.now() + delay - event.enqueued > max_age:
+            self._send_to_destination(
+                event, _service_failure(event, exc.code, exc.message), "EventAgeExceeded"
+            )
+            return
+        self._submit_later(event, delay)
+
+    def _submit_later(self, event: AsyncEvent, delay: float) -> None:
         # Wait on a timer, not in a pool thread: a slow retry schedule must not starve other events.
         timer = threading.Timer(self.clock.real_seconds(delay), self._submit_async, (event,))
         timer.daemon = True
@@ -676,7 +701,7 @@ class LambdaService:
 
     def _send_to_destination(self, event: AsyncEvent, outcome: Outcome, condition: str) -> None:
         name, qualifier, payload, request_id = event.name, event.qualifier, event.payload, event.request_id
-        retries = event.attempts - 1
+        retries = max(event.attempts - 1, 0)
         destinations = event.config.get("DestinationConfig") or {}
         success = outcome.function_error is None
         destination = (destinations.get("OnSuccess" if success else "OnFailure") or {}).get("Destination")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import time
 from datetime import timedelta
 
@@ -357,6 +358,32 @@ def test_reserved_concurrency_zero_throttles(sb):  # noqa: F811
         lam.invoke(FunctionName=name)
     assert throttled.value.response["Error"]["Code"] == "TooManyRequestsException"
     assert throttled.value.response["ResponseMetadata"]["HTTPStatusCode"] == 429
+
+
+def test_throttled_async_events_wait_their_turn_without_using_up_retries(sb):  # noqa: F811
+    out_name = unique("served")
+    out_url, _ = queue(sb, out_name)
+    failures_url, failures_arn = queue(sb, unique("dropped"))
+    name = unique("narrow")
+    slow_forwarder = FORWARDER.replace(
+        "def handler(event, context):\n", "def handler(event, context):\n    import time; time.sleep(0.3)\n"
+    )
+    create_function(sb, name, slow_forwarder, Environment={"Variables": {"OUT_QUEUE": out_name}})
+    lam = client(sb, "lambda")
+    lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)
+    lam.put_function_event_invoke_config(
+        FunctionName=name,
+        MaximumRetryAttempts=0,
+        DestinationConfig={"OnFailure": {"Destination": failures_arn}},
+    )
+
+    for n in range(6):
+        lam.invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps({"n": n}).encode())
+
+    served = drain(sb, out_url, 6, timeout=60)
+    assert sorted(m["event"]["n"] for m in served) == list(range(6)), "every throttled event ran in the end"
+    sqs = client(sb, "sqs")
+    assert sqs.receive_message(QueueUrl=failures_url, WaitTimeSeconds=0).get("Messages", []) == []
 
 
 # Fidelity fixes over moto
