@@ -774,42 +774,26 @@ def create_event_bus(ctx: ResourceContext) -> Created:
     return Created(name, {"Arn": arn, "Name": name})
 
 
-@handles(
-    "AWS::Scheduler::Schedule",
-    properties=[
-        "Name",
-        "Description",
-        "GroupName",
-        "ScheduleExpression",
-        "ScheduleExpressionTimezone",
-        "StartDate",
-        "EndDate",
-        "FlexibleTimeWindow",
-        "State",
-        "Target",
-        "KmsKeyArn",
-    ],
-    attributes=["Arn"],
-)
+_SCHEDULE_PROPERTIES = [
+    "Description",
+    "GroupName",
+    "ScheduleExpression",
+    "ScheduleExpressionTimezone",
+    "StartDate",
+    "EndDate",
+    "FlexibleTimeWindow",
+    "State",
+    "Target",
+    "KmsKeyArn",
+]
+
+
+@handles("AWS::Scheduler::Schedule", properties=["Name", *_SCHEDULE_PROPERTIES], attributes=["Arn"])
 def create_schedule(ctx: ResourceContext) -> Created:
     name = ctx.name("Name", 64)
     request = {
         "Name": name,
-        **_pick(
-            ctx.properties,
-            [
-                "Description",
-                "GroupName",
-                "ScheduleExpression",
-                "ScheduleExpressionTimezone",
-                "StartDate",
-                "EndDate",
-                "FlexibleTimeWindow",
-                "State",
-                "Target",
-                "KmsKeyArn",
-            ],
-        ),
+        **_pick(ctx.properties, _SCHEDULE_PROPERTIES),
     }
     arn = ctx.client("scheduler").create_schedule(**request)["ScheduleArn"]
     return Created(name, {"Arn": arn})
