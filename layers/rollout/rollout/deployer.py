@@ -23,7 +23,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
-from rollout import aws, canary_alarms, codedeploy_ops, lambda_ops, s3_ops
+from rollout import aws, canary_alarms, codedeploy_ops, lambda_ops, release_queue, s3_ops
 from rollout.appspec import build_appspec, revision_for
 from rollout.artifacts import (
     EventProblem,
@@ -362,7 +362,8 @@ def start_deployment(release: Release, ledger: Ledger, settings: Settings) -> Re
         if newer is not None and newer.release_id != release.release_id and newer.order > release.order:
             # Uploads can be processed out of order; an older build never goes out over a newer one.
             ledger.release_lock(release.function, release.release_id)
-            return _superseded(release, newer, settings, ledger)
+            superseded = release_queue.supersede(release, newer, ledger, settings)
+            return superseded or ledger.get(release.function, release.release_id) or release
         active = codedeploy_ops.active_deployments(settings.codedeploy_application, release.function)
         if active:
             ledger.release_lock(release.function, release.release_id)
@@ -450,16 +451,6 @@ def _wait_for_publish_lease(release: Release, ledger: Ledger) -> None:
             )
         time.sleep(delay + random.uniform(0, delay))  # waits on another invocation's DynamoDB item
         delay = min(delay * 2, 3.0)
-
-
-def _superseded(release: Release, newer: Release, settings: Settings, ledger: Ledger) -> Release:
-    reason = f"superseded by release {newer.release_id}" + (
-        f" (commit {newer.commit})" if newer.commit else ""
-    )
-    release = ledger.transition(release, State.SUPERSEDED, reason_code="SUPERSEDED", reason=reason)
-    logger.info("Release superseded by a newer upload", extra={"newer": newer.release_id})
-    _notify("release.superseded", release, settings)
-    return release
 
 
 def _already_live(release: Release, settings: Settings, ledger: Ledger) -> Release:

@@ -115,7 +115,7 @@ def advance_queue(function: str, ledger: Ledger, settings: Settings, effects: Qu
     newest_out = ledger.newest_out(function)
     if newest_out is not None:
         for stale in (r for r in queued if r.order < newest_out.order):
-            if _supersede(stale, newest_out, ledger, settings, notifier):
+            if supersede(stale, newest_out, ledger, settings, notifier):
                 report.superseded.append(stale.release_id)
         queued = [r for r in queued if r.order > newest_out.order]
     candidates = list(reversed(queued))  # newest first
@@ -124,7 +124,7 @@ def advance_queue(function: str, ledger: Ledger, settings: Settings, effects: Qu
         if outcome.state == State.DEPLOYING:
             report.started.append(outcome.release_id)
             for older in candidates[index + 1 :]:
-                if _supersede(older, outcome, ledger, settings, notifier):
+                if supersede(older, outcome, ledger, settings, notifier):
                     report.superseded.append(older.release_id)
             return report
         if outcome.state == State.QUEUED:
@@ -178,18 +178,21 @@ def _record_start_failure(
     return failed
 
 
-def _supersede(
-    older: Release, newer: Release, ledger: Ledger, settings: Settings, notifier: Notifier
-) -> bool:
+def supersede(
+    older: Release, newer: Release, ledger: Ledger, settings: Settings, notifier: Notifier | None = None
+) -> Release | None:
+    """Mark `older` SUPERSEDED by `newer` and announce it; None if it had already moved on."""
     reason = f"superseded by release {newer.release_id}" + (
         f" (commit {newer.commit})" if newer.commit else ""
     )
     try:
         superseded = ledger.transition(older, State.SUPERSEDED, reason_code="SUPERSEDED", reason=reason)
     except TransitionRefused:
-        return False
+        return None
+    logger.info("release superseded", extra={"release_id": older.release_id, "newer": newer.release_id})
+    notifier = notifier or Notifier(settings.topic_arn)
     _publish(notifier, "release.superseded", superseded, settings, superseded_by=newer.release_id)
-    return True
+    return superseded
 
 
 def _drop_lock_of(release: Release, ledger: Ledger) -> None:
