@@ -7,7 +7,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rollout.config import Settings
-from rollout.deployment_events import MalformedEvent, handle_state_change_once, parse_state_change
+from rollout.deployment_events import handle_state_change_once, parse_state_change
+from rollout.errors import MalformedEvent
 from rollout.observability import logger, metrics, tracer
 
 

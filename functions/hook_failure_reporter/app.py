@@ -6,7 +6,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rollout.hook_failures import DestinationRecordError, report_dead_hook
+from rollout.errors import DestinationRecordError
+from rollout.hook_failures import report_dead_hook
 from rollout.observability import logger, tracer
 
 

@@ -20,6 +20,6 @@ from rollout.release_queue import QueueEffects
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = Settings.from_env()
-    summary = reconcile(Ledger(settings.ledger_table), settings, QueueEffects.default(), DeploymentFacts())
+    summary = reconcile(Ledger(settings.ledger_table), settings, QueueEffects(), DeploymentFacts())
     metrics.add_metric(name="ReconcilerRepairs", unit=MetricUnit.Count, value=summary.repaired)
     return summary.as_dict()

@@ -17,9 +17,11 @@ from functions.artifact_deployer.app import lambda_handler
 from rollout import aws, codedeploy_ops, lambda_ops
 from rollout.appspec import parse_appspec
 from rollout.config import Settings
-from rollout.deployer import start_deployment
 from rollout.ledger import Ledger, Release
+from rollout.release_queue import finish_release
+from rollout.starter import start_release
 from rollout.states import State
+from rollout.transitions import ReleaseContext
 from tests.support.artifacts_world import (
     ArtifactWorld,
     eventbridge_event,
@@ -249,7 +251,8 @@ def test_an_upload_while_a_release_deploys_is_queued(
     assert (first["state"], second["state"]) == ("DEPLOYING", "QUEUED")
     queued = ledger.get(FUNCTION, second["release_id"])
     assert queued is not None
-    assert queued.target_version == "3"
+    assert queued.target_version == "", "a queued release holds its artifact, not a version"
+    assert queued.object_version
     assert first["release_id"] in queued.reason
     assert len(codedeploy.calls_to("create_deployment")) == 1
     assert stack.kinds() == ["deployment.started", "release.queued"]
@@ -272,7 +275,9 @@ def test_a_queued_release_starts_when_the_lock_is_free_and_reads_the_alias_again
     assert queued is not None
 
     # Still locked: starting again leaves it queued, without a second notification.
-    assert start_deployment(queued, ledger, Settings.from_env()).state == State.QUEUED
+    assert (
+        start_release(ReleaseContext.from_settings(Settings.from_env(), ledger), queued).state == State.QUEUED
+    )
     assert stack.kinds() == ["deployment.started", "release.queued"]
 
     # The first release succeeds: CodeDeploy moved the alias to 2, the lock is released.
@@ -282,7 +287,7 @@ def test_a_queued_release_starts_when_the_lock_is_free_and_reads_the_alias_again
     )
     ledger.release_lock(FUNCTION, first["release_id"])
 
-    started = start_deployment(queued, ledger, Settings.from_env())
+    started = start_release(ReleaseContext.from_settings(Settings.from_env(), ledger), queued)
 
     assert started.state == State.DEPLOYING
     assert (started.current_version, started.target_version) == ("2", "3")
@@ -291,6 +296,69 @@ def test_a_queued_release_starts_when_the_lock_is_free_and_reads_the_alias_again
     )
     assert (spec.current_version, spec.target_version) == ("2", "3")
     assert stack.kinds()[-1] == "deployment.started"
+
+
+def latest_code_sha(function: str) -> str:
+    lambda_client = boto3.client("lambda", region_name=REGION)
+    return str(lambda_client.get_function_configuration(FunctionName=function)["CodeSha256"])
+
+
+def version_code_sha(function: str, version: str) -> str:
+    lambda_client = boto3.client("lambda", region_name=REGION)
+    configuration = lambda_client.get_function_configuration(FunctionName=function, Qualifier=version)
+    return str(configuration["CodeSha256"])
+
+
+def test_a_queued_release_publishes_nothing_and_leaves_latest_alone_until_it_starts(
+    world: ArtifactWorld,
+    stack: StackUnderTest,
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    bootstrapped: dict[str, Any],
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    updates: list[str] = []
+    real_update = lambda_ops.update_code
+
+    def counted_update(function: str, bucket: str, key: str, object_version: str) -> Any:
+        updates.append(key)
+        return real_update(function, bucket, key, object_version)
+
+    monkeypatch.setattr(lambda_ops, "update_code", counted_update)
+    first = release_upload(world, "2", lambda_context)
+    latest_while_deploying = latest_code_sha(FUNCTION)
+
+    second = release_upload(world, "3", lambda_context)
+    third = release_upload(world, "4", lambda_context)
+
+    assert (second["state"], third["state"]) == ("QUEUED", "QUEUED")
+    assert world.published_versions(FUNCTION) == ["1", "2"], "queued uploads publish no version"
+    assert latest_code_sha(FUNCTION) == latest_while_deploying == version_code_sha(FUNCTION, "2"), (
+        "$LATEST keeps the deploying release's code while others wait"
+    )
+    assert updates == [f"{FUNCTION}/build-2.zip"], "only the deploying release updated $LATEST"
+
+    # The first release ends: the newest queued upload publishes and starts; the older one is superseded.
+    codedeploy.finish(first["deployment_id"], "Succeeded")
+    boto3.client("lambda", region_name=REGION).update_alias(
+        FunctionName=FUNCTION, Name="live", FunctionVersion="2"
+    )
+    finished = ledger.get(FUNCTION, first["release_id"])
+    assert finished is not None
+    ctx = ReleaseContext.from_settings(Settings.from_env(), ledger)
+    report = finish_release(ledger.transition(finished, State.SUCCEEDED), ctx)
+
+    assert report.started == [third["release_id"]]
+    assert report.superseded == [second["release_id"]]
+    started = ledger.get(FUNCTION, third["release_id"])
+    superseded = ledger.get(FUNCTION, second["release_id"])
+    assert started is not None and superseded is not None
+    assert (started.state, started.current_version, started.target_version) == (State.DEPLOYING, "2", "3")
+    assert (superseded.state, superseded.target_version) == (State.SUPERSEDED, "")
+    assert world.published_versions(FUNCTION) == ["1", "2", "3"], "the superseded upload left no version"
+    assert version_code_sha(FUNCTION, "3") == started.code_sha256 == latest_code_sha(FUNCTION)
+    assert updates == [f"{FUNCTION}/build-2.zip", f"{FUNCTION}/build-4.zip"]
 
 
 def test_deployment_limit_exceeded_queues_the_release_and_frees_the_lock(

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from functions.deployment_events import app
-from rollout import deployer, release_queue
+from rollout import release_queue, starter
 from rollout.deployment_events import parse_state_change
 from rollout.ledger import Release
 from rollout.states import State
@@ -333,16 +333,16 @@ def test_a_start_that_raises_is_retried(
 ) -> None:
     first = world.deploying("orders", "2")
     queued = world.queued("orders", "3")
-    real_start = deployer.start_deployment
+    real_start = starter.start_release
     attempts: list[str] = []
 
-    def flaky_start(release: Release, ledger: Any, settings: Any) -> Release:
+    def flaky_start(ctx: Any, release: Release) -> Release:
         attempts.append(release.release_id)
         if len(attempts) < 3:
             raise ConnectionError("ledger unreachable")
-        return real_start(release, ledger, settings)
+        return real_start(ctx, release)
 
-    monkeypatch.setattr(deployer, "start_deployment", flaky_start)
+    monkeypatch.setattr(starter, "start_release", flaky_start)
     world.succeed(first)
 
     send(world, first, "SUCCESS", lambda_context)
@@ -358,11 +358,11 @@ def test_a_start_that_keeps_raising_is_recorded_failed_never_dropped(
     queued = world.queued("orders", "3")
     after_start(stack)
 
-    def broken_start(release: Release, ledger: Any, settings: Any) -> Release:
-        ledger.acquire_lock(release.function, release.release_id)
+    def broken_start(ctx: Any, release: Release) -> Release:
+        ctx.ledger.acquire_lock(release.function, release.release_id)
         raise ConnectionError("ledger unreachable")
 
-    monkeypatch.setattr(deployer, "start_deployment", broken_start)
+    monkeypatch.setattr(starter, "start_release", broken_start)
     world.succeed(first)
 
     send(world, first, "SUCCESS", lambda_context)

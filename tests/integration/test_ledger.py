@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rollout.ledger import Ledger, Release, TransitionRefused, new_release_id
+from rollout.errors import TransitionRefused
+from rollout.ledger import Ledger, Release, new_release_id
 from rollout.states import State
 from tests.support.aws_stack import LEDGER_TABLE, StackUnderTest
 

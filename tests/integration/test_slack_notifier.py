@@ -14,10 +14,10 @@ from aws_lambda_powertools.utilities import parameters
 
 from functions.slack_notifier import app
 from rollout import slack
+from rollout.errors import SlackPostFailed
 from rollout.ledger import Release
 from rollout.notifications import build
 from rollout.observability import logger as rollout_logger
-from rollout.slack import SlackPostFailed
 from rollout.states import State
 from tests.support.aws_stack import REGION
 from tests.support.slack_receiver import Answer, SlackReceiver, slack_receiver

@@ -1,6 +1,6 @@
 """Managed functions, releases and CodeDeploy deployments for deployment-event and reconciler tests.
 
-Releases start through the real deployer (rollout.deployer.start_deployment) against moto and the
+Releases start through the real start path (rollout.starter.start_release) against moto and the
 CodeDeploy stand-in; tests then end deployments with `finish`, which also moves the alias the way
 CodeDeploy would have.
 """
@@ -14,9 +14,10 @@ from typing import Any
 import boto3
 
 from rollout.config import Settings
-from rollout.deployer import start_deployment
 from rollout.ledger import Ledger, Release, new_release_id
+from rollout.starter import start_release
 from rollout.states import State
+from rollout.transitions import ReleaseContext
 from tests.support.artifacts_world import function_zip
 from tests.support.aws_stack import ACCOUNT, APPLICATION, LEDGER_TABLE, REGION, StackUnderTest
 from tests.support.codedeploy_standin import CodeDeployStandIn
@@ -35,6 +36,10 @@ class ReleaseWorld:
     @property
     def settings(self) -> Settings:
         return Settings.from_env()
+
+    @property
+    def context(self) -> ReleaseContext:
+        return ReleaseContext.from_settings(self.settings, self.ledger)
 
     # --- functions -------------------------------------------------------------------------------
     def managed_function(self, name: str, versions: int = 4, live: str = "1") -> None:
@@ -88,12 +93,12 @@ class ReleaseWorld:
         return self.ledger.create(release)
 
     def deploying(self, function: str, target: str, **fields: Any) -> Release:
-        started = start_deployment(self.received(function, target, **fields), self.ledger, self.settings)
+        started = start_release(self.context, self.received(function, target, **fields))
         assert started.state == State.DEPLOYING, started
         return started
 
     def queued(self, function: str, target: str, **fields: Any) -> Release:
-        release = start_deployment(self.received(function, target, **fields), self.ledger, self.settings)
+        release = start_release(self.context, self.received(function, target, **fields))
         assert release.state == State.QUEUED, release
         return release
 

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from rollout.appspec import AppSpecError, LambdaAppSpec, build_appspec, parse_appspec, revision_for
+from rollout.appspec import LambdaAppSpec, build_appspec, parse_appspec, revision_for
+from rollout.errors import AppSpecError
 
 
 def test_the_appspec_moves_the_alias_between_two_versions_with_both_hooks() -> None:

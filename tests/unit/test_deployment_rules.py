@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rollout.artifacts import Rejected
 from rollout.canary_alarms import CanaryScope, alarm_definitions
 from rollout.codedeploy_ops import desired_group, group_differences
+from rollout.errors import Rejected
 from rollout.states import State, can_move
 from rollout.targets import deployment_config_name, managed_function
 

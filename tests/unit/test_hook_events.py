@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from rollout.config import Settings
+from rollout.errors import ChecksUnavailable, HookEventError
 from rollout.hook_failures import failure_reason, hook_of
-from rollout.hooks import ChecksUnavailable, HookEventError, LifecycleEvent, parse_s3_uri
+from rollout.hooks import LifecycleEvent, parse_s3_uri
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 

@@ -8,7 +8,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from rollout import aws, lambda_ops
-from rollout.lambda_ops import Rejected
+from rollout.errors import Rejected
 
 
 class _RefusingLambda:

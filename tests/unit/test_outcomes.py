@@ -9,13 +9,13 @@ import pytest
 from rollout.ledger import Release
 from rollout.outcomes import (
     FINAL_STATUS_TO_STATE,
-    AliasRouting,
     DeploymentState,
     alarm_names,
     decide,
     failed_hook_reason,
 )
 from rollout.states import State
+from rollout.targets import AliasRouting
 
 
 def release(**fields: Any) -> Release:

@@ -12,11 +12,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from rollout.errors import AppSpecError
+
 RESOURCE_TYPE = "AWS::Lambda::Function"
-
-
-class AppSpecError(ValueError):
-    """The AppSpec is not a Lambda AppSpec this project can act on."""
 
 
 @dataclass(frozen=True)

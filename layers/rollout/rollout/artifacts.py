@@ -18,6 +18,7 @@ from typing import IO, Any
 from urllib.parse import unquote_plus
 
 from rollout.checks import CHECKS_FILENAMES, MAX_DOCUMENT_BYTES
+from rollout.errors import Rejected
 
 SUFFIX = ".zip"
 FUNCTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -36,15 +37,6 @@ RATIO_FLOOR_BYTES = 1024 * 1024
 _LOCAL_HEADER_BYTES = 30
 _S_IFMT = 0o170000
 _S_IFLNK = 0o120000
-
-
-class Rejected(Exception):
-    """The artifact cannot be released: `code` for machines, `reason` for people."""
-
-    def __init__(self, code: str, reason: str) -> None:
-        self.code = code
-        self.reason = reason
-        super().__init__(f"{code}: {reason}")
 
 
 # --- events -------------------------------------------------------------------------------------

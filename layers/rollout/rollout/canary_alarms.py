@@ -139,3 +139,11 @@ def _existing(cloudwatch: Any, names: list[str]) -> list[str]:
         if not resp.get("NextToken"):
             return found
         kwargs["NextToken"] = resp["NextToken"]
+
+
+def alarms_in_alarm(names: list[str]) -> list[str]:
+    """Which of `names` CloudWatch reports in ALARM now (metric and composite alarms)."""
+    if not names:
+        return []
+    resp = aws.client("cloudwatch").describe_alarms(AlarmNames=names[:DESCRIBE_BATCH], StateValue="ALARM")
+    return [a["AlarmName"] for a in resp.get("MetricAlarms", []) + resp.get("CompositeAlarms", [])]

@@ -11,6 +11,8 @@ import json
 import math
 from typing import Any
 
+from rollout.errors import ChecksError
+
 CHECKS_FILENAMES = ("rollout.json", "rollout.yaml", "rollout.yml")
 
 PHASES = ("pre_traffic", "post_traffic")
@@ -31,15 +33,6 @@ CANARY_DEFAULTS: dict[str, Any] = {
 
 _CHECK_FIELDS = {"name", "event", "expect", "max_duration_ms"}
 _TOP_FIELDS = {*PHASES, "canary", "strict"}
-
-
-class ChecksError(ValueError):
-    """The checks document is invalid: `field` says where (e.g. `pre_traffic[1].name`), `why` says why."""
-
-    def __init__(self, field: str, why: str) -> None:
-        self.field = field
-        self.why = why
-        super().__init__(f"{field}: {why}")
 
 
 def parse_checks(raw: bytes | str | dict[str, Any], filename: str = "rollout.json") -> dict[str, Any]:

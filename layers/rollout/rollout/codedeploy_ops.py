@@ -5,13 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from rollout import aws
+from rollout.errors import DeploymentLimitExceeded
 
 ROLLBACK_EVENTS = ("DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM", "DEPLOYMENT_STOP_ON_REQUEST")
+BATCH_GET_LIMIT = 25  # BatchGetDeployments takes at most 25 ids
 ACTIVE_STATUSES = ["Created", "Queued", "InProgress", "Baking", "Ready"]
-
-
-class DeploymentLimitExceeded(Exception):
-    """CodeDeploy already runs a deployment in this group (matched on the error code only)."""
 
 
 def desired_group(
@@ -116,3 +114,21 @@ def create_deployment(
             raise DeploymentLimitExceeded(group) from exc
         raise
     return str(resp["deploymentId"])
+
+
+def get_deployment(deployment_id: str) -> dict[str, Any]:
+    """GetDeployment's deploymentInfo."""
+    return dict(aws.client("codedeploy").get_deployment(deploymentId=deployment_id)["deploymentInfo"])
+
+
+def get_deployments(deployment_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """deploymentInfo by id; ids CodeDeploy does not know are absent."""
+    found: dict[str, dict[str, Any]] = {}
+    unique = sorted(set(deployment_ids))
+    for start in range(0, len(unique), BATCH_GET_LIMIT):
+        resp = aws.client("codedeploy").batch_get_deployments(
+            deploymentIds=unique[start : start + BATCH_GET_LIMIT]
+        )
+        for info in resp.get("deploymentsInfo", []):
+            found[info["deploymentId"]] = dict(info)
+    return found

@@ -8,10 +8,8 @@ ledger writes, so a duplicate or late event is refused by the ledger and changes
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
@@ -19,21 +17,19 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rollout import aws
+from rollout import aws, canary_alarms, codedeploy_ops, lambda_ops
 from rollout.config import Settings
-from rollout.ledger import Ledger, Release, TransitionRefused
-from rollout.notifications import Notifier, build
-from rollout.observability import logger, metrics
-from rollout.outcomes import AliasRouting, DeploymentState, Outcome, decide
+from rollout.errors import MalformedEvent, TransitionRefused
+from rollout.ledger import Release
+from rollout.observability import logger
+from rollout.outcomes import DeploymentState, Outcome, decide
 from rollout.release_queue import QueueEffects, QueueReport, advance_queue, finish_release
-from rollout.states import State
+from rollout.states import ReasonCode, State
+from rollout.targets import AliasRouting
+from rollout.transitions import ReleaseContext, move
 
 DETAIL_TYPE = "CodeDeploy Deployment State-change Notification"
 FINAL_STATES = frozenset({DeploymentState.SUCCESS, DeploymentState.FAILURE, DeploymentState.STOP})
-
-
-class MalformedEvent(ValueError):
-    """The event is not a CodeDeploy deployment state change this handler can read."""
 
 
 @dataclass(frozen=True)
@@ -73,11 +69,15 @@ def parse_state_change(event: Any) -> StateChange:
 
 
 class DeploymentFacts:
-    """What CodeDeploy, Lambda and CloudWatch say about a deployment (read-only adapter)."""
+    """What CodeDeploy, Lambda and CloudWatch say about a deployment (read-only, through the adapters).
+
+    Reads that fail are logged and answered with "unknown" (None or empty): the outcome is then
+    decided on what is known, and the reconciler looks again later.
+    """
 
     def deployment(self, deployment_id: str) -> dict[str, Any] | None:
         try:
-            return dict(aws.client("codedeploy").get_deployment(deploymentId=deployment_id)["deploymentInfo"])
+            return codedeploy_ops.get_deployment(deployment_id)
         except (ClientError, BotoCoreError) as exc:
             logger.warning(
                 "could not read the deployment",
@@ -87,32 +87,21 @@ class DeploymentFacts:
 
     def deployments(self, deployment_ids: list[str]) -> dict[str, dict[str, Any]]:
         """deploymentInfo by id; ids CodeDeploy does not know are absent."""
-        found: dict[str, dict[str, Any]] = {}
-        unique = sorted(set(deployment_ids))
-        for start in range(0, len(unique), 25):  # BatchGetDeployments takes at most 25 ids
-            resp = aws.client("codedeploy").batch_get_deployments(deploymentIds=unique[start : start + 25])
-            for info in resp.get("deploymentsInfo", []):
-                found[info["deploymentId"]] = dict(info)
-        return found
+        return codedeploy_ops.get_deployments(deployment_ids)
 
     def alias(self, function: str, alias: str) -> AliasRouting | None:
         try:
-            resp = aws.client("lambda").get_alias(FunctionName=function, Name=alias or "live")
+            return lambda_ops.get_alias(function, alias or "live")
         except (ClientError, BotoCoreError) as exc:
             logger.warning("could not read the alias", extra={"function": function, "error": str(exc)})
             return None
-        weights = (resp.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
-        return AliasRouting(str(resp["FunctionVersion"]), {str(k): float(v) for k, v in weights.items()})
 
     def firing_alarms(self, names: list[str]) -> list[str]:
-        if not names:
-            return []
         try:
-            resp = aws.client("cloudwatch").describe_alarms(AlarmNames=names[:100], StateValue="ALARM")
+            return canary_alarms.alarms_in_alarm(names)
         except (ClientError, BotoCoreError) as exc:
             logger.warning("could not read alarm states", extra={"error": str(exc)})
             return []
-        return [a["AlarmName"] for a in resp.get("MetricAlarms", []) + resp.get("CompositeAlarms", [])]
 
 
 @dataclass
@@ -142,8 +131,7 @@ class Applied:
 def apply_state(
     release: Release,
     state: DeploymentState,
-    ledger: Ledger,
-    settings: Settings,
+    ctx: ReleaseContext,
     effects: QueueEffects,
     facts: DeploymentFacts,
     deployment: dict[str, Any] | None = None,
@@ -155,26 +143,42 @@ def apply_state(
     logger.append_keys(release_id=release.release_id, function=release.function)
     if release.deployment_id:
         logger.set_correlation_id(release.deployment_id)
-    before = str(release.state)
     if state == DeploymentState.READY:
-        return Applied(release.release_id, release.function, before, before, changed=False)
+        return Applied(release.release_id, release.function, str(release.state), str(release.state), False)
     if state == DeploymentState.START:
-        return _apply_start(release, ledger, settings)
+        return _apply_start(release, ctx)
+    return _apply_ending(release, state, ctx, effects, facts, deployment)
 
+
+def _apply_start(release: Release, ctx: ReleaseContext) -> Applied:
+    before = str(release.state)
+    if release.state not in (State.RECEIVED, State.QUEUED):
+        logger.info("start already recorded", extra={"state": before})
+        return Applied(release.release_id, release.function, before, before, changed=False)
+    started = _move_quietly(release, State.DEPLOYING, ctx)
+    after = str(started.state) if started else before
+    return Applied(release.release_id, release.function, before, after, changed=started is not None)
+
+
+def _apply_ending(
+    release: Release,
+    state: DeploymentState,
+    ctx: ReleaseContext,
+    effects: QueueEffects,
+    facts: DeploymentFacts,
+    deployment: dict[str, Any] | None,
+) -> Applied:
+    before = str(release.state)
     if release.state in (State.RECEIVED, State.QUEUED):
         # The deployment ran although the start was never recorded (the starter died after
         # CreateDeployment): record that it deployed, so the history stays true.
-        release = _move(release, State.DEPLOYING, ledger, deployment_id=release.deployment_id) or release
+        release = _move_quietly(release, State.DEPLOYING, ctx) or release
     if deployment is None:
         deployment = facts.deployment(release.deployment_id)
-    alias = facts.alias(release.function, release.alias) if state != DeploymentState.SUCCESS else None
-    firing: list[str] = []
-    if ((deployment or {}).get("errorInformation") or {}).get("code") == "ALARM_ACTIVE":
-        firing = facts.firing_alarms(list(release.alarms))
-    outcome = decide(state, release, deployment, alias, firing)
+    outcome = _outcome(release, state, facts, deployment)
     assert outcome.target is not None  # every final state has a target
     try:
-        ended = ledger.transition(release, outcome.target, **outcome.fields())
+        ended = move(ctx, release, outcome.target, **outcome.fields())
     except TransitionRefused as refused:
         current = refused.release
         logger.info(
@@ -183,94 +187,54 @@ def apply_state(
         )
         if current is not None and current.is_terminal:
             # A retry after a crash half-way through: finish the clean-up, announce nothing twice.
-            finish_release(current, ledger, settings, effects)
+            finish_release(current, ctx, effects)
         after = str(current.state) if current else "missing"
         return Applied(release.release_id, release.function, before, after, changed=False)
-
-    _announce(outcome, ended, settings)
-    _count(ended)
-    queue = finish_release(ended, ledger, settings, effects)
+    queue = finish_release(ended, ctx, effects)
     return Applied(release.release_id, release.function, before, str(ended.state), changed=True, queue=queue)
 
 
-def _apply_start(release: Release, ledger: Ledger, settings: Settings) -> Applied:
-    before = str(release.state)
-    if release.state not in (State.RECEIVED, State.QUEUED):
-        logger.info("start already recorded", extra={"state": before})
-        return Applied(release.release_id, release.function, before, before, changed=False)
-    started = _move(release, State.DEPLOYING, ledger, deployment_id=release.deployment_id)
-    if started is None:
-        return Applied(release.release_id, release.function, before, before, changed=False)
-    _announce(Outcome(State.DEPLOYING), started, settings)
-    return Applied(release.release_id, release.function, before, str(started.state), changed=True)
+def _outcome(
+    release: Release, state: DeploymentState, facts: DeploymentFacts, deployment: dict[str, Any] | None
+) -> Outcome:
+    """What CodeDeploy's ending means, with the facts `decide` needs read first."""
+    alias = facts.alias(release.function, release.alias) if state != DeploymentState.SUCCESS else None
+    firing: list[str] = []
+    if ((deployment or {}).get("errorInformation") or {}).get("code") == ReasonCode.ALARM_ACTIVE:
+        firing = facts.firing_alarms(list(release.alarms))
+    return decide(state, release, deployment, alias, firing)
 
 
-def _move(release: Release, target: State, ledger: Ledger, **fields: Any) -> Release | None:
+def _move_quietly(release: Release, target: State, ctx: ReleaseContext) -> Release | None:
+    """`move`, or None when the ledger refuses it (an event already applied)."""
+    changes: dict[str, Any] = {"deployment_id": release.deployment_id} if release.deployment_id else {}
     try:
-        return ledger.transition(release, target, **{k: v for k, v in fields.items() if v})
+        return move(ctx, release, target, **changes)
     except TransitionRefused as refused:
         logger.info("transition refused", extra={"target": str(target), "error": str(refused)})
         return None
 
 
-def _announce(outcome: Outcome, release: Release, settings: Settings) -> None:
-    if not outcome.kind:
-        return
-    try:
-        Notifier(settings.topic_arn).publish(build(outcome.kind, release, settings.region))
-    except (ClientError, BotoCoreError):
-        # The ledger already holds the truth; a lost notification must not undo or repeat it.
-        logger.exception("could not publish the notification", extra={"kind": outcome.kind})
-
-
-def _count(release: Release) -> None:
-    metric = {
-        State.SUCCEEDED: "DeploymentsSucceeded",
-        State.ROLLED_BACK: "DeploymentsRolledBack",
-        State.FAILED: "DeploymentsFailed",
-    }.get(release.state)
-    if metric:
-        metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
-    seconds = _seconds(release.received_at, release.completed_at)
-    if seconds is not None:
-        metrics.add_metric(name="ReleaseDurationSeconds", unit=MetricUnit.Seconds, value=seconds)
-
-
-def _seconds(start: str, end: str) -> float | None:
-    try:
-        delta = datetime.fromisoformat(end.replace("Z", "+00:00")) - datetime.fromisoformat(
-            start.replace("Z", "+00:00")
-        )
-    except ValueError:
-        return None
-    return round(delta.total_seconds(), 3)
-
-
-def release_for_deployment(ledger: Ledger, deployment_id: str) -> Release | None:
-    """The release a deployment belongs to, if Rollout started it."""
-    return ledger.by_deployment(deployment_id)
-
-
 def handle_state_change(
     change: StateChange,
-    ledger: Ledger,
-    settings: Settings,
+    ctx: ReleaseContext,
     effects: QueueEffects,
     facts: DeploymentFacts,
 ) -> dict[str, Any]:
     """Apply one state change event; deployments Rollout did not start are logged and left alone."""
     logger.set_correlation_id(change.deployment_id)
-    if settings.codedeploy_application and change.application not in ("", settings.codedeploy_application):
+    application = ctx.settings.codedeploy_application
+    if application and change.application not in ("", application):
         logger.info("event for another application ignored", extra={"application": change.application})
         return {"ignored": "other application"}
-    release = release_for_deployment(ledger, change.deployment_id)
+    release = ctx.ledger.by_deployment(change.deployment_id)
     if release is None:
-        return _foreign_deployment(change, ledger, settings, effects, facts)
-    return apply_state(release, change.state, ledger, settings, effects, facts).as_dict()
+        return _foreign_deployment(change, ctx, effects, facts)
+    return apply_state(release, change.state, ctx, effects, facts).as_dict()
 
 
 def _foreign_deployment(
-    change: StateChange, ledger: Ledger, settings: Settings, effects: QueueEffects, facts: DeploymentFacts
+    change: StateChange, ctx: ReleaseContext, effects: QueueEffects, facts: DeploymentFacts
 ) -> dict[str, Any]:
     """A deployment not in the ledger. When it is CodeDeploy's rollback of one of ours and it has
     ended, the function's group is free again: start what is queued."""
@@ -279,7 +243,7 @@ def _foreign_deployment(
         return {"ignored": "not a Rollout deployment"}
     info = facts.deployment(change.deployment_id) or {}
     triggering = str((info.get("rollbackInfo") or {}).get("rollbackTriggeringDeploymentId") or "")
-    original = release_for_deployment(ledger, triggering) if triggering else None
+    original = ctx.ledger.by_deployment(triggering) if triggering else None
     if original is None:
         logger.info("deployment not started by Rollout: ignored", extra={"state": str(change.state)})
         return {"ignored": "not a Rollout deployment"}
@@ -289,7 +253,7 @@ def _foreign_deployment(
             "CodeDeploy's rollback did not succeed: check the alias",
             extra={"rollback_deployment_id": change.deployment_id, "error": info.get("errorInformation")},
         )
-    queue = advance_queue(original.function, ledger, settings, effects)
+    queue = advance_queue(original.function, ctx, effects)
     return {"rollback_of": original.release_id, "queue": queue.as_dict()}
 
 
@@ -309,13 +273,13 @@ def handle_state_change_once(
     )
     config = IdempotencyConfig(event_key_jmespath="[deployment_id, state]", raise_on_no_idempotency_key=True)
     config.register_lambda_context(lambda_context)
-    ledger = Ledger(settings.ledger_table)
+    ctx = ReleaseContext.from_settings(settings)
     queue_effects = effects or QueueEffects.default()
     reader = facts or DeploymentFacts()
 
     @idempotent_function(data_keyword_argument="key", persistence_store=persistence, config=config)
     def once(key: dict[str, str]) -> dict[str, Any]:
-        return handle_state_change(change, ledger, settings, queue_effects, reader)
+        return handle_state_change(change, ctx, queue_effects, reader)
 
     result: dict[str, Any] = once(key=change.key())
     return result

@@ -16,6 +16,7 @@ from typing import Any
 
 from rollout.check_runner import FAILED, excerpt
 from rollout.config import Settings
+from rollout.errors import DestinationRecordError
 from rollout.hooks import (
     LABELS,
     POST_TRAFFIC,
@@ -27,10 +28,6 @@ from rollout.hooks import (
 )
 from rollout.ledger import Ledger, now_iso
 from rollout.observability import logger
-
-
-class DestinationRecordError(ValueError):
-    """The event is not a Lambda destination record of a hook invocation."""
 
 
 def hook_of(function_arn: str, settings: Settings) -> str | None:

@@ -27,6 +27,7 @@ from rollout.canary import CanaryPolicy, judge_canary, traffic_window
 from rollout.check_runner import FAILED, SUCCEEDED, Check, CheckResult, Invoke, excerpt, run_checks
 from rollout.checks import ChecksError, parse_checks
 from rollout.config import Settings
+from rollout.errors import ChecksUnavailable, HookEventError
 from rollout.lambda_metrics import read_version_figures
 from rollout.ledger import Ledger, Release, now_iso
 from rollout.observability import logger, metrics
@@ -42,14 +43,6 @@ CHECKS_TAG = "rollout:checks"
 REPORT_MARGIN_MS = 10_000
 # Time kept back from the work's deadline for the check runner to wrap up its results.
 WRAP_UP_MS = 500
-
-
-class HookEventError(ValueError):
-    """The invocation is not a CodeDeploy lifecycle hook event."""
-
-
-class ChecksUnavailable(Exception):
-    """The function names a checks document that cannot be read or is invalid."""
 
 
 @dataclass(frozen=True)

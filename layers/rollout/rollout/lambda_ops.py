@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 from botocore.exceptions import WaiterError
 
 from rollout import aws
-from rollout.artifacts import Rejected
-from rollout.targets import ManagedFunction, managed_function
+from rollout.errors import CodeChanged, Rejected, UpdateFailed
+from rollout.targets import AliasRouting, ManagedFunction, managed_function
 
 T = TypeVar("T")
 
@@ -28,22 +28,6 @@ CONFLICT_MAX_DELAY = 8.0
 UPDATE_WAIT = {"Delay": 1, "MaxAttempts": 300}
 
 sleep: Callable[[float], None] = time.sleep  # replaced in tests to observe the backoff
-
-
-class CodeChanged(Exception):
-    """The function's code changed between our update and our publish (another upload won)."""
-
-
-class UpdateFailed(Exception):
-    """Lambda could not apply the new code (LastUpdateStatus Failed)."""
-
-
-@dataclass(frozen=True)
-class AliasState:
-    name: str
-    version: str
-    revision_id: str
-    has_weights: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,7 +75,8 @@ def get_managed_function(name: str, default_config: str) -> ManagedFunction:
     return managed_function(name, resp.get("Tags") or {}, default_config)
 
 
-def get_alias(function: str, alias: str) -> AliasState | None:
+def get_alias(function: str, alias: str) -> AliasRouting | None:
+    """Where the alias points now; None if it does not exist."""
     try:
         resp = aws.client("lambda").get_alias(FunctionName=function, Name=alias)
     except Exception as exc:
@@ -99,11 +84,11 @@ def get_alias(function: str, alias: str) -> AliasState | None:
             return None
         raise
     weights = (resp.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
-    return AliasState(
-        name=alias,
+    return AliasRouting(
         version=str(resp["FunctionVersion"]),
+        weights={str(k): float(v) for k, v in weights.items()},
+        name=alias,
         revision_id=str(resp.get("RevisionId", "")),
-        has_weights=bool(weights),
     )
 
 

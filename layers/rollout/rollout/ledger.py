@@ -22,6 +22,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Attr, Key
 
 from rollout import aws
+from rollout.errors import TransitionRefused
 from rollout.states import State, is_terminal, sources_of
 
 BY_DEPLOYMENT_INDEX = "by-deployment"
@@ -107,16 +108,6 @@ class Release:
         return data
 
 
-class TransitionRefused(Exception):
-    """The release is not in a state from which the requested transition is allowed."""
-
-    def __init__(self, release: Release | None, target: State) -> None:
-        self.release = release
-        self.target = target
-        current = release.state if release else "missing"
-        super().__init__(f"release cannot move from {current} to {target}")
-
-
 class Ledger:
     def __init__(self, table_name: str) -> None:
         self.table_name = table_name
@@ -137,9 +128,7 @@ class Ledger:
         return release
 
     def get(self, function: str, release_id: str) -> Release | None:
-        item = self._table.get_item(
-            Key={"pk": f"FN#{function}", "sk": f"REL#{release_id}"}, ConsistentRead=True
-        ).get("Item")
+        item = self._table.get_item(Key=_release_key(function, release_id), ConsistentRead=True).get("Item")
         return Release.from_item(item) if item else None
 
     def by_deployment(self, deployment_id: str) -> Release | None:
@@ -201,12 +190,15 @@ class Ledger:
                 kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
         return found
 
-    def transition(self, release: Release, target: State, **changes: Any) -> Release:
+    def transition(
+        self, release: Release, target: State, only_from: frozenset[State] | None = None, **changes: Any
+    ) -> Release:
         """Move a release to `target` if its stored state allows it; raise TransitionRefused if not.
 
-        `changes` are other fields written in the same conditional update.
+        `only_from` narrows the states it may come from (a failed start must never end a release
+        another invocation already deployed); `changes` are other fields written in the same update.
         """
-        allowed = sources_of(target)
+        allowed = sources_of(target) & only_from if only_from is not None else sources_of(target)
         stamp = now_iso()
         values: dict[str, Any] = dict(changes)
         values["state"] = str(target)
@@ -215,29 +207,15 @@ class Ledger:
             values.setdefault("deploying_at", stamp)
         if is_terminal(target):
             values.setdefault("completed_at", stamp)
-        names = {f"#f{i}": k for i, k in enumerate(values)}
-        expr_values = {f":v{i}": _to_dynamo(v) for i, v in enumerate(values.values())}
-        sets = [f"#f{i} = :v{i}" for i in range(len(values))]
-        names["#history"] = "history"
-        expr_values[":entry"] = [_to_dynamo({"state": str(target), "at": stamp, **_history_note(changes)})]
-        expr_values[":empty"] = []
-        sets.append("#history = list_append(if_not_exists(#history, :empty), :entry)")
-        update = "SET " + ", ".join(sets)
-        names["#open"] = "open_state"
-        if is_terminal(target):
-            update += " REMOVE #open"
-        else:
-            update += ", #open = :open"
-            expr_values[":open"] = str(target)
+        entry = {"state": str(target), "at": stamp, **_history_note(changes)}
+        update, names, expr_values = _transition_expression(values, target, entry)
+        froms = {f":from{i}": str(st) for i, st in enumerate(sorted(allowed))}
+        expr_values.update(froms)
         names["#st"] = "state"
-        allowed_keys = []
-        for i, st in enumerate(sorted(allowed)):
-            expr_values[f":from{i}"] = str(st)
-            allowed_keys.append(f":from{i}")
-        condition = f"#st IN ({', '.join(allowed_keys)})" if allowed_keys else "attribute_not_exists(#st)"
+        condition = f"#st IN ({', '.join(froms)})" if froms else "attribute_not_exists(#st)"
         try:
             resp = self._table.update_item(
-                Key={"pk": f"FN#{release.function}", "sk": f"REL#{release.release_id}"},
+                Key=_release_key(release.function, release.release_id),
                 UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
@@ -250,32 +228,32 @@ class Ledger:
             raise
         return Release.from_item(resp["Attributes"])
 
-    def update(self, function: str, release_id: str, **changes: Any) -> None:
-        """Write fields of an existing release without touching its state."""
-        if not changes:
-            return
+    def update(self, function: str, release_id: str, **changes: Any) -> Release:
+        """Write fields of an existing release without touching its state; returns it as stored."""
         changes["updated_at"] = now_iso()
         names = {f"#f{i}": k for i, k in enumerate(changes)}
         values = {f":v{i}": _to_dynamo(v) for i, v in enumerate(changes.values())}
-        self._table.update_item(
-            Key={"pk": f"FN#{function}", "sk": f"REL#{release_id}"},
+        resp = self._table.update_item(
+            Key=_release_key(function, release_id),
             UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(changes))),
             ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
         )
+        return Release.from_item(resp["Attributes"])
 
     def record_hook_result(self, function: str, release_id: str, hook: str, result: dict[str, Any]) -> None:
         """Store one hook's results (checks, canary figures, verdict) under hook_results.<hook>."""
         self._table.update_item(
-            Key={"pk": f"FN#{function}", "sk": f"REL#{release_id}"},
+            Key=_release_key(function, release_id),
             UpdateExpression="SET #hr = if_not_exists(#hr, :empty), #u = :u",
             ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeNames={"#hr": "hook_results", "#u": "updated_at"},
             ExpressionAttributeValues={":empty": {}, ":u": now_iso()},
         )
         self._table.update_item(
-            Key={"pk": f"FN#{function}", "sk": f"REL#{release_id}"},
+            Key=_release_key(function, release_id),
             UpdateExpression="SET #hr.#h = :r",
             ExpressionAttributeNames={"#hr": "hook_results", "#h": hook},
             ExpressionAttributeValues={":r": _to_dynamo(result)},
@@ -373,6 +351,31 @@ class Ledger:
             if "LastEvaluatedKey" not in resp:
                 return items
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+
+def _release_key(function: str, release_id: str) -> dict[str, str]:
+    return {"pk": f"FN#{function}", "sk": f"REL#{release_id}"}
+
+
+def _transition_expression(
+    values: dict[str, Any], target: State, entry: dict[str, Any]
+) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """SET every value, append `entry` to the history, and keep the sparse open-releases key in step."""
+    names = {f"#f{i}": k for i, k in enumerate(values)}
+    expr_values = {f":v{i}": _to_dynamo(v) for i, v in enumerate(values.values())}
+    sets = [f"#f{i} = :v{i}" for i in range(len(values))]
+    names["#history"] = "history"
+    expr_values[":entry"] = [_to_dynamo(entry)]
+    expr_values[":empty"] = []
+    sets.append("#history = list_append(if_not_exists(#history, :empty), :entry)")
+    update = "SET " + ", ".join(sets)
+    names["#open"] = "open_state"
+    if is_terminal(target):
+        update += " REMOVE #open"
+    else:
+        update += ", #open = :open"
+        expr_values[":open"] = str(target)
+    return update, names, expr_values
 
 
 def _history_note(changes: dict[str, Any]) -> dict[str, Any]:

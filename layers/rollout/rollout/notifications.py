@@ -11,8 +11,11 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from rollout import aws
 from rollout.ledger import Release
+from rollout.observability import logger, metrics
 
 SCHEMA = "rollout.notification/1"
 
@@ -132,8 +135,32 @@ def build(kind: str, release: Release, region: str, **extra: Any) -> Notificatio
 
 
 class Notifier:
-    def __init__(self, topic_arn: str) -> None:
+    """Publishes notifications on the stack's topic: the only place Rollout talks to SNS.
+
+    The error policy, for every caller: `announce` never raises. The ledger already holds the
+    outcome when a release is announced, so a failed publish is logged (with the kind and the
+    release) and counted in the `NotificationsFailed` metric; it never undoes or changes the
+    recorded state, and never replaces the error that caused the transition.
+    """
+
+    def __init__(self, topic_arn: str, region: str = "us-east-1") -> None:
         self.topic_arn = topic_arn
+        self.region = region
+
+    def announce(self, kind: str, release: Release, **extra: Any) -> bool:
+        """Publish `kind` about `release`; True when SNS took it."""
+        if not self.topic_arn:
+            logger.warning("No notification topic configured", extra={"kind": kind})
+            return False
+        try:
+            self.publish(build(kind, release, self.region, **extra))
+        except Exception:  # the policy above: logged and counted, never raised
+            logger.exception(
+                "Could not publish the notification", extra={"kind": kind, "release_id": release.release_id}
+            )
+            metrics.add_metric(name="NotificationsFailed", unit=MetricUnit.Count, value=1)
+            return False
+        return True
 
     def publish(self, notification: Notification) -> str:
         resp = aws.client("sns").publish(

@@ -12,7 +12,8 @@ from enum import StrEnum
 from typing import Any
 
 from rollout.ledger import Release
-from rollout.states import State
+from rollout.states import State, notification_kind
+from rollout.targets import AliasRouting
 
 
 class DeploymentState(StrEnum):
@@ -38,30 +39,6 @@ HOOK_LABELS = {"pre_traffic": "pre-traffic", "post_traffic": "post-traffic"}
 REASON_LIMIT = 700
 EXCERPT_LIMIT = 300
 
-KIND_FOR_STATE: dict[State, str] = {
-    State.DEPLOYING: "deployment.started",
-    State.SUCCEEDED: "deployment.succeeded",
-    State.ROLLED_BACK: "deployment.rolled_back",
-    State.FAILED: "deployment.failed",
-}
-
-
-@dataclass(frozen=True)
-class AliasRouting:
-    """Where an alias sends traffic: its version and any additional version weights."""
-
-    version: str
-    weights: dict[str, float]
-
-    def serves_only(self, version: str) -> bool:
-        return self.version == version and not any(w > 0 for w in self.weights.values())
-
-    def describe(self) -> str:
-        if not self.weights:
-            return f"all traffic on v{self.version}"
-        shares = ", ".join(f"v{v} {w:.0%}" for v, w in sorted(self.weights.items()))
-        return f"traffic split: v{self.version} main, {shares}"
-
 
 @dataclass(frozen=True)
 class Outcome:
@@ -73,11 +50,12 @@ class Outcome:
 
     @property
     def kind(self) -> str | None:
-        return KIND_FOR_STATE.get(self.target) if self.target else None
+        """The notification the transition announces (a deployment's outcome: it was deploying)."""
+        return notification_kind(State.DEPLOYING, self.target) if self.target else None
 
-    def fields(self) -> dict[str, str]:
+    def fields(self) -> dict[str, Any]:
         """Ledger fields written with the transition."""
-        changes = {}
+        changes: dict[str, Any] = {}
         if self.reason_code:
             changes["reason_code"] = self.reason_code
         if self.reason:

@@ -11,16 +11,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from rollout.config import Settings
 from rollout.deployment_events import Applied, DeploymentFacts, apply_state
-from rollout.ledger import Ledger, Release, TransitionRefused
-from rollout.notifications import Notifier, build
+from rollout.errors import TransitionRefused
+from rollout.ledger import Ledger, Release
 from rollout.observability import logger
 from rollout.outcomes import FINAL_STATUS_TO_STATE
 from rollout.release_queue import QueueEffects, QueueReport, advance_queue, finish_release
-from rollout.states import State
+from rollout.states import ReasonCode, State
+from rollout.transitions import ReleaseContext, move
 
 # Longer than any Lambda invocation can run (15 minutes): a lock taken this long ago with no
 # deployment attached, or a DEPLOYING release CodeDeploy has no record of, belongs to a start
@@ -47,6 +46,31 @@ class ReconcileSummary:
     def repaired(self) -> int:
         return len(self.settled) + len(self.locks_released) + len(self.queue.started) + len(self.queue.failed)
 
+    def record(self, applied: Applied) -> None:
+        if applied.changed:
+            self.settled.append(applied.as_dict())
+            if applied.queue is not None:
+                self.queue.merge(applied.queue)
+
+
+@dataclass
+class _Run:
+    """What every step of one reconciler run needs, and what it found."""
+
+    ctx: ReleaseContext
+    effects: QueueEffects
+    facts: DeploymentFacts
+    now: datetime
+    grace: timedelta
+    summary: ReconcileSummary = field(default_factory=ReconcileSummary)
+
+    def older_than_grace(self, stamp: str) -> bool:
+        try:
+            at = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        except ValueError:
+            return True  # no usable time: treat as old rather than keep it forever
+        return self.now - at > self.grace
+
 
 def reconcile(
     ledger: Ledger,
@@ -56,105 +80,79 @@ def reconcile(
     now: datetime | None = None,
     grace: timedelta = GRACE,
 ) -> ReconcileSummary:
-    now = now or datetime.now(UTC)
-    summary = ReconcileSummary()
+    run = _Run(
+        ReleaseContext.from_settings(settings, ledger), effects, facts, now or datetime.now(UTC), grace
+    )
     for step in (_settle_finished_deployments, _release_orphaned_locks, _start_waiting_queues):
         try:
-            step(ledger, settings, effects, facts, now, grace, summary)
+            step(run)
         except Exception as exc:
             # One broken step must not keep the others from repairing what they can.
             logger.exception("reconciler step failed", extra={"step": step.__name__})
-            summary.errors.append(f"{step.__name__}: {exc}")
-    logger.info("reconciled", extra={"summary": summary.as_dict()})
-    return summary
+            run.summary.errors.append(f"{step.__name__}: {exc}")
+    logger.info("reconciled", extra={"summary": run.summary.as_dict()})
+    return run.summary
 
 
-def _settle_finished_deployments(
-    ledger: Ledger,
-    settings: Settings,
-    effects: QueueEffects,
-    facts: DeploymentFacts,
-    now: datetime,
-    grace: timedelta,
-    summary: ReconcileSummary,
-) -> None:
+def _settle_finished_deployments(run: _Run) -> None:
     """DEPLOYING releases whose deployment already ended in CodeDeploy."""
-    deploying = ledger.open_releases(State.DEPLOYING)
-    infos = facts.deployments([r.deployment_id for r in deploying if r.deployment_id])
+    deploying = run.ctx.ledger.open_releases(State.DEPLOYING)
+    infos = run.facts.deployments([r.deployment_id for r in deploying if r.deployment_id])
     for release in deploying:
         info = infos.get(release.deployment_id) if release.deployment_id else None
         if info is None:
-            if _older_than(release.deploying_at or release.updated_at, now, grace):
-                _fail_lost(release, ledger, settings, effects, summary)
+            if run.older_than_grace(release.deploying_at or release.updated_at):
+                _fail_lost(release, run)
             continue
         state = FINAL_STATUS_TO_STATE.get(str(info.get("status")))
         if state is None:
             continue  # still running
-        applied = apply_state(release, state, ledger, settings, effects, facts, deployment=info)
-        _record(applied, summary)
+        run.summary.record(apply_state(release, state, run.ctx, run.effects, run.facts, deployment=info))
 
 
-def _release_orphaned_locks(
-    ledger: Ledger,
-    settings: Settings,
-    effects: QueueEffects,
-    facts: DeploymentFacts,
-    now: datetime,
-    grace: timedelta,
-    summary: ReconcileSummary,
-) -> None:
+def _release_orphaned_locks(run: _Run) -> None:
     """Locks held by a finished release, a finished deployment, or a start that never deployed."""
-    for lock in ledger.locks():
-        function = str(lock.get("function") or str(lock.get("pk", "")).removeprefix("FN#"))
-        release_id = str(lock.get("release_id") or "")
-        deployment_id = str(lock.get("deployment_id") or "")
-        holder = ledger.get(function, release_id) if release_id else None
-        why = ""
-        if holder is None:
-            why = "held by a release the ledger does not have"
-        elif holder.is_terminal:
-            why = f"held by a release that ended {holder.state}"
-        elif deployment_id:
-            info = facts.deployment(deployment_id)
-            state = FINAL_STATUS_TO_STATE.get(str((info or {}).get("status")))
-            if state is not None:
-                # The release's own deployment ended but its release never settled: settle it
-                # (which also releases the lock and starts the queue).
-                holder.deployment_id = holder.deployment_id or deployment_id
-                _record(
-                    apply_state(holder, state, ledger, settings, effects, facts, deployment=info), summary
-                )
-                continue
-        elif _older_than(str(lock.get("acquired_at") or ""), now, grace):
-            why = "no deployment started within the grace period"
-        if not why:
-            continue
-        if ledger.release_lock(function, release_id):
-            summary.locks_released.append({"function": function, "release_id": release_id, "why": why})
-            logger.warning("released an orphaned lock", extra={"function": function, "why": why})
-            if holder is not None and holder.is_terminal:
-                summary.queue.merge(finish_release(holder, ledger, settings, effects))
+    for lock in run.ctx.ledger.locks():
+        _repair_lock(lock, run)
 
 
-def _start_waiting_queues(
-    ledger: Ledger,
-    settings: Settings,
-    effects: QueueEffects,
-    facts: DeploymentFacts,
-    now: datetime,
-    grace: timedelta,
-    summary: ReconcileSummary,
-) -> None:
+def _repair_lock(lock: dict[str, Any], run: _Run) -> None:
+    ledger = run.ctx.ledger
+    function = str(lock.get("function") or str(lock.get("pk", "")).removeprefix("FN#"))
+    release_id = str(lock.get("release_id") or "")
+    deployment_id = str(lock.get("deployment_id") or "")
+    holder = ledger.get(function, release_id) if release_id else None
+    why = ""
+    if holder is None:
+        why = "held by a release the ledger does not have"
+    elif holder.is_terminal:
+        why = f"held by a release that ended {holder.state}"
+    elif deployment_id:
+        info = run.facts.deployment(deployment_id)
+        state = FINAL_STATUS_TO_STATE.get(str((info or {}).get("status")))
+        if state is not None:
+            # The release's own deployment ended but its release never settled: settle it
+            # (which also releases the lock and starts the queue).
+            holder.deployment_id = holder.deployment_id or deployment_id
+            run.summary.record(apply_state(holder, state, run.ctx, run.effects, run.facts, deployment=info))
+        return
+    elif run.older_than_grace(str(lock.get("acquired_at") or "")):
+        why = "no deployment started within the grace period"
+    if why and ledger.release_lock(function, release_id):
+        run.summary.locks_released.append({"function": function, "release_id": release_id, "why": why})
+        logger.warning("released an orphaned lock", extra={"function": function, "why": why})
+        if holder is not None and holder.is_terminal:
+            run.summary.queue.merge(finish_release(holder, run.ctx, run.effects))
+
+
+def _start_waiting_queues(run: _Run) -> None:
     """Queued releases of functions nothing is deploying."""
-    functions = sorted({r.function for r in ledger.open_releases(State.QUEUED)})
+    functions = sorted({r.function for r in run.ctx.ledger.open_releases(State.QUEUED)})
     for function in functions:
-        report = advance_queue(function, ledger, settings, effects)
-        summary.queue.merge(report)
+        run.summary.queue.merge(advance_queue(function, run.ctx, run.effects))
 
 
-def _fail_lost(
-    release: Release, ledger: Ledger, settings: Settings, effects: QueueEffects, summary: ReconcileSummary
-) -> None:
+def _fail_lost(release: Release, run: _Run) -> None:
     """A DEPLOYING release whose deployment CodeDeploy does not know: record it, never leave it open."""
     reason = (
         f"CodeDeploy has no record of deployment {release.deployment_id}"
@@ -162,32 +160,9 @@ def _fail_lost(
         else "no deployment was recorded for this release"
     )
     try:
-        failed = ledger.transition(release, State.FAILED, reason_code="DEPLOYMENT_LOST", reason=reason)
+        failed = move(run.ctx, release, State.FAILED, reason_code=ReasonCode.DEPLOYMENT_LOST, reason=reason)
     except TransitionRefused:
         return
-    try:
-        Notifier(settings.topic_arn).publish(build("deployment.failed", failed, settings.region))
-    except (ClientError, BotoCoreError):
-        logger.exception("could not publish the notification")
-    queue = finish_release(failed, ledger, settings, effects)
-    summary.settled.append(
-        Applied(
-            failed.release_id, failed.function, str(release.state), str(failed.state), True, queue
-        ).as_dict()
-    )
-    summary.queue.merge(queue)
-
-
-def _record(applied: Applied, summary: ReconcileSummary) -> None:
-    if applied.changed:
-        summary.settled.append(applied.as_dict())
-        if applied.queue is not None:
-            summary.queue.merge(applied.queue)
-
-
-def _older_than(stamp: str, now: datetime, grace: timedelta) -> bool:
-    try:
-        at = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return True  # no usable time: treat as old rather than keep it forever
-    return now - at > grace
+    queue = finish_release(failed, run.ctx, run.effects)
+    applied = Applied(failed.release_id, failed.function, str(release.state), str(failed.state), True, queue)
+    run.summary.record(applied)

@@ -11,41 +11,38 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rollout.config import Settings
-from rollout.ledger import Ledger, Release, TransitionRefused
-from rollout.notifications import Notifier, build
+from rollout import canary_alarms, starter
+from rollout.errors import TransitionRefused
+from rollout.ledger import Release
 from rollout.observability import logger
-from rollout.states import State
+from rollout.states import ReasonCode, State
+from rollout.transitions import ReleaseContext, move, supersede
 
 # Pauses between attempts to start a queued release whose start raised (one attempt more than pauses).
 START_RETRY_PAUSES: tuple[float, ...] = (0.5, 2.0)
 
-StartDeployment = Callable[[Release, Ledger, Settings], Release]
+StartRelease = Callable[[ReleaseContext, Release], Release]
 DeleteAlarms = Callable[[list[str]], None]
 
 
 @dataclass
 class QueueEffects:
-    """The deployer's operations the queue uses, behind a seam so tests can watch them."""
+    """The operations the queue uses, behind a seam so tests can watch them."""
 
-    start_deployment: StartDeployment
-    delete_alarms: DeleteAlarms
-    retry_pauses: Sequence[float] = START_RETRY_PAUSES
+    start_release: StartRelease = field(default=lambda ctx, release: starter.start_release(ctx, release))
+    delete_alarms: DeleteAlarms = field(default=lambda names: canary_alarms.delete_alarms(names))
+    retry_pauses: Sequence[float] | None = None  # None: START_RETRY_PAUSES as it is when used
     sleep: Callable[[float], None] = time.sleep
 
     @classmethod
     def default(cls) -> QueueEffects:
-        from rollout import canary_alarms, deployer
+        return cls()
 
-        return cls(
-            start_deployment=deployer.start_deployment,
-            delete_alarms=canary_alarms.delete_alarms,
-            retry_pauses=START_RETRY_PAUSES,
-        )
+    def pauses(self) -> Sequence[float]:
+        return START_RETRY_PAUSES if self.retry_pauses is None else self.retry_pauses
 
 
 @dataclass
@@ -72,15 +69,14 @@ class QueueReport:
         }
 
 
-def finish_release(
-    release: Release, ledger: Ledger, settings: Settings, effects: QueueEffects
-) -> QueueReport:
+def finish_release(release: Release, ctx: ReleaseContext, effects: QueueEffects | None = None) -> QueueReport:
     """Clean up after a release that ended and start what is queued behind it.
 
     Safe to repeat: every step is conditional or idempotent, so a retried event or the reconciler
     can run it again after a crash half-way through.
     """
-    if ledger.release_lock(release.function, release.release_id):
+    effects = effects or QueueEffects()
+    if ctx.ledger.release_lock(release.function, release.release_id):
         logger.info("lock released", extra={"function": release.function, "release_id": release.release_id})
     if release.alarms:
         try:
@@ -88,120 +84,118 @@ def finish_release(
         except (ClientError, BotoCoreError):
             # Leftover alarms cost a little and watch a version no longer deployed; never block the queue.
             logger.exception("could not delete canary alarms", extra={"alarms": release.alarms})
-    return advance_queue(release.function, ledger, settings, effects)
+    return advance_queue(release.function, ctx, effects)
 
 
-def advance_queue(function: str, ledger: Ledger, settings: Settings, effects: QueueEffects) -> QueueReport:
+def advance_queue(function: str, ctx: ReleaseContext, effects: QueueEffects | None = None) -> QueueReport:
     """Start the newest queued release of `function` if nothing else holds it.
 
     Older queued releases are superseded once a newer one has started. When a start fails for
     good, that release is recorded FAILED and the next newest is tried.
     """
+    effects = effects or QueueEffects()
     report = QueueReport()
-    lock = ledger.get_lock(function)
-    if lock is not None:
-        holder = ledger.get(function, str(lock.get("release_id", "")))
-        if holder is not None and not holder.is_terminal:
-            report.waiting = [r.release_id for r in ledger.queued(function)]
-            return report
-        # A lock left by a finished (or vanished) release: it no longer protects anything.
-        ledger.release_lock(function, str(lock.get("release_id", "")))
-        logger.warning("released a stale lock", extra={"function": function, "lock": lock})
-
-    notifier = Notifier(settings.topic_arn)
-    queued = ledger.queued(function)
-    # An upload can start straight away while older ones wait (the lock was free for a moment):
-    # whatever is older than the newest release that went out is stale and must never deploy over it.
-    newest_out = ledger.newest_out(function)
-    if newest_out is not None:
-        for stale in (r for r in queued if r.order < newest_out.order):
-            if supersede(stale, newest_out, ledger, settings, notifier):
-                report.superseded.append(stale.release_id)
-        queued = [r for r in queued if r.order > newest_out.order]
+    if _function_busy(function, ctx):
+        report.waiting = [r.release_id for r in ctx.ledger.queued(function)]
+        return report
+    queued = _drop_stale(function, ctx, report)
     candidates = list(reversed(queued))  # newest first
     for index, candidate in enumerate(candidates):
-        outcome = _start_with_retries(candidate, ledger, settings, effects)
+        outcome = _start_with_retries(candidate, ctx, effects)
         if outcome.state == State.DEPLOYING:
             report.started.append(outcome.release_id)
             for older in candidates[index + 1 :]:
-                if supersede(older, outcome, ledger, settings, notifier):
+                if supersede(ctx, older, outcome):
                     report.superseded.append(older.release_id)
             return report
         if outcome.state == State.QUEUED:
             # CodeDeploy or another release holds the function: everything waits for the next end.
             report.waiting = [r.release_id for r in candidates[index:]]
             return report
+        # It ended without deploying (failed, rejected, unchanged...): the function is free, try the next.
         report.failed.append(outcome.release_id)
     return report
 
 
-def _start_with_retries(
-    release: Release, ledger: Ledger, settings: Settings, effects: QueueEffects
-) -> Release:
+def _function_busy(function: str, ctx: ReleaseContext) -> bool:
+    """True while a release that has not ended holds the lock; a stale lock is released."""
+    lock = ctx.ledger.get_lock(function)
+    if lock is None:
+        return False
+    holder = ctx.ledger.get(function, str(lock.get("release_id", "")))
+    if holder is not None and not holder.is_terminal:
+        return True
+    # A lock left by a finished (or vanished) release: it no longer protects anything.
+    ctx.ledger.release_lock(function, str(lock.get("release_id", "")))
+    logger.warning("released a stale lock", extra={"function": function, "lock": lock})
+    return False
+
+
+def _drop_stale(function: str, ctx: ReleaseContext, report: QueueReport) -> list[Release]:
+    """The queued releases newer than the newest that went out; older ones are superseded by it.
+
+    An upload can start straight away while older ones wait (the lock was free for a moment):
+    whatever is older than the newest release that went out must never deploy over it.
+    """
+    queued = ctx.ledger.queued(function)
+    newest_out = ctx.ledger.newest_out(function)
+    if newest_out is None:
+        return queued
+    for stale in (r for r in queued if r.order < newest_out.order):
+        if supersede(ctx, stale, newest_out):
+            report.superseded.append(stale.release_id)
+    return [r for r in queued if r.order > newest_out.order]
+
+
+def _start_with_retries(release: Release, ctx: ReleaseContext, effects: QueueEffects) -> Release:
     """The release after trying to start it: DEPLOYING, still QUEUED, or terminal (recorded)."""
-    attempts = len(effects.retry_pauses) + 1
+    pauses = effects.pauses()
+    attempts = len(pauses) + 1
     last_error: Exception | None = None
     for attempt in range(1, attempts + 1):
         try:
-            started = effects.start_deployment(release, ledger, settings)
+            started = effects.start_release(ctx, release)
         except Exception as exc:  # noqa: BLE001 - any failure is retried, then recorded
             last_error = exc
             logger.warning(
                 "starting a queued release failed",
                 extra={"release_id": release.release_id, "attempt": attempt, "error": repr(exc)},
             )
-            current = ledger.get(release.function, release.release_id)
+            current = ctx.ledger.get(release.function, release.release_id)
             if current is None or current.state != State.QUEUED:
-                # It moved on despite the error (started, or recorded as failed by the deployer).
+                # It moved on despite the error (started, or recorded as failed by the starter).
                 return current or release
             if attempt < attempts:
-                effects.sleep(effects.retry_pauses[attempt - 1])
+                effects.sleep(pauses[attempt - 1])
             continue
         if started.is_terminal:
-            _drop_lock_of(started, ledger)
+            _drop_lock_of(started, ctx)
         return started
-    return _record_start_failure(release, ledger, settings, last_error)
+    return _record_start_failure(release, ctx, last_error)
 
 
-def _record_start_failure(
-    release: Release, ledger: Ledger, settings: Settings, error: Exception | None
-) -> Release:
+def _record_start_failure(release: Release, ctx: ReleaseContext, error: Exception | None) -> Release:
     reason = f"could not start the deployment: {_describe(error)}"
     try:
-        failed = ledger.transition(release, State.FAILED, reason_code="START_FAILED", reason=reason)
+        failed = move(
+            ctx,
+            release,
+            State.FAILED,
+            only_from=frozenset({State.QUEUED}),
+            reason_code=ReasonCode.START_FAILED,
+            reason=reason,
+        )
     except TransitionRefused as refused:
         logger.info("start failure already settled", extra={"release_id": release.release_id})
         return refused.release or release
-    _drop_lock_of(failed, ledger)
-    _publish(Notifier(settings.topic_arn), "release.failed", failed, settings)
+    _drop_lock_of(failed, ctx)
     logger.error("queued release failed to start", extra={"release_id": release.release_id, "reason": reason})
     return failed
 
 
-def supersede(
-    older: Release, newer: Release, ledger: Ledger, settings: Settings, notifier: Notifier | None = None
-) -> Release | None:
-    """Mark `older` SUPERSEDED by `newer` and announce it; None if it had already moved on."""
-    reason = f"superseded by release {newer.release_id}" + (
-        f" (commit {newer.commit})" if newer.commit else ""
-    )
-    try:
-        superseded = ledger.transition(older, State.SUPERSEDED, reason_code="SUPERSEDED", reason=reason)
-    except TransitionRefused:
-        return None
-    logger.info("release superseded", extra={"release_id": older.release_id, "newer": newer.release_id})
-    notifier = notifier or Notifier(settings.topic_arn)
-    _publish(notifier, "release.superseded", superseded, settings, superseded_by=newer.release_id)
-    return superseded
-
-
-def _drop_lock_of(release: Release, ledger: Ledger) -> None:
+def _drop_lock_of(release: Release, ctx: ReleaseContext) -> None:
     """A release that ended while starting must not keep the function locked."""
-    ledger.release_lock(release.function, release.release_id)
-
-
-def _publish(notifier: Notifier, kind: str, release: Release, settings: Settings, **extra: Any) -> None:
-    notifier.publish(build(kind, release, settings.region, **extra))
+    ctx.ledger.release_lock(release.function, release.release_id)
 
 
 def _describe(error: Exception | None) -> str:

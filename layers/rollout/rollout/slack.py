@@ -22,6 +22,8 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.webhook import WebhookClient
 
+from rollout.errors import MalformedNotification, SlackPostFailed, SlackWebhookSecretInvalid
+
 SCHEMA = "rollout.notification/1"
 
 # Attachment colour per outcome: a glance at the bar says how it went.
@@ -51,10 +53,6 @@ FIELD_LIMIT = 2000
 FALLBACK_LIMIT = 3000
 EXCERPT_LIMIT = 1200
 BUTTON_LABELS = {"deployment": "CodeDeploy deployment", "function": "Lambda function"}
-
-
-class MalformedNotification(ValueError):
-    """The SNS message is not a rollout.notification/1 document."""
 
 
 def parse_notification(raw: str) -> dict[str, Any]:
@@ -244,14 +242,6 @@ def _clip(text: str, limit: int) -> str:
 
 
 # --- posting -------------------------------------------------------------------------------------
-
-
-class SlackPostFailed(RuntimeError):
-    """Slack did not accept the message (the handler raises so SNS delivers it again)."""
-
-
-class SlackWebhookSecretInvalid(ValueError):
-    """The secret holds neither a webhook URL nor {"webhook_url": ...}."""
 
 
 def webhook_url_from_secret(secret: str) -> str:

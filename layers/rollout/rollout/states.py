@@ -1,4 +1,7 @@
-"""Release states and the transitions the ledger allows (pure)."""
+"""Release states, the transitions the ledger allows, and the reason codes of the outcomes (pure).
+
+States and reason codes are part of the public notification schema (`rollout.notification/1`).
+"""
 
 from __future__ import annotations
 
@@ -46,8 +49,9 @@ TRANSITIONS: dict[State, frozenset[State]] = {
         }
     ),
     # A queued release whose code someone else already made live ends UNCHANGED when its turn comes.
+    # A queued release publishes when its turn comes, so it may be the one that creates the alias.
     State.QUEUED: frozenset(
-        {State.DEPLOYING, State.SUPERSEDED, State.FAILED, State.REJECTED, State.UNCHANGED}
+        {State.DEPLOYING, State.SUPERSEDED, State.FAILED, State.REJECTED, State.UNCHANGED, State.BOOTSTRAPPED}
     ),
     State.DEPLOYING: frozenset({State.SUCCEEDED, State.ROLLED_BACK, State.FAILED}),
 }
@@ -64,3 +68,94 @@ def sources_of(target: State) -> frozenset[State]:
 
 def is_terminal(state: State | str) -> bool:
     return State(state) in TERMINAL
+
+
+class ReasonCode(StrEnum):
+    """Why a release ended as it did (`reason.code` in notifications, `reason_code` in the ledger).
+
+    Rollout's own codes first; then CodeDeploy's `ErrorCode` values (botocore's codedeploy model,
+    shape ErrorCode), which a deployment's ending passes through unchanged.
+    """
+
+    # The upload and the event
+    MALFORMED_EVENT = "MALFORMED_EVENT"
+    WRONG_BUCKET = "WRONG_BUCKET"
+    OBJECT_NOT_FOUND = "OBJECT_NOT_FOUND"
+    NO_FUNCTION_SEGMENT = "NO_FUNCTION_SEGMENT"
+    BAD_SUFFIX = "BAD_SUFFIX"
+    EMPTY_OBJECT = "EMPTY_OBJECT"
+    TOO_LARGE = "TOO_LARGE"
+    CORRUPT_ZIP = "CORRUPT_ZIP"
+    UNSAFE_ZIP = "UNSAFE_ZIP"
+    INVALID_CHECKS = "INVALID_CHECKS"
+    # The target function
+    FUNCTION_NOT_FOUND = "FUNCTION_NOT_FOUND"
+    FUNCTION_NOT_MANAGED = "FUNCTION_NOT_MANAGED"
+    FUNCTION_NOT_ZIP = "FUNCTION_NOT_ZIP"
+    BAD_TAG = "BAD_TAG"
+    LAMBDA_REFUSED_CODE = "LAMBDA_REFUSED_CODE"
+    # The release's path through the queue
+    CODE_UNCHANGED = "CODE_UNCHANGED"
+    WAITING = "WAITING"
+    SUPERSEDED = "SUPERSEDED"
+    START_FAILED = "START_FAILED"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+    # The deployment
+    DEPLOYMENT_LOST = "DEPLOYMENT_LOST"
+    DEPLOYMENT_FAILED = "DEPLOYMENT_FAILED"
+    # CodeDeploy's ErrorCode values
+    AGENT_ISSUE = "AGENT_ISSUE"
+    ALARM_ACTIVE = "ALARM_ACTIVE"
+    APPLICATION_MISSING = "APPLICATION_MISSING"
+    AUTOSCALING_VALIDATION_ERROR = "AUTOSCALING_VALIDATION_ERROR"
+    AUTO_SCALING_CONFIGURATION = "AUTO_SCALING_CONFIGURATION"
+    AUTO_SCALING_IAM_ROLE_PERMISSIONS = "AUTO_SCALING_IAM_ROLE_PERMISSIONS"
+    CLOUDFORMATION_STACK_FAILURE = "CLOUDFORMATION_STACK_FAILURE"
+    CODEDEPLOY_RESOURCE_CANNOT_BE_FOUND = "CODEDEPLOY_RESOURCE_CANNOT_BE_FOUND"
+    CUSTOMER_APPLICATION_UNHEALTHY = "CUSTOMER_APPLICATION_UNHEALTHY"
+    DEPLOYMENT_GROUP_MISSING = "DEPLOYMENT_GROUP_MISSING"
+    ECS_UPDATE_ERROR = "ECS_UPDATE_ERROR"
+    ELASTIC_LOAD_BALANCING_INVALID = "ELASTIC_LOAD_BALANCING_INVALID"
+    ELB_INVALID_INSTANCE = "ELB_INVALID_INSTANCE"
+    HEALTH_CONSTRAINTS = "HEALTH_CONSTRAINTS"
+    HEALTH_CONSTRAINTS_INVALID = "HEALTH_CONSTRAINTS_INVALID"
+    HOOK_EXECUTION_FAILURE = "HOOK_EXECUTION_FAILURE"
+    IAM_ROLE_MISSING = "IAM_ROLE_MISSING"
+    IAM_ROLE_PERMISSIONS = "IAM_ROLE_PERMISSIONS"
+    INVALID_ECS_SERVICE = "INVALID_ECS_SERVICE"
+    INVALID_LAMBDA_CONFIGURATION = "INVALID_LAMBDA_CONFIGURATION"
+    INVALID_LAMBDA_FUNCTION = "INVALID_LAMBDA_FUNCTION"
+    INVALID_REVISION = "INVALID_REVISION"
+    MANUAL_STOP = "MANUAL_STOP"
+    MISSING_BLUE_GREEN_DEPLOYMENT_CONFIGURATION = "MISSING_BLUE_GREEN_DEPLOYMENT_CONFIGURATION"
+    MISSING_ELB_INFORMATION = "MISSING_ELB_INFORMATION"
+    MISSING_GITHUB_TOKEN = "MISSING_GITHUB_TOKEN"  # noqa: S105 - an error code, not a secret
+    NO_EC2_SUBSCRIPTION = "NO_EC2_SUBSCRIPTION"
+    NO_INSTANCES = "NO_INSTANCES"
+    OVER_MAX_INSTANCES = "OVER_MAX_INSTANCES"
+    RESOURCE_LIMIT_EXCEEDED = "RESOURCE_LIMIT_EXCEEDED"
+    REVISION_MISSING = "REVISION_MISSING"
+    THROTTLED = "THROTTLED"
+    TIMEOUT = "TIMEOUT"
+
+
+def notification_kind(before: State, after: State) -> str | None:
+    """The notification a transition announces; None for a transition nobody needs to hear of.
+
+    The one table of kinds: a FAILED release failed "before deployment" unless it was deploying.
+    """
+    if after == State.FAILED:
+        return "deployment.failed" if before == State.DEPLOYING else "release.failed"
+    return _KIND_BY_STATE.get(after)
+
+
+_KIND_BY_STATE: dict[State, str] = {
+    State.REJECTED: "release.rejected",
+    State.UNCHANGED: "release.unchanged",
+    State.BOOTSTRAPPED: "release.bootstrapped",
+    State.QUEUED: "release.queued",
+    State.SUPERSEDED: "release.superseded",
+    State.DEPLOYING: "deployment.started",
+    State.SUCCEEDED: "deployment.succeeded",
+    State.ROLLED_BACK: "deployment.rolled_back",
+}

@@ -1,11 +1,11 @@
-"""Managed functions: what a target function's `rollout:*` tags ask for (pure)."""
+"""Managed functions: what a target function's `rollout:*` tags ask for, and where its alias points (pure)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 
-from rollout.artifacts import Rejected
+from rollout.errors import Rejected
 
 TAG_MANAGED = "rollout:managed"
 TAG_ALIAS = "rollout:alias"
@@ -44,6 +44,29 @@ def deployment_config_name(name: str) -> str:
     if name.startswith("Lambda") and name.removeprefix("Lambda") in BUILTIN_SHORT_NAMES:
         return f"{BUILTIN_PREFIX}{name}"
     return name  # a custom configuration, used as named
+
+
+@dataclass(frozen=True)
+class AliasRouting:
+    """Where an alias sends traffic: its version and any additional version weights."""
+
+    version: str
+    weights: dict[str, float] = field(default_factory=dict)
+    name: str = ""
+    revision_id: str = ""
+
+    @property
+    def has_weights(self) -> bool:
+        return bool(self.weights)
+
+    def serves_only(self, version: str) -> bool:
+        return self.version == version and not any(w > 0 for w in self.weights.values())
+
+    def describe(self) -> str:
+        if not self.weights:
+            return f"all traffic on v{self.version}"
+        shares = ", ".join(f"v{v} {w:.0%}" for v, w in sorted(self.weights.items()))
+        return f"traffic split: v{self.version} main, {shares}"
 
 
 @dataclass(frozen=True)

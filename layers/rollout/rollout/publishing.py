@@ -1,0 +1,89 @@
+"""Publishing a release: its pinned artifact onto $LATEST, then a version guarded by CodeSha256.
+
+This runs only when a release starts (under the function's deployment lock), never when an upload
+merely queues: a queued release holds its artifact (bucket, key, S3 object version), not a version.
+So $LATEST never carries code that no check has seen while another deployment is in flight, and a
+superseded release leaves no version behind.
+
+Uploads of one function also take turns from update to publish (the ledger's publish lease), and
+the publish names the CodeSha256 and RevisionId of our own update, so code of another upload can
+never be published under this release's name.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from rollout import lambda_ops
+from rollout.errors import CodeChanged
+from rollout.ledger import Ledger, Release
+from rollout.observability import logger
+from rollout.targets import AliasRouting
+
+PUBLISH_ATTEMPTS = 3  # update+publish rounds when another upload changes the code in between
+# How long a start waits for another upload of the same function to publish (the deployer runs 300 s).
+PUBLISH_LEASE_WAIT_SECONDS = 180.0
+
+
+@dataclass(frozen=True)
+class Published:
+    """The version a release's code lives in; `unchanged` when the alias already serves that code."""
+
+    version: str
+    code_sha256: str
+    unchanged: bool = False
+
+
+def publish_artifact(ledger: Ledger, release: Release, alias: AliasRouting | None) -> Published:
+    """Put the release's exact object version on $LATEST and publish it (or find it already live)."""
+    # Read the alias's code before updating: the comparison must not depend on $LATEST.
+    live_sha = lambda_ops.code_sha256(release.function, alias.version) if alias else ""
+    with publish_lease(ledger, release):
+        published = _update_and_publish(release, alias, live_sha)
+    if alias and published.version == alias.version:
+        # Lambda returns the latest version instead of publishing when nothing changed.
+        return Published(alias.version, published.code_sha256, unchanged=True)
+    return published
+
+
+def _update_and_publish(release: Release, alias: AliasRouting | None, live_sha: str) -> Published:
+    for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+        try:
+            update = lambda_ops.update_code(
+                release.function, release.bucket, release.key, release.object_version
+            )
+            if alias and update.code_sha256 == live_sha:
+                return Published(alias.version, update.code_sha256, unchanged=True)
+            version = lambda_ops.publish_version(
+                release.function, update, f"rollout release {release.release_id}: {release.key}"
+            )
+            return Published(version, update.code_sha256)
+        except CodeChanged:
+            if attempt == PUBLISH_ATTEMPTS:
+                raise
+            logger.warning(
+                "Function code changed before publishing; updating again", extra={"attempt": attempt}
+            )
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+@contextmanager
+def publish_lease(ledger: Ledger, release: Release) -> Iterator[None]:
+    """Hold $LATEST of the release's function from update to publish."""
+    delay = 0.2
+    deadline = time.monotonic() + PUBLISH_LEASE_WAIT_SECONDS
+    while not ledger.acquire_publish_lease(release.function, release.release_id):
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"another upload of {release.function} held $LATEST for over {PUBLISH_LEASE_WAIT_SECONDS:.0f} s"
+            )
+        time.sleep(delay + random.uniform(0, delay))  # waits on another invocation's DynamoDB item
+        delay = min(delay * 2, 3.0)
+    try:
+        yield
+    finally:
+        ledger.release_publish_lease(release.function, release.release_id)

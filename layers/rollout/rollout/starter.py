@@ -1,0 +1,269 @@
+"""Starting a release: the one path from "this build should go out" to a CodeDeploy deployment.
+
+A new upload (the deployer) and the queue (when a release ends) both call `start_release`. Under
+the function's deployment lock, in order:
+
+    the lock is held by another release   -> QUEUED (nothing published)
+    the function has no alias yet         -> publish, create the alias     -> BOOTSTRAPPED
+    a newer upload already went out       -> SUPERSEDED (nothing published)
+    CodeDeploy runs a deployment already  -> QUEUED (nothing published)
+    publish the pinned artifact           -> UNCHANGED when the alias already serves that code
+    canary alarms, group, AppSpec, create -> DEPLOYING (the lock stays with the release)
+
+Every other ending releases the lock. A rule broken on the way ends the release REJECTED, any other
+error FAILED; both are recorded and announced through `transitions.move`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import TracebackType
+
+from rollout import canary_alarms, codedeploy_ops, lambda_ops
+from rollout.appspec import build_appspec, revision_for
+from rollout.errors import DeploymentLimitExceeded, Rejected, TransitionRefused
+from rollout.ledger import Ledger, Release
+from rollout.observability import logger, tracer
+from rollout.publishing import publish_artifact
+from rollout.states import ReasonCode, State
+from rollout.targets import AliasRouting, ManagedFunction
+from rollout.transitions import ReleaseContext, fail, move, reject, supersede
+
+
+class FunctionLock:
+    """The function's deployment lock for one release: taken on entry, released on exit unless kept.
+
+    Re-entrant for the same release, so a retried start of a release that crashed can go on.
+    """
+
+    def __init__(self, ledger: Ledger, release: Release) -> None:
+        self._ledger = ledger
+        self._release = release
+        self.held = False
+        self.kept = False
+        self.holder = ""
+
+    def __enter__(self) -> FunctionLock:
+        self.held = self._ledger.acquire_lock(self._release.function, self._release.release_id)
+        if not self.held:
+            lock = self._ledger.get_lock(self._release.function) or {}
+            self.holder = str(lock.get("release_id") or "another release")
+        return self
+
+    def take_again(self) -> bool:
+        """Try once more: True if the lock was freed meanwhile and is now held for this release."""
+        self.held = self._ledger.acquire_lock(self._release.function, self._release.release_id)
+        return self.held
+
+    def keep(self) -> None:
+        """The release now has a deployment: the lock goes when that deployment ends."""
+        self.kept = True
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.held and not self.kept:
+            self._ledger.release_lock(self._release.function, self._release.release_id)
+
+
+@dataclass(frozen=True)
+class Created:
+    """A deployment CodeDeploy accepted for a release."""
+
+    release: Release
+    deployment_id: str
+    current_version: str
+    deployment_config: str
+    alarms: list[str]
+
+
+@tracer.capture_method(capture_response=False)
+def start_release(ctx: ReleaseContext, release: Release) -> Release:
+    """Start `release` (RECEIVED or QUEUED), or queue it; returns it as recorded in the ledger."""
+    logger.append_keys(release_id=release.release_id, function=release.function)
+    with FunctionLock(ctx.ledger, release) as lock:
+        if not lock.held:
+            release = queue(ctx, release, f"release {lock.holder} holds the function's deployment lock")
+            # The holder looks at the queue when it ends; if it ended before this release was
+            # recorded QUEUED, it saw nothing, so look again now rather than wait for the reconciler.
+            if not lock.take_again():
+                return release
+            logger.info("The lock's holder ended while this release queued: starting it now")
+        prepared = _prepare_and_create(ctx, release)
+        if isinstance(prepared, Release):
+            if prepared.state == State.DEPLOYING:
+                lock.keep()  # another invocation started it meanwhile; its deployment owns the lock
+            return prepared
+        lock.keep()
+        return _record_started(ctx, prepared)
+
+
+def _prepare_and_create(ctx: ReleaseContext, release: Release) -> Release | Created:
+    """Every step up to CreateDeployment; a Release when it ended (or waits) instead."""
+    try:
+        return _steps_to_deployment(ctx, release)
+    except DeploymentLimitExceeded:
+        return queue(ctx, release, "CodeDeploy reports an active deployment for this function")
+    except Rejected as rejected:
+        return reject(ctx, release, rejected)
+    except Exception as exc:  # the release ends FAILED with the error
+        logger.exception("Could not start the deployment")
+        return fail(ctx, release, f"could not start the deployment: {type(exc).__name__}: {exc}")
+
+
+def _steps_to_deployment(ctx: ReleaseContext, release: Release) -> Release | Created:
+    managed = lambda_ops.get_managed_function(release.function, ctx.settings.default_deployment_config)
+    alias = lambda_ops.get_alias(release.function, release.alias)
+    if alias is None:
+        release = _bootstrap(ctx, release)
+        if release.is_terminal:
+            return release
+        alias = lambda_ops.get_alias(release.function, release.alias)
+        if alias is None:
+            raise RuntimeError(
+                f"alias {release.alias} of {release.function} disappeared before the deployment"
+            )
+    newer = _newer_release_out(ctx, release)
+    if newer is not None:
+        # Uploads can be processed out of order; an older build never goes out over a newer one.
+        return (
+            supersede(ctx, release, newer) or ctx.ledger.get(release.function, release.release_id) or release
+        )
+    active = codedeploy_ops.active_deployments(ctx.settings.codedeploy_application, release.function)
+    if active:
+        return queue(ctx, release, f"CodeDeploy deployment {active[0]} is active for this function")
+    release = _publish(ctx, release, alias)
+    if release.is_terminal:
+        return release
+    return _create_deployment(ctx, release, alias, managed)
+
+
+def _bootstrap(ctx: ReleaseContext, release: Release) -> Release:
+    """The function's first release: publish and create the alias on it (no traffic to shift)."""
+    published = publish_artifact(ctx.ledger, release, None)
+    release = ctx.ledger.update(
+        release.function,
+        release.release_id,
+        code_sha256=published.code_sha256,
+        target_version=published.version,
+    )
+    logger.append_keys(target_version=published.version)
+    description = f"created by rollout release {release.release_id}"
+    if not lambda_ops.create_alias(release.function, release.alias, published.version, description):
+        return release  # another release created it first: deploy over it as usual
+    logger.info("First release: alias created", extra={"alias": release.alias})
+    return move(ctx, release, State.BOOTSTRAPPED)
+
+
+def _newer_release_out(ctx: ReleaseContext, release: Release) -> Release | None:
+    newer = ctx.ledger.newest_out(release.function)
+    if newer is not None and newer.release_id != release.release_id and newer.order > release.order:
+        return newer
+    return None
+
+
+def _publish(ctx: ReleaseContext, release: Release, alias: AliasRouting) -> Release:
+    """The release with its version recorded, or UNCHANGED when the alias already serves its code."""
+    if release.target_version:
+        # Published by an earlier attempt of this start (or a release of an existing version).
+        if release.target_version == alias.version:
+            return _unchanged(ctx, release, alias.version)
+        return release
+    published = publish_artifact(ctx.ledger, release, alias)
+    if published.unchanged:
+        return _unchanged(ctx, release, published.version, published.code_sha256)
+    logger.append_keys(target_version=published.version)
+    return ctx.ledger.update(
+        release.function,
+        release.release_id,
+        code_sha256=published.code_sha256,
+        target_version=published.version,
+    )
+
+
+def _unchanged(ctx: ReleaseContext, release: Release, live_version: str, code_sha256: str = "") -> Release:
+    logger.info("Code unchanged: nothing to deploy", extra={"current_version": live_version})
+    return move(
+        ctx,
+        release,
+        State.UNCHANGED,
+        current_version=live_version,
+        code_sha256=code_sha256 or release.code_sha256,
+        reason_code=ReasonCode.CODE_UNCHANGED,
+        reason=f"alias {release.alias} already serves this code (version {live_version})",
+    )
+
+
+def _create_deployment(
+    ctx: ReleaseContext, release: Release, alias: AliasRouting, managed: ManagedFunction
+) -> Created:
+    """Canary alarms on the new version, the deployment group, the AppSpec, then CreateDeployment."""
+    settings = ctx.settings
+    scope = canary_alarms.CanaryScope(release.function, release.alias, release.target_version)
+    checks = release.checks or {}
+    alarms = canary_alarms.put_canary_alarms(settings.canary_alarm_prefix, scope, checks.get("canary"))
+    config = release.deployment_config or managed.deployment_config
+    group = codedeploy_ops.desired_group(
+        settings.codedeploy_application,
+        release.function,
+        config,
+        settings.codedeploy_role_arn,
+        alarms + managed.alarms,
+    )
+    outcome = codedeploy_ops.ensure_deployment_group(group)
+    logger.info("Deployment group ready", extra={"group": release.function, "outcome": outcome})
+    appspec = build_appspec(
+        release.function,
+        release.alias,
+        alias.version,
+        release.target_version,
+        before_allow_traffic=settings.pre_traffic_hook or None,
+        after_allow_traffic=settings.post_traffic_hook or None,
+    )
+    deployment_id = codedeploy_ops.create_deployment(
+        settings.codedeploy_application,
+        release.function,
+        revision_for(appspec),
+        config,
+        f"rollout release {release.release_id}: {release.key}",
+    )
+    return Created(release, deployment_id, alias.version, config, alarms)
+
+
+def _record_started(ctx: ReleaseContext, created: Created) -> Release:
+    """DEPLOYING, with the deployment on the lock and the release (errors here leave both to the
+    event path and the reconciler: the deployment exists, so the release must not end FAILED)."""
+    release = created.release
+    ctx.ledger.attach_deployment(release.function, release.release_id, created.deployment_id)
+    logger.append_keys(deployment_id=created.deployment_id)
+    try:
+        started = move(
+            ctx,
+            release,
+            State.DEPLOYING,
+            deployment_id=created.deployment_id,
+            current_version=created.current_version,
+            deployment_config=created.deployment_config,
+            alarms=created.alarms,
+            # A release that waited in the queue no longer waits: drop the queue's reason.
+            reason_code="",
+            reason="",
+        )
+    except TransitionRefused as refused:
+        logger.warning("Start already recorded by the deployment's own event", extra={"error": str(refused)})
+        return refused.release or release
+    logger.info(
+        "Deployment started",
+        extra={"current_version": created.current_version, "config": created.deployment_config},
+    )
+    return started
+
+
+def queue(ctx: ReleaseContext, release: Release, why: str) -> Release:
+    """QUEUED behind the function's active deployment (a queued release stays as it is)."""
+    if release.state == State.QUEUED:
+        logger.info("Release stays queued", extra={"why": why})
+        return release
+    queued = move(ctx, release, State.QUEUED, reason_code=ReasonCode.WAITING, reason=why)
+    logger.info("Release queued", extra={"why": why})
+    return queued
