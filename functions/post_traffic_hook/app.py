@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rollout import check_runner
+from rollout import lambda_ops
 from rollout.hooks import POST_TRAFFIC, handle_lifecycle_event
 from rollout.observability import logger, metrics, tracer
 
@@ -15,4 +15,4 @@ from rollout.observability import logger, metrics, tracer
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle_lifecycle_event(POST_TRAFFIC, event, context, invoke=check_runner.lambda_invoker)
+    return handle_lifecycle_event(POST_TRAFFIC, event, context, invoke=lambda_ops.invoke_once)

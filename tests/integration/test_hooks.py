@@ -16,7 +16,7 @@ import pytest
 from functions.hook_failure_reporter import app as reporter_app
 from functions.post_traffic_hook import app as post_app
 from functions.pre_traffic_hook import app as pre_app
-from rollout import aws, check_runner
+from rollout import aws, lambda_ops
 from rollout.checks import parse_checks
 from rollout.ledger import Ledger, Release, new_release_id
 from rollout.states import State
@@ -60,7 +60,7 @@ def world(
     scripted_target: ScriptedTarget,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[World]:
-    monkeypatch.setattr(check_runner, "lambda_invoker", scripted_target)
+    monkeypatch.setattr(lambda_ops, "invoke_once", scripted_target)
     create_target_function(stack.function_role_arn)
     yield World(stack, codedeploy, scripted_target)
 

@@ -51,6 +51,14 @@ def table(name: str) -> Any:
     return boto3.resource("dynamodb", config=RETRY_CONFIG).Table(name)
 
 
+def idempotency_store(table_name: str) -> Any:
+    """Powertools' DynamoDB persistence layer for idempotency records, on the project's client."""
+    # Imported here: only the two idempotent handlers pay for it at cold start.
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    return DynamoDBPersistenceLayer(table_name=table_name, boto3_client=client("dynamodb"))
+
+
 def reset_clients() -> None:
     """Forget cached clients (tests switch endpoints and credentials between cases)."""
     _cached_client.cache_clear()

@@ -1,7 +1,7 @@
 """Running checks: invoke a function with each check's event, concurrently and within time limits.
 
 The invocation itself is a callable handed in (`Invoke`), so the judging and the time keeping are
-plain Python; `lambda_invoker` is the real one, through the project's Lambda client.
+plain Python; `lambda_ops.invoke_once` is the real one, through the project's Lambda client.
 """
 
 from __future__ import annotations
@@ -185,61 +185,102 @@ def run_checks(
     """
     if not checks:
         return []
-    states = [_Running(c) for c in checks]
-    results: list[CheckResult | None] = [None] * len(checks)
+    run = _CheckRun(checks, invoke, function, qualifier, expected_version, clock)
     pool = ThreadPoolExecutor(
         max_workers=max(1, min(max_concurrency, len(checks))), thread_name_prefix="check"
     )
+    try:
+        run.submit_all(pool)
+        while run.pending and clock() < deadline:
+            run.collect_answers(timeout=run.next_wake(deadline))
+            run.fail_overrun()
+        run.fail_unanswered()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    return run.results()
 
-    def attempt(state: _Running) -> tuple[Invocation | None, BaseException | None]:
+
+_Outcome = tuple[Invocation | None, BaseException | None]
+
+
+class _CheckRun:
+    """One run of a list of checks: their futures, when each started, and the results so far."""
+
+    def __init__(
+        self,
+        checks: Sequence[Check],
+        invoke: Invoke,
+        function: str,
+        qualifier: str,
+        expected_version: str | None,
+        clock: Callable[[], float],
+    ) -> None:
+        self.states = [_Running(c) for c in checks]
+        self.invoke = invoke
+        self.function = function
+        self.qualifier = qualifier
+        self.expected_version = expected_version
+        self.clock = clock
+        self.futures: dict[Future[_Outcome], int] = {}
+        self.pending: set[Future[_Outcome]] = set()
+        self._results: list[CheckResult | None] = [None] * len(checks)
+
+    def submit_all(self, pool: ThreadPoolExecutor) -> None:
+        self.futures = {pool.submit(self._attempt, state): i for i, state in enumerate(self.states)}
+        self.pending = set(self.futures)
+
+    def _attempt(self, state: _Running) -> _Outcome:
         with state.lock:
-            state.started = clock()
+            state.started = self.clock()
         try:
-            return invoke(function, qualifier, _encode(state.check.event)), None
+            return self.invoke(self.function, self.qualifier, _encode(state.check.event)), None
         except Exception as exc:  # noqa: BLE001 - any invoke failure is this check's failure
             return None, exc
         finally:
             with state.lock:
-                state.finished = clock()
+                state.finished = self.clock()
 
-    futures: dict[Future[tuple[Invocation | None, BaseException | None]], int] = {
-        pool.submit(attempt, state): i for i, state in enumerate(states)
-    }
-    pending = set(futures)
-    try:
-        while pending:
-            now = clock()
-            if now >= deadline:
-                break
-            expiries = [deadline]
-            for fut in pending:
-                state = states[futures[fut]]
-                if state.started is not None:
-                    expiries.append(state.started + state.check.max_duration_ms / 1000)
-            timeout = max(0.0, min(min(expiries) - now, _POLL_SECONDS))
-            done, _ = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
-            for fut in done:
-                pending.discard(fut)
-                index = futures[fut]
-                results[index] = _answered(states[index], fut.result(), expected_version)
-            now = clock()
-            for fut in list(pending):
-                index = futures[fut]
-                state = states[index]
-                if state.started is not None and now - state.started > state.check.max_duration_ms / 1000:
-                    pending.discard(fut)
-                    results[index] = CheckResult(
-                        state.check.name,
-                        FAILED,
-                        _ms(now - state.started),
-                        error=f"no answer within the {state.check.max_duration_ms} ms limit",
-                    )
-        now = clock()
-        for fut in pending:
-            index = futures[fut]
-            state = states[index]
+    def next_wake(self, deadline: float) -> float:
+        """Seconds until the deadline or the first running check's limit (polled at least every 50 ms)."""
+        now = self.clock()
+        expiries = [deadline]
+        for fut in self.pending:
+            state = self.states[self.futures[fut]]
+            if state.started is not None:
+                expiries.append(state.started + state.check.max_duration_ms / 1000)
+        return max(0.0, min(min(expiries) - now, _POLL_SECONDS))
+
+    def collect_answers(self, timeout: float) -> None:
+        done, _ = wait(self.pending, timeout=timeout, return_when=FIRST_COMPLETED)
+        for fut in done:
+            self.pending.discard(fut)
+            index = self.futures[fut]
+            self._results[index] = _answered(self.states[index], fut.result(), self.expected_version)
+
+    def fail_overrun(self) -> None:
+        """Checks running longer than their own limit fail now; their threads are left behind."""
+        now = self.clock()
+        for fut in list(self.pending):
+            index = self.futures[fut]
+            state = self.states[index]
+            limit_ms = state.check.max_duration_ms
+            if state.started is not None and now - state.started > limit_ms / 1000:
+                self.pending.discard(fut)
+                self._results[index] = CheckResult(
+                    state.check.name,
+                    FAILED,
+                    _ms(now - state.started),
+                    error=f"no answer within the {limit_ms} ms limit",
+                )
+
+    def fail_unanswered(self) -> None:
+        """At the deadline: whatever has not answered (or not started) fails as out of time."""
+        now = self.clock()
+        for fut in self.pending:
+            index = self.futures[fut]
+            state = self.states[index]
             started = state.started
-            results[index] = CheckResult(
+            self._results[index] = CheckResult(
                 state.check.name,
                 FAILED,
                 _ms(now - started) if started is not None else 0,
@@ -249,9 +290,9 @@ def run_checks(
                     else "not run: the hook ran out of time"
                 ),
             )
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-    return [r for r in results if r is not None]
+
+    def results(self) -> list[CheckResult]:
+        return [r for r in self._results if r is not None]
 
 
 def _answered(
@@ -277,18 +318,3 @@ def _encode(event: Any) -> bytes:
 
 def _ms(seconds: float) -> int:
     return max(0, round(seconds * 1000))
-
-
-# --- the real invoker ---------------------------------------------------------------------------
-def lambda_invoker(function: str, qualifier: str, payload: bytes) -> Invocation:
-    """Invoke `function:qualifier` once, synchronously, through the no-retry Lambda client."""
-    response = aws.check_invoke_client().invoke(
-        FunctionName=function, Qualifier=qualifier, InvocationType="RequestResponse", Payload=payload
-    )
-    body = response.get("Payload")
-    raw = body.read() if body is not None else b""
-    return Invocation(
-        payload=raw if isinstance(raw, bytes) else str(raw).encode("utf-8"),
-        function_error=response.get("FunctionError") or None,
-        executed_version=response.get("ExecutedVersion") or None,
-    )

@@ -132,3 +132,32 @@ def get_deployments(deployment_ids: list[str]) -> dict[str, dict[str, Any]]:
         for info in resp.get("deploymentsInfo", []):
             found[info["deploymentId"]] = dict(info)
     return found
+
+
+def inline_appspec(application: str, revision: dict[str, Any]) -> str:
+    """The AppSpec text of an inline revision (AppSpecContent or String), as CodeDeploy stores it."""
+    revision_type = revision.get("revisionType")
+    response = aws.client("codedeploy").get_application_revision(
+        applicationName=application, revision=revision
+    )
+    stored = response.get("revision") or {}
+    key = "appSpecContent" if revision_type == "AppSpecContent" else "string"
+    return str((stored.get(key) or {}).get("content") or (revision.get(key) or {}).get("content") or "")
+
+
+def lifecycle_events(deployment_id: str) -> list[dict[str, Any]] | None:
+    """The Lambda target's lifecycle events (with their times); None when the deployment lists no target."""
+    codedeploy = aws.client("codedeploy")
+    target_ids = codedeploy.list_deployment_targets(deploymentId=deployment_id).get("targetIds") or []
+    if not target_ids:
+        return None
+    target = codedeploy.get_deployment_target(deploymentId=deployment_id, targetId=target_ids[0])
+    lambda_target = (target.get("deploymentTarget") or {}).get("lambdaTarget") or {}
+    return list(lambda_target.get("lifecycleEvents") or [])
+
+
+def put_hook_status(deployment_id: str, execution_id: str, status: str) -> None:
+    """PutLifecycleEventHookExecutionStatus: a hook's verdict on one lifecycle event."""
+    aws.client("codedeploy").put_lifecycle_event_hook_execution_status(
+        deploymentId=deployment_id, lifecycleEventHookExecutionId=execution_id, status=status
+    )

@@ -14,7 +14,6 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
     IdempotencyConfig,
     idempotent_function,
 )
@@ -56,9 +55,7 @@ def handle_event(event: Any, settings: Settings, lambda_context: Any = None) -> 
     if not uploads and not problems:
         results.append(_malformed(EventProblem("event", "carries no upload")))
     ledger = Ledger(settings.ledger_table)
-    persistence = DynamoDBPersistenceLayer(
-        table_name=settings.idempotency_table, boto3_client=aws.client("dynamodb")
-    )
+    persistence = aws.idempotency_store(settings.idempotency_table)
     config = IdempotencyConfig(
         event_key_jmespath="[bucket, key, version_id]",
         raise_on_no_idempotency_key=True,

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
     IdempotencyConfig,
     idempotent_function,
 )
@@ -48,11 +48,13 @@ def parse_state_change(event: Any) -> StateChange:
     """The state change in an EventBridge event, or MalformedEvent saying what is wrong (pure)."""
     if not isinstance(event, dict):
         raise MalformedEvent("event is not a JSON object")
-    if event.get("detail-type") != DETAIL_TYPE:
-        raise MalformedEvent(f"unexpected detail-type {event.get('detail-type')!r}")
-    detail = event.get("detail")
-    if not isinstance(detail, dict):
+    envelope = EventBridgeEvent(event)
+    # The data class's properties raise KeyError on a missing field: check first, say which.
+    if envelope.get("detail-type") != DETAIL_TYPE:
+        raise MalformedEvent(f"unexpected detail-type {envelope.get('detail-type')!r}")
+    if not isinstance(envelope.get("detail"), dict):
         raise MalformedEvent("event has no detail object")
+    detail = envelope.detail
     deployment_id = detail.get("deploymentId")
     if not isinstance(deployment_id, str) or not deployment_id.strip():
         raise MalformedEvent("detail.deploymentId is missing")
@@ -268,9 +270,7 @@ def handle_state_change_once(
 
     A failure deletes the in-progress record, so Lambda's retry runs it again.
     """
-    persistence = DynamoDBPersistenceLayer(
-        table_name=settings.idempotency_table, boto3_client=aws.client("dynamodb")
-    )
+    persistence = aws.idempotency_store(settings.idempotency_table)
     config = IdempotencyConfig(event_key_jmespath="[deployment_id, state]", raise_on_no_idempotency_key=True)
     config.register_lambda_context(lambda_context)
     ctx = ReleaseContext.from_settings(settings)

@@ -20,10 +20,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import CodeDeployLifecycleHookEvent
 
-from rollout import aws
+from rollout import aws, codedeploy_ops, lambda_ops, s3_ops
 from rollout.appspec import LambdaAppSpec, parse_appspec
-from rollout.canary import CanaryPolicy, judge_canary, traffic_window
+from rollout.canary import CanaryPolicy, CanaryVerdict, judge_canary, traffic_window
 from rollout.check_runner import FAILED, SUCCEEDED, Check, CheckResult, Invoke, excerpt, run_checks
 from rollout.checks import ChecksError, parse_checks
 from rollout.config import Settings
@@ -54,13 +55,13 @@ class LifecycleEvent:
     def parse(cls, event: Any) -> LifecycleEvent:
         if not isinstance(event, Mapping):
             raise HookEventError(f"expected a lifecycle hook event object, got {type(event).__name__}")
-        deployment_id = event.get("DeploymentId")
-        execution_id = event.get("LifecycleEventHookExecutionId")
-        if not isinstance(deployment_id, str) or not deployment_id:
-            raise HookEventError("the event has no DeploymentId")
-        if not isinstance(execution_id, str) or not execution_id:
-            raise HookEventError("the event has no LifecycleEventHookExecutionId")
-        return cls(deployment_id, execution_id)
+        hook_event = CodeDeployLifecycleHookEvent(dict(event))
+        # The data class's properties raise KeyError on a missing field: check first, say which.
+        for name in ("DeploymentId", "LifecycleEventHookExecutionId"):
+            value = hook_event.get(name)
+            if not isinstance(value, str) or not value:
+                raise HookEventError(f"the event has no {name}")
+        return cls(hook_event.deployment_id, hook_event.lifecycle_event_hook_execution_id)
 
 
 @dataclass(frozen=True)
@@ -307,23 +308,7 @@ def evaluate_post_traffic(
         outcome.reason = _join(outcome.reason, "post-traffic hook ran out of time before the canary analysis")
         return outcome
 
-    progress.at("reading the deployment's traffic window")
-    events, notes = lifecycle_events(deployment.deployment_id)
-    start, end, window_notes = traffic_window(
-        events, deployment.start_time or deployment.create_time, datetime.now(UTC)
-    )
-    progress.at("reading CloudWatch metrics for the canary analysis")
-    figures = read_version_figures(
-        spec.function, spec.alias, [spec.target_version, spec.current_version], start, end
-    )
-    verdict = judge_canary(
-        figures[spec.target_version],
-        figures[spec.current_version],
-        _policy(checks),
-        start,
-        end,
-    )
-    verdict.warnings.extend(notes + window_notes)
+    verdict = _canary_analysis(deployment, checks, progress)
     outcome.canary = verdict.to_record()
     outcome.warnings.extend(verdict.warnings)
     if not verdict.passed:
@@ -337,6 +322,27 @@ def evaluate_post_traffic(
         )
         outcome.reason = f"{summary}; canary: {verdict.reason}"
     return outcome
+
+
+def _canary_analysis(
+    deployment: Deployment, checks: dict[str, Any] | None, progress: _Progress
+) -> CanaryVerdict:
+    """The new version against the old over the deployment's own traffic window (CloudWatch metrics)."""
+    spec = deployment.appspec
+    progress.at("reading the deployment's traffic window")
+    events, notes = lifecycle_events(deployment.deployment_id)
+    start, end, window_notes = traffic_window(
+        events, deployment.start_time or deployment.create_time, datetime.now(UTC)
+    )
+    progress.at("reading CloudWatch metrics for the canary analysis")
+    figures = read_version_figures(
+        spec.function, spec.alias, [spec.target_version, spec.current_version], start, end
+    )
+    verdict = judge_canary(
+        figures[spec.target_version], figures[spec.current_version], _policy(checks), start, end
+    )
+    verdict.warnings.extend(notes + window_notes)
+    return verdict
 
 
 def _judge_checks(outcome: HookOutcome, target: str) -> None:
@@ -369,8 +375,7 @@ def _join(first: str, second: str) -> str:
 # --- reading the deployment -------------------------------------------------------------------
 def describe_deployment(deployment_id: str) -> Deployment:
     """The deployment's application, group and AppSpec (GetDeployment, then its revision)."""
-    codedeploy = aws.client("codedeploy")
-    info = codedeploy.get_deployment(deploymentId=deployment_id)["deploymentInfo"]
+    info = codedeploy_ops.get_deployment(deployment_id)
     application = info["applicationName"]
     content = appspec_content(application, info.get("revision") or {})
     return Deployment(
@@ -387,37 +392,27 @@ def appspec_content(application: str, revision: Mapping[str, Any]) -> str:
     """The AppSpec text of a revision: inline content (AppSpecContent or String) or an S3 object."""
     revision_type = revision.get("revisionType")
     if revision_type in ("AppSpecContent", "String"):
-        response = aws.client("codedeploy").get_application_revision(
-            applicationName=application, revision=dict(revision)
-        )
-        stored = response.get("revision") or {}
-        key = "appSpecContent" if revision_type == "AppSpecContent" else "string"
-        content = (stored.get(key) or {}).get("content") or (revision.get(key) or {}).get("content")
+        content = codedeploy_ops.inline_appspec(application, dict(revision))
         if not content:
             raise ValueError(f"the deployment's {revision_type} revision has no AppSpec content")
-        return str(content)
+        return content
     if revision_type == "S3":
         location = revision.get("s3Location") or {}
-        params: dict[str, Any] = {"Bucket": location["bucket"], "Key": location["key"]}
-        if location.get("version"):
-            params["VersionId"] = location["version"]
-        return aws.client("s3").get_object(**params)["Body"].read().decode("utf-8")
+        body = s3_ops.read_object(location["bucket"], location["key"], location.get("version") or "")
+        return body.decode("utf-8")
     raise ValueError(f"unsupported revision type {revision_type!r} for a Lambda deployment")
 
 
 def lifecycle_events(deployment_id: str) -> tuple[list[dict[str, Any]], list[str]]:
     """The deployment target's lifecycle events (with their times), and notes if they are unknown."""
-    codedeploy = aws.client("codedeploy")
     try:
-        target_ids = codedeploy.list_deployment_targets(deploymentId=deployment_id).get("targetIds") or []
-        if not target_ids:
-            return [], ["the deployment lists no target; lifecycle times unknown"]
-        target = codedeploy.get_deployment_target(deploymentId=deployment_id, targetId=target_ids[0])
+        events = codedeploy_ops.lifecycle_events(deployment_id)
     except Exception as exc:  # noqa: BLE001 - the window has fallbacks; an unreadable target is one of them
         logger.warning("could not read the deployment target", extra={"error": str(exc)})
         return [], [f"could not read the deployment target ({aws.error_code(exc) or type(exc).__name__})"]
-    lambda_target = (target.get("deploymentTarget") or {}).get("lambdaTarget") or {}
-    return list(lambda_target.get("lifecycleEvents") or []), []
+    if events is None:
+        return [], ["the deployment lists no target; lifecycle times unknown"]
+    return events, []
 
 
 def find_checks(release: Release | None, function: str) -> tuple[dict[str, Any] | None, str]:
@@ -434,13 +429,12 @@ def find_checks(release: Release | None, function: str) -> tuple[dict[str, Any] 
             return parse_checks(release.checks), origin
         except ChecksError as exc:
             raise ChecksUnavailable(f"the checks stored on {origin} are invalid: {exc}") from exc
-    tags = aws.client("lambda").get_function(FunctionName=function).get("Tags") or {}
-    uri = tags.get(CHECKS_TAG, "").strip()
+    uri = lambda_ops.function_tags(function).get(CHECKS_TAG, "").strip()
     if not uri:
         return None, f"not a Rollout release and {function} has no {CHECKS_TAG} tag"
     bucket, key = parse_s3_uri(uri)
     try:
-        body = aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        body = s3_ops.read_object(bucket, key)
     except Exception as exc:  # re-raised as the reason the hook failed
         code = aws.error_code(exc) or type(exc).__name__
         raise ChecksUnavailable(f"cannot read {uri} (named by the {CHECKS_TAG} tag): {code}") from exc
@@ -468,11 +462,7 @@ def report_status(lifecycle: LifecycleEvent, status: str) -> bool:
     error is raised: the invocation then fails and the on-failure destination reports Failed.
     """
     try:
-        aws.client("codedeploy").put_lifecycle_event_hook_execution_status(
-            deploymentId=lifecycle.deployment_id,
-            lifecycleEventHookExecutionId=lifecycle.execution_id,
-            status=status,
-        )
+        codedeploy_ops.put_hook_status(lifecycle.deployment_id, lifecycle.execution_id, status)
     except Exception as exc:
         code = aws.error_code(exc)
         if code == "LifecycleEventAlreadyCompletedException":

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from botocore.exceptions import WaiterError
 
 from rollout import aws
+from rollout.check_runner import Invocation
 from rollout.errors import CodeChanged, Rejected, UpdateFailed
 from rollout.targets import AliasRouting, ManagedFunction, managed_function
 
@@ -167,3 +168,21 @@ def create_alias(function: str, alias: str, version: str, description: str) -> b
         sleep(delay / 2 + random.uniform(0, delay / 2))
         delay = min(delay * 2, CONFLICT_MAX_DELAY)
     return False
+
+
+def function_tags(function: str) -> dict[str, str]:
+    return dict(aws.client("lambda").get_function(FunctionName=function).get("Tags") or {})
+
+
+def invoke_once(function: str, qualifier: str, payload: bytes) -> Invocation:
+    """Invoke `function:qualifier` once, synchronously, through the client that never retries."""
+    response = aws.check_invoke_client().invoke(
+        FunctionName=function, Qualifier=qualifier, InvocationType="RequestResponse", Payload=payload
+    )
+    body = response.get("Payload")
+    raw = body.read() if body is not None else b""
+    return Invocation(
+        payload=raw if isinstance(raw, bytes) else str(raw).encode("utf-8"),
+        function_error=response.get("FunctionError") or None,
+        executed_version=response.get("ExecutedVersion") or None,
+    )

@@ -105,3 +105,15 @@ class RangedObjectReader(io.RawIOBase):
 
 def open_object(obj: StoredObject) -> io.BufferedReader:
     return io.BufferedReader(RangedObjectReader(obj), buffer_size=READ_CHUNK)
+
+
+def read_object(bucket: str, key: str, version_id: str = "") -> bytes:
+    """A whole (small) object: AppSpecs and checks documents, never artifacts."""
+    params: dict[str, Any] = {"Bucket": bucket, "Key": key}
+    if version_id:
+        params["VersionId"] = version_id
+    body = aws.client("s3").get_object(**params)["Body"]
+    try:
+        return bytes(body.read())
+    finally:
+        body.close()
