@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+import rollout
 from rollout.canary_alarms import CanaryScope, alarm_definitions
 from rollout.codedeploy_ops import desired_group, group_differences
 from rollout.errors import Rejected
-from rollout.states import State, can_move
+from rollout.notifications import KINDS
+from rollout.states import TERMINAL, ReasonCode, State, can_move, notification_kind, sources_of
 from rollout.targets import deployment_config_name, managed_function
 
 
@@ -152,3 +154,45 @@ def test_a_zero_error_budget_alarms_on_the_first_error() -> None:
 )
 def test_every_outcome_the_deployer_records_is_an_allowed_transition(source: State, target: State) -> None:
     assert can_move(source, target)
+
+
+def test_reason_codes_include_every_codedeploy_error_code() -> None:
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("codedeploy")
+    codedeploy_codes = set(model.shape_for("ErrorCode").enum)
+    assert codedeploy_codes <= {code.value for code in ReasonCode}
+
+
+def test_every_reason_code_the_package_writes_is_in_the_enum() -> None:
+    """Literal codes passed to Rejected(...) or reason_code=... anywhere in the package."""
+    import ast
+    from pathlib import Path
+
+    package = Path(rollout.__file__).parent
+    written: set[str] = set()
+    for path in package.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "id", getattr(node.func, "attr", ""))
+            if name == "Rejected" and node.args and isinstance(node.args[0], ast.Constant):
+                written.add(str(node.args[0].value))
+            for keyword in node.keywords:
+                if (
+                    keyword.arg == "reason_code"
+                    and isinstance(keyword.value, ast.Constant)
+                    and keyword.value.value
+                ):
+                    written.add(str(keyword.value.value))
+    assert written, "the scan found no codes: it is not looking at the package"
+    assert written <= {code.value for code in ReasonCode}, written - {code.value for code in ReasonCode}
+
+
+@pytest.mark.parametrize("target", sorted(TERMINAL | {State.QUEUED, State.DEPLOYING}))
+def test_every_state_a_release_reaches_has_a_known_notification_kind(target: State) -> None:
+    for source in sources_of(target):
+        kind = notification_kind(source, target)
+        assert kind in KINDS, (source, target, kind)
+    assert notification_kind(State.DEPLOYING, State.FAILED) == "deployment.failed"
+    assert notification_kind(State.QUEUED, State.FAILED) == "release.failed"
