@@ -87,6 +87,15 @@ def revision_key(revision: dict[str, Any]) -> tuple[str, str | None]:
     return sha.lower(), None
 
 
+def _description(request: dict[str, Any]) -> str:
+    description: str = request.get("description") or ""
+    if len(description) > DESCRIPTION_LIMIT:
+        raise CodeDeployError(
+            "DescriptionTooLongException", f"The description is longer than {DESCRIPTION_LIMIT}."
+        )
+    return description
+
+
 def stored_revision(content: str, sha: str) -> dict[str, Any]:
     return {"revisionType": "AppSpecContent", "appSpecContent": {"content": content, "sha256": sha}}
 
@@ -450,88 +459,119 @@ class CodeDeployEngine:
         return dep
 
     def create_deployment(self, request: dict[str, Any]) -> Deployment:
-        application = request["applicationName"]
-        group_name = request.get("deploymentGroupName")
-        description = request.get("description") or ""
-        if len(description) > DESCRIPTION_LIMIT:
-            raise CodeDeployError(
-                "DescriptionTooLongException", f"The description is longer than {DESCRIPTION_LIMIT}."
-            )
+        description = _description(request)
         with self.lock:
-            app = self.application(application)
-            if not group_name:
-                raise CodeDeployError(
-                    "DeploymentGroupNameRequiredException", "The deployment group name is required."
-                )
-            group = self.group(application, group_name)
-            if app.compute_platform != LAMBDA:
-                raise CodeDeployError(
-                    "InvalidComputePlatformException",
-                    f"Application {application} is for {app.compute_platform}; the sandbox runs Lambda deployments only.",
-                )
-            revision = request.get("revision")
-            if not revision:
-                raise CodeDeployError("RevisionRequiredException", "A revision must be specified.")
-            sha, content = revision_key(revision)
-            if content is None:
-                record = app.revisions.get(sha)
-                if record is None:
-                    raise CodeDeployError(
-                        "RevisionDoesNotExistException", f"No revision with sha256 {sha} is registered."
-                    )
-                content = record.revision["appSpecContent"]["content"]
-            try:
-                spec = appspec_module.parse(content)
-            except AppSpecError as exc:
-                raise CodeDeployError("InvalidRevisionException", f"The AppSpec is not valid: {exc}") from exc
-            config = self.config(request.get("deploymentConfigName") or group.deployment_config_name)
-            if config.compute_platform != LAMBDA:
-                raise CodeDeployError(
-                    "InvalidDeploymentConfigNameException",
-                    f"Deployment configuration {config.name} is not for the Lambda compute platform.",
-                )
-            active = [
-                d
-                for d in self.deployments.values()
-                if d.active and d.application == application and d.group_name == group.name
-            ]
-            if active:
-                raise CodeDeployError(
-                    "DeploymentLimitExceededException",
-                    f"The Deployment Group '{group.name}' already has an active Deployment '{active[0].deployment_id}'",
-                )
-            rollback = (
-                self._rollback_config(request["autoRollbackConfiguration"])
-                if request.get("autoRollbackConfiguration")
-                else dict(group.auto_rollback_configuration)
-            )
-            alarms = (
-                self._alarm_config(request["overrideAlarmConfiguration"])
-                if request.get("overrideAlarmConfiguration")
-                else dict(group.alarm_configuration)
-            )
-            now = self.clock.now()
-            dep = Deployment(
-                deployment_id=self._unused_id(),
-                application=application,
-                group_name=group.name,
-                group_id=group.group_id,
-                config=config,
-                revision={"revisionType": "AppSpecContent", "appSpecContent": {"sha256": sha}},
-                appspec=spec,
-                create_time=now,
-                description=description,
-                auto_rollback_configuration=rollback,
-                alarm_configuration=alarms,
-                alarm_overridden=bool(request.get("overrideAlarmConfiguration")),
-            )
-            self._record_revision(app, content, sha, group.name, now)
-            self.deployments[dep.deployment_id] = dep
-            group.last_attempted = dep.deployment_id
-            runner = DeploymentRunner(self, dep.deployment_id)
-            self._runners[dep.deployment_id] = runner
+            app, group = self._deployment_target(request)
+            sha, content, spec = self._deployment_revision(app, request)
+            config = self._deployment_config(request, group)
+            self._check_no_active_deployment(group)
+            dep = self._new_deployment(request, group, config, sha, spec, description)
+            self._record_revision(app, content, sha, group.name, dep.create_time)
+            runner = self._add_deployment(dep, group)
         runner.start()
         return dep
+
+    def _deployment_target(self, request: dict[str, Any]) -> tuple[Application, DeploymentGroup]:
+        """The Lambda application and deployment group the request names."""
+        application = request["applicationName"]
+        app = self.application(application)
+        group_name = request.get("deploymentGroupName")
+        if not group_name:
+            raise CodeDeployError(
+                "DeploymentGroupNameRequiredException", "The deployment group name is required."
+            )
+        group = self.group(application, group_name)
+        if app.compute_platform != LAMBDA:
+            raise CodeDeployError(
+                "InvalidComputePlatformException",
+                f"Application {application} is for {app.compute_platform}; the sandbox runs Lambda deployments only.",
+            )
+        return app, group
+
+    def _deployment_revision(self, app: Application, request: dict[str, Any]) -> tuple[str, str, AppSpec]:
+        """(sha256, content, parsed AppSpec) of the revision: given inline or registered before."""
+        revision = request.get("revision")
+        if not revision:
+            raise CodeDeployError("RevisionRequiredException", "A revision must be specified.")
+        sha, content = revision_key(revision)
+        if content is None:
+            record = app.revisions.get(sha)
+            if record is None:
+                raise CodeDeployError(
+                    "RevisionDoesNotExistException", f"No revision with sha256 {sha} is registered."
+                )
+            content = record.revision["appSpecContent"]["content"]
+        try:
+            spec = appspec_module.parse(content)
+        except AppSpecError as exc:
+            raise CodeDeployError("InvalidRevisionException", f"The AppSpec is not valid: {exc}") from exc
+        return sha, content, spec
+
+    def _deployment_config(self, request: dict[str, Any], group: DeploymentGroup) -> DeploymentConfig:
+        """The request's deployment config, else the group's; a Lambda one either way."""
+        config = self.config(request.get("deploymentConfigName") or group.deployment_config_name)
+        if config.compute_platform != LAMBDA:
+            raise CodeDeployError(
+                "InvalidDeploymentConfigNameException",
+                f"Deployment configuration {config.name} is not for the Lambda compute platform.",
+            )
+        return config
+
+    def _check_no_active_deployment(self, group: DeploymentGroup) -> None:
+        """A deployment group runs one deployment at a time."""
+        active = [
+            d
+            for d in self.deployments.values()
+            if d.active and d.application == group.application and d.group_name == group.name
+        ]
+        if active:
+            raise CodeDeployError(
+                "DeploymentLimitExceededException",
+                f"The Deployment Group '{group.name}' already has an active Deployment '{active[0].deployment_id}'",
+            )
+
+    def _new_deployment(
+        self,
+        request: dict[str, Any],
+        group: DeploymentGroup,
+        config: DeploymentConfig,
+        sha: str,
+        spec: AppSpec,
+        description: str,
+    ) -> Deployment:
+        """The deployment record; the request's rollback and alarm settings override the group's."""
+        rollback = (
+            self._rollback_config(request["autoRollbackConfiguration"])
+            if request.get("autoRollbackConfiguration")
+            else dict(group.auto_rollback_configuration)
+        )
+        alarms = (
+            self._alarm_config(request["overrideAlarmConfiguration"])
+            if request.get("overrideAlarmConfiguration")
+            else dict(group.alarm_configuration)
+        )
+        return Deployment(
+            deployment_id=self._unused_id(),
+            application=group.application,
+            group_name=group.name,
+            group_id=group.group_id,
+            config=config,
+            revision={"revisionType": "AppSpecContent", "appSpecContent": {"sha256": sha}},
+            appspec=spec,
+            create_time=self.clock.now(),
+            description=description,
+            auto_rollback_configuration=rollback,
+            alarm_configuration=alarms,
+            alarm_overridden=bool(request.get("overrideAlarmConfiguration")),
+        )
+
+    def _add_deployment(self, dep: Deployment, group: DeploymentGroup) -> DeploymentRunner:
+        """Keep the deployment and give it its runner (started by the caller, once the lock is released)."""
+        self.deployments[dep.deployment_id] = dep
+        group.last_attempted = dep.deployment_id
+        runner = DeploymentRunner(self, dep.deployment_id)
+        self._runners[dep.deployment_id] = runner
+        return runner
 
     def _unused_id(self) -> str:
         while True:
