@@ -8,6 +8,7 @@ import logging
 import threading
 import urllib.request
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -135,7 +136,7 @@ class EventDelivery:
         if self._scheduler.is_alive():
             self._scheduler.join(timeout=5)
 
-    def _submit(self, fn: Any, *args: Any) -> None:
+    def _submit(self, fn: Callable[..., object], *args: Any) -> None:
         if self._stop.is_set():
             return
         try:
@@ -144,7 +145,7 @@ class EventDelivery:
             log.debug("delivery pool closed; event not delivered")
 
     @staticmethod
-    def _guard(fn: Any, *args: Any) -> None:
+    def _guard(fn: Callable[..., object], *args: Any) -> None:
         try:
             fn(*args)
         except Exception:

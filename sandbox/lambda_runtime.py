@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from sandbox import metrics
 from sandbox.server import AwsError
@@ -97,7 +97,7 @@ class AsyncEvent:
 @dataclass
 class Worker:
     process: subprocess.Popen[bytes]
-    requests: Any
+    requests: TextIO
     results_fd: int
     spec: VersionSpec
     last_used: float = field(default_factory=time.monotonic)

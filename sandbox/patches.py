@@ -6,16 +6,19 @@ from __future__ import annotations
 import threading
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sandbox import core
+
+if TYPE_CHECKING:
+    from sandbox.core import Sandbox
 
 _installed = False
 _lock = threading.Lock()
 ORIGINALS: dict[str, Any] = {}
 
 
-def _sandbox() -> Any:
+def _sandbox() -> Sandbox | None:
     return core.active()
 
 

@@ -9,6 +9,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any, Protocol
 
 from sandbox.codedeploy import appspec as appspec_module
@@ -51,7 +52,7 @@ ROLLBACK_EVENTS = ("DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM", "DEPLOYMENT
 class SandboxClock(Protocol):
     def now(self) -> float: ...
 
-    def now_datetime(self) -> Any: ...
+    def now_datetime(self) -> datetime: ...
 
     def real_seconds(self, sandbox_seconds: float) -> float: ...
 
