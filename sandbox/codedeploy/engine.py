@@ -1,7 +1,9 @@
 """The CodeDeploy engine: applications, deployment groups, configs and deployments of the sandbox.
 
-All state sits behind one lock; each deployment runs in its own `DeploymentRunner` thread. Methods
-take Python values and raise `CodeDeployError` with AWS's codes; `api` does the wire side."""
+All state sits behind one lock that only the engine takes: every public method takes it itself.
+Each deployment runs in its own `DeploymentRunner` thread, which reports each step through the
+engine's runner methods (`runner.RunnerEngine`). Methods take Python values and raise
+`CodeDeployError` with AWS's codes; `api` does the wire side."""
 
 from __future__ import annotations
 
@@ -31,13 +33,15 @@ from sandbox.codedeploy.models import (
     Application,
     Deployment,
     DeploymentGroup,
+    HookExecution,
     LifecycleRecord,
     RevisionRecord,
     StopRequest,
     is_deployment_id,
     new_deployment_id,
+    new_hook_execution_id,
 )
-from sandbox.codedeploy.runner import HOOK_TIMEOUT_SECONDS, DeploymentRunner
+from sandbox.codedeploy.runner import HOOK_TIMEOUT_SECONDS, DeploymentRunner, Plan
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +126,6 @@ class CodeDeployEngine:
         self.groups: dict[tuple[str, str], DeploymentGroup] = {}
         self.custom_configs: dict[str, DeploymentConfig] = {}
         self.deployments: dict[str, Deployment] = {}
-        self.hook_index: dict[str, str] = {}  # hook execution id -> deployment id
         self._runners: dict[str, DeploymentRunner] = {}
 
     # --- lifecycle of the engine -------------------------------------------------------------
@@ -132,31 +135,9 @@ class CodeDeployEngine:
         with self.lock:
             runners = list(self._runners.values())
         for runner in runners:
-            runner.wake.set()
+            runner.nudge()
         for runner in runners:
-            runner.thread.join(timeout)
-
-    def runner_done(self, deployment_id: str) -> None:
-        with self.lock:
-            self._runners.pop(deployment_id, None)
-
-    def emit(self, deployment: Deployment, state: str) -> None:
-        """Send the deployment's state-change event to the default bus (best effort, as on AWS)."""
-        with self.lock:
-            group = self.groups.get((deployment.application, deployment.group_name))
-            detail = {
-                "region": self.region,
-                "deploymentId": deployment.deployment_id,
-                "instanceGroupId": group.group_id if group else deployment.group_id,
-                "deploymentGroup": deployment.group_name,
-                "application": deployment.application,
-                "state": state,
-            }
-            resources = [self.application_arn(deployment.application), self.group_arn(deployment)]
-        try:
-            self.aws.put_event(detail, resources, self.clock.now_datetime())
-        except AwsCallError as exc:
-            log.warning("state-change event %s of %s not delivered: %s", state, deployment.deployment_id, exc)
+            runner.join(timeout)
 
     def application_arn(self, application: str) -> str:
         return f"arn:aws:codedeploy:{self.region}:{self.account_id}:application:{application}"
@@ -570,7 +551,8 @@ class CodeDeployEngine:
         """Keep the deployment and give it its runner (started by the caller, once the lock is released)."""
         self.deployments[dep.deployment_id] = dep
         group.last_attempted = dep.deployment_id
-        runner = DeploymentRunner(self, dep.deployment_id)
+        plan = Plan(dep.deployment_id, dep.appspec, dep.config.traffic_routing, dep.alarm_configuration)
+        runner = DeploymentRunner(self, plan, self.aws, self.clock, self.hook_timeout)
         self._runners[dep.deployment_id] = runner
         return runner
 
@@ -590,10 +572,12 @@ class CodeDeployEngine:
         if group not in record.deployment_groups:
             record.deployment_groups.append(group)
 
-    def new_rollback_deployment(self, failed: Deployment, spec: AppSpec, content: str) -> Deployment:
-        """The deployment that puts `failed`'s alias back (it starts InProgress; the runner finishes it)."""
+    def new_rollback_deployment(self, failed_id: str, spec: AppSpec, content: str) -> str:
+        """The deployment that puts the failed one's alias back (it starts InProgress; the failed one's
+        runner finishes it with `finish_rollback`). The failed deployment's rollbackInfo points at it."""
         sha = appspec_module.content_sha256(content)
         with self.lock:
+            failed = self.deployments[failed_id]
             now = self.clock.now()
             rollback = Deployment(
                 deployment_id=self._unused_id(),
@@ -622,7 +606,13 @@ class CodeDeployEngine:
             group = self.groups.get((failed.application, failed.group_name))
             if group is not None:
                 group.last_attempted = rollback.deployment_id
-            return rollback
+            restored = failed.appspec
+            failed.rollback_info = {
+                "rollbackDeploymentId": rollback.deployment_id,
+                "rollbackMessage": f"Automatic rollback triggered; rollback deployment {rollback.deployment_id} "
+                f"restores version {restored.current_version} on alias {restored.alias}.",
+            }
+            return rollback.deployment_id
 
     def list_deployments(self, request: dict[str, Any]) -> list[str]:
         application, group_name = request.get("applicationName"), request.get("deploymentGroupName")
@@ -686,7 +676,7 @@ class CodeDeployEngine:
                 dep.stop_request = StopRequest(auto_rollback)
             runner = self._runners.get(deployment_id)
         if runner is not None:
-            runner.wake.set()
+            runner.nudge()
         return "Pending", "Stopping Active Deployment"
 
     def put_hook_status(self, deployment_id: Any, execution_id: Any, status: Any) -> str:
@@ -713,7 +703,7 @@ class CodeDeployEngine:
             execution.reported = status
             runner = self._runners.get(dep.deployment_id)
         if runner is not None:
-            runner.wake.set()
+            runner.nudge()
         return str(execution_id)
 
     def target(self, deployment_id: str, target_id: Any) -> Deployment:
@@ -740,3 +730,103 @@ class CodeDeployEngine:
             if statuses and dep.target_status not in statuses:
                 return []
             return [dep.target_id]
+
+    # --- what runners report (runner.RunnerEngine); each call takes the lock ------------------------
+    def is_stopping(self) -> bool:
+        return self.stopping.is_set()
+
+    def runner_done(self, deployment_id: str) -> None:
+        with self.lock:
+            self._runners.pop(deployment_id, None)
+
+    def stop_request(self, deployment_id: str) -> StopRequest | None:
+        with self.lock:
+            return self.deployments[deployment_id].stop_request
+
+    def mark_started(self, deployment_id: str) -> None:
+        with self.lock:
+            self.deployments[deployment_id].begin(self.clock.now())
+
+    def begin_event(self, deployment_id: str, name: str) -> None:
+        with self.lock:
+            self.deployments[deployment_id].begin_event(name, self.clock.now())
+
+    def end_event(
+        self, deployment_id: str, name: str, status: str, diagnostics: dict[str, str] | None = None
+    ) -> None:
+        with self.lock:
+            self.deployments[deployment_id].end_event(name, status, self.clock.now(), diagnostics)
+
+    def set_function_arn(self, deployment_id: str, arn: str | None) -> None:
+        with self.lock:
+            self.deployments[deployment_id].function_arn = arn
+
+    def open_hook(self, deployment_id: str, lifecycle_event: str, function: str) -> str:
+        """A new hook execution the hook reports on with PutLifecycleEventHookExecutionStatus; its id."""
+        execution = HookExecution(new_hook_execution_id(), lifecycle_event, function)
+        with self.lock:
+            self.deployments[deployment_id].hook_executions[execution.execution_id] = execution
+        return execution.execution_id
+
+    def hook_report(self, deployment_id: str, execution_id: str) -> str | None:
+        with self.lock:
+            return self.deployments[deployment_id].hook_executions[execution_id].reported
+
+    def close_hook(self, deployment_id: str, execution_id: str) -> str | None:
+        """Stop waiting for the hook (a later report is refused); what it reported until now, if anything."""
+        with self.lock:
+            execution = self.deployments[deployment_id].hook_executions[execution_id]
+            execution.closed = True
+            return execution.reported
+
+    def set_target_weight(self, deployment_id: str, weight: float) -> None:
+        with self.lock:
+            self.deployments[deployment_id].shift(weight, self.clock.now())
+
+    def mark_succeeded(self, deployment_id: str) -> None:
+        with self.lock:
+            dep = self.deployments[deployment_id]
+            dep.succeed(self.clock.now())
+            group = self.groups.get((dep.application, dep.group_name))
+            if group is not None:
+                group.last_successful = dep.deployment_id
+
+    def fail_target(self, deployment_id: str, error: dict[str, str], diagnostics: dict[str, str]) -> None:
+        with self.lock:
+            self.deployments[deployment_id].fail_target(error, diagnostics, self.clock.now())
+
+    def rollback_wanted(self, deployment_id: str, trigger: str, explicit: bool | None) -> bool:
+        with self.lock:
+            return self.deployments[deployment_id].rollback_wanted(trigger, explicit)
+
+    def finish_rollback(
+        self, rollback_id: str, failed_id: str, error: dict[str, str] | None, started: float, ended: float
+    ) -> None:
+        with self.lock:
+            rollback, failed = self.deployments[rollback_id], self.deployments[failed_id]
+            rollback.finish_rollback(failed.function_arn, error, started, ended)
+            if error is None:
+                failed.target_weight = 0.0
+
+    def mark_ended(self, deployment_id: str, status: str) -> None:
+        with self.lock:
+            self.deployments[deployment_id].end(status, self.clock.now())
+
+    def emit(self, deployment_id: str, state: str) -> None:
+        """Send the deployment's state-change event to the default bus (best effort, as on AWS)."""
+        with self.lock:
+            deployment = self.deployments[deployment_id]
+            group = self.groups.get((deployment.application, deployment.group_name))
+            detail = {
+                "region": self.region,
+                "deploymentId": deployment_id,
+                "instanceGroupId": group.group_id if group else deployment.group_id,
+                "deploymentGroup": deployment.group_name,
+                "application": deployment.application,
+                "state": state,
+            }
+            resources = [self.application_arn(deployment.application), self.group_arn(deployment)]
+        try:
+            self.aws.put_event(detail, resources, self.clock.now_datetime())
+        except AwsCallError as exc:
+            log.warning("state-change event %s of %s not delivered: %s", state, deployment_id, exc)
