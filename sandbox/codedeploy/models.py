@@ -9,7 +9,7 @@ import base64
 import secrets
 import string
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sandbox.codedeploy.appspec import AFTER_ALLOW_TRAFFIC, BEFORE_ALLOW_TRAFFIC, AppSpec
 from sandbox.codedeploy.configs import DeploymentConfig
@@ -246,6 +246,15 @@ class Deployment:
         self.complete_time = ended
 
 
+class GroupView(NamedTuple):
+    """A deployment group with its last attempted and last successful deployments, as GetDeploymentGroup
+    shows them."""
+
+    group: DeploymentGroup
+    last_attempted: Deployment | None
+    last_successful: Deployment | None
+
+
 def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
@@ -346,9 +355,8 @@ def last_deployment_info(deployment: Deployment | None) -> dict[str, Any] | None
     )
 
 
-def group_info(
-    group: DeploymentGroup, last_attempted: Deployment | None, last_successful: Deployment | None
-) -> dict[str, Any]:
+def group_info(view: GroupView) -> dict[str, Any]:
+    group, last_attempted, last_successful = view
     return _drop_none(
         {
             "applicationName": group.application,
