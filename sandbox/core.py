@@ -8,16 +8,26 @@ import tempfile
 import threading
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 from sandbox.clock import Clock
 from sandbox.faults import Faults
 from sandbox.metrics import MetricIndex
 
+if TYPE_CHECKING:
+    # Imported where they are built (in _start), so `sandbox.core` stays light and free of cycles.
+    from sandbox.alarms import AlarmEvaluator
+    from sandbox.codedeploy.engine import CodeDeployEngine
+    from sandbox.event_delivery import EventDelivery
+    from sandbox.lambda_runtime import LambdaService
+    from sandbox.server import HttpServer, SandboxApp
+
 log = logging.getLogger("sandbox")
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
+
+_Part = TypeVar("_Part")
 
 _active_lock = threading.Lock()
 _active: Sandbox | None = None
@@ -52,13 +62,31 @@ class Sandbox:
         self._port = port
         self._want_codedeploy = codedeploy
         self._workdir: Path | None = None
-        self._server: Any = None
+        self._server: HttpServer | None = None
         self._stop = threading.Event()
-        self.codedeploy_engine: Any = None
-        self.lambda_service: Any = None
-        self.events: Any = None
-        self.alarms: Any = None
-        self.app: Any = None
+        # None until start(); CodeDeploy also when it is off or unavailable, and again after stop().
+        self.codedeploy_engine: CodeDeployEngine | None = None
+        # Built by start() and kept after stop(), so a stopped sandbox can still be inspected.
+        self._app: SandboxApp | None = None
+        self._lambda_service: LambdaService | None = None
+        self._events: EventDelivery | None = None
+        self._alarms: AlarmEvaluator | None = None
+
+    @property
+    def app(self) -> SandboxApp:
+        return _started(self._app)
+
+    @property
+    def lambda_service(self) -> LambdaService:
+        return _started(self._lambda_service)
+
+    @property
+    def events(self) -> EventDelivery:
+        return _started(self._events)
+
+    @property
+    def alarms(self) -> AlarmEvaluator:
+        return _started(self._alarms)
 
     @property
     def endpoint_url(self) -> str:
@@ -104,16 +132,16 @@ class Sandbox:
         self._workdir = Path(tempfile.mkdtemp(prefix="rollout-sandbox-"))
         reset_moto()
         patches.install()
-        self.app = SandboxApp(self.faults, self.clock)
-        self._server = HttpServer(self.app, self._port)
-        self.lambda_service = LambdaService(self)
-        self.events = EventDelivery(self)
-        self.alarms = AlarmEvaluator(self)
-        register_lambda_routes(self.app, self)
+        self._app = SandboxApp(self.faults, self.clock)
+        self._server = HttpServer(self._app, self._port)
+        self._lambda_service = LambdaService(self)
+        self._events = EventDelivery(self)
+        self._alarms = AlarmEvaluator(self)
+        register_lambda_routes(self._app, self)
         self._server.start()
-        self.lambda_service.start()
-        self.events.start()
-        self.alarms.start()
+        self._lambda_service.start()
+        self._events.start()
+        self._alarms.start()
         if self._want_codedeploy:
             self._start_codedeploy()
 
@@ -131,14 +159,13 @@ class Sandbox:
     def stop(self) -> None:
         global _active
         self._stop.set()
-        for component in (self.codedeploy_engine,):
-            if component is not None:
-                try:
-                    component.shutdown()
-                except Exception:
-                    log.exception("CodeDeploy engine shutdown failed")
+        if self.codedeploy_engine is not None:
+            try:
+                self.codedeploy_engine.shutdown()
+            except Exception:
+                log.exception("CodeDeploy engine shutdown failed")
         self.codedeploy_engine = None
-        for part in (self.alarms, self.events, self.lambda_service):
+        for part in (self._alarms, self._events, self._lambda_service):
             if part is not None:
                 try:
                     part.stop()
@@ -159,6 +186,12 @@ class Sandbox:
     def __repr__(self) -> str:
         where = self.endpoint_url if self._server is not None else "stopped"
         return f"Sandbox({where}, speed={self.clock.speed})"
+
+
+def _started(part: _Part | None) -> _Part:
+    if part is None:
+        raise RuntimeError("the sandbox has not been started")
+    return part
 
 
 def reset_moto() -> None:

@@ -8,7 +8,9 @@ import logging
 import threading
 import urllib.request
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -39,6 +41,80 @@ def pattern_matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
     return bool(EventPattern.load(json.dumps(pattern)).matches_event(event))  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True)
+class SnsNotification:
+    """One SNS message for one subscription, in the shapes SNS delivers it to Lambda and to HTTP."""
+
+    subscription_arn: str
+    topic_arn: str
+    message_id: str
+    message: str
+    subject: str | None
+    timestamp: str
+    attributes: dict[str, dict[str, Any]]
+    endpoint_url: str  # the sandbox's: the signing certificate and unsubscribe links point there
+
+    @property
+    def unsubscribe_url(self) -> str:
+        return f"{self.endpoint_url}/?Action=Unsubscribe&SubscriptionArn={self.subscription_arn}"
+
+    @property
+    def signing_cert_url(self) -> str:
+        return f"{self.endpoint_url}/SimpleNotificationService-sandbox.pem"
+
+    def lambda_record(self) -> dict[str, Any]:
+        return {
+            "Records": [
+                {
+                    "EventSource": "aws:sns",
+                    "EventVersion": "1.0",
+                    "EventSubscriptionArn": self.subscription_arn,
+                    "Sns": {
+                        "Type": "Notification",
+                        "MessageId": self.message_id,
+                        "TopicArn": self.topic_arn,
+                        "Subject": self.subject,
+                        "Message": self.message,
+                        "Timestamp": self.timestamp,
+                        "SignatureVersion": "1",
+                        "Signature": "sandbox-unsigned",
+                        "SigningCertUrl": self.signing_cert_url,
+                        "UnsubscribeUrl": self.unsubscribe_url,
+                        "MessageAttributes": self.attributes,
+                    },
+                }
+            ]
+        }
+
+    def http_body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "Type": "Notification",
+            "MessageId": self.message_id,
+            "TopicArn": self.topic_arn,
+            "Message": self.message,
+            "Timestamp": self.timestamp,
+            "SignatureVersion": "1",
+            "Signature": "sandbox-unsigned",
+            "SigningCertURL": self.signing_cert_url,
+            "UnsubscribeURL": self.unsubscribe_url,
+        }
+        if self.subject is not None:
+            body["Subject"] = self.subject
+        if self.attributes:
+            body["MessageAttributes"] = self.attributes
+        return body
+
+    def http_headers(self) -> dict[str, str]:
+        return {
+            "Content-Type": "text/plain; charset=UTF-8",
+            "x-amz-sns-message-type": "Notification",
+            "x-amz-sns-message-id": self.message_id,
+            "x-amz-sns-topic-arn": self.topic_arn,
+            "x-amz-sns-subscription-arn": self.subscription_arn,
+            "User-Agent": "Amazon Simple Notification Service Agent",
+        }
+
+
 class EventDelivery:
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
@@ -60,7 +136,7 @@ class EventDelivery:
         if self._scheduler.is_alive():
             self._scheduler.join(timeout=5)
 
-    def _submit(self, fn: Any, *args: Any) -> None:
+    def _submit(self, fn: Callable[..., object], *args: Any) -> None:
         if self._stop.is_set():
             return
         try:
@@ -69,7 +145,7 @@ class EventDelivery:
             log.debug("delivery pool closed; event not delivered")
 
     @staticmethod
-    def _guard(fn: Any, *args: Any) -> None:
+    def _guard(fn: Callable[..., object], *args: Any) -> None:
         try:
             fn(*args)
         except Exception:
@@ -217,67 +293,25 @@ class EventDelivery:
         subject: str | None,
         attributes: dict[str, Any] | None,
     ) -> None:
-        topic_arn = subscription.topic.arn
-        timestamp = self.clock.now_datetime().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-        unsubscribe = f"{self.sandbox.endpoint_url}/?Action=Unsubscribe&SubscriptionArn={subscription.arn}"
-        attrs = {
-            k: {"Type": v.get("Type", "String"), "Value": v.get("Value")}
-            for k, v in (attributes or {}).items()
-        }
+        notification = SnsNotification(
+            subscription_arn=subscription.arn,
+            topic_arn=subscription.topic.arn,
+            message_id=message_id,
+            message=message,
+            subject=subject,
+            timestamp=self.clock.now_datetime().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+            attributes={
+                k: {"Type": v.get("Type", "String"), "Value": v.get("Value")}
+                for k, v in (attributes or {}).items()
+            },
+            endpoint_url=self.sandbox.endpoint_url,
+        )
         if subscription.protocol == "lambda":
-            record = {
-                "Records": [
-                    {
-                        "EventSource": "aws:sns",
-                        "EventVersion": "1.0",
-                        "EventSubscriptionArn": subscription.arn,
-                        "Sns": {
-                            "Type": "Notification",
-                            "MessageId": message_id,
-                            "TopicArn": topic_arn,
-                            "Subject": subject,
-                            "Message": message,
-                            "Timestamp": timestamp,
-                            "SignatureVersion": "1",
-                            "Signature": "sandbox-unsigned",
-                            "SigningCertUrl": f"{self.sandbox.endpoint_url}/SimpleNotificationService-sandbox.pem",
-                            "UnsubscribeUrl": unsubscribe,
-                            "MessageAttributes": attrs,
-                        },
-                    }
-                ]
-            }
-            self._submit(
-                self.sandbox.lambda_service.invoke_async,
-                subscription.endpoint,
-                None,
-                json.dumps(record).encode(),
-            )
+            payload = json.dumps(notification.lambda_record()).encode()
+            self._submit(self.sandbox.lambda_service.invoke_async, subscription.endpoint, None, payload)
             return
-        body = {
-            "Type": "Notification",
-            "MessageId": message_id,
-            "TopicArn": topic_arn,
-            "Message": message,
-            "Timestamp": timestamp,
-            "SignatureVersion": "1",
-            "Signature": "sandbox-unsigned",
-            "SigningCertURL": f"{self.sandbox.endpoint_url}/SimpleNotificationService-sandbox.pem",
-            "UnsubscribeURL": unsubscribe,
-        }
-        if subject is not None:
-            body["Subject"] = subject
-        if attrs:
-            body["MessageAttributes"] = attrs
-        headers = {
-            "Content-Type": "text/plain; charset=UTF-8",
-            "x-amz-sns-message-type": "Notification",
-            "x-amz-sns-message-id": message_id,
-            "x-amz-sns-topic-arn": topic_arn,
-            "x-amz-sns-subscription-arn": subscription.arn,
-            "User-Agent": "Amazon Simple Notification Service Agent",
-        }
-        self._submit(self._post_http, subscription.endpoint, json.dumps(body).encode(), headers)
+        body = json.dumps(notification.http_body()).encode()
+        self._submit(self._post_http, subscription.endpoint, body, notification.http_headers())
 
     def _post_http(self, url: str, body: bytes, headers: dict[str, str]) -> None:
         host = urlparse(url).hostname or ""

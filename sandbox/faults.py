@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+PatternMatcher = Callable[[dict[str, Any], dict[str, Any]], bool]  # (EventBridge pattern, event) -> matches
 
 
 @dataclass
@@ -132,7 +135,7 @@ class Faults:
                 return kill.after_seconds
         return None
 
-    def event_action(self, event: dict[str, Any], matches: Any) -> str | None:
+    def event_action(self, event: dict[str, Any], matches: PatternMatcher) -> str | None:
         """ "drop", "duplicate" or None for an event; `matches(pattern, event)` tests a pattern. The verdict
         is remembered per event id so an event reaching several rules is treated the same everywhere."""
         event_id = str(event.get("id", ""))

@@ -18,6 +18,7 @@ from sandbox.server import AwsError, SandboxApp
 
 if TYPE_CHECKING:
     from sandbox.core import Sandbox
+    from sandbox.lambda_runtime import LambdaService
 
 # How long (real seconds) a function reports LastUpdateStatus=InProgress after a code or configuration update.
 UPDATE_SECONDS = 0.5
@@ -66,7 +67,7 @@ class LambdaApi:
         self.lock = threading.RLock()  # serialises control-plane changes, like Lambda's per-function lock
 
     @property
-    def service(self) -> Any:
+    def service(self) -> LambdaService:
         return self.sandbox.lambda_service
 
     def storage(self) -> Any:

@@ -25,8 +25,9 @@ import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from sandbox import metrics
 from sandbox.server import AwsError
@@ -96,7 +97,7 @@ class AsyncEvent:
 @dataclass
 class Worker:
     process: subprocess.Popen[bytes]
-    requests: Any
+    requests: TextIO
     results_fd: int
     spec: VersionSpec
     last_used: float = field(default_factory=time.monotonic)
@@ -376,47 +377,9 @@ class LambdaService:
         _extract_zip(layer.code_bytes, target)
 
     def spawn(self, spec: VersionSpec) -> Worker:
+        env = self._worker_env(spec)
         request_r, request_w = os.pipe()
         result_r, result_w = os.pipe()
-        layer_paths = []
-        for arn in spec.layers:
-            base = self._layer_dir(arn)
-            layer_paths += [
-                str(base / "python"),
-                str(
-                    base
-                    / "python"
-                    / "lib"
-                    / f"python{sys.version_info.major}.{sys.version_info.minor}"
-                    / "site-packages"
-                ),
-            ]
-        stream = f"{self.clock.now_datetime():%Y/%m/%d}/[{spec.version}]{uuid.uuid4().hex}"
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "LANG": "C.UTF-8",
-            "TZ": ":UTC",
-            "HOME": os.environ.get("HOME", str(self.sandbox.workdir)),
-            "NO_PROXY": "127.0.0.1,localhost",
-            **dict(spec.environment),
-            "_HANDLER": spec.handler,
-            "LAMBDA_TASK_ROOT": str(self._code_dir(spec)),
-            "SANDBOX_LAYER_PATHS": os.pathsep.join(layer_paths),
-            "AWS_ENDPOINT_URL": self.sandbox.endpoint_url,
-            "AWS_REGION": self.sandbox.region,
-            "AWS_DEFAULT_REGION": self.sandbox.region,
-            "AWS_ACCESS_KEY_ID": "ASIASANDBOXLAMBDA",
-            "AWS_SECRET_ACCESS_KEY": "sandbox-lambda-secret",
-            "AWS_SESSION_TOKEN": "sandbox-lambda-session",
-            "AWS_LAMBDA_FUNCTION_NAME": spec.function_name,
-            "AWS_LAMBDA_FUNCTION_VERSION": spec.version,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
-            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.function_name}",
-            "AWS_LAMBDA_LOG_STREAM_NAME": stream,
-            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
-            "PYTHONUNBUFFERED": "1",
-            "PYTHONDONTWRITEBYTECODE": "1",
-        }
         process = subprocess.Popen(  # noqa: S603 - our own worker script under the sandbox's interpreter
             [sys.executable, str(WORKER_SCRIPT), str(request_r), str(result_w)],
             stdin=subprocess.DEVNULL,
@@ -441,6 +404,44 @@ class LambdaService:
         self.cold_starts += 1
         return worker
 
+    def _worker_env(self, spec: VersionSpec) -> dict[str, str]:
+        """The execution environment Lambda gives a function, pointed at the sandbox endpoint."""
+        stream = f"{self.clock.now_datetime():%Y/%m/%d}/[{spec.version}]{uuid.uuid4().hex}"
+        return {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "TZ": ":UTC",
+            "HOME": os.environ.get("HOME", str(self.sandbox.workdir)),
+            "NO_PROXY": "127.0.0.1,localhost",
+            **dict(spec.environment),
+            "_HANDLER": spec.handler,
+            "LAMBDA_TASK_ROOT": str(self._code_dir(spec)),
+            "SANDBOX_LAYER_PATHS": os.pathsep.join(self._layer_paths(spec)),
+            "AWS_ENDPOINT_URL": self.sandbox.endpoint_url,
+            "AWS_REGION": self.sandbox.region,
+            "AWS_DEFAULT_REGION": self.sandbox.region,
+            "AWS_ACCESS_KEY_ID": "ASIASANDBOXLAMBDA",
+            "AWS_SECRET_ACCESS_KEY": "sandbox-lambda-secret",
+            "AWS_SESSION_TOKEN": "sandbox-lambda-session",
+            "AWS_LAMBDA_FUNCTION_NAME": spec.function_name,
+            "AWS_LAMBDA_FUNCTION_VERSION": spec.version,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.function_name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": stream,
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+
+    def _layer_paths(self, spec: VersionSpec) -> list[str]:
+        """Where each layer's Python code sits once unpacked (python/ and its site-packages, as on Lambda)."""
+        site = f"python{sys.version_info.major}.{sys.version_info.minor}"
+        paths: list[str] = []
+        for arn in spec.layers:
+            base = self._layer_dir(arn) / "python"
+            paths += [str(base), str(base / "lib" / site / "site-packages")]
+        return paths
+
     # Invocation
 
     def invoke(
@@ -463,44 +464,40 @@ class LambdaService:
     ) -> Outcome:
         name = fn.function_name
         resource = f"{name}:{qualifier}" if qualifier else name
-        limit = fn.reserved_concurrency if fn.reserved_concurrency is not None else MAX_CONCURRENCY
-        with self._inflight_lock:
-            if self._inflight.get(name, 0) >= int(limit):
-                throttled = True
-            else:
-                throttled = False
-                self._inflight[name] = self._inflight.get(name, 0) + 1
-        if throttled:
-            metrics.record_lambda(
-                self.sandbox, name, resource, version if alias_name else None, throttled=True
-            )
+        executed_version = version if alias_name else None
+        if not self._take_slot(fn):
+            metrics.record_lambda(self.sandbox, name, resource, executed_version, throttled=True)
             raise AwsError("TooManyRequestsException", "Rate Exceeded.", 429)
         try:
-            event = json.loads(payload) if payload else {}
-        except ValueError:
-            with self._inflight_lock:
-                self._inflight[name] -= 1
-            raise AwsError(
-                "InvalidRequestContentException",
-                "Could not parse request body into json: payload is not valid JSON",
-                400,
-            ) from None
-        try:
+            event = _parse_event(payload)
             outcome = self._execute(
                 fn, version, qualifier, event, client_context, request_id or str(uuid.uuid4())
             )
         finally:
-            with self._inflight_lock:
-                self._inflight[name] -= 1
+            self._free_slot(name)
         metrics.record_lambda(
             self.sandbox,
             name,
             resource,
-            version if alias_name else None,
+            executed_version,
             error=outcome.function_error is not None,
             duration_ms=outcome.duration_ms,
         )
         return outcome
+
+    def _take_slot(self, fn: Any) -> bool:
+        """One of the function's concurrent executions (reserved concurrency, else the account's), if free."""
+        name = fn.function_name
+        limit = fn.reserved_concurrency if fn.reserved_concurrency is not None else MAX_CONCURRENCY
+        with self._inflight_lock:
+            if self._inflight.get(name, 0) >= int(limit):
+                return False
+            self._inflight[name] = self._inflight.get(name, 0) + 1
+            return True
+
+    def _free_slot(self, name: str) -> None:
+        with self._inflight_lock:
+            self._inflight[name] -= 1
 
     def _execute(
         self,
@@ -512,101 +509,94 @@ class LambdaService:
         request_id: str,
     ) -> Outcome:
         pool = self.pool_for(fn, version)
-        spec = pool.spec
-        invoked_arn = spec.function_arn + (f":{qualifier}" if qualifier else "")
         worker, cold = pool.acquire()
-        kill_after = self.sandbox.faults.worker_kill(spec.function_name, version)
-        killer: threading.Timer | None = None
-        if kill_after is not None:
-            killer = threading.Timer(kill_after, worker.process.kill)
-            killer.daemon = True
-            killer.start()
+        request = _worker_request(pool.spec, qualifier, event, client_context, request_id)
         started = time.monotonic()
+        result = self._exchange(worker, request)
+        elapsed_ms = (time.monotonic() - started) * 1000
+        if result is None:
+            return self._worker_lost(pool, worker, request_id, elapsed_ms, cold)
+        return self._worker_answered(pool, worker, result, request_id, elapsed_ms, cold)
+
+    def _exchange(self, worker: Worker, request: dict[str, Any]) -> dict[str, Any] | None:
+        """Send the worker one request and read its result; None if it timed out or died."""
+        killer = self._arm_injected_kill(worker)
         try:
-            worker.requests.write(
-                json.dumps(
-                    {
-                        "request_id": request_id,
-                        "event": event,
-                        "timeout_seconds": spec.timeout,
-                        "invoked_function_arn": invoked_arn,
-                        "client_context": client_context,
-                    }
-                )
-                + "\n"
-            )
+            worker.requests.write(json.dumps(request) + "\n")
             worker.requests.flush()
-            result = worker.read_result(spec.timeout)
+            return worker.read_result(worker.spec.timeout)
         except (BrokenPipeError, OSError):
-            result = None
+            return None
         finally:
             if killer is not None:
                 killer.cancel()
-        elapsed_ms = (time.monotonic() - started) * 1000
-        if result is None:
-            timed_out = worker.timed_out
-            pool.discard(worker)
-            lines = worker.take_logs()
-            if timed_out:
-                error = {
-                    "errorType": "Sandbox.Timedout",
-                    "errorMessage": f"RequestId: {request_id} Error: Task timed out after {spec.timeout:.2f} seconds",
-                }
-                lines.append(
-                    f"{self.clock.now_datetime():%Y-%m-%dT%H:%M:%S.%fZ} {request_id} Task timed out after {spec.timeout:.2f} seconds\n"
-                )
-            else:
-                code = worker.process.returncode
-                reason = (
-                    f"signal: {signal.Signals(-code).name.lower().removeprefix('sig')}"
-                    if code and code < 0
-                    else f"exit status {code}"
-                )
-                error = {
-                    "errorType": "Runtime.ExitError",
-                    "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: {reason}",
-                }
-                lines.append(f"RequestId: {request_id} Error: Runtime exited with error: {reason}\n")
-            lines.append(f"END RequestId: {request_id}\n")
-            lines.append(_report(request_id, elapsed_ms, spec.memory_mb, None))
-            self._write_logs(worker, lines)
-            return Outcome(
-                request_id,
-                version,
-                json.dumps(error).encode(),
-                "Unhandled",
-                _tail(lines),
-                elapsed_ms,
-                cold,
-                error["errorType"],
-            )
+
+    def _arm_injected_kill(self, worker: Worker) -> threading.Timer | None:
+        """A test asked for this invocation's worker to die part-way through: kill it on a timer."""
+        kill_after = self.sandbox.faults.worker_kill(worker.spec.function_name, worker.spec.version)
+        if kill_after is None:
+            return None
+        killer = threading.Timer(kill_after, worker.process.kill)
+        killer.daemon = True
+        killer.start()
+        return killer
+
+    def _worker_lost(
+        self, pool: VersionPool, worker: Worker, request_id: str, elapsed_ms: float, cold: bool
+    ) -> Outcome:
+        """No result: the worker timed out or exited. It is discarded and the invocation fails, as in Lambda."""
+        spec = worker.spec
+        timed_out = worker.timed_out
+        pool.discard(worker)  # kills and reaps it, so its exit status is known below
+        lines = worker.take_logs()
+        if timed_out:
+            error, line = _timeout_error(request_id, spec.timeout, self.clock.now_datetime())
+        else:
+            error, line = _exit_error(request_id, worker.process.returncode)
+        lines.append(line)
+        lines.append(f"END RequestId: {request_id}\n")
+        lines.append(_report(request_id, elapsed_ms, spec.memory_mb, None))
+        self._write_logs(worker, lines)
+        payload = json.dumps(error).encode()
+        return Outcome(
+            request_id, spec.version, payload, "Unhandled", _tail(lines), elapsed_ms, cold, error["errorType"]
+        )
+
+    def _worker_answered(
+        self,
+        pool: VersionPool,
+        worker: Worker,
+        result: dict[str, Any],
+        request_id: str,
+        elapsed_ms: float,
+        cold: bool,
+    ) -> Outcome:
+        """The handler returned or raised: the worker goes back to the pool; its logs end with REPORT."""
+        spec = worker.spec
         pool.release(worker)
         worker.wait_for_log(f"END RequestId: {request_id}", 1.0)
         lines = worker.take_logs()
         duration = float(result.get("duration_ms", elapsed_ms))
-        lines.append(
-            _report(
-                request_id, duration, spec.memory_mb, result.get("init_ms"), _max_rss_mb(worker.process.pid)
-            )
-        )
+        rss_mb = _max_rss_mb(worker.process.pid)
+        lines.append(_report(request_id, duration, spec.memory_mb, result.get("init_ms"), rss_mb))
         self._write_logs(worker, lines)
         worker.invocations += 1
         if "error" in result:
             error = result["error"]
             error["requestId"] = request_id
+            payload = json.dumps(error).encode()
             return Outcome(
                 request_id,
-                version,
-                json.dumps(error).encode(),
+                spec.version,
+                payload,
                 "Unhandled",
                 _tail(lines),
                 duration,
                 cold,
                 error.get("errorType"),
             )
-        return Outcome(
-            request_id, version, str(result["payload"]).encode(), None, _tail(lines), duration, cold
-        )
+        payload = str(result["payload"]).encode()
+        return Outcome(request_id, spec.version, payload, None, _tail(lines), duration, cold)
 
     def _write_logs(self, worker: Worker, lines: list[str]) -> None:
         """Send the invocation's log lines to CloudWatch Logs (moto), as Lambda does."""
@@ -796,6 +786,51 @@ def _pump_logs(worker: Worker) -> None:
             worker.log_lines.append(raw.decode("utf-8", "replace"))
             worker.log_cond.notify_all()
     stream.close()
+
+
+def _parse_event(payload: bytes) -> Any:
+    try:
+        return json.loads(payload) if payload else {}
+    except ValueError:
+        raise AwsError(
+            "InvalidRequestContentException",
+            "Could not parse request body into json: payload is not valid JSON",
+            400,
+        ) from None
+
+
+def _worker_request(
+    spec: VersionSpec, qualifier: str | None, event: Any, client_context: str | None, request_id: str
+) -> dict[str, Any]:
+    """The line lambda_worker.py reads for one invocation."""
+    return {
+        "request_id": request_id,
+        "event": event,
+        "timeout_seconds": spec.timeout,
+        "invoked_function_arn": spec.function_arn + (f":{qualifier}" if qualifier else ""),
+        "client_context": client_context,
+    }
+
+
+def _timeout_error(request_id: str, timeout: float, now: datetime) -> tuple[dict[str, str], str]:
+    """The error payload and log line of an invocation that ran out of time."""
+    error = {
+        "errorType": "Sandbox.Timedout",
+        "errorMessage": f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds",
+    }
+    line = f"{now:%Y-%m-%dT%H:%M:%S.%fZ} {request_id} Task timed out after {timeout:.2f} seconds\n"
+    return error, line
+
+
+def _exit_error(request_id: str, returncode: int | None) -> tuple[dict[str, str], str]:
+    """The error payload and log line of an invocation whose worker process exited."""
+    reason = (
+        f"signal: {signal.Signals(-returncode).name.lower().removeprefix('sig')}"
+        if returncode and returncode < 0
+        else f"exit status {returncode}"
+    )
+    message = f"RequestId: {request_id} Error: Runtime exited with error: {reason}"
+    return {"errorType": "Runtime.ExitError", "errorMessage": message}, message + "\n"
 
 
 def _report(

@@ -82,24 +82,10 @@ def _watch_parent(parent: int) -> None:
 
 def main() -> None:
     request_fd, result_fd = int(sys.argv[1]), int(sys.argv[2])
-    parent = os.getppid()
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-    task_root = os.environ["LAMBDA_TASK_ROOT"]
-    layer_paths = [p for p in os.environ.get("SANDBOX_LAYER_PATHS", "").split(os.pathsep) if p]
-    # Like Lambda: the function's code first, then the layers (/opt/python), then the runtime's packages.
-    script_dir = os.path.dirname(os.path.abspath(__file__))
-    sys.path[:] = [task_root, *layer_paths, *[p for p in sys.path if p and p != script_dir]]
-    os.chdir(task_root)
+    _enter_task_root()
     requests = os.fdopen(request_fd, "r", encoding="utf-8")
     results = os.fdopen(result_fd, "w", encoding="utf-8")
-    handler: Any = None
-    init_error: _RuntimeFailure | None = None
-    init_started = time.monotonic()
-    try:
-        handler = _load_handler(os.environ["_HANDLER"])
-    except _RuntimeFailure as exc:
-        init_error = exc
-    init_ms = (time.monotonic() - init_started) * 1000
+    handler, init_error, init_ms = _init()
     first = True
     for line in requests:
         request = json.loads(line)
@@ -109,31 +95,7 @@ def main() -> None:
             f"START RequestId: {request_id} Version: {os.environ['AWS_LAMBDA_FUNCTION_VERSION']}", flush=True
         )
         started = time.monotonic()
-        outcome: dict[str, Any]
-        if init_error is not None:
-            outcome = {
-                "error": {
-                    "errorMessage": init_error.message,
-                    "errorType": init_error.error_type,
-                    "stackTrace": [],
-                }
-            }
-        else:
-            try:
-                result = handler(request["event"], LambdaContext(request, deadline))
-                try:
-                    outcome = {"payload": json.dumps(result)}
-                except (TypeError, ValueError) as exc:
-                    outcome = {
-                        "error": _error(exc, "Runtime.MarshalError", f"Unable to marshal response: {exc}")
-                    }
-            except Exception as exc:  # noqa: BLE001 - a handler error is the function's result
-                outcome = {"error": _error(exc)}
-                print(
-                    f"[ERROR] {type(exc).__name__}: {exc}\nTraceback (most recent call last):\n"
-                    + "".join(traceback.format_tb(exc.__traceback__)),
-                    flush=True,
-                )
+        outcome = _invoke(handler, init_error, request, deadline)
         outcome["duration_ms"] = (time.monotonic() - started) * 1000
         if first:
             outcome["init_ms"] = init_ms
@@ -143,6 +105,56 @@ def main() -> None:
         print(f"END RequestId: {request_id}", flush=True)
         results.write(json.dumps(outcome) + "\n")
         results.flush()
+
+
+def _enter_task_root() -> None:
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+    task_root = os.environ["LAMBDA_TASK_ROOT"]
+    layer_paths = [p for p in os.environ.get("SANDBOX_LAYER_PATHS", "").split(os.pathsep) if p]
+    # Like Lambda: the function's code first, then the layers (/opt/python), then the runtime's packages.
+    script_dir = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [task_root, *layer_paths, *[p for p in sys.path if p and p != script_dir]]
+    os.chdir(task_root)
+
+
+def _init() -> tuple[Any, _RuntimeFailure | None, float]:
+    """The handler (or why it could not be loaded) and how long loading took, reported on the first REPORT."""
+    handler: Any = None
+    init_error: _RuntimeFailure | None = None
+    init_started = time.monotonic()
+    try:
+        handler = _load_handler(os.environ["_HANDLER"])
+    except _RuntimeFailure as exc:
+        init_error = exc
+    return handler, init_error, (time.monotonic() - init_started) * 1000
+
+
+def _invoke(
+    handler: Any, init_error: _RuntimeFailure | None, request: dict[str, Any], deadline: float
+) -> dict[str, Any]:
+    """One invocation's result line: the payload, or the error as Lambda's Python runtime reports it."""
+    if init_error is not None:
+        return {
+            "error": {
+                "errorMessage": init_error.message,
+                "errorType": init_error.error_type,
+                "stackTrace": [],
+            }
+        }
+    try:
+        result = handler(request["event"], LambdaContext(request, deadline))
+        try:
+            return {"payload": json.dumps(result)}
+        except (TypeError, ValueError) as exc:
+            return {"error": _error(exc, "Runtime.MarshalError", f"Unable to marshal response: {exc}")}
+    except Exception as exc:  # noqa: BLE001 - a handler error is the function's result
+        outcome = {"error": _error(exc)}
+        print(
+            f"[ERROR] {type(exc).__name__}: {exc}\nTraceback (most recent call last):\n"
+            + "".join(traceback.format_tb(exc.__traceback__)),
+            flush=True,
+        )
+        return outcome
 
 
 if __name__ == "__main__":

@@ -6,16 +6,19 @@ from __future__ import annotations
 import threading
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sandbox import core
+
+if TYPE_CHECKING:
+    from sandbox.core import Sandbox
 
 _installed = False
 _lock = threading.Lock()
 ORIGINALS: dict[str, Any] = {}
 
 
-def _sandbox() -> Any:
+def _sandbox() -> Sandbox | None:
     return core.active()
 
 
@@ -28,7 +31,8 @@ def install() -> None:
         _patch_events()
         _patch_s3()
         _patch_sns()
-        _patch_cloudwatch()
+        _patch_cloudwatch_alarms()
+        _patch_cloudwatch_reads()
         _patch_lambda()
         _patch_bucket_policy()
         _installed = True
@@ -137,11 +141,11 @@ def _patch_sns() -> None:
     Subscription.publish = publish  # type: ignore[method-assign]
 
 
-def _patch_cloudwatch() -> None:
+def _patch_cloudwatch_alarms() -> None:
+    """Alarms start and keep their state as on AWS; a state set with SetAlarmState holds for one period."""
     from moto.cloudwatch.models import CloudWatchBackend
 
     original_put_alarm = CloudWatchBackend.put_metric_alarm
-    original_get_data = CloudWatchBackend.get_metric_data
     original_set_state = CloudWatchBackend.set_alarm_state
 
     def put_metric_alarm(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
@@ -162,6 +166,23 @@ def _patch_cloudwatch() -> None:
             alarm.state_reason = "Unchecked: Initial alarm creation"
         return alarm
 
+    def set_alarm_state(self: Any, alarm_name: str, reason: str, reason_data: str, state_value: str) -> None:
+        original_set_state(self, alarm_name, reason, reason_data, state_value)
+        sb = _sandbox()
+        if sb is not None:
+            sb.alarms.alarm_set_manually(alarm_name, int(self.alarms[alarm_name].period or 60))
+
+    CloudWatchBackend.put_metric_alarm = put_metric_alarm  # type: ignore[method-assign]
+    CloudWatchBackend.set_alarm_state = set_alarm_state  # type: ignore[method-assign]
+
+
+def _patch_cloudwatch_reads() -> None:
+    """GetMetricData and GetMetricStatistics answered from the sandbox's metric index (metrics.py)."""
+    from moto.cloudwatch.models import CloudWatchBackend
+
+    original_get_data = CloudWatchBackend.get_metric_data
+    original_statistics = CloudWatchBackend.get_metric_statistics
+
     def get_metric_data(
         self: Any,
         queries: list[dict[str, Any]],
@@ -175,14 +196,6 @@ def _patch_cloudwatch() -> None:
         from sandbox import metrics
 
         return metrics.get_metric_data(sb, queries, start_time, end_time, scan_by)
-
-    def set_alarm_state(self: Any, alarm_name: str, reason: str, reason_data: str, state_value: str) -> None:
-        original_set_state(self, alarm_name, reason, reason_data, state_value)
-        sb = _sandbox()
-        if sb is not None:
-            sb.alarms.alarm_set_manually(alarm_name, int(self.alarms[alarm_name].period or 60))
-
-    original_statistics = CloudWatchBackend.get_metric_statistics
 
     def get_metric_statistics(
         self: Any,
@@ -206,10 +219,8 @@ def _patch_cloudwatch() -> None:
             sb, namespace, metric_name, start_time, end_time, period, stats, dimensions, unit
         )
 
-    CloudWatchBackend.get_metric_statistics = get_metric_statistics  # type: ignore[method-assign]
-    CloudWatchBackend.put_metric_alarm = put_metric_alarm  # type: ignore[method-assign]
     CloudWatchBackend.get_metric_data = get_metric_data  # type: ignore[method-assign]
-    CloudWatchBackend.set_alarm_state = set_alarm_state  # type: ignore[method-assign]
+    CloudWatchBackend.get_metric_statistics = get_metric_statistics  # type: ignore[method-assign]
 
 
 def _patch_lambda() -> None:

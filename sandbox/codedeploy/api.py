@@ -2,7 +2,8 @@
 
 The server routes `X-Amz-Target: CodeDeploy_20141006.<Operation>` here after `bind(engine)`.
 Requests are checked against botocore's model first, then handed to the engine; answers are
-JSON-ready dicts (timestamps as epoch seconds). AWS errors are raised as `CodeDeployError`."""
+JSON-ready dicts (timestamps as epoch seconds), rendered from the copies the engine hands out (it
+alone takes its lock). AWS errors are raised as `CodeDeployError`."""
 
 from __future__ import annotations
 
@@ -86,24 +87,22 @@ def _batch(items: list[Any], code: str) -> None:
 # --- applications ------------------------------------------------------------------------------
 @handles("CreateApplication")
 def _create_application(engine: CodeDeployEngine, body: dict[str, Any]) -> dict[str, Any]:
-    app = engine.create_application(
+    application_id = engine.create_application(
         body["applicationName"], body.get("computePlatform") or "Server", body.get("tags")
     )
-    return {"applicationId": app.application_id}
+    return {"applicationId": application_id}
 
 
 @handles("GetApplication")
 def _get_application(engine: CodeDeployEngine, body: dict[str, Any]) -> dict[str, Any]:
-    with engine.lock:
-        return {"application": models.application_info(engine.application(body["applicationName"]))}
+    return {"application": models.application_info(engine.get_application(body["applicationName"]))}
 
 
 @handles("BatchGetApplications")
 def _batch_get_applications(engine: CodeDeployEngine, body: dict[str, Any]) -> dict[str, Any]:
     names = body["applicationNames"]
     _batch(names, "BatchLimitExceededException")
-    with engine.lock:
-        return {"applicationsInfo": [models.application_info(engine.application(n)) for n in names]}
+    return {"applicationsInfo": [models.application_info(app) for app in engine.get_applications(names)]}
 
 
 @handles("ListApplications")
@@ -124,19 +123,18 @@ def _create_config(engine: CodeDeployEngine, body: dict[str, Any]) -> dict[str, 
         raise CodeDeployError(
             "InvalidZonalDeploymentConfigurationException", "Zonal configs are for EC2 only."
         )
-    config = engine.create_config(
+    config_id = engine.create_config(
         body["deploymentConfigName"],
         body.get("computePlatform"),
         body.get("trafficRoutingConfig"),
         body.get("minimumHealthyHosts"),
     )
-    return {"deploymentConfigId": config.config_id}
+    return {"deploymentConfigId": config_id}
 
 
 @handles("GetDeploymentConfig")
 def _get_config(engine: CodeDeployEngine, body: dict[str, Any]) -> dict[str, Any]:
-    with engine.lock:
-        return {"deploymentConfigInfo": engine.config(body["deploymentConfigName"]).to_info()}
+    return {"deploymentConfigInfo": engine.get_config(body["deploymentConfigName"]).to_info()}
 
 
 @handles("ListDeploymentConfigs")
@@ -151,38 +149,24 @@ def _delete_config(engine: CodeDeployEngine, body: dict[str, Any]) -> dict[str, 
 
 
 # --- deployment groups -------------------------------------------------------------------------
-def _group_info(engine: CodeDeployEngine, group: models.DeploymentGroup) -> dict[str, Any]:
-    attempted, successful = engine.last_deployments(group)
-    return models.group_info(group, attempted, successful)
-
-
 @handles("CreateDeploymentGroup")
 def _create_group(engine: CodeDeployEngine, body: dict[str, Any]) -> dict[str, Any]:
-    group = engine.create_group(body["applicationName"], body["deploymentGroupName"], body)
-    return {"deploymentGroupId": group.group_id}
+    group_id = engine.create_group(body["applicationName"], body["deploymentGroupName"], body)
+    return {"deploymentGroupId": group_id}
 
 
 @handles("GetDeploymentGroup")
 def _get_group(engine: CodeDeployEngine, body: dict[str, Any]) -> dict[str, Any]:
-    with engine.lock:
-        group = engine.group(body["applicationName"], body["deploymentGroupName"])
-        return {"deploymentGroupInfo": _group_info(engine, group)}
+    view = engine.get_group(body["applicationName"], body["deploymentGroupName"])
+    return {"deploymentGroupInfo": models.group_info(view)}
 
 
 @handles("BatchGetDeploymentGroups")
 def _batch_get_groups(engine: CodeDeployEngine, body: dict[str, Any]) -> dict[str, Any]:
     names = body["deploymentGroupNames"]
     _batch(names, "BatchLimitExceededException")
-    found, missing = [], []
-    with engine.lock:
-        engine.application(body["applicationName"])
-        for name in names:
-            group = engine.groups.get((body["applicationName"], name))
-            if group is None:
-                missing.append(name)
-            else:
-                found.append(_group_info(engine, group))
-    answer: dict[str, Any] = {"deploymentGroupsInfo": found}
+    found, missing = engine.get_groups(body["applicationName"], names)
+    answer: dict[str, Any] = {"deploymentGroupsInfo": [models.group_info(view) for view in found]}
     if missing:
         answer["errorMessage"] = f"Deployment groups not found: {', '.join(missing)}"
     return answer
@@ -209,28 +193,19 @@ def _delete_group(engine: CodeDeployEngine, body: dict[str, Any]) -> dict[str, A
 # --- deployments -------------------------------------------------------------------------------
 @handles("CreateDeployment")
 def _create_deployment(engine: CodeDeployEngine, body: dict[str, Any]) -> dict[str, Any]:
-    return {"deploymentId": engine.create_deployment(body).deployment_id}
+    return {"deploymentId": engine.create_deployment(body)}
 
 
 @handles("GetDeployment")
 def _get_deployment(engine: CodeDeployEngine, body: dict[str, Any]) -> dict[str, Any]:
-    with engine.lock:
-        return {"deploymentInfo": models.deployment_info(engine.deployment(body["deploymentId"]))}
+    return {"deploymentInfo": models.deployment_info(engine.get_deployment(body["deploymentId"]))}
 
 
 @handles("BatchGetDeployments")
 def _batch_get_deployments(engine: CodeDeployEngine, body: dict[str, Any]) -> dict[str, Any]:
     ids = body["deploymentIds"]
     _batch(ids, "BatchLimitExceededException")
-    infos = []
-    with engine.lock:
-        for deployment_id in ids:
-            try:
-                infos.append(models.deployment_info(engine.deployment(deployment_id)))
-            except CodeDeployError as exc:
-                if exc.code != "DeploymentDoesNotExistException":
-                    raise
-    return {"deploymentsInfo": infos}
+    return {"deploymentsInfo": [models.deployment_info(dep) for dep in engine.get_deployments(ids)]}
 
 
 @handles("ListDeployments")
@@ -246,12 +221,9 @@ def _stop_deployment(engine: CodeDeployEngine, body: dict[str, Any]) -> dict[str
 
 @handles("ContinueDeployment")
 def _continue_deployment(engine: CodeDeployEngine, body: dict[str, Any]) -> dict[str, Any]:
-    with engine.lock:
-        dep = engine.deployment(body.get("deploymentId"))
-        if not dep.active:
-            raise CodeDeployError(
-                "DeploymentAlreadyCompletedException", f"{dep.deployment_id} has completed."
-            )
+    dep = engine.get_deployment(body.get("deploymentId"))
+    if not dep.active:
+        raise CodeDeployError("DeploymentAlreadyCompletedException", f"{dep.deployment_id} has completed.")
     raise CodeDeployError(
         "DeploymentIsNotInReadyStateException",
         f"Deployment {dep.deployment_id} is a Lambda deployment, never Ready.",
@@ -269,20 +241,19 @@ def _put_hook_status(engine: CodeDeployEngine, body: dict[str, Any]) -> dict[str
 # --- revisions ---------------------------------------------------------------------------------
 @handles("GetApplicationRevision")
 def _get_revision(engine: CodeDeployEngine, body: dict[str, Any]) -> dict[str, Any]:
-    with engine.lock:
-        record = engine.application_revision(body["applicationName"], body["revision"])
-        info = {
-            "description": record.description or None,
-            "deploymentGroups": list(record.deployment_groups),
-            "firstUsedTime": record.first_used_time,
-            "lastUsedTime": record.last_used_time,
-            "registerTime": record.register_time,
-        }
-        return {
-            "applicationName": body["applicationName"],
-            "revision": record.revision,
-            "revisionInfo": {k: v for k, v in info.items() if v is not None},
-        }
+    record = engine.application_revision(body["applicationName"], body["revision"])
+    info = {
+        "description": record.description or None,
+        "deploymentGroups": list(record.deployment_groups),
+        "firstUsedTime": record.first_used_time,
+        "lastUsedTime": record.last_used_time,
+        "registerTime": record.register_time,
+    }
+    return {
+        "applicationName": body["applicationName"],
+        "revision": record.revision,
+        "revisionInfo": {k: v for k, v in info.items() if v is not None},
+    }
 
 
 @handles("RegisterApplicationRevision")
@@ -300,21 +271,13 @@ def _list_targets(engine: CodeDeployEngine, body: dict[str, Any]) -> dict[str, A
 
 @handles("GetDeploymentTarget")
 def _get_target(engine: CodeDeployEngine, body: dict[str, Any]) -> dict[str, Any]:
-    with engine.lock:
-        return {
-            "deploymentTarget": models.lambda_target_info(
-                engine.target(body["deploymentId"], body["targetId"])
-            )
-        }
+    dep = engine.get_target(body["deploymentId"], body["targetId"])
+    return {"deploymentTarget": models.lambda_target_info(dep)}
 
 
 @handles("BatchGetDeploymentTargets")
 def _batch_get_targets(engine: CodeDeployEngine, body: dict[str, Any]) -> dict[str, Any]:
     ids = body["targetIds"]
     _batch(ids, "DeploymentTargetListSizeExceededException")
-    with engine.lock:
-        return {
-            "deploymentTargets": [
-                models.lambda_target_info(engine.target(body["deploymentId"], target_id)) for target_id in ids
-            ]
-        }
+    deps = engine.get_targets(body["deploymentId"], ids)
+    return {"deploymentTargets": [models.lambda_target_info(dep) for dep in deps]}

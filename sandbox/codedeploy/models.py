@@ -1,14 +1,15 @@
 """CodeDeploy records (applications, groups, deployments) and how they read on the wire.
 
-Pure data and the rules of status changes; the engine holds them under its lock, the runner moves
-them along, the API serialises them with the `*_info` functions below."""
+Pure data and the rules of status changes; the engine holds them under its lock and applies the steps
+its runners report, the API serialises them with the `*_info` functions below."""
 
 from __future__ import annotations
 
+import base64
 import secrets
 import string
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sandbox.codedeploy.appspec import AFTER_ALLOW_TRAFFIC, BEFORE_ALLOW_TRAFFIC, AppSpec
 from sandbox.codedeploy.configs import DeploymentConfig
@@ -42,6 +43,11 @@ class TransitionError(RuntimeError):
 
 def new_deployment_id() -> str:
     return "d-" + "".join(secrets.choice(ID_ALPHABET) for _ in range(9))
+
+
+def new_hook_execution_id() -> str:
+    # Opaque and long, like the ids AWS hands hooks.
+    return base64.b64encode(secrets.token_bytes(96)).decode()
 
 
 def is_deployment_id(value: str) -> bool:
@@ -176,6 +182,78 @@ class Deployment:
         config = self.auto_rollback_configuration or {}
         return bool(config.get("enabled")) and trigger in (config.get("events") or [])
 
+    # The steps a runner takes the deployment through (the engine applies them under its lock).
+    def begin(self, now: float) -> None:
+        self.move(IN_PROGRESS)
+        self.start_time = now
+        self.target_status = IN_PROGRESS
+
+    def begin_event(self, name: str, now: float) -> None:
+        record = self.lifecycle[name]
+        record.status, record.start_time = IN_PROGRESS, now
+        self.target_updated = now
+
+    def end_event(self, name: str, status: str, now: float, diagnostics: dict[str, str] | None) -> None:
+        record = self.lifecycle[name]
+        if record.start_time is None:
+            record.start_time = now
+        record.status, record.end_time, record.diagnostics = status, now, diagnostics
+        self.target_updated = now
+
+    def shift(self, weight: float, now: float) -> None:
+        self.target_weight = weight
+        self.target_updated = now
+
+    def succeed(self, now: float) -> None:
+        self.move(SUCCEEDED)
+        self.complete_time = now
+        self.target_status = SUCCEEDED
+
+    def fail_target(self, error: dict[str, str], diagnostics: dict[str, str], now: float) -> None:
+        """The lifecycle stops here: the running event failed, the ones not reached are skipped, and no
+        hook is waited for any more. The deployment itself ends with `end` (after any rollback)."""
+        for execution in self.hook_executions.values():
+            execution.closed = True
+        for record in self.lifecycle.values():
+            if record.status == IN_PROGRESS:
+                record.status, record.end_time, record.diagnostics = FAILED, now, diagnostics
+            elif record.status == PENDING:
+                record.status = SKIPPED
+        self.error_information = error
+        self.target_status = FAILED
+        self.target_updated = now
+        if self.start_time is None:  # it failed before it began
+            self.start_time = now
+
+    def end(self, status: str, now: float) -> None:
+        self.move(status)
+        self.complete_time = now
+
+    def finish_rollback(
+        self, function_arn: str | None, error: dict[str, str] | None, started: float, ended: float
+    ) -> None:
+        """A rollback deployment, which moves the alias in one call and runs no hooks, ends."""
+        outcome = SUCCEEDED if error is None else FAILED
+        for record in self.lifecycle.values():
+            record.start_time, record.end_time = started, ended
+            record.status = SKIPPED if record.name in (BEFORE_ALLOW_TRAFFIC, AFTER_ALLOW_TRAFFIC) else outcome
+        self.function_arn = function_arn
+        self.error_information = error
+        self.target_status = outcome
+        self.target_weight = 1.0 if outcome == SUCCEEDED else 0.0
+        self.target_updated = ended
+        self.move(outcome)
+        self.complete_time = ended
+
+
+class GroupView(NamedTuple):
+    """A deployment group with its last attempted and last successful deployments, as GetDeploymentGroup
+    shows them."""
+
+    group: DeploymentGroup
+    last_attempted: Deployment | None
+    last_successful: Deployment | None
+
 
 def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
@@ -277,9 +355,8 @@ def last_deployment_info(deployment: Deployment | None) -> dict[str, Any] | None
     )
 
 
-def group_info(
-    group: DeploymentGroup, last_attempted: Deployment | None, last_successful: Deployment | None
-) -> dict[str, Any]:
+def group_info(view: GroupView) -> dict[str, Any]:
+    group, last_attempted, last_successful = view
     return _drop_none(
         {
             "applicationName": group.application,

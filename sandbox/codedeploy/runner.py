@@ -2,40 +2,38 @@
 
 One thread per deployment. Every wait is on the sandbox clock and wakes early when a hook reports,
 a stop is requested or the engine shuts down; alarms are polled throughout. Any way out of the
-lifecycle ends the deployment in a final, recorded status with its state-change event sent."""
+lifecycle ends the deployment in a final, recorded status with its state-change event sent.
+
+The runner owns the flow, the engine owns the record: every change goes through a `RunnerEngine` call
+that takes the engine's lock itself, and the runner reads what it needs from its own `Plan`."""
 
 from __future__ import annotations
 
-import base64
 import logging
-import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sandbox.codedeploy.appspec import AFTER_ALLOW_TRAFFIC, BEFORE_ALLOW_TRAFFIC, AppSpec, render
-from sandbox.codedeploy.aws import AwsCallError
+from sandbox.codedeploy.aws import AwsCallError, AwsPort
 from sandbox.codedeploy.configs import weight_schedule
 from sandbox.codedeploy.models import (
     ALLOW_TRAFFIC,
     END,
     FAILED,
-    IN_PROGRESS,
     ON_ALARM,
     ON_FAILURE,
     ON_REQUEST,
-    PENDING,
     SKIPPED,
     START,
     STOPPED,
     SUCCEEDED,
-    Deployment,
-    HookExecution,
+    StopRequest,
 )
 
 if TYPE_CHECKING:
-    from sandbox.codedeploy.engine import CodeDeployEngine
+    from sandbox.codedeploy.engine import SandboxClock
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +41,62 @@ HOOK_TIMEOUT_SECONDS = 3600.0
 ALARM_POLL_SECONDS = 60.0  # CodeDeploy polls alarms at least this often (sandbox time)
 ALARM_POLL_FAILURES_TOLERATED = 3
 THROTTLE_CODES = frozenset({"ThrottlingException", "TooManyRequestsException", "Throttling"})
+
+
+class RunnerEngine(Protocol):
+    """The engine as a runner sees it: the deployment's record, changed one step at a time.
+
+    Each method takes the engine's lock itself, so the runner never holds it, not even while it waits."""
+
+    def is_stopping(self) -> bool: ...
+
+    def stop_request(self, deployment_id: str) -> StopRequest | None: ...
+
+    def mark_started(self, deployment_id: str) -> None: ...
+
+    def begin_event(self, deployment_id: str, name: str) -> None: ...
+
+    def end_event(
+        self, deployment_id: str, name: str, status: str, diagnostics: dict[str, str] | None = None
+    ) -> None: ...
+
+    def set_function_arn(self, deployment_id: str, arn: str | None) -> None: ...
+
+    def open_hook(self, deployment_id: str, lifecycle_event: str, function: str) -> str: ...
+
+    def hook_report(self, deployment_id: str, execution_id: str) -> str | None: ...
+
+    def close_hook(self, deployment_id: str, execution_id: str) -> str | None: ...
+
+    def set_target_weight(self, deployment_id: str, weight: float) -> None: ...
+
+    def mark_succeeded(self, deployment_id: str) -> None: ...
+
+    def fail_target(self, deployment_id: str, error: dict[str, str], diagnostics: dict[str, str]) -> None: ...
+
+    def rollback_wanted(self, deployment_id: str, trigger: str, explicit: bool | None) -> bool: ...
+
+    def new_rollback_deployment(self, failed_id: str, spec: AppSpec, content: str) -> str: ...
+
+    def finish_rollback(
+        self, rollback_id: str, failed_id: str, error: dict[str, str] | None, started: float, ended: float
+    ) -> None: ...
+
+    def mark_ended(self, deployment_id: str, status: str) -> None: ...
+
+    def emit(self, deployment_id: str, state: str) -> None: ...
+
+    def runner_done(self, deployment_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a deployment is to do, fixed when it is created: the runner's own copy."""
+
+    deployment_id: str
+    appspec: AppSpec
+    traffic_routing: dict[str, Any] | None
+    alarm_configuration: dict[str, Any]
 
 
 class Shutdown(Exception):
@@ -61,11 +115,6 @@ class Halt(Exception):
     diagnostics: dict[str, str] | None = None
 
 
-def new_hook_execution_id() -> str:
-    # Opaque and long, like the ids AWS hands hooks.
-    return base64.b64encode(secrets.token_bytes(96)).decode()
-
-
 def alarm_poll_interval(real_seconds: Callable[[float], float]) -> float:
     """Sandbox seconds between alarm polls: every sandbox minute at most, but no more than ~10/s real."""
     per_minute = real_seconds(ALARM_POLL_SECONDS)
@@ -75,41 +124,45 @@ def alarm_poll_interval(real_seconds: Callable[[float], float]) -> float:
 
 
 class DeploymentRunner:
-    def __init__(self, engine: CodeDeployEngine, deployment_id: str) -> None:
+    def __init__(
+        self,
+        engine: RunnerEngine,
+        plan: Plan,
+        aws: AwsPort,
+        clock: SandboxClock,
+        hook_timeout: float = HOOK_TIMEOUT_SECONDS,
+    ) -> None:
         self.engine = engine
-        self.deployment_id = deployment_id
-        self.wake = threading.Event()
-        self.thread = threading.Thread(target=self._run, name=f"codedeploy-{deployment_id}", daemon=True)
+        self.plan = plan
+        self.deployment_id = plan.deployment_id
+        self.aws = aws
+        self.clock = clock
+        self.hook_timeout = hook_timeout
+        self._wake = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"codedeploy-{self.deployment_id}", daemon=True
+        )
         self._alias_verified = False
         self._next_alarm_poll = 0.0
         self._alarm_failures = 0
-        self._poll_interval = alarm_poll_interval(engine.clock.real_seconds)
+        self._poll_interval = alarm_poll_interval(clock.real_seconds)
 
     def start(self) -> None:
-        self.thread.start()
+        self._thread.start()
+
+    def nudge(self) -> None:
+        """Something the runner may be waiting for happened (a hook reported, a stop, a shutdown)."""
+        self._wake.set()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
 
     # --- helpers -----------------------------------------------------------------------------
-    @property
-    def dep(self) -> Deployment:
-        return self.engine.deployments[self.deployment_id]
-
-    def _now(self) -> float:
-        return self.engine.clock.now()
-
     def _begin_event(self, name: str) -> None:
-        with self.engine.lock:
-            record = self.dep.lifecycle[name]
-            record.status, record.start_time = IN_PROGRESS, self._now()
-            self.dep.target_updated = record.start_time
+        self.engine.begin_event(self.deployment_id, name)
 
     def _end_event(self, name: str, status: str, diagnostics: dict[str, str] | None = None) -> None:
-        with self.engine.lock:
-            record = self.dep.lifecycle[name]
-            now = self._now()
-            if record.start_time is None:
-                record.start_time = now
-            record.status, record.end_time, record.diagnostics = status, now, diagnostics
-            self.dep.target_updated = now
+        self.engine.end_event(self.deployment_id, name, status, diagnostics)
 
     # --- the lifecycle -----------------------------------------------------------------------
     def _run(self) -> None:
@@ -136,40 +189,17 @@ class DeploymentRunner:
             self.engine.runner_done(self.deployment_id)
 
     def _start(self) -> None:
-        with self.engine.lock:
-            dep = self.dep
-            dep.move(IN_PROGRESS)
-            dep.start_time = self._now()
-            dep.target_status = IN_PROGRESS
-        self.engine.emit(dep, "START")
+        self.engine.mark_started(self.deployment_id)
+        self.engine.emit(self.deployment_id, "START")
         self._begin_event(START)
         self._check_stop()
-        self._verify_lambda(dep.appspec)
+        self._verify_lambda(self.plan.appspec)
         self._poll_alarms(at_start=True)
         self._end_event(START, SUCCEEDED)
 
     def _verify_lambda(self, spec: AppSpec) -> None:
-        aws = self.engine.aws
-        try:
-            alias = aws.get_alias(spec.function_name, spec.alias)
-        except AwsCallError as exc:
-            if exc.code != "ResourceNotFoundException":
-                raise self._aws_halt(exc, f"reading alias {spec.alias} of {spec.function_name}") from exc
-            try:
-                aws.get_function_configuration(spec.function_name)
-            except AwsCallError as missing:
-                raise Halt(
-                    FAILED,
-                    "INVALID_LAMBDA_FUNCTION",
-                    f"The Lambda function {spec.function_name} could not be found: {missing.message}",
-                    ON_FAILURE,
-                ) from missing
-            raise Halt(
-                FAILED,
-                "INVALID_LAMBDA_CONFIGURATION",
-                f"The alias {spec.alias} of Lambda function {spec.function_name} could not be found.",
-                ON_FAILURE,
-            ) from exc
+        """The alias exists, points at the AppSpec's current version only, and the target version exists."""
+        alias = self._read_alias(spec)
         version = str(alias.get("FunctionVersion"))
         weights = (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
         if version != spec.current_version:
@@ -188,8 +218,35 @@ class DeploymentRunner:
                 f"{', '.join(sorted(weights))}; a deployment needs an alias without additional weights.",
                 ON_FAILURE,
             )
+        self._check_target_version(spec)
+        self.engine.set_function_arn(self.deployment_id, alias.get("AliasArn"))
+        self._alias_verified = True
+
+    def _read_alias(self, spec: AppSpec) -> dict[str, Any]:
         try:
-            aws.get_function_configuration(spec.function_name, spec.target_version)
+            return self.aws.get_alias(spec.function_name, spec.alias)
+        except AwsCallError as exc:
+            if exc.code != "ResourceNotFoundException":
+                raise self._aws_halt(exc, f"reading alias {spec.alias} of {spec.function_name}") from exc
+            try:
+                self.aws.get_function_configuration(spec.function_name)
+            except AwsCallError as missing:
+                raise Halt(
+                    FAILED,
+                    "INVALID_LAMBDA_FUNCTION",
+                    f"The Lambda function {spec.function_name} could not be found: {missing.message}",
+                    ON_FAILURE,
+                ) from missing
+            raise Halt(
+                FAILED,
+                "INVALID_LAMBDA_CONFIGURATION",
+                f"The alias {spec.alias} of Lambda function {spec.function_name} could not be found.",
+                ON_FAILURE,
+            ) from exc
+
+    def _check_target_version(self, spec: AppSpec) -> None:
+        try:
+            self.aws.get_function_configuration(spec.function_name, spec.target_version)
         except AwsCallError as exc:
             if exc.code != "ResourceNotFoundException":
                 raise self._aws_halt(exc, f"reading version {spec.target_version}") from exc
@@ -199,41 +256,19 @@ class DeploymentRunner:
                 f"The target version {spec.target_version} of {spec.function_name} does not exist.",
                 ON_FAILURE,
             ) from exc
-        with self.engine.lock:
-            self.dep.function_arn = alias.get("AliasArn")
-        self._alias_verified = True
 
     def _hook(self, lifecycle_event: str) -> None:
-        function = self.dep.appspec.hook_for(lifecycle_event)
+        function = self.plan.appspec.hook_for(lifecycle_event)
         if function is None:
             self._end_event(lifecycle_event, SKIPPED)
             self._check_stop()
             return
-        execution = HookExecution(new_hook_execution_id(), lifecycle_event, function)
-        with self.engine.lock:
-            self.dep.hook_executions[execution.execution_id] = execution
-            self.engine.hook_index[execution.execution_id] = self.deployment_id
+        execution_id = self.engine.open_hook(self.deployment_id, lifecycle_event, function)
         self._begin_event(lifecycle_event)
-        payload = {
-            "DeploymentId": self.deployment_id,
-            "LifecycleEventHookExecutionId": execution.execution_id,
-        }
-        try:
-            self.engine.aws.invoke_async(function, payload)
-        except AwsCallError as exc:
-            raise Halt(
-                FAILED,
-                "HOOK_EXECUTION_FAILURE",
-                f"The {lifecycle_event} lifecycle event hook {function} could not be invoked: {exc}",
-                ON_FAILURE,
-                diagnostics=_diagnostics("ScriptMissing", function, str(exc)),
-            ) from exc
-        deadline = self._now() + self.engine.hook_timeout
-        reported = self._wait_for(lambda: execution.reported is not None, deadline)
-        with self.engine.lock:
-            execution.closed = True
-        if not reported:
-            minutes = self.engine.hook_timeout / 60
+        self._invoke_hook(lifecycle_event, function, execution_id)
+        reported = self._await_hook(execution_id)
+        if reported is None:
+            minutes = self.hook_timeout / 60
             raise Halt(
                 FAILED,
                 "TIMEOUT",
@@ -244,7 +279,7 @@ class DeploymentRunner:
                     "ScriptTimedOut", function, "No status reported before the timeout."
                 ),
             )
-        if execution.reported == FAILED:
+        if reported == FAILED:
             raise Halt(
                 FAILED,
                 "HOOK_EXECUTION_FAILURE",
@@ -255,67 +290,77 @@ class DeploymentRunner:
             )
         self._end_event(lifecycle_event, SUCCEEDED, _diagnostics("Success", function, "Succeeded"))
 
+    def _invoke_hook(self, lifecycle_event: str, function: str, execution_id: str) -> None:
+        payload = {"DeploymentId": self.deployment_id, "LifecycleEventHookExecutionId": execution_id}
+        try:
+            self.aws.invoke_async(function, payload)
+        except AwsCallError as exc:
+            raise Halt(
+                FAILED,
+                "HOOK_EXECUTION_FAILURE",
+                f"The {lifecycle_event} lifecycle event hook {function} could not be invoked: {exc}",
+                ON_FAILURE,
+                diagnostics=_diagnostics("ScriptMissing", function, str(exc)),
+            ) from exc
+
+    def _await_hook(self, execution_id: str) -> str | None:
+        """What the hook reported before the timeout, or None."""
+        deadline = self.clock.now() + self.hook_timeout
+        self._wait_for(
+            lambda: self.engine.hook_report(self.deployment_id, execution_id) is not None, deadline
+        )
+        # Closing and reading are one step, so a report is either refused or counted, never both.
+        return self.engine.close_hook(self.deployment_id, execution_id)
+
     def _allow_traffic(self) -> None:
-        dep = self.dep
-        spec = dep.appspec
-        assert dep.config.traffic_routing is not None
+        spec = self.plan.appspec
+        routing = self.plan.traffic_routing
+        assert routing is not None
         self._begin_event(ALLOW_TRAFFIC)
-        began = self._now()
-        for step in weight_schedule(dep.config.traffic_routing):
+        began = self.clock.now()
+        for step in weight_schedule(routing):
             self._wait_for(lambda: False, began + step.offset)
             if step.weight >= 1.0:
                 self._set_alias(spec.target_version, {})
             else:
                 self._set_alias(spec.current_version, {spec.target_version: step.weight})
-            with self.engine.lock:
-                dep.target_weight = step.weight
-                dep.target_updated = self._now()
+            self.engine.set_target_weight(self.deployment_id, step.weight)
         self._end_event(ALLOW_TRAFFIC, SUCCEEDED)
 
     def _set_alias(self, version: str, weights: dict[str, float]) -> None:
-        spec = self.dep.appspec
+        spec = self.plan.appspec
         try:
-            self.engine.aws.update_alias(spec.function_name, spec.alias, version, weights)
+            self.aws.update_alias(spec.function_name, spec.alias, version, weights)
         except AwsCallError as exc:
             raise self._aws_halt(exc, f"updating alias {spec.alias} of {spec.function_name}") from exc
 
     def _succeed(self) -> None:
         self._begin_event(END)
         self._end_event(END, SUCCEEDED)
-        with self.engine.lock:
-            dep = self.dep
-            dep.move(SUCCEEDED)
-            dep.complete_time = self._now()
-            dep.target_status = SUCCEEDED
-            group = self.engine.groups.get((dep.application, dep.group_name))
-            if group is not None:
-                group.last_successful = dep.deployment_id
-        self.engine.emit(dep, "SUCCESS")
+        self.engine.mark_succeeded(self.deployment_id)
+        self.engine.emit(self.deployment_id, "SUCCESS")
 
     # --- waiting, stops and alarms ---------------------------------------------------------------
     def _wait_for(self, condition: Callable[[], bool], deadline: float) -> bool:
         """Wait until `condition` holds (True) or sandbox time reaches `deadline` (False)."""
-        clock = self.engine.clock
         while True:
-            self.wake.clear()
-            if self.engine.stopping.is_set():
+            self._wake.clear()
+            if self.engine.is_stopping():
                 raise Shutdown
             self._check_stop()
-            with self.engine.lock:
-                if condition():
-                    return True
-            now = clock.now()
+            if condition():
+                return True
+            now = self.clock.now()
             if now >= self._next_alarm_poll:
                 self._poll_alarms()
-                now = clock.now()
+                now = self.clock.now()
             if now >= deadline:
                 return False
             until = min(deadline, self._next_alarm_poll)
-            self.wake.wait(min(1.0, max(0.0, clock.real_seconds(until - now))))
+            self._wake.wait(min(1.0, max(0.0, self.clock.real_seconds(until - now))))
 
     def _check_stop(self) -> None:
-        with self.engine.lock:
-            request = self.dep.stop_request
+        request = self.engine.stop_request(self.deployment_id)
         if request is not None:
             raise Halt(
                 STOPPED,
@@ -326,14 +371,14 @@ class DeploymentRunner:
             )
 
     def _poll_alarms(self, at_start: bool = False) -> None:
-        self._next_alarm_poll = self._now() + self._poll_interval
-        config = self.dep.alarm_configuration
+        self._next_alarm_poll = self.clock.now() + self._poll_interval
+        config = self.plan.alarm_configuration
         names = [a["name"] for a in config.get("alarms") or [] if a.get("name")]
         if not config.get("enabled") or not names:
             return
         ignore_failures = bool(config.get("ignorePollAlarmFailure"))
         try:
-            states = self.engine.aws.alarm_states(names)
+            states = self.aws.alarm_states(names)
         except AwsCallError as exc:
             self._alarm_failures += 1
             if not ignore_failures and self._alarm_failures >= ALARM_POLL_FAILURES_TOLERATED:
@@ -372,69 +417,33 @@ class DeploymentRunner:
         return Halt(FAILED, code, f"CodeDeploy failed {doing}: {exc}", ON_FAILURE)
 
     def _halt(self, halt: Halt) -> None:
-        with self.engine.lock:
-            dep = self.dep
-            now = self._now()
-            for execution in dep.hook_executions.values():
-                execution.closed = True
-            for record in dep.lifecycle.values():
-                if record.status == IN_PROGRESS:
-                    record.status, record.end_time = FAILED, now
-                    record.diagnostics = halt.diagnostics or _diagnostics("UnknownError", "", halt.message)
-                elif record.status == PENDING:
-                    record.status = SKIPPED
-            dep.error_information = {"code": halt.code, "message": halt.message}
-            dep.target_status = FAILED
-            dep.target_updated = now
-            roll_back = self._alias_verified and dep.rollback_wanted(halt.trigger, halt.explicit_rollback)
-        rollback = self._roll_back(dep) if roll_back else None
-        with self.engine.lock:
-            if dep.start_time is None:
-                dep.start_time = now
-            dep.move(halt.status)
-            dep.complete_time = self._now()
-        self.engine.emit(dep, "STOP" if halt.status == STOPPED else "FAILURE")
-        if rollback is not None:
-            self.engine.emit(rollback, "START")
-            self.engine.emit(rollback, "SUCCESS" if rollback.status == SUCCEEDED else "FAILURE")
-
-    def _roll_back(self, dep: Deployment) -> Deployment:
-        """Point the alias back at the original version, as a rollback deployment of its own."""
-        spec = dep.appspec
-        reverse = AppSpec(spec.function_name, spec.alias, spec.target_version, spec.current_version, {})
-        content = render(reverse)
-        rollback = self.engine.new_rollback_deployment(dep, reverse, content)
-        message = (
-            f"Automatic rollback triggered; rollback deployment {rollback.deployment_id} restores version "
+        diagnostics = halt.diagnostics or _diagnostics("UnknownError", "", halt.message)
+        self.engine.fail_target(self.deployment_id, {"code": halt.code, "message": halt.message}, diagnostics)
+        roll_back = self._alias_verified and self.engine.rollback_wanted(
+            self.deployment_id, halt.trigger, halt.explicit_rollback
         )
-        message += f"{spec.current_version} on alias {spec.alias}."
-        with self.engine.lock:
-            dep.rollback_info = {"rollbackDeploymentId": rollback.deployment_id, "rollbackMessage": message}
-        now = self._now()
-        outcome: str = SUCCEEDED
+        rollback = self._roll_back() if roll_back else None
+        self.engine.mark_ended(self.deployment_id, halt.status)
+        self.engine.emit(self.deployment_id, "STOP" if halt.status == STOPPED else "FAILURE")
+        if rollback is not None:
+            rollback_id, restored = rollback
+            self.engine.emit(rollback_id, "START")
+            self.engine.emit(rollback_id, "SUCCESS" if restored else "FAILURE")
+
+    def _roll_back(self) -> tuple[str, bool]:
+        """Point the alias back at the original version, as a rollback deployment of its own.
+        Returns the rollback deployment's id and whether the alias was restored."""
+        spec = self.plan.appspec
+        reverse = AppSpec(spec.function_name, spec.alias, spec.target_version, spec.current_version, {})
+        rollback_id = self.engine.new_rollback_deployment(self.deployment_id, reverse, render(reverse))
+        started = self.clock.now()
         error: dict[str, str] | None = None
         try:
-            self.engine.aws.update_alias(spec.function_name, spec.alias, spec.current_version, {})
+            self.aws.update_alias(spec.function_name, spec.alias, spec.current_version, {})
         except AwsCallError as exc:
-            outcome = FAILED
             error = {"code": "INVALID_LAMBDA_CONFIGURATION", "message": f"Rollback failed: {exc}"}
-        end = self._now()
-        with self.engine.lock:
-            for record in rollback.lifecycle.values():
-                record.start_time, record.end_time = now, end
-                record.status = (
-                    SKIPPED if record.name in (BEFORE_ALLOW_TRAFFIC, AFTER_ALLOW_TRAFFIC) else outcome
-                )
-            rollback.function_arn = dep.function_arn
-            rollback.error_information = error
-            rollback.target_status = outcome
-            rollback.target_weight = 1.0 if outcome == SUCCEEDED else 0.0
-            rollback.target_updated = end
-            rollback.move(outcome)
-            rollback.complete_time = end
-            if outcome == SUCCEEDED:
-                dep.target_weight = 0.0
-        return rollback
+        self.engine.finish_rollback(rollback_id, self.deployment_id, error, started, self.clock.now())
+        return rollback_id, error is None
 
 
 def _diagnostics(code: str, script: str, message: str) -> dict[str, str]:

@@ -248,22 +248,28 @@ def create_bucket_policy(ctx: ResourceContext) -> Created:
 # -- DynamoDB -----------------------------------------------------------------------------------
 
 
+# Passed to CreateTable as the template gives them.
+_TABLE_PROPERTIES = [
+    "AttributeDefinitions",
+    "KeySchema",
+    "BillingMode",
+    "ProvisionedThroughput",
+    "LocalSecondaryIndexes",
+    "DeletionProtectionEnabled",
+    "TableClass",
+]
+
+
 @handles(
     "AWS::DynamoDB::Table",
     properties=[
         "TableName",
-        "AttributeDefinitions",
-        "KeySchema",
-        "BillingMode",
-        "ProvisionedThroughput",
+        *_TABLE_PROPERTIES,
         "GlobalSecondaryIndexes",
-        "LocalSecondaryIndexes",
         "TimeToLiveSpecification",
         "SSESpecification",
         "PointInTimeRecoverySpecification",
         "StreamSpecification",
-        "DeletionProtectionEnabled",
-        "TableClass",
         "Tags",
     ],
     ignored=["ContributorInsightsSpecification"],
@@ -272,21 +278,18 @@ def create_bucket_policy(ctx: ResourceContext) -> Created:
 def create_table(ctx: ResourceContext) -> Created:
     dynamodb = ctx.client("dynamodb")
     name = ctx.name("TableName", 255)
-    request: dict[str, Any] = {
-        "TableName": name,
-        **_pick(
-            ctx.properties,
-            [
-                "AttributeDefinitions",
-                "KeySchema",
-                "BillingMode",
-                "ProvisionedThroughput",
-                "LocalSecondaryIndexes",
-                "DeletionProtectionEnabled",
-                "TableClass",
-            ],
-        ),
-    }
+    description = dynamodb.create_table(**_table_request(ctx, name))["TableDescription"]
+    dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig=_FAST_WAIT)
+    _enable_time_to_live(ctx, dynamodb, name)
+    _enable_point_in_time_recovery(ctx, dynamodb, name)
+    return Created(
+        name, {"Arn": description["TableArn"], "StreamArn": description.get("LatestStreamArn", "")}
+    )
+
+
+def _table_request(ctx: ResourceContext, name: str) -> dict[str, Any]:
+    """CreateTable's arguments: CloudFormation's property shapes turned into the API's."""
+    request: dict[str, Any] = {"TableName": name, **_pick(ctx.properties, _TABLE_PROPERTIES)}
     if "GlobalSecondaryIndexes" in ctx.properties:
         request["GlobalSecondaryIndexes"] = [
             {key: value for key, value in index.items() if key != "ContributorInsightsSpecification"}
@@ -304,13 +307,18 @@ def create_table(ctx: ResourceContext) -> Created:
         request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
     if ctx.get("Tags"):
         request["Tags"] = _tag_list(ctx.get("Tags"))
-    description = dynamodb.create_table(**request)["TableDescription"]
-    dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig=_FAST_WAIT)
+    return request
+
+
+def _enable_time_to_live(ctx: ResourceContext, dynamodb: Any, name: str) -> None:
     ttl = ctx.get("TimeToLiveSpecification")
     if ttl and ttl.get("Enabled") in (True, "true"):
         dynamodb.update_time_to_live(
             TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]}
         )
+
+
+def _enable_point_in_time_recovery(ctx: ResourceContext, dynamodb: Any, name: str) -> None:
     pitr = ctx.get("PointInTimeRecoverySpecification")
     if pitr and pitr.get("PointInTimeRecoveryEnabled") in (True, "true"):
         try:
@@ -319,9 +327,6 @@ def create_table(ctx: ResourceContext) -> Created:
             )
         except ClientError as exc:  # best effort: recovery has no meaning in a local sandbox
             ctx.note(f"point-in-time recovery not enabled locally: {exc}")
-    return Created(
-        name, {"Arn": description["TableArn"], "StreamArn": description.get("LatestStreamArn", "")}
-    )
 
 
 # -- SNS ----------------------------------------------------------------------------------------
@@ -566,27 +571,33 @@ def create_layer_version(ctx: ResourceContext) -> Created:
     return Created(arn, {"LayerVersionArn": arn})
 
 
+# Passed to CreateFunction as the template gives them.
+_FUNCTION_PROPERTIES = [
+    "Handler",
+    "Runtime",
+    "Description",
+    "Timeout",
+    "MemorySize",
+    "Layers",
+    "Architectures",
+    "TracingConfig",
+    "LoggingConfig",
+    "DeadLetterConfig",
+    "EphemeralStorage",
+    "PackageType",
+]
+
+
 @handles(
     "AWS::Lambda::Function",
     properties=[
         "FunctionName",
         "Code",
-        "Handler",
-        "Runtime",
         "Role",
-        "Description",
-        "Timeout",
-        "MemorySize",
+        *_FUNCTION_PROPERTIES,
         "Environment",
-        "Layers",
         "Tags",
-        "Architectures",
-        "TracingConfig",
-        "LoggingConfig",
-        "DeadLetterConfig",
-        "EphemeralStorage",
         "KmsKeyArn",
-        "PackageType",
         "ReservedConcurrentExecutions",
     ],
     # No local meaning: the sandbox runs code in its own Python with no snapshots or runtime pinning.
@@ -600,23 +611,7 @@ def create_function(ctx: ResourceContext) -> Created:
         "FunctionName": name,
         "Role": ctx.require("Role"),
         "Code": _code(ctx, ctx.require("Code"), layer=False),
-        **_pick(
-            ctx.properties,
-            [
-                "Handler",
-                "Runtime",
-                "Description",
-                "Timeout",
-                "MemorySize",
-                "Layers",
-                "Architectures",
-                "TracingConfig",
-                "LoggingConfig",
-                "DeadLetterConfig",
-                "EphemeralStorage",
-                "PackageType",
-            ],
-        ),
+        **_pick(ctx.properties, _FUNCTION_PROPERTIES),
     }
     if "KmsKeyArn" in ctx.properties:
         request["KMSKeyArn"] = ctx.get("KmsKeyArn")
