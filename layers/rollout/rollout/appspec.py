@@ -136,3 +136,23 @@ def _from_document(document: Any) -> LambdaAppSpec:
 def _logical_id(function: str) -> str:
     """A CloudFormation-style logical id (alphanumerics) naming the resource in the AppSpec."""
     return re.sub(r"[^A-Za-z0-9]", "", function) or "Function"
+
+
+# The deployment's description names its release, so a hook finds the release by primary key (a
+# consistent read) instead of racing the eventually consistent by-deployment index. CodeDeploy
+# documents no length for it but answers DescriptionTooLongException; Lambda's version descriptions
+# take 256 characters (botocore lambda model, PublishVersion.Description max), so both use that.
+DESCRIPTION_LIMIT = 256
+_RELEASE_DESCRIPTION = re.compile(r"^rollout release (?P<release_id>[0-9a-f]{23})(?::|$)")
+
+
+def release_description(release_id: str, key: str) -> str:
+    """`rollout release <id>: <key>`, clipped to DESCRIPTION_LIMIT; the id always survives the clip."""
+    text = f"rollout release {release_id}: {key}"
+    return text if len(text) <= DESCRIPTION_LIMIT else text[: DESCRIPTION_LIMIT - 1] + "…"
+
+
+def release_id_in(description: str) -> str:
+    """The release id a Rollout deployment's description names; '' for any other description."""
+    match = _RELEASE_DESCRIPTION.match(description or "")
+    return match.group("release_id") if match else ""

@@ -23,7 +23,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import CodeDeployLifecycleHookEvent
 
 from rollout import aws, codedeploy_ops, lambda_ops, s3_ops
-from rollout.appspec import LambdaAppSpec, parse_appspec
+from rollout.appspec import LambdaAppSpec, parse_appspec, release_id_in
 from rollout.canary import CanaryPolicy, CanaryVerdict, judge_canary, traffic_window
 from rollout.check_runner import FAILED, SUCCEEDED, Check, CheckResult, Invoke, excerpt, run_checks
 from rollout.checks import ChecksError, parse_checks
@@ -38,6 +38,9 @@ POST_TRAFFIC = "post_traffic"
 HOOKS = (PRE_TRAFFIC, POST_TRAFFIC)
 LABELS = {PRE_TRAFFIC: "pre-traffic", POST_TRAFFIC: "post-traffic"}
 REASON_CODE = "HOOK_EXECUTION_FAILURE"
+# The lifecycle event each hook answers; it acts only while that event is in progress.
+LIFECYCLE_EVENTS = {PRE_TRAFFIC: "BeforeAllowTraffic", POST_TRAFFIC: "AfterAllowTraffic"}
+REFUSED = "Refused"  # not this hook's turn: nothing is tested, recorded or reported
 CHECKS_TAG = "rollout:checks"
 
 # Time kept back from the hook's own timeout for recording results and reporting the status.
@@ -74,6 +77,9 @@ class Deployment:
     appspec: LambdaAppSpec
     create_time: datetime | None = None
     start_time: datetime | None = None
+    description: str = ""
+    # Set only on the deployment CodeDeploy itself creates to roll another one back.
+    rollback_of: str = ""
 
 
 @dataclass
@@ -149,8 +155,9 @@ def handle_lifecycle_event(
     ledger = Ledger(settings.ledger_table) if settings.ledger_table else None
     progress = _Progress()
 
+    caller = HookCaller(hook, _own_name(hook, settings, context), settings.codedeploy_application)
     outcome = _run_with_deadline(
-        lambda: _evaluate(hook, lifecycle, ledger, invoke, progress, deadline - WRAP_UP_MS / 1000, clock),
+        lambda: _evaluate(caller, lifecycle, ledger, invoke, progress, deadline - WRAP_UP_MS / 1000, clock),
         hook,
         progress,
         deadline,
@@ -159,6 +166,10 @@ def handle_lifecycle_event(
     if outcome is None:
         logger.info("this hook execution was already reported; not reporting again")
         return {"status": "AlreadyReported", "deploymentId": lifecycle.deployment_id}
+    if outcome.verdict == REFUSED:
+        # Reporting would answer for another hook's lifecycle event (a confused deputy).
+        logger.error("not this hook's lifecycle event; nothing reported", extra={"reason": outcome.reason})
+        return {"status": REFUSED, "reason": outcome.reason, "deploymentId": lifecycle.deployment_id}
 
     _emit_metrics(outcome)
     release = progress.release
@@ -203,8 +214,21 @@ def _run_with_deadline(
         pool.shutdown(wait=False, cancel_futures=True)
 
 
+@dataclass(frozen=True)
+class HookCaller:
+    """Which hook this is: its lifecycle event, its own function name, and this stack's application."""
+
+    hook: str
+    own_name: str
+    application: str
+
+    @property
+    def lifecycle_event(self) -> str:
+        return LIFECYCLE_EVENTS[self.hook]
+
+
 def _evaluate(
-    hook: str,
+    caller: HookCaller,
     lifecycle: LifecycleEvent,
     ledger: Ledger | None,
     invoke: Invoke,
@@ -212,8 +236,25 @@ def _evaluate(
     deadline: float,
     clock: Callable[[], float],
 ) -> HookOutcome | None:
+    hook = caller.hook
+    progress.at("reading the deployment")
+    deployment = describe_deployment(lifecycle.deployment_id)
+    with progress.lock:
+        progress.deployment = deployment
+    progress.at(f"checking that {caller.lifecycle_event} is in progress and names this hook")
+    refusal = turn_refusal(caller, deployment, codedeploy_ops.lifecycle_events(deployment.deployment_id))
+    if refusal:
+        return HookOutcome(hook, REFUSED, refusal)
+    if deployment.rollback_of:
+        # Only CodeDeploy creates rollback deployments; they restore the version that was live.
+        return HookOutcome(
+            hook,
+            SUCCEEDED,
+            f"rollback of deployment {deployment.rollback_of} restores version "
+            f"{deployment.appspec.target_version}, which was live before; not tested again",
+        )
     progress.at("looking up the release in the ledger")
-    release = ledger.by_deployment(lifecycle.deployment_id) if ledger else None
+    release = release_of(ledger, deployment) if ledger else None
     with progress.lock:
         progress.release = release
     previous = (release.hook_results or {}).get(hook) if release else None
@@ -223,11 +264,10 @@ def _evaluate(
             return None
         logger.info("repeated invocation: reporting the recorded verdict")
         return _outcome_from_record(hook, previous)
+    unproven = _unproven_release(caller, deployment, release)
+    if unproven:
+        return HookOutcome(hook, FAILED, f"{LABELS[hook]} hook: {unproven}", checks_origin="unavailable")
 
-    progress.at("reading the deployment")
-    deployment = describe_deployment(lifecycle.deployment_id)
-    with progress.lock:
-        progress.deployment = deployment
     progress.at("reading the checks")
     try:
         checks, origin = find_checks(release, deployment.appspec.function)
@@ -235,10 +275,76 @@ def _evaluate(
         return HookOutcome(
             hook, FAILED, f"{LABELS[hook]} checks unavailable: {exc}", checks_origin="unavailable"
         )
-
     if hook == PRE_TRAFFIC:
         return evaluate_pre_traffic(deployment, checks, origin, invoke, progress, deadline, clock)
     return evaluate_post_traffic(deployment, checks, origin, invoke, progress, deadline, clock)
+
+
+def turn_refusal(caller: HookCaller, deployment: Deployment, events: list[dict[str, Any]] | None) -> str:
+    """Why this invocation is not this hook's to answer ('' when it is).
+
+    Anyone allowed to invoke a hook can hand it any execution id; answering only while the
+    deployment's AppSpec names this function for this hook's lifecycle event, and that event is in
+    progress, keeps one hook from reporting for another's step (skipping the canary analysis).
+    """
+    named = (
+        deployment.appspec.before_allow_traffic
+        if caller.hook == PRE_TRAFFIC
+        else deployment.appspec.after_allow_traffic
+    )
+    if not named or _function_name(named) != caller.own_name:
+        return (
+            f"the deployment's AppSpec names {named or 'no function'} for {caller.lifecycle_event}, "
+            f"not this hook ({caller.own_name})"
+        )
+    if events is None:
+        return "the deployment lists no target, so no lifecycle event of it is in progress"
+    status = next(
+        (str(e.get("status")) for e in events if e.get("lifecycleEventName") == caller.lifecycle_event),
+        "missing",
+    )
+    if status != "InProgress":
+        return f"{caller.lifecycle_event} is {status}, not InProgress"
+    return ""
+
+
+def release_of(ledger: Ledger, deployment: Deployment) -> Release | None:
+    """The release a deployment's description names, read by primary key (a consistent read)."""
+    release_id = release_id_in(deployment.description)
+    if release_id:
+        return ledger.get(deployment.appspec.function, release_id)
+    return None
+
+
+def _unproven_release(caller: HookCaller, deployment: Deployment, release: Release | None) -> str:
+    """Why the deployment cannot be judged against a release ('' when it can, or is not Rollout's)."""
+    spec = deployment.appspec
+    if release is None:
+        if caller.application and deployment.application == caller.application:
+            return (
+                f"deployment {deployment.deployment_id} of Rollout's application {caller.application} "
+                "names no release in the ledger; a version nobody validated is never passed"
+            )
+        return ""
+    if release.function != spec.function or release.target_version != spec.target_version:
+        return (
+            f"the deployment targets {spec.function} version {spec.target_version}, but release "
+            f"{release.release_id} is {release.function} version {release.target_version or '(none)'}"
+        )
+    return ""
+
+
+def _function_name(reference: str) -> str:
+    """A function's name from its name, name:qualifier, or ARN (as AppSpecs may name hooks)."""
+    parts = reference.split(":")
+    if len(parts) >= 7 and parts[5] == "function":
+        return parts[6]
+    return parts[0]
+
+
+def _own_name(hook: str, settings: Settings, context: Any) -> str:
+    configured = settings.pre_traffic_hook if hook == PRE_TRAFFIC else settings.post_traffic_hook
+    return configured or str(getattr(context, "function_name", "") or "")
 
 
 # --- what each hook tests ---------------------------------------------------------------------
@@ -385,6 +491,8 @@ def describe_deployment(deployment_id: str) -> Deployment:
         appspec=parse_appspec(content),
         create_time=info.get("createTime"),
         start_time=info.get("startTime"),
+        description=str(info.get("description") or ""),
+        rollback_of=str((info.get("rollbackInfo") or {}).get("rollbackTriggeringDeploymentId") or ""),
     )
 
 

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from rollout import lambda_ops
+from rollout.appspec import release_description
 from rollout.errors import CodeChanged
 from rollout.ledger import Ledger, Release
 from rollout.observability import logger
@@ -59,7 +60,7 @@ def _update_and_publish(release: Release, alias: AliasRouting | None, live_sha: 
             if alias and update.code_sha256 == live_sha:
                 return Published(alias.version, update.code_sha256, unchanged=True)
             version = lambda_ops.publish_version(
-                release.function, update, f"rollout release {release.release_id}: {release.key}"
+                release.function, update, release_description(release.release_id, release.key)
             )
             return Published(version, update.code_sha256)
         except CodeChanged:

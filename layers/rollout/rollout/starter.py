@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from rollout import canary_alarms, codedeploy_ops, lambda_ops
-from rollout.appspec import build_appspec, revision_for
+from rollout.appspec import build_appspec, release_description, revision_for
 from rollout.errors import DeploymentLimitExceeded, Rejected, TransitionRefused
 from rollout.ledger import Ledger, Release
 from rollout.observability import logger, tracer
@@ -225,7 +225,7 @@ def _create_deployment(
         release.function,
         revision_for(appspec),
         config,
-        f"rollout release {release.release_id}: {release.key}",
+        release_description(release.release_id, release.key),
     )
     return Created(release, deployment_id, alias.version, config, alarms)
 
