@@ -10,6 +10,7 @@ import struct
 import tracemalloc
 import zipfile
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote_plus
 
 import pytest
@@ -21,6 +22,7 @@ from rollout.artifacts import (
     NO_FUNCTION,
     Rejected,
     Upload,
+    check_handler_present,
     check_object_size,
     decode_metadata,
     function_segment,
@@ -513,3 +515,210 @@ def test_a_small_archive_costs_one_read() -> None:
 def test_the_report_lists_every_entry_name() -> None:
     report = inspect(build_zip({"app.py": "x", "lib/": "", "lib/util.py": "y"}))
     assert report.names == ("app.py", "lib/", "lib/util.py")
+
+
+# --- key length -----------------------------------------------------------------------------------
+
+
+def test_key_length_limit_counts_utf8_bytes() -> None:
+    prefix, suffix = "orders/", ".zip"
+    fill = artifacts.MAX_KEY_BYTES - len(prefix) - len(suffix)
+    at_limit = prefix + "é" * (fill // 2) + "x" * (fill % 2) + suffix  # é is two bytes
+    assert len(at_limit.encode()) == artifacts.MAX_KEY_BYTES
+    assert parse_key(at_limit).function == "orders"
+    over = at_limit[: -len(suffix)] + "x" + suffix
+    error = rejected(parse_key, over)
+    assert error.code == "KEY_TOO_LONG"
+    assert f"is {artifacts.MAX_KEY_BYTES + 1} bytes of UTF-8" in error.reason
+
+
+def test_a_key_that_is_not_text_is_rejected() -> None:
+    error = rejected(parse_key, "orders/\ud800.zip")
+    assert (error.code, "lone surrogate" in error.reason) == ("BAD_KEY", True)
+
+
+# --- the handler ----------------------------------------------------------------------------------
+
+
+def package(*names: str) -> artifacts.ZipReport:
+    """A report as inspect_zip makes it, for the names given."""
+    return inspect(build_zip({name: "" if name.endswith("/") else "x" for name in names}))
+
+
+def handler_missing(report: artifacts.ZipReport, handler: str, runtime: str, **kwargs: Any) -> str:
+    with pytest.raises(Rejected) as caught:
+        check_handler_present(report, handler, runtime, kwargs.pop("has_layers", False), **kwargs)
+    assert caught.value.code == "HANDLER_NOT_FOUND"
+    return caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("names", "handler", "found"),
+    [
+        (["app.py"], "app.handler", "app.py"),
+        (["app/__init__.py", "app/util.py"], "app.handler", "app/__init__.py"),
+        (["pkg/sub/mod.py"], "pkg.sub.mod.fn", "pkg/sub/mod.py"),  # namespace packages above
+        (["pkg/sub/mod/__init__.py"], "pkg.sub.mod.fn", "pkg/sub/mod/__init__.py"),
+        (["src/app.py"], "src/app.handler", "src/app.py"),  # the runtime turns '/' into '.'
+        (["src/app/v2.py"], "src/app.v2.handler", "src/app/v2.py"),
+        (["app.pyc"], "app.handler", "app.pyc"),  # sourceless bytecode
+        (["fast.cpython-313-x86_64-linux-gnu.so"], "fast.handler", "fast.cpython-313-x86_64-linux-gnu.so"),
+        (["fast.abi3.so"], "fast.handler", "fast.abi3.so"),
+    ],
+)
+def test_python_handlers_are_found_where_the_runtime_imports_them(
+    names: list[str], handler: str, found: str
+) -> None:
+    assert (
+        check_handler_present(package(*names), handler, "python3.13", False)
+        == f"found handler module {found}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("names", "handler", "phrase"),
+    [
+        (["main.py"], "app.handler", "no app.py or app/__init__.py"),
+        (["app/util.py"], "app.handler", "no app.py"),  # a namespace package has no handler
+        (["__pycache__/app.cpython-313.pyc"], "app.handler", "no app.py"),
+        (["pkg/sub.py"], "pkg.sub.mod.fn", "no pkg/sub/mod.py or pkg/sub/mod/__init__.py"),
+        (
+            ["build/app.py", "build/lib.py"],
+            "app.handler",
+            "it has 'build/app.py': zip the contents of 'build'",
+        ),
+        (["function.zip"], "app.handler", "holds only 'function.zip': upload that package itself"),
+        (["lib/", "lib/deep/"], "app.handler", "the archive holds no files"),
+    ],
+    ids=[
+        "other-module",
+        "namespace",
+        "pycache-only",
+        "dotted",
+        "zipped-folder",
+        "zip-in-zip",
+        "folders-only",
+    ],
+)
+def test_a_python_package_without_the_handler_module_is_rejected(
+    names: list[str], handler: str, phrase: str
+) -> None:
+    report = (
+        package(*names) if names != ["lib/", "lib/deep/"] else artifacts.ZipReport(2, 0, names=tuple(names))
+    )
+    reason = handler_missing(report, handler, "python3.12")
+    assert reason.startswith(f"handler {handler!r} (python3.12): the archive has no ")
+    assert phrase in reason
+
+
+@pytest.mark.parametrize(
+    ("handler", "phrase"),
+    [
+        ("app", "is not <module>.<function>"),
+        ("app.", "is not <module>.<function>"),
+        ("/var/task/app.handler", "not an importable module name"),
+        ("app..handler", "not an importable module name"),
+        ("", "has no handler"),
+    ],
+)
+def test_python_handlers_the_runtime_cannot_parse_are_rejected(handler: str, phrase: str) -> None:
+    assert phrase in handler_missing(package("app.py"), handler, "python3.13")
+
+
+@pytest.mark.parametrize(
+    ("names", "handler", "runtime", "found"),
+    [
+        (["index.js"], "index.handler", "nodejs20.x", "index.js"),
+        (["index.mjs"], "index.handler", "nodejs22.x", "index.mjs"),
+        (["index.cjs"], "index.handler", "nodejs22.x", "index.cjs"),
+        (["index"], "index.handler", "nodejs22.x", "index"),  # extensionless files load as CommonJS
+        (["src/handlers/api.mjs"], "src/handlers/api.main", "nodejs22.x", "src/handlers/api.mjs"),
+        (["index.js"], "index.handlers.orders.create", "nodejs22.x", "index.js"),  # a nested export
+        (["./src/app.js"], "./src/app.handler", "nodejs22.x", "src/app.js"),
+        (["src/app.js"], "/var/task/src/app.handler", "nodejs22.x", "src/app.js"),
+        (["api/package.json", "api/main.js"], "api.handler", "nodejs22.x", "api/package.json"),
+        (["node_modules/shared/index.js"], "shared.handler", "nodejs22.x", "node_modules/shared/index.js"),
+        (["src/node_modules/shared.js"], "src/shared.handler", "nodejs22.x", "src/node_modules/shared.js"),
+        (["index.ts"], "index.handler", "nodejs24.x", "index.ts"),
+        (["index.js"], ".handler", "nodejs20.x", "index.js"),  # require() of the package root
+    ],
+)
+def test_node_handlers_are_found_where_the_runtime_loads_them(
+    names: list[str], handler: str, runtime: str, found: str
+) -> None:
+    assert check_handler_present(package(*names), handler, runtime, False) == f"found handler module {found}"
+
+
+@pytest.mark.parametrize(
+    ("names", "handler", "runtime", "phrase"),
+    [
+        (["app.js"], "index.handler", "nodejs22.x", "the archive has no index.js, .mjs or .cjs"),
+        (["index.ts"], "index.handler", "nodejs22.x", "no index.js"),  # TypeScript from Node 24 only
+        (["index.json"], "index.handler", "nodejs22.x", "no index.js"),  # JSON exports no function
+        (
+            ["dist/index.js"],
+            "index.handler",
+            "nodejs22.x",
+            "it has 'dist/index.js': zip the contents of 'dist'",
+        ),
+        (["lambda.zip"], "index.handler", "nodejs22.x", "holds only 'lambda.zip'"),
+        (["index.js"], "../index.handler", "nodejs22.x", "refuses '..' in a handler"),
+        (["index.js"], "index", "nodejs22.x", "is not <file>.<function>"),
+        (["app.js"], ".handler", "nodejs22.x", "no index.js or package.json"),  # the root as a folder
+    ],
+)
+def test_a_node_package_without_the_handler_module_is_rejected(
+    names: list[str], handler: str, runtime: str, phrase: str
+) -> None:
+    assert phrase in handler_missing(package(*names), handler, runtime)
+
+
+def test_no_handler_module_is_not_checked_further_when_a_layer_may_provide_it() -> None:
+    report = package("lib/util.py")
+    note = check_handler_present(report, "app.handler", "python3.13", True)
+    assert (
+        note
+        == "not checked: app.py or app/__init__.py is not in the package; the function's layers may provide it"
+    )
+    # What the package does hold is still reported as found.
+    assert (
+        check_handler_present(package("app.py"), "app.handler", "python3.13", True)
+        == "found handler module app.py"
+    )
+
+
+@pytest.mark.parametrize(
+    ("names", "runtime", "handler", "environment", "note"),
+    [
+        (
+            ["src/app.py"],
+            "python3.13",
+            "app.handler",
+            {"PYTHONPATH": "/var/task/src"},
+            "found handler module src/app.py",
+        ),
+        (
+            ["src/app.py"],
+            "python3.13",
+            "app.handler",
+            {"PYTHONPATH": "src"},
+            "found handler module src/app.py",
+        ),
+        (
+            ["x.py"],
+            "python3.13",
+            "app.handler",
+            {"PYTHONPATH": "/opt/lib"},
+            "PYTHONPATH (/opt/lib) may provide it",
+        ),
+        (["x.js"], "nodejs22.x", "app.handler", {"NODE_PATH": "/opt/x"}, "NODE_PATH (/opt/x) may provide it"),
+        (["x.js"], "nodejs22.x", "/opt/app.handler", {}, "names a path outside the package"),
+        (["x.py"], "python3.13", "app.handler", {"AWS_LAMBDA_EXEC_WRAPPER": "/opt/w"}, "wrapper script"),
+        (["bootstrap"], "provided.al2023", "anything", {}, "provided.al2023 is a custom runtime"),
+        (["app.jar"], "java21", "com.example.Handler::handle", {}, "runtime 'java21' is not known"),
+    ],
+)
+def test_what_a_static_check_cannot_know_is_reported_not_rejected(
+    names: list[str], runtime: str, handler: str, environment: dict[str, str], note: str
+) -> None:
+    assert note in check_handler_present(package(*names), handler, runtime, False, environment)

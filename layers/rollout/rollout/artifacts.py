@@ -12,6 +12,7 @@ import itertools
 import re
 import struct
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.header import decode_header, make_header
@@ -21,6 +22,9 @@ from urllib.parse import unquote_plus
 from rollout.checks import CHECKS_FILENAMES, MAX_DOCUMENT_BYTES
 
 SUFFIX = ".zip"
+# S3 keys are at most 1024 bytes of UTF-8, and the key goes to Lambda's UpdateFunctionCode as S3Key,
+# whose botocore model (lambda/2015-03-31) says max 1024: nothing longer is a valid upload.
+MAX_KEY_BYTES = 1024
 FUNCTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 NO_FUNCTION = "(none)"  # ledger partition for uploads whose key names no function (not a valid name)
 
@@ -227,6 +231,16 @@ def function_segment(key: str) -> str:
 
 def parse_key(key: str) -> ArtifactKey:
     """Split `<function-name>/<anything>.zip`; raise Rejected saying what is wrong."""
+    try:
+        key_bytes = len(key.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        # JSON can carry "\ud800"; S3 keys are UTF-8, so no object has this key.
+        raise Rejected("BAD_KEY", f"key {key[:100]!r} is not UTF-8 text (a lone surrogate)") from exc
+    if key_bytes > MAX_KEY_BYTES:
+        raise Rejected(
+            "KEY_TOO_LONG",
+            f"key {key[:60]!r}... is {key_bytes} bytes of UTF-8; S3 and Lambda take at most {MAX_KEY_BYTES}",
+        )
     head, sep, rest = key.partition("/")
     if not sep or not head:
         raise Rejected(
@@ -806,3 +820,244 @@ def _inflate_at_most(source: _Source, start: int, compressed_size: int, name: st
     if position != end or inflater.unused_data:
         raise _corrupt(f"{name!r} has bytes after the end of its deflate stream")
     return bytes(output)
+
+
+# --- the handler ----------------------------------------------------------------------------------
+#
+# Whether the package holds the module the function's Handler names, for the runtimes whose loader
+# is known. Rejects only what is sure to fail at init; anything a layer, an environment variable or
+# a custom runtime could still provide is reported as not checked (the pre-traffic probe proves the
+# version starts).
+
+_PYTHON_RUNTIME = re.compile(r"python\d+(?:\.\d+)*")
+_NODE_RUNTIME = re.compile(r"nodejs(\d+)?(?:\.\w+)*")
+_TASK_ROOT = "/var/task"  # where Lambda extracts the package (LAMBDA_TASK_ROOT)
+_NODE_TYPESCRIPT_FROM = 24  # the Node.js runtime client loads .ts/.mts/.cts from Node 24
+
+
+def check_handler_present(
+    report: ZipReport,
+    handler: str,
+    runtime: str,
+    has_layers: bool,
+    environment: Mapping[str, str] | None = None,
+) -> str:
+    """Say where the handler's module is in the package; raise Rejected("HANDLER_NOT_FOUND") if
+    the runtime is sure not to find it. Returns a short note of what was concluded.
+
+    `handler`, `runtime` and whether the function has layers come from its configuration (the
+    version being published), `environment` from its environment variables: PYTHONPATH, NODE_PATH
+    and AWS_LAMBDA_EXEC_WRAPPER change where a module may come from.
+    """
+    environment = environment or {}
+    if runtime.startswith("provided"):
+        return f"not checked: {runtime} is a custom runtime; its bootstrap decides what the handler means"
+    python = _PYTHON_RUNTIME.fullmatch(runtime)
+    node = _NODE_RUNTIME.fullmatch(runtime)
+    if not python and not node:
+        return f"not checked: the handler layout of runtime {runtime!r} is not known here (Python and Node.js are)"
+    if "AWS_LAMBDA_EXEC_WRAPPER" in environment:
+        return "not checked: AWS_LAMBDA_EXEC_WRAPPER runs a wrapper script, which may load the handler its own way"
+    if not handler.strip():
+        raise Rejected(
+            "HANDLER_NOT_FOUND", f"the function has no handler; {runtime} needs <module>.<function>"
+        )
+    package = _PackageFiles(report.names)
+    search: _Search | str
+    if python:
+        search = _python_search(handler, environment)
+    else:
+        major = int(node.group(1)) if node and node.group(1) else 0
+        search = _node_search(handler, major, environment)
+    if isinstance(search, str):
+        return search  # a path outside the package: nothing to look for here
+    found = search.find(package)
+    if found:
+        return f"found handler module {found}"
+    if has_layers:
+        return f"not checked: {search.wanted} is not in the package; the function's layers may provide it"
+    if search.outside:
+        return f"not checked: {search.wanted} is not in the package; {search.outside} may provide it"
+    raise Rejected(
+        "HANDLER_NOT_FOUND",
+        f"handler {handler!r} ({runtime}): {search.explain()}{package.hint(search)}",
+    )
+
+
+class _PackageFiles:
+    """The package's file paths and folders (listed or implied), as Lambda extracts them."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.files: set[str] = set()
+        self.folders: set[str] = {""}
+        for name in names:
+            parts = [part for part in name.split("/") if part not in ("", ".")]
+            for end in range(1, len(parts)):
+                self.folders.add("/".join(parts[:end]))
+            if parts:
+                (self.folders if name.endswith("/") else self.files).add("/".join(parts))
+
+    def hint(self, search: _Search) -> str:
+        if self.files and all(name.lower().endswith(".zip") for name in self.files):
+            only = sorted(self.files)[0]
+            return f"; the archive holds only {only!r}: upload that package itself, not a zip of it"
+        if not self.files:
+            return "; the archive holds no files"
+        nested = sorted(name for name in self.files if name.partition("/")[2] in search.at_root)
+        if nested:
+            folder = nested[0].partition("/")[0]
+            return f"; it has {nested[0]!r}: zip the contents of {folder!r}, not the folder itself"
+        return ""
+
+
+class _Search:
+    """Paths that satisfy a runtime's loader, in the order it tries them."""
+
+    def __init__(self, wanted: str, how: str) -> None:
+        self.wanted = wanted  # what to call the missing module in a message
+        self.how = how  # how the runtime looks for it, for the message
+        self.files: list[str] = []  # any of these files
+        self.at_root: set[str] = set()  # the files it looks for first, to spot a package zipped in a folder
+        self.packages: list[str] = []  # or any of these folders holding one of `package_files`
+        self.package_files: tuple[str, ...] = ()
+        self.patterns: list[re.Pattern[str]] = []  # or a file matching one of these
+        self.outside = ""  # a place outside the package the runtime also searches, if any
+
+    def find(self, package: _PackageFiles) -> str | None:
+        for path in self.files:
+            if path in package.files:
+                return path
+        for folder in self.packages:
+            if folder in package.folders:
+                for inner in self.package_files:
+                    if f"{folder}/{inner}".lstrip("/") in package.files:
+                        return f"{folder}/{inner}".lstrip("/")
+        for pattern in self.patterns:
+            matched = min((path for path in package.files if pattern.fullmatch(path)), default=None)
+            if matched:
+                return matched
+        return None
+
+    def explain(self) -> str:
+        return f"the archive has no {self.wanted} ({self.how})"
+
+
+def _python_search(handler: str, environment: Mapping[str, str]) -> _Search:
+    """awslambdaric bootstrap._get_handler: `modname, fname = handler.rsplit(".", 1)`, then
+    importlib.import_module(modname.replace("/", ".")) with /var/task first on sys.path (then
+    /opt/python for layers, then the runtime's own libraries).
+    """
+    module, dot, function = handler.rpartition(".")
+    if not dot or not function:
+        raise Rejected(
+            "HANDLER_NOT_FOUND",
+            f"handler {handler!r} is not <module>.<function>: Lambda's Python runtime splits it at the last '.'",
+        )
+    parts = module.replace("/", ".").split(".")
+    if "" in parts:
+        raise Rejected(
+            "HANDLER_NOT_FOUND",
+            f"handler {handler!r}: {module!r} is not an importable module name (an empty part between "
+            "dots or slashes, or a leading '/')",
+        )
+    path = "/".join(parts)
+    roots = [""]
+    outside = []
+    for entry in filter(None, environment.get("PYTHONPATH", "").split(":")):
+        inside = _package_relative(entry)
+        if inside is None:
+            outside.append(entry)
+        else:
+            roots.append(inside)
+    search = _Search(
+        f"{path}.py or {path}/__init__.py", "Lambda's Python runtime imports it from the package root"
+    )
+    for root in roots:
+        prefix = f"{root}/" if root else ""
+        # A module is a source, bytecode or extension file, or a package's __init__ (importlib's
+        # FileFinder); a folder without __init__ is a namespace package, which holds no handler.
+        for base in (f"{prefix}{path}", f"{prefix}{path}/__init__"):
+            search.files += [f"{base}.py", f"{base}.pyc"]
+            search.patterns.append(re.compile(re.escape(base) + r"(?:\.[^./]+)?\.so"))
+    search.at_root = {f"{path}.py", f"{path}/__init__.py"}
+    if outside:
+        search.outside = f"PYTHONPATH ({':'.join(outside)})"
+    return search
+
+
+def _node_search(handler: str, major: int, environment: Mapping[str, str]) -> _Search | str:
+    """aws-lambda-nodejs-runtime-interface-client UserFunction.js: refuse '..'; module root = the
+    handler up to its basename; module = the basename up to its first '.'; try <root><module> with
+    no extension, .js, .mjs, .cjs (.ts, .mts, .cts from Node 24), then require.resolve(module) from
+    the package root and the module root: node_modules folders, then NODE_PATH.
+    """
+    if ".." in handler:
+        raise Rejected(
+            "HANDLER_NOT_FOUND", f"handler {handler!r}: Lambda's Node.js runtime refuses '..' in a handler"
+        )
+    if handler.startswith("/"):
+        inside = _package_relative(handler)
+        if inside is None:
+            return f"not checked: handler {handler!r} names a path outside the package"
+        handler = inside
+    base = handler.rstrip("/").rsplit("/", 1)[-1]  # path.basename
+    # The module root is the text before the basename's first occurrence; path.resolve drops `.`.
+    root = "/".join(part for part in handler[: handler.find(base)].split("/") if part not in ("", "."))
+    module, dot, _ = base.partition(".")
+    if not dot:
+        raise Rejected(
+            "HANDLER_NOT_FOUND",
+            f"handler {handler!r} is not <file>.<function>: Lambda's Node.js runtime splits the last "
+            "path segment at its first '.'",
+        )
+    target = "/".join(filter(None, [root, module]))
+    extensions = ["", ".js", ".mjs", ".cjs"]
+    if major >= _NODE_TYPESCRIPT_FROM:
+        extensions += [".ts", ".mts", ".cts"]
+    search = _Search(
+        f"{target}.js, .mjs or .cjs", "Lambda's Node.js runtime loads it from the package, or node_modules"
+    )
+    # A folder loads through its package.json or index file (require of a directory); so does the
+    # module root itself for a handler such as `.handler` (an empty module name).
+    search.packages = [target]
+    search.package_files = ("package.json", "index.js", "index.node")
+    if not module:
+        search.wanted = f"{target}/index.js or package.json".lstrip("/")
+        return search
+    search.files = [target + extension for extension in extensions]
+    search.at_root = {f"{target}.js", f"{target}.mjs", f"{target}.cjs"}
+    # require.resolve(module, {paths: [appRoot, moduleRoot]}): node_modules of the module root and
+    # each folder above it, then the global paths (NODE_PATH).
+    parts = root.split("/") if root else []
+    bases = ["/".join([*parts[:end], "node_modules"]) for end in range(len(parts), -1, -1)]
+    node_path = environment.get("NODE_PATH")
+    outside = []
+    if node_path is None:
+        # Lambda's default NODE_PATH lists the layer folders and /var/runtime; printenv on current
+        # runtimes also shows /var/task, which is counted so that a doubt never rejects.
+        bases.append("")
+    else:
+        for entry in filter(None, node_path.split(":")):
+            inside = _package_relative(entry)
+            if inside is None:
+                outside.append(entry)
+            else:
+                bases.append(inside)
+    for folder in bases:
+        candidate = "/".join(filter(None, [folder, module]))
+        search.files += [candidate, f"{candidate}.js", f"{candidate}.node"]
+        search.packages.append(candidate)
+    if outside:
+        search.outside = f"NODE_PATH ({':'.join(outside)})"
+    return search
+
+
+def _package_relative(path: str) -> str | None:
+    """A search path as a folder of the package ('' for its root), or None if it lies outside."""
+    if not path.startswith("/"):
+        return path.strip("/")  # relative to the working directory, which is /var/task
+    if path.rstrip("/") == _TASK_ROOT:
+        return ""
+    if path.startswith(_TASK_ROOT + "/"):
+        return path[len(_TASK_ROOT) + 1 :].strip("/")
+    return None
