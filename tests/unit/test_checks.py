@@ -405,11 +405,28 @@ def test_numbers_dynamodb_cannot_store_are_refused(number: float, why: str) -> N
         (
             b"pre_traffic:\n  - {name: a, event: !!binary aGk=}\n",
             "rollout.yaml",
-            "pre_traffic[0].event",
-            "bytes",
+            "(document)",
+            "tag !!binary at line 2",
         ),
-        (b"pre_traffic:\n  - {name: a, event: !!set {a}}\n", "rollout.yaml", "pre_traffic[0].event", "set"),
-        (b"pre_traffic: !!python/object:os.system {}\n", "rollout.yaml", "(document)", "not valid YAML"),
+        (
+            b"pre_traffic:\n  - {name: a, event: !!set {a}}\n",
+            "rollout.yaml",
+            "(document)",
+            "tag !!set at line 2",
+        ),
+        (
+            b"pre_traffic: !!python/object:os.system {}\n",
+            "rollout.yaml",
+            "(document)",
+            "tag !!python/object:os.system",
+        ),
+        (
+            b'pre_traffic:\n  - {name: a, event: !!int ""}\n',
+            "rollout.yaml",
+            "(document)",
+            "tags are not allowed",
+        ),
+        (b"canary: {strict: !!bool maybe}\n", "rollout.yaml", "(document)", "tags are not allowed"),
         (b"canary: {}\n---\ncanary: {}\n", "rollout.yaml", "(document)", "not valid YAML"),
     ],
 )

@@ -206,6 +206,15 @@ def _bounded_yaml_loader() -> Any:
                     f"uses a YAML anchor or alias at line {line}: they are not allowed "
                     "(an alias can multiply a small file into a huge document)",
                 )
+            if event.tag is not None:
+                # `!!binary`, `!!set`, `!!python/...`: never plain JSON, and PyYAML's constructors
+                # answer some of them with IndexError or KeyError (`!!int ""`, `!!bool maybe`).
+                tag = event.tag.replace("tag:yaml.org,2002:", "!!")
+                raise ChecksError(
+                    "(document)",
+                    f"uses the YAML tag {tag} at line {line}: tags are not allowed "
+                    "(quote a value to make it a string)",
+                )
             self.nodes += 1
             if self.nodes > MAX_DOCUMENT_NODES:
                 raise ChecksError("(document)", f"{_too_many_nodes()} (reached at line {line})")
