@@ -408,8 +408,10 @@ def zip_with_entries(count: int) -> bytes:
 
 
 def test_entry_count_limit() -> None:
-    report = inspect(zip_with_entries(artifacts.MAX_ENTRIES))
+    archive = CountingReader(zip_with_entries(artifacts.MAX_ENTRIES))
+    report = inspect_zip(archive)
     assert report.entries == len(report.names) == artifacts.MAX_ENTRIES
+    assert archive.bytes_read < len(archive.getvalue())  # the directory, not the entries' data
     error = rejected(inspect, zip_with_entries(artifacts.MAX_ENTRIES + 1))
     assert f"holds {artifacts.MAX_ENTRIES + 1} entries" in error.reason
 
@@ -429,7 +431,10 @@ def directory_of(size: int) -> bytes:
 
 def test_central_directory_size_limit() -> None:
     limit = artifacts.MAX_CENTRAL_DIRECTORY_BYTES
-    assert inspect(directory_of(limit)).entries > 1
+    at_limit = CountingReader(directory_of(limit))
+    assert inspect_zip(at_limit).entries > 1
+    # The directory straddles the first read of the tail: no byte of it is fetched twice.
+    assert limit <= at_limit.bytes_read <= len(at_limit.getvalue())
     archive = CountingReader(directory_of(limit + 1))
     error = rejected(inspect_zip, archive)
     assert (error.code, f"central directory is {limit + 1} bytes" in error.reason) == ("UNSAFE_ZIP", True)
@@ -497,6 +502,21 @@ def test_encrypted_entries_are_refused(flags: int, method: int) -> None:
         "UNSAFE_ZIP",
         "entry 'secret.py' is encrypted; Lambda cannot read it",
     )
+
+
+def test_deep_names_cost_memory_in_proportion_to_their_length() -> None:
+    # 32k-segment names: a set of every folder prefix would hold a gigabyte of strings per name.
+    deep = "a/" * 32_000
+    data = craft_zip([stored("app.py", "x = 1")] + [stored(f"{deep}{n}.py") for n in range(8)])
+    tracemalloc.start()
+    try:
+        report = inspect(data)
+        check_handler_present(report, "missing.handler", "nodejs22.x", True)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert report.entries == 9
+    assert peak < 8 * len(data)
 
 
 def test_zip64_archives_are_read() -> None:

@@ -7,6 +7,7 @@ archive is never extracted, so a zip bomb costs nothing to refuse.
 
 from __future__ import annotations
 
+import bisect
 import io
 import itertools
 import re
@@ -307,7 +308,6 @@ _UNICODE_PATH_EXTRA = 0x7075  # Info-ZIP's second name for an entry, which unzip
 _FLAG_ENCRYPTED = 0x0001
 _FLAG_STRONG_ENCRYPTION = 0x0040
 _FLAG_UTF8 = 0x0800
-_READ_CHUNK = 1024 * 1024
 _INFLATE_CHUNK = 64 * 1024
 
 # Lambda reads stored and deflated entries only (the same two Python's zipfile writes by default).
@@ -386,18 +386,19 @@ class _Source:
     def read(self, offset: int, length: int) -> bytes:
         if offset < 0 or offset + length > self.size:
             raise _corrupt(f"a structure at byte {offset} runs past the end of the file")
-        if offset >= self.tail_start:
-            return self.tail[offset - self.tail_start : offset - self.tail_start + length]
+        # The part inside the tail comes from memory, so no byte is fetched twice.
+        before_tail = max(0, min(length, self.tail_start - offset))
+        held = self.tail[max(0, offset - self.tail_start) : max(0, offset + length - self.tail_start)]
+        if not before_tail:
+            return held
         self.archive.seek(offset)
-        chunks: list[bytes] = []
-        left = length
-        while left:
-            chunk = self.archive.read(min(left, _READ_CHUNK))
+        data = self.archive.read(before_tail)  # one read, one copy: a directory can be 32 MiB
+        while len(data) < before_tail:
+            chunk = self.archive.read(before_tail - len(data))
             if not chunk:
-                raise _corrupt(f"the file ends at byte {offset + length - left}, before its size")
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
+                raise _corrupt(f"the file ends at byte {offset + len(data)}, before its size")
+            data += chunk
+        return data + held if held else data
 
 
 def inspect_zip(archive: IO[bytes]) -> ZipReport:
@@ -621,7 +622,6 @@ def _inspect_entries(entries: list[_Entry], directory: _Directory) -> int:
     """Check every entry against the rules; return the total unzipped size."""
     if not entries:
         raise Rejected("EMPTY_ARTIFACT", "the zip archive holds no files")
-    placed = _Placement()
     total = 0
     files = 0
     for entry in entries:
@@ -629,7 +629,6 @@ def _inspect_entries(entries: list[_Entry], directory: _Directory) -> int:
         problem = unsafe_path(name)
         if problem:
             raise Rejected("UNSAFE_ZIP", f"entry {name!r}: {problem}")
-        placed.add(name)
         kind = entry.mode & _S_IFMT
         if kind == _S_IFLNK:
             raise Rejected("UNSAFE_ZIP", f"entry {name!r} is a symbolic link")
@@ -668,45 +667,40 @@ def _inspect_entries(entries: list[_Entry], directory: _Directory) -> int:
         raise Rejected(
             "EMPTY_ARTIFACT", f"the zip archive holds no files, only {len(entries)} folder entries"
         )
+    _refuse_clashing_paths(entries)
     _refuse_overlaps(entries, directory)
     return total
 
 
-class _Placement:
-    """Where entries land once extracted: two entries on one path, or a file where a folder must be."""
+def _refuse_clashing_paths(entries: list[_Entry]) -> None:
+    """Two entries on one path once extracted, or a file where another entry needs a folder.
 
-    def __init__(self) -> None:
-        self.files: dict[str, str] = {}  # path -> the entry name that put it there
-        self.listed_folders: dict[str, str] = {}
-        self.folders: dict[str, str] = {}  # listed folders and the parents of every entry
-
-    def add(self, name: str) -> None:
-        # `a/./b` and `a//b` extract to `a/b`.
-        parts = [part for part in name.split("/") if part not in ("", ".")]
-        path = "/".join(parts)
-        if not path:
-            return  # `./`: the package root itself
-        folder = name.endswith("/")
-        earlier = self.files.get(path) or (self.listed_folders.get(path) if folder else None)
-        if earlier is not None:
-            same = "appears twice" if earlier == name else f"lands on the same path as {earlier!r}"
-            raise Rejected("UNSAFE_ZIP", f"entry {name!r} {same} (which copy wins is undefined)")
-        if not folder and path in self.folders:
-            raise Rejected(
-                "UNSAFE_ZIP", f"entry {name!r} is a file where {self.folders[path]!r} needs a folder"
-            )
-        for end in range(1, len(parts)):
-            parent = "/".join(parts[:end])
-            if parent in self.files:
+    Works on the sorted paths rather than a set of every folder path: a 64 KB name of 32k segments
+    would otherwise make 32k prefixes of up to 64 KB each, a gigabyte from one entry.
+    """
+    # Sorted by path alone: the sort is stable, so entries on one path stay in archive order.
+    placed = sorted(
+        ((_extracted_path(entry.name), entry.name) for entry in entries), key=lambda item: item[0]
+    )
+    paths = [path for path, _ in placed]
+    for (path, name), (next_path, next_name) in itertools.pairwise(placed):
+        if path and path == next_path:
+            same = "appears twice" if name == next_name else f"lands on the same path as {name!r}"
+            raise Rejected("UNSAFE_ZIP", f"entry {next_name!r} {same} (which copy wins is undefined)")
+    for path, name in placed:
+        if path and not name.endswith("/"):
+            # Paths under `path/` sort together, though not always right after `path` (`a-b` < `a/`).
+            inside = bisect.bisect_left(paths, path + "/")
+            if inside < len(paths) and paths[inside].startswith(path + "/"):
                 raise Rejected(
-                    "UNSAFE_ZIP", f"entry {name!r} needs a folder where {self.files[parent]!r} is a file"
+                    "UNSAFE_ZIP",
+                    f"entry {name!r} is a file, but {placed[inside][1]!r} needs a folder there",
                 )
-            self.folders.setdefault(parent, name)
-        if folder:
-            self.listed_folders[path] = name
-            self.folders.setdefault(path, name)
-        else:
-            self.files[path] = name
+
+
+def _extracted_path(name: str) -> str:
+    """`a/./b`, `a//b` and `a/b/` all extract to `a/b`; `./` is the package root ('')."""
+    return "/".join(part for part in name.split("/") if part not in ("", "."))
 
 
 _DRIVE_LETTER = re.compile(r"[A-Za-z]:")
@@ -885,17 +879,11 @@ def check_handler_present(
 
 
 class _PackageFiles:
-    """The package's file paths and folders (listed or implied), as Lambda extracts them."""
+    """The package's file paths as Lambda extracts them (`./a//b` is `a/b`); folders are implied."""
 
     def __init__(self, names: tuple[str, ...]) -> None:
-        self.files: set[str] = set()
-        self.folders: set[str] = {""}
-        for name in names:
-            parts = [part for part in name.split("/") if part not in ("", ".")]
-            for end in range(1, len(parts)):
-                self.folders.add("/".join(parts[:end]))
-            if parts:
-                (self.folders if name.endswith("/") else self.files).add("/".join(parts))
+        self.files = {_extracted_path(name) for name in names if not name.endswith("/")}
+        self.files.discard("")
 
     def hint(self, search: _Search) -> str:
         if self.files and all(name.lower().endswith(".zip") for name in self.files):
@@ -928,10 +916,9 @@ class _Search:
             if path in package.files:
                 return path
         for folder in self.packages:
-            if folder in package.folders:
-                for inner in self.package_files:
-                    if f"{folder}/{inner}".lstrip("/") in package.files:
-                        return f"{folder}/{inner}".lstrip("/")
+            for inner in self.package_files:
+                if f"{folder}/{inner}".lstrip("/") in package.files:
+                    return f"{folder}/{inner}".lstrip("/")
         for pattern in self.patterns:
             matched = min((path for path in package.files if pattern.fullmatch(path)), default=None)
             if matched:
