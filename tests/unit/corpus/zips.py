@@ -59,13 +59,16 @@ class Entry:
 
 
 def stored(name: str | bytes, content: bytes | str = b"", **overrides: Any) -> Entry:
+    """A stored entry with true sizes and CRC, unless `overrides` (Entry fields) say otherwise."""
     data = content.encode() if isinstance(content, str) else content
-    return Entry(name, data, method=0, crc=zlib.crc32(data), size=len(data), **overrides)
+    return Entry(name, data, **{"method": 0, "crc": zlib.crc32(data), "size": len(data), **overrides})
 
 
 def deflated(name: str | bytes, content: bytes | str = b"", **overrides: Any) -> Entry:
+    """A deflated entry with true sizes and CRC, unless `overrides` (Entry fields) say otherwise."""
     data = content.encode() if isinstance(content, str) else content
-    return Entry(name, deflate(data), method=8, crc=zlib.crc32(data), size=len(data), **overrides)
+    fields = {"method": 8, "crc": zlib.crc32(data), "size": len(data), **overrides}
+    return Entry(name, deflate(data), **fields)
 
 
 @dataclass
