@@ -930,9 +930,10 @@ class _Search:
 
 
 def _python_search(handler: str, environment: Mapping[str, str]) -> _Search:
-    """awslambdaric bootstrap._get_handler: `modname, fname = handler.rsplit(".", 1)`, then
-    importlib.import_module(modname.replace("/", ".")) with /var/task first on sys.path (then
-    /opt/python for layers, then the runtime's own libraries).
+    """What the Python runtime imports (github.com/aws/aws-lambda-python-runtime-interface-client,
+    awslambdaric/bootstrap.py, _get_handler): `modname, fname = handler.rsplit(".", 1)`, then
+    importlib.import_module(modname.replace("/", ".")), with /var/task first on sys.path, then the
+    layer folders under /opt/python, then the runtime's own libraries.
     """
     module, dot, function = handler.rpartition(".")
     if not dot or not function:
@@ -973,10 +974,11 @@ def _python_search(handler: str, environment: Mapping[str, str]) -> _Search:
 
 
 def _node_search(handler: str, major: int, environment: Mapping[str, str]) -> _Search | str:
-    """aws-lambda-nodejs-runtime-interface-client UserFunction.js: refuse '..'; module root = the
-    handler up to its basename; module = the basename up to its first '.'; try <root><module> with
-    no extension, .js, .mjs, .cjs (.ts, .mts, .cts from Node 24), then require.resolve(module) from
-    the package root and the module root: node_modules folders, then NODE_PATH.
+    """What the Node.js runtime loads (github.com/aws/aws-lambda-nodejs-runtime-interface-client,
+    src/UserFunction.js, load and _tryRequire): refuse '..'; module root = the handler up to its
+    basename; module = the basename up to its first '.'; try <root>/<module> with no extension,
+    .js, .mjs, .cjs (.ts, .mts, .cts from Node 24), then require.resolve(module, {paths: [appRoot,
+    moduleRoot]}): node_modules folders from the module root up, then NODE_PATH.
     """
     if ".." in handler:
         raise Rejected(
