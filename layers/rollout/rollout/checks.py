@@ -7,9 +7,13 @@ it from the notification alone.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import yaml
 
 from rollout.errors import ChecksError
 
@@ -23,6 +27,18 @@ MAX_NAME_LENGTH = 128
 MAX_EVENT_BYTES = 256 * 1024
 DEFAULT_MAX_DURATION_MS = 3000
 MAX_DURATION_MS_LIMIT = 900_000  # Lambda's 15-minute timeout
+# Lists and mappings inside one another, the document itself counting as the first level. Real
+# events nest a handful of levels (API Gateway's requestContext.authorizer.jwt.claims is 5 inside
+# `event`, 8 in the document); the normalised checks are stored as a DynamoDB map, which allows 32.
+MAX_NESTING_DEPTH = 20
+# Every value and every mapping key counts. A hundred checks with API Gateway-sized events come to a
+# few thousand; the bound keeps a small file from becoming a large tree to build, walk and store.
+MAX_DOCUMENT_NODES = 50_000
+# The checks are stored on the release as DynamoDB numbers, which hold 38 significant digits and
+# nothing smaller than 1e-130 (boto3 refuses an int of 39 digits; DynamoDB refuses 1e-131). Below
+# 1e38 a whole number reads back from DynamoDB as the same int, so the hooks accept what was stored.
+MAX_NUMBER_MAGNITUDE = 10**38  # exclusive
+MIN_NUMBER_MAGNITUDE = 1e-130  # inclusive, for numbers other than zero
 
 CANARY_DEFAULTS: dict[str, Any] = {
     "max_error_rate": 0.01,
@@ -58,8 +74,16 @@ def default_checks() -> dict[str, Any]:
 
 
 def _load(raw: bytes | str | dict[str, Any], filename: str) -> Any:
+    """The document as Python data, checked in one bounded walk before any field is looked at."""
     if isinstance(raw, dict):
-        return raw
+        document: Any = raw
+    else:
+        document = _parse(raw, filename)
+    _check_tree(document)
+    return document
+
+
+def _parse(raw: bytes | str, filename: str) -> Any:
     if isinstance(raw, bytes):
         if len(raw) > MAX_DOCUMENT_BYTES:
             raise ChecksError("(document)", f"is {len(raw)} bytes; at most {MAX_DOCUMENT_BYTES} are allowed")
@@ -70,22 +94,224 @@ def _load(raw: bytes | str | dict[str, Any], filename: str) -> Any:
     if len(raw) > MAX_DOCUMENT_BYTES:
         raise ChecksError("(document)", f"is longer than {MAX_DOCUMENT_BYTES} bytes")
     if filename.lower().endswith(".json"):
-        try:
-            return json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ChecksError(
-                "(document)", f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-            ) from exc
+        return _parse_json(raw)
+    return _parse_yaml(raw)
+
+
+def _parse_json(text: str) -> Any:
+    try:
+        return json.loads(text, object_pairs_hook=_mapping_without_repeated_keys)
+    except json.JSONDecodeError as exc:
+        raise ChecksError(
+            "(document)", f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
+    except RecursionError as exc:
+        # The C decoder recurses once per level; the walk would refuse this depth anyway.
+        raise ChecksError("(document)", _too_deep()) from exc
+    except ChecksError:
+        raise
+    except ValueError as exc:
+        # Integers of more than 4300 digits (sys.get_int_max_str_digits) are refused by int().
+        raise ChecksError("(document)", f"is not valid JSON: {exc}") from exc
+
+
+def _mapping_without_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json.loads keeps the last of repeated keys: a second `pre_traffic` would silently drop the first."""
+    mapping: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in mapping:
+            raise ChecksError("(document)", _repeated_key(key))
+        mapping[key] = value
+    return mapping
+
+
+def _parse_yaml(text: str) -> Any:
     # PyYAML costs ~40 ms of cold start; most artifacts carry JSON or nothing.
     import yaml
 
+    if not text.strip():
+        return {}
+    loader = _bounded_yaml_loader()(text)
     try:
-        return yaml.safe_load(raw) if raw.strip() else {}
+        return loader.get_single_data()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "syntax error"
         raise ChecksError("(document)", f"is not valid YAML: {problem}{where}") from exc
+    except RecursionError as exc:
+        raise ChecksError("(document)", _too_deep()) from exc
+    except ChecksError:
+        raise
+    except (ValueError, OverflowError) as exc:
+        # PyYAML's constructors call int() and date() on what its patterns matched: `2026-13-45`
+        # or an integer of 5000 digits raise ValueError rather than a YAMLError.
+        raise ChecksError("(document)", f"is not valid YAML: {exc}") from exc
+    finally:
+        loader.dispose()
+
+
+@functools.cache
+def _bounded_yaml_loader() -> Any:
+    """A safe loader that refuses anchors and aliases and bounds the tree while composing it.
+
+    An alias makes one node appear many times: seven levels, each listing the previous one nine
+    times, are 4.8 million strings from 350 bytes. safe_load builds that in milliseconds (shared
+    references); serialising it took 27 s. Refusing anchors before construction keeps the cost of
+    a document proportional to its size. Defined on first use so that PyYAML stays a lazy import.
+    """
+    import yaml
+    from yaml.composer import Composer
+    from yaml.constructor import SafeConstructor
+    from yaml.resolver import Resolver
+
+    base: Any = yaml.SafeLoader
+    if yaml.__with_libyaml__:
+        from yaml._yaml import CParser
+
+        class LibyamlSafeLoader(Composer, CParser, SafeConstructor, Resolver):
+            """SafeLoader's steps over libyaml's parser: the same events, three to five times faster.
+
+            Composer comes before CParser so that nodes are composed in Python, where the limits
+            below apply, rather than by libyaml's own composer.
+            """
+
+            def __init__(self, stream: str) -> None:
+                CParser.__init__(self, stream)
+                Composer.__init__(self)
+                SafeConstructor.__init__(self)
+                Resolver.__init__(self)
+
+        base = LibyamlSafeLoader
+
+    class BoundedSafeLoader(base):
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            self.nodes = 0
+            self.depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.peek_event()
+            line = event.start_mark.line + 1
+            if isinstance(event, yaml.AliasEvent) or event.anchor is not None:
+                raise ChecksError(
+                    "(document)",
+                    f"uses a YAML anchor or alias at line {line}: they are not allowed "
+                    "(an alias can multiply a small file into a huge document)",
+                )
+            if event.tag is not None:
+                # `!!binary`, `!!set`, `!!python/...`: never plain JSON, and PyYAML's constructors
+                # answer some of them with IndexError or KeyError (`!!int ""`, `!!bool maybe`).
+                tag = event.tag.replace("tag:yaml.org,2002:", "!!")
+                raise ChecksError(
+                    "(document)",
+                    f"uses the YAML tag {tag} at line {line}: tags are not allowed "
+                    "(quote a value to make it a string)",
+                )
+            self.nodes += 1
+            if self.nodes > MAX_DOCUMENT_NODES:
+                raise ChecksError("(document)", f"{_too_many_nodes()} (reached at line {line})")
+            container = isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent)
+            if container:
+                self.depth += 1
+                if self.depth > MAX_NESTING_DEPTH:
+                    raise ChecksError("(document)", f"{_too_deep()} (at line {line})")
+            try:
+                node = super().compose_node(parent, index)
+            finally:
+                if container:
+                    self.depth -= 1
+            if isinstance(node, yaml.MappingNode):
+                self.refuse_repeated_keys(node)
+            return node
+
+        def refuse_repeated_keys(self, node: yaml.MappingNode) -> None:
+            seen: set[str] = set()
+            for key, _ in node.value:
+                if not isinstance(key, yaml.ScalarNode) or key.tag != "tag:yaml.org,2002:str":
+                    continue  # merge keys, and non-string keys (which the walk refuses)
+                if key.value in seen:
+                    line = key.start_mark.line + 1
+                    raise ChecksError("(document)", f"{_repeated_key(key.value)} (line {line})")
+                seen.add(key.value)
+
+    return BoundedSafeLoader
+
+
+def _check_tree(document: Any) -> None:
+    """One iterative pass over the whole document: plain JSON data, nesting depth, node count.
+
+    Iterative, so that no nesting can exhaust the interpreter's stack; and every later step
+    (validation, json.dumps of an event, the DynamoDB write) then handles a tree of bounded size.
+    """
+    nodes = 1
+    pending: list[tuple[Any, str, int]] = [(document, "", 0)]  # value, where, enclosing levels
+    while pending:
+        value, where, levels = pending.pop()
+        if isinstance(value, dict | list):
+            levels += 1
+            if levels > MAX_NESTING_DEPTH:
+                raise ChecksError(where or "(document)", _too_deep())
+            # Children are counted before they are queued, so the queue stays within the limit too.
+            nodes += len(value) * (2 if isinstance(value, dict) else 1)  # a mapping's keys count
+            if nodes > MAX_DOCUMENT_NODES:
+                raise ChecksError(where or "(document)", _too_many_nodes())
+            if isinstance(value, list):
+                pending.extend((inner, f"{where}[{index}]", levels) for index, inner in enumerate(value))
+                continue
+            for key, inner in value.items():
+                if not isinstance(key, str):
+                    raise ChecksError(where or "(document)", f"has a non-string key {key!r}")
+                inner_where = f"{where}.{key}" if where else key
+                _check_text(key, inner_where)
+                pending.append((inner, inner_where, levels))
+        elif isinstance(value, str):
+            _check_text(value, where)
+        elif value is None or isinstance(value, bool):
+            continue
+        elif isinstance(value, int | float):
+            _check_number(value, where)
+        else:
+            raise ChecksError(
+                where or "(document)",
+                "must be plain JSON data (string, number, true/false, null, list or mapping), "
+                f"got {type(value).__name__} {str(value)[:40]!r}",
+            )
+
+
+def _check_text(text: str, where: str) -> None:
+    # json.loads turns "\ud800" into a lone surrogate, which no UTF-8 encoder (DynamoDB, Lambda) takes.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ChecksError(
+            where or "(document)", f"holds a lone surrogate (\\u{ord(text[exc.start]):04x}), not text"
+        ) from exc
+
+
+def _check_number(number: int | float, where: str) -> None:
+    field = where or "(document)"
+    if isinstance(number, float) and not math.isfinite(number):
+        raise ChecksError(field, f"must be plain JSON data, got {number}")
+    magnitude = abs(number)
+    # Compared as a float, since float(10**38) rounds below 10**38 yet reads back from DynamoDB as 10**38.
+    if magnitude >= (MAX_NUMBER_MAGNITUDE if isinstance(number, int) else float(MAX_NUMBER_MAGNITUDE)):
+        shown = f"{number:.3g}" if isinstance(number, float) else "an integer of more than 38 digits"
+        raise ChecksError(field, f"is {shown}; numbers must be below 1e38 (DynamoDB keeps 38 digits)")
+    if number and magnitude < MIN_NUMBER_MAGNITUDE:
+        raise ChecksError(field, f"is {number:.3g}; numbers other than 0 must be at least 1e-130 (DynamoDB)")
+
+
+def _too_deep() -> str:
+    return f"nests lists and mappings more than {MAX_NESTING_DEPTH} levels deep"
+
+
+def _too_many_nodes() -> str:
+    return f"has more than {MAX_DOCUMENT_NODES} values and keys"
+
+
+def _repeated_key(key: str) -> str:
+    return f"repeats the key {key!r} in one mapping (only one of them would count)"
 
 
 def _checks_list(value: Any, phase: str) -> list[dict[str, Any]]:
@@ -127,13 +353,11 @@ def _check(item: Any, where: str) -> dict[str, Any]:
             f"{where}.name", f"is {len(name)} characters; at most {MAX_NAME_LENGTH} are allowed"
         )
     event = item.get("event", {})
-    _json_value(event, f"{where}.event")
     size = len(json.dumps(event).encode())
     if size > MAX_EVENT_BYTES:
         raise ChecksError(f"{where}.event", f"is {size} bytes as JSON; at most {MAX_EVENT_BYTES} are allowed")
     check: dict[str, Any] = {"name": name, "event": event}
     if "expect" in item:
-        _json_value(item["expect"], f"{where}.expect")
         check["expect"] = item["expect"]
     check["max_duration_ms"] = _int(
         item.get("max_duration_ms", DEFAULT_MAX_DURATION_MS),
@@ -192,22 +416,6 @@ def _bool(value: Any, field: str) -> bool:
     if not isinstance(value, bool):
         raise ChecksError(field, f"must be true or false, got {_kind(value)}")
     return value
-
-
-def _json_value(value: Any, field: str) -> None:
-    """YAML can express things JSON cannot (dates, non-string keys); the hooks need plain JSON."""
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ChecksError(field, f"must be plain JSON data ({exc})") from exc
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            if not isinstance(key, str):
-                raise ChecksError(field, f"has a non-string key {key!r}")
-            _json_value(inner, f"{field}.{key}")
-    elif isinstance(value, list):
-        for index, inner in enumerate(value):
-            _json_value(inner, f"{field}[{index}]")
 
 
 def _kind(value: Any) -> str:
