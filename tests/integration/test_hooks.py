@@ -17,12 +17,14 @@ from functions.hook_failure_reporter import app as reporter_app
 from functions.post_traffic_hook import app as post_app
 from functions.pre_traffic_hook import app as pre_app
 from rollout import aws, lambda_ops
+from rollout.appspec import release_description
 from rollout.checks import parse_checks
 from rollout.ledger import Ledger, Release, new_release_id
 from rollout.states import State
 from tests.support.aws_stack import LEDGER_TABLE, POST_HOOK, PRE_HOOK, REGION, StackUnderTest
 from tests.support.codedeploy_standin import client_error
 from tests.support.hook_world import (
+    EXTERNAL_APPLICATION,
     TARGET_FUNCTION,
     LifecycleCodeDeploy,
     ScriptedTarget,
@@ -77,19 +79,26 @@ class World:
     def release(
         self, checks: dict[str, Any] | None, current: str = "1", target: str = "2"
     ) -> tuple[Release, str]:
-        """A Rollout release being deployed, with its checks, and its deployment id."""
-        deployment_id = start_deployment(self.codedeploy, current, target)
+        """A Rollout release being deployed, with its checks, and its deployment id.
+
+        As the starter does: the release exists first, and the deployment's description names it.
+        """
         release = Release(
             function=TARGET_FUNCTION,
             release_id=new_release_id(),
             state=State.DEPLOYING,
+            key=f"{TARGET_FUNCTION}/build-{target}.zip",
             alias="live",
             current_version=current,
             target_version=target,
-            deployment_id=deployment_id,
             checks=parse_checks(checks) if checks is not None else None,
         )
+        description = release_description(release.release_id, release.key)
+        deployment_id = start_deployment(self.codedeploy, current, target, description=description)
+        release.deployment_id = deployment_id
         self.ledger.create(release)
+        # CodeDeploy starts with BeforeAllowTraffic; run_post moves on to AfterAllowTraffic.
+        self.codedeploy.at_event(deployment_id, "BeforeAllowTraffic")
         return release, deployment_id
 
     def stored(self, release: Release) -> Release:
@@ -113,11 +122,13 @@ def hook_event(deployment_id: str, execution_id: str) -> dict[str, str]:
 
 
 def run_pre(world: World, deployment_id: str, context: Any) -> tuple[dict[str, Any], str]:
+    world.codedeploy.at_event(deployment_id, "BeforeAllowTraffic")
     execution_id = world.codedeploy.new_hook_execution(deployment_id)
     return pre_app.lambda_handler(hook_event(deployment_id, execution_id), context), execution_id
 
 
 def run_post(world: World, deployment_id: str, context: Any) -> tuple[dict[str, Any], str]:
+    world.codedeploy.at_event(deployment_id, "AfterAllowTraffic")
     execution_id = world.codedeploy.new_hook_execution(deployment_id)
     return post_app.lambda_handler(hook_event(deployment_id, execution_id), context), execution_id
 
@@ -350,7 +361,8 @@ def test_a_repeat_after_a_lost_report_reports_the_recorded_verdict(world: World,
 def test_a_repeated_invocation_outside_rollout_is_told_already_completed(
     world: World, lambda_context: Any
 ) -> None:
-    deployment_id = start_deployment(world.codedeploy)
+    deployment_id = start_deployment(world.codedeploy, application=EXTERNAL_APPLICATION)
+    world.codedeploy.at_event(deployment_id, "BeforeAllowTraffic")
     world.target.answer("2", "health", ok("2"))
     execution_id = world.codedeploy.new_hook_execution(deployment_id)
     event = hook_event(deployment_id, execution_id)
@@ -384,7 +396,7 @@ def test_a_deployment_not_started_by_rollout_takes_checks_from_the_tag(
     s3.create_bucket(Bucket="team-checks")
     s3.put_object(Bucket="team-checks", Key="orders/rollout.json", Body=json.dumps({"pre_traffic": [HEALTH]}))
     tag_target({"rollout:checks": "s3://team-checks/orders/rollout.json"})
-    deployment_id = start_deployment(world.codedeploy, "4", "5")
+    deployment_id = start_deployment(world.codedeploy, "4", "5", application=EXTERNAL_APPLICATION)
     world.target.answer("5", "health", reply("5", {"statusCode": 500}))
 
     result, _ = run_pre(world, deployment_id, lambda_context)
@@ -397,7 +409,7 @@ def test_a_deployment_not_started_by_rollout_takes_checks_from_the_tag(
 
 def test_a_tag_naming_a_missing_document_fails_with_the_reason(world: World, lambda_context: Any) -> None:
     tag_target({"rollout:checks": "s3://rollout-test-artifacts/nowhere/rollout.json"})
-    deployment_id = start_deployment(world.codedeploy)
+    deployment_id = start_deployment(world.codedeploy, application=EXTERNAL_APPLICATION)
 
     result, _ = run_pre(world, deployment_id, lambda_context)
 
@@ -409,7 +421,7 @@ def test_a_tag_naming_a_missing_document_fails_with_the_reason(world: World, lam
 
 
 def test_an_untagged_function_outside_rollout_has_no_checks(world: World, lambda_context: Any) -> None:
-    deployment_id = start_deployment(world.codedeploy)
+    deployment_id = start_deployment(world.codedeploy, application=EXTERNAL_APPLICATION)
 
     result, _ = run_pre(world, deployment_id, lambda_context)
 
@@ -743,3 +755,106 @@ def test_the_destination_skips_a_record_without_a_hook_event(world: World, lambd
 
     assert result["status"] == "Skipped"
     assert world.codedeploy.calls_to("put_lifecycle_event_hook_execution_status") == []
+
+
+# --- failing closed ------------------------------------------------------------------------------
+def test_a_deployment_of_rollouts_application_without_a_release_fails(
+    world: World, lambda_context: Any
+) -> None:
+    # Someone ran a deployment in Rollout's own application by hand: no release, no validated checks.
+    deployment_id = start_deployment(world.codedeploy, description="hotfix by hand")
+    world.target.answer("2", "health", ok("2"))
+
+    result, _ = run_pre(world, deployment_id, lambda_context)
+
+    assert result["status"] == "Failed"
+    assert world.statuses(deployment_id) == ["Failed"]
+    assert "names no release in the ledger" in result["reason"]
+    assert world.target.calls == []
+
+
+def test_the_release_is_found_by_its_id_before_the_deployment_index_knows_it(
+    world: World, lambda_context: Any
+) -> None:
+    # The hook can run before the starter records the deployment id on the release (an
+    # eventually consistent index on AWS): the description names the release, read by key.
+    release, deployment_id = world.release({"pre_traffic": [HEALTH]})
+    world.ledger.update(release.function, release.release_id, deployment_id="")
+    assert world.ledger.by_deployment(deployment_id) is None
+    world.target.answer("2", "health", reply("2", {"statusCode": 500}))
+
+    result, _ = run_pre(world, deployment_id, lambda_context)
+
+    assert result["status"] == "Failed", "the release's own checks ran"
+    assert [(q, e["path"]) for _, q, e in world.target.calls] == [("2", "/health")]
+
+
+def test_a_description_naming_another_version_fails(world: World, lambda_context: Any) -> None:
+    release, first = world.release({"pre_traffic": [HEALTH]}, current="1", target="2")
+    world.codedeploy.finish(first, "Stopped")
+    description = release_description(release.release_id, release.key)
+    other = start_deployment(world.codedeploy, "1", "3", description=description)
+
+    result, _ = run_pre(world, other, lambda_context)
+
+    assert result["status"] == "Failed"
+    assert "targets orders-api version 3, but release" in result["reason"]
+    assert world.target.calls == []
+
+
+def test_the_pre_traffic_hook_never_answers_for_the_after_allow_traffic_step(
+    world: World, lambda_context: Any
+) -> None:
+    release, deployment_id = world.release({"pre_traffic": [HEALTH], "post_traffic": [HEALTH]})
+    world.target.answer("2", "health", ok("2"))
+    # AfterAllowTraffic is running; someone hands its execution id to the pre-traffic hook.
+    world.codedeploy.at_event(deployment_id, "AfterAllowTraffic")
+    execution_id = world.codedeploy.new_hook_execution(deployment_id)
+
+    result = pre_app.lambda_handler(hook_event(deployment_id, execution_id), lambda_context)
+
+    assert result["status"] == "Refused"
+    assert "BeforeAllowTraffic is Succeeded, not InProgress" in result["reason"]
+    assert world.statuses(deployment_id) == []
+    assert world.target.calls == []
+    assert "pre_traffic" not in world.stored(release).hook_results
+
+
+def test_the_post_traffic_hook_never_answers_before_traffic_moved(world: World, lambda_context: Any) -> None:
+    _, deployment_id = world.release({"post_traffic": [HEALTH]})
+    execution_id = world.codedeploy.new_hook_execution(deployment_id)
+
+    result = post_app.lambda_handler(hook_event(deployment_id, execution_id), lambda_context)
+
+    assert result["status"] == "Refused"
+    assert "AfterAllowTraffic is Pending" in result["reason"]
+    assert world.statuses(deployment_id) == []
+
+
+def test_a_hook_answers_only_where_the_appspec_names_it(world: World, lambda_context: Any) -> None:
+    release = Release(function=TARGET_FUNCTION, release_id=new_release_id(), key="k.zip", target_version="2")
+    world.ledger.create(release)
+    description = release_description(release.release_id, release.key)
+    deployment_id = start_deployment(world.codedeploy, description=description, pre_hook="someone-elses-hook")
+    world.codedeploy.at_event(deployment_id, "BeforeAllowTraffic")
+    execution_id = world.codedeploy.new_hook_execution(deployment_id)
+
+    result = pre_app.lambda_handler(hook_event(deployment_id, execution_id), lambda_context)
+
+    assert result["status"] == "Refused"
+    assert "names someone-elses-hook for BeforeAllowTraffic" in result["reason"]
+    assert world.statuses(deployment_id) == []
+
+
+def test_codedeploys_rollback_deployment_is_not_blocked(world: World, lambda_context: Any) -> None:
+    _, failed = world.release({"pre_traffic": [HEALTH]}, current="1", target="2")
+    world.codedeploy.finish(failed, "Failed")
+    rollback = start_deployment(world.codedeploy, "2", "1")
+    world.codedeploy.deployments[rollback].rollback_info = {"rollbackTriggeringDeploymentId": failed}
+    world.codedeploy.at_event(rollback, "BeforeAllowTraffic")
+
+    result, _ = run_pre(world, rollback, lambda_context)
+
+    assert result["status"] == "Succeeded"
+    assert "restores version 1" in result["reason"]
+    assert world.target.calls == []

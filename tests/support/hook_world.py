@@ -32,6 +32,9 @@ from tests.support.aws_stack import APPLICATION, POST_HOOK, PRE_HOOK, REGION
 from tests.support.codedeploy_standin import CodeDeployStandIn, client_error
 
 TARGET_FUNCTION = "orders-api"
+# Another team's CodeDeploy application whose deployments use this stack's hooks.
+EXTERNAL_APPLICATION = "payments-app"
+LIFECYCLE_ORDER = ("BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic")
 ALIAS = "live"
 
 
@@ -42,12 +45,30 @@ class LifecycleCodeDeploy(CodeDeployStandIn):
         super().__init__()
         # deployment id -> lifecycle events as GetDeploymentTarget returns them
         self.lifecycle: dict[str, list[dict[str, Any]]] = {}
+        # deployment id -> the lifecycle event in progress, for deployments given no times
+        self.current_event: dict[str, str] = {}
+
+    def at_event(self, deployment_id: str, name: str) -> None:
+        """`name` is in progress (earlier events succeeded), with no times, unless times were set."""
+        self.current_event[deployment_id] = name
+
+    def _events(self, deployment_id: str) -> list[dict[str, Any]] | None:
+        if deployment_id in self.lifecycle:
+            return self.lifecycle[deployment_id]
+        current = self.current_event.get(deployment_id)
+        if current is None:
+            return None
+        order = LIFECYCLE_ORDER.index(current)
+        statuses = ["Succeeded"] * order + ["InProgress"] + ["Pending"] * (len(LIFECYCLE_ORDER) - order - 1)
+        return [
+            {"lifecycleEventName": n, "status": st} for n, st in zip(LIFECYCLE_ORDER, statuses, strict=True)
+        ]
 
     def set_lifecycle(
         self, deployment_id: str, times: dict[str, tuple[datetime | None, datetime | None]]
     ) -> None:
         events = []
-        for name in ("BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic"):
+        for name in LIFECYCLE_ORDER:
             start, end = times.get(name, (None, None))
             event: dict[str, Any] = {"lifecycleEventName": name, "status": "Pending"}
             if start:
@@ -65,7 +86,8 @@ class LifecycleCodeDeploy(CodeDeployStandIn):
 
     def _op_get_deployment_target(self, deploymentId: str, targetId: str) -> dict[str, Any]:
         self._deployment(deploymentId, "GetDeploymentTarget")
-        if deploymentId not in self.lifecycle:
+        events = self._events(deploymentId)
+        if events is None:
             raise client_error("DeploymentTargetDoesNotExistException", "no target", "GetDeploymentTarget")
         return {
             "deploymentTarget": {
@@ -74,27 +96,38 @@ class LifecycleCodeDeploy(CodeDeployStandIn):
                     "deploymentId": deploymentId,
                     "targetId": targetId,
                     "status": "InProgress",
-                    "lifecycleEvents": self.lifecycle[deploymentId],
+                    "lifecycleEvents": events,
                 },
             }
         }
 
 
 def start_deployment(
-    codedeploy: CodeDeployStandIn, current: str = "1", target: str = "2", function: str = TARGET_FUNCTION
+    codedeploy: CodeDeployStandIn,
+    current: str = "1",
+    target: str = "2",
+    function: str = TARGET_FUNCTION,
+    application: str = APPLICATION,
+    description: str = "",
+    pre_hook: str = PRE_HOOK,
 ) -> str:
     """A deployment of `function` from `current` to `target` whose AppSpec names both hooks."""
-    group = (APPLICATION, function)
+    if application not in codedeploy.applications:
+        codedeploy.create_application(applicationName=application, computePlatform="Lambda")
+    group = (application, function)
     if group not in codedeploy.groups:
         codedeploy.create_deployment_group(
-            applicationName=APPLICATION,
+            applicationName=application,
             deploymentGroupName=function,
             serviceRoleArn="arn:aws:iam::123456789012:role/rollout-test-codedeploy",
             deploymentStyle={"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
         )
-    appspec = build_appspec(function, ALIAS, current, target, PRE_HOOK, POST_HOOK)
+    appspec = build_appspec(function, ALIAS, current, target, pre_hook, POST_HOOK)
     return codedeploy.create_deployment(
-        applicationName=APPLICATION, deploymentGroupName=function, revision=revision_for(appspec)
+        applicationName=application,
+        deploymentGroupName=function,
+        revision=revision_for(appspec),
+        description=description,
     )["deploymentId"]
 
 

@@ -185,3 +185,17 @@ def test_sample_sns_event_renders() -> None:
     text = texts(payload)
     assert "orders: v42 rolled back to v41" in text
     assert "KeyError: 'discount'" in text
+
+
+def test_notifications_never_carry_a_hook_execution_id() -> None:
+    release = Release(
+        function="orders",
+        release_id="001",
+        state=State.ROLLED_BACK,
+        hook_results={"pre_traffic": {"verdict": "Failed", "execution_id": "secret-execution", "checks": []}},
+    )
+
+    message = build("deployment.rolled_back", release, "us-east-1").message
+
+    assert "secret-execution" not in json.dumps(message)
+    assert message["hook_results"]["pre_traffic"]["verdict"] == "Failed"

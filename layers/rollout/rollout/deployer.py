@@ -24,6 +24,8 @@ from rollout import aws, lambda_ops, s3_ops
 from rollout.artifacts import (
     EventProblem,
     Upload,
+    ZipReport,
+    check_handler_present,
     check_object_size,
     function_segment,
     inspect_zip,
@@ -145,7 +147,7 @@ def _process_upload(
     """Record the upload and carry it to a state; runs once per (bucket, key, version id)."""
     ctx = ReleaseContext.from_settings(settings, ledger)
     release = _record_upload(ledger, upload, upload_event, stored)
-    release = _validate_and_start(ctx, release, stored, lookup_error)
+    release = _validate_and_start(ctx, release, upload["key"], stored, lookup_error)
     return {
         "release_id": release.release_id,
         "function": release.function,
@@ -165,7 +167,8 @@ def _record_upload(
         function=function_segment(upload["key"]),
         release_id=new_release_id(),
         bucket=upload["bucket"],
-        key=upload["key"],
+        # A key with a lone surrogate (JSON allows one) cannot be stored as is; validation rejects it.
+        key=upload["key"].encode("utf-8", "backslashreplace").decode("utf-8"),
         object_version=stored.version_id if stored else upload_event.version_id,
         etag=stored.etag if stored else upload_event.etag,
         size=stored.size if stored else (upload_event.size or 0),
@@ -186,10 +189,14 @@ def _record_upload(
 
 
 def _validate_and_start(
-    ctx: ReleaseContext, release: Release, stored: s3_ops.StoredObject | None, lookup_error: str
+    ctx: ReleaseContext,
+    release: Release,
+    key: str,
+    stored: s3_ops.StoredObject | None,
+    lookup_error: str,
 ) -> Release:
     try:
-        release = _validate(ctx, release, stored, lookup_error)
+        release = _validate(ctx, release, key, stored, lookup_error)
     except Rejected as rejected:
         return reject(ctx, release, rejected)
     except Exception as exc:  # nothing is lost: the release ends FAILED with the error
@@ -208,7 +215,7 @@ def _validate_and_start(
 
 @tracer.capture_method(capture_response=False)
 def _validate(
-    ctx: ReleaseContext, release: Release, stored: s3_ops.StoredObject | None, lookup_error: str
+    ctx: ReleaseContext, release: Release, key: str, stored: s3_ops.StoredObject | None, lookup_error: str
 ) -> Release:
     """The artifact's rules, its checks file and the target function's tags; Rejected on a broken rule."""
     settings = ctx.settings
@@ -217,7 +224,7 @@ def _validate(
             ReasonCode.WRONG_BUCKET,
             f"bucket {release.bucket!r} is not the artifact bucket {settings.artifact_bucket!r}",
         )
-    artifact = parse_key(release.key)
+    artifact = parse_key(key)
     if lookup_error:
         raise RuntimeError(f"could not read the uploaded object: {lookup_error}")
     if stored is None:
@@ -226,8 +233,13 @@ def _validate(
             ReasonCode.OBJECT_NOT_FOUND,
             f"s3://{release.bucket}/{release.key}{version} no longer exists (deleted after upload?)",
         )
-    checks = _read_checks(stored)
+    report = _inspect(stored)
+    checks = _checks_of(report)
     target = lambda_ops.get_managed_function(artifact.function, settings.default_deployment_config)
+    handler_note = check_handler_present(
+        report, target.handler, target.runtime, target.has_layers, target.environment
+    )
+    logger.info("Handler check", extra={"handler": target.handler, "note": handler_note})
     return ctx.ledger.update(
         release.function,
         release.release_id,
@@ -237,8 +249,8 @@ def _validate(
     )
 
 
-def _read_checks(stored: s3_ops.StoredObject) -> dict[str, Any]:
-    """The zip's checks (or the defaults), after its safety rules; reads only what it needs."""
+def _inspect(stored: s3_ops.StoredObject) -> ZipReport:
+    """The zip's safety rules, read through ranged GETs (the central directory and the checks file)."""
     check_object_size(stored.size)
     with s3_ops.open_object(stored) as archive:
         report = inspect_zip(archive)
@@ -250,6 +262,11 @@ def _read_checks(stored: s3_ops.StoredObject) -> dict[str, Any]:
             "checks_file": report.checks_filename,
         },
     )
+    return report
+
+
+def _checks_of(report: ZipReport) -> dict[str, Any]:
+    """The zip's checks, or the defaults when it carries none."""
     if not (report.checks_filename and report.checks_document is not None):
         return default_checks()
     try:

@@ -172,7 +172,7 @@ def handle_lifecycle_event(
         return {"status": REFUSED, "reason": outcome.reason, "deploymentId": lifecycle.deployment_id}
 
     _emit_metrics(outcome)
-    release = progress.release
+    release = progress.release or _release_to_record_on(ledger, lifecycle, outcome)
     _record(ledger, release, lifecycle, outcome, reported=False)
     log = logger.info if outcome.passed else logger.warning
     log(
@@ -610,6 +610,21 @@ def _record(
             )
     except Exception:
         logger.exception("could not record the hook result in the ledger")
+
+
+def _release_to_record_on(
+    ledger: Ledger | None, lifecycle: LifecycleEvent, outcome: HookOutcome
+) -> Release | None:
+    """Where to record a failure that came before the release was looked up (the deployment was
+    unreadable, say): the by-deployment index, best effort. It only says where to write; it never
+    decides a verdict, so its eventual consistency cannot let anything through."""
+    if ledger is None or outcome.passed:
+        return None
+    try:
+        return ledger.by_deployment(lifecycle.deployment_id)
+    except Exception:  # the report matters more than the record
+        logger.exception("could not look up the release to record the failure on")
+        return None
 
 
 def _outcome_from_record(hook: str, record: Mapping[str, Any]) -> HookOutcome:

@@ -7,6 +7,7 @@ it is retried here with a bounded, jittered backoff.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from collections.abc import Callable
@@ -73,7 +74,14 @@ def get_managed_function(name: str, default_config: str) -> ManagedFunction:
         raise Rejected(
             "FUNCTION_NOT_ZIP", f"function {name!r} is a container image function; it cannot take a zip"
         )
-    return managed_function(name, resp.get("Tags") or {}, default_config)
+    managed = managed_function(name, resp.get("Tags") or {}, default_config)
+    return dataclasses.replace(
+        managed,
+        handler=str(configuration.get("Handler") or ""),
+        runtime=str(configuration.get("Runtime") or ""),
+        has_layers=bool(configuration.get("Layers")),
+        environment=dict((configuration.get("Environment") or {}).get("Variables") or {}),
+    )
 
 
 def get_alias(function: str, alias: str) -> AliasRouting | None:

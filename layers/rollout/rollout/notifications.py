@@ -80,6 +80,21 @@ def _seconds_between(start: str, end: str) -> float | None:
         return None
 
 
+# Fields of a hook's record that stay in the ledger: a lifecycle hook execution id lets whoever can
+# invoke a hook report a verdict for that execution, so it is never published.
+PRIVATE_HOOK_FIELDS = frozenset({"execution_id"})
+
+
+def public_hook_results(hook_results: dict[str, Any]) -> dict[str, Any]:
+    """The hooks' results as subscribers see them (no execution ids)."""
+    return {
+        hook: {k: v for k, v in result.items() if k not in PRIVATE_HOOK_FIELDS}
+        if isinstance(result, dict)
+        else result
+        for hook, result in (hook_results or {}).items()
+    }
+
+
 def build(kind: str, release: Release, region: str, **extra: Any) -> Notification:
     """The notification for `kind` about `release`; `extra` adds or overrides message fields."""
     severity, headline = KINDS[kind]
@@ -125,7 +140,7 @@ def build(kind: str, release: Release, region: str, **extra: Any) -> Notificatio
         "author": release.author or None,
         "message": release.message or None,
         "reason": {"code": release.reason_code, "text": release.reason} if release.reason else None,
-        "hook_results": release.hook_results or None,
+        "hook_results": public_hook_results(release.hook_results) or None,
         "durations": durations,
         "links": console_links(region, release),
         "at": release.updated_at,

@@ -75,6 +75,11 @@ class ManagedFunction:
     alias: str
     deployment_config: str
     alarms: list[str] = field(default_factory=list)
+    # From the function's configuration: what the handler check needs to know.
+    handler: str = ""
+    runtime: str = ""
+    has_layers: bool = False
+    environment: dict[str, str] = field(default_factory=dict)
 
 
 def managed_function(name: str, tags: dict[str, str], default_config: str) -> ManagedFunction:
