@@ -18,6 +18,7 @@ from functions.post_traffic_hook import app as post_app
 from functions.pre_traffic_hook import app as pre_app
 from rollout import aws, lambda_ops
 from rollout.appspec import release_description
+from rollout.check_runner import PROBE_EVENT
 from rollout.checks import parse_checks
 from rollout.ledger import Ledger, Release, new_release_id
 from rollout.states import State
@@ -236,19 +237,59 @@ def test_one_failing_check_among_several_names_it_and_counts_the_rest(
 
 
 @pytest.mark.parametrize("checks", [None, {}], ids=["none-stored", "defaults-stored"])
-def test_no_checks_succeeds_and_says_so(world: World, lambda_context: Any, checks: dict | None) -> None:
+def test_without_pre_traffic_checks_the_hook_probes_that_the_version_starts(
+    world: World, lambda_context: Any, checks: dict | None
+) -> None:
     release, deployment_id = world.release(checks)
+    world.target.answer("2", "", ok("2"))
 
     result, _ = run_pre(world, deployment_id, lambda_context)
 
     assert result["status"] == "Succeeded"
     assert world.statuses(deployment_id) == ["Succeeded"]
-    assert world.target.calls == []
+    assert world.target.calls == [(TARGET_FUNCTION, "2", PROBE_EVENT)]
     pre = world.stored(release).hook_results["pre_traffic"]
-    assert pre["checks"] == []
-    assert "no pre-traffic checks configured" in pre["reason"]
+    assert [c["name"] for c in pre["checks"]] == ["start probe"]
+    assert "version 2 starts (start probe)" in pre["reason"]
     assert f"release {release.release_id}" in pre["reason"]
-    assert pre["warnings"] == [pre["reason"]]
+
+
+@pytest.mark.parametrize(
+    "error_type",
+    ["Runtime.ImportModuleError", "Runtime.HandlerNotFound", "Runtime.ExitError", "Sandbox.Timedout"],
+)
+def test_a_version_that_cannot_start_fails_the_probe(
+    world: World, lambda_context: Any, error_type: str
+) -> None:
+    release, deployment_id = world.release(None)
+    failure = {"errorType": error_type, "errorMessage": "Unable to import module 'app'"}
+    world.target.answer("2", "", reply("2", failure, function_error="Unhandled"))
+
+    result, _ = run_pre(world, deployment_id, lambda_context)
+
+    assert result["status"] == "Failed"
+    assert f"the version cannot start ({error_type})" in result["reason"]
+    assert world.stored(release).reason_code == "HOOK_EXECUTION_FAILURE"
+
+
+def test_a_handler_that_rejects_the_probe_event_has_still_started(world: World, lambda_context: Any) -> None:
+    _, deployment_id = world.release(None)
+    refusal = {"errorType": "KeyError", "errorMessage": "'path'"}
+    world.target.answer("2", "", reply("2", refusal, function_error="Unhandled"))
+
+    result, _ = run_pre(world, deployment_id, lambda_context)
+
+    assert result["status"] == "Succeeded"
+
+
+def test_the_probe_can_be_switched_off(world: World, lambda_context: Any) -> None:
+    release, deployment_id = world.release({"probe": False})
+
+    result, _ = run_pre(world, deployment_id, lambda_context)
+
+    assert result["status"] == "Succeeded"
+    assert world.target.calls == []
+    assert "the start probe is off" in world.stored(release).hook_results["pre_traffic"]["reason"]
 
 
 def test_the_hooks_own_exception_still_reports_failed(world: World, lambda_context: Any) -> None:
@@ -363,7 +404,7 @@ def test_a_repeated_invocation_outside_rollout_is_told_already_completed(
 ) -> None:
     deployment_id = start_deployment(world.codedeploy, application=EXTERNAL_APPLICATION)
     world.codedeploy.at_event(deployment_id, "BeforeAllowTraffic")
-    world.target.answer("2", "health", ok("2"))
+    world.target.answer("2", "", ok("2"))
     execution_id = world.codedeploy.new_hook_execution(deployment_id)
     event = hook_event(deployment_id, execution_id)
 
@@ -422,6 +463,7 @@ def test_a_tag_naming_a_missing_document_fails_with_the_reason(world: World, lam
 
 def test_an_untagged_function_outside_rollout_has_no_checks(world: World, lambda_context: Any) -> None:
     deployment_id = start_deployment(world.codedeploy, application=EXTERNAL_APPLICATION)
+    world.target.answer("2", "", ok("2"))
 
     result, _ = run_pre(world, deployment_id, lambda_context)
 

@@ -55,7 +55,12 @@ def test_a_minimal_check_gets_an_empty_event_and_no_expectation() -> None:
 
 
 def test_no_document_means_no_checks_and_default_thresholds() -> None:
-    assert default_checks() == {"pre_traffic": [], "post_traffic": [], "canary": DEFAULT_CANARY}
+    assert default_checks() == {
+        "pre_traffic": [],
+        "post_traffic": [],
+        "canary": DEFAULT_CANARY,
+        "probe": True,
+    }
     assert parse_checks(b"", "rollout.yaml") == default_checks()
 
 

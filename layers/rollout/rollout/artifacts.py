@@ -424,48 +424,12 @@ def _corrupt(why: str) -> Rejected:
 
 def _find_directory(source: _Source) -> _Directory:
     """Locate the central directory from the end record (zip64 too); check counts before reading it."""
-    tail = source.tail
-    if len(tail) < _END_RECORD.size:
-        raise _corrupt(f"{source.size} bytes is too short for a zip archive")
-    # The record is the last signature whose comment ends exactly at the end of the file; a
-    # signature-like run inside the comment or in trailing bytes does not qualify.
-    at = tail.rfind(_END_SIGNATURE)
-    while at >= 0 and (
-        at + _END_RECORD.size > len(tail)
-        or at + _END_RECORD.size + _END_RECORD.unpack_from(tail, at)[7] != len(tail)
-    ):
-        at = tail.rfind(_END_SIGNATURE, 0, at)
-    if at < 0:
-        raise _corrupt("no end-of-central-directory record (not a zip, or cut short)")
-    end_offset = source.tail_start + at
-    _, disk, directory_disk, entries_here, entries, directory_size, directory_offset, _ = (
-        _END_RECORD.unpack_from(tail, at)
-    )
+    end_offset, record = _end_record(source)
+    _, disk, directory_disk, entries_here, entries, directory_size, directory_offset, _ = record
     directory_end = end_offset
-    locator_offset = end_offset - _ZIP64_LOCATOR.size
-    if locator_offset >= 0:
-        locator = source.read(locator_offset, _ZIP64_LOCATOR.size)
-        if locator.startswith(_ZIP64_LOCATOR_SIGNATURE):
-            _, record_disk, record_offset, disks = _ZIP64_LOCATOR.unpack(locator)
-            if record_disk != 0 or disks > 1:
-                raise _corrupt("it spans several disks (a split archive)")
-            if record_offset + _ZIP64_END_RECORD.size > locator_offset:
-                raise _corrupt("its zip64 locator points past itself")
-            (
-                signature,
-                rest,
-                _,
-                _,
-                disk,
-                directory_disk,
-                entries_here,
-                entries,
-                directory_size,
-                directory_offset,
-            ) = _ZIP64_END_RECORD.unpack(source.read(record_offset, _ZIP64_END_RECORD.size))
-            if signature != _ZIP64_END_SIGNATURE or record_offset + 12 + rest != locator_offset:
-                raise _corrupt("its zip64 end record is not where its locator says")
-            directory_end = record_offset
+    zip64 = _zip64_end_record(source, end_offset)
+    if zip64 is not None:
+        directory_end, (disk, directory_disk, entries_here, entries, directory_size, directory_offset) = zip64
     if disk != 0 or directory_disk != 0 or entries_here != entries:
         raise _corrupt("it spans several disks (a split archive)")
     if entries > MAX_ENTRIES:
@@ -484,6 +448,45 @@ def _find_directory(source: _Source) -> _Directory:
     if directory_size < entries * _DIRECTORY_RECORD.size:
         raise _corrupt(f"a {directory_size}-byte central directory cannot hold {entries} entries")
     return _Directory(entries=entries, offset=directory_offset, size=directory_size)
+
+
+def _end_record(source: _Source) -> tuple[int, tuple[Any, ...]]:
+    """Where the end-of-central-directory record starts, and its fields."""
+    tail = source.tail
+    if len(tail) < _END_RECORD.size:
+        raise _corrupt(f"{source.size} bytes is too short for a zip archive")
+    # The record is the last signature whose comment ends exactly at the end of the file; a
+    # signature-like run inside the comment or in trailing bytes does not qualify.
+    at = tail.rfind(_END_SIGNATURE)
+    while at >= 0 and (
+        at + _END_RECORD.size > len(tail)
+        or at + _END_RECORD.size + _END_RECORD.unpack_from(tail, at)[7] != len(tail)
+    ):
+        at = tail.rfind(_END_SIGNATURE, 0, at)
+    if at < 0:
+        raise _corrupt("no end-of-central-directory record (not a zip, or cut short)")
+    return source.tail_start + at, _END_RECORD.unpack_from(tail, at)
+
+
+def _zip64_end_record(source: _Source, end_offset: int) -> tuple[int, tuple[int, ...]] | None:
+    """(where the zip64 end record starts, its disk/count/size/offset fields), or None without one."""
+    locator_offset = end_offset - _ZIP64_LOCATOR.size
+    if locator_offset < 0:
+        return None
+    locator = source.read(locator_offset, _ZIP64_LOCATOR.size)
+    if not locator.startswith(_ZIP64_LOCATOR_SIGNATURE):
+        return None
+    _, record_disk, record_offset, disks = _ZIP64_LOCATOR.unpack(locator)
+    if record_disk != 0 or disks > 1:
+        raise _corrupt("it spans several disks (a split archive)")
+    if record_offset + _ZIP64_END_RECORD.size > locator_offset:
+        raise _corrupt("its zip64 locator points past itself")
+    signature, rest, _, _, *fields = _ZIP64_END_RECORD.unpack(
+        source.read(record_offset, _ZIP64_END_RECORD.size)
+    )
+    if signature != _ZIP64_END_SIGNATURE or record_offset + 12 + rest != locator_offset:
+        raise _corrupt("its zip64 end record is not where its locator says")
+    return record_offset, tuple(fields)
 
 
 def _read_directory(source: _Source, directory: _Directory) -> list[_Entry]:
@@ -1007,8 +1010,13 @@ def _node_search(handler: str, major: int, environment: Mapping[str, str]) -> _S
         return search
     search.files = [target + extension for extension in extensions]
     search.at_root = {f"{target}.js", f"{target}.mjs", f"{target}.cjs"}
-    # require.resolve(module, {paths: [appRoot, moduleRoot]}): node_modules of the module root and
-    # each folder above it, then the global paths (NODE_PATH).
+    _add_node_modules(search, root, module, environment)
+    return search
+
+
+def _add_node_modules(search: _Search, root: str, module: str, environment: Mapping[str, str]) -> None:
+    """require.resolve(module, {paths: [appRoot, moduleRoot]}): node_modules of the module root and
+    each folder above it, then the global paths (NODE_PATH)."""
     parts = root.split("/") if root else []
     bases = ["/".join([*parts[:end], "node_modules"]) for end in range(len(parts), -1, -1)]
     node_path = environment.get("NODE_PATH")
@@ -1030,7 +1038,6 @@ def _node_search(handler: str, major: int, environment: Mapping[str, str]) -> _S
         search.packages.append(candidate)
     if outside:
         search.outside = f"NODE_PATH ({':'.join(outside)})"
-    return search
 
 
 def _package_relative(path: str) -> str | None:

@@ -48,6 +48,8 @@ class Check:
     max_duration_ms: int = DEFAULT_MAX_DURATION_MS
     expect: Any = None
     has_expect: bool = False
+    # A start probe proves the version can start: only a runtime failure fails it (see judge_probe).
+    probe: bool = False
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any]) -> Check:
@@ -119,6 +121,8 @@ def judge(
     check: Check, invocation: Invocation, duration_ms: int, expected_version: str | None = None
 ) -> CheckResult:
     """The verdict on one answered invocation."""
+    if check.probe:
+        return judge_probe(check, invocation, duration_ms, expected_version)
     result = CheckResult(check.name, SUCCEEDED, duration_ms, executed_version=invocation.executed_version)
     text = invocation.payload.decode("utf-8", errors="replace")
     if invocation.function_error:
@@ -137,6 +141,47 @@ def judge(
         mismatch = subset_mismatch(check.expect, payload)
         if mismatch:
             return _failed(result, f"response does not match expect: {mismatch}", text)
+    return result
+
+
+# errorType prefixes of failures that happen before or around the handler, never inside it: the
+# runtime could not import the module, find the handler, initialise, or stay alive; or the
+# invocation timed out. Lambda's runtimes report these as Runtime.* (ImportModuleError,
+# HandlerNotFound, MalformedHandlerName, ExitError, Unknown...) and Sandbox.Timedout.
+START_FAILURE_PREFIXES = ("Runtime.", "Sandbox.", "Init")
+PROBE_EVENT: dict[str, Any] = {"rollout": {"probe": True}}
+PROBE_NAME = "start probe"
+PROBE_MAX_DURATION_MS = 10_000
+
+
+def start_failure(invocation: Invocation) -> str:
+    """The errorType of a failure to start the function ('' if it ran its handler, or succeeded)."""
+    if not invocation.function_error:
+        return ""
+    try:
+        error_type = str(
+            json.loads(invocation.payload.decode("utf-8", errors="replace")).get("errorType", "")
+        )
+    except (ValueError, AttributeError):
+        return ""
+    return error_type if error_type.startswith(START_FAILURE_PREFIXES) else ""
+
+
+def judge_probe(
+    check: Check, invocation: Invocation, duration_ms: int, expected_version: str | None = None
+) -> CheckResult:
+    """A start probe passes once the handler ran: its own error on an unknown event is fine."""
+    result = CheckResult(check.name, SUCCEEDED, duration_ms, executed_version=invocation.executed_version)
+    text = invocation.payload.decode("utf-8", errors="replace")
+    failure = start_failure(invocation)
+    if failure:
+        return _failed(result, f"the version cannot start ({failure})", text)
+    if expected_version and invocation.executed_version and invocation.executed_version != expected_version:
+        return _failed(
+            result, f"answered by version {invocation.executed_version}, not version {expected_version}", text
+        )
+    if invocation.function_error:
+        result.excerpt = excerpt(text)
     return result
 
 

@@ -13,7 +13,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import yaml
+    pass
 
 from rollout.errors import ChecksError
 
@@ -48,7 +48,9 @@ CANARY_DEFAULTS: dict[str, Any] = {
 }
 
 _CHECK_FIELDS = {"name", "event", "expect", "max_duration_ms"}
-_TOP_FIELDS = {*PHASES, "canary", "strict"}
+# "probe": false opts out of the start probe the pre-traffic hook sends when there are no
+# pre-traffic checks (for functions where any invocation has side effects); see docs/HOOKS.md.
+_TOP_FIELDS = {*PHASES, "canary", "strict", "probe"}
 
 
 def parse_checks(raw: bytes | str | dict[str, Any], filename: str = "rollout.json") -> dict[str, Any]:
@@ -65,6 +67,7 @@ def parse_checks(raw: bytes | str | dict[str, Any], filename: str = "rollout.jso
     normalised["canary"] = _canary(document.get("canary"))
     if "strict" in document:
         normalised["strict"] = _bool(document["strict"], "strict")
+    normalised["probe"] = _bool(document["probe"], "probe") if "probe" in document else True
     return normalised
 
 
@@ -161,81 +164,90 @@ def _bounded_yaml_loader() -> Any:
     a document proportional to its size. Defined on first use so that PyYAML stays a lazy import.
     """
     import yaml
+
+    return type("BoundedSafeLoader", (_ComposeBounds, _fast_safe_loader(yaml)), {})
+
+
+def _fast_safe_loader(yaml: Any) -> Any:
+    """SafeLoader's steps, over libyaml's parser when PyYAML has it (three to five times faster)."""
+    if not yaml.__with_libyaml__:
+        return yaml.SafeLoader
+    from yaml._yaml import CParser
     from yaml.composer import Composer
     from yaml.constructor import SafeConstructor
     from yaml.resolver import Resolver
 
-    base: Any = yaml.SafeLoader
-    if yaml.__with_libyaml__:
-        from yaml._yaml import CParser
+    class LibyamlSafeLoader(Composer, CParser, SafeConstructor, Resolver):
+        """Composer comes before CParser so that nodes are composed in Python, where the limits of
+        _ComposeBounds apply, rather than by libyaml's own composer."""
 
-        class LibyamlSafeLoader(Composer, CParser, SafeConstructor, Resolver):
-            """SafeLoader's steps over libyaml's parser: the same events, three to five times faster.
-
-            Composer comes before CParser so that nodes are composed in Python, where the limits
-            below apply, rather than by libyaml's own composer.
-            """
-
-            def __init__(self, stream: str) -> None:
-                CParser.__init__(self, stream)
-                Composer.__init__(self)
-                SafeConstructor.__init__(self)
-                Resolver.__init__(self)
-
-        base = LibyamlSafeLoader
-
-    class BoundedSafeLoader(base):
         def __init__(self, stream: str) -> None:
-            super().__init__(stream)
-            self.nodes = 0
-            self.depth = 0
+            CParser.__init__(self, stream)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
 
-        def compose_node(self, parent: Any, index: Any) -> Any:
-            event = self.peek_event()
-            line = event.start_mark.line + 1
-            if isinstance(event, yaml.AliasEvent) or event.anchor is not None:
-                raise ChecksError(
-                    "(document)",
-                    f"uses a YAML anchor or alias at line {line}: they are not allowed "
-                    "(an alias can multiply a small file into a huge document)",
-                )
-            if event.tag is not None:
-                # `!!binary`, `!!set`, `!!python/...`: never plain JSON, and PyYAML's constructors
-                # answer some of them with IndexError or KeyError (`!!int ""`, `!!bool maybe`).
-                tag = event.tag.replace("tag:yaml.org,2002:", "!!")
-                raise ChecksError(
-                    "(document)",
-                    f"uses the YAML tag {tag} at line {line}: tags are not allowed "
-                    "(quote a value to make it a string)",
-                )
-            self.nodes += 1
-            if self.nodes > MAX_DOCUMENT_NODES:
-                raise ChecksError("(document)", f"{_too_many_nodes()} (reached at line {line})")
-            container = isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent)
+    return LibyamlSafeLoader
+
+
+class _ComposeBounds:
+    """Mixed in before a PyYAML loader: every node is counted, bounded and vetted as it is composed."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)  # type: ignore[call-arg]  # the loader after this mixin takes the stream
+        self.nodes = 0
+        self.depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        import yaml
+
+        event = self.peek_event()  # type: ignore[attr-defined]
+        line = event.start_mark.line + 1
+        _refuse_anchor_or_tag(yaml, event, line)
+        self.nodes += 1
+        if self.nodes > MAX_DOCUMENT_NODES:
+            raise ChecksError("(document)", f"{_too_many_nodes()} (reached at line {line})")
+        container = isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent)
+        if container:
+            self.depth += 1
+            if self.depth > MAX_NESTING_DEPTH:
+                raise ChecksError("(document)", f"{_too_deep()} (at line {line})")
+        try:
+            node = super().compose_node(parent, index)  # type: ignore[misc]
+        finally:
             if container:
-                self.depth += 1
-                if self.depth > MAX_NESTING_DEPTH:
-                    raise ChecksError("(document)", f"{_too_deep()} (at line {line})")
-            try:
-                node = super().compose_node(parent, index)
-            finally:
-                if container:
-                    self.depth -= 1
-            if isinstance(node, yaml.MappingNode):
-                self.refuse_repeated_keys(node)
-            return node
+                self.depth -= 1
+        if isinstance(node, yaml.MappingNode):
+            _refuse_repeated_keys(yaml, node)
+        return node
 
-        def refuse_repeated_keys(self, node: yaml.MappingNode) -> None:
-            seen: set[str] = set()
-            for key, _ in node.value:
-                if not isinstance(key, yaml.ScalarNode) or key.tag != "tag:yaml.org,2002:str":
-                    continue  # merge keys, and non-string keys (which the walk refuses)
-                if key.value in seen:
-                    line = key.start_mark.line + 1
-                    raise ChecksError("(document)", f"{_repeated_key(key.value)} (line {line})")
-                seen.add(key.value)
 
-    return BoundedSafeLoader
+def _refuse_anchor_or_tag(yaml: Any, event: Any, line: int) -> None:
+    if isinstance(event, yaml.AliasEvent) or event.anchor is not None:
+        raise ChecksError(
+            "(document)",
+            f"uses a YAML anchor or alias at line {line}: they are not allowed "
+            "(an alias can multiply a small file into a huge document)",
+        )
+    if event.tag is not None:
+        # `!!binary`, `!!set`, `!!python/...`: never plain JSON, and PyYAML's constructors
+        # answer some of them with IndexError or KeyError (`!!int ""`, `!!bool maybe`).
+        tag = event.tag.replace("tag:yaml.org,2002:", "!!")
+        raise ChecksError(
+            "(document)",
+            f"uses the YAML tag {tag} at line {line}: tags are not allowed (quote a value to make it a string)",
+        )
+
+
+def _refuse_repeated_keys(yaml: Any, node: Any) -> None:
+    seen: set[str] = set()
+    for key, _ in node.value:
+        if not isinstance(key, yaml.ScalarNode) or key.tag != "tag:yaml.org,2002:str":
+            continue  # merge keys, and non-string keys (which the walk refuses)
+        if key.value in seen:
+            line = key.start_mark.line + 1
+            raise ChecksError("(document)", f"{_repeated_key(key.value)} (line {line})")
+        seen.add(key.value)
 
 
 def _check_tree(document: Any) -> None:

@@ -25,7 +25,18 @@ from aws_lambda_powertools.utilities.data_classes import CodeDeployLifecycleHook
 from rollout import aws, codedeploy_ops, lambda_ops, s3_ops
 from rollout.appspec import LambdaAppSpec, parse_appspec, release_id_in
 from rollout.canary import CanaryPolicy, CanaryVerdict, judge_canary, traffic_window
-from rollout.check_runner import FAILED, SUCCEEDED, Check, CheckResult, Invoke, excerpt, run_checks
+from rollout.check_runner import (
+    FAILED,
+    PROBE_EVENT,
+    PROBE_MAX_DURATION_MS,
+    PROBE_NAME,
+    SUCCEEDED,
+    Check,
+    CheckResult,
+    Invoke,
+    excerpt,
+    run_checks,
+)
 from rollout.checks import ChecksError, parse_checks
 from rollout.config import Settings
 from rollout.errors import ChecksUnavailable, HookEventError
@@ -362,13 +373,20 @@ def evaluate_pre_traffic(
     specs = (checks or {}).get(PRE_TRAFFIC) or []
     outcome = HookOutcome(PRE_TRAFFIC, SUCCEEDED, "", checks_origin=origin)
     outcome.tested = f"{spec.function} version {spec.target_version}"
-    if not specs:
-        outcome.reason = f"no pre-traffic checks configured ({origin}); nothing to test"
+    if not specs and (checks or {}).get("probe") is False:
+        outcome.reason = (
+            f"no pre-traffic checks configured ({origin}) and the start probe is off; nothing tested"
+        )
         outcome.warnings.append(outcome.reason)
         return outcome
-    progress.at(f"running {len(specs)} pre-traffic check(s) against version {spec.target_version}")
+    to_run = [Check.from_spec(s) for s in specs] if specs else [_start_probe()]
+    if not specs:
+        outcome.warnings.append(
+            f"no pre-traffic checks configured ({origin}); probed that the version starts"
+        )
+    progress.at(f"running {len(to_run)} pre-traffic check(s) against version {spec.target_version}")
     outcome.checks = run_checks(
-        [Check.from_spec(s) for s in specs],
+        to_run,
         invoke,
         spec.function,
         spec.target_version,
@@ -377,7 +395,16 @@ def evaluate_pre_traffic(
         clock=clock,
     )
     _judge_checks(outcome, f"version {spec.target_version}")
+    if not specs and outcome.passed:
+        outcome.reason = (
+            f"version {spec.target_version} starts (start probe); no pre-traffic checks configured ({origin})"
+        )
     return outcome
+
+
+def _start_probe() -> Check:
+    """Without pre-traffic checks, one invocation still proves the version imports and starts."""
+    return Check(PROBE_NAME, PROBE_EVENT, max_duration_ms=PROBE_MAX_DURATION_MS, probe=True)
 
 
 def evaluate_post_traffic(
