@@ -114,15 +114,19 @@ def test_bad_artifacts_are_rejected_notified_and_never_deployed(world: RolloutWo
         release = world.wait_release(upload, timeout=60)
         assert (str(release.state), release.reason_code) == ("REJECTED", code), (upload.key, release.reason)
         assert release.reason, f"{upload.key}: a rejection says why"
-        notice = next(
-            (
-                n
-                for n in world.wait_notices(upload.function, ["release.rejected"])
-                if n.message["artifact"]["key"] == upload.key
+        # The notice follows the ledger's write: wait for this upload's own notice, not any rejection.
+        notice = wait_for(
+            lambda key=upload.key, function=upload.function: next(
+                (
+                    n
+                    for n in world.notices(function)
+                    if n.kind == "release.rejected" and n.message["artifact"]["key"] == key
+                ),
+                None,
             ),
-            None,
+            30,
+            f"a release.rejected notification for {upload.key}",
         )
-        assert notice is not None, f"no release.rejected notification for {upload.key}"
         assert notice.message["reason"]["code"] == code and notice.attributes["severity"] == "error"
     # Nothing was deployed: no version published, no alias, no deployment.
     for function in (managed, unmanaged):

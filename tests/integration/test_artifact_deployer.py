@@ -105,6 +105,7 @@ def test_first_release_creates_the_alias_on_the_new_version(
             "min_invocations": 20,
             "strict": False,
         },
+        "probe": True,
     }
     (note,) = stack.notifications()
     assert note["kind"] == "release.bootstrapped"

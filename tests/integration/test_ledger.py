@@ -113,3 +113,40 @@ def test_publish_lease_admits_one_upload_at_a_time_and_expires(ledger: Ledger) -
     assert ledger.acquire_publish_lease("orders", "r2", seconds=-1), "free once released"
     assert ledger.acquire_publish_lease("orders", "r3", seconds=60), "an expired lease is taken over"
     assert ledger.get_lock("orders") is None, "the lease is not the deployment lock"
+
+
+def test_starting_a_deployment_writes_it_to_the_release_and_the_lock_together(ledger: Ledger) -> None:
+    release = _release(ledger)
+    assert ledger.acquire_lock("orders", release.release_id)
+
+    started = ledger.start_deployment(release, "d-TOGETHER1", current_version="1")
+
+    assert (started.state, started.deployment_id, started.current_version) == (
+        State.DEPLOYING,
+        "d-TOGETHER1",
+        "1",
+    )
+    assert [h["state"] for h in started.history] == ["RECEIVED", "DEPLOYING"]
+    assert (ledger.get_lock("orders") or {})["deployment_id"] == "d-TOGETHER1"
+
+
+def test_a_refused_start_changes_neither_the_release_nor_the_lock(ledger: Ledger) -> None:
+    release = ledger.transition(_release(ledger), State.REJECTED, reason="bad", reason_code="UNSAFE_ZIP")
+    assert ledger.acquire_lock("orders", release.release_id)
+
+    with pytest.raises(TransitionRefused):
+        ledger.start_deployment(release, "d-REFUSED01")
+
+    assert "deployment_id" not in (ledger.get_lock("orders") or {})
+    stored = ledger.get("orders", release.release_id)
+    assert stored is not None and stored.state == State.REJECTED and not stored.deployment_id
+
+
+def test_a_start_whose_lock_moved_on_still_records_the_deployment(ledger: Ledger) -> None:
+    release = _release(ledger)
+    assert ledger.acquire_lock("orders", "someone-else")
+
+    started = ledger.start_deployment(release, "d-NOLOCK001")
+
+    assert (started.state, started.deployment_id) == (State.DEPLOYING, "d-NOLOCK001")
+    assert "deployment_id" not in (ledger.get_lock("orders") or {})

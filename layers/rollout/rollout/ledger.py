@@ -228,6 +228,61 @@ class Ledger:
             raise
         return Release.from_item(resp["Attributes"])
 
+    def start_deployment(self, release: Release, deployment_id: str, **changes: Any) -> Release:
+        """DEPLOYING with `deployment_id`, written to the release and the function's lock in one
+        transaction, so the two never disagree about which deployment runs. Raises
+        TransitionRefused when the release may no longer move to DEPLOYING."""
+        stamp = now_iso()
+        values: dict[str, Any] = {
+            **changes,
+            "deployment_id": deployment_id,
+            "state": str(State.DEPLOYING),
+            "updated_at": stamp,
+            "deploying_at": stamp,
+        }
+        entry = {"state": str(State.DEPLOYING), "at": stamp, **_history_note(values)}
+        update, names, expr_values = _transition_expression(values, State.DEPLOYING, entry)
+        froms = {f":from{i}": str(st) for i, st in enumerate(sorted(sources_of(State.DEPLOYING)))}
+        names["#st"] = "state"
+        # The Table's client takes plain Python values: boto3 serialises them for DynamoDB itself.
+        # IAM authorises each item's own action (dynamodb:UpdateItem here), not the transaction:
+        # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis-iam.html
+        release_update = {
+            "TableName": self.table_name,
+            "Key": _release_key(release.function, release.release_id),
+            "UpdateExpression": update,
+            "ConditionExpression": f"#st IN ({', '.join(froms)})",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": {**expr_values, **froms},
+        }
+        lock_update = {
+            "TableName": self.table_name,
+            "Key": {"pk": f"FN#{release.function}", "sk": LOCK_SK},
+            "UpdateExpression": "SET #d = :d",
+            "ConditionExpression": "#r = :r",
+            "ExpressionAttributeNames": {"#d": "deployment_id", "#r": "release_id"},
+            "ExpressionAttributeValues": {":d": deployment_id, ":r": release.release_id},
+        }
+        try:
+            self._table.meta.client.transact_write_items(
+                TransactItems=[{"Update": release_update}, {"Update": lock_update}]
+            )
+        except Exception as exc:
+            if aws.error_code(exc) != "TransactionCanceledException":
+                raise
+            reasons = getattr(exc, "response", {}).get("CancellationReasons") or [{}]
+            if reasons[0].get("Code") == "ConditionalCheckFailed":
+                raise TransitionRefused(
+                    self.get(release.function, release.release_id), State.DEPLOYING
+                ) from exc
+            # The lock is no longer this release's, but its deployment exists: the release must still
+            # say so, or nothing would ever settle it.
+            return self.transition(release, State.DEPLOYING, deployment_id=deployment_id, **changes)
+        started = self.get(release.function, release.release_id)
+        if started is None:  # written a moment ago by primary key; a consistent read finds it
+            raise TransitionRefused(None, State.DEPLOYING)
+        return started
+
     def update(self, function: str, release_id: str, **changes: Any) -> Release:
         """Write fields of an existing release without touching its state; returns it as stored."""
         changes["updated_at"] = now_iso()

@@ -27,7 +27,7 @@ from rollout.observability import logger, tracer
 from rollout.publishing import publish_artifact
 from rollout.states import ReasonCode, State
 from rollout.targets import AliasRouting, ManagedFunction
-from rollout.transitions import ReleaseContext, fail, move, reject, supersede
+from rollout.transitions import ReleaseContext, fail, move, reject, start, supersede
 
 
 class FunctionLock:
@@ -231,17 +231,16 @@ def _create_deployment(
 
 
 def _record_started(ctx: ReleaseContext, created: Created) -> Release:
-    """DEPLOYING, with the deployment on the lock and the release (errors here leave both to the
-    event path and the reconciler: the deployment exists, so the release must not end FAILED)."""
+    """DEPLOYING, with the deployment on the lock and the release in one write (errors here leave
+    both to the event path and the reconciler: the deployment exists, so the release must not end
+    FAILED)."""
     release = created.release
-    ctx.ledger.attach_deployment(release.function, release.release_id, created.deployment_id)
     logger.append_keys(deployment_id=created.deployment_id)
     try:
-        started = move(
+        started = start(
             ctx,
             release,
-            State.DEPLOYING,
-            deployment_id=created.deployment_id,
+            created.deployment_id,
             current_version=created.current_version,
             deployment_config=created.deployment_config,
             alarms=created.alarms,

@@ -72,7 +72,23 @@ def move(
     notification. Raises TransitionRefused when the stored state does not allow the move.
     """
     moved = ctx.ledger.transition(release, target, only_from=only_from, **changes)
+    _count_and_announce(ctx, release, moved, announce)
+    return moved
+
+
+def start(ctx: ReleaseContext, release: Release, deployment_id: str, **changes: Any) -> Release:
+    """`move` to DEPLOYING, with the deployment id written to the release and the function's lock
+    in one transaction (Ledger.start_deployment). Raises TransitionRefused like `move`."""
+    moved = ctx.ledger.start_deployment(release, deployment_id, **changes)
+    _count_and_announce(ctx, release, moved, None)
+    return moved
+
+
+def _count_and_announce(
+    ctx: ReleaseContext, release: Release, moved: Release, announce: dict[str, Any] | None
+) -> None:
     before = _state_before(moved, release)
+    target = moved.state
     metric = _metric_name(before, target)
     if metric:
         metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
@@ -83,7 +99,6 @@ def move(
     kind = notification_kind(before, target)
     if kind:
         ctx.notifier.announce(kind, moved, **(announce or {}))
-    return moved
 
 
 def reject(ctx: ReleaseContext, release: Release, rejected: Rejected) -> Release:
