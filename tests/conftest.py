@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ import pytest
 from moto import mock_aws
 
 from rollout import aws
+from tests.support.aws_limits import LimitViolations
 from tests.support.aws_stack import REGION, StackUnderTest, create_stack, stack_environment
 from tests.support.codedeploy_standin import CodeDeployStandIn
 
@@ -31,6 +33,31 @@ def _offline_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     aws.reset_clients()
     yield
     aws.reset_clients()
+
+
+@pytest.fixture(autouse=True)
+def aws_limits(monkeypatch: pytest.MonkeyPatch) -> Iterator[LimitViolations]:
+    """Every call the package's own clients make stays within AWS's documented limits."""
+    found = LimitViolations()
+    plain_client = aws._cached_client.__wrapped__
+    plain_table = aws.table.__wrapped__
+
+    @functools.cache
+    def checked_client(service: str, purpose: str = "default") -> Any:
+        client = plain_client(service, purpose)
+        client.meta.events.register("before-parameter-build", found.check)
+        return client
+
+    @functools.cache
+    def checked_table(name: str) -> Any:
+        table = plain_table(name)
+        table.meta.client.meta.events.register("before-parameter-build", found.check)
+        return table
+
+    monkeypatch.setattr(aws, "_cached_client", checked_client)
+    monkeypatch.setattr(aws, "table", checked_table)
+    yield found
+    assert not found.found, "calls beyond AWS's limits:\n" + "\n".join(found.found)
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from tests.support.artifacts_world import (
     function_zip,
     s3_record_event,
 )
+from tests.support.aws_limits import LimitViolations
 from tests.support.aws_stack import APPLICATION, LEDGER_TABLE, POST_HOOK, PRE_HOOK, REGION, StackUnderTest
 from tests.support.codedeploy_standin import CodeDeployStandIn, client_error
 
@@ -49,7 +50,13 @@ def deliver(event: dict[str, Any], lambda_context: Any) -> list[dict[str, Any]]:
 
 
 def release_upload(world: ArtifactWorld, build: str, lambda_context: Any, **kwargs: Any) -> dict[str, Any]:
-    uploaded = world.upload(f"{FUNCTION}/build-{build}.zip", function_zip(build, **kwargs))
+    return release_upload_key(world, f"{FUNCTION}/build-{build}.zip", lambda_context, build, **kwargs)
+
+
+def release_upload_key(
+    world: ArtifactWorld, key: str, lambda_context: Any, build: str = "k", **kwargs: Any
+) -> dict[str, Any]:
+    uploaded = world.upload(key, function_zip(build, **kwargs))
     (result,) = deliver(eventbridge_event(uploaded), lambda_context)
     return result
 
@@ -841,3 +848,23 @@ def test_sample_events_run_through_the_handler(
     (result,) = deliver(event, lambda_context)
 
     assert (result["state"], result["reason_code"]) == (state, code)
+
+
+def test_a_key_as_long_as_s3_allows_still_deploys_within_every_aws_limit(
+    world: ArtifactWorld,
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    bootstrapped: dict[str, Any],
+    lambda_context: Any,
+    aws_limits: LimitViolations,
+) -> None:
+    key = f"{FUNCTION}/" + "k" * (1024 - len(FUNCTION) - 1 - len(".zip")) + ".zip"
+    assert len(key.encode()) == 1024
+
+    result = release_upload_key(world, key, lambda_context)
+
+    assert result["state"] == "DEPLOYING", result
+    description = codedeploy.calls_to("create_deployment")[-1]["description"]
+    assert description.startswith(f"rollout release {result['release_id']}: ")
+    assert len(description) <= 256
+    assert aws_limits.calls_checked > 10 and aws_limits.found == []
