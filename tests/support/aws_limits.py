@@ -51,6 +51,14 @@ def violations(value: Any, shape: Shape | None, path: str) -> Iterator[str]:
             yield f"{path} is {len(value)} characters, at most {limit}"
         if shape.enum and value not in shape.enum:
             yield f"{path} is {value!r}, not one of {shape.enum}"
-    elif shape.type_name == "blob" and isinstance(value, bytes | bytearray) and limit is not None:
-        if len(value) > limit:
-            yield f"{path} is {len(value)} bytes, at most {limit}"
+    elif _too_many_bytes(shape, value, limit):
+        yield f"{path} is {len(value)} bytes, at most {limit}"
+
+
+def _too_many_bytes(shape: Shape, value: Any, limit: int | None) -> bool:
+    return (
+        shape.type_name == "blob"
+        and isinstance(value, bytes | bytearray)
+        and limit is not None
+        and len(value) > limit
+    )
