@@ -43,6 +43,7 @@ STACK = "rollout-demo"
 ALIAS = "live"
 CONFIG = "Canary10Percent5Minutes"
 SLACK_PARAMETER = "SlackWebhookSecretArn"
+SLACK_ORIGIN_PARAMETER = "SlackWebhookOrigin"  # the local receiver is the one origin the notifier may post to
 # The per-release alarms count a version's invocations per (sandbox) minute and judge only minutes with at
 # least `min_invocations`. At 10% canary traffic that takes 10 x min_invocations calls a sandbox minute, so the
 # demo asks for a small sample and sends traffic in proportion to the sandbox's speed.
@@ -191,7 +192,11 @@ class SlackReceiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/services/T0DEMO/B0DEMO/rollout"
+        return f"{self.origin}services/T0DEMO/B0DEMO/rollout"
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/"
 
     def __enter__(self) -> SlackReceiver:
         self._thread.start()
@@ -597,7 +602,7 @@ def run_demo(out: Output, speed: float = 30.0, port: int = 0, template: Path | N
             secret = boto3.client("secretsmanager", config=CLI_CONFIG).create_secret(
                 Name="rollout-demo/slack-webhook", SecretString=json.dumps({"webhook_url": slack.url})
             )
-            return {SLACK_PARAMETER: secret["ARN"]}
+            return {SLACK_PARAMETER: secret["ARN"], SLACK_ORIGIN_PARAMETER: slack.origin}
 
         out.say(Text(f"starting the sandbox at {speed:g}x and provisioning {template.name}…", style="bold"))
         with running_sandbox(port, speed, STACK, template, parameters) as running:

@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities import parameters
 
 from functions.slack_notifier import app
 from rollout import slack
-from rollout.errors import SlackPostFailed
+from rollout.errors import SlackPostFailed, SlackWebhookSecretInvalid
 from rollout.ledger import Release
 from rollout.notifications import build
 from rollout.observability import logger as rollout_logger
@@ -45,6 +45,7 @@ def webhook_secret(moto: None, receiver: SlackReceiver, monkeypatch: pytest.Monk
         Name="rollout/slack-webhook", SecretString=receiver.url
     )["ARN"]
     monkeypatch.setenv("SLACK_WEBHOOK_SECRET_ARN", arn)
+    monkeypatch.setenv("SLACK_WEBHOOK_ORIGIN", receiver.origin)
     return arn
 
 
@@ -141,6 +142,7 @@ def test_secret_in_json_form_and_cached_between_invocations(
         "ARN"
     ]
     monkeypatch.setenv("SLACK_WEBHOOK_SECRET_ARN", arn)
+    monkeypatch.setenv("SLACK_WEBHOOK_ORIGIN", receiver.origin)
     app.lambda_handler(sns_event(rolled_back()), lambda_context)
     secrets.put_secret_value(SecretId=arn, SecretString=receiver.url.replace("localwebhooksecret", "rotated"))
     app.lambda_handler(sns_event(rolled_back()), lambda_context)
@@ -193,10 +195,11 @@ def test_unreachable_endpoint_raises_without_revealing_the_url(
     moto: None, lambda_context: Any, capsys: Any, debug_logging: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with slack_receiver() as closed:
-        url = closed.url
+        url, origin = closed.url, closed.origin
     # The port is closed now: connections are refused.
     arn = boto3.client("secretsmanager", region_name=REGION).create_secret(Name="s", SecretString=url)["ARN"]
     monkeypatch.setenv("SLACK_WEBHOOK_SECRET_ARN", arn)
+    monkeypatch.setenv("SLACK_WEBHOOK_ORIGIN", origin)
     with pytest.raises(SlackPostFailed, match="could not reach Slack") as failed:
         app.lambda_handler(sns_event(rolled_back()), lambda_context)
     assert url not in str(failed.value)
@@ -227,3 +230,19 @@ def test_malformed_records_are_skipped_and_the_rest_delivered(
 
 def test_event_without_records_is_logged_and_skipped(webhook_secret: str, lambda_context: Any) -> None:
     assert app.lambda_handler({"unexpected": True}, lambda_context) == {"posted": [], "skipped": ["event"]}
+
+
+def test_a_webhook_outside_the_allowed_origin_is_refused_and_never_logged(
+    moto: None, lambda_context: Any, capsys: Any, debug_logging: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "https://attacker.example/collect/localwebhooksecret"
+    arn = boto3.client("secretsmanager", region_name=REGION).create_secret(Name="s", SecretString=secret)[
+        "ARN"
+    ]
+    monkeypatch.setenv("SLACK_WEBHOOK_SECRET_ARN", arn)
+
+    with pytest.raises(SlackWebhookSecretInvalid) as refused:
+        app.lambda_handler(sns_event(rolled_back()), lambda_context)
+
+    assert "localwebhooksecret" not in str(refused.value)
+    assert "localwebhooksecret" not in logged(capsys, debug_logging)

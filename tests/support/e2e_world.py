@@ -423,7 +423,7 @@ def rollout_world(
             sb.endpoint_url,
             TEMPLATE,
             stack_name,
-            {"SlackWebhookSecretArn": secret_arn, **(parameters or {})},
+            {"SlackWebhookSecretArn": secret_arn, "SlackWebhookOrigin": slack.origin, **(parameters or {})},
             region=sb.region,
         )
         yield RolloutWorld(sb, stack, slack, stack_name)

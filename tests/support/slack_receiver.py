@@ -61,8 +61,13 @@ class SlackReceiver:
 
     @property
     def url(self) -> str:
+        return f"{self.origin}{self.path.lstrip('/')}"
+
+    @property
+    def origin(self) -> str:
+        """What the stack's SlackWebhookOrigin names to accept this receiver's URL."""
         host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}{self.path}"
+        return f"http://{host!s}:{port}/"
 
     def payloads(self) -> list[dict[str, Any]]:
         with self._lock:

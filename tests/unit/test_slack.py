@@ -177,6 +177,35 @@ def test_secret_may_be_the_url_or_json() -> None:
         assert "abc" not in str(err.value), "the error never repeats the secret"
 
 
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "http://hooks.slack.com/services/T1/B1/abcsecret",
+        "https://hooks.slack.com.evil.example/services/T1/B1/abcsecret",
+        "https://evil.example/hooks.slack.com/services/abcsecret",
+        "https://hooks.slack.com/api/chat.postMessage?abcsecret",
+        "https://hooks.slack.com/services/T1/B1/abc secret",
+        '{"webhook_url": "https://example.com/abcsecret"}',
+        '{"webhook_url": "abcsecret',
+    ],
+)
+def test_only_slacks_own_webhook_urls_are_accepted_and_never_echoed(secret: str) -> None:
+    with pytest.raises(SlackWebhookSecretInvalid) as err:
+        webhook_url_from_secret(secret)
+
+    assert "abcsecret" not in str(err.value)
+    assert err.value.__cause__ is None and err.value.__context__ is None, "no chained error carries it"
+
+
+def test_another_origin_is_accepted_only_when_the_stack_names_it() -> None:
+    local = "http://127.0.0.1:8123/hook"
+    with pytest.raises(SlackWebhookSecretInvalid):
+        webhook_url_from_secret(local)
+    assert webhook_url_from_secret(local, origin="http://127.0.0.1:8123/") == local
+    with pytest.raises(SlackWebhookSecretInvalid):
+        webhook_url_from_secret("http://10.0.0.5:8123/hook", origin="http://10.0.0.5:8123/")
+
+
 def test_sample_sns_event_renders() -> None:
     with open("events/sns_notification.json") as sample:
         record = json.load(sample)["Records"][0]["Sns"]

@@ -666,3 +666,44 @@ def test_samconfig_deploys_dev_by_default_and_prod_with_a_changeset_review() -> 
         # Roles are unnamed, so CAPABILITY_NAMED_IAM would grant more than the template needs.
         assert env["capabilities"] == "CAPABILITY_IAM"
     assert config["default"]["build"]["parameters"] == {"cached": True, "parallel": True}
+
+
+def test_the_slack_notifier_posts_only_to_the_origin_the_stack_names(translated: dict[str, Any]) -> None:
+    parameter = translated["Parameters"]["SlackWebhookOrigin"]
+    pattern = re.compile(parameter["AllowedPattern"])
+    assert parameter["Default"] == "https://hooks.slack.com/"
+    for allowed in ("https://hooks.slack.com/", "https://chat.example.com:8443/", "http://127.0.0.1:41234/"):
+        assert pattern.fullmatch(allowed), allowed
+    for refused in ("*", "", "http://hooks.slack.com/", "http://10.0.0.1:80/", "https://hooks.slack.com/x/"):
+        assert not pattern.fullmatch(refused), refused
+    slack = translated["Resources"]["SlackNotifier"]["Properties"]["Environment"]["Variables"]
+    assert slack["SLACK_WEBHOOK_ORIGIN"] == {"Ref": "SlackWebhookOrigin"}
+
+
+def test_kms_decrypt_only_for_a_customer_key_and_only_through_secrets_manager(
+    template: dict[str, Any],
+) -> None:
+    statements = template["Resources"]["SlackNotifierRole"]["Properties"]["Policies"][0]["PolicyDocument"][
+        "Statement"
+    ]
+    conditional = [s for s in statements if isinstance(s, dict) and "Fn::If" in s]
+    assert len(conditional) == 1
+    condition, granted, otherwise = conditional[0]["Fn::If"]
+    assert condition == "HasSlackSecretKey" and otherwise == {"Ref": "AWS::NoValue"}
+    assert granted["Action"] == "kms:Decrypt"
+    assert granted["Resource"] == {"Ref": "SlackSecretKmsKeyArn"}
+    assert "kms:ViaService" in granted["Condition"]["StringEquals"]
+    plain = [s for s in statements if isinstance(s, dict) and "Fn::If" not in s]
+    assert not any("kms:" in str(s.get("Action")) for s in plain)
+    assert template["Parameters"]["SlackSecretKmsKeyArn"]["Default"] == ""
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [("", True), ("payments-app", True), ("payments-*", True), ("*", False), ("a*", False), ("**", False)],
+)
+def test_external_hook_applications_must_be_named(
+    template: dict[str, Any], value: str, accepted: bool
+) -> None:
+    pattern = template["Parameters"]["ExternalHookApplications"]["AllowedPattern"]
+    assert bool(re.fullmatch(pattern, value)) is accepted

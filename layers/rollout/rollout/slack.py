@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from slack_sdk.errors import SlackClientError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
@@ -244,20 +246,43 @@ def _clip(text: str, limit: int) -> str:
 # --- posting -------------------------------------------------------------------------------------
 
 
-def webhook_url_from_secret(secret: str) -> str:
-    """The URL from a secret that is either the URL itself or JSON {"webhook_url": "..."}."""
+SLACK_WEBHOOK_ORIGIN = "https://hooks.slack.com/"
+# Slack's incoming webhooks (apps and legacy) and workflow webhooks.
+SLACK_WEBHOOK_PATHS = ("services/", "workflows/", "triggers/")
+
+
+def webhook_url_from_secret(secret: str, origin: str = SLACK_WEBHOOK_ORIGIN) -> str:
+    """The URL from a secret that is either the URL itself or JSON {"webhook_url": "..."}.
+
+    The URL must start with `origin` (Slack's own by default; the stack's SlackWebhookOrigin can
+    name another HTTPS origin, or a loopback one for the local sandbox). A secret that is not such a
+    URL is refused without repeating any of it: the message and the exception chain stay clean.
+    """
     value = secret.strip()
     if value.startswith("{"):
         try:
             data = json.loads(value)
-        except ValueError as exc:
-            raise SlackWebhookSecretInvalid("the Slack secret is JSON but not valid JSON") from exc
+        except ValueError:
+            data = None
+        if data is None:
+            raise SlackWebhookSecretInvalid("the Slack secret is JSON but not valid JSON")
         value = str(data.get("webhook_url") or "").strip() if isinstance(data, dict) else ""
-    if not value.startswith(("https://", "http://")):
+    if not _allowed_webhook(value, origin):
         raise SlackWebhookSecretInvalid(
-            'the Slack secret must be the webhook URL or {"webhook_url": "https://hooks.slack.com/..."}'
+            f'the Slack secret must be a webhook URL under {origin} (or {{"webhook_url": "{origin}..."}})'
         )
     return value
+
+
+def _allowed_webhook(url: str, origin: str) -> bool:
+    if not url.startswith(origin) or any(c.isspace() for c in url):
+        return False
+    parsed = urlsplit(url)
+    if parsed.scheme == "http" and parsed.hostname not in ("127.0.0.1", "localhost"):
+        return False  # plain HTTP only to the machine itself (the sandbox's receiver)
+    if origin == SLACK_WEBHOOK_ORIGIN:
+        return url[len(origin) :].startswith(SLACK_WEBHOOK_PATHS)
+    return parsed.scheme in ("https", "http")
 
 
 class _Redact(logging.Filter):
@@ -368,7 +393,7 @@ def webhook_url(secret_arn: str, max_age: int = SECRET_MAX_AGE_SECONDS) -> str:
     value = parameters.get_secret(secret_arn, max_age=max_age)
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
-    return webhook_url_from_secret(str(value))
+    return webhook_url_from_secret(str(value), os.environ.get("SLACK_WEBHOOK_ORIGIN") or SLACK_WEBHOOK_ORIGIN)
 
 
 def poster_for(url: str) -> SlackPoster:
