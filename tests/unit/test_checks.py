@@ -456,3 +456,21 @@ def test_a_repeated_key_is_refused_rather_than_silently_dropped(raw: bytes, file
     assert error.field == "(document)"
     assert error.why.startswith("repeats the key ")
     assert error.why.endswith("(only one of them would count)" + line)
+
+
+def test_the_validated_checks_stay_far_below_dynamodbs_item_size() -> None:
+    def document(padding: int) -> dict[str, Any]:
+        # Two checks, each event within MAX_EVENT_BYTES, together at the stored limit.
+        half = padding // 2
+        return {
+            "pre_traffic": [{"name": "a", "event": {"p": "x" * half}}],
+            "post_traffic": [{"name": "b", "event": {"p": "x" * (padding - half)}}],
+        }
+
+    base = checks.stored_size(parse_checks(document(0)))
+    at_limit = document(checks.MAX_STORED_CHECKS_BYTES - base)
+
+    assert checks.stored_size(parse_checks(at_limit)) == checks.MAX_STORED_CHECKS_BYTES
+    error = refused(document(checks.MAX_STORED_CHECKS_BYTES - base + 1))
+    assert error.field == "(document)"
+    assert f"at most {checks.MAX_STORED_CHECKS_BYTES} are stored with a release" in error.why

@@ -24,7 +24,7 @@ MAX_DOCUMENT_BYTES = 1024 * 1024
 MAX_CHECKS_PER_PHASE = 50
 MAX_NAME_LENGTH = 128
 # A check's event becomes an Invoke payload; keep it far below Lambda's 6 MB request limit.
-MAX_EVENT_BYTES = 256 * 1024
+MAX_EVENT_BYTES = 64 * 1024  # one check's event; every event of a release must fit MAX_STORED_CHECKS_BYTES
 DEFAULT_MAX_DURATION_MS = 3000
 MAX_DURATION_MS_LIMIT = 900_000  # Lambda's 15-minute timeout
 # Lists and mappings inside one another, the document itself counting as the first level. Real
@@ -33,7 +33,11 @@ MAX_DURATION_MS_LIMIT = 900_000  # Lambda's 15-minute timeout
 MAX_NESTING_DEPTH = 20
 # Every value and every mapping key counts. A hundred checks with API Gateway-sized events come to a
 # few thousand; the bound keeps a small file from becoming a large tree to build, walk and store.
-MAX_DOCUMENT_NODES = 50_000
+MAX_DOCUMENT_NODES = 20_000
+# The validated checks are stored on the release's ledger item, which DynamoDB caps at 400 KB with
+# every attribute (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html):
+# a quarter of that leaves room for the hooks' results and the history.
+MAX_STORED_CHECKS_BYTES = 100 * 1024
 # The checks are stored on the release as DynamoDB numbers, which hold 38 significant digits and
 # nothing smaller than 1e-130 (boto3 refuses an int of 39 digits; DynamoDB refuses 1e-131). Below
 # 1e38 a whole number reads back from DynamoDB as the same int, so the hooks accept what was stored.
@@ -68,7 +72,19 @@ def parse_checks(raw: bytes | str | dict[str, Any], filename: str = "rollout.jso
     if "strict" in document:
         normalised["strict"] = _bool(document["strict"], "strict")
     normalised["probe"] = _bool(document["probe"], "probe") if "probe" in document else True
+    size = stored_size(normalised)
+    if size > MAX_STORED_CHECKS_BYTES:
+        raise ChecksError(
+            "(document)",
+            f"the validated checks are {size} bytes as JSON; at most {MAX_STORED_CHECKS_BYTES} are "
+            "stored with a release (make the check events smaller)",
+        )
     return normalised
+
+
+def stored_size(normalised: dict[str, Any]) -> int:
+    """Bytes the validated checks take as compact JSON (about what the ledger item holds)."""
+    return len(json.dumps(normalised, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
 
 
 def default_checks() -> dict[str, Any]:
