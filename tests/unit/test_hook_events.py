@@ -78,7 +78,10 @@ def test_failure_reason_reads_a_json_string_payload_and_bare_function_errors() -
 
 @pytest.mark.parametrize(
     ("uri", "expected"),
-    [("s3://bucket/a/b/rollout.json", ("bucket", "a/b/rollout.json")), ("s3://b/k.yaml", ("b", "k.yaml"))],
+    [
+        ("s3://bucket/a/b/rollout.json", ("bucket", "a/b/rollout.json")),
+        ("s3://b/team/rollout.yaml", ("b", "team/rollout.yaml")),
+    ],
 )
 def test_s3_uris(uri: str, expected: tuple[str, str]) -> None:
     assert parse_s3_uri(uri) == expected
@@ -87,4 +90,13 @@ def test_s3_uris(uri: str, expected: tuple[str, str]) -> None:
 @pytest.mark.parametrize("uri", ["https://bucket/key", "s3://bucket", "s3:///key", "bucket/key"])
 def test_bad_s3_uris_are_refused(uri: str) -> None:
     with pytest.raises(ChecksUnavailable, match="must be an s3://bucket/key URI"):
+        parse_s3_uri(uri)
+
+
+@pytest.mark.parametrize(
+    "uri", ["s3://bucket/orders/build-7.zip", "s3://bucket/secrets.json", "s3://b/rollout.json.zip"]
+)
+def test_a_checks_tag_may_name_only_a_checks_document(uri: str) -> None:
+    # The hooks' role may read only keys ending in rollout.json, .yaml or .yml: never an artifact.
+    with pytest.raises(ChecksUnavailable, match=r"must name a key ending in rollout\.json"):
         parse_s3_uri(uri)

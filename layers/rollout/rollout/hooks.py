@@ -37,7 +37,7 @@ from rollout.check_runner import (
     excerpt,
     run_checks,
 )
-from rollout.checks import ChecksError, parse_checks
+from rollout.checks import CHECKS_FILENAMES, ChecksError, parse_checks
 from rollout.config import Settings
 from rollout.errors import ChecksUnavailable, HookEventError
 from rollout.lambda_metrics import read_version_figures
@@ -585,6 +585,11 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     if not bucket or not key:
         raise ChecksUnavailable(f"the {CHECKS_TAG} tag must be an s3://bucket/key URI, got {uri!r}")
+    if not key.endswith(CHECKS_FILENAMES):
+        # The hooks' role may read only such keys (template.yaml, ReadChecksDocuments): never artifacts.
+        raise ChecksUnavailable(
+            f"the {CHECKS_TAG} tag must name a key ending in {', '.join(CHECKS_FILENAMES)}, got {uri!r}"
+        )
     return bucket, key
 
 
