@@ -237,3 +237,18 @@ def test_final_statuses_map_to_the_states_their_events_carry() -> None:
         "Failed": DeploymentState.FAILURE,
         "Stopped": DeploymentState.STOP,
     }
+
+
+def test_a_hook_reason_that_names_its_phase_is_not_prefixed_twice() -> None:
+    results = {
+        "pre_traffic": {
+            "verdict": "Failed",
+            "reason": "pre-traffic check 'health' failed against version 3: response does not match",
+            "checks": [{"name": "health", "verdict": "Failed", "error": "response does not match"}],
+        }
+    }
+
+    reason = failed_hook_reason(release(hook_results=results))
+
+    assert reason.startswith("pre-traffic check 'health' failed against version 3")
+    assert "pre-traffic pre-traffic" not in reason

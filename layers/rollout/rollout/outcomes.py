@@ -167,7 +167,8 @@ def failed_hook_reason(release: Release) -> str:
             if excerpt and excerpt not in what:
                 what = f"{what}; excerpt: {_clip(excerpt, EXCERPT_LIMIT)}"
             more = f" (+{len(failing) - 1} more failing)" if len(failing) > 1 else ""
-            return f"{label} {what}{more}"
+            # The hook's own reason usually names its phase already ("pre-traffic check ...").
+            return f"{what}{more}" if what.startswith(label) else f"{label} {what}{more}"
         return f"{label} hook failed: {recorded or 'no reason recorded'}"
     return ""
 
