@@ -22,4 +22,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     settings = Settings.from_env()
     summary = reconcile(Ledger(settings.ledger_table), settings, QueueEffects(), DeploymentFacts())
     metrics.add_metric(name="ReconcilerRepairs", unit=MetricUnit.Count, value=summary.repaired)
+    metrics.add_metric(name="ReconcilerItemsFailed", unit=MetricUnit.Count, value=summary.items_failed)
     return summary.as_dict()

@@ -7,9 +7,10 @@ applies the same transitions the event path would have (deployment_events.apply_
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from rollout.config import Settings
 from rollout.deployment_events import Applied, DeploymentFacts, apply_state
@@ -26,13 +27,17 @@ from rollout.transitions import ReleaseContext, move
 # that died.
 GRACE = timedelta(minutes=16)
 
+Item = TypeVar("Item")
+
 
 @dataclass
 class ReconcileSummary:
     settled: list[dict[str, Any]] = field(default_factory=list)
     locks_released: list[dict[str, str]] = field(default_factory=list)
     queue: QueueReport = field(default_factory=QueueReport)
+    # One line per step or item that raised; the run goes on with the next item.
     errors: list[str] = field(default_factory=list)
+    items_failed: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -40,6 +45,7 @@ class ReconcileSummary:
             "locks_released": self.locks_released,
             "queue": self.queue.as_dict(),
             "errors": self.errors,
+            "items_failed": self.items_failed,
         }
 
     @property
@@ -63,6 +69,19 @@ class _Run:
     now: datetime
     grace: timedelta
     summary: ReconcileSummary = field(default_factory=ReconcileSummary)
+
+    def each(
+        self, step: str, items: Iterable[Item], name: Callable[[Item], str], act: Callable[[Item], None]
+    ) -> None:
+        """`act` on every item; one that raises is logged, counted and skipped, never the rest."""
+        for item in items:
+            try:
+                act(item)
+            except Exception as exc:  # one bad item must not stop the run
+                label = name(item)
+                logger.exception("reconciler item failed", extra={"step": step, "item": label})
+                self.summary.errors.append(f"{step} {label}: {type(exc).__name__}: {exc}")
+                self.summary.items_failed += 1
 
     def older_than_grace(self, stamp: str) -> bool:
         try:
@@ -98,22 +117,24 @@ def _settle_finished_deployments(run: _Run) -> None:
     """DEPLOYING releases whose deployment already ended in CodeDeploy."""
     deploying = run.ctx.ledger.open_releases(State.DEPLOYING)
     infos = run.facts.deployments([r.deployment_id for r in deploying if r.deployment_id])
-    for release in deploying:
+
+    def settle(release: Release) -> None:
         info = infos.get(release.deployment_id) if release.deployment_id else None
         if info is None:
             if run.older_than_grace(release.deploying_at or release.updated_at):
                 _fail_lost(release, run)
-            continue
+            return
         state = FINAL_STATUS_TO_STATE.get(str(info.get("status")))
         if state is None:
-            continue  # still running
+            return  # still running
         run.summary.record(apply_state(release, state, run.ctx, run.effects, run.facts, deployment=info))
+
+    run.each("settle release", deploying, _release_name, settle)
 
 
 def _release_orphaned_locks(run: _Run) -> None:
     """Locks held by a finished release, a finished deployment, or a start that never deployed."""
-    for lock in run.ctx.ledger.locks():
-        _repair_lock(lock, run)
+    run.each("repair lock", run.ctx.ledger.locks(), _lock_name, lambda lock: _repair_lock(lock, run))
 
 
 def _repair_lock(lock: dict[str, Any], run: _Run) -> None:
@@ -148,8 +169,19 @@ def _repair_lock(lock: dict[str, Any], run: _Run) -> None:
 def _start_waiting_queues(run: _Run) -> None:
     """Queued releases of functions nothing is deploying."""
     functions = sorted({r.function for r in run.ctx.ledger.open_releases(State.QUEUED)})
-    for function in functions:
+
+    def advance(function: str) -> None:
         run.summary.queue.merge(advance_queue(function, run.ctx, run.effects))
+
+    run.each("advance queue", functions, str, advance)
+
+
+def _release_name(release: Release) -> str:
+    return f"{release.function}/{release.release_id}"
+
+
+def _lock_name(lock: dict[str, Any]) -> str:
+    return f"{lock.get('function') or lock.get('pk', '?')}/{lock.get('release_id', '?')}"
 
 
 def _fail_lost(release: Release, run: _Run) -> None:
