@@ -20,7 +20,7 @@ from rollout.observability import logger
 from rollout.outcomes import FINAL_STATUS_TO_STATE
 from rollout.release_queue import QueueEffects, QueueReport, advance_queue, finish_release
 from rollout.states import ReasonCode, State
-from rollout.transitions import ReleaseContext, move
+from rollout.transitions import NOT_ENDED, ReleaseContext, move
 
 # Longer than any Lambda invocation can run (15 minutes): a lock taken this long ago with no
 # deployment attached, or a DEPLOYING release CodeDeploy has no record of, belongs to a start
@@ -192,7 +192,14 @@ def _fail_lost(release: Release, run: _Run) -> None:
         else "no deployment was recorded for this release"
     )
     try:
-        failed = move(run.ctx, release, State.FAILED, reason_code=ReasonCode.DEPLOYMENT_LOST, reason=reason)
+        failed = move(
+            run.ctx,
+            release,
+            State.FAILED,
+            only_from=NOT_ENDED,
+            reason_code=ReasonCode.DEPLOYMENT_LOST,
+            reason=reason,
+        )
     except TransitionRefused:
         return
     queue = finish_release(failed, run.ctx, run.effects)

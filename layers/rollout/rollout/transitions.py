@@ -38,6 +38,9 @@ _METRIC_BY_STATE: dict[State, str] = {
 }
 # A release that never deployed can only fail from these states.
 NOT_YET_DEPLOYED = frozenset({State.RECEIVED, State.QUEUED})
+# A deployment's own ending may only move a release that has not ended: never a ROLLED_BACK one to
+# FAILED, which is reserved for a rollback that failed (states.TRANSITIONS).
+NOT_ENDED = frozenset({State.RECEIVED, State.QUEUED, State.DEPLOYING})
 
 
 @dataclass(frozen=True)
@@ -73,14 +76,14 @@ def move(
     """
     moved = ctx.ledger.transition(release, target, only_from=only_from, **changes)
     before = _state_before(moved, release)
-    metric = _metric_name(before, target)
+    metric = _metric_name(before, target, str(changes.get("reason_code") or ""))
     if metric:
         metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
     if before == State.DEPLOYING and moved.is_terminal:
         seconds = _seconds(moved.received_at, moved.completed_at)
         if seconds is not None:
             metrics.add_metric(name="ReleaseDurationSeconds", unit=MetricUnit.Seconds, value=seconds)
-    kind = notification_kind(before, target)
+    kind = notification_kind(before, target, str(changes.get("reason_code") or ""))
     if kind:
         ctx.notifier.announce(kind, moved, **(announce or {}))
     return moved
@@ -155,8 +158,10 @@ def _state_before(moved: Release, release: Release) -> State:
     return release.state
 
 
-def _metric_name(before: State, target: State) -> str | None:
+def _metric_name(before: State, target: State, reason_code: str = "") -> str | None:
     if target == State.FAILED:
+        if before == State.ROLLED_BACK or reason_code == ReasonCode.ROLLBACK_FAILED:
+            return "RollbacksFailed"
         return "DeploymentsFailed" if before == State.DEPLOYING else "ReleasesFailed"
     return _METRIC_BY_STATE.get(target)
 
