@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, WaiterError
 
 from rollout import aws, lambda_ops
-from rollout.errors import Rejected
+from rollout.deadlines import Deadline
+from rollout.errors import OutOfTime, Rejected, UpdateFailed
 
 
 class _RefusingLambda:
@@ -37,3 +39,48 @@ def test_other_errors_are_not_mistaken_for_a_rejection(monkeypatch: pytest.Monke
     monkeypatch.setattr(aws, "client", lambda service: _RefusingLambda("ServiceException"))
     with pytest.raises(ClientError):
         lambda_ops.get_managed_function("orders", "Canary10Percent5Minutes")
+
+
+class _SlowToApplyLambda:
+    """UpdateFunctionCode accepted; Lambda still applying it whenever the waiter gives up."""
+
+    def __init__(self, status: str = "InProgress") -> None:
+        self.status = status
+        self.waiter_configs: list[dict[str, Any]] = []
+
+    def update_function_code(self, **_: Any) -> dict[str, Any]:
+        return {"CodeSha256": "new-sha", "LastUpdateStatus": "InProgress"}
+
+    def get_waiter(self, name: str) -> Any:
+        assert name == "function_updated_v2"
+        lam = self
+
+        class Waiter:
+            def wait(self, FunctionName: str, WaiterConfig: dict[str, Any]) -> None:
+                lam.waiter_configs.append(WaiterConfig)
+                raise WaiterError("FunctionUpdatedV2", "Max attempts exceeded", {})
+
+        return Waiter()
+
+    def get_function_configuration(self, **_: Any) -> dict[str, Any]:
+        return {"LastUpdateStatus": self.status, "LastUpdateStatusReason": "EniLimitExceeded"}
+
+
+def test_the_update_waiter_polls_no_longer_than_the_invocation_has_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lam = _SlowToApplyLambda()
+    monkeypatch.setattr(aws, "client", lambda service: lam)
+    with pytest.raises(OutOfTime, match="still applying the new code after 20 s"):
+        lambda_ops.update_code("orders", "bucket", "orders/b.zip", "v1", Deadline(time.monotonic() + 20.5))
+    assert lam.waiter_configs == [{"Delay": 1, "MaxAttempts": 20}]
+
+
+def test_without_an_invocation_deadline_the_waiter_keeps_its_own_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lam = _SlowToApplyLambda(status="Failed")
+    monkeypatch.setattr(aws, "client", lambda service: lam)
+    with pytest.raises(UpdateFailed, match="EniLimitExceeded"):
+        lambda_ops.update_code("orders", "bucket", "orders/b.zip", "v1")
+    assert lam.waiter_configs == [lambda_ops.UPDATE_WAIT]

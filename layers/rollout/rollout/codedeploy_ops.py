@@ -98,6 +98,38 @@ def active_deployments(application: str, group: str) -> list[str]:
     return [str(d) for d in resp.get("deployments", [])]
 
 
+def deployment_description(release_id: str, key: str) -> str:
+    """What a Rollout deployment says about itself: its release id first, so it can be found again."""
+    return f"rollout release {release_id}: {key}"
+
+
+def deployments_of_release(application: str, group: str, release_id: str) -> list[dict[str, Any]]:
+    """Deployments of the group created for `release_id` (told by their description), newest first.
+
+    A start that died after CreateDeployment left one behind that the ledger does not name; the
+    release's next attempt adopts it rather than deploying the same build a second time.
+    """
+    codedeploy = aws.client("codedeploy")
+    ids: list[str] = []
+    params: dict[str, Any] = {"applicationName": application, "deploymentGroupName": group}
+    try:
+        while True:
+            resp = codedeploy.list_deployments(**params)
+            ids.extend(str(d) for d in resp.get("deployments", []))
+            if not resp.get("nextToken"):
+                break
+            params["nextToken"] = resp["nextToken"]
+    except Exception as exc:
+        if aws.error_code(exc) == "DeploymentGroupDoesNotExistException":
+            return []  # the group is created with a function's first deployment
+        raise
+    prefix = deployment_description(release_id, "")
+    found = [
+        info for info in get_deployments(ids).values() if str(info.get("description", "")).startswith(prefix)
+    ]
+    return sorted(found, key=lambda info: str(info.get("createTime", "")), reverse=True)
+
+
 def create_deployment(
     application: str, group: str, revision: dict[str, Any], deployment_config: str, description: str
 ) -> str:

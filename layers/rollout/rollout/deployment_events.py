@@ -19,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from rollout import aws, canary_alarms, codedeploy_ops, lambda_ops
 from rollout.config import Settings
+from rollout.deadlines import Deadline
 from rollout.errors import MalformedEvent, TransitionRefused
 from rollout.ledger import Release
 from rollout.observability import logger
@@ -307,7 +308,7 @@ def handle_state_change_once(
     persistence = aws.idempotency_store(settings.idempotency_table)
     config = IdempotencyConfig(event_key_jmespath="[deployment_id, state]", raise_on_no_idempotency_key=True)
     config.register_lambda_context(lambda_context)
-    ctx = ReleaseContext.from_settings(settings)
+    ctx = ReleaseContext.from_settings(settings, deadline=Deadline.of_invocation(lambda_context))
     queue_effects = effects or QueueEffects.default()
     reader = facts or DeploymentFacts()
 

@@ -17,7 +17,8 @@ from botocore.exceptions import WaiterError
 
 from rollout import aws
 from rollout.check_runner import Invocation
-from rollout.errors import CodeChanged, Rejected, UpdateFailed
+from rollout.deadlines import NO_DEADLINE, Deadline
+from rollout.errors import CodeChanged, OutOfTime, Rejected, UpdateFailed
 from rollout.targets import AliasRouting, ManagedFunction, managed_function
 
 T = TypeVar("T")
@@ -98,8 +99,10 @@ def code_sha256(function: str, qualifier: str) -> str:
     return str(resp.get("CodeSha256", ""))
 
 
-def update_code(function: str, bucket: str, key: str, object_version: str) -> CodeUpdate:
-    """Point $LATEST at the exact object version and wait until Lambda has applied it."""
+def update_code(
+    function: str, bucket: str, key: str, object_version: str, deadline: Deadline = NO_DEADLINE
+) -> CodeUpdate:
+    """Point $LATEST at the exact object version and wait until Lambda has applied it (by `deadline`)."""
     client = aws.client("lambda")
     params: dict[str, Any] = {"FunctionName": function, "S3Bucket": bucket, "S3Key": key, "Publish": False}
     if object_version:
@@ -112,12 +115,7 @@ def update_code(function: str, bucket: str, key: str, object_version: str) -> Co
             message = str(getattr(exc, "response", {}).get("Error", {}).get("Message", exc))
             raise Rejected("LAMBDA_REFUSED_CODE", f"Lambda refused the package: {message}") from exc
         raise
-    try:
-        client.get_waiter("function_updated_v2").wait(FunctionName=function, WaiterConfig=UPDATE_WAIT)
-    except WaiterError as exc:
-        configuration = client.get_function_configuration(FunctionName=function)
-        reason = configuration.get("LastUpdateStatusReason") or str(exc)
-        raise UpdateFailed(f"Lambda did not apply the new code: {reason}") from exc
+    _wait_until_updated(client, function, deadline)
     # Our code's hash comes from our own update: by the time the waiter returns, a concurrent upload
     # may have replaced $LATEST, and publishing under its hash would release its code as ours.
     ours = str(updated["CodeSha256"])
@@ -125,6 +123,25 @@ def update_code(function: str, bucket: str, key: str, object_version: str) -> Co
     if configuration.get("CodeSha256") != ours:
         raise CodeChanged(f"$LATEST changed to {configuration.get('CodeSha256')} while our update applied")
     return CodeUpdate(code_sha256=ours, revision_id=str(configuration.get("RevisionId") or ""))
+
+
+def _wait_until_updated(client: Any, function: str, deadline: Deadline) -> None:
+    """botocore's function_updated_v2 waiter, with no more polls than the invocation has seconds left."""
+    delay = int(UPDATE_WAIT["Delay"])
+    polls = int(min(UPDATE_WAIT["MaxAttempts"], deadline.remaining() // delay))
+    try:
+        client.get_waiter("function_updated_v2").wait(
+            FunctionName=function, WaiterConfig={"Delay": delay, "MaxAttempts": max(1, polls)}
+        )
+    except WaiterError as exc:
+        configuration = client.get_function_configuration(FunctionName=function)
+        if configuration.get("LastUpdateStatus") == "InProgress" and polls < UPDATE_WAIT["MaxAttempts"]:
+            raise OutOfTime(
+                f"Lambda was still applying the new code after {max(1, polls) * delay} s, "
+                "all the time this invocation had left"
+            ) from exc
+        reason = configuration.get("LastUpdateStatusReason") or str(exc)
+        raise UpdateFailed(f"Lambda did not apply the new code: {reason}") from exc
 
 
 def publish_version(function: str, update: CodeUpdate, description: str) -> str:

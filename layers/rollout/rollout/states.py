@@ -104,6 +104,8 @@ class ReasonCode(StrEnum):
     SUPERSEDED = "SUPERSEDED"
     START_FAILED = "START_FAILED"
     INTERNAL_ERROR = "INTERNAL_ERROR"
+    # Processing of the upload kept stopping without an outcome (deployer killed, timed out, out of memory)
+    PROCESSING_ABANDONED = "PROCESSING_ABANDONED"
     # The deployment
     DEPLOYMENT_LOST = "DEPLOYMENT_LOST"
     DEPLOYMENT_FAILED = "DEPLOYMENT_FAILED"

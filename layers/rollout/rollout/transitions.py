@@ -19,6 +19,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from rollout.config import Settings
+from rollout.deadlines import NO_DEADLINE, Deadline
 from rollout.errors import Rejected, TransitionRefused
 from rollout.ledger import Ledger, Release
 from rollout.notifications import Notifier
@@ -45,18 +46,23 @@ NOT_ENDED = frozenset({State.RECEIVED, State.QUEUED, State.DEPLOYING})
 
 @dataclass(frozen=True)
 class ReleaseContext:
-    """What every step on a release's path needs: where releases are kept, the settings, the announcer."""
+    """What every step on a release's path needs: where releases are kept, the settings, the
+    announcer, and when the invocation doing the work must stop waiting."""
 
     ledger: Ledger
     settings: Settings
     notifier: Notifier
+    deadline: Deadline = NO_DEADLINE
 
     @classmethod
-    def from_settings(cls, settings: Settings, ledger: Ledger | None = None) -> ReleaseContext:
+    def from_settings(
+        cls, settings: Settings, ledger: Ledger | None = None, deadline: Deadline = NO_DEADLINE
+    ) -> ReleaseContext:
         return cls(
             ledger=ledger or Ledger(settings.ledger_table),
             settings=settings,
             notifier=Notifier(settings.topic_arn, settings.region),
+            deadline=deadline,
         )
 
 
