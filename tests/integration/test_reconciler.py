@@ -260,7 +260,7 @@ def test_a_broken_step_is_reported_and_the_others_still_run(
     monkeypatch.setattr(DeploymentFacts, "deployments", lambda self, ids: unavailable())
     summary = app.lambda_handler({}, lambda_context)
 
-    assert summary["errors"] == ["_settle_finished_deployments: CodeDeploy unreachable"]
+    assert summary["errors"] == ["settle finished deployments: CodeDeploy unreachable"]
     assert summary["queue"]["started"] == [queued.release_id]
 
 

@@ -27,6 +27,7 @@ CLIENT_MODULES = frozenset(
         "ledger.py",
         "notifications.py",
         "upload_ops.py",
+        "sqs_ops.py",
     }
 )
 SNS_PUBLISHER = "notifications.py"

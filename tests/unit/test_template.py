@@ -373,7 +373,13 @@ def test_no_statement_grants_wildcard_actions(translated: dict[str, Any]) -> Non
 
 
 def test_actions_on_target_functions_require_the_managed_tag(translated: dict[str, Any]) -> None:
-    own_functions = ("HookFailureReporter", "CodeDeployHook_${AWS::StackName}_")
+    own_functions = (
+        "HookFailureReporter",
+        "CodeDeployHook_${AWS::StackName}_",
+        # The reconciler hands lost work back to these two (it may invoke them, never change them).
+        '"ArtifactDeployer"',
+        '"DeploymentEvents"',
+    )
     checked = 0
     for owner, stmt in allow_statements(translated):
         lambda_actions = actions_of(stmt) & TARGET_FUNCTION_ACTIONS
@@ -401,6 +407,39 @@ def test_the_deployer_can_publish_and_bootstrap_but_not_move_traffic(template: d
     # Traffic moves only through CodeDeploy, which rolls back on alarms.
     assert not allowed(template, "ArtifactDeployerRole", "lambda:UpdateAlias")
     assert not allowed(template, "ArtifactDeployerRole", "lambda:InvokeFunction")
+
+
+def test_the_reconciler_hands_lost_work_only_to_the_deployer_and_deployment_events(
+    template: dict[str, Any],
+) -> None:
+    invokes = allowed(template, "ReconcilerRole", "lambda:InvokeFunction")
+    targets = [r for s in invokes for r in as_list(s["Resource"])]
+    assert targets == [
+        {"Fn::GetAtt": ["ArtifactDeployer", "Arn"]},
+        {"Fn::GetAtt": ["DeploymentEvents", "Arn"]},
+    ]
+    variables = template["Resources"]["Reconciler"]["Properties"]["Environment"]["Variables"]
+    assert variables["ARTIFACT_DEPLOYER_FUNCTION"] == {"Ref": "ArtifactDeployer"}
+    assert variables["DEPLOYMENT_EVENTS_FUNCTION"] == {"Ref": "DeploymentEvents"}
+    assert variables["UNDELIVERED_EVENTS_QUEUE_URL"] == {"Ref": "UndeliveredEventsQueue"}
+    name = template["Resources"]["Reconciler"]["Properties"]["FunctionName"]
+    assert variables["RECONCILER_FUNCTION"] == name
+
+
+def test_only_the_reconciler_lists_artifact_versions_and_reads_the_undelivered_events(
+    template: dict[str, Any],
+) -> None:
+    for action, resource in (
+        ("s3:ListBucketVersions", {"Fn::GetAtt": ["ArtifactBucket", "Arn"]}),
+        ("sqs:ReceiveMessage", {"Fn::GetAtt": ["UndeliveredEventsQueue", "Arn"]}),
+        ("sqs:DeleteMessage", {"Fn::GetAtt": ["UndeliveredEventsQueue", "Arn"]}),
+    ):
+        grantees = {
+            role for role in resources_of(template, "AWS::IAM::Role") if allowed(template, role, action)
+        }
+        assert grantees == {"ReconcilerRole"}, action
+        (stmt,) = allowed(template, "ReconcilerRole", action)
+        assert stmt["Resource"] == resource, action
 
 
 def test_pass_role_hands_over_only_the_codedeploy_role_to_codedeploy(translated: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ it is retried here with a bounded, jittered backoff.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Callable
@@ -202,4 +203,14 @@ def invoke_once(function: str, qualifier: str, payload: bytes) -> Invocation:
         payload=raw if isinstance(raw, bytes) else str(raw).encode("utf-8"),
         function_error=response.get("FunctionError") or None,
         executed_version=response.get("ExecutedVersion") or None,
+    )
+
+
+def invoke_async(function: str, event: dict[str, Any]) -> None:
+    """Hand `event` to `function` as an asynchronous invocation (what EventBridge does with a target).
+
+    Lambda queues it and applies the function's own retries and on-failure destination.
+    """
+    aws.client("lambda").invoke(
+        FunctionName=function, InvocationType="Event", Payload=json.dumps(event).encode("utf-8")
     )

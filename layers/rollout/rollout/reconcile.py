@@ -1,8 +1,14 @@
-"""The reconciler: repairs what lost EventBridge events leave behind.
+"""The reconciler: repairs what lost events and dead invocations leave behind.
 
 EventBridge delivery is best effort. A lost final event would leave a release DEPLOYING forever,
 its lock held and its queue stuck. Every few minutes this compares the ledger with CodeDeploy and
-applies the same transitions the event path would have (deployment_events.apply_state).
+applies the same transitions the event path would have (deployment_events.apply_state). It also
+recovers uploads nobody recorded, releases whose deployer died and undelivered events, by handing
+them back to the function that should have done the work (rollout.recovery).
+
+One bad item never stops a run: each release, lock, queue, upload and event is handled on its own,
+and the failures are counted (`items_failed`, the ReconcilerItemsFailed metric). Items are only
+started while the invocation has time left; the rest wait for the next run.
 """
 
 from __future__ import annotations
@@ -12,12 +18,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from rollout import lambda_ops
 from rollout.config import Settings
+from rollout.deadlines import NO_DEADLINE, Deadline
 from rollout.deployment_events import Applied, DeploymentFacts, apply_state
 from rollout.errors import TransitionRefused
 from rollout.ledger import Ledger, Release
 from rollout.observability import logger
 from rollout.outcomes import FINAL_STATUS_TO_STATE
+from rollout.recovery import (
+    Deliver,
+    Recovery,
+    RecoveryReport,
+    recover_lost_uploads,
+    replay_undelivered,
+    resume_stalled_releases,
+)
 from rollout.release_queue import QueueEffects, QueueReport, advance_queue, finish_release
 from rollout.states import ReasonCode, State
 from rollout.transitions import NOT_ENDED, ReleaseContext, move
@@ -26,6 +42,8 @@ from rollout.transitions import NOT_ENDED, ReleaseContext, move
 # deployment attached, or a DEPLOYING release CodeDeploy has no record of, belongs to a start
 # that died.
 GRACE = timedelta(minutes=16)
+# An item is only started with this much of the invocation left (a queued start publishes and waits).
+ITEM_TIME_SECONDS = 20.0
 
 Item = TypeVar("Item")
 
@@ -38,19 +56,29 @@ class ReconcileSummary:
     # One line per step or item that raised; the run goes on with the next item.
     errors: list[str] = field(default_factory=list)
     items_failed: int = 0
+    items_deferred: int = 0  # not started for want of time; the next run takes them
+    recovered: RecoveryReport = field(default_factory=RecoveryReport)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "settled": self.settled,
             "locks_released": self.locks_released,
             "queue": self.queue.as_dict(),
+            "recovered": self.recovered.as_dict(),
             "errors": self.errors,
             "items_failed": self.items_failed,
+            "items_deferred": self.items_deferred,
         }
 
     @property
     def repaired(self) -> int:
-        return len(self.settled) + len(self.locks_released) + len(self.queue.started) + len(self.queue.failed)
+        return (
+            len(self.settled)
+            + len(self.locks_released)
+            + len(self.queue.started)
+            + len(self.queue.failed)
+            + self.recovered.repaired
+        )
 
     def record(self, applied: Applied) -> None:
         if applied.changed:
@@ -75,6 +103,9 @@ class _Run:
     ) -> None:
         """`act` on every item; one that raises is logged, counted and skipped, never the rest."""
         for item in items:
+            if self.ctx.deadline.remaining() < ITEM_TIME_SECONDS:
+                self.summary.items_deferred += 1
+                continue
             try:
                 act(item)
             except Exception as exc:  # one bad item must not stop the run
@@ -98,17 +129,37 @@ def reconcile(
     facts: DeploymentFacts,
     now: datetime | None = None,
     grace: timedelta = GRACE,
+    deliver: Deliver = lambda_ops.invoke_async,
+    deadline: Deadline = NO_DEADLINE,
 ) -> ReconcileSummary:
+    """One run: settle ended deployments, free orphaned locks, recover lost work, start queues.
+
+    `deliver` hands an event to a function (an asynchronous invoke); `deadline` is when the
+    invocation must stop starting items.
+    """
     run = _Run(
-        ReleaseContext.from_settings(settings, ledger), effects, facts, now or datetime.now(UTC), grace
+        ReleaseContext.from_settings(settings, ledger, deadline),
+        effects,
+        facts,
+        now or datetime.now(UTC),
+        grace,
     )
-    for step in (_settle_finished_deployments, _release_orphaned_locks, _start_waiting_queues):
+    recovery = Recovery(run.ctx, deliver, run.each, run.now, run.summary.recovered)
+    steps: list[tuple[str, Callable[[], None]]] = [
+        ("settle finished deployments", lambda: _settle_finished_deployments(run)),
+        ("release orphaned locks", lambda: _release_orphaned_locks(run)),
+        ("resume stalled releases", lambda: resume_stalled_releases(recovery)),
+        ("recover lost uploads", lambda: recover_lost_uploads(recovery)),
+        ("replay undelivered events", lambda: replay_undelivered(recovery)),
+        ("start waiting queues", lambda: _start_waiting_queues(run)),
+    ]
+    for name, step in steps:
         try:
-            step(run)
+            step()
         except Exception as exc:
             # One broken step must not keep the others from repairing what they can.
-            logger.exception("reconciler step failed", extra={"step": step.__name__})
-            run.summary.errors.append(f"{step.__name__}: {exc}")
+            logger.exception("reconciler step failed", extra={"step": name})
+            run.summary.errors.append(f"{name}: {exc}")
     logger.info("reconciled", extra={"summary": run.summary.as_dict()})
     return run.summary
 

@@ -7,9 +7,11 @@ release id ever written and counts processing attempts. So a retried, redelivere
 event of the same object version carries on the same release instead of starting a second one,
 and the reconciler can tell an upload nothing ever recorded (no item) from one that is recorded.
 
-The reconciler's own bookmark for its sweep of the artifact bucket lives here too:
+The reconciler's own items live here too: its bookmark in the sweep of the artifact bucket, and
+how often it replayed each undelivered event (so a replay that keeps failing stops being retried):
 
     pk=RECONCILER  sk=UPLOADS#<bucket>
+    pk=RECONCILER  sk=REPLAY#<event id>
 """
 
 from __future__ import annotations
@@ -101,6 +103,9 @@ class SweepBookmark:
     version_marker: str = ""
     checked_before: str = ""
     sweep_started_at: str = ""
+    # The oldest version the current sweep handed to the deployer: the sweep's end cannot move
+    # `checked_before` past it until a later sweep sees it recorded.
+    oldest_handed_over: str = ""
 
 
 def get_sweep(table_name: str, bucket: str) -> SweepBookmark:
@@ -110,6 +115,7 @@ def get_sweep(table_name: str, bucket: str) -> SweepBookmark:
         version_marker=str(item.get("version_marker", "")),
         checked_before=str(item.get("checked_before", "")),
         sweep_started_at=str(item.get("sweep_started_at", "")),
+        oldest_handed_over=str(item.get("oldest_handed_over", "")),
     )
 
 
@@ -121,6 +127,7 @@ def save_sweep(table_name: str, bucket: str, bookmark: SweepBookmark) -> None:
             "version_marker": bookmark.version_marker,
             "checked_before": bookmark.checked_before,
             "sweep_started_at": bookmark.sweep_started_at,
+            "oldest_handed_over": bookmark.oldest_handed_over,
             "updated_at": now_iso(),
         }
     )
@@ -128,3 +135,14 @@ def save_sweep(table_name: str, bucket: str, bookmark: SweepBookmark) -> None:
 
 def _sweep_key(bucket: str) -> dict[str, str]:
     return {"pk": SWEEP_PK, "sk": f"UPLOADS#{bucket}"}
+
+
+def count_replay(table_name: str, event_id: str) -> int:
+    """One more replay of the undelivered event `event_id`; how many there have been, this one included."""
+    resp = aws.table(table_name).update_item(
+        Key={"pk": SWEEP_PK, "sk": f"REPLAY#{event_id}"},
+        UpdateExpression="SET last_replayed_at = :now ADD replays :one",
+        ExpressionAttributeValues={":now": now_iso(), ":one": 1},
+        ReturnValues="UPDATED_NEW",
+    )
+    return int(resp["Attributes"]["replays"])
