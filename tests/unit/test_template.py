@@ -551,6 +551,72 @@ def test_only_the_control_plane_may_publish_notifications(template: dict[str, An
     )
 
 
+def test_the_undelivered_events_alarm_tells_the_operations_topic(template: dict[str, Any]) -> None:
+    alarm = template["Resources"]["UndeliveredEventsAlarm"]["Properties"]
+    assert alarm["AlarmActions"] == [{"Ref": "OperationsTopic"}]
+    assert alarm["OKActions"] == [{"Ref": "OperationsTopic"}]
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["UndeliveredEventsQueue", "QueueName"]}}
+    ]
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    assert "OperationsTopicArn" in template["Outputs"]
+
+
+def test_the_operations_topic_uses_a_stack_key_cloudwatch_may_use_and_nothing_else_may(
+    template: dict[str, Any],
+) -> None:
+    topic = template["Resources"]["OperationsTopic"]["Properties"]
+    # An AWS managed key (alias/aws/...) cannot let CloudWatch encrypt: alarms would be dropped.
+    assert topic["KmsMasterKeyId"] == {"Ref": "OperationsKey"}
+    key = template["Resources"]["OperationsKey"]
+    assert key["Type"] == "AWS::KMS::Key" and key["Properties"]["EnableKeyRotation"] is True
+    statements = key["Properties"]["KeyPolicy"]["Statement"]
+    services = [s for s in statements if "Service" in s["Principal"]]
+    assert [(s["Principal"]["Service"], sorted(as_list(s["Action"]))) for s in services] == [
+        ("cloudwatch.amazonaws.com", ["kms:Decrypt", "kms:GenerateDataKey*"])
+    ]
+    accounts = [s for s in statements if "AWS" in s["Principal"]]
+    assert [s["Principal"]["AWS"] for s in accounts] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
+    ]
+    assert all(s["Effect"] == "Allow" for s in statements) and len(statements) == 2
+
+
+def test_only_this_stacks_alarms_may_publish_to_the_operations_topic(template: dict[str, Any]) -> None:
+    policy = template["Resources"]["OperationsTopicPolicy"]["Properties"]
+    assert policy["Topics"] == [{"Ref": "OperationsTopic"}]
+    statements = policy["PolicyDocument"]["Statement"]
+    (allow,) = (s for s in statements if s["Effect"] == "Allow")
+    assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"} and allow["Action"] == "sns:Publish"
+    assert allow["Condition"]["ArnLike"]["aws:SourceArn"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:${AWS::StackName}-*"
+    }
+    assert allow["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+    alarm_name = template["Resources"]["UndeliveredEventsAlarm"]["Properties"]["AlarmName"]["Fn::Sub"]
+    assert alarm_name.startswith("${AWS::StackName}-"), "the alarm falls under the policy's pattern"
+    assert any(
+        s["Effect"] == "Deny" and s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
+        for s in statements
+    )
+    assert not any(
+        mentions(r, "OperationsTopic")
+        for _, s in allow_statements(template)
+        if "sns:Publish" in actions_of(s)
+        for r in as_list(s["Resource"])
+    ), "no role of the stack publishes there: it carries CloudWatch's alarms only"
+
+
+def test_the_alarm_email_hears_errors_critical_notifications_and_the_operations_topic(
+    template: dict[str, Any],
+) -> None:
+    releases = template["Resources"]["AlarmEmailSubscription"]
+    assert releases["Properties"]["FilterPolicy"] == {"severity": ["error", "critical"]}
+    operations = template["Resources"]["OperationsEmailSubscription"]
+    assert operations["Condition"] == "HasAlarmEmail"
+    assert operations["Properties"]["TopicArn"] == {"Ref": "OperationsTopic"}
+    assert operations["Properties"]["Endpoint"] == {"Ref": "AlarmEmail"}
+
+
 # --- tables ---------------------------------------------------------------------------------------
 
 
@@ -685,6 +751,7 @@ def test_outputs_name_what_operators_and_the_cli_need(template: dict[str, Any]) 
         "PreTrafficHookName",
         "PostTrafficHookName",
         "ArtifactDeployerArn",
+        "OperationsTopicArn",
     }
     assert required <= set(template["Outputs"])
 
