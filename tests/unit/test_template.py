@@ -433,6 +433,7 @@ def test_only_the_reconciler_lists_artifact_versions_and_reads_the_undelivered_e
         ("s3:ListBucketVersions", {"Fn::GetAtt": ["ArtifactBucket", "Arn"]}),
         ("sqs:ReceiveMessage", {"Fn::GetAtt": ["UndeliveredEventsQueue", "Arn"]}),
         ("sqs:DeleteMessage", {"Fn::GetAtt": ["UndeliveredEventsQueue", "Arn"]}),
+        ("sqs:ChangeMessageVisibility", {"Fn::GetAtt": ["UndeliveredEventsQueue", "Arn"]}),
     ):
         grantees = {
             role for role in resources_of(template, "AWS::IAM::Role") if allowed(template, role, action)

@@ -54,7 +54,8 @@ LONGEST_INVOCATION = timedelta(minutes=15)
 # A release still RECEIVED this long after it arrived, with nobody working on it, is given up.
 ABANDON_AFTER = timedelta(hours=1)
 DEAD_LETTER_BATCHES = 5
-# Longer than a reconciler run (240 s): a run never sees a message twice; a kept one shows again.
+# Longer than a reconciler run (240 s): a run never reads a message twice. Messages kept for people
+# are made visible again when the run ends.
 DEAD_LETTER_VISIBILITY_SECONDS = 300
 # Replays of one undelivered event before it is left in the queue for a person.
 MAX_REPLAYS = 3
@@ -248,21 +249,36 @@ def replay_undelivered(recovery: Recovery) -> None:
     queue_url = recovery.ctx.settings.undelivered_events_queue_url
     if not queue_url:
         return
-    for _ in range(DEAD_LETTER_BATCHES):
-        messages = sqs_ops.receive(queue_url, DEAD_LETTER_VISIBILITY_SECONDS)
-        recovery.each("replay event", messages, _message_name, lambda m: _replay(recovery, queue_url, m))
-        if len(messages) < sqs_ops.RECEIVE_LIMIT:
-            return
+    kept: list[sqs_ops.QueuedMessage] = []
+    try:
+        for _ in range(DEAD_LETTER_BATCHES):
+            messages = sqs_ops.receive(queue_url, DEAD_LETTER_VISIBILITY_SECONDS)
+            recovery.each(
+                "replay event", messages, _message_name, lambda m: _replay(recovery, queue_url, m, kept)
+            )
+            if len(messages) < sqs_ops.RECEIVE_LIMIT:
+                break
+    finally:
+        # Hidden while the run read the other messages; visible again now, so the queue's alarm
+        # (ApproximateNumberOfMessagesVisible) keeps telling people until someone deals with them.
+        recovery.each(
+            "show kept event",
+            kept,
+            _message_name,
+            lambda m: sqs_ops.make_visible(queue_url, m.receipt_handle),
+        )
 
 
-def _replay(recovery: Recovery, queue_url: str, message: sqs_ops.QueuedMessage) -> None:
+def _replay(
+    recovery: Recovery, queue_url: str, message: sqs_ops.QueuedMessage, kept: list[sqs_ops.QueuedMessage]
+) -> None:
     verdict = from_dead_letter(message.body, message.attributes, recovery.functions)
     if isinstance(verdict, Redelivery) and verdict.event_id:
         replays = upload_ops.count_replay(recovery.ctx.settings.ledger_table, verdict.event_id)
         if replays > MAX_REPLAYS:
             verdict = Keep(f"replayed {MAX_REPLAYS} times already and undelivered again")
     if isinstance(verdict, Keep):
-        # Stays visible to people (and to the queue's alarm); seen again after the visibility timeout.
+        kept.append(message)
         recovery.report.events_kept.append({"message_id": message.message_id, "why": verdict.why})
         logger.warning("undelivered event kept for an operator", extra={"why": verdict.why})
         return

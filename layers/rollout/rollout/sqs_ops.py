@@ -36,6 +36,13 @@ def delete(queue_url: str, receipt_handle: str) -> None:
     aws.client("sqs").delete_message(QueueUrl=queue_url, ReceiptHandle=receipt_handle)
 
 
+def make_visible(queue_url: str, receipt_handle: str) -> None:
+    """Show a received message to other readers (and to the queue's metrics) again, now."""
+    aws.client("sqs").change_message_visibility(
+        QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=0
+    )
+
+
 def _message(raw: dict[str, Any]) -> QueuedMessage:
     attributes = {
         str(name): str(value.get("StringValue", ""))
