@@ -92,9 +92,7 @@ def deployment_state(function: str, state: str) -> dict[str, Any]:
 @pytest.mark.parametrize("hook", ["PreTrafficHookName", "PostTrafficHookName"])
 def test_a_hook_killed_before_it_reports_rolls_back(cells: Cells, world: RolloutWorld, hook: str) -> None:
     function = live_on_v1(world, "hookdies")
-    cell = Cell(
-        world, f"{hook.removesuffix('Name')} worker killed", function, HEALTHY_BOUND, "one deployment"
-    )
+    cell = cells(f"{hook.removesuffix('Name')} worker killed", function, HEALTHY_BOUND, "one deployment")
     cell.inject(
         world.sb.faults.kill_on_call(
             world.outputs[hook], "codedeploy", "PutLifecycleEventHookExecutionStatus"
@@ -217,9 +215,7 @@ def test_two_uploads_50ms_apart_under_dynamodb_failures_leave_the_newest_live(
     cells: Cells, world: RolloutWorld
 ) -> None:
     function = live_on_v1(world, "burst")
-    cell = Cell(
-        world, "two uploads 50 ms apart, DynamoDB failing", function, 2 * REPAIR_BOUND, "two deployments"
-    )
+    cell = cells("two uploads 50 ms apart, DynamoDB failing", function, 2 * REPAIR_BOUND, "two deployments")
     dynamodb_writes_failing(world, cell)
     older = world.release_build(function, "healthy", "v2")
     time.sleep(0.05)  # the cell is two uploads 50 ms apart: this is the gap under test, not a wait
@@ -237,9 +233,7 @@ def test_an_upload_whose_event_is_dropped_is_found_by_the_reconciler(
     cells: Cells, world: RolloutWorld
 ) -> None:
     function = live_on_v1(world, "dropup")
-    cell = Cell(
-        world, "upload event dropped", function, REPAIR_BOUND, "2 sandbox min + 2 runs + one deployment"
-    )
+    cell = cells("upload event dropped", function, REPAIR_BOUND, "2 sandbox min + 2 runs + one deployment")
     cell.inject(world.sb.faults.drop_event(uploads_of(function)))
     (release,) = cell.settle([world.release_build(function, "healthy", "v2")])
     assert str(release.state) == "SUCCEEDED", (release.reason_code, release.reason)

@@ -84,3 +84,38 @@ def test_without_an_invocation_deadline_the_waiter_keeps_its_own_limit(
     with pytest.raises(UpdateFailed, match="EniLimitExceeded"):
         lambda_ops.update_code("orders", "bucket", "orders/b.zip", "v1")
     assert lam.waiter_configs == [lambda_ops.UPDATE_WAIT]
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def stream(self, **_: Any) -> Any:
+        yield self.data
+
+    def read(self, *_: Any) -> bytes:
+        return self.data
+
+
+@pytest.mark.parametrize(("status", "code"), [(500, "ServiceException"), (429, "TooManyRequestsException")])
+def test_the_check_client_sends_each_invocation_once(status: int, code: str) -> None:
+    # botocore would retry both (a 5xx, a throttle); a check that ran must never run twice, and a
+    # throttle is retried by the check runner within the hook's deadline, not by the client.
+    from botocore.awsrequest import AWSResponse
+
+    client = aws.check_invoke_client()
+    sent: list[str] = []
+
+    def answer(request: Any, **_: Any) -> AWSResponse:
+        sent.append(request.url)
+        headers = {"x-amzn-ErrorType": code, "Content-Type": "application/json"}
+        return AWSResponse(request.url, status, headers, _Body(b'{"message": "no"}'))
+
+    client.meta.events.register("before-send.lambda.Invoke", answer)
+    try:
+        with pytest.raises(ClientError) as raised:
+            client.invoke(FunctionName="orders", Qualifier="7", Payload=b"{}")
+    finally:
+        client.meta.events.unregister("before-send.lambda.Invoke", answer)
+    assert aws.error_code(raised.value) == code
+    assert len(sent) == 1
