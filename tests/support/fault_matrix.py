@@ -70,10 +70,12 @@ class Cell:
     faults: list[Fault] = field(default_factory=list)
     started_real: float = field(default_factory=time.monotonic)
     started_at: datetime = field(init=False)
+    runs_before: int = field(init=False)
     figures: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.started_at = self.world.sb.clock.now_datetime()
+        self.runs_before = scheduled_runs(self.world)
 
     def inject(self, *faults: Fault | list[CallFault]) -> None:
         for fault in faults:
@@ -137,7 +139,7 @@ class Cell:
                 "bound": self.bound,
                 "states": [str(r.state) for r in ended],
                 "faults_fired": self._fault_counts(),
-                "reconciler_runs": invocations(world, outputs["ReconcilerName"], self.started_at, end),
+                "reconciler_runs": scheduled_runs(world) - self.runs_before,
                 "deployer_invocations": invocations(
                     world, outputs["ArtifactDeployerName"], self.started_at, end
                 ),
@@ -187,6 +189,12 @@ def deployments_by_release(world: RolloutWorld, function: str) -> dict[str, list
             release_id = description.removeprefix("rollout release ").split(":", 1)[0]
             by_release.setdefault(release_id, []).append(str(info["deploymentId"]))
     return by_release
+
+
+def scheduled_runs(world: RolloutWorld) -> int:
+    """How many times the schedule has started the reconciler so far (the sandbox logs each delivery)."""
+    rule = f"{world.stack_name}-reconciler"
+    return sum(1 for delivery in list(world.sb.events.delivered) if delivery["rule"] == rule)
 
 
 def invocations(world: RolloutWorld, function: str, start: datetime, end: datetime) -> int:
