@@ -119,3 +119,24 @@ def test_the_check_client_sends_each_invocation_once(status: int, code: str) -> 
         client.meta.events.unregister("before-send.lambda.Invoke", answer)
     assert aws.error_code(raised.value) == code
     assert len(sent) == 1
+
+
+def test_conflict_retries_pause_only_while_the_invocation_has_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    pauses: list[float] = []
+    monkeypatch.setattr(lambda_ops, "sleep", pauses.append)
+    calls: list[int] = []
+
+    def conflicting() -> None:
+        calls.append(1)
+        raise ClientError({"Error": {"Code": "ResourceConflictException", "Message": "pending"}}, "X")
+
+    with pytest.raises(ClientError):
+        lambda_ops.retry_conflicts(conflicting, "X")
+    assert len(calls) == lambda_ops.CONFLICT_ATTEMPTS and len(pauses) == lambda_ops.CONFLICT_ATTEMPTS - 1
+
+    calls.clear()
+    pauses.clear()
+    with pytest.raises(ClientError):
+        # 0.4 s left: the first pause (0.5 to 1 s) would outlive the invocation, so none is taken.
+        lambda_ops.retry_conflicts(conflicting, "X", Deadline(time.monotonic() + 0.4))
+    assert (len(calls), pauses) == (1, [])

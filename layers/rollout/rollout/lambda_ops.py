@@ -39,16 +39,19 @@ class CodeUpdate:
     revision_id: str
 
 
-def retry_conflicts(call: Callable[[], T], what: str) -> T:
-    """Run `call`, retrying ResourceConflictException with exponential backoff and jitter."""
+def retry_conflicts(call: Callable[[], T], what: str, deadline: Deadline = NO_DEADLINE) -> T:
+    """Run `call`, retrying ResourceConflictException with exponential backoff and jitter; a pause
+    that would pass `deadline` is not taken (the conflict is raised instead)."""
     delay = CONFLICT_BASE_DELAY
     for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        pause = delay / 2 + random.uniform(0, delay / 2)
         try:
             return call()
         except Exception as exc:
-            if aws.error_code(exc) != "ResourceConflictException" or attempt == CONFLICT_ATTEMPTS:
+            last_attempt = attempt == CONFLICT_ATTEMPTS or pause > deadline.remaining()
+            if aws.error_code(exc) != "ResourceConflictException" or last_attempt:
                 raise
-        sleep(delay / 2 + random.uniform(0, delay / 2))
+        sleep(pause)
         delay = min(delay * 2, CONFLICT_MAX_DELAY)
     raise AssertionError(f"unreachable: {what}")
 
@@ -109,7 +112,9 @@ def update_code(
     if object_version:
         params["S3ObjectVersion"] = object_version
     try:
-        updated = retry_conflicts(lambda: client.update_function_code(**params), "UpdateFunctionCode")
+        updated = retry_conflicts(
+            lambda: client.update_function_code(**params), "UpdateFunctionCode", deadline
+        )
     except Exception as exc:
         if aws.error_code(exc) in ("InvalidParameterValueException", "CodeStorageExceededException"):
             # Lambda's own verdict on the package (e.g. unzipped size, unreadable zip).
@@ -145,7 +150,9 @@ def _wait_until_updated(client: Any, function: str, deadline: Deadline) -> None:
         raise UpdateFailed(f"Lambda did not apply the new code: {reason}") from exc
 
 
-def publish_version(function: str, update: CodeUpdate, description: str) -> str:
+def publish_version(
+    function: str, update: CodeUpdate, description: str, deadline: Deadline = NO_DEADLINE
+) -> str:
     """Publish $LATEST only if it still holds the code we put there (CodeSha256 and RevisionId)."""
     client = aws.client("lambda")
 
@@ -157,7 +164,7 @@ def publish_version(function: str, update: CodeUpdate, description: str) -> str:
         return client.publish_version(FunctionName=function, Description=description[:256], **guard)
 
     try:
-        resp = retry_conflicts(publish, "PublishVersion")
+        resp = retry_conflicts(publish, "PublishVersion", deadline)
     except Exception as exc:
         if aws.error_code(exc) in ("PreconditionFailedException", "InvalidParameterValueException"):
             raise CodeChanged(str(exc)) from exc

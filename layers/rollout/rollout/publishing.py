@@ -67,7 +67,7 @@ def _update_and_publish(
             if alias and update.code_sha256 == live_sha:
                 return Published(alias.version, update.code_sha256, unchanged=True)
             version = lambda_ops.publish_version(
-                release.function, update, f"rollout release {release.release_id}: {release.key}"
+                release.function, update, f"rollout release {release.release_id}: {release.key}", deadline
             )
             return Published(version, update.code_sha256)
         except CodeChanged:
