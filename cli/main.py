@@ -286,6 +286,8 @@ def status(
         return
     plain = not out.console.is_terminal
     out.say(render.status_table(rows, plain=plain))
+    for line in (line for row in rows for line in row.attention):
+        out.say(Text(line, style="bold red"))
     if function and recent:
         out.say(render.releases_table(recent, title=f"Recent releases of {function}", plain=plain))
 
@@ -308,6 +310,8 @@ def _function_status(backend: Backend, function: str) -> FunctionStatus:
     row.alias = (fn.get("Tags") or {}).get(ALIAS_TAG, "live")
     alias = backend.get_alias(function, row.alias)
     row.live_version = str(alias["FunctionVersion"]) if alias else ""
+    weights = ((alias or {}).get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+    row.alias_weights = {str(v): float(w) for v, w in weights.items()}
     return row
 
 

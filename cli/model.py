@@ -13,7 +13,7 @@ from typing import Any
 from cli.errors import CliError, ExitCode
 from rollout import targets
 from rollout.ledger import Release
-from rollout.states import State
+from rollout.states import ReasonCode, State
 
 # The tag rules are the control plane's own: the CLI checks names exactly as the deployer will.
 BUILTIN_CONFIGS = tuple(sorted(targets.BUILTIN_SHORT_NAMES))
@@ -140,6 +140,31 @@ def release_why(release: Release) -> str:
         State.UNCHANGED: "same code as the live version",
         State.SUPERSEDED: "a newer upload replaced it in the queue",
     }.get(release.state, "")
+
+
+def alias_attention(
+    function: str, alias: str, weights: dict[str, float], latest: Release | None
+) -> list[str]:
+    """What an operator must do about the alias, when Rollout cannot repair it itself (pure)."""
+    split = ", ".join(f"v{v} {w:.0%}" for v, w in sorted(weights.items()))
+    if latest is not None and latest.reason_code == ReasonCode.ROLLBACK_FAILED:
+        where = f"it still sends {split} of its traffic elsewhere" if split else "check where it points"
+        back = latest.current_version or "<the previous version>"
+        return [
+            f"{function}: CodeDeploy's rollback of v{latest.target_version or '?'} failed (release "
+            f"{latest.release_id}); alias {alias} may be split: {where}.",
+            f"  Put all traffic back on v{back}: aws lambda update-alias --function-name {function} "
+            f"--name {alias} --function-version {back} --routing-config AdditionalVersionWeights={{}}",
+            f"  Then `rollout status {function}` should show no split; queued releases start on the "
+            "reconciler's next run.",
+        ]
+    if split and (latest is None or latest.state != State.DEPLOYING):
+        return [
+            f"{function}: alias {alias} is split ({split}) but no Rollout deployment is running; "
+            f"a deployment started outside Rollout, or one that ended badly, left it so. See "
+            f"`rollout history {function}`.",
+        ]
+    return []
 
 
 def versions_text(release: Release) -> str:

@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cli.errors import CliError
-from cli.model import DeploymentSnapshot, release_why, versions_text, when_text
+from cli.model import DeploymentSnapshot, alias_attention, release_why, versions_text, when_text
 from rollout.ledger import Release
 
 STATE_STYLE = {
@@ -138,15 +138,22 @@ class FunctionStatus:
     queued: int
     alias: str = ""
     live_version: str = ""
+    alias_weights: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def attention(self) -> list[str]:
+        return alias_attention(self.function, self.alias or "live", self.alias_weights, self.latest)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "function": self.function,
             "alias": self.alias,
             "live_version": self.live_version,
+            "alias_weights": self.alias_weights,
             "latest": self.latest.to_public() if self.latest else None,
             "lock": self.lock,
             "queued": self.queued,
+            "attention": self.attention,
         }
 
 

@@ -38,6 +38,7 @@ class AlarmEvaluator:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="sandbox-alarms", daemon=True)
         self._lock = threading.Lock()
+        self._next_sqs_sample = 0.0
 
     def start(self) -> None:
         self._thread.start()
@@ -63,6 +64,10 @@ class AlarmEvaluator:
 
     def evaluate_all(self) -> None:
         with self._lock:
+            if self.clock.now() >= self._next_sqs_sample:
+                # Queue metrics come from the sandbox, as AWS/SQS's come from SQS: sampled each minute.
+                metrics.record_sqs_queues(self.sandbox)
+                self._next_sqs_sample = self.clock.now() + metrics.SQS_SAMPLE_SECONDS
             backend = metrics.backend(self.sandbox)
             for alarm in list(backend.alarms.values()):
                 if getattr(alarm, "rule", None):

@@ -135,6 +135,7 @@ class Sandbox:
         self._app = SandboxApp(self.faults, self.clock)
         self._server = HttpServer(self._app, self._port)
         self._lambda_service = LambdaService(self)
+        self._app.caller_of = self._lambda_service.caller_of
         self._events = EventDelivery(self)
         self._alarms = AlarmEvaluator(self)
         register_lambda_routes(self._app, self)

@@ -174,6 +174,10 @@ class EventDelivery:
             return
         if not rule.event_pattern.matches_event(event):
             return
+        if action == "dead-letter":
+            for target in list(rule.targets):
+                self._dead_letter(rule, target, event)
+            return
         copies = 2 if action == "duplicate" else 1
         for _ in range(copies):
             for target in list(rule.targets):
@@ -203,6 +207,28 @@ class EventDelivery:
             return
         self.deliver_to_arn(arn, payload, source=f"rule:{rule.name}")
 
+    def _dead_letter(self, rule: Any, target: dict[str, Any], event: dict[str, Any]) -> None:
+        """An event EventBridge gave up delivering: into the target's dead-letter queue, if it has one,
+        with the attributes EventBridge adds (EventBridge User Guide, "Using dead-letter queues")."""
+        queue_arn = (target.get("DeadLetterConfig") or {}).get("Arn")
+        if not queue_arn:
+            log.info(
+                "event %s undeliverable to %s and dropped: no dead-letter queue",
+                event.get("id"),
+                target["Arn"],
+            )
+            return
+        retries = (target.get("RetryPolicy") or {}).get("MaximumRetryAttempts", 185)
+        attributes = {
+            "RULE_ARN": rule.arn,
+            "TARGET_ARN": target["Arn"],
+            "ERROR_CODE": "SDK_CLIENT_ERROR",
+            "ERROR_MESSAGE": "Injected fault: the target could not be invoked",
+            "EXHAUSTED_RETRY_CONDITION": "MaximumRetryAttempts",
+            "RETRY_ATTEMPTS": str(retries),
+        }
+        self._send_sqs(queue_arn, json.dumps(event), None, attributes)
+
     # Generic delivery to an ARN (rule targets, Lambda destinations, alarm actions)
 
     def deliver_to_arn(self, arn: str, message: Any, source: str, subject: str | None = None) -> None:
@@ -224,11 +250,18 @@ class EventDelivery:
         else:
             log.warning("%s: no delivery to unsupported target %s", source, arn)
 
-    def _send_sqs(self, arn: str, body: str, group_id: str | None) -> None:
+    def _send_sqs(
+        self, arn: str, body: str, group_id: str | None, attributes: dict[str, str] | None = None
+    ) -> None:
         from moto.sqs.models import sqs_backends
 
         region, account, queue = arn.split(":")[3], arn.split(":")[4], arn.split(":")[5]
-        sqs_backends[account][region].send_message(queue, body, group_id=group_id)
+        message_attributes = {
+            name: {"DataType": "String", "StringValue": value} for name, value in (attributes or {}).items()
+        }
+        sqs_backends[account][region].send_message(
+            queue, body, message_attributes=message_attributes or None, group_id=group_id
+        )
 
     # S3 -> EventBridge
 

@@ -1,4 +1,5 @@
-"""Fault injection for tests: failing API calls, killing Lambda workers, dropping or duplicating events."""
+"""Fault injection for tests: failing API calls, killing Lambda workers (after some time, or when they
+make a given call), and dropping, duplicating or dead-lettering events."""
 
 from __future__ import annotations
 
@@ -21,6 +22,20 @@ class CallFault:
     status: int | None
     remaining: int | None
     injected: int = 0
+    path_contains: str | None = None  # only requests whose path has this (e.g. "/functions/orders/")
+
+
+@dataclass
+class CallKill:
+    """Kill the Lambda worker of `function_name` that makes a `service`:`operation` call."""
+
+    function_name: str
+    service: str
+    operation: str
+    remaining: int
+    after_call: bool  # False: before the call is served (it never happens); True: once it is done,
+    # before the caller hears the answer
+    killed: int = 0
 
 
 @dataclass
@@ -33,7 +48,7 @@ class WorkerKill:
 
 @dataclass
 class EventFault:
-    action: str  # "drop" or "duplicate"
+    action: str  # "drop", "duplicate" or "dead-letter"
     pattern: dict[str, Any]
     remaining: int | None
     matched_ids: list[str] = field(default_factory=list)
@@ -47,6 +62,7 @@ class Faults:
         self._random = random.Random(seed)
         self._calls: list[CallFault] = []
         self._kills: list[WorkerKill] = []
+        self._call_kills: list[CallKill] = []
         self._events: list[EventFault] = []
 
     def fail(
@@ -58,9 +74,10 @@ class Faults:
         count: int | None = None,
         message: str | None = None,
         status: int | None = None,
+        path_contains: str | None = None,
     ) -> CallFault:
         """Fail `share` of calls to `service`:`operation` (botocore names, e.g. "lambda", "Invoke") with
-        `error_code`, at most `count` times."""
+        `error_code`, at most `count` times; with `path_contains`, only requests whose path has it."""
         if not 0.0 <= share <= 1.0:
             raise ValueError("share must be between 0 and 1")
         fault = CallFault(
@@ -71,10 +88,22 @@ class Faults:
             message=message or f"Injected fault: {error_code}",
             status=status,
             remaining=count,
+            path_contains=path_contains,
         )
         with self._lock:
             self._calls.append(fault)
         return fault
+
+    def kill_on_call(
+        self, function_name: str, service: str, operation: str, count: int = 1, after_call: bool = False
+    ) -> CallKill:
+        """Kill the worker of `function_name` that calls `service`:`operation`, `count` times: before the
+        call is served (it never happens), or with `after_call` once it is done but before the caller
+        hears the answer (it happened; the caller never learns it did)."""
+        kill = CallKill(function_name, service, operation, count, after_call)
+        with self._lock:
+            self._call_kills.append(kill)
+        return kill
 
     def kill_worker(
         self, function_name: str, version: str | None = None, count: int = 1, after_seconds: float = 0.05
@@ -92,10 +121,16 @@ class Faults:
         """Deliver events matching the pattern twice."""
         return self._add_event_fault("duplicate", pattern, count)
 
+    def dead_letter_event(self, pattern: dict[str, Any], count: int | None = 1) -> EventFault:
+        """Fail delivery of matching events to their targets: each goes to its target's dead-letter queue
+        (if it has one), as EventBridge does once it gives up."""
+        return self._add_event_fault("dead-letter", pattern, count)
+
     def clear(self) -> None:
         with self._lock:
             self._calls.clear()
             self._kills.clear()
+            self._call_kills.clear()
             self._events.clear()
 
     def _add_event_fault(self, action: str, pattern: dict[str, Any], count: int | None) -> EventFault:
@@ -106,12 +141,14 @@ class Faults:
 
     # Consumers (the sandbox's own components)
 
-    def call_fault(self, service: str | None, operation: str | None) -> CallFault | None:
+    def call_fault(self, service: str | None, operation: str | None, path: str = "") -> CallFault | None:
         if service is None or operation is None:
             return None
         with self._lock:
             for fault in self._calls:
                 if fault.service != service or fault.operation != operation:
+                    continue
+                if fault.path_contains is not None and fault.path_contains not in path:
                     continue
                 if fault.remaining is not None and fault.remaining <= 0:
                     continue
@@ -121,6 +158,21 @@ class Faults:
                     fault.remaining -= 1
                 fault.injected += 1
                 return fault
+        return None
+
+    def call_kill(self, function_name: str, service: str | None, operation: str | None) -> CallKill | None:
+        """The rule that kills `function_name`'s worker for making this call, or None (consumed if found)."""
+        with self._lock:
+            for kill in self._call_kills:
+                if kill.remaining <= 0 or (kill.function_name, kill.service, kill.operation) != (
+                    function_name,
+                    service,
+                    operation,
+                ):
+                    continue
+                kill.remaining -= 1
+                kill.killed += 1
+                return kill
         return None
 
     def worker_kill(self, function_name: str, version: str) -> float | None:
@@ -136,8 +188,9 @@ class Faults:
         return None
 
     def event_action(self, event: dict[str, Any], matches: PatternMatcher) -> str | None:
-        """ "drop", "duplicate" or None for an event; `matches(pattern, event)` tests a pattern. The verdict
-        is remembered per event id so an event reaching several rules is treated the same everywhere."""
+        """ "drop", "duplicate", "dead-letter" or None for an event; `matches(pattern, event)` tests a
+        pattern. The verdict is remembered per event id so an event reaching several rules is treated
+        the same everywhere."""
         event_id = str(event.get("id", ""))
         with self._lock:
             for fault in self._events:

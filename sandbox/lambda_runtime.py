@@ -48,6 +48,9 @@ ASYNC_RETRY_DELAYS = (60.0, 120.0)
 REQUEUE_FIRST_DELAY = 1.0
 REQUEUE_MAX_DELAY = 300.0
 REQUEUED_CODES = frozenset({"TooManyRequestsException", "ServiceException"})
+# Each worker's SDK calls carry `app/<WORKER_APP_ID_PREFIX><token>` in their User-Agent (botocore
+# adds AWS_SDK_UA_APP_ID there), so the sandbox can tell which worker made a call.
+WORKER_APP_ID_PREFIX = "sandbox-worker-"
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,7 @@ class Worker:
     requests: TextIO
     results_fd: int
     spec: VersionSpec
+    token: str = ""  # what its SDK calls carry in their User-Agent (see WORKER_APP_ID_PREFIX)
     last_used: float = field(default_factory=time.monotonic)
     log_lines: list[str] = field(default_factory=list)
     log_cond: threading.Condition = field(default_factory=threading.Condition)
@@ -224,6 +228,7 @@ class LambdaService:
         self._inflight: dict[str, int] = {}
         self._inflight_lock = threading.Lock()
         self._live_workers: dict[int, Worker] = {}
+        self._workers_by_token: dict[str, Worker] = {}
         self._stop = threading.Event()
         self._reaper = threading.Thread(target=self._reap_loop, name="sandbox-lambda-reaper", daemon=True)
         self._async = ThreadPoolExecutor(max_workers=16, thread_name_prefix="sandbox-async")
@@ -266,6 +271,7 @@ class LambdaService:
             for pid, worker in list(self._live_workers.items()):
                 if not worker.alive():
                     self._live_workers.pop(pid, None)
+                    self._workers_by_token.pop(worker.token, None)
 
     # Resolution against moto's metadata
 
@@ -376,8 +382,25 @@ class LambdaService:
             raise AwsError("InvalidParameterValueException", f"Layer version {layer_arn} has no content")
         _extract_zip(layer.code_bytes, target)
 
+    def caller_of(self, request: Any) -> tuple[str, Callable[[], None]] | None:
+        """For SandboxApp: the function whose worker sent `request`, and how to kill that worker."""
+        worker = self.worker_calling(request.header("User-Agent") or "")
+        if worker is None:
+            return None
+        return worker.spec.function_name, worker.process.kill
+
+    def worker_calling(self, user_agent: str) -> Worker | None:
+        """The live worker whose SDK sent a request with this User-Agent, if a worker sent it."""
+        marker = f"app/{WORKER_APP_ID_PREFIX}"
+        if marker not in user_agent:
+            return None
+        token = user_agent.split(marker, 1)[1].split(" ", 1)[0]
+        worker = self._workers_by_token.get(token)
+        return worker if worker is not None and worker.alive() else None
+
     def spawn(self, spec: VersionSpec) -> Worker:
-        env = self._worker_env(spec)
+        token = uuid.uuid4().hex[:16]
+        env = {**self._worker_env(spec), "AWS_SDK_UA_APP_ID": WORKER_APP_ID_PREFIX + token}
         request_r, request_w = os.pipe()
         result_r, result_w = os.pipe()
         process = subprocess.Popen(  # noqa: S603 - our own worker script under the sandbox's interpreter
@@ -396,7 +419,9 @@ class LambdaService:
             requests=os.fdopen(request_w, "w", encoding="utf-8"),
             results_fd=result_r,
             spec=spec,
+            token=token,
         )
+        self._workers_by_token[token] = worker
         threading.Thread(
             target=_pump_logs, args=(worker,), name=f"sandbox-log-{process.pid}", daemon=True
         ).start()

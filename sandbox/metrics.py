@@ -68,6 +68,44 @@ def record_lambda(
     cloudwatch.metric_data.extend(data)
 
 
+# SQS sends its queue metrics to CloudWatch once a minute (Amazon SQS Developer Guide, "Available
+# CloudWatch metrics for Amazon SQS"); the sandbox samples on the same schedule, on its own clock.
+SQS_SAMPLE_SECONDS = 60.0
+
+
+def record_sqs_queues(sandbox: Sandbox) -> None:
+    """One datapoint per queue for ApproximateNumberOfMessagesVisible and ...NotVisible (AWS/SQS)."""
+    from moto.cloudwatch.models import MetricDatum
+    from moto.sqs.models import sqs_backends
+
+    timestamp = sandbox.clock.now_datetime().replace(tzinfo=None)
+    queues = list(sqs_backends[sandbox.account_id][sandbox.region].queues.values())
+    data = []
+    for queue in queues:
+        dims = [{"Name": "QueueName", "Value": queue.name}]
+        data.append(
+            MetricDatum(
+                "AWS/SQS",
+                "ApproximateNumberOfMessagesVisible",
+                float(queue.approximate_number_of_messages),
+                dims,
+                timestamp,
+                "Count",
+            )
+        )
+        data.append(
+            MetricDatum(
+                "AWS/SQS",
+                "ApproximateNumberOfMessagesNotVisible",
+                float(queue.approximate_number_of_messages_not_visible),
+                dims,
+                timestamp,
+                "Count",
+            )
+        )
+    backend(sandbox).metric_data.extend(data)
+
+
 def epoch(value: Any) -> float:
     if isinstance(value, datetime):
         if value.tzinfo is None:

@@ -39,9 +39,12 @@ def install() -> None:
 
 
 def _patch_clock() -> None:
-    """moto stamps CloudWatch, EventBridge and Lambda records with utcnow(): make that the sandbox clock."""
+    """moto stamps CloudWatch, EventBridge, Lambda and S3 records with utcnow(): make that the sandbox
+    clock. S3's LastModified then reads on the same clock as the time of its Object Created event,
+    so an upload's age compares with other uploads' event times as it does on AWS."""
     import moto.cloudwatch.models as cloudwatch_models
     import moto.events.models as events_models
+    import moto.s3.models as s3_models
 
     original_utcnow = cloudwatch_models.utcnow
 
@@ -52,6 +55,7 @@ def _patch_clock() -> None:
         return sb.clock.now_datetime().replace(tzinfo=None)  # moto keeps naive UTC datetimes
 
     cloudwatch_models.utcnow = utcnow
+    s3_models.utcnow = utcnow
     original_unix_time = events_models.unix_time
 
     def unix_time(dt: datetime | None = None) -> float:

@@ -12,7 +12,7 @@ from typing import Any
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from sandbox.clock import Clock
-from sandbox.faults import Faults
+from sandbox.faults import CallKill, Faults
 from sandbox.protocol import AwsRequest, Response, dumps, error_response, identify, json_response
 
 log = logging.getLogger("sandbox")
@@ -42,6 +42,9 @@ class SandboxApp:
         self.clock = clock
         self.moto_app = DomainDispatcherApplication(create_backend_app)
         self.routes: dict[tuple[str, str], Handler] = {}
+        # Set by the Lambda runtime: the function a request's sender runs, and how to kill that
+        # sender (for Faults.kill_on_call); None for requests that no Lambda worker made.
+        self.caller_of: Callable[[AwsRequest], tuple[str, Callable[[], None]] | None] | None = None
 
     def route(self, service: str, operation: str, handler: Handler) -> None:
         self.routes[(service, operation)] = handler
@@ -50,8 +53,33 @@ class SandboxApp:
         if str(environ.get("PATH_INFO", "")).startswith("/_sandbox/"):
             return self._send(self._control(environ), start_response)
         request = identify(environ)
+        doomed = self._caller_to_kill(request)
+        if doomed is not None and not doomed[0].after_call:
+            doomed[1]()  # the caller dies before its call is served: the call never happens
+            return self._send(
+                error_response(request.protocol, request.service, "ServiceUnavailable", "caller killed", 503),
+                start_response,
+            )
+        answer = self._answer(request, environ, start_response)
+        if doomed is not None:
+            # The call is done; the caller dies before it reads the answer, so it never learns.
+            doomed[1]()
+        return answer
+
+    def _caller_to_kill(self, request: AwsRequest) -> tuple[CallKill, Callable[[], None]] | None:
+        """The Faults.kill_on_call rule that applies to this request's sender, and how to kill it."""
+        caller = self.caller_of(request) if self.caller_of is not None else None
+        if caller is None:
+            return None
+        function_name, kill = caller
+        rule = self.faults.call_kill(function_name, request.service, request.operation)
+        return (rule, kill) if rule is not None else None
+
+    def _answer(
+        self, request: AwsRequest, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         try:
-            fault = self.faults.call_fault(request.service, request.operation)
+            fault = self.faults.call_fault(request.service, request.operation, request.path)
             if fault is not None:
                 return self._send(
                     error_response(
@@ -107,8 +135,9 @@ class SandboxApp:
     def _control(self, environ: dict[str, Any]) -> Response:
         """The sandbox's own API for a sandbox in another process: health and fault injection.
 
-        GET /_sandbox/health; POST /_sandbox/faults/{fail,kill-worker,drop-event,duplicate-event,clear} with
-        the keyword arguments of the Faults method of the same name as a JSON body.
+        GET /_sandbox/health; POST /_sandbox/faults/{fail, kill-worker, kill-on-call, drop-event,
+        duplicate-event, dead-letter-event, clear} with the keyword arguments of the Faults method of
+        the same name as a JSON body.
         """
         path = str(environ.get("PATH_INFO", ""))
         if path == "/_sandbox/health":
@@ -122,8 +151,10 @@ class SandboxApp:
         actions: dict[str, Callable[..., Any]] = {
             "/_sandbox/faults/fail": self.faults.fail,
             "/_sandbox/faults/kill-worker": self.faults.kill_worker,
+            "/_sandbox/faults/kill-on-call": self.faults.kill_on_call,
             "/_sandbox/faults/drop-event": self.faults.drop_event,
             "/_sandbox/faults/duplicate-event": self.faults.duplicate_event,
+            "/_sandbox/faults/dead-letter-event": self.faults.dead_letter_event,
             "/_sandbox/faults/clear": self.faults.clear,
         }
         action = actions.get(path)
@@ -175,12 +206,19 @@ class SandboxApp:
         return [response.body]
 
 
-def _quiet_handler() -> type[WSGIRequestHandler]:
+def _quiet_handler(clock: Clock | None = None) -> type[WSGIRequestHandler]:
     from moto.moto_server.werkzeug_app import MotoRequestHandler
 
     class Quiet(MotoRequestHandler):
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
             log.debug("%s %s %s", self.command, self.path, code)
+
+        def date_time_string(self, timestamp: float | None = None) -> str:
+            # The Date header is the service's clock (S3 answers with it, and callers compare it with
+            # LastModified): the sandbox's, like every time it reports.
+            if timestamp is None and clock is not None:
+                timestamp = clock.now()
+            return super().date_time_string(timestamp)
 
     return Quiet
 
@@ -189,7 +227,7 @@ class HttpServer:
     """A threaded werkzeug server on 127.0.0.1 running in a background thread."""
 
     def __init__(self, app: SandboxApp, port: int = 0) -> None:
-        _QuietHandler = _quiet_handler()
+        _QuietHandler = _quiet_handler(app.clock)
         self._server: BaseWSGIServer = make_server(
             "127.0.0.1", port, app, threaded=True, request_handler=_QuietHandler
         )

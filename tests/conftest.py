@@ -17,6 +17,23 @@ from tests.support.aws_stack import REGION, StackUnderTest, create_stack, stack_
 from tests.support.codedeploy_standin import CodeDeployStandIn
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fault-matrix",
+        action="store_true",
+        help="also run the whole fault matrix (tests marked fault_matrix; several minutes)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--fault-matrix"):
+        return
+    skip = pytest.mark.skip(reason="part of the full fault matrix: run with --fault-matrix")
+    for item in items:
+        if "fault_matrix" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def _offline_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No test ever reaches AWS: fake credentials, a fixed region, no endpoint override."""

@@ -8,6 +8,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rollout.config import Settings
+from rollout.deadlines import Deadline
 from rollout.deployment_events import DeploymentFacts
 from rollout.ledger import Ledger
 from rollout.observability import logger, metrics, tracer
@@ -20,6 +21,9 @@ from rollout.release_queue import QueueEffects
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = Settings.from_env()
-    summary = reconcile(Ledger(settings.ledger_table), settings, QueueEffects(), DeploymentFacts())
+    deadline = Deadline.of_invocation(context)
+    ledger = Ledger(settings.ledger_table)
+    summary = reconcile(ledger, settings, QueueEffects(), DeploymentFacts(), deadline=deadline)
     metrics.add_metric(name="ReconcilerRepairs", unit=MetricUnit.Count, value=summary.repaired)
+    metrics.add_metric(name="ReconcilerItemsFailed", unit=MetricUnit.Count, value=summary.items_failed)
     return summary.as_dict()

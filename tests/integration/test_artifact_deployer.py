@@ -329,9 +329,9 @@ def test_a_queued_release_publishes_nothing_and_leaves_latest_alone_until_it_sta
     updates: list[str] = []
     real_update = lambda_ops.update_code
 
-    def counted_update(function: str, bucket: str, key: str, object_version: str) -> Any:
+    def counted_update(function: str, bucket: str, key: str, object_version: str, *rest: Any) -> Any:
         updates.append(key)
-        return real_update(function, bucket, key, object_version)
+        return real_update(function, bucket, key, object_version, *rest)
 
     monkeypatch.setattr(lambda_ops, "update_code", counted_update)
     first = release_upload(world, "2", lambda_context)
@@ -868,3 +868,119 @@ def test_a_key_as_long_as_s3_allows_still_deploys_within_every_aws_limit(
     assert description.startswith(f"rollout release {result['release_id']}: ")
     assert len(description) <= 256
     assert aws_limits.calls_checked > 10 and aws_limits.found == []
+
+
+# --- one release per object version, however often its event comes back ------------------------
+
+
+class InvocationDied(Exception):
+    """Stands for the end of an invocation that recorded part of its work (killed, timed out)."""
+
+
+def dies_once(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[int]:
+    """Make `owner.name` raise InvocationDied on its first call, as if the process ended there."""
+    real = getattr(owner, name)
+    calls: list[int] = []
+
+    def first_call_dies(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise InvocationDied(name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, first_call_dies)
+    return calls
+
+
+def test_lambdas_retry_of_an_invocation_that_died_carries_on_the_same_release(
+    world: ArtifactWorld,
+    bootstrapped: dict[str, Any],
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rollout import deployer
+
+    dies_once(monkeypatch, deployer, "start_release")  # after RECEIVED and validation
+    event = eventbridge_event(world.upload(f"{FUNCTION}/build-2.zip", function_zip("2")))
+    with pytest.raises(InvocationDied):
+        deliver(event, lambda_context)
+    (stuck,) = [r for r in ledger.releases(FUNCTION) if r.state == State.RECEIVED]
+
+    (retried,) = deliver(event, lambda_context)  # Lambda's retry: the same event
+
+    assert retried["release_id"] == stuck.release_id and retried["state"] == "DEPLOYING"
+    assert [r.release_id for r in ledger.releases(FUNCTION) if r.key == stuck.key] == [stuck.release_id]
+    assert len(codedeploy.calls_to("create_deployment")) == 1
+
+
+def test_a_retry_adopts_the_deployment_a_dead_attempt_created_instead_of_deploying_twice(
+    world: ArtifactWorld,
+    bootstrapped: dict[str, Any],
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The first attempt dies right after CreateDeployment, before the ledger names the deployment.
+    dies_once(monkeypatch, Ledger, "attach_deployment")
+    event = eventbridge_event(world.upload(f"{FUNCTION}/build-2.zip", function_zip("2")))
+    with pytest.raises(InvocationDied):
+        deliver(event, lambda_context)
+    (created,) = codedeploy.calls_to("create_deployment")
+
+    (retried,) = deliver(event, lambda_context)
+
+    assert len(codedeploy.calls_to("create_deployment")) == 1, "the build was deployed once"
+    (deployment_id,) = codedeploy.deployments
+    assert (retried["state"], retried["deployment_id"]) == ("DEPLOYING", deployment_id)
+    release = ledger.get(FUNCTION, retried["release_id"])
+    assert release is not None and (release.current_version, release.target_version) == ("1", "2")
+    assert ledger.get_lock(FUNCTION)["deployment_id"] == deployment_id
+    assert created["description"].startswith(f"rollout release {release.release_id}: ")
+
+
+def test_an_upload_whose_processing_keeps_dying_ends_failed_after_the_last_attempt(
+    world: ArtifactWorld,
+    bootstrapped: dict[str, Any],
+    stack: StackUnderTest,
+    ledger: Ledger,
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rollout import deployer
+
+    def always_dies(*args: Any, **kwargs: Any) -> Any:
+        raise InvocationDied("out of memory")
+
+    monkeypatch.setattr(deployer, "start_release", always_dies)
+    event = eventbridge_event(world.upload(f"{FUNCTION}/build-2.zip", function_zip("2")))
+    for _ in range(deployer.MAX_ATTEMPTS):
+        with pytest.raises(InvocationDied):
+            deliver(event, lambda_context)
+
+    (result,) = deliver(event, lambda_context)
+
+    assert (result["state"], result["reason_code"]) == ("FAILED", "PROCESSING_ABANDONED")
+    assert f"stopped {deployer.MAX_ATTEMPTS} times" in result["reason"]
+    assert [n["kind"] for n in stack.notifications()] == ["release.failed"]
+
+
+def test_waiting_for_the_publish_lease_ends_with_the_invocation_and_is_recorded(
+    world: ArtifactWorld,
+    bootstrapped: dict[str, Any],
+    ledger: Ledger,
+    lambda_context: Any,
+) -> None:
+    # Another upload of the function holds $LATEST (its deployer died holding the lease: it lasts 120 s).
+    assert ledger.acquire_publish_lease(FUNCTION, "someone-else")
+    lambda_context.remaining_ms = 13_000  # 3 s to wait once the reserve for recording is kept back
+    started = datetime.now(UTC)
+
+    result = release_upload(world, "2", lambda_context)
+
+    assert (datetime.now(UTC) - started) < timedelta(seconds=8)
+    assert (result["state"], result["reason_code"]) == ("FAILED", "INTERNAL_ERROR")
+    assert "all the time this invocation had left" in result["reason"]
+    assert "OutOfTime" in result["reason"]

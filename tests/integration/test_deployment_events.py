@@ -411,3 +411,78 @@ def test_sample_events_are_what_the_handler_reads(state: str) -> None:
     with open(f"events/codedeploy_{state.lower()}.json") as sample:
         change = parse_state_change(json.load(sample))
     assert (change.deployment_id, change.state, change.deployment_group) == ("d-7ZQ3K9WXY", state, "orders")
+
+
+def failed_rollback(world: ReleaseWorld, codedeploy: CodeDeployStandIn, release: Release) -> str:
+    """The deployment failed on a hook; CodeDeploy's rollback deployment then fails too, leaving a split."""
+    codedeploy.finish(
+        release.deployment_id,
+        "Failed",
+        error_information={"code": "HOOK_EXECUTION_FAILURE", "message": "AfterAllowTraffic failed"},
+    )
+    rollback = codedeploy.create_deployment(
+        applicationName="rollout-test",
+        deploymentGroupName=release.function,
+        revision={"revisionType": "AppSpecContent", "appSpecContent": {"content": "{}", "sha256": "0" * 64}},
+    )["deploymentId"]
+    codedeploy.deployments[release.deployment_id].rollback_info = {"rollbackDeploymentId": rollback}
+    codedeploy.finish(
+        rollback,
+        "Failed",
+        error_information={"code": "INVALID_LAMBDA_CONFIGURATION", "message": "UpdateAlias was refused"},
+        rollback_info={"rollbackTriggeringDeploymentId": release.deployment_id},
+    )
+    world.point_alias(release.function, "1", {"2": 0.1})
+    return str(rollback)
+
+
+def test_a_rollback_that_fails_turns_rolled_back_into_failed_and_is_announced_critical(
+    world: ReleaseWorld,
+    stack: StackUnderTest,
+    codedeploy: CodeDeployStandIn,
+    lambda_context: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    release = world.deploying("orders", "2")
+    after_start(stack)
+    rollback = failed_rollback(world, codedeploy, release)
+    send(world, release, "FAILURE", lambda_context)
+    assert world.get(release).state == State.ROLLED_BACK, "rollback under way when the failure arrived"
+    capsys.readouterr()
+
+    result = app.lambda_handler(world.event(rollback, "FAILURE"), lambda_context)
+
+    stored = world.get(release)
+    assert (stored.state, stored.reason_code) == (State.FAILED, "ROLLBACK_FAILED")
+    assert stored.reason.startswith("AfterAllowTraffic failed")
+    assert f"then rollback deployment {rollback} failed: UpdateAlias was refused" in stored.reason
+    assert stored.reason.endswith("(alias live: traffic split: v1 main, v2 10%)")
+    assert result["rollback_of"] == release.release_id and result["state"] == "FAILED"
+    notes = after_start(stack)
+    assert [n["kind"] for n in notes] == ["deployment.rolled_back", "deployment.rollback_failed"]
+    critical = notes[-1]
+    assert critical["severity"] == critical["_attributes"]["severity"] == "critical"
+    assert critical["rollback"] == {
+        "deployment_id": rollback,
+        "error": {"code": "INVALID_LAMBDA_CONFIGURATION", "message": "UpdateAlias was refused"},
+    }
+    assert critical["_subject"].startswith("orders: rollback of v2 failed, alias live may still route to it")
+    assert metrics_emitted(capsys.readouterr().out)["RollbacksFailed"] == [1.0]
+
+
+def test_a_failed_rollback_reported_before_its_deployment_ends_the_release_once(
+    world: ReleaseWorld, stack: StackUnderTest, codedeploy: CodeDeployStandIn, lambda_context: Any
+) -> None:
+    release = world.deploying("orders", "2")
+    after_start(stack)
+    rollback = failed_rollback(world, codedeploy, release)
+
+    app.lambda_handler(world.event(rollback, "FAILURE"), lambda_context)
+    send(world, release, "FAILURE", lambda_context)  # the deployment's own event, arriving second
+
+    stored = world.get(release)
+    assert (stored.state, stored.reason_code) == (State.FAILED, "ROLLBACK_FAILED")
+    assert stored.reason.startswith("AfterAllowTraffic failed; then rollback deployment")
+    assert [h["state"] for h in stored.history] == ["RECEIVED", "DEPLOYING", "FAILED"]
+    assert [n["kind"] for n in after_start(stack)] == ["deployment.rollback_failed"]
+    assert world.ledger.get_lock("orders") is None

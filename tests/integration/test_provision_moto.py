@@ -69,7 +69,10 @@ def test_the_control_plane_template_provisions_with_slack(endpoint: str) -> None
     stack = provision_stack(endpoint, TEMPLATE, "rollout-it", {"SlackWebhookSecretArn": secret_arn})
     elapsed = time.perf_counter() - started
 
-    assert stack.skipped == {"AlarmEmailSubscription": "HasAlarmEmail"}
+    assert stack.skipped == {
+        "AlarmEmailSubscription": "HasAlarmEmail",
+        "OperationsEmailSubscription": "HasAlarmEmail",
+    }
     assert_every_resource_exists(clients, stack)
     assert_rollout_stack_wired(clients, stack, slack_secret_arn=secret_arn)
     assert stack.function_for("reconciler") == stack.outputs["ReconcilerName"]
@@ -146,7 +149,7 @@ def test_the_command_prints_the_outputs_as_json(endpoint: str, capsys: pytest.Ca
     outputs = json.loads(captured.out)
     assert outputs["CodeDeployApplicationName"] == "rollout-cli"
     assert outputs["PreTrafficHookName"] == "CodeDeployHook_rollout-cli_PreTraffic"
-    assert "provisioned 42 resources" in captured.err
+    assert "provisioned 45 resources" in captured.err
 
 
 def test_the_command_reports_a_refused_template(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -9,6 +10,7 @@ import boto3
 import pytest
 
 from functions.reconciler import app
+from rollout import reconcile as reconcile_module
 from rollout import release_queue
 from rollout.deployment_events import DeploymentFacts
 from rollout.ledger import LOCK_SK, Ledger
@@ -258,5 +260,54 @@ def test_a_broken_step_is_reported_and_the_others_still_run(
     monkeypatch.setattr(DeploymentFacts, "deployments", lambda self, ids: unavailable())
     summary = app.lambda_handler({}, lambda_context)
 
-    assert summary["errors"] == ["_settle_finished_deployments: CodeDeploy unreachable"]
+    assert summary["errors"] == ["settle finished deployments: CodeDeploy unreachable"]
     assert summary["queue"]["started"] == [queued.release_id]
+
+
+def emitted_metrics(out: str) -> dict[str, float]:
+    """Metric values in the Embedded Metric Format lines Powertools printed."""
+    found: dict[str, float] = {}
+    for line in out.splitlines():
+        if '"_aws"' not in line:
+            continue
+        document = json.loads(line)
+        for directive in document["_aws"]["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                value = document[metric["Name"]]
+                found[metric["Name"]] = float(value[0] if isinstance(value, list) else value)
+    return found
+
+
+def test_one_bad_item_is_counted_and_the_rest_of_each_loop_still_runs(
+    world: ReleaseWorld,
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    world.managed_function("payments", versions=3, live="1")
+    poisoned = world.deploying("orders", "2")
+    healthy = world.deploying("payments", "2")
+    world.succeed(poisoned)
+    world.succeed(healthy)
+    real_apply = reconcile_module.apply_state
+
+    def apply_state(release: Any, *args: Any, **kwargs: Any) -> Any:
+        if release.release_id == poisoned.release_id:
+            raise ValueError("item the ledger cannot read")
+        return real_apply(release, *args, **kwargs)
+
+    monkeypatch.setattr(reconcile_module, "apply_state", apply_state)
+    capsys.readouterr()
+
+    summary = app.lambda_handler({}, lambda_context)
+
+    assert [s["release_id"] for s in summary["settled"]] == [healthy.release_id]
+    assert world.get(healthy).state == State.SUCCEEDED
+    assert world.get(poisoned).state == State.DEPLOYING
+    # The poisoned release's lock is looked at again by the lock loop, which fails on it too: two items.
+    assert summary["items_failed"] == 2
+    assert summary["errors"] == [
+        f"settle release orders/{poisoned.release_id}: ValueError: item the ledger cannot read",
+        f"repair lock orders/{poisoned.release_id}: ValueError: item the ledger cannot read",
+    ]
+    assert emitted_metrics(capsys.readouterr().out)["ReconcilerItemsFailed"] == 2

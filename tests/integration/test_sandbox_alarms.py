@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from tests.support.sandbox_support import (
@@ -199,3 +200,44 @@ def test_treat_missing_data_breaching(sb):  # noqa: F811
         TreatMissingData="breaching",
     )
     wait_for(lambda: alarm_state(sb, alarm)["StateValue"] == "ALARM", 5, what="missing data breaching")
+
+
+def test_a_message_waiting_in_a_queue_fires_its_alarm_which_publishes_to_sns_and_recovers(sb):  # noqa: F811
+    sqs, sns, cloudwatch = client(sb, "sqs"), client(sb, "sns"), client(sb, "cloudwatch")
+    watched = sqs.create_queue(QueueName=unique("dead-letters"))["QueueUrl"]
+    inbox = sqs.create_queue(QueueName=unique("on-call"))["QueueUrl"]
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    topic = sns.create_topic(Name=unique("operations"))["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn)
+    alarm = unique("undelivered")
+    cloudwatch.put_metric_alarm(
+        AlarmName=alarm,
+        Namespace="AWS/SQS",
+        MetricName="ApproximateNumberOfMessagesVisible",
+        Dimensions=[{"Name": "QueueName", "Value": watched.rsplit("/", 1)[-1]}],
+        Statistic="Maximum",
+        Period=300,
+        EvaluationPeriods=1,
+        Threshold=0,
+        ComparisonOperator="GreaterThanThreshold",
+        TreatMissingData="notBreaching",
+        AlarmActions=[topic],
+        OKActions=[topic],
+    )
+
+    sqs.send_message(QueueUrl=watched, MessageBody='{"undelivered": true}')
+
+    wait_for(lambda: alarm_state(sb, alarm)["StateValue"] == "ALARM", 15, 0.1, f"{alarm} to reach ALARM")
+
+    def alarm_message() -> dict | None:
+        for message in sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10).get("Messages", []):
+            envelope = json.loads(message["Body"])
+            body = json.loads(envelope["Message"])
+            if body.get("AlarmName") == alarm and body.get("NewStateValue") == "ALARM":
+                return body
+        return None
+
+    notice = wait_for(alarm_message, 10, 0.1, "the alarm's message on the topic")
+    assert notice["NewStateReason"].startswith("Threshold Crossed")

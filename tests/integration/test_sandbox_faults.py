@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from email.utils import parsedate_to_datetime
+
 import pytest
 from botocore.exceptions import ClientError
 
@@ -12,6 +15,7 @@ from tests.support.sandbox_support import (
     queue,
     sb,  # noqa: F401 - module fixture
     unique,
+    wait_for,
 )
 
 
@@ -96,7 +100,6 @@ def test_codedeploy_calls_reach_the_codedeploy_handler(sb):  # noqa: F811
 
 
 def test_faults_can_be_injected_over_http_for_a_sandbox_in_another_process(sb):  # noqa: F811
-    import json
     import urllib.request
 
     def post(path: str, body: dict) -> int:
@@ -119,3 +122,103 @@ def test_faults_can_be_injected_over_http_for_a_sandbox_in_another_process(sb): 
     with urllib.request.urlopen(f"{sb.endpoint_url}/_sandbox/health") as response:
         health = json.loads(response.read())
     assert health["status"] == "ok" and health["speed"] == 60
+
+
+def test_a_fault_can_be_aimed_at_one_resource_by_its_path(sb):  # noqa: F811
+    aimed, spared = unique("aimed"), unique("spared")
+    for name in (aimed, spared):
+        create_function(sb, name, "def handler(event, context):\n    return 'fine'\n")
+    lam = client(sb, "lambda", retries=False)
+    fault = sb.faults.fail(
+        "lambda", "Invoke", "TooManyRequestsException", path_contains=f"/functions/{aimed}/"
+    )
+    try:
+        assert invoke_json(sb, spared)[1] == "fine"
+        assert error_code(lambda: lam.invoke(FunctionName=aimed)) == "TooManyRequestsException"
+    finally:
+        sb.faults.clear()
+    assert fault.injected == 1
+
+
+# A function that sends one message to the queue named in its event, then answers.
+SENDER = """
+import boto3
+
+def handler(event, context):
+    boto3.client("sqs").send_message(QueueUrl=event["queue"], MessageBody="sent")
+    return "answered"
+"""
+
+
+@pytest.mark.parametrize(("after_call", "messages_sent"), [(False, 0), (True, 1)])
+def test_a_worker_is_killed_when_it_makes_a_chosen_call(sb, after_call, messages_sent):  # noqa: F811
+    name = unique("caller")
+    create_function(sb, name, SENDER, Timeout=10)
+    url, _ = queue(sb, unique("sent"))
+    kill = sb.faults.kill_on_call(name, "sqs", "SendMessage", after_call=after_call)
+    try:
+        response, result = invoke_json(sb, name, {"queue": url})
+    finally:
+        sb.faults.clear()
+    assert response.get("FunctionError") == "Unhandled" and result["errorType"] == "Runtime.ExitError"
+    assert kill.killed == 1
+    attributes = client(sb, "sqs").get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+    )
+    assert int(attributes["Attributes"]["ApproximateNumberOfMessages"]) == messages_sent
+    # Only the chosen function's calls are affected, and only as often as asked.
+    assert invoke_json(sb, name, {"queue": url})[1] == "answered"
+
+
+def test_an_event_eventbridge_gives_up_on_goes_to_the_targets_dead_letter_queue(sb):  # noqa: F811
+    function = unique("target")
+    create_function(sb, function, "def handler(event, context):\n    return 'ran'\n")
+    function_arn = client(sb, "lambda").get_function(FunctionName=function)["Configuration"]["FunctionArn"]
+    dlq_url, dlq_arn = queue(sb, unique("dead-letters"))
+    events = client(sb, "events")
+    rule = unique("rule")
+    rule_arn = events.put_rule(Name=rule, EventPattern='{"source": ["sandbox.test"]}')["RuleArn"]
+    events.put_targets(
+        Rule=rule,
+        Targets=[
+            {
+                "Id": "t",
+                "Arn": function_arn,
+                "DeadLetterConfig": {"Arn": dlq_arn},
+                "RetryPolicy": {"MaximumRetryAttempts": 4},
+            }
+        ],
+    )
+    fault = sb.faults.dead_letter_event({"source": ["sandbox.test"]})
+    try:
+        events.put_events(Entries=[{"Source": "sandbox.test", "DetailType": "t", "Detail": '{"n": 1}'}])
+        (message,) = wait_for(
+            lambda: (
+                client(sb, "sqs")
+                .receive_message(QueueUrl=dlq_url, MessageAttributeNames=["All"])
+                .get("Messages")
+            ),
+            10,
+            0.05,
+            "the dead letter",
+        )
+    finally:
+        sb.faults.clear()
+    assert len(fault.matched_ids) == 1
+    attributes = {k: v["StringValue"] for k, v in message["MessageAttributes"].items()}
+    assert attributes["RULE_ARN"] == rule_arn and attributes["TARGET_ARN"] == function_arn
+    assert attributes["RETRY_ATTEMPTS"] == "4"
+    assert json.loads(message["Body"])["detail"] == {"n": 1}
+
+
+def test_s3_stamps_objects_and_answers_on_the_sandbox_clock(sb):  # noqa: F811
+    s3 = client(sb, "s3")
+    bucket = unique("clock")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    listed = s3.list_objects_v2(Bucket=bucket)
+    now = sb.clock.now_datetime()
+    # At speed 60 the sandbox runs ahead of the wall clock by a minute every real second.
+    assert abs((listed["Contents"][0]["LastModified"] - now).total_seconds()) < 30
+    answered_at = parsedate_to_datetime(listed["ResponseMetadata"]["HTTPHeaders"]["date"])
+    assert abs((answered_at - now).total_seconds()) < 30

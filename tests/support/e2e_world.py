@@ -279,6 +279,10 @@ class RolloutWorld:
                 return release
         return None
 
+    def release_of_id(self, function: str, release_id: str) -> Release:
+        (release,) = [r for r in self.releases(function) if r.release_id == release_id]
+        return release
+
     def lock(self, function: str) -> dict[str, Any] | None:
         item = self.table.get_item(Key={"pk": f"FN#{function}", "sk": "LOCK"}, ConsistentRead=True).get(
             "Item"
@@ -370,6 +374,31 @@ class RolloutWorld:
             return None
 
         return wait_for(found, timeout, f"a Slack post about {function} with {words}")
+
+    # --- the operations topic and the undelivered-events queue --------------------------------
+    def subscribe_operations(self) -> str:
+        """An SQS queue subscribed to the operations topic (CloudWatch's alarm messages); its URL."""
+        sqs = self.client("sqs")
+        url = str(sqs.create_queue(QueueName=f"{self.stack_name}-e2e-operations")["QueueUrl"])
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.client("sns").subscribe(
+            TopicArn=self.outputs["OperationsTopicArn"], Protocol="sqs", Endpoint=arn
+        )
+        return url
+
+    def operations_message(self, inbox: str, state: str) -> dict[str, Any] | None:
+        """The first alarm message on the operations topic whose new state is `state` (consumed)."""
+        sqs = self.client("sqs")
+        for raw in sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10).get("Messages", []):
+            sqs.delete_message(QueueUrl=inbox, ReceiptHandle=raw["ReceiptHandle"])
+            message = json.loads(json.loads(raw["Body"])["Message"])
+            if message.get("NewStateValue") == state:
+                return dict(message)
+        return None
+
+    def purge_undelivered(self) -> None:
+        """Empty the undelivered-events queue, as an operator does once they have dealt with it."""
+        self.client("sqs").purge_queue(QueueUrl=self.outputs["UndeliveredEventsQueueUrl"])
 
     # --- CodeDeploy -------------------------------------------------------------------------
     def deployments(self, function: str) -> list[dict[str, Any]]:

@@ -131,6 +131,13 @@ def _alarm(c: Clients, r: ProvisionedResource) -> None:
     assert len(c("cloudwatch").describe_alarms(AlarmNames=[r.physical_id])["MetricAlarms"]) == 1
 
 
+def _key(c: Clients, r: ProvisionedResource) -> None:
+    metadata = c("kms").describe_key(KeyId=r.physical_id)["KeyMetadata"]
+    assert metadata["Enabled"] and metadata["KeyState"] == "Enabled"
+    if r.properties.get("EnableKeyRotation") in (True, "true"):
+        assert c("kms").get_key_rotation_status(KeyId=r.physical_id)["KeyRotationEnabled"]
+
+
 def _application(c: Clients, r: ProvisionedResource) -> None:
     application = c("codedeploy").get_application(applicationName=r.physical_id)["application"]
     assert application["computePlatform"] == r.properties.get("ComputePlatform", "Server")
@@ -155,6 +162,7 @@ EXISTS: dict[str, Callable[[Clients, ProvisionedResource], None]] = {
     "AWS::Logs::LogGroup": _log_group,
     "AWS::CloudWatch::Alarm": _alarm,
     "AWS::CodeDeploy::Application": _application,
+    "AWS::KMS::Key": _key,
 }
 
 
@@ -282,3 +290,20 @@ def assert_rollout_stack_wired(c: Clients, stack: ProvisionedStack, *, slack_sec
     application = c("codedeploy").get_application(applicationName=out["CodeDeployApplicationName"])
     assert application["application"]["computePlatform"] == "Lambda"
     assert out["CodeDeployApplicationName"] == name
+    _assert_operators_hear_of_undelivered_events(c, stack)
+    reconciler_env = lambda_.get_function_configuration(FunctionName=functions["Reconciler"])["Environment"]
+    assert reconciler_env["Variables"]["ARTIFACT_DEPLOYER_FUNCTION"] == out["ArtifactDeployerName"]
+    assert reconciler_env["Variables"]["DEPLOYMENT_EVENTS_FUNCTION"] == out["DeploymentEventsName"]
+    assert reconciler_env["Variables"]["UNDELIVERED_EVENTS_QUEUE_URL"] == out["UndeliveredEventsQueueUrl"]
+
+
+def _assert_operators_hear_of_undelivered_events(c: Clients, stack: ProvisionedStack) -> None:
+    """The queue's alarm acts on the operations topic, which the stack's own key encrypts."""
+    out = stack.outputs
+    (alarm,) = c("cloudwatch").describe_alarms(AlarmNames=[f"{stack.stack_name}-undelivered-events"])[
+        "MetricAlarms"
+    ]
+    assert alarm["AlarmActions"] == [out["OperationsTopicArn"]]
+    assert alarm["OKActions"] == [out["OperationsTopicArn"]]
+    topic = c("sns").get_topic_attributes(TopicArn=out["OperationsTopicArn"])["Attributes"]
+    assert topic["KmsMasterKeyId"] == stack.resources["OperationsKey"].physical_id

@@ -26,6 +26,8 @@ CLIENT_MODULES = frozenset(
         "lambda_metrics.py",
         "ledger.py",
         "notifications.py",
+        "upload_ops.py",
+        "sqs_ops.py",
     }
 )
 SNS_PUBLISHER = "notifications.py"

@@ -15,6 +15,7 @@ from rollout.check_runner import (
     SUCCEEDED,
     Check,
     Invocation,
+    ThrottleRetry,
     excerpt,
     judge,
     run_checks,
@@ -229,3 +230,109 @@ def test_the_deadline_stops_all_waiting() -> None:
         "the hook ran out of time while waiting for the answer",
         "the hook ran out of time while waiting for the answer",
     ]
+
+
+# --- throttled invocations ----------------------------------------------------------------------
+def throttle(retry_after: str | None = None) -> ClientError:
+    headers = {"retry-after": retry_after} if retry_after is not None else {}
+    return ClientError(
+        {
+            "Error": {"Code": "TooManyRequestsException", "Message": "Rate Exceeded."},
+            "ResponseMetadata": {"HTTPStatusCode": 429, "HTTPHeaders": headers},
+        },
+        "Invoke",
+    )
+
+
+class Answers:
+    """An invoker that plays a list of outcomes in order (an exception is raised), counting calls."""
+
+    def __init__(self, *outcomes: Invocation | BaseException) -> None:
+        self.outcomes = list(outcomes)
+        self.calls = 0
+
+    def __call__(self, function: str, qualifier: str, payload: bytes) -> Invocation:
+        outcome = self.outcomes[min(self.calls, len(self.outcomes) - 1)]
+        self.calls += 1
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+
+QUICK_RETRY = ThrottleRetry(attempts=4, first_pause=0.01, max_pause=0.02)
+
+
+def test_a_throttled_check_is_retried_until_it_runs() -> None:
+    target = Answers(throttle(), throttle(), answer({"statusCode": 200}))
+    pauses: list[float] = []
+    results = run_checks(
+        [named("a")], target, "orders", "7", far(), throttle_retry=QUICK_RETRY, sleep=pauses.append
+    )
+    assert results[0].verdict == SUCCEEDED and results[0].throttled == 2
+    assert results[0].to_record()["throttled"] == 2
+    assert target.calls == 3
+    # Jittered, growing, bounded: half to all of 10 ms, then of 20 ms.
+    assert 0.005 <= pauses[0] <= 0.01 and 0.01 <= pauses[1] <= 0.02
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ClientError({"Error": {"Code": "ServiceException", "Message": "boom"}}, "Invoke"),
+        ClientError({"Error": {"Code": "EC2ThrottledException", "Message": "ENI"}}, "Invoke"),
+        ClientError({"Error": {"Code": "ResourceConflictException", "Message": "pending"}}, "Invoke"),
+        TimeoutError("read timed out"),
+    ],
+)
+def test_an_error_after_which_the_check_may_have_run_is_never_retried(error: BaseException) -> None:
+    target = Answers(error, answer({"statusCode": 200}))
+    results = run_checks(
+        [named("a")], target, "orders", "7", far(), throttle_retry=QUICK_RETRY, sleep=lambda _: None
+    )
+    assert target.calls == 1
+    assert results[0].verdict == FAILED and results[0].throttled == 0
+
+
+def test_throttling_that_persists_fails_the_check_after_the_last_attempt() -> None:
+    target = Answers(throttle())
+    results = run_checks(
+        [named("a")], target, "orders", "7", far(), throttle_retry=QUICK_RETRY, sleep=lambda _: None
+    )
+    assert target.calls == QUICK_RETRY.attempts
+    assert results[0].verdict == FAILED
+    assert results[0].error.startswith("invoke failed (TooManyRequestsException:")
+    assert results[0].error.endswith(f"throttled {QUICK_RETRY.attempts} times, retries stopped")
+
+
+def test_no_retry_when_a_whole_check_no_longer_fits_before_the_deadline() -> None:
+    target = Answers(throttle(), answer({"statusCode": 200}))
+    # 3 s check limit, 1 s left: a retry could not finish in time, so the throttle is the verdict.
+    results = run_checks(
+        [named("a", limit_ms=3000)],
+        target,
+        "orders",
+        "7",
+        time.monotonic() + 1.0,
+        throttle_retry=QUICK_RETRY,
+        sleep=lambda _: None,
+    )
+    assert target.calls == 1 and results[0].verdict == FAILED and results[0].throttled == 1
+
+
+def test_lambdas_retry_after_is_the_shortest_pause() -> None:
+    target = Answers(throttle(retry_after="0.05"), answer({"statusCode": 200}))
+    pauses: list[float] = []
+    results = run_checks(
+        [named("a")], target, "orders", "7", far(), throttle_retry=QUICK_RETRY, sleep=pauses.append
+    )
+    assert results[0].passed and pauses == [0.05]
+
+
+def test_time_spent_throttled_does_not_count_against_the_checks_own_limit() -> None:
+    target = Answers(throttle(), throttle(), answer({"statusCode": 200}))
+    # Each pause (0.15 s) is longer than the check's limit (100 ms); only the answered call is timed.
+    slow_pauses = ThrottleRetry(attempts=3, first_pause=0.15, max_pause=0.15)
+    results = run_checks(
+        [named("a", limit_ms=100)], target, "orders", "7", far(), throttle_retry=slow_pauses, sleep=time.sleep
+    )
+    assert results[0].verdict == SUCCEEDED, results[0].error

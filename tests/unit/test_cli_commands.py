@@ -351,6 +351,58 @@ def test_status_of_one_function_shows_recent_releases(world: StackUnderTest) -> 
     assert "Recent releases of orders" in human and "went into ALARM" in human
 
 
+def split_alias_after_a_failed_rollback() -> None:
+    """v1 and v2 published, the alias left at v1 with 10% on v2, and the release recorded so."""
+    lam = boto3.client("lambda", region_name=REGION)
+    for label in ("v1", "v2"):
+        lam.update_function_code(FunctionName=FUNCTION, ZipFile=zip_bytes(label))
+        lam.publish_version(FunctionName=FUNCTION)
+    lam.create_alias(
+        FunctionName=FUNCTION,
+        Name="live",
+        FunctionVersion="1",
+        RoutingConfig={"AdditionalVersionWeights": {"2": 0.1}},
+    )
+    ledger = Ledger(LEDGER_TABLE)
+    release = ledger.create(Release(function=FUNCTION, release_id="0004", key="orders/d.zip"))
+    release = ledger.transition(
+        release, State.DEPLOYING, current_version="1", target_version="2", deployment_id="d-ABCDEFGH3"
+    )
+    ledger.transition(
+        release,
+        State.FAILED,
+        reason_code="ROLLBACK_FAILED",
+        reason="alarm fired; then rollback deployment d-RB failed: UpdateAlias was refused",
+    )
+
+
+def test_status_says_the_alias_may_be_split_after_a_failed_rollback_and_how_to_fix_it(
+    world: StackUnderTest,
+) -> None:
+    invoke("register", FUNCTION)
+    split_alias_after_a_failed_rollback()
+
+    human = invoke("status", FUNCTION).stdout
+
+    flat = " ".join(human.split())
+    assert "CodeDeploy's rollback of v2 failed (release 0004); alias live may be split" in flat
+    assert "it still sends v2 10% of its traffic elsewhere" in flat
+    assert (
+        "aws lambda update-alias --function-name orders --name live --function-version 1 "
+        "--routing-config AdditionalVersionWeights={}" in flat
+    )
+    (row,) = json.loads(invoke("status", "--json").stdout)["functions"]
+    assert row["alias_weights"] == {"2": 0.1}
+    assert row["attention"][0].startswith("orders: CodeDeploy's rollback of v2 failed")
+
+
+def test_status_has_nothing_to_say_about_a_healthy_alias(world: StackUnderTest) -> None:
+    invoke("register", FUNCTION)
+    seed_releases()
+    (row,) = json.loads(invoke("status", "--json").stdout)["functions"]
+    assert row["attention"] == [] and row["alias_weights"] == {}
+
+
 def test_status_without_functions_says_how_to_onboard(world: StackUnderTest) -> None:
     result = invoke("status")
     assert result.exit_code == 0

@@ -196,3 +196,5 @@ def test_every_state_a_release_reaches_has_a_known_notification_kind(target: Sta
         assert kind in KINDS, (source, target, kind)
     assert notification_kind(State.DEPLOYING, State.FAILED) == "deployment.failed"
     assert notification_kind(State.QUEUED, State.FAILED) == "release.failed"
+    assert notification_kind(State.ROLLED_BACK, State.FAILED) == "deployment.rollback_failed"
+    assert notification_kind(State.DEPLOYING, State.FAILED, "ROLLBACK_FAILED") == "deployment.rollback_failed"

@@ -228,3 +228,20 @@ def test_notifications_never_carry_a_hook_execution_id() -> None:
 
     assert "secret-execution" not in json.dumps(message)
     assert message["hook_results"]["pre_traffic"]["verdict"] == "Failed"
+
+
+def test_a_critical_kind_slack_has_no_style_for_still_renders_its_title_and_reason() -> None:
+    # slack.py styles kinds it knows; a newer kind (here the critical rollback failure) falls back to
+    # a neutral style and must still say everything a reader needs.
+    message = notification(
+        "deployment.rollback_failed",
+        state=State.FAILED,
+        reason_code="ROLLBACK_FAILED",
+        reason="AfterAllowTraffic failed; then rollback deployment d-RB failed: UpdateAlias was refused",
+    )
+    assert message["severity"] == "critical"
+    payload = render(message)
+    blocks = payload["attachments"][0]["blocks"]
+    assert blocks[0]["text"]["text"].startswith(":bell: orders: rollback of v4 failed, alias live may still")
+    assert blocks[2]["text"]["text"].startswith("*Reason* (`ROLLBACK_FAILED`)\nAfterAllowTraffic failed")
+    assert "rollback of v4 failed" in payload["text"]

@@ -373,7 +373,13 @@ def test_no_statement_grants_wildcard_actions(translated: dict[str, Any]) -> Non
 
 
 def test_actions_on_target_functions_require_the_managed_tag(translated: dict[str, Any]) -> None:
-    own_functions = ("HookFailureReporter", "CodeDeployHook_${AWS::StackName}_")
+    own_functions = (
+        "HookFailureReporter",
+        "CodeDeployHook_${AWS::StackName}_",
+        # The reconciler hands lost work back to these two (it may invoke them, never change them).
+        '"ArtifactDeployer"',
+        '"DeploymentEvents"',
+    )
     checked = 0
     for owner, stmt in allow_statements(translated):
         lambda_actions = actions_of(stmt) & TARGET_FUNCTION_ACTIONS
@@ -401,6 +407,40 @@ def test_the_deployer_can_publish_and_bootstrap_but_not_move_traffic(template: d
     # Traffic moves only through CodeDeploy, which rolls back on alarms.
     assert not allowed(template, "ArtifactDeployerRole", "lambda:UpdateAlias")
     assert not allowed(template, "ArtifactDeployerRole", "lambda:InvokeFunction")
+
+
+def test_the_reconciler_hands_lost_work_only_to_the_deployer_and_deployment_events(
+    template: dict[str, Any],
+) -> None:
+    invokes = allowed(template, "ReconcilerRole", "lambda:InvokeFunction")
+    targets = [r for s in invokes for r in as_list(s["Resource"])]
+    assert targets == [
+        {"Fn::GetAtt": ["ArtifactDeployer", "Arn"]},
+        {"Fn::GetAtt": ["DeploymentEvents", "Arn"]},
+    ]
+    variables = template["Resources"]["Reconciler"]["Properties"]["Environment"]["Variables"]
+    assert variables["ARTIFACT_DEPLOYER_FUNCTION"] == {"Ref": "ArtifactDeployer"}
+    assert variables["DEPLOYMENT_EVENTS_FUNCTION"] == {"Ref": "DeploymentEvents"}
+    assert variables["UNDELIVERED_EVENTS_QUEUE_URL"] == {"Ref": "UndeliveredEventsQueue"}
+    name = template["Resources"]["Reconciler"]["Properties"]["FunctionName"]
+    assert variables["RECONCILER_FUNCTION"] == name
+
+
+def test_only_the_reconciler_lists_artifact_versions_and_reads_the_undelivered_events(
+    template: dict[str, Any],
+) -> None:
+    for action, resource in (
+        ("s3:ListBucketVersions", {"Fn::GetAtt": ["ArtifactBucket", "Arn"]}),
+        ("sqs:ReceiveMessage", {"Fn::GetAtt": ["UndeliveredEventsQueue", "Arn"]}),
+        ("sqs:DeleteMessage", {"Fn::GetAtt": ["UndeliveredEventsQueue", "Arn"]}),
+        ("sqs:ChangeMessageVisibility", {"Fn::GetAtt": ["UndeliveredEventsQueue", "Arn"]}),
+    ):
+        grantees = {
+            role for role in resources_of(template, "AWS::IAM::Role") if allowed(template, role, action)
+        }
+        assert grantees == {"ReconcilerRole"}, action
+        (stmt,) = allowed(template, "ReconcilerRole", action)
+        assert stmt["Resource"] == resource, action
 
 
 def test_pass_role_hands_over_only_the_codedeploy_role_to_codedeploy(translated: dict[str, Any]) -> None:
@@ -510,6 +550,72 @@ def test_only_the_control_plane_may_publish_notifications(template: dict[str, An
     assert any(
         s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false" for s in statements
     )
+
+
+def test_the_undelivered_events_alarm_tells_the_operations_topic(template: dict[str, Any]) -> None:
+    alarm = template["Resources"]["UndeliveredEventsAlarm"]["Properties"]
+    assert alarm["AlarmActions"] == [{"Ref": "OperationsTopic"}]
+    assert alarm["OKActions"] == [{"Ref": "OperationsTopic"}]
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["UndeliveredEventsQueue", "QueueName"]}}
+    ]
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    assert "OperationsTopicArn" in template["Outputs"]
+
+
+def test_the_operations_topic_uses_a_stack_key_cloudwatch_may_use_and_nothing_else_may(
+    template: dict[str, Any],
+) -> None:
+    topic = template["Resources"]["OperationsTopic"]["Properties"]
+    # An AWS managed key (alias/aws/...) cannot let CloudWatch encrypt: alarms would be dropped.
+    assert topic["KmsMasterKeyId"] == {"Ref": "OperationsKey"}
+    key = template["Resources"]["OperationsKey"]
+    assert key["Type"] == "AWS::KMS::Key" and key["Properties"]["EnableKeyRotation"] is True
+    statements = key["Properties"]["KeyPolicy"]["Statement"]
+    services = [s for s in statements if "Service" in s["Principal"]]
+    assert [(s["Principal"]["Service"], sorted(as_list(s["Action"]))) for s in services] == [
+        ("cloudwatch.amazonaws.com", ["kms:Decrypt", "kms:GenerateDataKey*"])
+    ]
+    accounts = [s for s in statements if "AWS" in s["Principal"]]
+    assert [s["Principal"]["AWS"] for s in accounts] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
+    ]
+    assert all(s["Effect"] == "Allow" for s in statements) and len(statements) == 2
+
+
+def test_only_this_stacks_alarms_may_publish_to_the_operations_topic(template: dict[str, Any]) -> None:
+    policy = template["Resources"]["OperationsTopicPolicy"]["Properties"]
+    assert policy["Topics"] == [{"Ref": "OperationsTopic"}]
+    statements = policy["PolicyDocument"]["Statement"]
+    (allow,) = (s for s in statements if s["Effect"] == "Allow")
+    assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"} and allow["Action"] == "sns:Publish"
+    assert allow["Condition"]["ArnLike"]["aws:SourceArn"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:${AWS::StackName}-*"
+    }
+    assert allow["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+    alarm_name = template["Resources"]["UndeliveredEventsAlarm"]["Properties"]["AlarmName"]["Fn::Sub"]
+    assert alarm_name.startswith("${AWS::StackName}-"), "the alarm falls under the policy's pattern"
+    assert any(
+        s["Effect"] == "Deny" and s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
+        for s in statements
+    )
+    assert not any(
+        mentions(r, "OperationsTopic")
+        for _, s in allow_statements(template)
+        if "sns:Publish" in actions_of(s)
+        for r in as_list(s["Resource"])
+    ), "no role of the stack publishes there: it carries CloudWatch's alarms only"
+
+
+def test_the_alarm_email_hears_errors_critical_notifications_and_the_operations_topic(
+    template: dict[str, Any],
+) -> None:
+    releases = template["Resources"]["AlarmEmailSubscription"]
+    assert releases["Properties"]["FilterPolicy"] == {"severity": ["error", "critical"]}
+    operations = template["Resources"]["OperationsEmailSubscription"]
+    assert operations["Condition"] == "HasAlarmEmail"
+    assert operations["Properties"]["TopicArn"] == {"Ref": "OperationsTopic"}
+    assert operations["Properties"]["Endpoint"] == {"Ref": "AlarmEmail"}
 
 
 # --- tables ---------------------------------------------------------------------------------------
@@ -646,6 +752,7 @@ def test_outputs_name_what_operators_and_the_cli_need(template: dict[str, Any]) 
         "PreTrafficHookName",
         "PostTrafficHookName",
         "ArtifactDeployerArn",
+        "OperationsTopicArn",
     }
     assert required <= set(template["Outputs"])
 

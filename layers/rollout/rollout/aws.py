@@ -23,8 +23,11 @@ RETRY_CONFIG = Config(
 
 # Check invocations must not be retried: a retry would run the check (and its side effects) twice,
 # and a check has its own time limit, so the read may wait as long as the longest check allows.
+# `total_max_attempts`, not `max_attempts`: botocore reads the latter as retries (one attempt more).
+# The one error that is retried, a throttle (the function never ran), is retried by check_runner
+# within the hook's deadline.
 CHECK_INVOKE_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 1}, connect_timeout=5, read_timeout=905
+    retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=905
 )
 
 _CONFIGS = {"default": RETRY_CONFIG, "check-invoke": CHECK_INVOKE_CONFIG}

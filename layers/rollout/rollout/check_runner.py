@@ -7,6 +7,7 @@ plain Python; `lambda_ops.invoke_once` is the real one, through the project's La
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -26,6 +27,31 @@ _POLL_SECONDS = 0.05
 
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
+
+# Lambda answers TooManyRequestsException (HTTP 429) when it refused to start the invocation: a
+# concurrency or request-rate limit (botocore's lambda model, Invoke's errors: "The request
+# throughput limit was exceeded", Reason ConcurrentInvocationLimitExceeded,
+# ReservedFunctionConcurrentInvocationLimitExceeded, ...). The function never ran, so that one error
+# is retried; every other error may have run the check (and its side effects) and is never retried.
+THROTTLED_CODE = "TooManyRequestsException"
+
+
+@dataclass(frozen=True)
+class ThrottleRetry:
+    """How a throttled check invocation is retried: bounded attempts, full-jitter pauses.
+
+    A retry is only made when the pause and the check's own time limit both still fit before the
+    run's deadline, so retrying never makes a hook report late.
+    """
+
+    attempts: int = 6
+    first_pause: float = 0.2
+    max_pause: float = 2.0
+
+    def pause(self, throttles: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after the `throttles`-th throttled attempt (never below Retry-After)."""
+        ceiling = min(self.max_pause, self.first_pause * 2 ** (throttles - 1))
+        return max(random.uniform(ceiling / 2, ceiling), retry_after or 0.0)
 
 
 @dataclass(frozen=True)
@@ -71,6 +97,7 @@ class CheckResult:
     excerpt: str = ""
     error: str = ""
     executed_version: str | None = None
+    throttled: int = 0  # invocations Lambda refused with TooManyRequestsException before this result
 
     @property
     def passed(self) -> bool:
@@ -84,6 +111,8 @@ class CheckResult:
             record["error"] = self.error
         if self.executed_version:
             record["executed_version"] = self.executed_version
+        if self.throttled:
+            record["throttled"] = self.throttled
         return record
 
 
@@ -205,8 +234,9 @@ def _short(value: Any) -> str:
 @dataclass
 class _Running:
     check: Check
-    started: float | None = None
+    started: float | None = None  # when the current attempt started; None while none runs
     finished: float | None = None
+    throttled: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -219,18 +249,30 @@ def run_checks(
     expected_version: str | None = None,
     max_concurrency: int = MAX_CONCURRENT_CHECKS,
     clock: Callable[[], float] = time.monotonic,
+    throttle_retry: ThrottleRetry = ThrottleRetry(),
+    sleep: Callable[[float], None] = time.sleep,
 ) -> list[CheckResult]:
     """Run every check against `function:qualifier`, at most `max_concurrency` at a time.
 
     A check fails on an invoke error, a FunctionError, a response that does not match `expect`, or no
-    answer within its `max_duration_ms` (counted from when its invocation started). Nothing waits past
-    `deadline` (a `clock()` value): checks unanswered or unstarted by then fail as out of time. A
-    check that overran keeps its worker thread (a thread cannot be cancelled) but is no longer
-    waited for. Results come back in the order of `checks`.
+    answer within its `max_duration_ms` (counted from when the invocation that answered started). An
+    invocation Lambda throttled never ran, so it is retried as `throttle_retry` says while a whole
+    check still fits before `deadline`; no other error is retried. Nothing waits past `deadline` (a
+    `clock()` value): checks unanswered or unstarted by then fail as out of time. A check that
+    overran keeps its worker thread (a thread cannot be cancelled) but is no longer waited for.
+    Results come back in the order of `checks`.
     """
     if not checks:
         return []
-    run = _CheckRun(checks, invoke, function, qualifier, expected_version, clock)
+    run = _CheckRun(
+        checks,
+        invoke,
+        function,
+        qualifier,
+        expected_version,
+        clock,
+        _Retrying(deadline, throttle_retry, sleep),
+    )
     pool = ThreadPoolExecutor(
         max_workers=max(1, min(max_concurrency, len(checks))), thread_name_prefix="check"
     )
@@ -248,6 +290,24 @@ def run_checks(
 _Outcome = tuple[Invocation | None, BaseException | None]
 
 
+@dataclass(frozen=True)
+class _Retrying:
+    """The run's deadline and its throttle policy, as one check's attempts need them."""
+
+    deadline: float
+    policy: ThrottleRetry
+    sleep: Callable[[float], None]
+
+    def pause_before_retry(self, state: _Running, error: BaseException, now: float) -> float | None:
+        """Seconds to wait before retrying `error`, or None when it must not (or cannot) be retried."""
+        if aws.error_code(error) != THROTTLED_CODE or state.throttled >= self.policy.attempts:
+            return None
+        pause = self.policy.pause(state.throttled, _retry_after(error))
+        if now + pause + state.check.max_duration_ms / 1000 > self.deadline:
+            return None  # no room for a whole check after the pause: report the throttle instead
+        return pause
+
+
 class _CheckRun:
     """One run of a list of checks: their futures, when each started, and the results so far."""
 
@@ -259,6 +319,7 @@ class _CheckRun:
         qualifier: str,
         expected_version: str | None,
         clock: Callable[[], float],
+        retrying: _Retrying,
     ) -> None:
         self.states = [_Running(c) for c in checks]
         self.invoke = invoke
@@ -266,6 +327,7 @@ class _CheckRun:
         self.qualifier = qualifier
         self.expected_version = expected_version
         self.clock = clock
+        self.retrying = retrying
         self.futures: dict[Future[_Outcome], int] = {}
         self.pending: set[Future[_Outcome]] = set()
         self._results: list[CheckResult | None] = [None] * len(checks)
@@ -275,15 +337,31 @@ class _CheckRun:
         self.pending = set(self.futures)
 
     def _attempt(self, state: _Running) -> _Outcome:
-        with state.lock:
-            state.started = self.clock()
-        try:
-            return self.invoke(self.function, self.qualifier, _encode(state.check.event)), None
-        except Exception as exc:  # noqa: BLE001 - any invoke failure is this check's failure
-            return None, exc
-        finally:
+        """Invoke the check; a throttled invocation is retried while the policy and deadline allow."""
+        while True:
             with state.lock:
-                state.finished = self.clock()
+                state.started = self.clock()
+            try:
+                invocation = self.invoke(self.function, self.qualifier, _encode(state.check.event))
+            except Exception as exc:  # noqa: BLE001 - any invoke failure is this check's failure
+                error = exc
+            else:
+                self._attempt_ended(state, throttled=False)
+                return invocation, None
+            self._attempt_ended(state, throttled=aws.error_code(error) == THROTTLED_CODE)
+            pause = self.retrying.pause_before_retry(state, error, self.clock())
+            if pause is None:
+                return None, error
+            with state.lock:
+                # Between attempts nothing runs, so the check's own time limit is not ticking.
+                state.started = None
+            self.retrying.sleep(pause)
+
+    def _attempt_ended(self, state: _Running, throttled: bool) -> None:
+        with state.lock:
+            state.finished = self.clock()
+            if throttled:
+                state.throttled += 1
 
     def next_wake(self, deadline: float) -> float:
         """Seconds until the deadline or the first running check's limit (polled at least every 50 ms)."""
@@ -316,6 +394,7 @@ class _CheckRun:
                     FAILED,
                     _ms(now - state.started),
                     error=f"no answer within the {limit_ms} ms limit",
+                    throttled=state.throttled,
                 )
 
     def fail_unanswered(self) -> None:
@@ -334,6 +413,7 @@ class _CheckRun:
                     if started is not None
                     else "not run: the hook ran out of time"
                 ),
+                throttled=state.throttled,
             )
 
     def results(self) -> list[CheckResult]:
@@ -346,15 +426,33 @@ def _answered(
     with state.lock:
         started = state.started or 0.0
         finished = state.finished or started
+        throttled = state.throttled
     duration_ms = _ms(finished - started)
     invocation, error = outcome
     if invocation is None:
         code = aws.error_code(error) if error else ""
         message = f"{code}: {error}" if code else f"{type(error).__name__}: {error}"
+        tries = f"; throttled {throttled} times, retries stopped" if throttled else ""
         return CheckResult(
-            state.check.name, FAILED, duration_ms, error=f"invoke failed ({excerpt(message, 200)})"
+            state.check.name,
+            FAILED,
+            duration_ms,
+            error=f"invoke failed ({excerpt(message, 200)}){tries}",
+            throttled=throttled,
         )
-    return judge(state.check, invocation, duration_ms, expected_version)
+    result = judge(state.check, invocation, duration_ms, expected_version)
+    result.throttled = throttled
+    return result
+
+
+def _retry_after(error: BaseException) -> float | None:
+    """Lambda's Retry-After header on a throttle (seconds), when it sent one."""
+    response = getattr(error, "response", None) or {}
+    headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    try:
+        return float(headers["retry-after"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _encode(event: Any) -> bytes:

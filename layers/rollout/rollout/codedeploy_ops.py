@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rollout import aws
+from rollout.appspec import release_id_in
 from rollout.errors import DeploymentLimitExceeded
 
 ROLLBACK_EVENTS = ("DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM", "DEPLOYMENT_STOP_ON_REQUEST")
@@ -96,6 +97,34 @@ def active_deployments(application: str, group: str) -> list[str]:
             return []
         raise
     return [str(d) for d in resp.get("deployments", [])]
+
+
+def deployments_of_release(application: str, group: str, release_id: str) -> list[dict[str, Any]]:
+    """Deployments of the group created for `release_id` (told by their description), newest first.
+
+    A start that died after CreateDeployment left one behind that the ledger does not name; the
+    release's next attempt adopts it rather than deploying the same build a second time.
+    """
+    codedeploy = aws.client("codedeploy")
+    ids: list[str] = []
+    params: dict[str, Any] = {"applicationName": application, "deploymentGroupName": group}
+    try:
+        while True:
+            resp = codedeploy.list_deployments(**params)
+            ids.extend(str(d) for d in resp.get("deployments", []))
+            if not resp.get("nextToken"):
+                break
+            params["nextToken"] = resp["nextToken"]
+    except Exception as exc:
+        if aws.error_code(exc) == "DeploymentGroupDoesNotExistException":
+            return []  # the group is created with a function's first deployment
+        raise
+    found = [
+        info
+        for info in get_deployments(ids).values()
+        if release_id_in(str(info.get("description", ""))) == release_id
+    ]
+    return sorted(found, key=lambda info: str(info.get("createTime", "")), reverse=True)
 
 
 def create_deployment(

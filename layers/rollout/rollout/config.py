@@ -21,6 +21,11 @@ class Settings:
     region: str
     # Per-release canary alarms are named <prefix>-<function>-v<version>-<metric>; IAM scopes on it.
     canary_alarm_prefix: str = "rollout-canary"
+    # What the reconciler hands lost work back to, and where undelivered events wait.
+    artifact_deployer_function: str = ""
+    deployment_events_function: str = ""
+    reconciler_function: str = ""
+    undelivered_events_queue_url: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -38,5 +43,9 @@ class Settings:
             post_traffic_hook=env.get("POST_TRAFFIC_HOOK", ""),
             default_deployment_config=env.get("DEFAULT_DEPLOYMENT_CONFIG", "Canary10Percent5Minutes"),
             canary_alarm_prefix=env.get("CANARY_ALARM_PREFIX") or f"{stack_name}-canary",
+            artifact_deployer_function=env.get("ARTIFACT_DEPLOYER_FUNCTION", ""),
+            deployment_events_function=env.get("DEPLOYMENT_EVENTS_FUNCTION", ""),
+            reconciler_function=env.get("RECONCILER_FUNCTION", ""),
+            undelivered_events_queue_url=env.get("UNDELIVERED_EVENTS_QUEUE_URL", ""),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION", "us-east-1"),
         )

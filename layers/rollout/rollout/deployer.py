@@ -6,6 +6,12 @@ Validation reads the zip's rules and checks file and the target function's tags;
 the lock onwards (publish, deployment, queue) is `starter.start_release`, shared with the queue.
 Every upload that reaches the ledger ends in a recorded state: a rule it breaks makes it REJECTED
 with a reason, anything unexpected makes it FAILED with the error, and each outcome is announced.
+
+One object version is one release, however often its event arrives: the ledger's upload item
+(`upload_ops`) keeps the first release id and counts attempts, so Lambda's retry of an invocation
+that died, a redelivered or replayed event, or the reconciler's resumption carries on the release
+the first attempt recorded. An upload whose processing keeps dying ends FAILED after
+MAX_ATTEMPTS rather than being retried forever.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
-from rollout import aws, lambda_ops, s3_ops
+from rollout import aws, codedeploy_ops, lambda_ops, s3_ops, upload_ops
+from rollout.appspec import parse_appspec
 from rollout.artifacts import (
     EventProblem,
     Upload,
@@ -34,17 +41,22 @@ from rollout.artifacts import (
 )
 from rollout.checks import default_checks, parse_checks
 from rollout.config import Settings
-from rollout.errors import ChecksError, Rejected
+from rollout.deadlines import NO_DEADLINE, Deadline
+from rollout.errors import AppSpecError, ChecksError, Rejected, TransitionRefused
 from rollout.ledger import Ledger, Release, new_release_id
 from rollout.observability import logger, metrics, tracer
 from rollout.release_queue import advance_queue
 from rollout.starter import start_release
 from rollout.states import ReasonCode, State
-from rollout.transitions import ReleaseContext, fail, reject
+from rollout.transitions import ReleaseContext, fail, move, reject
 
 # EventBridge retries delivery for up to 24 hours; remember uploads for longer than that.
 IDEMPOTENCY_SECONDS = 48 * 3600
 IDEMPOTENCY_KEY_PREFIX = "artifact-deployer"
+# Processing attempts of one upload (the first, and every retry or resumption after one that died
+# without an outcome) before it is recorded FAILED: a build that kills the deployer each time
+# (out of memory, say) must end somewhere.
+MAX_ATTEMPTS = 4
 
 
 # --- the handler's entry point -------------------------------------------------------------------
@@ -72,8 +84,9 @@ def handle_event(event: Any, settings: Settings, lambda_context: Any = None) -> 
         config=config,
         key_prefix=IDEMPOTENCY_KEY_PREFIX,
     )(_process_upload)
+    deadline = Deadline.of_invocation(lambda_context)
     for upload in uploads:
-        results.append(_receive(upload, settings, ledger, process))
+        results.append(_receive(upload, settings, ledger, process, deadline))
     return {"results": results}
 
 
@@ -96,7 +109,9 @@ def _malformed(problem: EventProblem) -> dict[str, Any]:
     }
 
 
-def _receive(upload: Upload, settings: Settings, ledger: Ledger, process: Any) -> dict[str, Any]:
+def _receive(
+    upload: Upload, settings: Settings, ledger: Ledger, process: Any, deadline: Deadline
+) -> dict[str, Any]:
     # Keys of the previous upload in the same event must not tag this one's log lines.
     logger.remove_keys(["release_id", "function", "target_version", "deployment_id"])
     # Find the stored object first, so that the idempotency key names the object itself whatever
@@ -123,6 +138,7 @@ def _receive(upload: Upload, settings: Settings, ledger: Ledger, process: Any) -
             lookup_error=lookup_error,
             settings=settings,
             ledger=ledger,
+            deadline=deadline,
         )
     except IdempotencyAlreadyInProgressError:
         logger.warning("The same upload is being processed by another invocation", extra=identity)
@@ -143,11 +159,26 @@ def _process_upload(
     lookup_error: str,
     settings: Settings,
     ledger: Ledger,
+    deadline: Deadline = NO_DEADLINE,
 ) -> dict[str, Any]:
-    """Record the upload and carry it to a state; runs once per (bucket, key, version id)."""
-    ctx = ReleaseContext.from_settings(settings, ledger)
-    release = _record_upload(ledger, upload, upload_event, stored)
-    release = _validate_and_start(ctx, release, upload["key"], stored, lookup_error)
+    """Record the upload and carry it to a state; runs once per (bucket, key, version id) at a time."""
+    ctx = ReleaseContext.from_settings(settings, ledger, deadline)
+    release, attempt = _record_upload(ledger, upload, upload_event, stored)
+    if release.state != State.RECEIVED:
+        # An earlier attempt carried it on; the queue, CodeDeploy's events and the reconciler do the rest.
+        logger.info("Upload already carried on by an earlier attempt", extra={"state": str(release.state)})
+    elif attempt > MAX_ATTEMPTS:
+        release = fail(
+            ctx,
+            release,
+            f"processing of this upload stopped {attempt - 1} times before recording an outcome "
+            "(the deployer was killed, timed out or ran out of memory); it is not tried again",
+            code=ReasonCode.PROCESSING_ABANDONED,
+        )
+    elif attempt > 1 and (adopted := _adopt_orphaned_deployment(ctx, release)) is not None:
+        release = adopted
+    else:
+        release = _validate_and_start(ctx, release, upload["key"], stored, lookup_error)
     return {
         "release_id": release.release_id,
         "function": release.function,
@@ -161,14 +192,63 @@ def _process_upload(
 
 def _record_upload(
     ledger: Ledger, upload: dict[str, str], upload_event: Upload, stored: s3_ops.StoredObject | None
+) -> tuple[Release, int]:
+    """RECEIVED: the upload is in the ledger, so whatever happens next ends in a recorded state.
+
+    Returns the release (new, or the one an earlier attempt recorded) and which attempt this is.
+    """
+    function = function_segment(upload["key"])
+    record = upload_ops.record_attempt(
+        ledger.table_name,
+        function,
+        upload["bucket"],
+        _storable(upload["key"]),
+        upload["version_id"],
+        new_release_id(),
+    )
+    logger.append_keys(release_id=record.release_id, function=function)
+    logger.set_correlation_id(record.release_id)
+    existing = ledger.get(function, record.release_id) if record.attempts > 1 else None
+    if existing is not None:
+        logger.warning(
+            "Upload seen before: carrying on its release",
+            extra={"attempt": record.attempts, "state": str(existing.state)},
+        )
+        return existing, record.attempts
+    release = _new_release(function, record.release_id, upload, upload_event, stored)
+    try:
+        release = ledger.create(release)
+    except Exception as exc:
+        if aws.error_code(exc) != "ConditionalCheckFailedException":
+            raise
+        # Recorded by an attempt that died after the write was applied but before it saw the answer.
+        release = ledger.get(function, record.release_id) or release
+        return release, record.attempts
+    metrics.add_metric(name="ReleasesReceived", unit=MetricUnit.Count, value=1)
+    logger.info(
+        "Release received",
+        extra={"bucket": release.bucket, "key": release.key, "source": upload_event.source},
+    )
+    return release, record.attempts
+
+
+def _storable(key: str) -> str:
+    """A key with a lone surrogate (JSON allows one) cannot be stored as is; validation rejects it."""
+    return key.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _new_release(
+    function: str,
+    release_id: str,
+    upload: dict[str, str],
+    upload_event: Upload,
+    stored: s3_ops.StoredObject | None,
 ) -> Release:
-    """RECEIVED: the upload is in the ledger, so whatever happens next ends in a recorded state."""
-    release = Release(
-        function=function_segment(upload["key"]),
-        release_id=new_release_id(),
+    return Release(
+        function=function,
+        release_id=release_id,
         bucket=upload["bucket"],
-        # A key with a lone surrogate (JSON allows one) cannot be stored as is; validation rejects it.
-        key=upload["key"].encode("utf-8", "backslashreplace").decode("utf-8"),
+        key=_storable(upload["key"]),
         object_version=stored.version_id if stored else upload_event.version_id,
         etag=stored.etag if stored else upload_event.etag,
         size=stored.size if stored else (upload_event.size or 0),
@@ -177,15 +257,52 @@ def _record_upload(
         message=stored.meta("message") if stored else "",
         author=stored.meta("author") if stored else "",
     )
-    release = ledger.create(release)
-    logger.append_keys(release_id=release.release_id, function=release.function)
-    logger.set_correlation_id(release.release_id)
-    metrics.add_metric(name="ReleasesReceived", unit=MetricUnit.Count, value=1)
-    logger.info(
-        "Release received",
-        extra={"bucket": release.bucket, "key": release.key, "source": upload_event.source},
+
+
+def _adopt_orphaned_deployment(ctx: ReleaseContext, release: Release) -> Release | None:
+    """DEPLOYING on a deployment an earlier attempt created and died before recording; None if none.
+
+    Starting again would deploy the same build twice. Once recorded, the deployment's own events
+    (or the reconciler, if they already went by) end the release as usual.
+    """
+    settings = ctx.settings
+    found = codedeploy_ops.deployments_of_release(
+        settings.codedeploy_application, release.function, release.release_id
     )
-    return release
+    if not found:
+        return None
+    info = found[0]
+    current, target = _appspec_versions(settings.codedeploy_application, info)
+    if ctx.ledger.acquire_lock(release.function, release.release_id):  # re-entrant: it held it when it died
+        ctx.ledger.attach_deployment(release.function, release.release_id, str(info["deploymentId"]))
+    logger.warning(
+        "Adopting the deployment an earlier attempt created", extra={"deployment_id": info["deploymentId"]}
+    )
+    try:
+        return move(
+            ctx,
+            release,
+            State.DEPLOYING,
+            deployment_id=str(info["deploymentId"]),
+            deployment_config=str(info.get("deploymentConfigName") or release.deployment_config),
+            current_version=current or release.current_version,
+            target_version=target or release.target_version,
+        )
+    except TransitionRefused as refused:
+        return refused.release or release
+
+
+def _appspec_versions(application: str, info: dict[str, Any]) -> tuple[str, str]:
+    """(CurrentVersion, TargetVersion) of a deployment's AppSpec; blanks when it cannot be read."""
+    try:
+        spec = parse_appspec(codedeploy_ops.inline_appspec(application, info.get("revision") or {}))
+    except (AppSpecError, KeyError, ValueError):
+        logger.warning(
+            "Could not read the adopted deployment's AppSpec",
+            extra={"deployment_id": info.get("deploymentId")},
+        )
+        return "", ""
+    return spec.current_version, spec.target_version
 
 
 def _validate_and_start(

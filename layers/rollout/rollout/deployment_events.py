@@ -19,14 +19,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from rollout import aws, canary_alarms, codedeploy_ops, lambda_ops
 from rollout.config import Settings
+from rollout.deadlines import Deadline
 from rollout.errors import MalformedEvent, TransitionRefused
 from rollout.ledger import Release
 from rollout.observability import logger
-from rollout.outcomes import DeploymentState, Outcome, decide
+from rollout.outcomes import REASON_LIMIT, DeploymentState, Outcome, decide, explain_failure
 from rollout.release_queue import QueueEffects, QueueReport, advance_queue, finish_release
 from rollout.states import ReasonCode, State
 from rollout.targets import AliasRouting
-from rollout.transitions import ReleaseContext, move
+from rollout.transitions import NOT_ENDED, ReleaseContext, move
 
 DETAIL_TYPE = "CodeDeploy Deployment State-change Notification"
 FINAL_STATES = frozenset({DeploymentState.SUCCESS, DeploymentState.FAILURE, DeploymentState.STOP})
@@ -180,7 +181,7 @@ def _apply_ending(
     outcome = _outcome(release, state, facts, deployment)
     assert outcome.target is not None  # every final state has a target
     try:
-        ended = move(ctx, release, outcome.target, **outcome.fields())
+        ended = move(ctx, release, outcome.target, only_from=NOT_ENDED, **outcome.fields())
     except TransitionRefused as refused:
         current = refused.release
         logger.info(
@@ -250,13 +251,47 @@ def _foreign_deployment(
         logger.info("deployment not started by Rollout: ignored", extra={"state": str(change.state)})
         return {"ignored": "not a Rollout deployment"}
     logger.append_keys(release_id=original.release_id, function=original.function)
-    if change.state != DeploymentState.SUCCESS:
-        logger.error(
-            "CodeDeploy's rollback did not succeed: check the alias",
-            extra={"rollback_deployment_id": change.deployment_id, "error": info.get("errorInformation")},
+    if change.state == DeploymentState.SUCCESS:
+        queue = advance_queue(original.function, ctx, effects)
+        return {"rollback_of": original.release_id, "queue": queue.as_dict()}
+    logger.error(
+        "CodeDeploy's rollback did not succeed: the alias may be split",
+        extra={"rollback_deployment_id": change.deployment_id, "error": info.get("errorInformation")},
+    )
+    failed = record_rollback_failure(original, change.deployment_id, info, ctx, facts)
+    queue = finish_release(failed, ctx, effects)
+    return {"rollback_of": original.release_id, "state": str(failed.state), "queue": queue.as_dict()}
+
+
+def record_rollback_failure(
+    original: Release, rollback_id: str, rollback: dict[str, Any], ctx: ReleaseContext, facts: DeploymentFacts
+) -> Release:
+    """FAILED with ROLLBACK_FAILED: why the deployment failed, why its rollback failed, where the alias is.
+
+    From DEPLOYING (the rollback's event came first) or ROLLED_BACK (recorded while the rollback ran).
+    """
+    error = rollback.get("errorInformation") or {}
+    why = " ".join(str(error.get("message") or error.get("code") or "CodeDeploy gave no reason").split())
+    first = original.reason
+    if original.state == State.DEPLOYING or not first:
+        deployment = facts.deployment(original.deployment_id) or {}
+        first = explain_failure(DeploymentState.FAILURE, original, deployment)[1]
+    alias = facts.alias(original.function, original.alias)
+    where = f"alias {original.alias or 'live'}: {alias.describe()}" if alias else "alias state unknown"
+    reason = f"{first}; then rollback deployment {rollback_id} failed: {why} ({where})"
+    try:
+        return move(
+            ctx,
+            original,
+            State.FAILED,
+            only_from=frozenset({State.DEPLOYING, State.ROLLED_BACK}),
+            announce={"rollback": {"deployment_id": rollback_id, "error": error or None}},
+            reason_code=ReasonCode.ROLLBACK_FAILED,
+            reason=reason if len(reason) <= REASON_LIMIT else reason[: REASON_LIMIT - 1] + "…",
         )
-    queue = advance_queue(original.function, ctx, effects)
-    return {"rollback_of": original.release_id, "queue": queue.as_dict()}
+    except TransitionRefused as refused:
+        logger.info("rollback failure already recorded", extra={"error": str(refused)})
+        return refused.release or original
 
 
 def handle_state_change_once(
@@ -273,7 +308,7 @@ def handle_state_change_once(
     persistence = aws.idempotency_store(settings.idempotency_table)
     config = IdempotencyConfig(event_key_jmespath="[deployment_id, state]", raise_on_no_idempotency_key=True)
     config.register_lambda_context(lambda_context)
-    ctx = ReleaseContext.from_settings(settings)
+    ctx = ReleaseContext.from_settings(settings, deadline=Deadline.of_invocation(lambda_context))
     queue_effects = effects or QueueEffects.default()
     reader = facts or DeploymentFacts()
 

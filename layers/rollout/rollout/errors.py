@@ -65,6 +65,10 @@ class UpdateFailed(RolloutError):
     """Lambda could not apply the new code (LastUpdateStatus Failed)."""
 
 
+class OutOfTime(RolloutError):
+    """A wait reached the invocation's deadline (see deadlines.Deadline) before what it waited for."""
+
+
 class DeploymentLimitExceeded(RolloutError):
     """CodeDeploy already runs a deployment in this group (matched on the error code only)."""
 

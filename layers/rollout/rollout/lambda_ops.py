@@ -8,6 +8,7 @@ it is retried here with a bounded, jittered backoff.
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 import time
 from collections.abc import Callable
@@ -18,7 +19,8 @@ from botocore.exceptions import WaiterError
 
 from rollout import aws
 from rollout.check_runner import Invocation
-from rollout.errors import CodeChanged, Rejected, UpdateFailed
+from rollout.deadlines import NO_DEADLINE, Deadline
+from rollout.errors import CodeChanged, OutOfTime, Rejected, UpdateFailed
 from rollout.targets import AliasRouting, ManagedFunction, managed_function
 
 T = TypeVar("T")
@@ -38,16 +40,19 @@ class CodeUpdate:
     revision_id: str
 
 
-def retry_conflicts(call: Callable[[], T], what: str) -> T:
-    """Run `call`, retrying ResourceConflictException with exponential backoff and jitter."""
+def retry_conflicts(call: Callable[[], T], what: str, deadline: Deadline = NO_DEADLINE) -> T:
+    """Run `call`, retrying ResourceConflictException with exponential backoff and jitter; a pause
+    that would pass `deadline` is not taken (the conflict is raised instead)."""
     delay = CONFLICT_BASE_DELAY
     for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        pause = delay / 2 + random.uniform(0, delay / 2)
         try:
             return call()
         except Exception as exc:
-            if aws.error_code(exc) != "ResourceConflictException" or attempt == CONFLICT_ATTEMPTS:
+            last_attempt = attempt == CONFLICT_ATTEMPTS or pause > deadline.remaining()
+            if aws.error_code(exc) != "ResourceConflictException" or last_attempt:
                 raise
-        sleep(delay / 2 + random.uniform(0, delay / 2))
+        sleep(pause)
         delay = min(delay * 2, CONFLICT_MAX_DELAY)
     raise AssertionError(f"unreachable: {what}")
 
@@ -106,26 +111,25 @@ def code_sha256(function: str, qualifier: str) -> str:
     return str(resp.get("CodeSha256", ""))
 
 
-def update_code(function: str, bucket: str, key: str, object_version: str) -> CodeUpdate:
-    """Point $LATEST at the exact object version and wait until Lambda has applied it."""
+def update_code(
+    function: str, bucket: str, key: str, object_version: str, deadline: Deadline = NO_DEADLINE
+) -> CodeUpdate:
+    """Point $LATEST at the exact object version and wait until Lambda has applied it (by `deadline`)."""
     client = aws.client("lambda")
     params: dict[str, Any] = {"FunctionName": function, "S3Bucket": bucket, "S3Key": key, "Publish": False}
     if object_version:
         params["S3ObjectVersion"] = object_version
     try:
-        updated = retry_conflicts(lambda: client.update_function_code(**params), "UpdateFunctionCode")
+        updated = retry_conflicts(
+            lambda: client.update_function_code(**params), "UpdateFunctionCode", deadline
+        )
     except Exception as exc:
         if aws.error_code(exc) in ("InvalidParameterValueException", "CodeStorageExceededException"):
             # Lambda's own verdict on the package (e.g. unzipped size, unreadable zip).
             message = str(getattr(exc, "response", {}).get("Error", {}).get("Message", exc))
             raise Rejected("LAMBDA_REFUSED_CODE", f"Lambda refused the package: {message}") from exc
         raise
-    try:
-        client.get_waiter("function_updated_v2").wait(FunctionName=function, WaiterConfig=UPDATE_WAIT)
-    except WaiterError as exc:
-        configuration = client.get_function_configuration(FunctionName=function)
-        reason = configuration.get("LastUpdateStatusReason") or str(exc)
-        raise UpdateFailed(f"Lambda did not apply the new code: {reason}") from exc
+    _wait_until_updated(client, function, deadline)
     # Our code's hash comes from our own update: by the time the waiter returns, a concurrent upload
     # may have replaced $LATEST, and publishing under its hash would release its code as ours.
     ours = str(updated["CodeSha256"])
@@ -135,7 +139,28 @@ def update_code(function: str, bucket: str, key: str, object_version: str) -> Co
     return CodeUpdate(code_sha256=ours, revision_id=str(configuration.get("RevisionId") or ""))
 
 
-def publish_version(function: str, update: CodeUpdate, description: str) -> str:
+def _wait_until_updated(client: Any, function: str, deadline: Deadline) -> None:
+    """botocore's function_updated_v2 waiter, with no more polls than the invocation has seconds left."""
+    delay = int(UPDATE_WAIT["Delay"])
+    polls = int(min(UPDATE_WAIT["MaxAttempts"], deadline.remaining() // delay))
+    try:
+        client.get_waiter("function_updated_v2").wait(
+            FunctionName=function, WaiterConfig={"Delay": delay, "MaxAttempts": max(1, polls)}
+        )
+    except WaiterError as exc:
+        configuration = client.get_function_configuration(FunctionName=function)
+        if configuration.get("LastUpdateStatus") == "InProgress" and polls < UPDATE_WAIT["MaxAttempts"]:
+            raise OutOfTime(
+                f"Lambda was still applying the new code after {max(1, polls) * delay} s, "
+                "all the time this invocation had left"
+            ) from exc
+        reason = configuration.get("LastUpdateStatusReason") or str(exc)
+        raise UpdateFailed(f"Lambda did not apply the new code: {reason}") from exc
+
+
+def publish_version(
+    function: str, update: CodeUpdate, description: str, deadline: Deadline = NO_DEADLINE
+) -> str:
     """Publish $LATEST only if it still holds the code we put there (CodeSha256 and RevisionId)."""
     client = aws.client("lambda")
 
@@ -147,7 +172,7 @@ def publish_version(function: str, update: CodeUpdate, description: str) -> str:
         return client.publish_version(FunctionName=function, Description=description[:256], **guard)
 
     try:
-        resp = retry_conflicts(publish, "PublishVersion")
+        resp = retry_conflicts(publish, "PublishVersion", deadline)
     except Exception as exc:
         if aws.error_code(exc) in ("PreconditionFailedException", "InvalidParameterValueException"):
             raise CodeChanged(str(exc)) from exc
@@ -193,4 +218,14 @@ def invoke_once(function: str, qualifier: str, payload: bytes) -> Invocation:
         payload=raw if isinstance(raw, bytes) else str(raw).encode("utf-8"),
         function_error=response.get("FunctionError") or None,
         executed_version=response.get("ExecutedVersion") or None,
+    )
+
+
+def invoke_async(function: str, event: dict[str, Any]) -> None:
+    """Hand `event` to `function` as an asynchronous invocation (what EventBridge does with a target).
+
+    Lambda queues it and applies the function's own retries and on-failure destination.
+    """
+    aws.client("lambda").invoke(
+        FunctionName=function, InvocationType="Event", Payload=json.dumps(event).encode("utf-8")
     )

@@ -31,6 +31,11 @@ KINDS: dict[str, tuple[str, str]] = {
     "deployment.succeeded": ("success", "{function}: v{target} is live"),
     "deployment.rolled_back": ("error", "{function}: v{target} rolled back to v{current}"),
     "deployment.failed": ("error", "{function}: deployment of v{target} failed"),
+    # Traffic may still reach the version being rolled back: people must act on the alias now.
+    "deployment.rollback_failed": (
+        "critical",
+        "{function}: rollback of v{target} failed, alias {alias} may still route to it",
+    ),
 }
 
 SUBJECT_LIMIT = 100  # SNS rejects longer subjects, and any that are not plain ASCII
@@ -105,7 +110,7 @@ def build(kind: str, release: Release, region: str, **extra: Any) -> Notificatio
         target=release.target_version or "?",
         config=release.deployment_config or "default",
     )
-    if release.reason and severity == "error":
+    if release.reason and severity in ("error", "critical"):
         subject = f"{subject}: {release.reason}"
     subject = " ".join(subject.encode("ascii", "replace").decode().split())
     if len(subject) > SUBJECT_LIMIT:

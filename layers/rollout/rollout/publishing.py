@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 from rollout import lambda_ops
 from rollout.appspec import release_description
-from rollout.errors import CodeChanged
+from rollout.deadlines import NO_DEADLINE, Deadline
+from rollout.errors import CodeChanged, OutOfTime
 from rollout.ledger import Ledger, Release
 from rollout.observability import logger
 from rollout.targets import AliasRouting
@@ -39,28 +40,35 @@ class Published:
     unchanged: bool = False
 
 
-def publish_artifact(ledger: Ledger, release: Release, alias: AliasRouting | None) -> Published:
-    """Put the release's exact object version on $LATEST and publish it (or find it already live)."""
+def publish_artifact(
+    ledger: Ledger, release: Release, alias: AliasRouting | None, deadline: Deadline = NO_DEADLINE
+) -> Published:
+    """Put the release's exact object version on $LATEST and publish it (or find it already live).
+
+    Every wait on the way (the publish lease, Lambda applying the code) ends by `deadline`.
+    """
     # Read the alias's code before updating: the comparison must not depend on $LATEST.
     live_sha = lambda_ops.code_sha256(release.function, alias.version) if alias else ""
-    with publish_lease(ledger, release):
-        published = _update_and_publish(release, alias, live_sha)
+    with publish_lease(ledger, release, deadline):
+        published = _update_and_publish(release, alias, live_sha, deadline)
     if alias and published.version == alias.version:
         # Lambda returns the latest version instead of publishing when nothing changed.
         return Published(alias.version, published.code_sha256, unchanged=True)
     return published
 
 
-def _update_and_publish(release: Release, alias: AliasRouting | None, live_sha: str) -> Published:
+def _update_and_publish(
+    release: Release, alias: AliasRouting | None, live_sha: str, deadline: Deadline
+) -> Published:
     for attempt in range(1, PUBLISH_ATTEMPTS + 1):
         try:
             update = lambda_ops.update_code(
-                release.function, release.bucket, release.key, release.object_version
+                release.function, release.bucket, release.key, release.object_version, deadline
             )
             if alias and update.code_sha256 == live_sha:
                 return Published(alias.version, update.code_sha256, unchanged=True)
             version = lambda_ops.publish_version(
-                release.function, update, release_description(release.release_id, release.key)
+                release.function, update, release_description(release.release_id, release.key), deadline
             )
             return Published(version, update.code_sha256)
         except CodeChanged:
@@ -73,15 +81,20 @@ def _update_and_publish(release: Release, alias: AliasRouting | None, live_sha: 
 
 
 @contextmanager
-def publish_lease(ledger: Ledger, release: Release) -> Iterator[None]:
-    """Hold $LATEST of the release's function from update to publish."""
+def publish_lease(ledger: Ledger, release: Release, deadline: Deadline = NO_DEADLINE) -> Iterator[None]:
+    """Hold $LATEST of the release's function from update to publish.
+
+    Waits for another upload's lease at most PUBLISH_LEASE_WAIT_SECONDS, and never past `deadline`.
+    """
     delay = 0.2
-    deadline = time.monotonic() + PUBLISH_LEASE_WAIT_SECONDS
+    patience = deadline.bound(PUBLISH_LEASE_WAIT_SECONDS)
+    give_up = time.monotonic() + patience
     while not ledger.acquire_publish_lease(release.function, release.release_id):
-        if time.monotonic() > deadline:
-            raise RuntimeError(
-                f"another upload of {release.function} held $LATEST for over {PUBLISH_LEASE_WAIT_SECONDS:.0f} s"
-            )
+        if time.monotonic() + delay > give_up:
+            holder = f"another upload of {release.function} held $LATEST for over {patience:.0f} s"
+            if patience < PUBLISH_LEASE_WAIT_SECONDS:
+                raise OutOfTime(f"{holder}, all the time this invocation had left")
+            raise RuntimeError(holder)
         time.sleep(delay + random.uniform(0, delay))  # waits on another invocation's DynamoDB item
         delay = min(delay * 2, 3.0)
     try:

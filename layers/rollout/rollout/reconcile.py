@@ -1,30 +1,51 @@
-"""The reconciler: repairs what lost EventBridge events leave behind.
+"""The reconciler: repairs what lost events and dead invocations leave behind.
 
 EventBridge delivery is best effort. A lost final event would leave a release DEPLOYING forever,
 its lock held and its queue stuck. Every few minutes this compares the ledger with CodeDeploy and
-applies the same transitions the event path would have (deployment_events.apply_state).
+applies the same transitions the event path would have (deployment_events.apply_state). It also
+recovers uploads nobody recorded, releases whose deployer died and undelivered events, by handing
+them back to the function that should have done the work (rollout.recovery).
+
+One bad item never stops a run: each release, lock, queue, upload and event is handled on its own,
+and the failures are counted (`items_failed`, the ReconcilerItemsFailed metric). Items are only
+started while the invocation has time left; the rest wait for the next run.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
+from rollout import lambda_ops
 from rollout.config import Settings
+from rollout.deadlines import NO_DEADLINE, Deadline
 from rollout.deployment_events import Applied, DeploymentFacts, apply_state
 from rollout.errors import TransitionRefused
 from rollout.ledger import Ledger, Release
 from rollout.observability import logger
 from rollout.outcomes import FINAL_STATUS_TO_STATE
+from rollout.recovery import (
+    Deliver,
+    Recovery,
+    RecoveryReport,
+    recover_lost_uploads,
+    replay_undelivered,
+    resume_stalled_releases,
+)
 from rollout.release_queue import QueueEffects, QueueReport, advance_queue, finish_release
 from rollout.states import ReasonCode, State
-from rollout.transitions import ReleaseContext, move
+from rollout.transitions import NOT_ENDED, ReleaseContext, move
 
 # Longer than any Lambda invocation can run (15 minutes): a lock taken this long ago with no
 # deployment attached, or a DEPLOYING release CodeDeploy has no record of, belongs to a start
 # that died.
 GRACE = timedelta(minutes=16)
+# An item is only started with this much of the invocation left (a queued start publishes and waits).
+ITEM_TIME_SECONDS = 20.0
+
+Item = TypeVar("Item")
 
 
 @dataclass
@@ -32,19 +53,32 @@ class ReconcileSummary:
     settled: list[dict[str, Any]] = field(default_factory=list)
     locks_released: list[dict[str, str]] = field(default_factory=list)
     queue: QueueReport = field(default_factory=QueueReport)
+    # One line per step or item that raised; the run goes on with the next item.
     errors: list[str] = field(default_factory=list)
+    items_failed: int = 0
+    items_deferred: int = 0  # not started for want of time; the next run takes them
+    recovered: RecoveryReport = field(default_factory=RecoveryReport)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "settled": self.settled,
             "locks_released": self.locks_released,
             "queue": self.queue.as_dict(),
+            "recovered": self.recovered.as_dict(),
             "errors": self.errors,
+            "items_failed": self.items_failed,
+            "items_deferred": self.items_deferred,
         }
 
     @property
     def repaired(self) -> int:
-        return len(self.settled) + len(self.locks_released) + len(self.queue.started) + len(self.queue.failed)
+        return (
+            len(self.settled)
+            + len(self.locks_released)
+            + len(self.queue.started)
+            + len(self.queue.failed)
+            + self.recovered.repaired
+        )
 
     def record(self, applied: Applied) -> None:
         if applied.changed:
@@ -64,6 +98,22 @@ class _Run:
     grace: timedelta
     summary: ReconcileSummary = field(default_factory=ReconcileSummary)
 
+    def each(
+        self, step: str, items: Iterable[Item], name: Callable[[Item], str], act: Callable[[Item], None]
+    ) -> None:
+        """`act` on every item; one that raises is logged, counted and skipped, never the rest."""
+        for item in items:
+            if self.ctx.deadline.remaining() < ITEM_TIME_SECONDS:
+                self.summary.items_deferred += 1
+                continue
+            try:
+                act(item)
+            except Exception as exc:  # one bad item must not stop the run
+                label = name(item)
+                logger.exception("reconciler item failed", extra={"step": step, "item": label})
+                self.summary.errors.append(f"{step} {label}: {type(exc).__name__}: {exc}")
+                self.summary.items_failed += 1
+
     def older_than_grace(self, stamp: str) -> bool:
         try:
             at = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
@@ -79,17 +129,37 @@ def reconcile(
     facts: DeploymentFacts,
     now: datetime | None = None,
     grace: timedelta = GRACE,
+    deliver: Deliver = lambda_ops.invoke_async,
+    deadline: Deadline = NO_DEADLINE,
 ) -> ReconcileSummary:
+    """One run: settle ended deployments, free orphaned locks, recover lost work, start queues.
+
+    `deliver` hands an event to a function (an asynchronous invoke); `deadline` is when the
+    invocation must stop starting items.
+    """
     run = _Run(
-        ReleaseContext.from_settings(settings, ledger), effects, facts, now or datetime.now(UTC), grace
+        ReleaseContext.from_settings(settings, ledger, deadline),
+        effects,
+        facts,
+        now or datetime.now(UTC),
+        grace,
     )
-    for step in (_settle_finished_deployments, _release_orphaned_locks, _start_waiting_queues):
+    recovery = Recovery(run.ctx, deliver, run.each, run.now, run.summary.recovered)
+    steps: list[tuple[str, Callable[[], None]]] = [
+        ("settle finished deployments", lambda: _settle_finished_deployments(run)),
+        ("release orphaned locks", lambda: _release_orphaned_locks(run)),
+        ("resume stalled releases", lambda: resume_stalled_releases(recovery)),
+        ("recover lost uploads", lambda: recover_lost_uploads(recovery)),
+        ("replay undelivered events", lambda: replay_undelivered(recovery)),
+        ("start waiting queues", lambda: _start_waiting_queues(run)),
+    ]
+    for name, step in steps:
         try:
-            step(run)
+            step()
         except Exception as exc:
             # One broken step must not keep the others from repairing what they can.
-            logger.exception("reconciler step failed", extra={"step": step.__name__})
-            run.summary.errors.append(f"{step.__name__}: {exc}")
+            logger.exception("reconciler step failed", extra={"step": name})
+            run.summary.errors.append(f"{name}: {exc}")
     logger.info("reconciled", extra={"summary": run.summary.as_dict()})
     return run.summary
 
@@ -98,22 +168,24 @@ def _settle_finished_deployments(run: _Run) -> None:
     """DEPLOYING releases whose deployment already ended in CodeDeploy."""
     deploying = run.ctx.ledger.open_releases(State.DEPLOYING)
     infos = run.facts.deployments([r.deployment_id for r in deploying if r.deployment_id])
-    for release in deploying:
+
+    def settle(release: Release) -> None:
         info = infos.get(release.deployment_id) if release.deployment_id else None
         if info is None:
             if run.older_than_grace(release.deploying_at or release.updated_at):
                 _fail_lost(release, run)
-            continue
+            return
         state = FINAL_STATUS_TO_STATE.get(str(info.get("status")))
         if state is None:
-            continue  # still running
+            return  # still running
         run.summary.record(apply_state(release, state, run.ctx, run.effects, run.facts, deployment=info))
+
+    run.each("settle release", deploying, _release_name, settle)
 
 
 def _release_orphaned_locks(run: _Run) -> None:
     """Locks held by a finished release, a finished deployment, or a start that never deployed."""
-    for lock in run.ctx.ledger.locks():
-        _repair_lock(lock, run)
+    run.each("repair lock", run.ctx.ledger.locks(), _lock_name, lambda lock: _repair_lock(lock, run))
 
 
 def _repair_lock(lock: dict[str, Any], run: _Run) -> None:
@@ -148,8 +220,19 @@ def _repair_lock(lock: dict[str, Any], run: _Run) -> None:
 def _start_waiting_queues(run: _Run) -> None:
     """Queued releases of functions nothing is deploying."""
     functions = sorted({r.function for r in run.ctx.ledger.open_releases(State.QUEUED)})
-    for function in functions:
+
+    def advance(function: str) -> None:
         run.summary.queue.merge(advance_queue(function, run.ctx, run.effects))
+
+    run.each("advance queue", functions, str, advance)
+
+
+def _release_name(release: Release) -> str:
+    return f"{release.function}/{release.release_id}"
+
+
+def _lock_name(lock: dict[str, Any]) -> str:
+    return f"{lock.get('function') or lock.get('pk', '?')}/{lock.get('release_id', '?')}"
 
 
 def _fail_lost(release: Release, run: _Run) -> None:
@@ -160,7 +243,14 @@ def _fail_lost(release: Release, run: _Run) -> None:
         else "no deployment was recorded for this release"
     )
     try:
-        failed = move(run.ctx, release, State.FAILED, reason_code=ReasonCode.DEPLOYMENT_LOST, reason=reason)
+        failed = move(
+            run.ctx,
+            release,
+            State.FAILED,
+            only_from=NOT_ENDED,
+            reason_code=ReasonCode.DEPLOYMENT_LOST,
+            reason=reason,
+        )
     except TransitionRefused:
         return
     queue = finish_release(failed, run.ctx, run.effects)

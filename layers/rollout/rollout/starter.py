@@ -140,7 +140,7 @@ def _steps_to_deployment(ctx: ReleaseContext, release: Release) -> Release | Cre
 
 def _bootstrap(ctx: ReleaseContext, release: Release) -> Release:
     """The function's first release: publish and create the alias on it (no traffic to shift)."""
-    published = publish_artifact(ctx.ledger, release, None)
+    published = publish_artifact(ctx.ledger, release, None, ctx.deadline)
     release = ctx.ledger.update(
         release.function,
         release.release_id,
@@ -169,7 +169,7 @@ def _publish(ctx: ReleaseContext, release: Release, alias: AliasRouting) -> Rele
         if release.target_version == alias.version:
             return _unchanged(ctx, release, alias.version)
         return release
-    published = publish_artifact(ctx.ledger, release, alias)
+    published = publish_artifact(ctx.ledger, release, alias, ctx.deadline)
     if published.unchanged:
         return _unchanged(ctx, release, published.version, published.code_sha256)
     logger.append_keys(target_version=published.version)

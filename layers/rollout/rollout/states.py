@@ -54,6 +54,10 @@ TRANSITIONS: dict[State, frozenset[State]] = {
         {State.DEPLOYING, State.SUPERSEDED, State.FAILED, State.REJECTED, State.UNCHANGED, State.BOOTSTRAPPED}
     ),
     State.DEPLOYING: frozenset({State.SUCCEEDED, State.ROLLED_BACK, State.FAILED}),
+    # The one move out of a terminal state: a release recorded ROLLED_BACK while CodeDeploy's rollback
+    # deployment was still running, whose rollback then failed. Traffic was never restored, so the
+    # record is corrected to FAILED (callers name ROLLED_BACK in `only_from` to make this move).
+    State.ROLLED_BACK: frozenset({State.FAILED}),
 }
 
 
@@ -105,9 +109,12 @@ class ReasonCode(StrEnum):
     SUPERSEDED = "SUPERSEDED"
     START_FAILED = "START_FAILED"
     INTERNAL_ERROR = "INTERNAL_ERROR"
+    # Processing of the upload kept stopping without an outcome (deployer killed, timed out, out of memory)
+    PROCESSING_ABANDONED = "PROCESSING_ABANDONED"
     # The deployment
     DEPLOYMENT_LOST = "DEPLOYMENT_LOST"
     DEPLOYMENT_FAILED = "DEPLOYMENT_FAILED"
+    ROLLBACK_FAILED = "ROLLBACK_FAILED"  # CodeDeploy's rollback deployment failed: the alias may be split
     # CodeDeploy's ErrorCode values
     AGENT_ISSUE = "AGENT_ISSUE"
     ALARM_ACTIVE = "ALARM_ACTIVE"
@@ -144,12 +151,15 @@ class ReasonCode(StrEnum):
     TIMEOUT = "TIMEOUT"
 
 
-def notification_kind(before: State, after: State) -> str | None:
+def notification_kind(before: State, after: State, reason_code: str = "") -> str | None:
     """The notification a transition announces; None for a transition nobody needs to hear of.
 
-    The one table of kinds: a FAILED release failed "before deployment" unless it was deploying.
+    The one table of kinds: a FAILED release failed "before deployment" unless it was deploying, and
+    a release whose rollback failed (from DEPLOYING or ROLLED_BACK) is its own, critical, kind.
     """
     if after == State.FAILED:
+        if before == State.ROLLED_BACK or reason_code == ReasonCode.ROLLBACK_FAILED:
+            return "deployment.rollback_failed"
         return "deployment.failed" if before == State.DEPLOYING else "release.failed"
     return _KIND_BY_STATE.get(after)
 

@@ -19,6 +19,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from rollout.config import Settings
+from rollout.deadlines import NO_DEADLINE, Deadline
 from rollout.errors import Rejected, TransitionRefused
 from rollout.ledger import Ledger, Release
 from rollout.notifications import Notifier
@@ -38,22 +39,30 @@ _METRIC_BY_STATE: dict[State, str] = {
 }
 # A release that never deployed can only fail from these states.
 NOT_YET_DEPLOYED = frozenset({State.RECEIVED, State.QUEUED})
+# A deployment's own ending may only move a release that has not ended: never a ROLLED_BACK one to
+# FAILED, which is reserved for a rollback that failed (states.TRANSITIONS).
+NOT_ENDED = frozenset({State.RECEIVED, State.QUEUED, State.DEPLOYING})
 
 
 @dataclass(frozen=True)
 class ReleaseContext:
-    """What every step on a release's path needs: where releases are kept, the settings, the announcer."""
+    """What every step on a release's path needs: where releases are kept, the settings, the
+    announcer, and when the invocation doing the work must stop waiting."""
 
     ledger: Ledger
     settings: Settings
     notifier: Notifier
+    deadline: Deadline = NO_DEADLINE
 
     @classmethod
-    def from_settings(cls, settings: Settings, ledger: Ledger | None = None) -> ReleaseContext:
+    def from_settings(
+        cls, settings: Settings, ledger: Ledger | None = None, deadline: Deadline = NO_DEADLINE
+    ) -> ReleaseContext:
         return cls(
             ledger=ledger or Ledger(settings.ledger_table),
             settings=settings,
             notifier=Notifier(settings.topic_arn, settings.region),
+            deadline=deadline,
         )
 
 
@@ -89,14 +98,14 @@ def _count_and_announce(
 ) -> None:
     before = _state_before(moved, release)
     target = moved.state
-    metric = _metric_name(before, target)
+    metric = _metric_name(before, target, moved.reason_code)
     if metric:
         metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
     if before == State.DEPLOYING and moved.is_terminal:
         seconds = _seconds(moved.received_at, moved.completed_at)
         if seconds is not None:
             metrics.add_metric(name="ReleaseDurationSeconds", unit=MetricUnit.Seconds, value=seconds)
-    kind = notification_kind(before, target)
+    kind = notification_kind(before, target, moved.reason_code)
     if kind:
         ctx.notifier.announce(kind, moved, **(announce or {}))
 
@@ -170,8 +179,10 @@ def _state_before(moved: Release, release: Release) -> State:
     return release.state
 
 
-def _metric_name(before: State, target: State) -> str | None:
+def _metric_name(before: State, target: State, reason_code: str = "") -> str | None:
     if target == State.FAILED:
+        if before == State.ROLLED_BACK or reason_code == ReasonCode.ROLLBACK_FAILED:
+            return "RollbacksFailed"
         return "DeploymentsFailed" if before == State.DEPLOYING else "ReleasesFailed"
     return _METRIC_BY_STATE.get(target)
 
