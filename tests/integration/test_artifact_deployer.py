@@ -924,7 +924,7 @@ def test_a_retry_adopts_the_deployment_a_dead_attempt_created_instead_of_deployi
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The first attempt dies right after CreateDeployment, before the ledger names the deployment.
-    dies_once(monkeypatch, Ledger, "attach_deployment")
+    dies_once(monkeypatch, Ledger, "start_deployment")
     event = eventbridge_event(world.upload(f"{FUNCTION}/build-2.zip", function_zip("2")))
     with pytest.raises(InvocationDied):
         deliver(event, lambda_context)
