@@ -201,7 +201,27 @@ class EventDelivery:
             group = (target.get("SqsParameters") or {}).get("MessageGroupId")
             self._send_sqs(arn, payload, group)
             return
+        if service == "lambda" and not self.service_may_invoke("events.amazonaws.com", arn, rule.arn):
+            return
         self.deliver_to_arn(arn, payload, source=f"rule:{rule.name}")
+
+    def service_may_invoke(self, service: str, function_arn: str, source_arn: str) -> bool:
+        """An AWS service invokes a function only where the function's resource-based policy allows it
+        ("Using resource-based policies for Lambda": EventBridge and SNS need a permission naming their
+        service principal, usually with aws:SourceArn)."""
+        from sandbox.iam import Check
+
+        iam = self.sandbox.iam
+        decision = iam.decide(
+            iam.service_principal(service),
+            Check("lambda:InvokeFunction", function_arn),
+            {"aws:sourcearn": source_arn, "aws:sourceaccount": self.sandbox.account_id},
+        )
+        if not decision.allowed:
+            log.warning(
+                "%s may not invoke %s for %s: no permission in its policy", service, function_arn, source_arn
+            )
+        return decision.allowed
 
     # Generic delivery to an ARN (rule targets, Lambda destinations, alarm actions)
 
@@ -307,6 +327,10 @@ class EventDelivery:
             endpoint_url=self.sandbox.endpoint_url,
         )
         if subscription.protocol == "lambda":
+            if not self.service_may_invoke(
+                "sns.amazonaws.com", subscription.endpoint, subscription.topic.arn
+            ):
+                return
             payload = json.dumps(notification.lambda_record()).encode()
             self._submit(self.sandbox.lambda_service.invoke_async, subscription.endpoint, None, payload)
             return

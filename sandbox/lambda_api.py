@@ -154,6 +154,9 @@ class LambdaApi:
             )
         code = body.get("Code") or {}
         if "S3Bucket" in code:
+            self._authorize_code_read(
+                request, code["S3Bucket"], code.get("S3Key", ""), code.get("S3ObjectVersion")
+            )
             self._s3_code(code["S3Bucket"], code.get("S3Key", ""), code.get("S3ObjectVersion"))
         with self.lock:
             response = self.forward(request)
@@ -171,6 +174,9 @@ class LambdaApi:
             self._check_not_updating(fn)
             self._check_revision(function_state(fn).revision_id, body.get("RevisionId"))
             if "S3Bucket" in body:
+                self._authorize_code_read(
+                    request, body["S3Bucket"], body.get("S3Key", ""), body.get("S3ObjectVersion")
+                )
                 self._s3_code(body["S3Bucket"], body.get("S3Key", ""), body.get("S3ObjectVersion"))
             if body.get("DryRun"):
                 return json_response(fn.get_configuration())
@@ -230,6 +236,24 @@ class LambdaApi:
             version.environment_vars = dict(fn.environment_vars or {})
             version.layers = list(fn.layers or [])
         return version
+
+    def _authorize_code_read(
+        self, request: AwsRequest, bucket: str, key: str, version_id: str | None
+    ) -> None:
+        """Lambda fetches code from S3 with the caller's permissions: the caller needs s3:GetObject on the
+        object (s3:GetObjectVersion for a pinned S3ObjectVersion), and a refusal comes back as Lambda's
+        AccessDeniedException quoting S3's error."""
+        if request.principal is None:
+            return
+        action = "s3:GetObjectVersion" if version_id else "s3:GetObject"
+        if not self.sandbox.iam.allowed(request.principal, action, f"arn:aws:s3:::{bucket}/{key}"):
+            raise AwsError(
+                "AccessDeniedException",
+                f"Your access has been denied by S3, please make sure your request credentials have "
+                f"permission to GetObject for {bucket}/{key}. S3 Error Code: AccessDenied. "
+                "S3 Error Message: Access Denied",
+                403,
+            )
 
     def _s3_code(self, bucket: str, key: str, version_id: str | None) -> Any:
         from moto.s3.exceptions import MissingBucket, MissingKey, MissingVersion

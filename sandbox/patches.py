@@ -35,6 +35,7 @@ def install() -> None:
         _patch_cloudwatch_reads()
         _patch_lambda()
         _patch_bucket_policy()
+        _patch_iam()
         _installed = True
 
 
@@ -272,3 +273,27 @@ def _patch_bucket_policy() -> None:
         return IAMPolicy(json.dumps(effective)).is_action_permitted(action, resource)
 
     FakeBucket.get_permission = get_permission  # type: ignore[method-assign]
+
+
+def _patch_iam() -> None:
+    """AWS managed policies exist at their real ARNs with AWS's documents: any that a role attaches (or
+    that is read) is created from the copy moto ships, the first time it is named."""
+    from moto.iam.models import IAMBackend
+
+    from sandbox.iam import state
+
+    original_attach = IAMBackend.attach_role_policy
+    original_get = IAMBackend.get_policy
+
+    def attach_role_policy(self: Any, policy_arn: str, role_name: str) -> None:
+        if _sandbox() is not None:
+            state.ensure_aws_managed_policy(self, policy_arn)
+        original_attach(self, policy_arn, role_name)
+
+    def get_policy(self: Any, policy_arn: str) -> Any:
+        if _sandbox() is not None:
+            state.ensure_aws_managed_policy(self, policy_arn)
+        return original_get(self, policy_arn)
+
+    IAMBackend.attach_role_policy = attach_role_policy  # type: ignore[method-assign]
+    IAMBackend.get_policy = get_policy  # type: ignore[method-assign]

@@ -7,13 +7,25 @@ import logging
 import threading
 import traceback
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from sandbox.clock import Clock
 from sandbox.faults import Faults
-from sandbox.protocol import AwsRequest, Response, dumps, error_response, identify, json_response
+from sandbox.protocol import (
+    AwsRequest,
+    Response,
+    access_denied,
+    dumps,
+    error_response,
+    identify,
+    invalid_token,
+    json_response,
+)
+
+if TYPE_CHECKING:
+    from sandbox.iam import Iam
 
 log = logging.getLogger("sandbox")
 
@@ -42,6 +54,7 @@ class SandboxApp:
         self.clock = clock
         self.moto_app = DomainDispatcherApplication(create_backend_app)
         self.routes: dict[tuple[str, str], Handler] = {}
+        self.iam: Iam | None = None  # set by the Sandbox; None: nobody is authorised
 
     def route(self, service: str, operation: str, handler: Handler) -> None:
         self.routes[(service, operation)] = handler
@@ -51,6 +64,9 @@ class SandboxApp:
             return self._send(self._control(environ), start_response)
         request = identify(environ)
         try:
+            refused = self._authorize(request)
+            if refused is not None:
+                return self._send(refused, start_response)
             fault = self.faults.call_fault(request.service, request.operation)
             if fault is not None:
                 return self._send(
@@ -66,6 +82,8 @@ class SandboxApp:
                 response = handler(request)
                 if response is not None:
                     return self._send(response, start_response)
+            if self._hides_missing_objects(request):
+                return self._send(self._missing_object_or_denied(request), start_response)
         except AwsError as exc:
             return self._send(
                 error_response(request.protocol, request.service, exc.code, exc.message, exc.status),
@@ -85,6 +103,64 @@ class SandboxApp:
                 start_response,
             )
         return self.moto_app(environ, start_response)
+
+    def _authorize(self, request: AwsRequest) -> Response | None:
+        """Who signed the request, and the refusal AWS would answer if IAM does not allow it."""
+        from sandbox import wire_params
+        from sandbox.iam import InvalidToken
+        from sandbox.iam.credentials import CredentialStore
+
+        iam = self.iam
+        if iam is None or request.service is None:
+            return None
+        key = CredentialStore.from_headers(
+            str(request.environ.get("HTTP_AUTHORIZATION", "")), request.query_value("X-Amz-Credential")
+        )
+        token = request.header("X-Amz-Security-Token") or request.query_value("X-Amz-Security-Token")
+        try:
+            request.principal = iam.principal_for(key, token)
+        except InvalidToken:
+            return invalid_token(request)
+        if request.principal is None or not iam.enforce or request.operation is None:
+            return None
+        checks = iam.checks(request.service, request.operation, wire_params.parameters(request))
+        if checks is None:
+            return error_response(
+                request.protocol,
+                request.service,
+                "NotImplemented",
+                f"the sandbox does not know how IAM authorises {request.service}:{request.operation}; "
+                "add it to sandbox/iam/actions.py",
+                501,
+            )
+        denial = iam.authorize(request.principal, checks)
+        if denial is None:
+            return None
+        return access_denied(request, denial.message(quote_resource=request.service == "s3"))
+
+    def _hides_missing_objects(self, request: AwsRequest) -> bool:
+        return (
+            request.principal is not None
+            and self.iam is not None
+            and self.iam.enforce
+            and request.service == "s3"
+            and request.operation in ("GetObject", "HeadObject")
+        )
+
+    def _missing_object_or_denied(self, request: AwsRequest) -> Response:
+        """S3 answers a missing key with 404 only to callers allowed s3:ListBucket on the bucket, and with
+        403 AccessDenied to others (GetObject: "If the object that you request doesn't exist, the error
+        that Amazon S3 returns depends on whether you also have the s3:ListBucket permission")."""
+        from sandbox import wire_params
+
+        response = self.call_moto(request)
+        if response.status != 404 or b"NoSuchVersion" in response.body:
+            return response
+        assert self.iam is not None
+        bucket = wire_params.parameters(request).get("Bucket", "")
+        if self.iam.allowed(request.principal, "s3:ListBucket", f"arn:aws:s3:::{bucket}"):
+            return response
+        return access_denied(request, "Access Denied")
 
     def call_moto(self, request: AwsRequest) -> Response:
         """Run the request through moto and capture its response (for handlers that complete moto)."""
