@@ -130,6 +130,9 @@ def _principal_match(value: Any, principal: Principal) -> str | None:
     account (delegation to identity policies), None when it does not apply."""
     if value == "*":
         return "specific"
+    if isinstance(value, str):
+        # Stored shorthand (moto keeps AddPermission's Principal as given): a service or an AWS principal.
+        value = {"Service": value} if value.endswith(".amazonaws.com") else {"AWS": value}
     if not isinstance(value, dict):
         return None
     for service in _as_list(value.get("Service")):
