@@ -245,7 +245,11 @@ class SandboxApp:
     @staticmethod
     def _send(response: Response, start_response: Callable[..., Any]) -> Iterable[bytes]:
         headers = dict(response.headers)
-        headers["Content-Length"] = str(len(response.body))
+        declared = next((k for k in headers if k.lower() == "content-length"), None)
+        # A HEAD answer declares the length of the body it does not carry: keep what moto declared.
+        if declared is None or response.body:
+            headers.pop(declared or "", None)
+            headers["Content-Length"] = str(len(response.body))
         reason = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content"}.get(response.status, "Error")
         start_response(f"{response.status} {reason}", list(headers.items()))
         return [response.body]

@@ -378,6 +378,8 @@ def test_a_missing_key_is_404_only_for_callers_allowed_to_list(sb, bucket):
     assert refusal(blind.get_object, Bucket=bucket, Key="missing.zip")[:2] == ("AccessDenied", 403)
     assert refusal(seeing.get_object, Bucket=bucket, Key="missing.zip")[:2] == ("NoSuchKey", 404)
     assert refusal(seeing.head_object, Bucket=bucket, Key="missing.zip")[:2] == ("404", 404)
+    client(sb, "s3").put_object(Bucket=bucket, Key="present.zip", Body=b"12345")
+    assert blind.head_object(Bucket=bucket, Key="present.zip")["ContentLength"] == 5
 
 
 def test_a_bucket_policy_deny_applies_to_allowed_roles(sb):
