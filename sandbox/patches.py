@@ -53,6 +53,12 @@ def _patch_clock() -> None:
         return sb.clock.now_datetime().replace(tzinfo=None)  # moto keeps naive UTC datetimes
 
     cloudwatch_models.utcnow = utcnow
+    # CloudWatch Logs accepts events from 14 days back to 2 hours ahead of *its* clock ("PutLogEvents":
+    # "None of the log events in the batch can be more than 2 hours in the future"), and stamps
+    # ingestion times with it: on the sandbox clock, Lambda's log lines stay accepted at any speed.
+    import moto.logs.models as logs_models
+
+    logs_models.utcnow = utcnow
     original_unix_time = events_models.unix_time
 
     def unix_time(dt: datetime | None = None) -> float:
@@ -194,6 +200,7 @@ def _patch_cloudwatch_reads() -> None:
         sb = _sandbox()
         if sb is None:
             return original_get_data(self, queries, start_time, end_time, scan_by)
+        _check_time_range(start_time, end_time)
         from sandbox import metrics
 
         return metrics.get_metric_data(sb, queries, start_time, end_time, scan_by)
@@ -214,6 +221,7 @@ def _patch_cloudwatch_reads() -> None:
             return original_statistics(
                 self, namespace, metric_name, start_time, end_time, period, stats, dimensions, unit
             )
+        _check_time_range(start_time, end_time)
         from sandbox import metrics
 
         return metrics.statistics(
@@ -222,6 +230,18 @@ def _patch_cloudwatch_reads() -> None:
 
     CloudWatchBackend.get_metric_data = get_metric_data  # type: ignore[method-assign]
     CloudWatchBackend.get_metric_statistics = get_metric_statistics  # type: ignore[method-assign]
+
+
+def _check_time_range(start_time: Any, end_time: Any) -> None:
+    """CloudWatch refuses a window that does not move forward with a 400, never a server error
+    (GetMetricStatistics / GetMetricData: InvalidParameterValue, "The parameter StartTime must be less
+    than the parameter EndTime.")."""
+    from moto.cloudwatch.exceptions import InvalidParameterValue
+
+    from sandbox import metrics
+
+    if metrics.epoch(start_time) >= metrics.epoch(end_time):
+        raise InvalidParameterValue("The parameter StartTime must be less than the parameter EndTime.")
 
 
 def _patch_lambda() -> None:
