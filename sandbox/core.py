@@ -134,6 +134,7 @@ class Sandbox:
     def _start(self) -> None:
         from sandbox import patches
         from sandbox.alarms import AlarmEvaluator
+        from sandbox.cloudwatch_api import register_cloudwatch_routes
         from sandbox.event_delivery import EventDelivery
         from sandbox.iam import Iam
         from sandbox.iam import state as iam_state
@@ -154,6 +155,7 @@ class Sandbox:
         self._events = EventDelivery(self)
         self._alarms = AlarmEvaluator(self)
         register_lambda_routes(self._app, self)
+        register_cloudwatch_routes(self._app, self)
         self._server.start()
         self._lambda_service.start()
         self._events.start()

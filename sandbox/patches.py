@@ -179,6 +179,19 @@ def _patch_cloudwatch_alarms() -> None:
         if sb is not None:
             sb.alarms.alarm_set_manually(alarm_name, int(self.alarms[alarm_name].period or 60))
 
+    from moto.cloudwatch.models import Alarm
+
+    original_update_state = Alarm.update_state
+
+    def update_state(self: Any, reason: str, reason_data: str, state_value: str) -> None:
+        old_state, old_reason = self.state_value, self.state_reason
+        original_update_state(self, reason, reason_data, state_value)
+        if _sandbox() is not None:
+            from sandbox.alarms import record_state_change
+
+            record_state_change(self, old_state, old_reason, self.state_updated_timestamp)
+
+    Alarm.update_state = update_state  # type: ignore[method-assign]
     CloudWatchBackend.put_metric_alarm = put_metric_alarm  # type: ignore[method-assign]
     CloudWatchBackend.set_alarm_state = set_alarm_state  # type: ignore[method-assign]
 
