@@ -64,7 +64,7 @@ class SandboxApp:
             return self._send(self._control(environ), start_response)
         request = identify(environ)
         try:
-            refused = self._authorize(request)
+            refused = self._authorize(request) or self._validate(request)
             if refused is not None:
                 return self._send(refused, start_response)
             fault = self.faults.call_fault(request.service, request.operation)
@@ -137,6 +137,41 @@ class SandboxApp:
         if denial is None:
             return None
         return access_denied(request, denial.message(quote_resource=request.service == "s3"))
+
+    def _validate(self, request: AwsRequest) -> Response | None:
+        """The service's own answer to a request botocore let through but the service model forbids."""
+        from sandbox import validation, wire_params
+
+        if request.service == "s3" and request.operation in (
+            "PutObject",
+            "CreateMultipartUpload",
+            "CopyObject",
+        ):
+            headers = {
+                key[5:].replace("_", "-"): str(value)
+                for key, value in request.environ.items()
+                if key.startswith("HTTP_X_AMZ_META_")
+            }
+            if validation.s3_metadata_size(headers) > validation.S3_METADATA_LIMIT:
+                return error_response(
+                    request.protocol,
+                    "s3",
+                    "MetadataTooLarge",
+                    "Your metadata headers exceed the maximum allowed metadata size.",
+                    400,
+                )
+            return None
+        if request.service not in validation.VALIDATED or request.protocol not in ("json", "rest-json"):
+            return None
+        operation = wire_params.operation_model(request)
+        if operation is None or operation.input_shape is None:
+            return None
+        problems = validation.violations(operation.input_shape, wire_params.parameters(request))
+        if not problems:
+            return None
+        return error_response(
+            request.protocol, request.service, "ValidationException", validation.message(problems), 400
+        )
 
     def _hides_missing_objects(self, request: AwsRequest) -> bool:
         return (
