@@ -38,18 +38,102 @@ EXPECTED_REFUSALS: dict[tuple[str, str], str] = {
     ),
 }
 
-# Why a grant is kept although no call of the e2e suite used it: (role, policy, Sid or statement index,
-# action) -> reason. Policy is the inline policy's name or the managed policy's logical id / ARN.
-REASONS: dict[tuple[str, str, str, str], str] = {}
-
-_XRAY = (
-    "Lambda's X-Ray integration (Tracing: Active) sends trace segments with the execution role; the "
-    "sandbox runs no X-Ray daemon, so no call of the suite can use it."
-)
-_LAMBDA_REGISTERS = (
-    "CodeDeploy needs it to use the group's alarms and hooks on AWS; the sandbox's CodeDeploy makes "
-    "no such call as this role."
-)
+# Why a grant is kept although no call of the e2e suite used it. Looked up by (role, policy, statement,
+# action), then with role "*", then by action alone. A grant of a managed policy several roles share that
+# another of them used needs no entry: the report says which role used it.
+_CANDIDATE = "No code of the control plane calls it today: a candidate for removal from template.yaml."
+_SHARED_POLICY = "ReleaseStarterPolicy"
+REASONS: dict[tuple[str, str, str, str], str] = {
+    ("*", _SHARED_POLICY, "ChangeOnlyManagedFunctions", "lambda:ListTags"): (
+        _CANDIDATE + " Function tags come with GetFunction (lambda_ops.function_tags)."
+    ),
+    ("*", _SHARED_POLICY, "DeployWithinThisStacksApplication", "codedeploy:GetApplicationRevision"): (
+        "The template grants it for the revision CreateDeployment registers. The Service Authorization "
+        "Reference lists no dependent action for CreateDeployment and the sandbox checks none, and no "
+        "starter code reads revisions: not verified here."
+    ),
+    ("*", _SHARED_POLICY, "ReadDeploymentConfigs", "codedeploy:GetDeploymentConfig"): (
+        "The template grants it for CreateDeployment reading the group's configuration. The sandbox "
+        "authorises CreateDeployment as codedeploy:CreateDeployment alone and no starter code reads "
+        "configurations: not verified here."
+    ),
+    ("*", _SHARED_POLICY, "IdempotencyRecords", "dynamodb:GetItem"): (
+        "Powertools' DynamoDB idempotency layer reads an existing record with GetItem when its conditional "
+        "PutItem does not return it; no run of the suite took that path."
+    ),
+    ("*", _SHARED_POLICY, "IdempotencyRecords", "dynamodb:DeleteItem"): (
+        "Powertools' DynamoDB idempotency layer deletes its record when the handler raises; no idempotent "
+        "handler raised in the suite."
+    ),
+    ("*", _SHARED_POLICY, "KeepFailedInvocations", "sqs:SendMessage"): (
+        "Lambda sends an asynchronous invocation that failed all its retries to the on-failure destination "
+        "(UndeliveredEventsQueue) with the execution role; no such failure happened in the suite."
+    ),
+    ("HookFailureReporterRole", "report-dead-hooks", "KeepFailedInvocations", "sqs:SendMessage"): (
+        "Lambda sends a failed asynchronous invocation of the reporter to UndeliveredEventsQueue with this "
+        "role; the reporter never failed in the suite."
+    ),
+    ("SlackNotifierRole", "post-to-slack", "KeepFailedInvocations", "sqs:SendMessage"): (
+        "Lambda sends a notification the notifier failed to post after its retries to "
+        "UndeliveredEventsQueue with this role; the notifier never used up its retries in the suite."
+    ),
+    ("*", _SHARED_POLICY, "ReadArtifacts", "s3:GetObject"): (
+        "An upload event without a version id is read unversioned (s3_ops.resolve); the bucket is "
+        "versioned, so every read in the suite was s3:GetObjectVersion."
+    ),
+    ("*", _SHARED_POLICY, "ReadArtifacts", "s3:GetObjectTagging"): _CANDIDATE,
+    ("*", _SHARED_POLICY, "ReadArtifacts", "s3:GetObjectVersionTagging"): _CANDIDATE,
+    ("*", _SHARED_POLICY, "TellMissingArtifacts", "s3:ListBucket"): (
+        "S3 checks it only when a read finds no object: with it a missing artifact is 404 NoSuchKey, "
+        "without it 403 (the sandbox enforces this). No artifact went missing in the suite."
+    ),
+    (
+        "CodeDeployServiceRole",
+        "shift-traffic",
+        "ShiftManagedAliases",
+        "lambda:GetProvisionedConcurrencyConfig",
+    ): (
+        "Part of AWSCodeDeployRoleForLambda's grants: CodeDeploy reads an alias's provisioned concurrency "
+        "when it shifts traffic. The sandbox's CodeDeploy models no provisioned concurrency and makes no "
+        "such call."
+    ),
+    ("HookRole", "validate-deployments", "InvokeAndReadManagedFunctions", "lambda:GetFunction"): (
+        "hooks.find_checks reads a function's tags (GetFunction) for deployments Rollout did not start "
+        "(SAM DeploymentPreference, CDK) to find its rollout:checks document; the suite runs only "
+        "Rollout's own releases."
+    ),
+    (
+        "HookRole",
+        "validate-deployments",
+        "InvokeAndReadManagedFunctions",
+        "lambda:GetFunctionConfiguration",
+    ): _CANDIDATE,
+    ("HookRole", "validate-deployments", "InvokeAndReadManagedFunctions", "lambda:GetAlias"): _CANDIDATE,
+    ("HookRole", "validate-deployments", "InvokeAndReadManagedFunctions", "lambda:ListTags"): _CANDIDATE,
+    ("HookRole", "validate-deployments", "ReadChecksDocuments", "s3:GetObject"): (
+        "Reads a rollout:checks document (hooks.find_checks) or an S3 AppSpec revision "
+        "(hooks.appspec_content) of a deployment Rollout did not start; the suite has neither."
+    ),
+    ("HookRole", "validate-deployments", "ReadChecksDocuments", "s3:GetObjectVersion"): (
+        "An S3 AppSpec revision pinned to a version (hooks.appspec_content); the suite has none."
+    ),
+    (
+        "HookRole",
+        "validate-deployments",
+        "ReportAndReadThisStacksDeployments",
+        "codedeploy:BatchGetDeploymentTargets",
+    ): (_CANDIDATE + " The hooks read targets with ListDeploymentTargets and GetDeploymentTarget."),
+}
+REASONS_BY_ACTION: dict[str, str] = {
+    "xray:PutTraceSegments": (
+        "Lambda's X-Ray integration (Tracing: Active) sends trace segments with the execution role; the "
+        "sandbox runs no X-Ray daemon, so no call of the suite can use it."
+    ),
+    "xray:PutTelemetryRecords": (
+        "Lambda's X-Ray integration (Tracing: Active) sends telemetry with the execution role; the "
+        "sandbox runs no X-Ray daemon, so no call of the suite can use it."
+    ),
+}
 
 
 @dataclass
@@ -84,12 +168,23 @@ def _as_list(value: Any) -> list[Any]:
 def template_grants() -> tuple[dict[str, list[Grant]], dict[str, str]]:
     """Each role's granted actions, resolved by provisioning the template into a scratch sandbox; and
     the logical id of each managed policy ARN."""
+    import boto3
+
     from sandbox import Sandbox
     from sandbox.iam import state
     from sandbox.provision import provision_stack
 
     with Sandbox(speed=1) as sb:
-        stack = provision_stack(sb.endpoint_url, TEMPLATE, STACK, region=sb.region)
+        # The parameters the e2e suite provisions with: Slack on (a secret holding the webhook URL).
+        secret = boto3.client(
+            "secretsmanager",
+            endpoint_url=sb.endpoint_url,
+            region_name=sb.region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - the sandbox operator's fake keys
+        ).create_secret(Name=f"{STACK}/slack-webhook", SecretString='{"webhook_url": "http://127.0.0.1:9/"}')
+        parameters = {"SlackWebhookSecretArn": secret["ARN"]}
+        stack = provision_stack(sb.endpoint_url, TEMPLATE, STACK, parameters, region=sb.region)
         documents: dict[str, tuple[str, dict[str, Any]]] = {}
         for logical_id, resource in stack.resources.items():
             if resource.resource_type == "AWS::IAM::ManagedPolicy":
@@ -233,13 +328,17 @@ def render(
             "|---|---|---|---|---|",
         ]
         for grant in grants[role]:
-            hits = [
-                a
-                for a, u in used.items()
-                if _matches(grant.action, a) and (grant.policy, grant.statement) in u.statements and u.allowed
-            ]
+            hits = _hit(grant, used)
             key = (role, grant.policy, grant.statement, grant.action)
-            reason = REASONS.get(key) or REASONS.get(("*", grant.policy, grant.statement, grant.action), "")
+            reason = (
+                REASONS.get(key)
+                or REASONS.get(("*", grant.policy, grant.statement, grant.action))
+                or REASONS_BY_ACTION.get(grant.action)
+                or _used_by_another(grant, grants, by_role)
+                or ""
+            )
+            if hits and reason.startswith("Shared "):
+                reason = ""
             if hits and reason:
                 problems.append(f"{key}: has a reason but is used ({', '.join(hits)})")
             if not hits and not reason:
@@ -265,6 +364,38 @@ def render(
         lines += [f"| {name} | {u.allowed} | {u.refused} |" for name, u in sorted(others.items())]
         lines.append("")
     return "\n".join(lines), problems
+
+
+def _hit(grant: Grant, used: dict[str, Usage]) -> list[str]:
+    return [
+        action
+        for action, usage in used.items()
+        if _matches(grant.action, action)
+        and (grant.policy, grant.statement) in usage.statements
+        and usage.allowed
+    ]
+
+
+def _used_by_another(
+    grant: Grant, grants: dict[str, list[Grant]], by_role: dict[str, dict[str, Usage]]
+) -> str:
+    """A shared managed policy's grant that another role used: the policy is one document on purpose."""
+    others = sorted(
+        role
+        for role, role_grants in grants.items()
+        if role != grant.role
+        and any(
+            g.policy == grant.policy and g.statement == grant.statement and g.action == grant.action
+            for g in role_grants
+        )
+        and _hit(grant, by_role.get(role, {}))
+    )
+    if not others:
+        return ""
+    return (
+        f"Shared {grant.policy} (one document for every role that starts releases): used by "
+        f"{', '.join(others)}, not by this role."
+    )
 
 
 def run_e2e(log: Path) -> int:
