@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sandbox.clock import Clock
+from sandbox.dynamodb_consistency import DEFAULT_GSI_LAG_SECONDS
 from sandbox.faults import Faults
 from sandbox.metrics import MetricIndex
 
@@ -46,6 +47,7 @@ class Sandbox:
     `speed` scales sandbox time (see Clock); `worker_idle_seconds` is how long (real seconds) an idle Lambda
     worker lives before it is reaped. `iam` enforces IAM on calls made with the credentials the sandbox
     issues to roles (function code, CodeDeploy); the operator's own credentials are never refused.
+    `gsi_lag` is how many real seconds DynamoDB global secondary indexes trail their tables.
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class Sandbox:
         fault_seed: int | None = None,
         codedeploy: bool = True,
         iam: bool = True,
+        gsi_lag: float | None = None,
     ) -> None:
         self.clock = Clock(speed)
         self.region = REGION
@@ -66,6 +69,8 @@ class Sandbox:
         self._port = port
         self._want_codedeploy = codedeploy
         self._want_iam = iam
+        # Real seconds a global secondary index trails its table (dynamodb_consistency.py); 0: current.
+        self.gsi_lag = DEFAULT_GSI_LAG_SECONDS if gsi_lag is None else gsi_lag
         self._workdir: Path | None = None
         self._server: HttpServer | None = None
         self._stop = threading.Event()

@@ -36,6 +36,7 @@ def install() -> None:
         _patch_lambda()
         _patch_bucket_policy()
         _patch_iam()
+        _patch_dynamodb()
         _installed = True
 
 
@@ -330,3 +331,56 @@ def _patch_iam() -> None:
 
     IAMBackend.attach_role_policy = attach_role_policy  # type: ignore[method-assign]
     IAMBackend.get_policy = get_policy  # type: ignore[method-assign]
+
+
+def _patch_dynamodb() -> None:
+    """Global secondary indexes lag their table (sandbox/dynamodb_consistency.py)."""
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
+
+    from sandbox import dynamodb_consistency as consistency
+
+    def lag() -> float:
+        sb = _sandbox()
+        return sb.gsi_lag if sb is not None else 0.0
+
+    def remembering(name: str) -> None:
+        original = getattr(DynamoDBBackend, name)
+
+        # moto calls put_item(table_name, item, ...), update_item/delete_item(table_name, key, ...).
+        def write(self: Any, table_name: str, key: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+            seconds = lag()
+            if seconds <= 0:
+                return original(self, table_name, key, *args, **kwargs)
+            table = self.get_table(table_name)
+            before = consistency.before_write(table, key, seconds)
+            result = original(self, table_name, key, *args, **kwargs)
+            consistency.record(table, before, seconds)  # only writes that happened are remembered
+            return result
+
+        setattr(DynamoDBBackend, name, write)
+
+    for name in ("put_item", "update_item", "delete_item"):
+        remembering(name)
+
+    original_query = Table.query
+    original_scan = Table.scan
+
+    def query(self: Any, *args: Any, **kwargs: Any) -> Any:
+        # moto's backend passes index_name as the eighth positional argument of Table.query
+        index_name = kwargs.get("index_name", args[7] if len(args) > 7 else None)
+        seconds = lag()
+        if seconds > 0 and consistency.is_global_index(self, index_name):
+            return original_query(consistency.lagged_view(self, seconds), *args, **kwargs)
+        return original_query(self, *args, **kwargs)
+
+    def scan(self: Any, *args: Any, **kwargs: Any) -> Any:
+        # ... and as the fifth of Table.scan
+        index_name = kwargs.get("index_name", args[4] if len(args) > 4 else None)
+        seconds = lag()
+        if seconds > 0 and consistency.is_global_index(self, index_name):
+            return original_scan(consistency.lagged_view(self, seconds), *args, **kwargs)
+        return original_scan(self, *args, **kwargs)
+
+    Table.query = query  # type: ignore[method-assign]
+    Table.scan = scan  # type: ignore[method-assign]
