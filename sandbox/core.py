@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     # Imported where they are built (in _start), so `sandbox.core` stays light and free of cycles.
     from sandbox.alarms import AlarmEvaluator
     from sandbox.codedeploy.engine import CodeDeployEngine
-    from sandbox.event_delivery import EventDelivery
+    from sandbox.event_delivery import DeliveryTiming, EventDelivery
     from sandbox.iam import Iam
     from sandbox.lambda_runtime import LambdaService
     from sandbox.server import HttpServer, SandboxApp
@@ -47,7 +47,9 @@ class Sandbox:
     `speed` scales sandbox time (see Clock); `worker_idle_seconds` is how long (real seconds) an idle Lambda
     worker lives before it is reaped. `iam` enforces IAM on calls made with the credentials the sandbox
     issues to roles (function code, CodeDeploy); the operator's own credentials are never refused.
-    `gsi_lag` is how many real seconds DynamoDB global secondary indexes trail their tables.
+    `gsi_lag` is how many real seconds DynamoDB global secondary indexes trail their tables;
+    `event_timing` how late, and how often twice, S3 and CodeDeploy events reach EventBridge rules (seeded
+    by `fault_seed`).
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class Sandbox:
         codedeploy: bool = True,
         iam: bool = True,
         gsi_lag: float | None = None,
+        event_timing: DeliveryTiming | None = None,
     ) -> None:
         self.clock = Clock(speed)
         self.region = REGION
@@ -71,6 +74,8 @@ class Sandbox:
         self._want_iam = iam
         # Real seconds a global secondary index trails its table (dynamodb_consistency.py); 0: current.
         self.gsi_lag = DEFAULT_GSI_LAG_SECONDS if gsi_lag is None else gsi_lag
+        self._fault_seed = fault_seed
+        self._event_timing = event_timing
         self._workdir: Path | None = None
         self._server: HttpServer | None = None
         self._stop = threading.Event()
@@ -157,7 +162,7 @@ class Sandbox:
         self._app.iam = self._iam
         self._server = HttpServer(self._app, self._port)
         self._lambda_service = LambdaService(self)
-        self._events = EventDelivery(self)
+        self._events = EventDelivery(self, self._event_timing, self._fault_seed)
         self._alarms = AlarmEvaluator(self)
         register_lambda_routes(self._app, self)
         register_cloudwatch_routes(self._app, self)

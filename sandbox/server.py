@@ -166,7 +166,9 @@ class SandboxApp:
         operation = wire_params.operation_model(request)
         if operation is None or operation.input_shape is None:
             return None
-        problems = validation.violations(operation.input_shape, wire_params.parameters(request))
+        problems = validation.violations(
+            operation.input_shape, wire_params.parameters(request), service=request.service
+        )
         if not problems:
             return None
         return error_response(

@@ -107,3 +107,33 @@ def test_without_lag_the_index_is_current():
         item = {"pk": {"S": "FN#a"}, "sk": {"S": "REL#1"}, "deployment_id": {"S": "d-2"}}
         client(sb, "dynamodb").put_item(TableName=table, Item=item)
         assert by_deployment(sb, table, "d-2") == [item]
+
+
+def test_s3_events_reach_rules_late_and_sometimes_twice():
+    from sandbox.event_delivery import DeliveryTiming
+
+    timing = DeliveryTiming(s3_delay=(30.0, 60.0), duplicate_rate=1.0)
+    with Sandbox(speed=60, fault_seed=3, event_timing=timing) as sb:
+        sqs, s3, events = client(sb, "sqs"), client(sb, "s3"), client(sb, "events")
+        url = sqs.create_queue(QueueName="late-events")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        s3.create_bucket(Bucket="late-bucket")
+        s3.put_bucket_notification_configuration(
+            Bucket="late-bucket", NotificationConfiguration={"EventBridgeConfiguration": {}}
+        )
+        events.put_rule(Name="late", EventPattern='{"source": ["aws.s3"], "detail-type": ["Object Created"]}')
+        events.put_targets(Rule="late", Targets=[{"Id": "q", "Arn": arn}])
+        uploaded = sb.clock.now()
+        s3.put_object(Bucket="late-bucket", Key="a.zip", Body=b"x")
+        received: list[tuple[float, str]] = []
+
+        def both() -> bool:
+            for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+                received.append((sb.clock.now(), message["Body"]))
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            return len(received) >= 2
+
+        wait_for(both, timeout=10, interval=0.02, what="two deliveries")
+        assert all(at - uploaded >= 30 for at, _ in received)  # sandbox seconds
+        assert received[0][1] == received[1][1]  # the same event (same id) twice
+        assert sb.events.duplicated == 1
