@@ -407,13 +407,25 @@ class RolloutWorld:
 
 @contextmanager
 def rollout_world(
-    stack_name: str, speed: float, fault_seed: int = 11, parameters: dict[str, str] | None = None
+    stack_name: str,
+    speed: float,
+    fault_seed: int = 11,
+    parameters: dict[str, str] | None = None,
+    gsi_lag: float = 0.0,
 ) -> Iterator[RolloutWorld]:
-    """A sandbox at `speed` with the stack provisioned and Slack wired to a local receiver."""
+    """A sandbox at `speed` with the stack provisioned and Slack wired to a local receiver.
+
+    `gsi_lag` is 0 (indexes current) rather than the sandbox's AWS-like default: the pre-traffic hook
+    finds its release through the by-deployment index right after the deployment starts, and with the
+    index lagging it misses the release and runs no checks (tests/e2e/test_index_lag.py reproduces it).
+    """
     # S3 and CodeDeploy events arrive late and, at a low seeded rate, twice (as AWS allows); IAM, GSI lag
     # and the rest of the sandbox's rules are on by default.
     timing = DeliveryTiming(duplicate_rate=E2E_EVENT_DUPLICATE_RATE)
-    with slack_receiver() as slack, Sandbox(speed=speed, fault_seed=fault_seed, event_timing=timing) as sb:
+    with (
+        slack_receiver() as slack,
+        Sandbox(speed=speed, fault_seed=fault_seed, event_timing=timing, gsi_lag=gsi_lag) as sb,
+    ):
         secrets = boto3.client(
             "secretsmanager",
             endpoint_url=sb.endpoint_url,
