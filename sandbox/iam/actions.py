@@ -319,14 +319,8 @@ for _operation in (
     "DeleteQueue",
 ):
     rule("sqs", _operation)(_on(f"sqs:{_operation}", lambda p, s: queue_arn(s, str(p.get("QueueUrl", "")))))
-rule("sqs", "GetQueueUrl", "CreateQueue")(
-    lambda p, s: [
-        Check(
-            "sqs:GetQueueUrl" if "Attributes" not in p else "sqs:CreateQueue",
-            queue_arn(s, str(p.get("QueueName", ""))),
-        )
-    ]
-)
+for _operation in ("GetQueueUrl", "CreateQueue"):
+    rule("sqs", _operation)(_on(f"sqs:{_operation}", lambda p, s: queue_arn(s, str(p.get("QueueName", "")))))
 _unscoped("sqs", "ListQueues")
 
 
