@@ -93,14 +93,8 @@ REASONS: dict[tuple[str, str, str, str], str] = {
         "ShiftManagedAliases",
         "lambda:GetProvisionedConcurrencyConfig",
     ): (
-        "Part of AWSCodeDeployRoleForLambda's grants: CodeDeploy reads an alias's provisioned concurrency "
-        "when it shifts traffic. The sandbox's CodeDeploy models no provisioned concurrency and makes no "
-        "such call."
-    ),
-    ("HookRole", "validate-deployments", "InvokeAndReadManagedFunctions", "lambda:GetFunction"): (
-        "hooks.find_checks reads a function's tags (GetFunction) for deployments Rollout did not start "
-        "(SAM DeploymentPreference, CDK) to find its rollout:checks document; the suite runs only "
-        "Rollout's own releases."
+        "Kept from AWSCodeDeployRoleForLambda, which grants it to CodeDeploy for functions with provisioned "
+        "concurrency. The sandbox's CodeDeploy models no provisioned concurrency and makes no such call."
     ),
     (
         "HookRole",
