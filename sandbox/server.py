@@ -102,7 +102,15 @@ class SandboxApp:
                 ),
                 start_response,
             )
-        return self.moto_app(environ, start_response)
+        try:
+            return self.moto_app(environ, start_response)
+        except AwsError as exc:
+            # Raised by sandbox behaviour running inside moto (metric math, alarm reads): the service's
+            # 4xx in the request's protocol, never werkzeug's HTML 500.
+            return self._send(
+                error_response(request.protocol, request.service, exc.code, exc.message, exc.status),
+                start_response,
+            )
 
     def _authorize(self, request: AwsRequest) -> Response | None:
         """Who signed the request, and the refusal AWS would answer if IAM does not allow it."""

@@ -65,3 +65,19 @@ def test_function_logs_are_kept_when_the_sandbox_clock_runs_hours_ahead():
         # Stamped and read back in sandbox time, not real time.
         assert event["timestamp"] / 1000 > time.time() + 3 * 3600
         assert abs(event["timestamp"] / 1000 - sb.clock.now()) < 24 * 3600
+
+
+def test_an_expression_the_sandbox_cannot_evaluate_is_a_400_not_an_html_500():
+    with Sandbox(speed=60) as sb:
+        cw = client(sb, "cloudwatch", retries=False)
+        now = datetime.now(UTC)
+        with pytest.raises(ClientError) as caught:
+            cw.get_metric_data(
+                MetricDataQueries=[{"Id": "e1", "Expression": "m1 +* 2"}],
+                StartTime=now - timedelta(minutes=5),
+                EndTime=now,
+            )
+        error = caught.value.response
+        assert error["ResponseMetadata"]["HTTPStatusCode"] == 400
+        assert error["Error"]["Code"] == "ValidationError"
+        assert "e1" in error["Error"]["Message"] and "<html" not in error["Error"]["Message"]
