@@ -611,3 +611,21 @@ def test_every_operation_the_control_plane_calls_has_an_iam_mapping():
             missing.append(f"{service}:{api}")
     assert len(found) > 20
     assert missing == []
+
+
+def test_query_compatible_json_services_refuse_with_their_query_code(sb):
+    """CloudWatch and SQS speak JSON to botocore but keep their query error codes (x-amzn-query-error)."""
+    role = new_role(sb, [])
+    code, status, message = refusal(as_role(sb, role, "cloudwatch").describe_alarms, AlarmNames=["a"])
+    assert (code, status) == ("AccessDenied", 403)
+    assert (
+        f"cloudwatch:DescribeAlarms on resource: arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:a " in message
+    )
+    url, _ = queue(sb, f"q-{uuid.uuid4().hex[:6]}")
+    code, status, _ = refusal(as_role(sb, role, "sqs").send_message, QueueUrl=url, MessageBody="x")
+    assert (code, status) == ("AccessDenied", 403)
+    # An action without resource-level permissions names no resource in the message.
+    _, _, message = refusal(as_role(sb, role, "cloudwatch").list_metrics)
+    assert message.endswith(
+        "is not authorized to perform: cloudwatch:ListMetrics because no identity-based policy allows the cloudwatch:ListMetrics action"
+    )
