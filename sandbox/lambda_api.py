@@ -152,6 +152,7 @@ class LambdaApi:
                 "InvalidParameterValueException",
                 f"Value {runtime} at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: [{', '.join(sorted(_runtimes()))}] or be a valid ARN",
             )
+        self._check_role(body.get("Role"))
         code = body.get("Code") or {}
         if "S3Bucket" in code:
             self._authorize_code_read(
@@ -198,6 +199,7 @@ class LambdaApi:
     def update_function_configuration(self, request: AwsRequest) -> Response:
         name = _function_name(request)
         body = request.json()
+        self._check_role(body.get("Role"))
         with self.lock:
             fn = self.latest(name)
             self._check_not_updating(fn)
@@ -236,6 +238,15 @@ class LambdaApi:
             version.environment_vars = dict(fn.environment_vars or {})
             version.layers = list(fn.layers or [])
         return version
+
+    def _check_role(self, role: Any) -> None:
+        """Lambda refuses an execution role whose trust policy does not let lambda.amazonaws.com assume it
+        ("Lambda execution role": the role's trust policy must name Lambda as principal)."""
+        if role and not self.sandbox.iam.service_may_assume(str(role), "lambda.amazonaws.com"):
+            raise AwsError(
+                "InvalidParameterValueException",
+                "The role defined for the function cannot be assumed by Lambda.",
+            )
 
     def _authorize_code_read(
         self, request: AwsRequest, bucket: str, key: str, version_id: str | None

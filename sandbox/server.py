@@ -277,6 +277,24 @@ class SandboxApp:
             return error_response(
                 "json", "codedeploy", "SerializationException", "Request body is not valid JSON", 400
             )
+        role = (
+            body.get("serviceRoleArn")
+            if operation in ("CreateDeploymentGroup", "UpdateDeploymentGroup")
+            else None
+        )
+        if (
+            role
+            and self.iam is not None
+            and not self.iam.service_may_assume(str(role), "codedeploy.amazonaws.com")
+        ):
+            # CodeDeploy checks that it may assume the service role when the group is configured.
+            return error_response(
+                "json",
+                "codedeploy",
+                "InvalidRoleException",
+                f"AWS CodeDeploy does not have the permissions required to assume the role {role}.",
+                400,
+            )
         try:
             result = api.dispatch(operation, body)
         except api.CodeDeployError as exc:

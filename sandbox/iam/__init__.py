@@ -76,6 +76,25 @@ class Iam:
         """The role session behind a request's credentials; None for the operator. Raises InvalidToken."""
         return self.credentials.principal_for(access_key_id, session_token)
 
+    def service_may_assume(self, role_arn: str, service: str) -> bool:
+        """Whether the role's trust policy lets `service` assume it (always, when IAM is not enforced).
+
+        Lambda and CodeDeploy check this when a role is handed to them, before any call is made with it.
+        The service assumes the role on the account's behalf, so aws:SourceAccount is the account.
+        """
+        if not self.enforce:
+            return True
+        trust = state.trust_policy(self.account_id, role_arn)
+        if trust is None:
+            return False
+        principal = self.service_principal(service)
+        context: dict[str, ContextValue] = {
+            **request_context(self.account_id),
+            "aws:sourceaccount": self.account_id,
+            "aws:principalservicename": service,
+        }
+        return evaluate(principal, "sts:AssumeRole", role_arn, context, [trust]).allowed
+
     # -- decisions -------------------------------------------------------------------------------
     def checks(self, service: str, operation: str, params: dict[str, Any]) -> list[Check] | None:
         return actions.checks_for(service, operation, params, self)

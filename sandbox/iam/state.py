@@ -74,6 +74,20 @@ def identity_policies(account_id: str, role_arn: str) -> list[Policy]:
     return policies
 
 
+def trust_policy(account_id: str, role_arn: str) -> Policy | None:
+    """The role's trust policy (who may assume it), as a resource policy on the role; None if no such role."""
+    name = role_arn.rsplit("/", 1)[-1]
+    role = next((r for r in iam_backend(account_id).roles.values() if r.name == name), None)
+    if role is None or role.arn != role_arn:
+        return None
+    try:
+        document = json.loads(role.assume_role_policy_document or "{}")
+    except ValueError:
+        return None
+    # A trust policy's statements name no Resource: the role itself is the resource.
+    return Policy(RESOURCE, "trust policy", document)
+
+
 def _lambda_function(account_id: str, region: str, arn: str) -> Any:
     from moto.awslambda.utils import get_backend
 

@@ -10,7 +10,15 @@ import pytest
 from botocore.exceptions import ClientError
 
 from sandbox import Sandbox
-from tests.support.sandbox_support import ROLE_POLICY, client, invoke_json, unique, wait_for, zip_of
+from tests.support.sandbox_support import (
+    ROLE_POLICY,
+    client,
+    invoke_json,
+    trust_policy,
+    unique,
+    wait_for,
+    zip_of,
+)
 
 # At this speed two sandbox hours pass in under half a real second.
 FAST = 20_000.0
@@ -42,7 +50,9 @@ def test_a_time_window_that_does_not_move_forward_is_a_400():
 def test_function_logs_are_kept_when_the_sandbox_clock_runs_hours_ahead():
     with Sandbox(speed=FAST) as sb:
         iam = client(sb, "iam")
-        role = iam.create_role(RoleName="fast-logs", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        role = iam.create_role(RoleName="fast-logs", AssumeRolePolicyDocument=trust_policy("lambda"))["Role"][
+            "Arn"
+        ]
         iam.put_role_policy(RoleName="fast-logs", PolicyName="logs", PolicyDocument=json.dumps(ROLE_POLICY))
         name = unique("fast")
         client(sb, "lambda").create_function(

@@ -21,6 +21,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from sandbox import Sandbox
+from tests.support.sandbox_support import trust_policy
 
 SPEED = 600
 APP = "rollout-sandbox"
@@ -80,16 +81,16 @@ class Env:
         iam = boto3.client("iam", **kwargs)
         # CodeDeploy acts with the group's service role (AWS's managed policy for Lambda deployments);
         # the functions and hooks run with a role of their own.
-        self.role = iam.create_role(RoleName="sandbox-codedeploy", AssumeRolePolicyDocument="{}")["Role"][
-            "Arn"
-        ]
+        self.role = iam.create_role(
+            RoleName="sandbox-codedeploy", AssumeRolePolicyDocument=trust_policy("codedeploy")
+        )["Role"]["Arn"]
         iam.attach_role_policy(
             RoleName="sandbox-codedeploy",
             PolicyArn="arn:aws:iam::aws:policy/service-role/AWSCodeDeployRoleForLambda",
         )
-        self.function_role = iam.create_role(RoleName="sandbox-hooks", AssumeRolePolicyDocument="{}")["Role"][
-            "Arn"
-        ]
+        self.function_role = iam.create_role(
+            RoleName="sandbox-hooks", AssumeRolePolicyDocument=trust_policy("lambda")
+        )["Role"]["Arn"]
         iam.put_role_policy(
             RoleName="sandbox-hooks",
             PolicyName="report-and-record",

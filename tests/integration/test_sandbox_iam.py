@@ -17,7 +17,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from sandbox import Sandbox
-from tests.support.sandbox_support import client, drain, invoke_json, queue, wait_for, zip_of
+from tests.support.sandbox_support import client, drain, invoke_json, queue, trust_policy, wait_for, zip_of
 
 ACCOUNT = "123456789012"
 LAMBDA_TRUST = {
@@ -34,12 +34,15 @@ def sb() -> Iterator[Sandbox]:
         yield running
 
 
-def new_role(sb: Sandbox, statements: list[dict[str, Any]], managed: list[str] = ()) -> str:  # type: ignore[assignment]
+def new_role(
+    sb: Sandbox,
+    statements: list[dict[str, Any]],
+    managed: list[str] = (),  # type: ignore[assignment]
+    trust: str = json.dumps(LAMBDA_TRUST),
+) -> str:
     iam = client(sb, "iam")
     name = f"role-{uuid.uuid4().hex[:8]}"
-    arn = str(
-        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST))["Role"]["Arn"]
-    )
+    arn = str(iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]["Arn"])
     if statements:
         iam.put_role_policy(
             RoleName=name,
@@ -299,7 +302,7 @@ def test_a_function_policy_alone_lets_a_role_invoke(sb):
 
 
 def test_pass_role_is_checked_with_the_service_it_is_passed_to(sb):
-    passed = new_role(sb, [])
+    passed = new_role(sb, [], trust=trust_policy("codedeploy"))
     other_service = new_role(
         sb,
         [
@@ -629,3 +632,31 @@ def test_query_compatible_json_services_refuse_with_their_query_code(sb):
     assert message.endswith(
         "is not authorized to perform: cloudwatch:ListMetrics because no identity-based policy allows the cloudwatch:ListMetrics action"
     )
+
+
+def test_a_role_the_service_may_not_assume_is_refused_when_handed_over(sb):
+    untrusting = new_role(sb, [], trust=trust_policy("ec2"))
+    code, status, message = refusal(
+        client(sb, "lambda").create_function,
+        FunctionName=f"fn-{uuid.uuid4().hex[:6]}",
+        Runtime="python3.13",
+        Role=untrusting,
+        Handler="app.handler",
+        Code={"ZipFile": zip_of({"app.py": "def handler(e, c):\n    return 1\n"})},
+    )
+    assert (code, status, message) == (
+        "InvalidParameterValueException",
+        400,
+        "The role defined for the function cannot be assumed by Lambda.",
+    )
+    codedeploy = client(sb, "codedeploy")
+    codedeploy.create_application(applicationName="trust-app", computePlatform="Lambda")
+    code, status, message = refusal(
+        codedeploy.create_deployment_group,
+        applicationName="trust-app",
+        deploymentGroupName="g",
+        serviceRoleArn=new_role(sb, []),  # trusts Lambda, not CodeDeploy
+        deploymentStyle={"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
+    )
+    assert (code, status) == ("InvalidRoleException", 400)
+    assert "does not have the permissions required to assume the role" in message

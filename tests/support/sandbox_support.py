@@ -70,12 +70,26 @@ ROLE_POLICY = {
 }
 
 
+def trust_policy(service: str) -> str:
+    """A role's trust policy letting `service` (lambda, codedeploy) assume it, as the service requires."""
+    statement = {
+        "Effect": "Allow",
+        "Principal": {"Service": f"{service}.amazonaws.com"},
+        "Action": "sts:AssumeRole",
+    }
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
 def role_arn(sb: Any) -> str:
     iam = client(sb, "iam")
     try:
         return str(iam.get_role(RoleName=ROLE_NAME)["Role"]["Arn"])
     except iam.exceptions.NoSuchEntityException:
-        arn = str(iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument="{}")["Role"]["Arn"])
+        arn = str(
+            iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=trust_policy("lambda"))["Role"][
+                "Arn"
+            ]
+        )
         iam.put_role_policy(
             RoleName=ROLE_NAME, PolicyName="test-functions", PolicyDocument=json.dumps(ROLE_POLICY)
         )
