@@ -99,6 +99,7 @@ def main() -> None:
             "60",
             "--worker-idle-seconds",
             str(IDLE_SECONDS),
+            "--no-iam",  # the benchmark's role has no trust or permission policies; it measures the runtime
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,

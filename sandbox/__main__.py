@@ -20,12 +20,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--worker-idle-seconds", type=float, default=60.0, help="reap Lambda workers idle this long"
     )
+    parser.add_argument(
+        "--no-iam",
+        action="store_true",
+        help="do not enforce IAM on calls made with role credentials (function code, CodeDeploy)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with Sandbox(port=args.port, speed=args.speed, worker_idle_seconds=args.worker_idle_seconds) as sb:
+    with Sandbox(
+        port=args.port, speed=args.speed, worker_idle_seconds=args.worker_idle_seconds, iam=not args.no_iam
+    ) as sb:
         print(f"AWS_ENDPOINT_URL={sb.endpoint_url}", flush=True)
         print(f"region={sb.region} account={sb.account_id} speed={sb.clock.speed}", flush=True)
         stop.wait()

@@ -26,8 +26,12 @@ COMPARISONS = {
 class AlarmEvaluator:
     """Evaluates every metric and metric-math alarm a few times per sandbox period.
 
-    The current (still filling) period counts, so an alarm reacts within one evaluation tick of the datapoint
-    that breaches it. A state set with SetAlarmState holds for one period (at least a sandbox minute), as AWS
+    Only whole periods are judged: the window is the last `EvaluationPeriods` periods that have ended, never
+    the one still filling (CloudWatch user guide, "Alarm evaluation": an alarm judges the datapoints of
+    its evaluation periods, and a period's datapoint is complete only once the period is over). So steady
+    traffic never looks like missing data at the start of a period, and an alarm reacts once the period
+    holding the breaching datapoint ends. A state set with SetAlarmState holds for one period (at least a
+    sandbox minute), as AWS
     keeps it until the alarm's next evaluation.
     """
 
@@ -85,9 +89,8 @@ class AlarmEvaluator:
         period = int(alarm.period or 0) or _query_period(alarm)
         periods = int(alarm.evaluation_periods or 1)
         to_alarm = int(alarm.datapoints_to_alarm or periods)
-        current_start = now - now % period
-        start = current_start - (periods - 1) * period
-        end = current_start + period
+        end = now - now % period  # the start of the period still filling: it is not judged
+        start = end - periods * period
         series = self._series(alarm, period, start, end)
         buckets = [start + i * period for i in range(periods)]
         values = [series.get(b) for b in buckets]
@@ -223,3 +226,56 @@ def _query_period(alarm: Any) -> int:
 
 def _fmt(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%d/%m/%y %H:%M:%S")
+
+
+def record_state_change(alarm: Any, old_state: str, old_reason: str, timestamp: datetime) -> None:
+    """Keep a StateUpdate history item for DescribeAlarmHistory, in the shape CloudWatch gives it
+    (HistorySummary "Alarm updated from OK to ALARM", HistoryData with the old and new state)."""
+    new_state: dict[str, Any] = {"stateValue": alarm.state_value, "stateReason": alarm.state_reason}
+    try:
+        reason_data = json.loads(alarm.state_reason_data or "null")
+    except ValueError:
+        reason_data = None
+    if reason_data:
+        new_state["stateReasonData"] = reason_data
+    if timestamp.tzinfo is None:
+        timestamp = timestamp.replace(tzinfo=UTC)  # moto keeps naive UTC datetimes
+    item = {
+        "AlarmName": alarm.name,
+        "AlarmType": "CompositeAlarm" if getattr(alarm, "rule", None) else "MetricAlarm",
+        "Timestamp": timestamp,
+        "HistoryItemType": "StateUpdate",
+        "HistorySummary": f"Alarm updated from {old_state} to {alarm.state_value}",
+        "HistoryData": json.dumps(
+            {
+                "version": "1.0",
+                "oldState": {"stateValue": old_state, "stateReason": old_reason},
+                "newState": new_state,
+            }
+        ),
+    }
+    alarm.__dict__.setdefault("_sandbox_history", []).append(item)
+
+
+def alarm_history(
+    sandbox: Sandbox,
+    name: str | None,
+    item_type: str | None,
+    start: float | None,
+    end: float | None,
+    newest_first: bool,
+) -> list[dict[str, Any]]:
+    """History items of one alarm (or every alarm), filtered as DescribeAlarmHistory filters them.
+    Alarms that were deleted keep no history here."""
+    backend = metrics.backend(sandbox)
+    items: list[dict[str, Any]] = []
+    for alarm in list(backend.alarms.values()):
+        if name is None or alarm.name == name:
+            items += alarm.__dict__.get("_sandbox_history", [])
+    if item_type:
+        items = [i for i in items if i["HistoryItemType"] == item_type]
+    if start is not None:
+        items = [i for i in items if i["Timestamp"].timestamp() >= start]
+    if end is not None:
+        items = [i for i in items if i["Timestamp"].timestamp() <= end]
+    return sorted(items, key=lambda i: i["Timestamp"], reverse=newest_first)

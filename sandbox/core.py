@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import threading
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sandbox.clock import Clock
+from sandbox.dynamodb_consistency import DEFAULT_GSI_LAG_SECONDS
 from sandbox.faults import Faults
 from sandbox.metrics import MetricIndex
 
@@ -18,7 +20,8 @@ if TYPE_CHECKING:
     # Imported where they are built (in _start), so `sandbox.core` stays light and free of cycles.
     from sandbox.alarms import AlarmEvaluator
     from sandbox.codedeploy.engine import CodeDeployEngine
-    from sandbox.event_delivery import EventDelivery
+    from sandbox.event_delivery import DeliveryTiming, EventDelivery
+    from sandbox.iam import Iam
     from sandbox.lambda_runtime import LambdaService
     from sandbox.server import HttpServer, SandboxApp
 
@@ -42,7 +45,11 @@ class Sandbox:
     """`with Sandbox(speed=60) as sb:` then point boto3 at `sb.endpoint_url`.
 
     `speed` scales sandbox time (see Clock); `worker_idle_seconds` is how long (real seconds) an idle Lambda
-    worker lives before it is reaped.
+    worker lives before it is reaped. `iam` enforces IAM on calls made with the credentials the sandbox
+    issues to roles (function code, CodeDeploy); the operator's own credentials are never refused.
+    `gsi_lag` is how many real seconds DynamoDB global secondary indexes trail their tables;
+    `event_timing` how late, and how often twice, S3 and CodeDeploy events reach EventBridge rules (seeded
+    by `fault_seed`).
     """
 
     def __init__(
@@ -52,6 +59,9 @@ class Sandbox:
         worker_idle_seconds: float = 60.0,
         fault_seed: int | None = None,
         codedeploy: bool = True,
+        iam: bool = True,
+        gsi_lag: float | None = None,
+        event_timing: DeliveryTiming | None = None,
     ) -> None:
         self.clock = Clock(speed)
         self.region = REGION
@@ -61,6 +71,11 @@ class Sandbox:
         self.worker_idle_seconds = worker_idle_seconds
         self._port = port
         self._want_codedeploy = codedeploy
+        self._want_iam = iam
+        # Real seconds a global secondary index trails its table (dynamodb_consistency.py); 0: current.
+        self.gsi_lag = DEFAULT_GSI_LAG_SECONDS if gsi_lag is None else gsi_lag
+        self._fault_seed = fault_seed
+        self._event_timing = event_timing
         self._workdir: Path | None = None
         self._server: HttpServer | None = None
         self._stop = threading.Event()
@@ -71,6 +86,11 @@ class Sandbox:
         self._lambda_service: LambdaService | None = None
         self._events: EventDelivery | None = None
         self._alarms: AlarmEvaluator | None = None
+        self._iam: Iam | None = None
+
+    @property
+    def iam(self) -> Iam:
+        return _started(self._iam)
 
     @property
     def app(self) -> SandboxApp:
@@ -124,7 +144,10 @@ class Sandbox:
     def _start(self) -> None:
         from sandbox import patches
         from sandbox.alarms import AlarmEvaluator
+        from sandbox.cloudwatch_api import register_cloudwatch_routes
         from sandbox.event_delivery import EventDelivery
+        from sandbox.iam import Iam
+        from sandbox.iam import state as iam_state
         from sandbox.lambda_api import register_lambda_routes
         from sandbox.lambda_runtime import LambdaService
         from sandbox.server import HttpServer, SandboxApp
@@ -132,13 +155,18 @@ class Sandbox:
         self._workdir = Path(tempfile.mkdtemp(prefix="rollout-sandbox-"))
         reset_moto()
         patches.install()
+        for arn in iam_state.PRELOADED_MANAGED_POLICIES:
+            iam_state.ensure_aws_managed_policy(iam_state.iam_backend(self.account_id), arn)
+        self._iam = Iam(self.account_id, self.region, self._want_iam, self._deployment_group_of)
         self._app = SandboxApp(self.faults, self.clock)
+        self._app.iam = self._iam
         self._server = HttpServer(self._app, self._port)
         self._lambda_service = LambdaService(self)
         self._app.caller_of = self._lambda_service.caller_of
-        self._events = EventDelivery(self)
+        self._events = EventDelivery(self, self._event_timing, self._fault_seed)
         self._alarms = AlarmEvaluator(self)
         register_lambda_routes(self._app, self)
+        register_cloudwatch_routes(self._app, self)
         self._server.start()
         self._lambda_service.start()
         self._events.start()
@@ -153,9 +181,25 @@ class Sandbox:
             log.warning("CodeDeploy engine unavailable: %s", exc)
             return
         self.codedeploy_engine = engine.CodeDeployEngine(
-            clock=self.clock, endpoint_url=self.endpoint_url, region=self.region, account_id=self.account_id
+            clock=self.clock,
+            endpoint_url=self.endpoint_url,
+            region=self.region,
+            account_id=self.account_id,
+            role_aws=self._codedeploy_role_port,
         )
         api.bind(self.codedeploy_engine)
+
+    def _codedeploy_role_port(self, role_arn: str, service: Any) -> Any:
+        """CodeDeploy's calls to Lambda and CloudWatch for a deployment, made with its group's service role
+        ("Create a service role for CodeDeploy"), so the role's policies decide what CodeDeploy may do."""
+        from sandbox.codedeploy.aws import BotoAws, RoleAws
+
+        credentials = self.iam.issue(role_arn, "AWSCodeDeploy")
+        return RoleAws(BotoAws(self.endpoint_url, self.region, credentials.boto3_arguments()), service)
+
+    def _deployment_group_of(self, deployment_id: str) -> tuple[str, str] | None:
+        engine = self.codedeploy_engine
+        return engine.deployment_group_of(deployment_id) if engine is not None else None
 
     def stop(self) -> None:
         global _active
@@ -175,6 +219,9 @@ class Sandbox:
         if self._server is not None:
             self._server.stop()
             self._server = None
+        log_path = os.environ.get("SANDBOX_ACCESS_LOG")
+        if log_path and self._iam is not None:
+            self._iam.log.append_to(Path(log_path))
         if _active is self:
             reset_moto()
         if self._workdir is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import threading
 import urllib.request
 import uuid
@@ -29,6 +30,26 @@ S3_REASONS = {
     "Copy": "CopyObject",
     "CompleteMultipartUpload": "CompleteMultipartUpload",
 }
+
+
+@dataclass(frozen=True)
+class DeliveryTiming:
+    """How late, and how often twice, AWS services' events reach EventBridge rules.
+
+    S3: "Typically, event notifications are delivered in seconds but can sometimes take a minute or
+    longer", and they "are designed to be delivered at least once" (S3 user guide, "Amazon S3 Event
+    Notifications"). EventBridge delivers each event to a target "at least once" and does not promise
+    order (EventBridge user guide, "Event delivery"); CodeDeploy's state-change events arrive through it.
+    Delays are sandbox seconds (uniform in the range); a duplicate is a second copy with its own delay,
+    so it may even arrive first.
+    """
+
+    s3_delay: tuple[float, float] = (1.0, 3.0)
+    codedeploy_delay: tuple[float, float] = (0.5, 2.0)
+    duplicate_rate: float = 0.0
+
+    def delay_for(self, source: str) -> tuple[float, float] | None:
+        return {"aws.s3": self.s3_delay, "aws.codedeploy": self.codedeploy_delay}.get(source)
 
 
 def iso(epoch: float) -> str:
@@ -116,9 +137,16 @@ class SnsNotification:
 
 
 class EventDelivery:
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(
+        self, sandbox: Sandbox, timing: DeliveryTiming | None = None, seed: int | None = None
+    ) -> None:
         self.sandbox = sandbox
         self.clock = sandbox.clock
+        self.timing = timing or DeliveryTiming()
+        self._random = random.Random(seed)
+        self._random_lock = threading.Lock()
+        self._timers: list[threading.Timer] = []
+        self.duplicated = 0  # events delivered twice by `timing` (not counting injected faults)
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sandbox-delivery")
         self._stop = threading.Event()
         self._scheduler = threading.Thread(target=self._schedule_loop, name="sandbox-schedules", daemon=True)
@@ -132,6 +160,9 @@ class EventDelivery:
 
     def stop(self) -> None:
         self._stop.set()
+        with self._random_lock:
+            for timer in self._timers:
+                timer.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self._scheduler.is_alive():
             self._scheduler.join(timeout=5)
@@ -179,9 +210,32 @@ class EventDelivery:
                 self._dead_letter(rule, target, event)
             return
         copies = 2 if action == "duplicate" else 1
-        for _ in range(copies):
+        delays = self._delays(str(event.get("source", "")), copies)
+        for delay in delays:
             for target in list(rule.targets):
-                self._submit(self._deliver_target, rule, target, event)
+                self._submit_after(delay, self._deliver_target, rule, target, event)
+
+    def _delays(self, source: str, copies: int) -> list[float]:
+        """One delay (sandbox seconds) per copy of the event to deliver, as `timing` has it."""
+        span = self.timing.delay_for(source)
+        if span is None:
+            return [0.0] * copies
+        with self._random_lock:
+            if self._random.random() < self.timing.duplicate_rate:
+                copies += 1
+                self.duplicated += 1
+            return [self._random.uniform(*span) for _ in range(copies)]
+
+    def _submit_after(self, delay: float, fn: Callable[..., object], *args: Any) -> None:
+        if delay <= 0:
+            self._submit(fn, *args)
+            return
+        timer = threading.Timer(self.clock.real_seconds(delay), self._submit, (fn, *args))
+        timer.daemon = True
+        with self._random_lock:
+            self._timers = [t for t in self._timers if t.is_alive()]
+            self._timers.append(timer)
+        timer.start()
 
     def put_on_bus(self, event: dict[str, Any], bus_name: str = "default") -> None:
         from moto.events.models import events_backends
@@ -204,6 +258,8 @@ class EventDelivery:
         if service == "sqs":
             group = (target.get("SqsParameters") or {}).get("MessageGroupId")
             self._send_sqs(arn, payload, group)
+            return
+        if service == "lambda" and not self.service_may_invoke("events.amazonaws.com", arn, rule.arn):
             return
         self.deliver_to_arn(arn, payload, source=f"rule:{rule.name}")
 
@@ -228,6 +284,24 @@ class EventDelivery:
             "RETRY_ATTEMPTS": str(retries),
         }
         self._send_sqs(queue_arn, json.dumps(event), None, attributes)
+
+    def service_may_invoke(self, service: str, function_arn: str, source_arn: str) -> bool:
+        """An AWS service invokes a function only where the function's resource-based policy allows it
+        ("Using resource-based policies for Lambda": EventBridge and SNS need a permission naming their
+        service principal, usually with aws:SourceArn)."""
+        from sandbox.iam import Check
+
+        iam = self.sandbox.iam
+        decision = iam.decide(
+            iam.service_principal(service),
+            Check("lambda:InvokeFunction", function_arn),
+            {"aws:sourcearn": source_arn, "aws:sourceaccount": self.sandbox.account_id},
+        )
+        if not decision.allowed:
+            log.warning(
+                "%s may not invoke %s for %s: no permission in its policy", service, function_arn, source_arn
+            )
+        return decision.allowed
 
     # Generic delivery to an ARN (rule targets, Lambda destinations, alarm actions)
 
@@ -340,6 +414,10 @@ class EventDelivery:
             endpoint_url=self.sandbox.endpoint_url,
         )
         if subscription.protocol == "lambda":
+            if not self.service_may_invoke(
+                "sns.amazonaws.com", subscription.endpoint, subscription.topic.arn
+            ):
+                return
             payload = json.dumps(notification.lambda_record()).encode()
             self._submit(self.sandbox.lambda_service.invoke_async, subscription.endpoint, None, payload)
             return

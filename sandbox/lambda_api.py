@@ -152,8 +152,12 @@ class LambdaApi:
                 "InvalidParameterValueException",
                 f"Value {runtime} at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: [{', '.join(sorted(_runtimes()))}] or be a valid ARN",
             )
+        self._check_role(body.get("Role"))
         code = body.get("Code") or {}
         if "S3Bucket" in code:
+            self._authorize_code_read(
+                request, code["S3Bucket"], code.get("S3Key", ""), code.get("S3ObjectVersion")
+            )
             self._s3_code(code["S3Bucket"], code.get("S3Key", ""), code.get("S3ObjectVersion"))
         with self.lock:
             response = self.forward(request)
@@ -171,6 +175,9 @@ class LambdaApi:
             self._check_not_updating(fn)
             self._check_revision(function_state(fn).revision_id, body.get("RevisionId"))
             if "S3Bucket" in body:
+                self._authorize_code_read(
+                    request, body["S3Bucket"], body.get("S3Key", ""), body.get("S3ObjectVersion")
+                )
                 self._s3_code(body["S3Bucket"], body.get("S3Key", ""), body.get("S3ObjectVersion"))
             if body.get("DryRun"):
                 return json_response(fn.get_configuration())
@@ -192,6 +199,7 @@ class LambdaApi:
     def update_function_configuration(self, request: AwsRequest) -> Response:
         name = _function_name(request)
         body = request.json()
+        self._check_role(body.get("Role"))
         with self.lock:
             fn = self.latest(name)
             self._check_not_updating(fn)
@@ -230,6 +238,33 @@ class LambdaApi:
             version.environment_vars = dict(fn.environment_vars or {})
             version.layers = list(fn.layers or [])
         return version
+
+    def _check_role(self, role: Any) -> None:
+        """Lambda refuses an execution role whose trust policy does not let lambda.amazonaws.com assume it
+        ("Lambda execution role": the role's trust policy must name Lambda as principal)."""
+        if role and not self.sandbox.iam.service_may_assume(str(role), "lambda.amazonaws.com"):
+            raise AwsError(
+                "InvalidParameterValueException",
+                "The role defined for the function cannot be assumed by Lambda.",
+            )
+
+    def _authorize_code_read(
+        self, request: AwsRequest, bucket: str, key: str, version_id: str | None
+    ) -> None:
+        """Lambda fetches code from S3 with the caller's permissions: the caller needs s3:GetObject on the
+        object (s3:GetObjectVersion for a pinned S3ObjectVersion), and a refusal comes back as Lambda's
+        AccessDeniedException quoting S3's error."""
+        if request.principal is None:
+            return
+        action = "s3:GetObjectVersion" if version_id else "s3:GetObject"
+        if not self.sandbox.iam.allowed(request.principal, action, f"arn:aws:s3:::{bucket}/{key}"):
+            raise AwsError(
+                "AccessDeniedException",
+                f"Your access has been denied by S3, please make sure your request credentials have "
+                f"permission to GetObject for {bucket}/{key}. S3 Error Code: AccessDenied. "
+                "S3 Error Message: Access Denied",
+                403,
+            )
 
     def _s3_code(self, bucket: str, key: str, version_id: str | None) -> Any:
         from moto.s3.exceptions import MissingBucket, MissingKey, MissingVersion

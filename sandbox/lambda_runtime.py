@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from sandbox import metrics
+from sandbox.iam import Principal
 from sandbox.server import AwsError
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ class VersionSpec:
     memory_mb: int
     environment: tuple[tuple[str, str], ...]
     layers: tuple[str, ...]
+    role: str = ""  # the execution role: its credentials are the environment's
 
 
 @dataclass
@@ -330,6 +332,7 @@ class LambdaService:
             memory_mb=int(fn.memory_size or 128),
             environment=tuple(sorted((str(k), str(v)) for k, v in (fn.environment_vars or {}).items())),
             layers=tuple(layer["Arn"] for layer in (fn.layers or [])),
+            role=str(fn.role or ""),
         )
 
     # Workers
@@ -445,9 +448,8 @@ class LambdaService:
             "AWS_ENDPOINT_URL": self.sandbox.endpoint_url,
             "AWS_REGION": self.sandbox.region,
             "AWS_DEFAULT_REGION": self.sandbox.region,
-            "AWS_ACCESS_KEY_ID": "ASIASANDBOXLAMBDA",
-            "AWS_SECRET_ACCESS_KEY": "sandbox-lambda-secret",
-            "AWS_SESSION_TOKEN": "sandbox-lambda-session",
+            # The execution role's temporary credentials, in a session named after the function.
+            **self.sandbox.iam.issue(spec.role, spec.function_name).environment(),
             "AWS_LAMBDA_FUNCTION_NAME": spec.function_name,
             "AWS_LAMBDA_FUNCTION_VERSION": spec.version,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
@@ -623,6 +625,20 @@ class LambdaService:
         payload = str(result["payload"]).encode()
         return Outcome(request_id, spec.version, payload, None, _tail(lines), duration, cold)
 
+    def role_principal(self, spec: VersionSpec) -> Principal:
+        return Principal(self.sandbox.account_id, role_arn=spec.role, session_name=spec.function_name)
+
+    def _logs_allowed(self, spec: VersionSpec, group: str, stream: str) -> bool:
+        """Lambda sends a function's logs with its execution role: without logs:CreateLogStream and
+        logs:PutLogEvents on the stream they are lost ("Sending Lambda function logs to CloudWatch Logs":
+        the execution role needs these permissions)."""
+        arn = f"arn:aws:logs:{self.sandbox.region}:{self.sandbox.account_id}:log-group:{group}:log-stream:{stream}"
+        principal = self.role_principal(spec)
+        iam = self.sandbox.iam
+        return all(
+            iam.allowed(principal, action, arn) for action in ("logs:CreateLogStream", "logs:PutLogEvents")
+        )
+
     def _write_logs(self, worker: Worker, lines: list[str]) -> None:
         """Send the invocation's log lines to CloudWatch Logs (moto), as Lambda does."""
         try:
@@ -631,6 +647,9 @@ class LambdaService:
             logs = logs_backends[self.sandbox.account_id][self.sandbox.region]
             group = f"/aws/lambda/{worker.spec.function_name}"
             stream = f"{self.clock.now_datetime():%Y/%m/%d}/[{worker.spec.version}]{worker.process.pid}"
+            if not self._logs_allowed(worker.spec, group, stream):
+                log.info("logs of %s dropped: its role may not write them", worker.spec.function_name)
+                return
             logs.ensure_log_group(group)
             if stream not in logs.groups[group].streams:
                 logs.create_log_stream(group, stream)
@@ -753,7 +772,27 @@ class LambdaService:
         }
         if not success:
             record["responseContext"]["functionError"] = outcome.function_error
+        if not self._destination_allowed(event, destination):
+            log.warning(
+                "%s: destination %s refused: the execution role may not send to it", name, destination
+            )
+            return
         self.sandbox.events.deliver_to_arn(destination, record, source=f"lambda:{name}")
+
+    def _destination_allowed(self, event: AsyncEvent, destination: str) -> bool:
+        """Lambda sends to a destination with the function's execution role ("Capturing records of Lambda
+        asynchronous invocations": the role needs permission to the destination's API)."""
+        service = destination.split(":")[2] if destination.count(":") >= 5 else ""
+        action = {
+            "sqs": "sqs:SendMessage",
+            "sns": "sns:Publish",
+            "lambda": "lambda:InvokeFunction",
+            "events": "events:PutEvents",
+        }.get(service)
+        if action is None:
+            return True
+        spec = self.spec_for(event.function, "$LATEST")
+        return self.sandbox.iam.allowed(self.role_principal(spec), action, destination)
 
 
 def _service_failure(event: AsyncEvent, code: str, message: str) -> Outcome:

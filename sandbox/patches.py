@@ -35,6 +35,8 @@ def install() -> None:
         _patch_cloudwatch_reads()
         _patch_lambda()
         _patch_bucket_policy()
+        _patch_iam()
+        _patch_dynamodb()
         _installed = True
 
 
@@ -56,6 +58,12 @@ def _patch_clock() -> None:
 
     cloudwatch_models.utcnow = utcnow
     s3_models.utcnow = utcnow
+    # CloudWatch Logs accepts events from 14 days back to 2 hours ahead of *its* clock ("PutLogEvents":
+    # "None of the log events in the batch can be more than 2 hours in the future"), and stamps
+    # ingestion times with it: on the sandbox clock, Lambda's log lines stay accepted at any speed.
+    import moto.logs.models as logs_models
+
+    logs_models.utcnow = utcnow
     original_unix_time = events_models.unix_time
 
     def unix_time(dt: datetime | None = None) -> float:
@@ -176,6 +184,19 @@ def _patch_cloudwatch_alarms() -> None:
         if sb is not None:
             sb.alarms.alarm_set_manually(alarm_name, int(self.alarms[alarm_name].period or 60))
 
+    from moto.cloudwatch.models import Alarm
+
+    original_update_state = Alarm.update_state
+
+    def update_state(self: Any, reason: str, reason_data: str, state_value: str) -> None:
+        old_state, old_reason = self.state_value, self.state_reason
+        original_update_state(self, reason, reason_data, state_value)
+        if _sandbox() is not None:
+            from sandbox.alarms import record_state_change
+
+            record_state_change(self, old_state, old_reason, self.state_updated_timestamp)
+
+    Alarm.update_state = update_state  # type: ignore[method-assign]
     CloudWatchBackend.put_metric_alarm = put_metric_alarm  # type: ignore[method-assign]
     CloudWatchBackend.set_alarm_state = set_alarm_state  # type: ignore[method-assign]
 
@@ -197,6 +218,7 @@ def _patch_cloudwatch_reads() -> None:
         sb = _sandbox()
         if sb is None:
             return original_get_data(self, queries, start_time, end_time, scan_by)
+        _check_time_range(start_time, end_time)
         from sandbox import metrics
 
         return metrics.get_metric_data(sb, queries, start_time, end_time, scan_by)
@@ -217,6 +239,7 @@ def _patch_cloudwatch_reads() -> None:
             return original_statistics(
                 self, namespace, metric_name, start_time, end_time, period, stats, dimensions, unit
             )
+        _check_time_range(start_time, end_time)
         from sandbox import metrics
 
         return metrics.statistics(
@@ -225,6 +248,18 @@ def _patch_cloudwatch_reads() -> None:
 
     CloudWatchBackend.get_metric_data = get_metric_data  # type: ignore[method-assign]
     CloudWatchBackend.get_metric_statistics = get_metric_statistics  # type: ignore[method-assign]
+
+
+def _check_time_range(start_time: Any, end_time: Any) -> None:
+    """CloudWatch refuses a window that does not move forward with a 400, never a server error
+    (GetMetricStatistics / GetMetricData: InvalidParameterValue, "The parameter StartTime must be less
+    than the parameter EndTime.")."""
+    from moto.cloudwatch.exceptions import InvalidParameterValue
+
+    from sandbox import metrics
+
+    if metrics.epoch(start_time) >= metrics.epoch(end_time):
+        raise InvalidParameterValue("The parameter StartTime must be less than the parameter EndTime.")
 
 
 def _patch_lambda() -> None:
@@ -276,3 +311,80 @@ def _patch_bucket_policy() -> None:
         return IAMPolicy(json.dumps(effective)).is_action_permitted(action, resource)
 
     FakeBucket.get_permission = get_permission  # type: ignore[method-assign]
+
+
+def _patch_iam() -> None:
+    """AWS managed policies exist at their real ARNs with AWS's documents: any that a role attaches (or
+    that is read) is created from the copy moto ships, the first time it is named."""
+    from moto.iam.models import IAMBackend
+
+    from sandbox.iam import state
+
+    original_attach = IAMBackend.attach_role_policy
+    original_get = IAMBackend.get_policy
+
+    def attach_role_policy(self: Any, policy_arn: str, role_name: str) -> None:
+        if _sandbox() is not None:
+            state.ensure_aws_managed_policy(self, policy_arn)
+        original_attach(self, policy_arn, role_name)
+
+    def get_policy(self: Any, policy_arn: str) -> Any:
+        if _sandbox() is not None:
+            state.ensure_aws_managed_policy(self, policy_arn)
+        return original_get(self, policy_arn)
+
+    IAMBackend.attach_role_policy = attach_role_policy  # type: ignore[method-assign]
+    IAMBackend.get_policy = get_policy  # type: ignore[method-assign]
+
+
+def _patch_dynamodb() -> None:
+    """Global secondary indexes lag their table (sandbox/dynamodb_consistency.py)."""
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
+
+    from sandbox import dynamodb_consistency as consistency
+
+    def lag() -> float:
+        sb = _sandbox()
+        return sb.gsi_lag if sb is not None else 0.0
+
+    def remembering(name: str) -> None:
+        original = getattr(DynamoDBBackend, name)
+
+        # moto calls put_item(table_name, item, ...), update_item/delete_item(table_name, key, ...).
+        def write(self: Any, table_name: str, key: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+            seconds = lag()
+            if seconds <= 0:
+                return original(self, table_name, key, *args, **kwargs)
+            table = self.get_table(table_name)
+            before = consistency.before_write(table, key, seconds)
+            result = original(self, table_name, key, *args, **kwargs)
+            consistency.record(table, before, seconds)  # only writes that happened are remembered
+            return result
+
+        setattr(DynamoDBBackend, name, write)
+
+    for name in ("put_item", "update_item", "delete_item"):
+        remembering(name)
+
+    original_query = Table.query
+    original_scan = Table.scan
+
+    def query(self: Any, *args: Any, **kwargs: Any) -> Any:
+        # moto's backend passes index_name as the eighth positional argument of Table.query
+        index_name = kwargs.get("index_name", args[7] if len(args) > 7 else None)
+        seconds = lag()
+        if seconds > 0 and consistency.is_global_index(self, index_name):
+            return original_query(consistency.lagged_view(self, seconds), *args, **kwargs)
+        return original_query(self, *args, **kwargs)
+
+    def scan(self: Any, *args: Any, **kwargs: Any) -> Any:
+        # ... and as the fifth of Table.scan
+        index_name = kwargs.get("index_name", args[4] if len(args) > 4 else None)
+        seconds = lag()
+        if seconds > 0 and consistency.is_global_index(self, index_name):
+            return original_scan(consistency.lagged_view(self, seconds), *args, **kwargs)
+        return original_scan(self, *args, **kwargs)
+
+    Table.query = query  # type: ignore[method-assign]
+    Table.scan = scan  # type: ignore[method-assign]

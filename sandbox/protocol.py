@@ -44,6 +44,8 @@ class AwsRequest:
     operation: str | None
     protocol: str | None
     _body: bytes | None = field(default=None, repr=False)
+    # Who signed it: a role session (sandbox.iam.Principal), or None for the operator; set by the server.
+    principal: Any = field(default=None, repr=False)
 
     @property
     def method(self) -> str:
@@ -331,3 +333,57 @@ def _cbor_head(major: int, length: int) -> bytes:
     if length < 2**32:
         return bytes([major << 5 | 26]) + struct.pack(">I", length)
     return bytes([major << 5 | 27]) + struct.pack(">Q", length)
+
+
+# How each service refuses a call IAM does not allow: (error code, HTTP status). Lambda, S3, SNS, SQS,
+# IAM and STS answer 403; the JSON services built on AWS's common errors answer AccessDeniedException
+# with 400 ("Common Errors" in each API reference; DynamoDB: "Error handling with DynamoDB"). CloudWatch
+# and SQS are query-compatible JSON services: their JSON errors carry the query code in
+# x-amzn-query-error, which botocore reports as the error code.
+ACCESS_DENIED: dict[str, tuple[str, int]] = {
+    "lambda": ("AccessDeniedException", 403),
+    "s3": ("AccessDenied", 403),
+    "sns": ("AuthorizationError", 403),
+    "sqs": ("AccessDenied", 403),
+    "iam": ("AccessDenied", 403),
+    "sts": ("AccessDenied", 403),
+    "cloudwatch": ("AccessDenied", 403),
+}
+# A session token the service does not recognise ("The security token included in the request is invalid").
+INVALID_TOKEN: dict[str, tuple[str, int, str]] = {
+    "s3": ("InvalidToken", 400, "The provided token is malformed or otherwise invalid."),
+    "lambda": ("UnrecognizedClientException", 403, "The security token included in the request is invalid."),
+    "sns": ("InvalidClientTokenId", 403, "The security token included in the request is invalid."),
+    "iam": ("InvalidClientTokenId", 403, "The security token included in the request is invalid."),
+    "sts": ("InvalidClientTokenId", 403, "The security token included in the request is invalid."),
+}
+
+
+def _query_compatible(service: str | None) -> bool:
+    model = service_model(service or "")
+    return model is not None and "awsQueryCompatible" in model.metadata
+
+
+def access_denied(request: AwsRequest, message: str) -> Response:
+    """The service's own refusal, in the request's protocol (a HEAD answer has no body, as S3's)."""
+    code, status = ACCESS_DENIED.get(request.service or "", ("AccessDeniedException", 400))
+    response = error_response(request.protocol, request.service, code, message, status)
+    return _finish_error(request, response, code)
+
+
+def invalid_token(request: AwsRequest) -> Response:
+    code, status, message = INVALID_TOKEN.get(
+        request.service or "",
+        ("UnrecognizedClientException", 400, "The security token included in the request is invalid."),
+    )
+    return _finish_error(
+        request, error_response(request.protocol, request.service, code, message, status), code
+    )
+
+
+def _finish_error(request: AwsRequest, response: Response, code: str) -> Response:
+    if request.protocol == "json" and _query_compatible(request.service):
+        response.headers["x-amzn-query-error"] = f"{code};Sender"
+    if request.method == "HEAD":
+        response.body = b""
+    return response

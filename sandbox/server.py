@@ -7,13 +7,25 @@ import logging
 import threading
 import traceback
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from sandbox.clock import Clock
 from sandbox.faults import CallKill, Faults
-from sandbox.protocol import AwsRequest, Response, dumps, error_response, identify, json_response
+from sandbox.protocol import (
+    AwsRequest,
+    Response,
+    access_denied,
+    dumps,
+    error_response,
+    identify,
+    invalid_token,
+    json_response,
+)
+
+if TYPE_CHECKING:
+    from sandbox.iam import Iam
 
 log = logging.getLogger("sandbox")
 
@@ -45,6 +57,7 @@ class SandboxApp:
         # Set by the Lambda runtime: the function a request's sender runs, and how to kill that
         # sender (for Faults.kill_on_call); None for requests that no Lambda worker made.
         self.caller_of: Callable[[AwsRequest], tuple[str, Callable[[], None]] | None] | None = None
+        self.iam: Iam | None = None  # set by the Sandbox; None: nobody is authorised
 
     def route(self, service: str, operation: str, handler: Handler) -> None:
         self.routes[(service, operation)] = handler
@@ -79,6 +92,9 @@ class SandboxApp:
         self, request: AwsRequest, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
         try:
+            refused = self._authorize(request) or self._validate(request)
+            if refused is not None:
+                return self._send(refused, start_response)
             fault = self.faults.call_fault(request.service, request.operation, request.path)
             if fault is not None:
                 return self._send(
@@ -94,6 +110,8 @@ class SandboxApp:
                 response = handler(request)
                 if response is not None:
                     return self._send(response, start_response)
+            if self._hides_missing_objects(request):
+                return self._send(self._missing_object_or_denied(request), start_response)
         except AwsError as exc:
             return self._send(
                 error_response(request.protocol, request.service, exc.code, exc.message, exc.status),
@@ -112,7 +130,110 @@ class SandboxApp:
                 ),
                 start_response,
             )
-        return self.moto_app(environ, start_response)
+        try:
+            return self.moto_app(environ, start_response)
+        except AwsError as exc:
+            # Raised by sandbox behaviour running inside moto (metric math, alarm reads): the service's
+            # 4xx in the request's protocol, never werkzeug's HTML 500.
+            return self._send(
+                error_response(request.protocol, request.service, exc.code, exc.message, exc.status),
+                start_response,
+            )
+
+    def _authorize(self, request: AwsRequest) -> Response | None:
+        """Who signed the request, and the refusal AWS would answer if IAM does not allow it."""
+        from sandbox import wire_params
+        from sandbox.iam import InvalidToken
+        from sandbox.iam.credentials import CredentialStore
+
+        iam = self.iam
+        if iam is None or request.service is None:
+            return None
+        key = CredentialStore.from_headers(
+            str(request.environ.get("HTTP_AUTHORIZATION", "")), request.query_value("X-Amz-Credential")
+        )
+        token = request.header("X-Amz-Security-Token") or request.query_value("X-Amz-Security-Token")
+        try:
+            request.principal = iam.principal_for(key, token)
+        except InvalidToken:
+            return invalid_token(request)
+        if request.principal is None or not iam.enforce or request.operation is None:
+            return None
+        checks = iam.checks(request.service, request.operation, wire_params.parameters(request))
+        if checks is None:
+            return error_response(
+                request.protocol,
+                request.service,
+                "NotImplemented",
+                f"the sandbox does not know how IAM authorises {request.service}:{request.operation}; "
+                "add it to sandbox/iam/actions.py",
+                501,
+            )
+        denial = iam.authorize(request.principal, checks)
+        if denial is None:
+            return None
+        return access_denied(request, denial.message(quote_resource=request.service == "s3"))
+
+    def _validate(self, request: AwsRequest) -> Response | None:
+        """The service's own answer to a request botocore let through but the service model forbids."""
+        from sandbox import validation, wire_params
+
+        if request.service == "s3" and request.operation in (
+            "PutObject",
+            "CreateMultipartUpload",
+            "CopyObject",
+        ):
+            headers = {
+                key[5:].replace("_", "-"): str(value)
+                for key, value in request.environ.items()
+                if key.startswith("HTTP_X_AMZ_META_")
+            }
+            if validation.s3_metadata_size(headers) > validation.S3_METADATA_LIMIT:
+                return error_response(
+                    request.protocol,
+                    "s3",
+                    "MetadataTooLarge",
+                    "Your metadata headers exceed the maximum allowed metadata size.",
+                    400,
+                )
+            return None
+        if request.service not in validation.VALIDATED or request.protocol not in ("json", "rest-json"):
+            return None
+        operation = wire_params.operation_model(request)
+        if operation is None or operation.input_shape is None:
+            return None
+        problems = validation.violations(
+            operation.input_shape, wire_params.parameters(request), service=request.service
+        )
+        if not problems:
+            return None
+        return error_response(
+            request.protocol, request.service, "ValidationException", validation.message(problems), 400
+        )
+
+    def _hides_missing_objects(self, request: AwsRequest) -> bool:
+        return (
+            request.principal is not None
+            and self.iam is not None
+            and self.iam.enforce
+            and request.service == "s3"
+            and request.operation in ("GetObject", "HeadObject")
+        )
+
+    def _missing_object_or_denied(self, request: AwsRequest) -> Response:
+        """S3 answers a missing key with 404 only to callers allowed s3:ListBucket on the bucket, and with
+        403 AccessDenied to others (GetObject: "If the object that you request doesn't exist, the error
+        that Amazon S3 returns depends on whether you also have the s3:ListBucket permission")."""
+        from sandbox import wire_params
+
+        response = self.call_moto(request)
+        if response.status != 404 or b"NoSuchVersion" in response.body:
+            return response
+        assert self.iam is not None
+        bucket = wire_params.parameters(request).get("Bucket", "")
+        if self.iam.allowed(request.principal, "s3:ListBucket", f"arn:aws:s3:::{bucket}"):
+            return response
+        return access_denied(request, "Access Denied")
 
     def call_moto(self, request: AwsRequest) -> Response:
         """Run the request through moto and capture its response (for handlers that complete moto)."""
@@ -187,6 +308,24 @@ class SandboxApp:
             return error_response(
                 "json", "codedeploy", "SerializationException", "Request body is not valid JSON", 400
             )
+        role = (
+            body.get("serviceRoleArn")
+            if operation in ("CreateDeploymentGroup", "UpdateDeploymentGroup")
+            else None
+        )
+        if (
+            role
+            and self.iam is not None
+            and not self.iam.service_may_assume(str(role), "codedeploy.amazonaws.com")
+        ):
+            # CodeDeploy checks that it may assume the service role when the group is configured.
+            return error_response(
+                "json",
+                "codedeploy",
+                "InvalidRoleException",
+                f"AWS CodeDeploy does not have the permissions required to assume the role {role}.",
+                400,
+            )
         try:
             result = api.dispatch(operation, body)
         except api.CodeDeployError as exc:
@@ -200,7 +339,11 @@ class SandboxApp:
     @staticmethod
     def _send(response: Response, start_response: Callable[..., Any]) -> Iterable[bytes]:
         headers = dict(response.headers)
-        headers["Content-Length"] = str(len(response.body))
+        declared = next((k for k in headers if k.lower() == "content-length"), None)
+        # A HEAD answer declares the length of the body it does not carry: keep what moto declared.
+        if declared is None or response.body:
+            headers.pop(declared or "", None)
+            headers["Content-Length"] = str(len(response.body))
         reason = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content"}.get(response.status, "Error")
         start_response(f"{response.status} {reason}", list(headers.items()))
         return [response.body]

@@ -50,12 +50,12 @@ def _call_error(exc: Exception) -> AwsCallError:
 
 
 class BotoAws:
-    def __init__(self, endpoint_url: str, region: str) -> None:
-        # The sandbox takes any credentials; fixed fake ones keep the host's own out of the picture.
+    def __init__(self, endpoint_url: str, region: str, credentials: dict[str, str] | None = None) -> None:
+        # Without credentials (the service's own calls) fixed fake ones keep the host's out of the picture;
+        # the sandbox treats them as its operator's.
         fake = "sandbox"
-        session = boto3.session.Session(
-            aws_access_key_id=fake, aws_secret_access_key=fake, region_name=region
-        )
+        arguments = credentials or {"aws_access_key_id": fake, "aws_secret_access_key": fake}
+        session = boto3.session.Session(region_name=region, **arguments)
 
         def make(service: str) -> Any:
             return session.client(service, endpoint_url=endpoint_url, config=RETRY_CONFIG)
@@ -128,3 +128,37 @@ class BotoAws:
         if answer.get("FailedEntryCount"):
             entry = answer["Entries"][0]
             raise AwsCallError(str(entry.get("ErrorCode")), str(entry.get("ErrorMessage")))
+
+
+class RoleAws:
+    """CodeDeploy acting for one deployment with its group's service role.
+
+    What the role's policies govern goes through `role`: reading and updating the alias, invoking hooks
+    and reading alarms, the calls AWSCodeDeployRoleForLambda grants (lambda:GetAlias, lambda:UpdateAlias,
+    lambda:InvokeFunction on CodeDeployHook_*, cloudwatch:DescribeAlarms). The sandbox's own check that
+    a version exists, and the state-change events CodeDeploy itself sends to EventBridge, are the
+    service's and go through `service`: that managed policy grants no lambda:GetFunction* and no
+    events:PutEvents, so CodeDeploy does not make them as the role.
+    """
+
+    def __init__(self, role: AwsPort, service: AwsPort) -> None:
+        self.role = role
+        self.service = service
+
+    def get_alias(self, function: str, alias: str) -> dict[str, Any]:
+        return self.role.get_alias(function, alias)
+
+    def get_function_configuration(self, function: str, qualifier: str | None = None) -> dict[str, Any]:
+        return self.service.get_function_configuration(function, qualifier)
+
+    def update_alias(self, function: str, alias: str, version: str, weights: dict[str, float]) -> None:
+        self.role.update_alias(function, alias, version, weights)
+
+    def invoke_async(self, function: str, payload: dict[str, Any]) -> None:
+        self.role.invoke_async(function, payload)
+
+    def alarm_states(self, names: list[str]) -> dict[str, str]:
+        return self.role.alarm_states(names)
+
+    def put_event(self, detail: dict[str, Any], resources: list[str], time: datetime) -> None:
+        self.service.put_event(detail, resources, time)

@@ -11,7 +11,7 @@ import copy
 import logging
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -116,11 +116,15 @@ class CodeDeployEngine:
         account_id: str = "123456789012",
         aws: AwsPort | None = None,
         hook_timeout: float = HOOK_TIMEOUT_SECONDS,
+        role_aws: Callable[[str, AwsPort], AwsPort] | None = None,
     ) -> None:
         self.clock = clock
         self.region = region
         self.account_id = account_id
         self.aws: AwsPort = aws if aws is not None else BotoAws(endpoint_url, region)
+        # role_aws(service role ARN, service port): the port a deployment uses to act as its group's role.
+        self._role_aws = role_aws
+        self._role_ports: dict[str, AwsPort] = {}
         self.hook_timeout = hook_timeout
         self._lock = threading.RLock()
         self._stopping = threading.Event()
@@ -555,9 +559,25 @@ class CodeDeployEngine:
         self._deployments[dep.deployment_id] = dep
         group.last_attempted = dep.deployment_id
         plan = Plan(dep.deployment_id, dep.appspec, dep.config.traffic_routing, dep.alarm_configuration)
-        runner = DeploymentRunner(self, plan, self.aws, self.clock, self.hook_timeout)
+        runner = DeploymentRunner(self, plan, self._port_for(group), self.clock, self.hook_timeout)
         self._runners[dep.deployment_id] = runner
         return runner
+
+    def _port_for(self, group: DeploymentGroup) -> AwsPort:
+        """How the deployment reaches Lambda and CloudWatch: as the group's service role when the sandbox
+        enforces IAM (the engine's lock is held by the caller)."""
+        if self._role_aws is None or not group.service_role_arn:
+            return self.aws
+        port = self._role_ports.get(group.service_role_arn)
+        if port is None:
+            port = self._role_ports[group.service_role_arn] = self._role_aws(group.service_role_arn, self.aws)
+        return port
+
+    def deployment_group_of(self, deployment_id: str) -> tuple[str, str] | None:
+        """(application, deployment group) of a deployment, for IAM, which authorises on the group."""
+        with self._lock:
+            dep = self._deployments.get(deployment_id)
+            return None if dep is None else (dep.application, dep.group_name)
 
     def _unused_id(self) -> str:
         while True:

@@ -241,3 +241,64 @@ def test_a_message_waiting_in_a_queue_fires_its_alarm_which_publishes_to_sns_and
 
     notice = wait_for(alarm_message, 10, 0.1, "the alarm's message on the topic")
     assert notice["NewStateReason"].startswith("Threshold Crossed")
+
+
+def test_steady_traffic_judges_whole_periods_and_the_history_shows_each_change(sb):  # noqa: F811
+    function = unique("steady")
+    create_function(sb, function, FLAKY)
+    cloudwatch = client(sb, "cloudwatch")
+    alarm = unique("steady-errors")
+    cloudwatch.put_metric_alarm(
+        AlarmName=alarm,
+        Namespace="AWS/Lambda",
+        MetricName="Invocations",
+        Dimensions=[{"Name": "FunctionName", "Value": function}],
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1000,
+        ComparisonOperator="GreaterThanThreshold",
+        TreatMissingData="missing",
+    )
+    invoke_until(sb, function, alarm, "OK", fail=False)
+    # Steady traffic, one call every half sandbox minute, for several sandbox minutes: every minute has
+    # datapoints, but each begins empty. Judging the minute still filling would read it as missing data.
+    lam = client(sb, "lambda")
+    minutes_later = sb.clock.now() + 4 * 60
+    half_minute = sb.clock.real_seconds(30)
+
+    def steady_for_minutes() -> bool:
+        lam.invoke(FunctionName=function, Payload=b"{}")
+        return sb.clock.now() > minutes_later
+
+    wait_for(steady_for_minutes, 20, half_minute, "four sandbox minutes of steady traffic")
+    history = cloudwatch.describe_alarm_history(
+        AlarmName=alarm, HistoryItemType="StateUpdate", ScanBy="TimestampAscending"
+    )
+    summaries = [item["HistorySummary"] for item in history["AlarmHistoryItems"]]
+    assert summaries == ["Alarm updated from INSUFFICIENT_DATA to OK"]
+    [item] = history["AlarmHistoryItems"]
+    assert item["AlarmName"] == alarm and item["AlarmType"] == "MetricAlarm"
+    data = json.loads(item["HistoryData"])
+    assert data["oldState"]["stateValue"] == "INSUFFICIENT_DATA"
+    assert data["newState"]["stateValue"] == "OK" and "Threshold Crossed" in data["newState"]["stateReason"]
+    assert item["Timestamp"] > datetime.now(UTC)  # on the sandbox clock
+
+
+def test_a_manual_state_change_is_in_the_history_with_its_reason(sb):  # noqa: F811
+    cloudwatch = client(sb, "cloudwatch")
+    alarm = unique("manual")
+    cloudwatch.put_metric_alarm(
+        AlarmName=alarm,
+        Namespace="Sandbox/Test",
+        MetricName="Nothing",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="testing the pager")
+    [item] = cloudwatch.describe_alarm_history(AlarmName=alarm)["AlarmHistoryItems"]
+    assert item["HistorySummary"] == "Alarm updated from INSUFFICIENT_DATA to ALARM"
+    assert json.loads(item["HistoryData"])["newState"]["stateReason"] == "testing the pager"

@@ -21,6 +21,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from sandbox import Sandbox
+from tests.support.sandbox_support import trust_policy
 
 SPEED = 600
 APP = "rollout-sandbox"
@@ -78,9 +79,34 @@ class Env:
         self.events = boto3.client("events", **kwargs)
         self.sqs = boto3.client("sqs", **kwargs)
         iam = boto3.client("iam", **kwargs)
-        self.role = iam.create_role(RoleName="sandbox-codedeploy", AssumeRolePolicyDocument="{}")["Role"][
-            "Arn"
-        ]
+        # CodeDeploy acts with the group's service role (AWS's managed policy for Lambda deployments);
+        # the functions and hooks run with a role of their own.
+        self.role = iam.create_role(
+            RoleName="sandbox-codedeploy", AssumeRolePolicyDocument=trust_policy("codedeploy")
+        )["Role"]["Arn"]
+        iam.attach_role_policy(
+            RoleName="sandbox-codedeploy",
+            PolicyArn="arn:aws:iam::aws:policy/service-role/AWSCodeDeployRoleForLambda",
+        )
+        self.function_role = iam.create_role(
+            RoleName="sandbox-hooks", AssumeRolePolicyDocument=trust_policy("lambda")
+        )["Role"]["Arn"]
+        iam.put_role_policy(
+            RoleName="sandbox-hooks",
+            PolicyName="report-and-record",
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Action": ["codedeploy:PutLifecycleEventHookExecutionStatus", "sqs:SendMessage"],
+                            "Resource": "*",
+                        }
+                    ],
+                }
+            ),
+        )
         self.codedeploy.create_application(applicationName=APP, computePlatform="Lambda")
         self.hooks: dict[str, str] = {}
         self.payload_queue = self.sqs.create_queue(QueueName="hook-payloads")["QueueUrl"]
@@ -93,7 +119,7 @@ class Env:
         self.lambda_.create_function(
             FunctionName=name,
             Runtime="python3.13",
-            Role=self.role,
+            Role=self.function_role,
             Handler="app.handler",
             Code={"ZipFile": zipped(source.format(n=1))},
         )
@@ -113,7 +139,7 @@ class Env:
             self.lambda_.create_function(
                 FunctionName=name,
                 Runtime="python3.13",
-                Role=self.role,
+                Role=self.function_role,
                 Handler="app.handler",
                 Code={"ZipFile": zipped(HOOK_SOURCE)},
                 Environment={"Variables": {"HOOK_STATUS": status, "PAYLOAD_QUEUE": self.payload_queue}},
@@ -299,6 +325,31 @@ def test_hooks_are_invoked_with_the_real_payload_and_awaited(env):
     revision = env.codedeploy.get_application_revision(applicationName=APP, revision=info["revision"])
     assert revision["revision"]["appSpecContent"]["content"] == content
     assert "content" not in info["revision"]["appSpecContent"]
+
+
+def test_the_service_role_decides_which_hooks_codedeploy_may_invoke(env):
+    """AWSCodeDeployRoleForLambda allows lambda:InvokeFunction only on CodeDeployHook_* functions."""
+    function, (v1, v2) = env.function()
+    env.group(function, "CodeDeployDefault.LambdaAllAtOnce")
+    hook = f"validate-{uuid.uuid4().hex[:6]}"
+    env.lambda_.create_function(
+        FunctionName=hook,
+        Runtime="python3.13",
+        Role=env.function_role,
+        Handler="app.handler",
+        Code={"ZipFile": zipped(HOOK_SOURCE)},
+        Environment={"Variables": {"HOOK_STATUS": "Succeeded", "PAYLOAD_QUEUE": env.payload_queue}},
+    )
+    deployment_id = env.deploy(function, env.appspec(function, v1, v2, BeforeAllowTraffic=hook))
+    info = env.finished(deployment_id)
+    assert info["status"] == "Failed"
+    assert info["errorInformation"]["code"] == "HOOK_EXECUTION_FAILURE"
+    assert "AccessDeniedException" in info["errorInformation"]["message"]
+    assert (
+        "assumed-role/sandbox-codedeploy/AWSCodeDeploy is not authorized to perform: lambda:InvokeFunction"
+        in (info["errorInformation"]["message"])
+    )
+    assert env.alias(function) == (v1, {})
 
 
 def test_failed_hook_rolls_back_and_sends_failure(env):

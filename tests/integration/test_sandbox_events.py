@@ -7,6 +7,7 @@ import json
 from tests.support.sandbox_support import (
     FORWARDER,
     HttpReceiver,
+    allow_invoke,
     client,
     create_function,
     drain,
@@ -37,6 +38,10 @@ def s3_rule(sb, bucket: str, targets: list[dict[str, str]]) -> None:  # noqa: F8
         ),
     )
     events.put_targets(Rule=rule, Targets=targets)
+    rule_arn = events.describe_rule(Name=rule)["Arn"]
+    for target in targets:
+        if ":lambda:" in target["Arn"]:
+            allow_invoke(sb, target["Arn"], "events.amazonaws.com", rule_arn)
 
 
 def eventbridge_bucket(sb, versioned: bool = True) -> str:  # noqa: F811
@@ -103,7 +108,9 @@ def test_put_events_delivers_to_lambda_targets_and_reports_entries(sb):  # noqa:
         Name=rule,
         EventPattern=json.dumps({"source": ["rollout.test"], "detail": {"n": [{"numeric": [">", 1]}]}}),
     )
-    events.put_targets(Rule=rule, Targets=[{"Id": "fn", "Arn": forwarder(sb, out_name)}])
+    target = forwarder(sb, out_name)
+    events.put_targets(Rule=rule, Targets=[{"Id": "fn", "Arn": target}])
+    allow_invoke(sb, target, "events.amazonaws.com", events.describe_rule(Name=rule)["Arn"])
     result = events.put_events(
         Entries=[
             {"Source": "rollout.test", "DetailType": "Thing", "Detail": json.dumps({"n": 1})},
@@ -135,9 +142,9 @@ def test_sns_delivers_to_lambda_with_message_attributes(sb):  # noqa: F811
     out_url, _ = queue(sb, out_name := unique("sns-seen"))
     sns = client(sb, "sns")
     topic = sns.create_topic(Name=unique("topic"))["TopicArn"]
-    subscription = sns.subscribe(TopicArn=topic, Protocol="lambda", Endpoint=forwarder(sb, out_name))[
-        "SubscriptionArn"
-    ]
+    target = forwarder(sb, out_name)
+    allow_invoke(sb, target, "sns.amazonaws.com", topic)
+    subscription = sns.subscribe(TopicArn=topic, Protocol="lambda", Endpoint=target)["SubscriptionArn"]
     message_id = sns.publish(
         TopicArn=topic,
         Message="hello",

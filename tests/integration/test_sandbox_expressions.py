@@ -74,3 +74,56 @@ def test_policy_conditions_follow_iam_rules_for_the_sandbox_context():
     assert condition_holds({"Null": {"aws:SourceVpce": "true"}}, context)
     assert condition_holds({"StringLike": {"aws:PrincipalAccount": "1234*"}}, context)
     assert condition_holds(None, context)
+
+
+def test_arn_operators_match_each_part_of_the_arn():
+    role = "arn:aws:iam::123456789012:role/app-Deployer-X1"
+    assert condition_holds(
+        {"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/app-*"}}, {"aws:principalarn": role}
+    )
+    assert not condition_holds(
+        {"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::*:user/*"}}, {"aws:principalarn": role}
+    )
+    assert condition_holds(
+        {"ArnNotEquals": {"aws:PrincipalArn": ["arn:aws:iam::123456789012:role/other"]}},
+        {"aws:principalarn": role},
+    )
+    assert not condition_holds(
+        {"ArnNotEquals": {"aws:PrincipalArn": [role, "x"]}}, {"aws:principalarn": role}
+    )
+
+
+def test_set_operators_and_if_exists():
+    tags = {"aws:tagkeys": ["team", "env"]}
+    assert condition_holds({"ForAllValues:StringEquals": {"aws:TagKeys": ["team", "env", "owner"]}}, tags)
+    assert not condition_holds({"ForAllValues:StringEquals": {"aws:TagKeys": ["team"]}}, tags)
+    assert condition_holds({"ForAnyValue:StringEquals": {"aws:TagKeys": ["env"]}}, tags)
+    assert condition_holds({"ForAllValues:StringEquals": {"aws:TagKeys": ["x"]}}, {})  # no values: vacuously
+    assert not condition_holds({"ForAnyValue:StringEquals": {"aws:TagKeys": ["x"]}}, {})
+    assert condition_holds({"StringEqualsIfExists": {"aws:ResourceTag/team": "a"}}, {})
+    assert not condition_holds(
+        {"StringEqualsIfExists": {"aws:ResourceTag/team": "a"}}, {"aws:resourcetag/team": "b"}
+    )
+
+
+def test_resources_and_actions_match_as_iam_matches_them():
+    from sandbox.iam.policy import action_matches, resource_matches
+
+    assert resource_matches(
+        ["arn:aws:lambda:*:*:function:CodeDeployHook_*"],
+        "arn:aws:lambda:us-east-1:1:function:CodeDeployHook_a_Pre",
+    )
+    assert not resource_matches(
+        ["arn:aws:lambda:*:*:function:CodeDeployHook_*"], "arn:aws:lambda:us-east-1:1:function:hook"
+    )
+    # A trailing * reaches past the function name into a version or alias qualifier.
+    assert resource_matches(
+        ["arn:aws:lambda:us-east-1:1:function:*"], "arn:aws:lambda:us-east-1:1:function:f:live"
+    )
+    assert not resource_matches(
+        ["arn:aws:lambda:us-east-1:1:function:f"], "arn:aws:lambda:us-east-1:1:function:f:live"
+    )
+    assert resource_matches(["*"], "*") and not resource_matches(["arn:aws:cloudwatch:*"], "*")
+    assert action_matches(["SNS:Publish"], "sns:Publish") and action_matches(
+        ["dynamodb:Get*"], "dynamodb:GetItem"
+    )

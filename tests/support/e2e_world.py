@@ -30,6 +30,7 @@ from examples.hello.build import CHECKS, artifact_bytes
 from rollout.ledger import Release
 from rollout.states import is_terminal
 from sandbox import Sandbox
+from sandbox.event_delivery import DeliveryTiming
 from sandbox.provision import ProvisionedStack, provision_stack
 from tests.support.slack_receiver import SlackReceiver, slack_receiver
 
@@ -43,6 +44,7 @@ ALIAS = "live"
 E2E_CHECKS: dict[str, Any] = {**CHECKS, "canary": {**CHECKS["canary"], "min_invocations": 2}}
 # The test process talks to the sandbox a lot at once (traffic, polls): more connections, fewer retries
 # than a throttled control plane would want, so a failure shows up instead of hiding behind backoff.
+E2E_EVENT_DUPLICATE_RATE = 0.05
 CLIENT_CONFIG = Config(max_pool_connections=50, retries={"mode": "standard", "total_max_attempts": 4})
 TRUST_POLICY = json.dumps(
     {
@@ -434,10 +436,24 @@ class RolloutWorld:
 
 @contextmanager
 def rollout_world(
-    stack_name: str, speed: float, fault_seed: int = 11, parameters: dict[str, str] | None = None
+    stack_name: str,
+    speed: float,
+    fault_seed: int = 11,
+    parameters: dict[str, str] | None = None,
+    gsi_lag: float | None = None,
 ) -> Iterator[RolloutWorld]:
-    """A sandbox at `speed` with the stack provisioned and Slack wired to a local receiver."""
-    with slack_receiver() as slack, Sandbox(speed=speed, fault_seed=fault_seed) as sb:
+    """A sandbox at `speed` with the stack provisioned and Slack wired to a local receiver.
+
+    `gsi_lag` None is the sandbox's AWS-like index lag; the hooks read their release by key, so a
+    lagging by-deployment index cannot make them skip checks (tests/e2e/test_index_lag.py).
+    """
+    # S3 and CodeDeploy events arrive late and, at a low seeded rate, twice (as AWS allows); IAM, GSI lag
+    # and the rest of the sandbox's rules are on by default.
+    timing = DeliveryTiming(duplicate_rate=E2E_EVENT_DUPLICATE_RATE)
+    with (
+        slack_receiver() as slack,
+        Sandbox(speed=speed, fault_seed=fault_seed, event_timing=timing, gsi_lag=gsi_lag) as sb,
+    ):
         secrets = boto3.client(
             "secretsmanager",
             endpoint_url=sb.endpoint_url,

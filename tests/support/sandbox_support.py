@@ -48,12 +48,63 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
+# What the test functions do with their execution role: write logs, forward to queues, send to their
+# destinations (the sandbox enforces IAM on calls made with the role's credentials).
+ROLE_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": [
+                "logs:CreateLogStream",
+                "logs:PutLogEvents",
+                "sqs:GetQueueUrl",
+                "sqs:SendMessage",
+                "lambda:InvokeFunction",
+                "sns:Publish",
+                "events:PutEvents",
+            ],
+            "Resource": "*",
+        }
+    ],
+}
+
+
+def trust_policy(service: str) -> str:
+    """A role's trust policy letting `service` (lambda, codedeploy) assume it, as the service requires."""
+    statement = {
+        "Effect": "Allow",
+        "Principal": {"Service": f"{service}.amazonaws.com"},
+        "Action": "sts:AssumeRole",
+    }
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
 def role_arn(sb: Any) -> str:
     iam = client(sb, "iam")
     try:
         return str(iam.get_role(RoleName=ROLE_NAME)["Role"]["Arn"])
     except iam.exceptions.NoSuchEntityException:
-        return str(iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument="{}")["Role"]["Arn"])
+        arn = str(
+            iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=trust_policy("lambda"))["Role"][
+                "Arn"
+            ]
+        )
+        iam.put_role_policy(
+            RoleName=ROLE_NAME, PolicyName="test-functions", PolicyDocument=json.dumps(ROLE_POLICY)
+        )
+        return arn
+
+
+def allow_invoke(sb: Any, function_arn: str, service: str, source_arn: str) -> None:
+    """The function policy statement an event source needs (what SAM adds for an event)."""
+    client(sb, "lambda").add_permission(
+        FunctionName=function_arn,
+        StatementId=unique("source"),
+        Action="lambda:InvokeFunction",
+        Principal=service,
+        SourceArn=source_arn,
+    )
 
 
 def create_function(
