@@ -20,7 +20,7 @@ from functions.reconciler import app as reconciler_app
 from rollout import deployer, recovery, release_queue, s3_ops, upload_ops
 from rollout.config import Settings
 from rollout.deployment_events import DeploymentFacts
-from rollout.ledger import Ledger, Release
+from rollout.ledger import Ledger, Release, new_release_id
 from rollout.reconcile import reconcile
 from rollout.release_queue import QueueEffects
 from rollout.states import State
@@ -282,6 +282,31 @@ def test_a_release_whose_deployer_died_is_resumed_by_the_deployer_with_the_same_
     resumed = ledger.get(FUNCTION, release.release_id)
     assert resumed is not None and resumed.state == State.DEPLOYING
     assert [r.release_id for r in ledger.releases(FUNCTION) if r.key == release.key] == [release.release_id]
+
+
+def test_a_stalled_release_recorded_before_upload_items_existed_is_resumed_not_doubled(
+    world: ArtifactWorld, live_on_v1: None, ledger: Ledger, lambdas: Lambda
+) -> None:
+    uploaded = world.upload(f"{FUNCTION}/build-2.zip", function_zip("2"))
+    two_minutes_ago = (datetime.now(UTC) - timedelta(minutes=2)).isoformat().replace("+00:00", "Z")
+    old = ledger.create(
+        Release(
+            function=FUNCTION,
+            release_id=new_release_id(),
+            bucket=uploaded.bucket,
+            key=uploaded.key,
+            object_version=uploaded.version_id,
+            # Uploaded after v1 went out; recorded by a deployer that died two minutes ago.
+            upload_order=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z") + "|",
+            received_at=two_minutes_ago,
+        )
+    )
+
+    summary = run(lambdas)
+
+    assert summary["recovered"]["releases_resumed"] == [old.release_id]
+    (release,) = releases_of(ledger, uploaded)
+    assert release.release_id == old.release_id and release.state == State.DEPLOYING
 
 
 def test_a_release_nobody_can_carry_on_is_given_up_failed_and_announced(

@@ -71,11 +71,13 @@ class Cell:
     started_real: float = field(default_factory=time.monotonic)
     started_at: datetime = field(init=False)
     runs_before: int = field(init=False)
+    deployer_runs_before: int = field(init=False)
     figures: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.started_at = self.world.sb.clock.now_datetime()
         self.runs_before = scheduled_runs(self.world)
+        self.deployer_runs_before = invocations_so_far(self.world, self.world.outputs["ArtifactDeployerName"])
 
     def inject(self, *faults: Fault | list[CallFault]) -> None:
         for fault in faults:
@@ -107,7 +109,9 @@ class Cell:
         releases = world.releases(function)
         assert all(r.is_terminal for r in releases), [(r.release_id, str(r.state)) for r in releases]
         # The open-releases index trails the table (as DynamoDB's GSIs do): wait for it to agree.
-        wait_for(lambda: not open_releases(world, function), 15, f"the open-releases index to drop {function}")
+        wait_for(
+            lambda: not open_releases(world, function), 15, f"the open-releases index to drop {function}"
+        )
         alias = world.alias(function) or {}
         assert (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") in (None, {}), alias
         answer = json.loads(
@@ -141,9 +145,8 @@ class Cell:
                 "states": [str(r.state) for r in ended],
                 "faults_fired": self._fault_counts(),
                 "reconciler_runs": scheduled_runs(world) - self.runs_before,
-                "deployer_invocations": invocations(
-                    world, outputs["ArtifactDeployerName"], self.started_at, end
-                ),
+                "deployer_invocations": invocations_so_far(world, outputs["ArtifactDeployerName"])
+                - self.deployer_runs_before,
                 "deployments_created": sum(
                     len(v) for v in deployments_by_release(world, self.function).values()
                 ),
@@ -198,15 +201,17 @@ def scheduled_runs(world: RolloutWorld) -> int:
     return sum(1 for delivery in list(world.sb.events.delivered) if delivery["rule"] == rule)
 
 
-def invocations(world: RolloutWorld, function: str, start: datetime, end: datetime) -> int:
-    """Invocations of `function` between two sandbox times, as CloudWatch counts them."""
+def invocations_so_far(world: RolloutWorld, function: str) -> int:
+    """Invocations of `function` since the sandbox started, as CloudWatch counts them (each is counted
+    when it ends, so the difference of two readings is what ended in between)."""
+    now = world.sb.clock.now_datetime()
     stats = world.client("cloudwatch").get_metric_statistics(
         Namespace="AWS/Lambda",
         MetricName="Invocations",
         Dimensions=[{"Name": "FunctionName", "Value": function}],
-        StartTime=start - timedelta(seconds=1),
-        EndTime=end + timedelta(minutes=1),
-        Period=60,
+        StartTime=now - timedelta(days=30),
+        EndTime=now + timedelta(minutes=1),
+        Period=86400,
         Statistics=["Sum"],
     )
     return int(sum(point["Sum"] for point in stats["Datapoints"]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from rollout import aws
@@ -99,15 +100,20 @@ def active_deployments(application: str, group: str) -> list[str]:
     return [str(d) for d in resp.get("deployments", [])]
 
 
-def deployments_of_release(application: str, group: str, release_id: str) -> list[dict[str, Any]]:
+def deployments_of_release(
+    application: str, group: str, release_id: str, created_after: datetime | None = None
+) -> list[dict[str, Any]]:
     """Deployments of the group created for `release_id` (told by their description), newest first.
 
     A start that died after CreateDeployment left one behind that the ledger does not name; the
     release's next attempt adopts it rather than deploying the same build a second time.
+    `created_after` (the release's arrival) keeps the listing to the deployments that could be it.
     """
     codedeploy = aws.client("codedeploy")
     ids: list[str] = []
     params: dict[str, Any] = {"applicationName": application, "deploymentGroupName": group}
+    if created_after is not None:
+        params["createTimeRange"] = {"start": created_after}
     try:
         while True:
             resp = codedeploy.list_deployments(**params)

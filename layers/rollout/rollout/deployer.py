@@ -16,6 +16,7 @@ MAX_ATTEMPTS rather than being retried forever.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -57,6 +58,7 @@ IDEMPOTENCY_KEY_PREFIX = "artifact-deployer"
 # without an outcome) before it is recorded FAILED: a build that kills the deployer each time
 # (out of memory, say) must end somewhere.
 MAX_ATTEMPTS = 4
+CLOCK_MARGIN = timedelta(minutes=5)
 
 
 # --- the handler's entry point -------------------------------------------------------------------
@@ -267,7 +269,7 @@ def _adopt_orphaned_deployment(ctx: ReleaseContext, release: Release) -> Release
     """
     settings = ctx.settings
     found = codedeploy_ops.deployments_of_release(
-        settings.codedeploy_application, release.function, release.release_id
+        settings.codedeploy_application, release.function, release.release_id, _arrival(release)
     )
     if not found:
         return None
@@ -290,6 +292,15 @@ def _adopt_orphaned_deployment(ctx: ReleaseContext, release: Release) -> Release
         )
     except TransitionRefused as refused:
         return refused.release or release
+
+
+def _arrival(release: Release) -> datetime | None:
+    """When the release arrived, less a margin for clocks that disagree (this Lambda's and CodeDeploy's)."""
+    try:
+        arrived = datetime.fromisoformat(release.received_at.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return arrived - CLOCK_MARGIN
 
 
 def _appspec_versions(application: str, info: dict[str, Any]) -> tuple[str, str]:

@@ -131,9 +131,14 @@ def resume_stalled_releases(recovery: Recovery) -> None:
 
 def _resume(recovery: Recovery, release: Release) -> None:
     version = release.object_version or "-"
-    record = upload_ops.get_upload(
-        recovery.ctx.settings.ledger_table, release.function, release.bucket, release.key, version
-    )
+    table = recovery.ctx.settings.ledger_table
+    record = upload_ops.get_upload(table, release.function, release.bucket, release.key, version)
+    if record is None:
+        # Recorded before the ledger kept upload items: link it first, or the deployer would start
+        # a second release for the same object version.
+        upload_ops.link_release(
+            table, release.function, release.bucket, release.key, version, release.release_id
+        )
     last_attempt = _parse(record.last_attempt_at if record else "") or _parse(release.received_at)
     if last_attempt is not None and recovery.now - last_attempt < RESUME_AFTER:
         return  # its attempt may well be running

@@ -69,6 +69,29 @@ def record_attempt(
     return _record(resp["Attributes"])
 
 
+def link_release(
+    table_name: str, function: str, bucket: str, key: str, version_id: str, release_id: str
+) -> None:
+    """Name `release_id` as the upload's release if nothing does yet (a release recorded before the
+    ledger kept upload items), so its next attempt carries it on instead of starting another."""
+    try:
+        aws.table(table_name).put_item(
+            Item={
+                **upload_key(function, bucket, key, version_id),
+                "release_id": release_id,
+                "bucket": bucket,
+                "key": key,
+                "version_id": version_id,
+                "attempts": 1,
+                "last_attempt_at": "",
+            },
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+    except Exception as exc:
+        if aws.error_code(exc) != "ConditionalCheckFailedException":
+            raise
+
+
 def get_upload(table_name: str, function: str, bucket: str, key: str, version_id: str) -> UploadRecord | None:
     """The upload's record, or None when no invocation ever processed this object version."""
     item = (
