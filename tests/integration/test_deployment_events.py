@@ -10,7 +10,7 @@ import pytest
 from functions.deployment_events import app
 from rollout import release_queue, starter
 from rollout.deployment_events import parse_state_change
-from rollout.ledger import Release
+from rollout.ledger import Ledger, Release
 from rollout.states import State
 from tests.support.aws_stack import StackUnderTest
 from tests.support.codedeploy_standin import CodeDeployStandIn, client_error
@@ -486,3 +486,22 @@ def test_a_failed_rollback_reported_before_its_deployment_ends_the_release_once(
     assert [h["state"] for h in stored.history] == ["RECEIVED", "DEPLOYING", "FAILED"]
     assert [n["kind"] for n in after_start(stack)] == ["deployment.rollback_failed"]
     assert world.ledger.get_lock("orders") is None
+
+
+def test_a_rollback_ending_before_the_index_knows_its_deployment_still_finds_the_release(
+    world: ReleaseWorld,
+    stack: StackUnderTest,
+    codedeploy: CodeDeployStandIn,
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The by-deployment index trails the table on AWS: an event right after its deployment finds nothing
+    # there, and the deployment's description (rollout release <id>: ...) names the release instead.
+    release = world.deploying("orders", "2")
+    rollback = failed_rollback(world, codedeploy, release)
+    monkeypatch.setattr(Ledger, "by_deployment", lambda self, deployment_id: None)
+
+    app.lambda_handler(world.event(rollback, "FAILURE"), lambda_context)
+
+    stored = world.get(release)
+    assert (stored.state, stored.reason_code) == (State.FAILED, "ROLLBACK_FAILED")

@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rollout import aws, canary_alarms, codedeploy_ops, lambda_ops
+from rollout.appspec import release_id_in
 from rollout.config import Settings
 from rollout.deadlines import Deadline
 from rollout.errors import MalformedEvent, TransitionRefused
@@ -218,6 +219,23 @@ def _move_quietly(release: Release, target: State, ctx: ReleaseContext) -> Relea
         return None
 
 
+def release_of_deployment(deployment_id: str, ctx: ReleaseContext, facts: DeploymentFacts) -> Release | None:
+    """The release a deployment belongs to; None for a deployment Rollout did not start.
+
+    The by-deployment index answers first. It trails the table (a global secondary index is
+    eventually consistent), so an event that follows its deployment closely, such as CodeDeploy's
+    rollback ending a second after the deployment it rolls back, can find nothing there; then the
+    deployment's own description names its release, read by key with a consistent read.
+    """
+    release = ctx.ledger.by_deployment(deployment_id)
+    if release is not None:
+        return release
+    info = facts.deployment(deployment_id) or {}
+    release_id = release_id_in(str(info.get("description") or ""))
+    group = str(info.get("deploymentGroupName") or "")
+    return ctx.ledger.get(group, release_id) if release_id and group else None
+
+
 def handle_state_change(
     change: StateChange,
     ctx: ReleaseContext,
@@ -230,7 +248,7 @@ def handle_state_change(
     if application and change.application not in ("", application):
         logger.info("event for another application ignored", extra={"application": change.application})
         return {"ignored": "other application"}
-    release = ctx.ledger.by_deployment(change.deployment_id)
+    release = release_of_deployment(change.deployment_id, ctx, facts)
     if release is None:
         return _foreign_deployment(change, ctx, effects, facts)
     return apply_state(release, change.state, ctx, effects, facts).as_dict()
@@ -246,7 +264,7 @@ def _foreign_deployment(
         return {"ignored": "not a Rollout deployment"}
     info = facts.deployment(change.deployment_id) or {}
     triggering = str((info.get("rollbackInfo") or {}).get("rollbackTriggeringDeploymentId") or "")
-    original = ctx.ledger.by_deployment(triggering) if triggering else None
+    original = release_of_deployment(triggering, ctx, facts) if triggering else None
     if original is None:
         logger.info("deployment not started by Rollout: ignored", extra={"state": str(change.state)})
         return {"ignored": "not a Rollout deployment"}
