@@ -336,3 +336,20 @@ def test_time_spent_throttled_does_not_count_against_the_checks_own_limit() -> N
         [named("a", limit_ms=100)], target, "orders", "7", far(), throttle_retry=slow_pauses, sleep=time.sleep
     )
     assert results[0].verdict == SUCCEEDED, results[0].error
+
+
+def test_a_probe_error_that_names_no_type_cannot_prove_the_version_started() -> None:
+    from rollout.check_runner import PROBE_EVENT, PROBE_NAME, judge_probe
+
+    probe = Check(PROBE_NAME, PROBE_EVENT, probe=True)
+
+    unreadable = judge_probe(probe, Invocation(b"<html>bad gateway</html>", "Unhandled", "3"), 5, "3")
+    handler_ran = judge_probe(
+        probe, Invocation(b'{"errorType": "KeyError", "errorMessage": "path"}', "Unhandled", "3"), 5, "3"
+    )
+
+    assert (unreadable.verdict, unreadable.error) == (
+        "Failed",
+        "the version cannot start (Unhandled with no errorType)",
+    )
+    assert handler_ran.verdict == "Succeeded"

@@ -192,7 +192,10 @@ def start_failure(invocation: Invocation) -> str:
             json.loads(invocation.payload.decode("utf-8", errors="replace")).get("errorType", "")
         )
     except (ValueError, AttributeError):
-        return ""
+        error_type = ""
+    if not error_type:
+        # An error that names no type cannot prove the handler ran: fail closed.
+        return f"{invocation.function_error} with no errorType"
     return error_type if error_type.startswith(START_FAILURE_PREFIXES) else ""
 
 
