@@ -72,7 +72,7 @@ def console_links(region: str, release: Release) -> dict[str, str]:
     return links
 
 
-def _seconds_between(start: str, end: str) -> float | None:
+def seconds_between(start: str, end: str) -> float | None:
     try:
         return round(
             (
@@ -117,11 +117,11 @@ def build(kind: str, release: Release, region: str, **extra: Any) -> Notificatio
         subject = subject[: SUBJECT_LIMIT - 3] + "..."
     durations: dict[str, float] = {}
     if release.received_at and release.completed_at:
-        total = _seconds_between(release.received_at, release.completed_at)
+        total = seconds_between(release.received_at, release.completed_at)
         if total is not None:
             durations["total_seconds"] = total
     if release.deploying_at and release.completed_at:
-        deploying = _seconds_between(release.deploying_at, release.completed_at)
+        deploying = seconds_between(release.deploying_at, release.completed_at)
         if deploying is not None:
             durations["deployment_seconds"] = deploying
     message: dict[str, Any] = {

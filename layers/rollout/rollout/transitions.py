@@ -13,7 +13,6 @@ through `move`, so each transition is recorded, counted and announced the same w
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -22,7 +21,7 @@ from rollout.config import Settings
 from rollout.deadlines import NO_DEADLINE, Deadline
 from rollout.errors import Rejected, TransitionRefused
 from rollout.ledger import Ledger, Release
-from rollout.notifications import Notifier
+from rollout.notifications import Notifier, seconds_between
 from rollout.observability import logger, metrics
 from rollout.states import ReasonCode, State, notification_kind
 
@@ -102,7 +101,7 @@ def _count_and_announce(
     if metric:
         metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
     if before == State.DEPLOYING and moved.is_terminal:
-        seconds = _seconds(moved.received_at, moved.completed_at)
+        seconds = seconds_between(moved.received_at, moved.completed_at)
         if seconds is not None:
             metrics.add_metric(name="ReleaseDurationSeconds", unit=MetricUnit.Seconds, value=seconds)
     kind = notification_kind(before, target, moved.reason_code)
@@ -185,13 +184,3 @@ def _metric_name(before: State, target: State, reason_code: str = "") -> str | N
             return "RollbacksFailed"
         return "DeploymentsFailed" if before == State.DEPLOYING else "ReleasesFailed"
     return _METRIC_BY_STATE.get(target)
-
-
-def _seconds(start: str, end: str) -> float | None:
-    try:
-        delta = datetime.fromisoformat(end.replace("Z", "+00:00")) - datetime.fromisoformat(
-            start.replace("Z", "+00:00")
-        )
-    except ValueError:
-        return None
-    return round(delta.total_seconds(), 3)
