@@ -28,6 +28,7 @@ def install() -> None:
         if _installed:
             return
         _patch_clock()
+        _patch_dynamodb_writes()
         _patch_events()
         _patch_s3()
         _patch_sns()
@@ -73,6 +74,28 @@ def _patch_clock() -> None:
         return float(sb.clock.now())
 
     events_models.unix_time = unix_time
+
+
+# One lock for every DynamoDB write the sandbox serves (see _patch_dynamodb_writes).
+_dynamodb_writes = threading.RLock()
+
+
+def _patch_dynamodb_writes() -> None:
+    """DynamoDB applies each write, condition and all, atomically; moto checks a condition and then
+    writes in plain Python, so two requests racing on one item could both pass the same condition.
+    The ledger's locks, its conditional transitions and Powertools' idempotency records rely on that
+    guarantee, so the sandbox applies its writes one at a time."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item"):
+        original = getattr(DynamoDBBackend, name)
+        ORIGINALS[f"DynamoDBBackend.{name}"] = original
+
+        def serialised(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with _dynamodb_writes:
+                return __original(self, *args, **kwargs)
+
+        setattr(DynamoDBBackend, name, serialised)
 
 
 def _patch_events() -> None:

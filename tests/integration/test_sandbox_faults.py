@@ -222,3 +222,48 @@ def test_s3_stamps_objects_and_answers_on_the_sandbox_clock(sb):  # noqa: F811
     assert abs((listed["Contents"][0]["LastModified"] - now).total_seconds()) < 30
     answered_at = parsedate_to_datetime(listed["ResponseMetadata"]["HTTPHeaders"]["date"])
     assert abs((answered_at - now).total_seconds()) < 30
+
+
+def test_conditional_writes_are_atomic_when_requests_race(sb, monkeypatch):  # noqa: F811
+    # DynamoDB applies a conditional write atomically; moto checks the condition, then writes, in
+    # Python. A slow condition check widens the gap between the two, as a busy machine does.
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import moto.dynamodb.models.table as moto_table
+
+    real_check = moto_table.get_filter_expression
+
+    def slow_check(*args, **kwargs):
+        time.sleep(0.02)
+        return real_check(*args, **kwargs)
+
+    monkeypatch.setattr(moto_table, "get_filter_expression", slow_check)
+    table = unique("atomic")
+    ddb = client(sb, "dynamodb", retries=False)
+    ddb.create_table(
+        TableName=table,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+    )
+    racers = [client(sb, "dynamodb", retries=False) for _ in range(6)]
+    start = threading.Barrier(len(racers))
+
+    def claim(index: int) -> bool:
+        start.wait()
+        try:
+            racers[index].put_item(
+                TableName=table,
+                Item={"pk": {"S": "lock"}, "owner": {"N": str(index)}},
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+            return True
+        except ClientError as exc:
+            assert exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
+            return False
+
+    with ThreadPoolExecutor(len(racers)) as pool:
+        winners = sum(pool.map(claim, range(len(racers))))
+    assert winners == 1
