@@ -114,6 +114,34 @@ def test_lost_failure_event_gets_the_same_reason_as_the_event_path(
     assert stack.notifications()[-1]["kind"] == "deployment.rolled_back"
 
 
+def test_a_settled_release_is_judged_on_its_current_item_not_the_index_copy(
+    world: ReleaseWorld, stack: StackUnderTest, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The open-releases index trails its table: read right after the hook recorded its verdict and
+    # CodeDeploy failed the deployment, it still shows the release without the hook's result.
+    release = world.deploying("orders", "2")
+    index_copy = world.get(release)
+    world.ledger.record_hook_result(
+        "orders",
+        release.release_id,
+        "post_traffic",
+        {"verdict": "Failed", "checks": [], "reason": "post-traffic canary: p99 duration 900 ms > 300 ms"},
+    )
+    world.roll_back(
+        release, "Failed", {"code": "HOOK_EXECUTION_FAILURE", "message": "AfterAllowTraffic failed"}
+    )
+    monkeypatch.setattr(
+        Ledger, "open_releases", lambda self, state=None: [index_copy] if state == State.DEPLOYING else []
+    )
+
+    app.lambda_handler({}, lambda_context)
+
+    stored = world.get(release)
+    assert stored.state == State.ROLLED_BACK
+    assert stored.reason_code == "HOOK_EXECUTION_FAILURE"
+    assert stored.reason == "post-traffic hook failed: post-traffic canary: p99 duration 900 ms > 300 ms"
+
+
 def test_lock_held_by_a_release_that_already_ended_is_released_and_the_queue_starts(
     world: ReleaseWorld, stack: StackUnderTest, lambda_context: Any
 ) -> None:

@@ -178,7 +178,12 @@ def _settle_finished_deployments(run: _Run) -> None:
         state = FINAL_STATUS_TO_STATE.get(str(info.get("status")))
         if state is None:
             return  # still running
-        run.summary.record(apply_state(release, state, run.ctx, run.effects, run.facts, deployment=info))
+        # The index's copy trails the table: a hook's verdict recorded a moment ago may be missing
+        # from it, and the outcome is judged on that verdict. Judge the item itself.
+        current = run.ctx.ledger.get(release.function, release.release_id)
+        if current is None or current.state != State.DEPLOYING:
+            return
+        run.summary.record(apply_state(current, state, run.ctx, run.effects, run.facts, deployment=info))
 
     run.each("settle release", deploying, _release_name, settle)
 
