@@ -41,12 +41,8 @@ EXPECTED_REFUSALS: dict[tuple[str, str], str] = {
 # Why a grant is kept although no call of the e2e suite used it. Looked up by (role, policy, statement,
 # action), then with role "*", then by action alone. A grant of a managed policy several roles share that
 # another of them used needs no entry: the report says which role used it.
-_CANDIDATE = "No code of the control plane calls it today: a candidate for removal from template.yaml."
 _SHARED_POLICY = "ReleaseStarterPolicy"
 REASONS: dict[tuple[str, str, str, str], str] = {
-    ("*", _SHARED_POLICY, "ChangeOnlyManagedFunctions", "lambda:ListTags"): (
-        _CANDIDATE + " Function tags come with GetFunction (lambda_ops.function_tags)."
-    ),
     ("*", _SHARED_POLICY, "DeployWithinThisStacksApplication", "codedeploy:GetApplicationRevision"): (
         "The template grants it for the revision CreateDeployment registers. The Service Authorization "
         "Reference lists no dependent action for CreateDeployment and the sandbox checks none, and no "
@@ -81,8 +77,6 @@ REASONS: dict[tuple[str, str, str, str], str] = {
         "An upload event without a version id is read unversioned (s3_ops.resolve); the bucket is "
         "versioned, so every read in the suite was s3:GetObjectVersion."
     ),
-    ("*", _SHARED_POLICY, "ReadArtifacts", "s3:GetObjectTagging"): _CANDIDATE,
-    ("*", _SHARED_POLICY, "ReadArtifacts", "s3:GetObjectVersionTagging"): _CANDIDATE,
     ("*", _SHARED_POLICY, "TellMissingArtifacts", "s3:ListBucket"): (
         "S3 checks it only when a read finds no object: with it a missing artifact is 404 NoSuchKey, "
         "without it 403 (the sandbox enforces this). No artifact went missing in the suite."
@@ -96,14 +90,6 @@ REASONS: dict[tuple[str, str, str, str], str] = {
         "Kept from AWSCodeDeployRoleForLambda, which grants it to CodeDeploy for functions with provisioned "
         "concurrency. The sandbox's CodeDeploy models no provisioned concurrency and makes no such call."
     ),
-    (
-        "HookRole",
-        "validate-deployments",
-        "InvokeAndReadManagedFunctions",
-        "lambda:GetFunctionConfiguration",
-    ): _CANDIDATE,
-    ("HookRole", "validate-deployments", "InvokeAndReadManagedFunctions", "lambda:GetAlias"): _CANDIDATE,
-    ("HookRole", "validate-deployments", "InvokeAndReadManagedFunctions", "lambda:ListTags"): _CANDIDATE,
     ("HookRole", "validate-deployments", "ReadChecksDocuments", "s3:GetObject"): (
         "Reads a rollout:checks document (hooks.find_checks) or an S3 AppSpec revision "
         "(hooks.appspec_content) of a deployment Rollout did not start; the suite has neither."
@@ -111,12 +97,6 @@ REASONS: dict[tuple[str, str, str, str], str] = {
     ("HookRole", "validate-deployments", "ReadChecksDocuments", "s3:GetObjectVersion"): (
         "An S3 AppSpec revision pinned to a version (hooks.appspec_content); the suite has none."
     ),
-    (
-        "HookRole",
-        "validate-deployments",
-        "ReportAndReadThisStacksDeployments",
-        "codedeploy:BatchGetDeploymentTargets",
-    ): (_CANDIDATE + " The hooks read targets with ListDeploymentTargets and GetDeploymentTarget."),
 }
 REASONS_BY_ACTION: dict[str, str] = {
     "xray:PutTraceSegments": (

@@ -188,6 +188,8 @@ def _notification_configuration(config: dict[str, Any]) -> dict[str, Any]:
         "NotificationConfiguration",
         "Tags",
     ],
+    # The sandbox delivers no server access logs (nothing in Rollout reads them).
+    ignored=["LoggingConfiguration"],
     attributes=["Arn", "DomainName", "RegionalDomainName", "DualStackDomainName", "WebsiteURL"],
 )
 def create_bucket(ctx: ResourceContext) -> Created:

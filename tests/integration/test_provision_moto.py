@@ -149,7 +149,7 @@ def test_the_command_prints_the_outputs_as_json(endpoint: str, capsys: pytest.Ca
     outputs = json.loads(captured.out)
     assert outputs["CodeDeployApplicationName"] == "rollout-cli"
     assert outputs["PreTrafficHookName"] == "CodeDeployHook_rollout-cli_PreTraffic"
-    assert "provisioned 45 resources" in captured.err
+    assert "provisioned 47 resources" in captured.err
 
 
 def test_the_command_reports_a_refused_template(

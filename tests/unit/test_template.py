@@ -232,6 +232,31 @@ def test_artifact_bucket_policy_denies_requests_without_tls(template: dict[str, 
     assert {"Fn::Sub": "${ArtifactBucket.Arn}/*"} in deny["Resource"]
 
 
+def test_uploads_to_the_artifact_bucket_are_access_logged_to_a_private_retained_bucket(
+    template: dict[str, Any],
+) -> None:
+    # An upload is a release: the access log says which principal made it.
+    buckets = resources_of(template, "AWS::S3::Bucket")
+    logging = buckets["ArtifactBucket"]["Properties"]["LoggingConfiguration"]
+    assert logging["DestinationBucketName"] == {"Ref": "AccessLogBucket"}
+    log_bucket = buckets["AccessLogBucket"]
+    assert log_bucket["DeletionPolicy"] == "Retain"
+    properties = log_bucket["Properties"]
+    assert all(properties["PublicAccessBlockConfiguration"].values())
+    assert properties["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    (rule,) = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"  # log delivery needs SSE-S3
+
+    policies = resources_of(template, "AWS::S3::BucketPolicy")
+    (policy,) = (p for p in policies.values() if p["Properties"]["Bucket"] == {"Ref": "AccessLogBucket"})
+    allows = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+    assert [(s["Principal"], s["Action"]) for s in allows] == [
+        ({"Service": "logging.s3.amazonaws.com"}, "s3:PutObject")
+    ]
+    assert allows[0]["Condition"]["ArnLike"]["aws:SourceArn"] == {"Fn::GetAtt": ["ArtifactBucket", "Arn"]}
+    assert allows[0]["Resource"] == {"Fn::Sub": "${AccessLogBucket.Arn}/" + logging["LogFilePrefix"] + "*"}
+
+
 def test_only_zip_uploads_to_the_artifact_bucket_reach_the_deployer(translated: dict[str, Any]) -> None:
     rules = resources_of(translated, "AWS::Events::Rule")
     (rule,) = (
