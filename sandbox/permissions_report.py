@@ -90,6 +90,14 @@ REASONS: dict[tuple[str, str, str, str], str] = {
         "Kept from AWSCodeDeployRoleForLambda, which grants it to CodeDeploy for functions with provisioned "
         "concurrency. The sandbox's CodeDeploy models no provisioned concurrency and makes no such call."
     ),
+    ("HookRole", "validate-deployments", "InvokeAndReadManagedFunctions", "lambda:GetFunction"): (
+        "Reads the rollout:checks tag of a function deployed by another CodeDeploy application "
+        "(hooks.find_checks, ExternalHookApplications); Rollout's own releases carry their checks."
+    ),
+    ("HookRole", "validate-deployments", "ReadAndRecordReleases", "dynamodb:Query"): (
+        "The by-deployment index, read only to record a failure that came before the release was looked "
+        "up (hooks._release_to_record_on); releases are otherwise read by key."
+    ),
     ("HookRole", "validate-deployments", "ReadChecksDocuments", "s3:GetObject"): (
         "Reads a rollout:checks document (hooks.find_checks) or an S3 AppSpec revision "
         "(hooks.appspec_content) of a deployment Rollout did not start; the suite has neither."
@@ -98,6 +106,25 @@ REASONS: dict[tuple[str, str, str, str], str] = {
         "An S3 AppSpec revision pinned to a version (hooks.appspec_content); the suite has none."
     ),
 }
+# Grants only a fault or a race exercises (a failed invocation, a release looked up after a failure): a run
+# of the suite may or may not take those paths, so whether they show as used is not a finding either way.
+PATH_DEPENDENT: frozenset[tuple[str, str, str, str]] = frozenset(
+    {
+        ("*", _SHARED_POLICY, "IdempotencyRecords", "dynamodb:GetItem"),
+        ("*", _SHARED_POLICY, "IdempotencyRecords", "dynamodb:DeleteItem"),
+        ("*", _SHARED_POLICY, "KeepFailedInvocations", "sqs:SendMessage"),
+        ("HookFailureReporterRole", "report-dead-hooks", "KeepFailedInvocations", "sqs:SendMessage"),
+        ("SlackNotifierRole", "post-to-slack", "KeepFailedInvocations", "sqs:SendMessage"),
+        ("HookRole", "validate-deployments", "InvokeAndReadManagedFunctions", "lambda:GetFunction"),
+        ("HookRole", "validate-deployments", "ReadAndRecordReleases", "dynamodb:Query"),
+    }
+)
+
+
+def _shared_key(key: tuple[str, str, str, str]) -> tuple[str, str, str, str]:
+    return ("*", *key[1:])
+
+
 REASONS_BY_ACTION: dict[str, str] = {
     "xray:PutTraceSegments": (
         "Lambda's X-Ray integration (Tracing: Active) sends trace segments with the execution role; the "
@@ -311,7 +338,9 @@ def render(
                 or _used_by_another(grant, grants, by_role)
                 or ""
             )
-            if hits and reason.startswith("Shared "):
+            if hits and (
+                reason.startswith("Shared ") or key in PATH_DEPENDENT or _shared_key(key) in PATH_DEPENDENT
+            ):
                 reason = ""
             if hits and reason:
                 problems.append(f"{key}: has a reason but is used ({', '.join(hits)})")
