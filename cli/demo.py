@@ -37,6 +37,7 @@ from cli.sandbox_run import running_sandbox
 from examples.hello.build import CHECKS, artifact_bytes
 from examples.hello.traffic import TrafficGenerator
 from rollout.ledger import Release
+from sandbox.queue_policy import let_aws_services_send
 
 FUNCTION = "hello"
 STACK = "rollout-demo"
@@ -225,9 +226,7 @@ class SnsReader:
         self.feed = feed
         self.sqs = boto3.client("sqs", config=CLI_CONFIG)
         self.queue_url = self.sqs.create_queue(QueueName="rollout-demo-notifications")["QueueUrl"]
-        queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
+        queue_arn = let_aws_services_send(self.sqs, self.queue_url)
         boto3.client("sns", config=CLI_CONFIG).subscribe(
             TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn
         )

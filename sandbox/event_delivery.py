@@ -256,6 +256,9 @@ class EventDelivery:
             rule._send_to_cw_log_group(arn.split(":log-group:", 1)[1].removesuffix(":*"), json.loads(payload))
             return
         if service == "sqs":
+            if not self.service_may_send("events.amazonaws.com", arn, rule.arn):
+                self._dead_letter(rule, target, event, "NO_PERMISSIONS")
+                return
             group = (target.get("SqsParameters") or {}).get("MessageGroupId")
             self._send_sqs(arn, payload, group)
             return
@@ -263,9 +266,13 @@ class EventDelivery:
             return
         self.deliver_to_arn(arn, payload, source=f"rule:{rule.name}")
 
-    def _dead_letter(self, rule: Any, target: dict[str, Any], event: dict[str, Any]) -> None:
+    def _dead_letter(
+        self, rule: Any, target: dict[str, Any], event: dict[str, Any], error_code: str = "SDK_CLIENT_ERROR"
+    ) -> None:
         """An event EventBridge gave up delivering: into the target's dead-letter queue, if it has one,
-        with the attributes EventBridge adds (EventBridge User Guide, "Using dead-letter queues")."""
+        with the attributes EventBridge adds (EventBridge User Guide, "Using dead-letter queues"). The
+        dead-letter queue's own policy must let EventBridge send to it, or the event is lost ("Granting
+        permissions to the dead-letter queue")."""
         queue_arn = (target.get("DeadLetterConfig") or {}).get("Arn")
         if not queue_arn:
             log.info(
@@ -274,12 +281,21 @@ class EventDelivery:
                 target["Arn"],
             )
             return
+        if not self.service_may_send("events.amazonaws.com", queue_arn, rule.arn):
+            log.warning(
+                "event %s dropped: its dead-letter queue %s refuses EventBridge", event.get("id"), queue_arn
+            )
+            return
         retries = (target.get("RetryPolicy") or {}).get("MaximumRetryAttempts", 185)
         attributes = {
             "RULE_ARN": rule.arn,
             "TARGET_ARN": target["Arn"],
-            "ERROR_CODE": "SDK_CLIENT_ERROR",
-            "ERROR_MESSAGE": "Injected fault: the target could not be invoked",
+            "ERROR_CODE": error_code,
+            "ERROR_MESSAGE": (
+                "the target's resource policy does not allow EventBridge to send to it"
+                if error_code == "NO_PERMISSIONS"
+                else "Injected fault: the target could not be invoked"
+            ),
             "EXHAUSTED_RETRY_CONDITION": "MaximumRetryAttempts",
             "RETRY_ATTEMPTS": str(retries),
         }
@@ -300,6 +316,27 @@ class EventDelivery:
         if not decision.allowed:
             log.warning(
                 "%s may not invoke %s for %s: no permission in its policy", service, function_arn, source_arn
+            )
+        return decision.allowed
+
+    def service_may_send(self, service: str, queue_arn: str, source_arn: str) -> bool:
+        """An AWS service sends to a queue only where the queue's policy allows it: SNS subscriptions
+        ("Subscribing an Amazon SQS queue to an Amazon SNS topic") and EventBridge targets and
+        dead-letter queues ("Amazon SQS permissions" in the EventBridge User Guide) alike."""
+        from sandbox.iam import Check
+
+        iam = self.sandbox.iam
+        decision = iam.decide(
+            iam.service_principal(service),
+            Check("sqs:SendMessage", queue_arn),
+            {"aws:sourcearn": source_arn, "aws:sourceaccount": self.sandbox.account_id},
+        )
+        if not decision.allowed:
+            log.warning(
+                "%s may not send to %s for %s: the queue's policy does not allow it",
+                service,
+                queue_arn,
+                source_arn,
             )
         return decision.allowed
 

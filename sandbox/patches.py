@@ -153,6 +153,12 @@ def _patch_sns() -> None:
         message_structure: str | None = None,
     ) -> None:
         sb = _sandbox()
+        if (
+            sb is not None
+            and self.protocol == "sqs"
+            and not sb.events.service_may_send("sns.amazonaws.com", self.endpoint, self.topic.arn)
+        ):
+            return  # SNS gives up on a queue whose policy refuses it; nothing is delivered
         if sb is None or self.protocol not in ("lambda", "http", "https"):
             original(
                 self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+from sandbox.queue_policy import let_aws_services_send
 from tests.support.sandbox_support import (
     client,
     create_function,
@@ -206,9 +207,7 @@ def test_a_message_waiting_in_a_queue_fires_its_alarm_which_publishes_to_sns_and
     sqs, sns, cloudwatch = client(sb, "sqs"), client(sb, "sns"), client(sb, "cloudwatch")
     watched = sqs.create_queue(QueueName=unique("dead-letters"))["QueueUrl"]
     inbox = sqs.create_queue(QueueName=unique("on-call"))["QueueUrl"]
-    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
+    inbox_arn = let_aws_services_send(sqs, inbox)
     topic = sns.create_topic(Name=unique("operations"))["TopicArn"]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn)
     alarm = unique("undelivered")

@@ -21,6 +21,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from sandbox import Sandbox
+from sandbox.queue_policy import let_aws_services_send
 from tests.support.sandbox_support import trust_policy
 
 SPEED = 600
@@ -217,9 +218,7 @@ class Env:
     def event_queue(self, group: str) -> str:
         """An SQS queue receiving the CodeDeploy state-change events of `group`."""
         queue_url = self.sqs.create_queue(QueueName=f"events-{group}")["QueueUrl"]
-        queue_arn = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
+        queue_arn = let_aws_services_send(self.sqs, queue_url)
         pattern = {
             "source": ["aws.codedeploy"],
             "detail-type": ["CodeDeploy Deployment State-change Notification"],

@@ -9,6 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from sandbox import Sandbox
+from sandbox.queue_policy import let_aws_services_send
 from tests.support.sandbox_support import client, wait_for
 
 LAG = 1.0  # real seconds, long enough to observe from a test on a busy machine
@@ -116,7 +117,7 @@ def test_s3_events_reach_rules_late_and_sometimes_twice():
     with Sandbox(speed=60, fault_seed=3, event_timing=timing) as sb:
         sqs, s3, events = client(sb, "sqs"), client(sb, "s3"), client(sb, "events")
         url = sqs.create_queue(QueueName="late-events")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        arn = let_aws_services_send(sqs, url)
         s3.create_bucket(Bucket="late-bucket")
         s3.put_bucket_notification_configuration(
             Bucket="late-bucket", NotificationConfiguration={"EventBridgeConfiguration": {}}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from tests.support.sandbox_support import (
     FORWARDER,
@@ -230,3 +231,36 @@ def test_bucket_policy_conditions_are_evaluated_for_a_tls_client(sb):  # noqa: F
         assert exc.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     else:
         raise AssertionError("an unconditional Deny must still deny")
+
+
+def test_sns_and_eventbridge_send_only_to_queues_whose_policy_lets_them(sb):  # noqa: F811
+    # AWS delivers to a queue as the service principal: without a queue policy naming it, nothing arrives.
+    sqs, sns, events = client(sb, "sqs"), client(sb, "sns"), client(sb, "events")
+    closed_url = sqs.create_queue(QueueName=unique("no-policy"))["QueueUrl"]
+    closed_arn = sqs.get_queue_attributes(QueueUrl=closed_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    open_url, open_arn = queue(sb, unique("with-policy"))
+
+    topic = sns.create_topic(Name=unique("topic"))["TopicArn"]
+    for arn in (closed_arn, open_arn):
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
+    sns.publish(TopicArn=topic, Message=json.dumps({"n": 1}))
+    assert drain(sb, open_url, 1) == [{"n": 1}]
+    assert "Messages" not in sqs.receive_message(QueueUrl=closed_url, WaitTimeSeconds=0)
+
+    rule = unique("to-closed")
+    events.put_rule(Name=rule, EventPattern=json.dumps({"source": ["rollout.test.closed"]}))
+    events.put_targets(
+        Rule=rule, Targets=[{"Id": "q", "Arn": closed_arn, "DeadLetterConfig": {"Arn": open_arn}}]
+    )
+    events.put_events(Entries=[{"Source": "rollout.test.closed", "DetailType": "Thing", "Detail": "{}"}])
+
+    def dead_lettered() -> dict[str, Any] | None:
+        got = sqs.receive_message(QueueUrl=open_url, MessageAttributeNames=["All"], WaitTimeSeconds=1)
+        return (got.get("Messages") or [None])[0]
+
+    message = wait_for(dead_lettered, timeout=15, what="the dead-lettered event")
+    assert json.loads(message["Body"])["source"] == "rollout.test.closed"
+    assert message["MessageAttributes"]["ERROR_CODE"]["StringValue"] == "NO_PERMISSIONS"
+    assert "Messages" not in sqs.receive_message(QueueUrl=closed_url, WaitTimeSeconds=0)

@@ -32,6 +32,7 @@ from rollout.states import is_terminal
 from sandbox import Sandbox
 from sandbox.event_delivery import DeliveryTiming
 from sandbox.provision import ProvisionedStack, provision_stack
+from sandbox.queue_policy import let_aws_services_send
 from tests.support.slack_receiver import SlackReceiver, slack_receiver
 
 T = TypeVar("T")
@@ -320,7 +321,7 @@ class RolloutWorld:
     def _subscribe_queue(self) -> str:
         sqs = self.client("sqs")
         url = str(sqs.create_queue(QueueName=f"{self.stack_name}-e2e-notifications")["QueueUrl"])
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        arn = let_aws_services_send(sqs, url)
         self.client("sns").subscribe(
             TopicArn=self.outputs["NotificationTopicArn"], Protocol="sqs", Endpoint=arn
         )
@@ -382,7 +383,7 @@ class RolloutWorld:
         """An SQS queue subscribed to the operations topic (CloudWatch's alarm messages); its URL."""
         sqs = self.client("sqs")
         url = str(sqs.create_queue(QueueName=f"{self.stack_name}-e2e-operations")["QueueUrl"])
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        arn = let_aws_services_send(sqs, url)
         self.client("sns").subscribe(
             TopicArn=self.outputs["OperationsTopicArn"], Protocol="sqs", Endpoint=arn
         )

@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 
 from sandbox.provision import ProvisionedResource, ProvisionedStack
+from sandbox.queue_policy import let_aws_services_send
 
 Clients = Callable[[str], Any]
 SLACK_SECRET_NAME = "rollout-slack-webhook"
@@ -181,9 +182,7 @@ def assert_uploads_reach_eventbridge(c: Clients, bucket: str) -> None:
     since not every local S3 reports EventBridgeConfiguration in GetBucketNotificationConfiguration)."""
     sqs, events = c("sqs"), c("events")
     queue_url = sqs.create_queue(QueueName=f"probe-{bucket}"[:80])["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
+    queue_arn = let_aws_services_send(sqs, queue_url)
     rule = f"probe-{bucket}"[:64]
     pattern = {
         "source": ["aws.s3"],

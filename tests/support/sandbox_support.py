@@ -18,6 +18,7 @@ import pytest
 from botocore.config import Config
 
 from sandbox import Sandbox
+from sandbox.queue_policy import let_aws_services_send
 
 T = TypeVar("T")
 
@@ -146,8 +147,7 @@ def wait_for(
 def queue(sb: Any, name: str) -> tuple[str, str]:
     sqs = client(sb, "sqs")
     url = sqs.create_queue(QueueName=name)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    return url, arn
+    return url, let_aws_services_send(sqs, url)
 
 
 def drain(sb: Any, url: str, want: int, timeout: float = 10.0) -> list[dict[str, Any]]:
