@@ -359,6 +359,25 @@ def abort(
     raise typer.Exit(int(code))
 
 
+# --- dashboard -------------------------------------------------------------------------------------
+@app.command()
+@exits_cleanly
+def dashboard(
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port on 127.0.0.1 (0 picks a free one).")
+    ] = 3100,
+    open_browser: Annotated[bool, typer.Option("--open", help="Open it in the web browser.")] = False,
+    stack: StackOpt = DEFAULT_STACK,
+    endpoint: EndpointOpt = None,
+    region: RegionOpt = None,
+    refresh: Annotated[float, typer.Option(min=0.2, help="Seconds between page updates.", hidden=True)] = 2.0,
+) -> None:
+    """A local web view: the fleet, each function's releases, each release's traffic, errors and checks."""
+    from cli.dashboard.run import run_dashboard
+
+    run_dashboard(connect(stack, endpoint, region), Output.create(), port, open_browser, refresh)
+
+
 # --- sandbox up ------------------------------------------------------------------------------------
 @sandbox_app.command("up")
 @exits_cleanly
