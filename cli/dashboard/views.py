@@ -29,6 +29,10 @@ BAD_ENDINGS = frozenset({State.ROLLED_BACK, State.FAILED, State.REJECTED})
 METRIC_PERIOD = 60
 
 
+def clip(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def iso(value: datetime | None) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else ""
 
@@ -51,7 +55,7 @@ def attention_reasons(row: FunctionStatus, now: datetime, in_flight: Release | N
     if latest is not None and latest.state in BAD_ENDINGS:
         ended = parse_time(latest.completed_at or latest.updated_at)
         if ended is None or now - ended <= RECENT_FAILURE:
-            reasons.append(f"latest release {latest.state}: {release_why(latest)}")
+            reasons.append(f"latest release {latest.state}: {clip(release_why(latest))}")
     deploying = in_flight if in_flight is not None else latest
     if deploying is not None and deploying.state == State.DEPLOYING:
         started = parse_time(deploying.deploying_at)

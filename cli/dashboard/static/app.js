@@ -38,7 +38,7 @@ function shortTime(iso) {
   const d = new Date(iso);
   return isNaN(d) ? iso : d.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
 }
-function td(label, ...children) { return h("td", { "data-label": label }, ...children); }
+function td(label, ...children) { return h("td", { "data-label": label }, h("div", {}, ...children)); }
 function card(title, ...children) {
   return h("section", { class: "card", "aria-label": title }, h("h2", {}, title), ...children);
 }
@@ -115,7 +115,7 @@ function confirmAction(action, target) {
 // --- charts: inline SVG -----------------------------------------------------------------------------
 // series: [{name, color, points: [[iso, value]], step, dashed}]; yMax fixed (traffic) or from the data.
 function lineChart({ id, title, series, yMax, yFormat, emptyText }) {
-  const W = 560, H = 220, L = 48, R = 12, T = 12, B = 30;
+  const W = 560, H = 220, L = 48, R = 16, T = 12, B = 30;
   const all = series.flatMap((ser) => ser.points.map(([t, v]) => [Date.parse(t), v]));
   const figure = h("figure", { class: "chart", id });
   figure.append(h("figcaption", {}, title));
@@ -134,9 +134,9 @@ function lineChart({ id, title, series, yMax, yFormat, emptyText }) {
   }
   svg.append(s("line", { class: "axis", x1: L, x2: W - R, y1: H - B, y2: H - B }));
   svg.append(s("line", { class: "axis", x1: L, x2: L, y1: T, y2: H - B }));
-  for (const t of [x0, (x0 + x1) / 2, x1]) {
+  for (const [t, anchor] of [[x0, "start"], [(x0 + x1) / 2, "middle"], [x1, "end"]]) {
     const label = new Date(t).toISOString().slice(11, 19);
-    svg.append(s("text", { x: X(t), y: H - 10, "text-anchor": "middle" }, label));
+    svg.append(s("text", { x: X(t), y: H - 10, "text-anchor": anchor }, label));
   }
   const legend = h("div", { class: "legend" });
   for (const ser of series) {
@@ -166,7 +166,7 @@ function trafficChart(traffic, deployment) {
     id: "traffic-chart",
     title: `Traffic on ${target} (alias ${deployment ? deployment.alias : ""})`,
     series: [
-      { name: `${target} share`, color: "#d9480f", points, step: true, extendTo: !traffic.done },
+      { name: `${target} share`, color: "#d9480f", points, step: true, extendTo: !traffic.done && !planned.length },
       { name: "planned", color: "#d9480f", points: planned, step: true, dashed: true },
     ],
     yMax: 100,
@@ -188,7 +188,7 @@ function metricCharts(metrics) {
     lineChart({ id: "error-chart", title: "Error rate through the alias", series: pick("error_rate"),
       yFormat: (x) => `${Math.round(x * 1000) / 10}%`, emptyText: "no invocations through the alias in this window" }),
     lineChart({ id: "p99-chart", title: "p99 duration (ms)", series: pick("p99_ms"),
-      yFormat: (x) => `${Math.round(x)}`, emptyText: "no durations recorded in this window" }));
+      yFormat: (x) => (x < 10 ? x.toFixed(1) : `${Math.round(x)}`), emptyText: "no durations recorded in this window" }));
 }
 
 // --- pages ------------------------------------------------------------------------------------------
@@ -206,7 +206,7 @@ function fleetRow(fn) {
       attention ? h("ul", { class: "reasons" }, fn.attention.map((r) => h("li", {}, r))) : null),
     td("live", fn.live_version ? `${fn.alias} → v${fn.live_version}` : h("span", { class: "muted" }, "no alias yet")),
     td("latest", latest ? h("a", { class: "mono", href: `/functions/${esc(fn.function)}/releases/${esc(latest.release_id)}` }, latest.release_id) : "none"),
-    td("state", latest ? stateBadge(latest.state) : "-", latest ? h("div", { class: "muted" }, latest.why) : null),
+    td("state", latest ? stateBadge(latest.state) : "-"),
     td("in flight", flight ? [
       h("div", { class: "mono" }, flight.deployment_id),
       h("span", { class: "bar", role: "img", "aria-label": `${pct(flight.traffic_on_target)} on v${flight.target_version}` },
@@ -275,7 +275,8 @@ function checksSection(hooks) {
       h("strong", {}, c.name), " ", stateBadge(c.verdict), c.duration_ms !== null && c.duration_ms !== undefined ? h("span", { class: "muted" }, ` ${c.duration_ms} ms`) : null,
       c.detail ? h("pre", { class: "excerpt" }, c.detail) : null)),
     hook.canary ? canaryBlock(hook.canary) : null,
-    hook.warnings.map((w) => h("p", { class: "flag" }, `warning: ${w}`))));
+    hook.warnings.filter((w) => !(hook.canary && (hook.canary.warnings || []).includes(w)))
+      .map((w) => h("p", { class: "flag" }, `warning: ${w}`))));
 }
 
 function canaryBlock(canary) {
@@ -286,7 +287,7 @@ function canaryBlock(canary) {
     h("table", { class: "responsive" }, h("thead", {}, h("tr", {}, ["version", "invocations", "errors", "p99"].map((c) => h("th", {}, c)))),
       h("tbody", {}, row("new", canary.new), row("old", canary.old))),
     (canary.failures || []).map((f) => h("p", { class: "flag" }, f)),
-    (canary.warnings || []).map((w) => h("p", { class: "muted" }, w)));
+    (canary.warnings || []).map((w) => h("p", { class: "flag" }, `warning: ${w}`)));
 }
 
 function lifecycleTable(dep) {
@@ -301,6 +302,7 @@ function renderRelease(data) {
   crumbs({ text: "Fleet", href: "/" }, { text: r.function, href: `/functions/${esc(r.function)}` }, { text: r.release_id });
   const facts = h("dl", { class: "facts" },
     h("dt", {}, "state"), h("dd", { id: "release-state" }, stateBadge(r.state), " ", r.why),
+    h("dt", {}, "reason code"), h("dd", { id: "reason-code", class: "mono" }, r.reason_code || "-"),
     h("dt", {}, "versions"), h("dd", {}, r.versions),
     h("dt", {}, "deployment"), h("dd", { class: "mono" }, r.deployment_id || "-", dep ? ` (${dep.status}, ${dep.config})` : ""),
     h("dt", {}, "commit"), h("dd", { class: "mono" }, r.commit || "-"),
@@ -311,7 +313,7 @@ function renderRelease(data) {
   const running = dep && !dep.done;
   const main = document.getElementById("main");
   main.replaceChildren(h("h1", {}, `${r.function} release `, h("span", { class: "mono" }, r.release_id)),
-    card("Release", facts, running ? actionButtons("deployment", dep.deployment_id, true) : null, dep ? h("p", { id: "outcome" }, dep.outcome) : null),
+    card("Release", facts, running ? actionButtons("deployment", dep.deployment_id, true) : null, dep ? h("p", { id: "outcome" }, "deployment: ", dep.outcome) : null),
     dep ? card("Traffic", trafficChart(data.traffic, dep)) : null,
     dep ? card("New against old version", metricCharts(data.metrics)) : null,
     card("Checks", h("div", { id: "checks" }, checksSection(data.checks))),
