@@ -59,9 +59,9 @@ ACTIONS: tuple[Action, ...] = (
 )  # fmt: skip
 
 
-def available(actions: tuple[Action, ...] = ACTIONS) -> dict[str, Action]:
+def available(actions: tuple[Action, ...] | None = None) -> dict[str, Action]:
     """The actions whose CLI function exists in this checkout, by name."""
-    return {action.name: action for action in actions if action.resolve() is not None}
+    return {action.name: action for action in actions or ACTIONS if action.resolve() is not None}
 
 
 def run(action: Action, backend: Backend, target: str, fields: dict[str, Any]) -> Any:

@@ -144,10 +144,11 @@ def _static(name: str) -> Response:
     return Response(path.read_bytes(), mimetype=STATIC_TYPES[path.suffix])
 
 
-def create_app(settings: Settings) -> Flask:
+def create_app(settings: Settings, offered: dict[str, actions.Action] | None = None) -> Flask:
+    """The dashboard's routes; `offered` defaults to every action the CLI has (actions.available)."""
     app = Flask("rollout_dashboard", static_folder=None)
     backend = settings.backend
-    offered = actions.available()
+    offered = actions.available() if offered is None else offered
 
     @app.before_request
     def guard() -> AnyResponse | None:

@@ -188,7 +188,7 @@ function metricCharts(metrics) {
     lineChart({ id: "error-chart", title: "Error rate through the alias", series: pick("error_rate"),
       yFormat: (x) => `${Math.round(x * 1000) / 10}%`, emptyText: "no invocations through the alias in this window" }),
     lineChart({ id: "p99-chart", title: "p99 duration (ms)", series: pick("p99_ms"),
-      yFormat: (x) => (x < 10 ? x.toFixed(1) : `${Math.round(x)}`), emptyText: "no durations recorded in this window" }));
+      yFormat: (x) => (x < 1 ? x.toFixed(2) : x < 10 ? x.toFixed(1) : `${Math.round(x)}`), emptyText: "no durations recorded in this window" }));
 }
 
 // --- pages ------------------------------------------------------------------------------------------
