@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -11,9 +17,11 @@ from typing import Any
 
 import pytest
 
-from tests.support.dashboard_world import DashboardWorld, dashboard_world, wait_for
+from tests.support.dashboard_world import STACK, DashboardWorld, dashboard_world, wait_for
 
 pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+DASHBOARD = [sys.executable, "-m", "cli.main", "dashboard", "--port", "0"]
 
 
 @pytest.fixture(scope="module")
@@ -214,3 +222,60 @@ def test_only_the_actions_the_cli_has_are_offered(here: DashboardWorld, tmp_path
     offered = {a["name"] for a in session["actions"]}
     assert "abort" in offered
     assert offered == set(actions.available())
+
+
+# --- the command -------------------------------------------------------------------------------------
+def read_line(stream: Any, timeout: float) -> str:
+    line: list[str] = []
+    reader = threading.Thread(target=lambda: line.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if not line or not line[0]:
+        raise AssertionError(f"no output within {timeout}s")
+    return line[0]
+
+
+def test_the_command_prints_a_tokened_address_on_127_0_0_1_and_stops_on_ctrl_c(world: DashboardWorld) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    proc = subprocess.Popen(
+        [*DASHBOARD, "--stack", STACK, "--endpoint", world.sandbox.endpoint_url],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = [read_line(proc.stdout, 60) for _ in range(2)]
+        assert lines[0].startswith(f"Rollout dashboard for stack {STACK} on {world.sandbox.endpoint_url}")
+        url = lines[1].split("open ", 1)[1].strip()
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/\?token=[\w-]{20,}", url), url
+        with pytest.raises(urllib.error.HTTPError) as first:  # 303: the token becomes a cookie
+            urllib.request.build_opener(NoRedirect).open(url, timeout=30)
+        assert first.value.code == 303 and "SameSite=Strict" in first.value.headers["Set-Cookie"]
+        base = url.split("/?", 1)[0]
+        token = url.split("token=", 1)[1]
+        request = urllib.request.Request(base + "/api/fleet", headers={"X-Rollout-Token": token})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            assert {"steady", "broken"} <= {row["function"] for row in json.loads(answer.read())["functions"]}
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_the_command_says_when_the_stack_is_missing(world: DashboardWorld) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    result = subprocess.run(
+        [*DASHBOARD, "--stack", "no-such-stack", "--endpoint", world.sandbox.endpoint_url],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 3 and "stack no-such-stack not found" in result.stderr
+    assert "token" not in result.stdout
