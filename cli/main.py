@@ -420,12 +420,20 @@ def demo(
     speed: Annotated[float, typer.Option(min=1, help="Sandbox time per real time.")] = 30.0,
     port: Annotated[int, typer.Option(min=0, max=65535, help="Sandbox port (0 picks a free one).")] = 0,
     as_json: JsonOpt = False,
+    with_dashboard: Annotated[
+        bool,
+        typer.Option(
+            "--dashboard", help="Watch it in `rollout dashboard` (opened in the browser; Ctrl-C ends)."
+        ),
+    ] = False,
 ) -> None:
     """The whole story in the local sandbox: bootstrap, canary, failing check, alarm, burst; a summary."""
+    from cli.dashboard.run import dashboard_beside
     from cli.demo import run_demo
 
     out = Output.create(as_json)
-    summary = run_demo(out, speed=speed, port=port, template=TEMPLATE)
+    beside = functools.partial(dashboard_beside, out=out, open_browser=True) if with_dashboard else None
+    summary = run_demo(out, speed=speed, port=port, template=TEMPLATE, beside=beside)
     raise typer.Exit(int(ExitCode.OK if summary.all_expected else ExitCode.RELEASE_FAILED))
 
 

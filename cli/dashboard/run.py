@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 import webbrowser
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from cli.backend import Backend, endpoint_description
-from cli.dashboard.server import Settings, bind
+from cli.dashboard.server import Settings, bind, serving
 from cli.render import Output
 
 
@@ -26,3 +29,24 @@ def run_dashboard(
         out.errors.print("stopping the dashboard…")
     finally:
         running.server.server_close()
+
+
+@contextmanager
+def dashboard_beside(
+    backend: Backend,
+    out: Output,
+    open_browser: bool = False,
+    port: int = 0,
+    until: threading.Event | None = None,
+) -> Iterator[str]:
+    """The dashboard on the demo's sandbox while the story runs; after it, up until Ctrl-C (or `until`)."""
+    with serving(Settings(backend, port=port, endpoint=endpoint_description())) as running:
+        out.errors.print(f"dashboard: {running.url}")
+        if open_browser:
+            webbrowser.open(running.url)
+        yield running.url
+        out.errors.print(f"the story is over; the dashboard stays up at {running.url} until Ctrl-C")
+        try:
+            (until or threading.Event()).wait()
+        except KeyboardInterrupt:
+            out.errors.print("stopping the dashboard…")

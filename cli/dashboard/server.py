@@ -10,6 +10,7 @@ CSRF token in `X-Rollout-CSRF`, and an Origin (when the browser sends one) that 
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 import threading
 from collections.abc import Callable, Iterator
@@ -210,6 +211,7 @@ class RunningDashboard:
 
 def bind(settings: Settings) -> RunningDashboard:
     """Listen on 127.0.0.1 (port 0 picks a free one); serve with `serve_forever`."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per poll would bury the address
     try:
         server = make_server(settings.host, settings.port, None, threaded=True)  # type: ignore[arg-type]
     except OSError as exc:

@@ -279,3 +279,19 @@ def test_the_command_says_when_the_stack_is_missing(world: DashboardWorld) -> No
     )
     assert result.returncode == 3 and "stack no-such-stack not found" in result.stderr
     assert "token" not in result.stdout
+
+
+def test_the_demo_s_dashboard_serves_the_demo_s_sandbox_until_told_to_stop(here: DashboardWorld) -> None:
+    from cli.backend import Backend
+    from cli.dashboard.run import dashboard_beside
+    from cli.render import Output
+
+    stop = threading.Event()
+    stop.set()  # as if Ctrl-C came as soon as the story ended
+    with dashboard_beside(Backend(STACK), Output.create(), until=stop) as url:
+        base, token = url.split("/?token=")
+        request = urllib.request.Request(base + "/api/fleet", headers={"X-Rollout-Token": token})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            assert "broken" in {row["function"] for row in json.loads(answer.read())["functions"]}
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(base + "/", timeout=5)
