@@ -27,6 +27,8 @@ RECENT_FAILURE = timedelta(hours=24)
 STUCK_AFTER = timedelta(hours=2)
 BAD_ENDINGS = frozenset({State.ROLLED_BACK, State.FAILED, State.REJECTED})
 METRIC_PERIOD = 60
+# A Lambda invocation (the deployer's) lasts at most 15 minutes.
+LOCK_GRACE = timedelta(minutes=15)
 
 
 def clip(text: str, limit: int = 160) -> str:
@@ -64,7 +66,10 @@ def attention_reasons(row: FunctionStatus, now: datetime, in_flight: Release | N
                 f"deployment {deploying.deployment_id} has been running since {iso(started)}: stuck?"
             )
     if row.lock and not row.lock.get("deployment_id"):
-        reasons.append(f"lock held by release {row.lock.get('release_id', '?')} without a deployment")
+        # A deployer holds the lock for a moment before its deployment exists; longer than an invocation is odd.
+        acquired = parse_time(str(row.lock.get("acquired_at") or ""))
+        if acquired is None or now - acquired > LOCK_GRACE:
+            reasons.append(f"lock held by release {row.lock.get('release_id', '?')} without a deployment")
     return reasons
 
 

@@ -234,6 +234,12 @@ def test_what_needs_attention() -> None:
     )
     orphan = views.attention_reasons(status_row(None, {"release_id": "r7"}), NOW)
     assert orphan == ["lock held by release r7 without a deployment"]
+    starting = {"release_id": "r7", "acquired_at": (NOW - timedelta(seconds=5)).isoformat()}
+    assert views.attention_reasons(status_row(None, starting), NOW) == []  # a deployment being created
+    left = {"release_id": "r7", "acquired_at": (NOW - timedelta(minutes=20)).isoformat()}
+    assert views.attention_reasons(status_row(None, left), NOW) == [
+        "lock held by release r7 without a deployment"
+    ]
 
 
 def test_the_notifications_a_release_sent_are_read_off_its_history() -> None:

@@ -114,7 +114,7 @@ function confirmAction(action, target) {
 
 // --- charts: inline SVG -----------------------------------------------------------------------------
 // series: [{name, color, points: [[iso, value]], step, dashed}]; yMax fixed (traffic) or from the data.
-function lineChart({ id, title, series, yMax, yFormat, emptyText }) {
+function lineChart({ id, title, series, yMax, yCap, yFormat, emptyText }) {
   const W = 560, H = 220, L = 48, R = 16, T = 12, B = 30;
   const all = series.flatMap((ser) => ser.points.map(([t, v]) => [Date.parse(t), v]));
   const figure = h("figure", { class: "chart", id });
@@ -122,7 +122,7 @@ function lineChart({ id, title, series, yMax, yFormat, emptyText }) {
   if (!all.length) { figure.append(h("p", { class: "empty" }, emptyText || "no data yet")); return figure; }
   let x0 = Math.min(...all.map((p) => p[0])), x1 = Math.max(...all.map((p) => p[0]));
   if (x1 <= x0) x1 = x0 + 60000;
-  const top = yMax || Math.max(...all.map((p) => p[1])) * 1.15 || 1;
+  const top = yMax || Math.min(yCap || Infinity, Math.max(...all.map((p) => p[1])) * 1.15) || yCap || 1;
   const X = (t) => L + ((t - x0) / (x1 - x0)) * (W - L - R);
   const Y = (v) => T + (1 - v / top) * (H - T - B);
   const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", "aria-label": title });
@@ -185,7 +185,7 @@ function metricCharts(metrics) {
     ...(v.old ? [{ name: `old v${v.old}`, color: "#0b5cad", points: (series.old || {})[key] || [] }] : []),
   ];
   return h("div", { class: "charts" },
-    lineChart({ id: "error-chart", title: "Error rate through the alias", series: pick("error_rate"),
+    lineChart({ id: "error-chart", title: "Error rate through the alias", series: pick("error_rate"), yCap: 1,
       yFormat: (x) => `${Math.round(x * 1000) / 10}%`, emptyText: "no invocations through the alias in this window" }),
     lineChart({ id: "p99-chart", title: "p99 duration (ms)", series: pick("p99_ms"),
       yFormat: (x) => (x < 1 ? x.toFixed(2) : x < 10 ? x.toFixed(1) : `${Math.round(x)}`), emptyText: "no durations recorded in this window" }));
