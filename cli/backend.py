@@ -349,6 +349,7 @@ class Backend:
             return [n for n in names if n not in found]
 
     # --- read-only views for the dashboard ----------------------------------------------------
+    @functools.cache  # noqa: B019 - a config never changes once created; one Backend per run
     def get_deployment_config(self, name: str) -> dict[str, Any] | None:
         """GetDeploymentConfig's deploymentConfigInfo (its trafficRoutingConfig), None when unknown."""
         with aws_errors(f"read deployment config {name}"):

@@ -13,6 +13,7 @@ import hmac
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from cli.dashboard import actions, views
 from cli.errors import CliError, ExitCode
 
 STATIC = Path(__file__).resolve().parent / "static"
-COOKIE = "rollout_dashboard"
+COOKIE = "rollout_dashboard"  # + the port: browsers share cookies between ports of one host
 TOKEN_HEADER = "X-Rollout-Token"  # noqa: S105 - the name of a header, not a secret
 CSRF_HEADER = "X-Rollout-CSRF"
 HTTP_STATUS = {
@@ -62,6 +63,10 @@ class Settings:
     refresh_seconds: float = 2.0
     endpoint: str = "AWS"
 
+    @property
+    def cookie(self) -> str:
+        return f"{COOKIE}_{self.port}"
+
     def origins(self) -> set[str]:
         return {f"http://{name}:{self.port}" for name in ("127.0.0.1", "localhost")}
 
@@ -89,10 +94,10 @@ def _check_request(settings: Settings) -> AnyResponse | None:
             return _refuse(403, "wrong token", "open the URL `rollout dashboard` printed")
         rest = {k: v for k, v in request.args.items() if k != "token"}
         response = redirect(request.path + (f"?{urlencode(rest)}" if rest else ""), code=303)
-        response.set_cookie(COOKIE, settings.token, httponly=True, samesite="Strict", path="/")
+        response.set_cookie(settings.cookie, settings.token, httponly=True, samesite="Strict", path="/")
         return response
     if not (
-        _same(request.cookies.get(COOKIE), settings.token)
+        _same(request.cookies.get(settings.cookie), settings.token)
         or _same(request.headers.get(TOKEN_HEADER), settings.token)
     ):
         return _refuse(
@@ -117,12 +122,38 @@ def _check_action_request(settings: Settings) -> Response | None:
     return None
 
 
-def _json_api(func: Callable[..., dict[str, Any]]) -> Callable[..., Response]:
-    """Run a view; a CliError becomes its message with an HTTP status that matches its exit code."""
+class ViewCache:
+    """The views' answers for a moment, shared by every open tab (so ten tabs cost AWS what one does)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._lock = threading.Lock()
+        self._answers: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    def get(self, key: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        with self._lock:
+            hit = self._answers.get(key)
+        if hit is not None and time.monotonic() - hit[0] < self.seconds:
+            return hit[1]
+        answer = compute()
+        with self._lock:
+            self._answers[key] = (time.monotonic(), answer)
+        return answer
+
+    def clear(self) -> None:
+        with self._lock:
+            self._answers.clear()
+
+
+def _json_api(func: Callable[..., dict[str, Any]], cache: ViewCache | None = None) -> Callable[..., Response]:
+    """Run a view (cached for a moment when `cache` is given); a CliError becomes its message with an
+    HTTP status that matches its exit code."""
 
     def handler(**kwargs: Any) -> Response:
         try:
-            return jsonify(func(**kwargs))
+            if cache is None:
+                return jsonify(func(**kwargs))
+            return jsonify(cache.get(request.path, lambda: func(**kwargs)))
         except CliError as err:
             return _refuse(HTTP_STATUS.get(err.code, 500), err.message, err.hint)
 
@@ -150,6 +181,7 @@ def create_app(settings: Settings, offered: dict[str, actions.Action] | None = N
     app = Flask("rollout_dashboard", static_folder=None)
     backend = settings.backend
     offered = actions.available() if offered is None else offered
+    views_cache = ViewCache(settings.refresh_seconds / 2)
 
     @app.before_request
     def guard() -> AnyResponse | None:
@@ -173,22 +205,25 @@ def create_app(settings: Settings, offered: dict[str, actions.Action] | None = N
             raise CliError(f"no action {name} here", ExitCode.NOT_FOUND)
         body = request.get_json(silent=True) or {}
         result = actions.run(action, backend, str(body.get("target") or ""), body)
+        views_cache.clear()  # the next poll shows what the action changed
         return {"action": name, "target": body.get("target"), "result": result}
 
     for rule in ("/", "/functions/<function>", "/functions/<function>/releases/<release_id>"):
         app.add_url_rule(rule, rule, lambda **_: _page(settings))
     app.add_url_rule("/static/<name>", "static", _static)
     app.add_url_rule("/api/session", "session", _json_api(session))
-    app.add_url_rule("/api/fleet", "fleet", _json_api(lambda: views.fleet_view(backend)))
+    app.add_url_rule("/api/fleet", "fleet", _json_api(lambda: views.fleet_view(backend), views_cache))
     app.add_url_rule(
         "/api/functions/<function>",
         "function",
-        _json_api(lambda function: views.function_view(backend, function)),
+        _json_api(lambda function: views.function_view(backend, function), views_cache),
     )
     app.add_url_rule(
         "/api/functions/<function>/releases/<release_id>",
         "release",
-        _json_api(lambda function, release_id: views.release_view(backend, function, release_id)),
+        _json_api(
+            lambda function, release_id: views.release_view(backend, function, release_id), views_cache
+        ),
     )
     app.add_url_rule("/api/actions/<name>", "act", _json_api(act), methods=["POST"])
     return app

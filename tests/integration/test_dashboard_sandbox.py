@@ -142,10 +142,9 @@ def test_the_token_in_the_address_becomes_a_strict_cookie_and_leaves_the_address
     status, headers, _ = call(here, f"/?token={here.token}", token=False)
     assert status == 303 and headers["Location"] == "/"
     cookie = headers["Set-Cookie"]
-    assert (
-        f"rollout_dashboard={here.token}" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
-    )
-    with_cookie = call(here, "/api/fleet", headers={"Cookie": f"rollout_dashboard={here.token}"}, token=False)
+    name = f"rollout_dashboard_{here.dashboard.settings.port}"  # one per port: two dashboards do not collide
+    assert f"{name}={here.token}" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    with_cookie = call(here, "/api/fleet", headers={"Cookie": f"{name}={here.token}"}, token=False)
     assert with_cookie[0] == 200
     assert call(here, "/?token=wrong", token=False)[0] == 403
 

@@ -82,7 +82,7 @@ def test_nothing_is_served_without_the_token(settings: server.Settings) -> None:
 
 
 def test_the_token_becomes_a_strict_http_only_cookie(browser: FlaskClient, settings: server.Settings) -> None:
-    cookie = browser.get_cookie(server.COOKIE, domain="127.0.0.1")
+    cookie = browser.get_cookie(f"{server.COOKIE}_{PORT}", domain="127.0.0.1")
     assert cookie is not None and cookie.value == settings.token
     assert cookie.http_only and cookie.same_site == "Strict"
     page = browser.get("/", base_url=BASE)
@@ -272,3 +272,23 @@ def test_error_rate_is_errors_over_invocations_per_period() -> None:
     assert series["error_rate"] == [[views.iso(t0), 0.2]]  # a period without calls has no rate
     assert series["p99_ms"] == [[views.iso(t0), 120.5]]
     assert series["invocations"] == [[views.iso(t0), 10.0], [views.iso(t1), 0.0]]
+
+
+def test_open_tabs_share_one_reading_and_an_action_makes_the_next_one_fresh(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    readings: list[int] = []
+
+    def fleet(backend: Any) -> dict[str, Any]:
+        readings.append(1)
+        return {"stack": backend.stack_name, "functions": [], "reading": len(readings)}
+
+    monkeypatch.setattr(views, "fleet_view", fleet)
+    settings = server.Settings(FakeBackend(), port=PORT, refresh_seconds=600)  # type: ignore[arg-type]
+    client = server.create_app(settings, actions.available(FAKE_ACTIONS)).test_client()
+    token = {"X-Rollout-Token": settings.token}
+    first = client.get("/api/fleet", headers=token, base_url=BASE).get_json()
+    second = client.get("/api/fleet", headers=token, base_url=BASE).get_json()
+    assert first == second and len(readings) == 1
+    assert post(client, settings, "stop", **token).status_code == 200
+    assert client.get("/api/fleet", headers=token, base_url=BASE).get_json()["reading"] == 2
