@@ -160,6 +160,11 @@ def test_aborting_from_the_page_rolls_back(
     stable = world.alias_version("ledgerd")
     upload = world.deploy("ledgerd", "healthy", "v2", wait=False)
     release_id, deployment_id = world.deployment_of("ledgerd", upload["key"])
+    in_flight = row(page, "ledgerd")  # the fleet page, still open, follows it
+    expect(in_flight).to_contain_text(deployment_id)
+    expect(in_flight).to_contain_text("10% on v2")
+    expect(in_flight.locator('.bar[role="img"]')).to_have_attribute("aria-label", "10% on v2")
+    screenshots.save(page, "fleet-canary")
     page.goto(f"{world.dashboard.base_url}/functions/ledgerd/releases/{release_id}")
     expect(page.locator("#traffic-now")).to_have_text("10%")
 
