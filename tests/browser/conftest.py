@@ -31,8 +31,6 @@ ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = Path(__file__).resolve().parent / "output"
 DOCS = ROOT / "docs" / "screenshots"
 
-pytestmark = pytest.mark.e2e
-
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if CHROMIUM.exists():

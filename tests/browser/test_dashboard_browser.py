@@ -13,6 +13,7 @@ from examples.hello.traffic import TrafficGenerator
 from tests.browser.conftest import Screenshots
 from tests.support.dashboard_world import DashboardWorld, dashboard_world
 
+pytestmark = pytest.mark.e2e
 WAIT_MS = 90_000
 expect.set_options(timeout=WAIT_MS)  # every wait is on a condition, bounded by this
 
