@@ -102,6 +102,11 @@ def test_function_page_reads_the_release_history_newest_first(here: DashboardWor
     assert page["releases"][0]["commit"] == "c-v2" and page["releases"][0]["message"] == "failing-check v2"
     missing = call(here, "/api/functions/no-such-function")
     assert missing[0] == 404 and "not found" in missing[2]["error"]["message"]
+    first = page["releases"][1]
+    bootstrapped = call(here, f"/api/functions/broken/releases/{first['release_id']}")[2]
+    assert bootstrapped["deployment"] is None and bootstrapped["traffic"] is None  # no deployment, no chart
+    assert [n["kind"] for n in bootstrapped["notifications"]] == ["release.bootstrapped"]
+    assert call(here, "/api/functions/broken/releases/0000")[0] == 404
 
 
 def test_release_page_shows_the_failed_check_the_traffic_and_the_notifications(here: DashboardWorld) -> None:
