@@ -36,11 +36,16 @@ def page(world: DashboardWorld, browser: Any) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(WAIT_MS)
     opened = context.new_page()
+    elsewhere: list[str] = []
+    opened.on(
+        "request", lambda r: None if r.url.startswith(world.dashboard.base_url) else elsewhere.append(r.url)
+    )
     # The address `rollout dashboard` prints: its token becomes a cookie and leaves the address bar.
     opened.goto(world.dashboard.url)
     expect(opened).to_have_url(world.dashboard.base_url + "/")
     try:
         yield opened
+        assert elsewhere == [], f"the page fetched from elsewhere: {elsewhere}"
     finally:
         context.close()
 
@@ -123,6 +128,11 @@ def test_the_failed_release_shows_its_failed_check(page: Page, screenshots: Scre
     expect(page.locator('#lifecycle tr[data-event="BeforeAllowTraffic"]')).to_contain_text("Failed")
     expect(page.locator("#traffic-now")).to_have_text("0%")
     screenshots.save(page, "release-failed", docs=True)
+    # The numbers behind the traffic chart, by keyboard: the last step is back to 0% or never left it.
+    summary = page.locator("#traffic-chart details.data summary")
+    summary.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#traffic-chart details.data tbody tr").last).to_contain_text("0%")
 
 
 def test_during_a_canary_the_traffic_chart_moves_from_0_to_100(

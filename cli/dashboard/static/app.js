@@ -154,8 +154,17 @@ function lineChart({ id, title, series, yMax, yCap, yFormat, emptyText }) {
     legend.append(h("span", {}, h("span", { class: "swatch", style: null }), ser.name));
     legend.lastChild.firstChild.style.background = ser.color;
   }
-  figure.append(svg, legend);
+  figure.append(svg, legend, chartData(series, yFormat));
   return figure;
+}
+
+// The numbers behind a chart, for screen readers and for copying.
+function chartData(series, yFormat) {
+  const rows = series.filter((ser) => !ser.dashed).flatMap((ser) => ser.points.map(([t, v]) =>
+    h("tr", {}, h("td", {}, shortTime(t)), h("td", {}, ser.name), h("td", {}, yFormat(v)))));
+  return h("details", { class: "data" }, h("summary", {}, "the numbers"),
+    h("table", {}, h("thead", {}, h("tr", {}, ["time", "series", "value"].map((c) => h("th", { scope: "col" }, c)))),
+      h("tbody", {}, rows)));
 }
 
 function trafficChart(traffic, deployment) {
@@ -335,13 +344,16 @@ function route() {
 
 function focusKey(el) {
   if (!el || el === document.body) return null;
-  return { id: el.id, href: el.getAttribute("href"), action: el.dataset && el.dataset.action, tag: el.tagName };
+  const within = el.closest("[id]");
+  return { id: el.id, href: el.getAttribute("href"), action: el.dataset && el.dataset.action, tag: el.tagName,
+    within: within ? within.id : "" };
 }
 function restoreFocus(key) {
   if (!key) return;
   let el = key.id ? document.getElementById(key.id) : null;
   if (!el && key.href) el = document.querySelector(`main ${key.tag.toLowerCase()}[href="${CSS.escape(key.href)}"]`);
   if (!el && key.action) el = document.querySelector(`main [data-action="${CSS.escape(key.action)}"]`);
+  if (!el && key.tag === "SUMMARY" && key.within) el = document.querySelector(`#${CSS.escape(key.within)} summary`);
   if (el) el.focus();
 }
 
@@ -356,7 +368,9 @@ async function refresh() {
     if (text !== state.last) {  // redraw only what changed, keeping the keyboard's place
       state.last = text;
       const key = focusKey(document.activeElement);
+      const opened = [...document.querySelectorAll("main details[open]")].map((d) => d.closest("[id]").id);
       page.render(data);
+      opened.forEach((id) => { const d = document.querySelector(`#${CSS.escape(id)} details`); if (d) d.open = true; });
       restoreFocus(key);
     }
     live.textContent = `updated ${new Date().toLocaleTimeString()}`;
