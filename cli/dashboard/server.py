@@ -25,7 +25,7 @@ from flask import Flask, Response, jsonify, redirect, request
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Response as AnyResponse
 
-from cli.backend import Backend
+from cli.backend import Backend, aws_errors
 from cli.dashboard import actions, views
 from cli.errors import CliError, ExitCode
 
@@ -151,9 +151,10 @@ def _json_api(func: Callable[..., dict[str, Any]], cache: ViewCache | None = Non
 
     def handler(**kwargs: Any) -> Response:
         try:
-            if cache is None:
-                return jsonify(func(**kwargs))
-            return jsonify(cache.get(request.path, lambda: func(**kwargs)))
+            with aws_errors(f"read {request.path}"):  # the ledger's own calls come through unwrapped
+                if cache is None:
+                    return jsonify(func(**kwargs))
+                return jsonify(cache.get(request.path, lambda: func(**kwargs)))
         except CliError as err:
             return _refuse(HTTP_STATUS.get(err.code, 500), err.message, err.hint)
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from botocore.exceptions import EndpointConnectionError
 from flask.testing import FlaskClient
 
 from cli.dashboard import actions, server, views
@@ -292,3 +293,15 @@ def test_open_tabs_share_one_reading_and_an_action_makes_the_next_one_fresh(
     assert first == second and len(readings) == 1
     assert post(client, settings, "stop", **token).status_code == 200
     assert client.get("/api/fleet", headers=token, base_url=BASE).get_json()["reading"] == 2
+
+
+def test_an_unreachable_endpoint_is_a_json_error_the_page_can_show(
+    browser: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreachable(backend: Any) -> dict[str, Any]:
+        raise EndpointConnectionError(endpoint_url="http://127.0.0.1:4566")
+
+    monkeypatch.setattr(views, "fleet_view", unreachable)
+    answer = browser.get("/api/fleet", base_url=BASE)
+    assert answer.status_code == 502
+    assert answer.get_json()["error"]["message"] == "read /api/fleet: cannot reach http://127.0.0.1:4566"
