@@ -254,7 +254,7 @@ function releaseRow(fn, r) {
     td("release", h("a", { class: "mono", href: `/functions/${esc(fn)}/releases/${esc(r.release_id)}` }, r.release_id)),
     td("state", stateBadge(r.state)),
     td("versions", r.versions),
-    td("deployment", h("span", { class: "mono" }, r.deployment_id || "-")),
+    td("deployment", h("span", { class: "mono id" }, r.deployment_id || "-")),
     td("received (took)", took),
     td("commit", h("span", { class: "mono" }, (r.commit || "-").slice(0, 12)), r.author ? h("div", { class: "muted" }, r.author) : null),
     td("message", r.message || "-"),
