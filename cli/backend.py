@@ -11,6 +11,7 @@ import functools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -346,3 +347,38 @@ class Backend:
                 found.update(a["AlarmName"] for a in page.get("MetricAlarms", []))
                 found.update(a["AlarmName"] for a in page.get("CompositeAlarms", []))
             return [n for n in names if n not in found]
+
+    # --- read-only views for the dashboard ----------------------------------------------------
+    @functools.cache  # noqa: B019 - a config never changes once created; one Backend per run
+    def get_deployment_config(self, name: str) -> dict[str, Any] | None:
+        """GetDeploymentConfig's deploymentConfigInfo (its trafficRoutingConfig), None when unknown."""
+        with aws_errors(f"read deployment config {name}"):
+            try:
+                answer = self.client("codedeploy").get_deployment_config(deploymentConfigName=name)
+            except ClientError as exc:
+                if aws.error_code(exc) == "DeploymentConfigDoesNotExistException":
+                    return None
+                raise
+            return dict(answer.get("deploymentConfigInfo") or {})
+
+    def metric_data(
+        self, queries: list[dict[str, Any]], start: datetime, end: datetime
+    ) -> dict[str, list[tuple[datetime, float]]]:
+        """GetMetricData, every page: each query id's (timestamp, value) points, oldest first."""
+        series: dict[str, list[tuple[datetime, float]]] = {q["Id"]: [] for q in queries}
+        kwargs: dict[str, Any] = {
+            "MetricDataQueries": queries,
+            "StartTime": start,
+            "EndTime": end,
+            "ScanBy": "TimestampAscending",
+        }
+        with aws_errors("read CloudWatch metrics"):
+            while True:
+                answer = self.client("cloudwatch").get_metric_data(**kwargs)
+                for result in answer.get("MetricDataResults", []):
+                    points = zip(result.get("Timestamps", []), result.get("Values", []), strict=False)
+                    series.setdefault(result["Id"], []).extend((t, float(v)) for t, v in points)
+                if not answer.get("NextToken"):
+                    break
+                kwargs["NextToken"] = answer["NextToken"]
+        return {key: sorted(points) for key, points in series.items()}

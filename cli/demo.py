@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -585,8 +585,17 @@ def traffic_rates(speed: float) -> list[float]:
     return [total / count] * count
 
 
-def run_demo(out: Output, speed: float = 30.0, port: int = 0, template: Path | None = None) -> DemoSummary:
-    """Run the whole story; the summary says whether every outcome was the expected one."""
+def run_demo(
+    out: Output,
+    speed: float = 30.0,
+    port: int = 0,
+    template: Path | None = None,
+    beside: Callable[[Backend], AbstractContextManager[Any]] | None = None,
+) -> DemoSummary:
+    """Run the whole story; the summary says whether every outcome was the expected one.
+
+    `beside(backend)` runs alongside the story, in the sandbox, and ends before it stops (the dashboard).
+    """
     template = template or Path(__file__).resolve().parent.parent / "template.yaml"
     started = time.monotonic()
     feed = Feed()
@@ -604,12 +613,14 @@ def run_demo(out: Output, speed: float = 30.0, port: int = 0, template: Path | N
             return {SLACK_PARAMETER: secret["ARN"], SLACK_ORIGIN_PARAMETER: slack.origin}
 
         out.say(Text(f"starting the sandbox at {speed:g}x and provisioning {template.name}…", style="bold"))
-        with running_sandbox(port, speed, STACK, template, parameters) as running:
+        with running_sandbox(port, speed, STACK, template, parameters) as running, ExitStack() as alongside:
             out.say(
                 f"sandbox {running.endpoint_url}, stack {STACK}"
                 + (", Slack → local receiver" if slack_enabled else "")
             )
             backend = Backend(STACK, running.outputs)
+            if beside is not None:
+                alongside.enter_context(beside(backend))
             demo = Demo(out, backend, feed, speed)
             demo.summary.endpoint_url = running.endpoint_url
             with SnsReader(backend.stack.topic_arn, feed):

@@ -14,12 +14,20 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from cli import model, render
-from cli.backend import ALIAS_TAG, Backend, configure_environment
+from cli.backend import Backend, configure_environment
 from cli.errors import CliError, ExitCode
 from cli.follow import Progress, Waiter, find_release, follow_deployment, follow_release
 from cli.model import DeploymentSnapshot
-from cli.operations import Upload, check_managed, register_function, upload_artifact
-from cli.render import FunctionStatus, Output, live_view
+from cli.operations import (
+    Upload,
+    abort_deployment,
+    check_managed,
+    function_status,
+    register_function,
+    status_names,
+    upload_artifact,
+)
+from cli.render import Output, live_view
 from rollout.ledger import Release
 
 DEFAULT_STACK = "rollout-dev"
@@ -270,11 +278,8 @@ def status(
         names = [function]
     else:
         recent = []
-        names = sorted(
-            set(backend.managed_functions())
-            | {lock["function"] for lock in ledger.locks() if lock.get("function")}
-        )
-    rows = [_function_status(backend, name) for name in names]
+        names = status_names(backend)
+    rows = [function_status(backend, name) for name in names]
     if as_json:
         data: dict[str, Any] = {"stack": stack, "functions": [row.to_json() for row in rows]}
         if function:
@@ -290,29 +295,6 @@ def status(
         out.say(Text(line, style="bold red"))
     if function and recent:
         out.say(render.releases_table(recent, title=f"Recent releases of {function}", plain=plain))
-
-
-def _function_status(backend: Backend, function: str) -> FunctionStatus:
-    ledger = backend.ledger
-    latest = ledger.releases(function, limit=1)
-    row = FunctionStatus(
-        function=function,
-        latest=latest[0] if latest else None,
-        lock=ledger.get_lock(function),
-        queued=len(ledger.queued(function)),
-    )
-    try:
-        fn = backend.get_function(function)
-    except CliError as err:
-        if err.code != ExitCode.NOT_FOUND:
-            raise
-        return row
-    row.alias = (fn.get("Tags") or {}).get(ALIAS_TAG, "live")
-    alias = backend.get_alias(function, row.alias)
-    row.live_version = str(alias["FunctionVersion"]) if alias else ""
-    weights = ((alias or {}).get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
-    row.alias_weights = {str(v): float(w) for v, w in weights.items()}
-    return row
 
 
 @app.command()
@@ -358,30 +340,11 @@ def abort(
     """Stop a deployment and roll traffic back to the previous version."""
     out = Output.create(as_json)
     backend = connect(stack, endpoint, region)
-    info = backend.get_deployment(deployment_id)
-    if info.get("status") in model.DEPLOYMENT_DONE:
-        raise CliError(
-            f"deployment {deployment_id} already completed ({info.get('status')}); nothing to stop",
-            ExitCode.CONFLICT,
-        )
-    try:
-        stopped = backend.stop_deployment(deployment_id)
-    except CliError as err:
-        if "DeploymentAlreadyCompletedException" in err.message:
-            raise CliError(
-                f"deployment {deployment_id} completed before it could be stopped; nothing to stop",
-                ExitCode.CONFLICT,
-            ) from err
-        raise
-    result: dict[str, Any] = {
-        "deployment_id": deployment_id,
-        "stop_status": stopped.get("status"),
-        "status_message": stopped.get("statusMessage", ""),
-    }
+    result = abort_deployment(backend, deployment_id)
     out.say(
         Text.assemble(
             ("stop requested ", "yellow"),
-            f"{deployment_id}: {stopped.get('status')} {stopped.get('statusMessage', '')}",
+            f"{deployment_id}: {result['stop_status']} {result['status_message']}",
         )
     )
     code = ExitCode.OK
@@ -394,6 +357,25 @@ def abort(
     if as_json:
         out.json(result)
     raise typer.Exit(int(code))
+
+
+# --- dashboard -------------------------------------------------------------------------------------
+@app.command()
+@exits_cleanly
+def dashboard(
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port on 127.0.0.1 (0 picks a free one).")
+    ] = 3100,
+    open_browser: Annotated[bool, typer.Option("--open", help="Open it in the web browser.")] = False,
+    stack: StackOpt = DEFAULT_STACK,
+    endpoint: EndpointOpt = None,
+    region: RegionOpt = None,
+    refresh: Annotated[float, typer.Option(min=0.2, help="Seconds between page updates.", hidden=True)] = 2.0,
+) -> None:
+    """A local web view: the fleet, each function's releases, each release's traffic, errors and checks."""
+    from cli.dashboard.run import run_dashboard
+
+    run_dashboard(connect(stack, endpoint, region), Output.create(), port, open_browser, refresh)
 
 
 # --- sandbox up ------------------------------------------------------------------------------------
@@ -438,12 +420,20 @@ def demo(
     speed: Annotated[float, typer.Option(min=1, help="Sandbox time per real time.")] = 30.0,
     port: Annotated[int, typer.Option(min=0, max=65535, help="Sandbox port (0 picks a free one).")] = 0,
     as_json: JsonOpt = False,
+    with_dashboard: Annotated[
+        bool,
+        typer.Option(
+            "--dashboard", help="Watch it in `rollout dashboard` (opened in the browser; Ctrl-C ends)."
+        ),
+    ] = False,
 ) -> None:
     """The whole story in the local sandbox: bootstrap, canary, failing check, alarm, burst; a summary."""
+    from cli.dashboard.run import dashboard_beside
     from cli.demo import run_demo
 
     out = Output.create(as_json)
-    summary = run_demo(out, speed=speed, port=port, template=TEMPLATE)
+    beside = functools.partial(dashboard_beside, out=out, open_browser=True) if with_dashboard else None
+    summary = run_demo(out, speed=speed, port=port, template=TEMPLATE, beside=beside)
     raise typer.Exit(int(ExitCode.OK if summary.all_expected else ExitCode.RELEASE_FAILED))
 
 

@@ -1,4 +1,4 @@
-"""The write operations shared by the commands and the demo: onboarding a function, uploading an artifact."""
+"""The operations shared by the commands, the demo and the dashboard: onboarding, uploading, stopping, status."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from cli import model
 from cli.backend import ALARMS_TAG, ALIAS_TAG, CONFIG_TAG, MANAGED_TAG, Backend
 from cli.errors import CliError, ExitCode
+from cli.render import FunctionStatus
 
 
 @dataclass
@@ -132,3 +133,59 @@ def check_managed(backend: Backend, function: str) -> str | None:
             hint=f"onboard it first: rollout register {function}",
         )
     return None
+
+
+def abort_deployment(backend: Backend, deployment_id: str) -> dict[str, Any]:
+    """StopDeployment with rollback; CONFLICT when the deployment has already completed (`rollout abort`)."""
+    info = backend.get_deployment(deployment_id)
+    if info.get("status") in model.DEPLOYMENT_DONE:
+        raise CliError(
+            f"deployment {deployment_id} already completed ({info.get('status')}); nothing to stop",
+            ExitCode.CONFLICT,
+        )
+    try:
+        stopped = backend.stop_deployment(deployment_id)
+    except CliError as err:
+        if "DeploymentAlreadyCompletedException" in err.message:
+            raise CliError(
+                f"deployment {deployment_id} completed before it could be stopped; nothing to stop",
+                ExitCode.CONFLICT,
+            ) from err
+        raise
+    return {
+        "deployment_id": deployment_id,
+        "stop_status": stopped.get("status"),
+        "status_message": stopped.get("statusMessage", ""),
+    }
+
+
+def function_status(backend: Backend, function: str) -> FunctionStatus:
+    """One managed function as `rollout status` shows it: latest release, lock, queue, alias."""
+    ledger = backend.ledger
+    latest = ledger.releases(function, limit=1)
+    row = FunctionStatus(
+        function=function,
+        latest=latest[0] if latest else None,
+        lock=ledger.get_lock(function),
+        queued=len(ledger.queued(function)),
+    )
+    try:
+        fn = backend.get_function(function)
+    except CliError as err:
+        if err.code != ExitCode.NOT_FOUND:
+            raise
+        return row
+    row.alias = (fn.get("Tags") or {}).get(ALIAS_TAG, "live")
+    alias = backend.get_alias(function, row.alias)
+    row.live_version = str(alias["FunctionVersion"]) if alias else ""
+    weights = ((alias or {}).get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+    row.alias_weights = {str(v): float(w) for v, w in weights.items()}
+    return row
+
+
+def status_names(backend: Backend) -> list[str]:
+    """Every function `rollout status` lists: tagged as managed, or holding a ledger lock."""
+    return sorted(
+        set(backend.managed_functions())
+        | {lock["function"] for lock in backend.ledger.locks() if lock.get("function")}
+    )

@@ -1,0 +1,1 @@
+"""`rollout dashboard`: a local web view of the fleet, its releases and their deployments."""
