@@ -219,21 +219,24 @@ def _hold_for_approval(
         return None
     if gates.wanted(release.checks, outcome.hook) is None:
         return None
+    # The test results are on the release before the gate opens: whoever answers sees what passed.
+    outcome.awaiting_approval = True
+    _record(ledger, release, lifecycle, outcome, reported=False)
     ctx = ReleaseContext.from_settings(settings, ledger)
     try:
         gate = approvals.open_gate(ctx, release, outcome.hook, lifecycle.deployment_id, lifecycle.execution_id)
     except Exception as exc:
         logger.exception("could not open the approval gate; reporting Failed")
         outcome.verdict = FAILED
+        outcome.awaiting_approval = False
         outcome.reason = f"{LABELS[outcome.hook]} approval gate could not be opened: {type(exc).__name__}: {exc}"
         return None
     if gate is None or gate.status != gates.GateStatus.AWAITING:
+        outcome.awaiting_approval = False
         return None
-    outcome.awaiting_approval = True
-    outcome.reason = _join(outcome.reason, f"awaiting approval until {gate.deadline_at}")
-    _record(ledger, release, lifecycle, outcome, reported=False)
     logger.info("tests passed; awaiting approval", extra={"deadline": gate.deadline_at})
-    return {"status": AWAITING_APPROVAL, "reason": outcome.reason, "deploymentId": lifecycle.deployment_id}
+    reason = _join(outcome.reason, f"awaiting approval until {gate.deadline_at}")
+    return {"status": AWAITING_APPROVAL, "reason": reason, "deploymentId": lifecycle.deployment_id}
 
 
 def _run_with_deadline(
