@@ -18,7 +18,11 @@ from cli.errors import CliError, ExitCode
 
 DEPLOYMENT_ID = re.compile(r"^d-[A-Z0-9]{9}$")
 # deployment_actions' refusal codes (rollout.approvals) -> the CLI's exit codes (docs/OPERATOR.md).
-REFUSAL_EXIT = {"not_found": ExitCode.NOT_FOUND, "nothing_to_do": ExitCode.CONFLICT, "bad_request": ExitCode.USAGE}
+REFUSAL_EXIT = {
+    "not_found": ExitCode.NOT_FOUND,
+    "nothing_to_do": ExitCode.CONFLICT,
+    "bad_request": ExitCode.USAGE,
+}
 
 
 def caller_identity(backend: Backend) -> dict[str, str]:

@@ -428,7 +428,13 @@ def reject(
 
 
 def _answer_gate(
-    action: str, deployment_id: str, text: str, stack: str, endpoint: str | None, region: str | None, as_json: bool
+    action: str,
+    deployment_id: str,
+    text: str,
+    stack: str,
+    endpoint: str | None,
+    region: str | None,
+    as_json: bool,
 ) -> None:
     from cli.approvals import answer_gate, summary
 

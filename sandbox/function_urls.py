@@ -93,7 +93,10 @@ class FunctionUrls:
 def _public(fn: Any) -> bool:
     """A resource-policy statement lets anyone invoke the URL without signing (AuthType NONE)."""
     for statement in getattr(getattr(fn, "policy", None), "statements", []) or []:
-        if statement.get("Effect", "Allow") != "Allow" or statement.get("Action") != "lambda:InvokeFunctionUrl":
+        if (
+            statement.get("Effect", "Allow") != "Allow"
+            or statement.get("Action") != "lambda:InvokeFunctionUrl"
+        ):
             continue
         principal = statement.get("Principal")
         anyone = principal == "*" or (isinstance(principal, dict) and principal.get("AWS") == "*")
@@ -154,7 +157,9 @@ def function_url_event(
     if params:
         event["queryStringParameters"] = params
     if "cookie" in headers:
-        event["cookies"] = [c.strip() for c in headers.pop("cookie").replace(",", ";").split(";") if c.strip()]
+        event["cookies"] = [
+            c.strip() for c in headers.pop("cookie").replace(",", ";").split(";") if c.strip()
+        ]
     if body:
         event["body"] = body.decode("utf-8", "replace") if text else base64.b64encode(body).decode()
     return event

@@ -89,7 +89,9 @@ class SandboxApp:
             return self.function_urls(environ)
         except Exception:  # noqa: BLE001 - a sandbox bug answers as Lambda's own failure would
             log.error("function URL request failed:\n%s", traceback.format_exc())
-            return Response(500, b'{"Message": "Internal Server Error"}', {"Content-Type": "application/json"})
+            return Response(
+                500, b'{"Message": "Internal Server Error"}', {"Content-Type": "application/json"}
+            )
 
     def _caller_to_kill(self, request: AwsRequest) -> tuple[CallKill, Callable[[], None]] | None:
         """The Faults.kill_on_call rule that applies to this request's sender, and how to kill it."""

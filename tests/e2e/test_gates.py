@@ -23,7 +23,7 @@ from tests.support.e2e_world import E2E_CHECKS, RolloutWorld, rollout_world, wai
 pytestmark = pytest.mark.e2e
 
 SPEED = 30.0
-SIGNING_SECRET = "e2e-signing-secret-0123456789abcdef"  # noqa: S105 - a local test secret
+SIGNING_SECRET = "e2e-signing-secret-0123456789abcdef"
 APPROVER = "U0APPROVER"
 
 
@@ -96,7 +96,10 @@ def test_a_gate_before_traffic_holds_the_shift_until_approved(world: RolloutWorl
     assert gate["status"] == "APPROVED" and gate["comment"] == "looks good"
     assert gate["answered_by"]["kind"] == "aws" and gate["answered_by"]["id"].startswith("arn:aws:")
     approved = kinds(world, function, ["approval.approved"])["approval.approved"]
-    assert gate["answered_by"]["id"] in approved["title"] or approved["approval"]["by"] == gate["answered_by"]["id"]
+    assert (
+        gate["answered_by"]["id"] in approved["title"]
+        or approved["approval"]["by"] == gate["answered_by"]["id"]
+    )
 
     # The gate is answered once: a second answer is refused (the deployment has ended, too).
     code, refused = cli(world, "approve", release.deployment_id)
@@ -116,7 +119,9 @@ def test_a_gate_before_traffic_rejected_rolls_back_without_moving_traffic(world:
     assert "release freeze for the sale" in notices["deployment.rolled_back"]["reason"]["text"]
 
 
-def test_a_gate_before_traffic_nobody_answers_is_rejected_before_codedeploys_hour(world: RolloutWorld) -> None:
+def test_a_gate_before_traffic_nobody_answers_is_rejected_before_codedeploys_hour(
+    world: RolloutWorld,
+) -> None:
     function, release = gated(world, "traffic", timeout_minutes=1)
     final = ended(world, function, release)
     assert str(final.state) == "ROLLED_BACK", final.reason
@@ -133,7 +138,9 @@ def test_a_gate_before_traffic_nobody_answers_is_rejected_before_codedeploys_hou
 
 
 # --- before completion ------------------------------------------------------------------------------
-def test_a_gate_before_completion_holds_a_fully_shifted_deployment_until_approved(world: RolloutWorld) -> None:
+def test_a_gate_before_completion_holds_a_fully_shifted_deployment_until_approved(
+    world: RolloutWorld,
+) -> None:
     function, release = gated(world, "completion")
     # All traffic moved and the post-traffic checks and canary passed; the deployment has not completed.
     assert world.alias_version(function) == "2"
@@ -182,30 +189,50 @@ def test_an_approval_from_slack_is_verified_allowed_and_answered_in_the_thread(w
     # The awaiting message carries the buttons.
     text = world.wait_slack(function, ["awaits approval"])
     assert "awaits approval" in text
-    posted = [p for p in world.slack.payloads() if "rollout-approve" in json.dumps(p) and release.deployment_id in json.dumps(p)]
+    posted = [
+        p
+        for p in world.slack.payloads()
+        if "rollout-approve" in json.dumps(p) and release.deployment_id in json.dumps(p)
+    ]
     assert posted, "the approval request reached Slack with its buttons"
 
     click = world.slack.click
     # Refused, nothing done: a bad signature, a stale timestamp, a user not on the allow-list.
     assert click(endpoint, "wrong-secret", "rollout-approve", release.deployment_id, APPROVER)[0] == 401
     stale = int(time.time()) - 600
-    assert click(endpoint, SIGNING_SECRET, "rollout-approve", release.deployment_id, APPROVER, timestamp=stale)[0] == 401
+    assert (
+        click(endpoint, SIGNING_SECRET, "rollout-approve", release.deployment_id, APPROVER, timestamp=stale)[
+            0
+        ]
+        == 401
+    )
     assert click(endpoint, SIGNING_SECRET, "rollout-unknown", release.deployment_id, APPROVER)[0] == 400
     assert click(endpoint, SIGNING_SECRET, "rollout-approve", release.deployment_id, "U0STRANGER")[0] == 200
-    refusal = wait_for(lambda: [r for r in world.slack.thread_replies() if "U0STRANGER" in r["text"]], 30, "refusal")
+    refusal = wait_for(
+        lambda: [r for r in world.slack.thread_replies() if "U0STRANGER" in r["text"]], 30, "refusal"
+    )
     assert refusal[0]["response_type"] == "ephemeral"
     assert (world.release_of_id(function, release.release_id).approval or {})["status"] == "AWAITING"
 
     stamp = int(time.time())
-    status, _ = click(endpoint, SIGNING_SECRET, "rollout-approve", release.deployment_id, APPROVER, timestamp=stamp)
+    status, _ = click(
+        endpoint, SIGNING_SECRET, "rollout-approve", release.deployment_id, APPROVER, timestamp=stamp
+    )
     assert status == 200
     # The same signed request again is a replay.
-    assert click(endpoint, SIGNING_SECRET, "rollout-approve", release.deployment_id, APPROVER, timestamp=stamp)[0] == 401
+    assert (
+        click(endpoint, SIGNING_SECRET, "rollout-approve", release.deployment_id, APPROVER, timestamp=stamp)[
+            0
+        ]
+        == 401
+    )
 
     final = ended(world, function, release)
     assert str(final.state) == "SUCCEEDED", final.reason
     gate = final.approval or {}
     assert gate["answered_by"] == {"kind": "slack", "id": APPROVER, "name": "ops"}
-    replies = wait_for(lambda: [r for r in world.slack.thread_replies() if "approved by" in r["text"]], 30, "reply")
+    replies = wait_for(
+        lambda: [r for r in world.slack.thread_replies() if "approved by" in r["text"]], 30, "reply"
+    )
     assert replies[0]["thread_ts"] == "1700000000.000100" and replies[0]["response_type"] == "in_channel"
     assert release.deployment_id in replies[0]["text"]

@@ -28,7 +28,7 @@ def handler(event, context):
 """
 
 
-def _url_function(sb: Any, public: bool = True, auth: str = "NONE") -> str:
+def _url_function(sb: Any, public: bool = True, auth: str = "NONE") -> str:  # noqa: F811
     name = unique("url")
     lam = client(sb, "lambda")
     create_function(sb, name, ECHO)
@@ -45,20 +45,28 @@ def _url_function(sb: Any, public: bool = True, auth: str = "NONE") -> str:
     return str(url)
 
 
-def _request(url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, Any, dict[str, str]]:
-    request = urllib.request.Request(url, data=body, headers=headers or {}, method="POST" if body is not None else "GET")
+def _request(
+    url: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any, dict[str, str]]:
+    request = urllib.request.Request(
+        url, data=body, headers=headers or {}, method="POST" if body is not None else "GET"
+    )
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - the local sandbox
+        with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read() or b"null"), dict(response.headers)
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"null"), dict(error.headers)
 
 
-def test_a_function_url_is_local_and_invokes_the_function_with_a_2_0_event(sb: Any) -> None:
+def test_a_function_url_is_local_and_invokes_the_function_with_a_2_0_event(sb: Any) -> None:  # noqa: F811
     url = _url_function(sb)
     assert url.startswith(f"{sb.endpoint_url}/_lambda-url/") and url.endswith("/")
     status, answer, headers = wait_for(
-        lambda: _request(url + "hook?a=1&a=2", b"payload=%7B%7D", {"Content-Type": "application/x-www-form-urlencoded", "X-Slack-Signature": "v0=abc"}),
+        lambda: _request(
+            url + "hook?a=1&a=2",
+            b"payload=%7B%7D",
+            {"Content-Type": "application/x-www-form-urlencoded", "X-Slack-Signature": "v0=abc"},
+        ),
         what="the URL answers",
     )
     assert status == 201 and headers.get("x-echo") == "yes"
@@ -72,7 +80,7 @@ def test_a_function_url_is_local_and_invokes_the_function_with_a_2_0_event(sb: A
     assert base64.b64decode(answer["body"]) == b"payload=%7B%7D"
 
 
-def test_plain_json_answers_200_and_a_function_error_502(sb: Any) -> None:
+def test_plain_json_answers_200_and_a_function_error_502(sb: Any) -> None:  # noqa: F811
     url = _url_function(sb)
     status, answer, _ = _request(url + "plain")
     assert (status, answer) == (200, {"just": "json"})
@@ -80,7 +88,7 @@ def test_plain_json_answers_200_and_a_function_error_502(sb: Any) -> None:
     assert (status, answer) == (502, {"Message": "Internal Server Error"})
 
 
-def test_without_a_public_permission_or_with_iam_auth_the_url_is_forbidden(sb: Any) -> None:
+def test_without_a_public_permission_or_with_iam_auth_the_url_is_forbidden(sb: Any) -> None:  # noqa: F811
     assert _request(_url_function(sb, public=False) + "x")[0] == 403
     assert _request(_url_function(sb, auth="AWS_IAM") + "x")[0] == 403
     assert _request(f"{sb.endpoint_url}/_lambda-url/nosuchurl/x")[0] == 403

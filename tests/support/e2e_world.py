@@ -470,7 +470,8 @@ def rollout_world(
             # The buttons' endpoint: a signing secret and the Slack users allowed to use it.
             parameters = {
                 "SlackSigningSecretArn": secrets.create_secret(
-                    Name=f"{stack_name}/slack-signing", SecretString=json.dumps({"signing_secret": slack_signing_secret})
+                    Name=f"{stack_name}/slack-signing",
+                    SecretString=json.dumps({"signing_secret": slack_signing_secret}),
                 )["ARN"],
                 "SlackApprovers": slack_approvers,
                 **(parameters or {}),

@@ -108,7 +108,14 @@ class SlackReceiver:
             "channel": {"id": "C000LOCAL"},
             "message": {"ts": "1700000000.000100", "text": "rollout"},
             "response_url": f"{self.origin}{self.RESPONSE_PATH.lstrip('/')}",
-            "actions": [{"action_id": action_id, "block_id": "rollout-actions", "value": deployment_id, "type": "button"}],
+            "actions": [
+                {
+                    "action_id": action_id,
+                    "block_id": "rollout-actions",
+                    "value": deployment_id,
+                    "type": "button",
+                }
+            ],
         }
         body = urlencode({"payload": json.dumps(payload)})
         stamp = str(int(time.time()) if timestamp is None else timestamp)
@@ -124,7 +131,7 @@ class SlackReceiver:
             },
         )
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - local endpoint
+            with urllib.request.urlopen(request, timeout=30) as response:
                 return response.status, response.read().decode()
         except urllib.error.HTTPError as error:
             return error.code, error.read().decode()

@@ -81,7 +81,9 @@ def _hook_started(deployment_id: str, hook: str) -> datetime | None:
     try:
         events = codedeploy_ops.lifecycle_events(deployment_id) or []
     except Exception as exc:  # noqa: BLE001 - the gate then counts from its own opening, capped the same
-        logger.warning("could not read the lifecycle events", extra={"error": aws.error_code(exc) or str(exc)})
+        logger.warning(
+            "could not read the lifecycle events", extra={"error": aws.error_code(exc) or str(exc)}
+        )
         return None
     for event in events:
         if event.get("lifecycleEventName") == gates.HOOK_EVENTS[hook]:
@@ -139,7 +141,9 @@ def act(ctx: ReleaseContext, request: ActionRequest) -> dict[str, Any]:
         code = NOT_FOUND if gate is None else NOTHING_TO_DO
         return _refused(code, why or f"deployment {request.deployment_id} has no approval gate")
     answered = gates.answered(gate, request.action, request.by, now, request.text)
-    if not ctx.ledger.answer_gate(release.function, release.release_id, gate.execution_id, answered.to_record()):
+    if not ctx.ledger.answer_gate(
+        release.function, release.release_id, gate.execution_id, answered.to_record()
+    ):
         return _refused(NOTHING_TO_DO, "the gate was answered by someone else a moment ago")
     logger.info("approval gate answered", extra={"status": str(answered.status), "by": answered.answered_by})
     return _settle(ctx, release, answered)
@@ -174,7 +178,9 @@ def _report(gate: Gate) -> bool:
         codedeploy_ops.put_hook_status(gate.deployment_id, gate.execution_id, gate.verdict)
     except Exception as exc:
         if aws.error_code(exc) in GONE:
-            logger.warning("CodeDeploy no longer takes this step's status", extra={"code": aws.error_code(exc)})
+            logger.warning(
+                "CodeDeploy no longer takes this step's status", extra={"code": aws.error_code(exc)}
+            )
             return aws.error_code(exc) == "LifecycleEventAlreadyCompletedException"
         raise  # the gate stays answered and unreported: the reconciler reports it again
     return True
@@ -217,7 +223,13 @@ def _abort(ctx: ReleaseContext, request: ActionRequest, release: Release | None)
         ctx.ledger.update(
             release.function, release.release_id, abort_requested_by=who, abort_requested_at=now_iso()
         )
-    return {"ok": True, "status": "ABORTING", "deployment_id": request.deployment_id, "stop": stopped, "by": who}
+    return {
+        "ok": True,
+        "status": "ABORTING",
+        "deployment_id": request.deployment_id,
+        "stop": stopped,
+        "by": who,
+    }
 
 
 def _deployment(deployment_id: str) -> tuple[dict[str, Any] | None, datetime | None]:
@@ -274,7 +286,7 @@ def sweep(
                 by = {"kind": "rollout", "id": ctx.settings.reconciler_function or "reconciler"}
                 hand_over(actions_function, {"action": action, "deployment_id": gate.deployment_id, "by": by})
                 counts["expired" if action == "expire" else "reported"] += 1
-        except Exception:  # noqa: BLE001 - counted; the next run tries again
+        except Exception:
             logger.exception("could not sweep the gate", extra={"release_id": release.release_id})
             counts["failed"] += 1
     return counts

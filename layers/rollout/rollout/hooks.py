@@ -187,7 +187,11 @@ def handle_lifecycle_event(
         return {"status": REFUSED, "reason": outcome.reason, "deploymentId": lifecycle.deployment_id}
     if outcome.verdict == AWAITING_APPROVAL:
         logger.info("repeated invocation of a gate that awaits approval; nothing reported")
-        return {"status": AWAITING_APPROVAL, "reason": outcome.reason, "deploymentId": lifecycle.deployment_id}
+        return {
+            "status": AWAITING_APPROVAL,
+            "reason": outcome.reason,
+            "deploymentId": lifecycle.deployment_id,
+        }
 
     _emit_metrics(outcome)
     release = progress.release or _release_to_record_on(ledger, lifecycle, outcome)
@@ -224,12 +228,16 @@ def _hold_for_approval(
     _record(ledger, release, lifecycle, outcome, reported=False)
     ctx = ReleaseContext.from_settings(settings, ledger)
     try:
-        gate = approvals.open_gate(ctx, release, outcome.hook, lifecycle.deployment_id, lifecycle.execution_id)
+        gate = approvals.open_gate(
+            ctx, release, outcome.hook, lifecycle.deployment_id, lifecycle.execution_id
+        )
     except Exception as exc:
         logger.exception("could not open the approval gate; reporting Failed")
         outcome.verdict = FAILED
         outcome.awaiting_approval = False
-        outcome.reason = f"{LABELS[outcome.hook]} approval gate could not be opened: {type(exc).__name__}: {exc}"
+        outcome.reason = (
+            f"{LABELS[outcome.hook]} approval gate could not be opened: {type(exc).__name__}: {exc}"
+        )
         return None
     if gate is None or gate.status != gates.GateStatus.AWAITING:
         outcome.awaiting_approval = False
@@ -345,7 +353,9 @@ def _outcome_of_gate(hook: str, gate: gates.Gate) -> HookOutcome | None:
     if gate.reported:
         return None
     if gate.status == gates.GateStatus.APPROVED:
-        return HookOutcome(hook, SUCCEEDED, f"approved by {gates.Approver.parse(gate.answered_by).describe()}")
+        return HookOutcome(
+            hook, SUCCEEDED, f"approved by {gates.Approver.parse(gate.answered_by).describe()}"
+        )
     return HookOutcome(hook, FAILED, gates.failure_reason(gate))
 
 

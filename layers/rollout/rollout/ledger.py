@@ -357,7 +357,12 @@ class Ledger:
             Key=_release_key(function, release_id),
             UpdateExpression="SET #a.#r = :t, #u = :u",
             ConditionExpression="#a.#x = :x",
-            ExpressionAttributeNames={"#a": "approval", "#r": "reported", "#x": "execution_id", "#u": "updated_at"},
+            ExpressionAttributeNames={
+                "#a": "approval",
+                "#r": "reported",
+                "#x": "execution_id",
+                "#u": "updated_at",
+            },
             ExpressionAttributeValues={":t": True, ":x": execution_id, ":u": now_iso()},
         )
 

@@ -59,7 +59,9 @@ class SignedRequest:
         if not isinstance(raw, str) or len(raw) > MAX_BODY_BYTES * 2:
             raise Refused(413, "the body is too large")
         try:
-            body = base64.b64decode(raw, validate=True).decode("utf-8") if event.get("isBase64Encoded") else raw
+            body = (
+                base64.b64decode(raw, validate=True).decode("utf-8") if event.get("isBase64Encoded") else raw
+            )
         except (ValueError, UnicodeDecodeError):
             raise Refused(400, "the body is not valid base64 UTF-8") from None
         if len(body.encode("utf-8")) > MAX_BODY_BYTES:
@@ -122,9 +124,7 @@ def parse_click(body: str) -> Click:
     action_id = str(actions[0].get("action_id") or "")
     if action_id not in ACTION_IDS:
         raise Refused(400, f"unknown action {action_id[:60]!r}")
-    user = payload.get("user") if isinstance(payload.get("user"), dict) else {}
-    container = payload.get("container") if isinstance(payload.get("container"), dict) else {}
-    message = payload.get("message") if isinstance(payload.get("message"), dict) else {}
+    user, container, message = (_mapping(payload.get(key)) for key in ("user", "container", "message"))
     return Click(
         user_id=str(user.get("id") or ""),
         user_name=str(user.get("username") or user.get("name") or "")[:100],
@@ -218,6 +218,10 @@ def http_answer(status: int, text: str = "") -> dict[str, Any]:
     }
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _plain(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")[:500]
 
@@ -255,7 +259,9 @@ def handle(event: Any, endpoint: Endpoint, log: Any, now: Callable[[], float] = 
     try:
         request = SignedRequest.from_function_url_event(event)
         verify(request, _signing_secret(endpoint.signing_secret_arn), now)
-        if not Ledger(endpoint.ledger_table).first_sighting(f"SLACK#{request.fingerprint}", MAX_AGE_SECONDS * 2):
+        if not Ledger(endpoint.ledger_table).first_sighting(
+            f"SLACK#{request.fingerprint}", MAX_AGE_SECONDS * 2
+        ):
             raise Refused(401, "the request was already received (replay)")
         click = parse_click(request.body)
     except Refused as refused:
@@ -267,7 +273,10 @@ def handle(event: Any, endpoint: Endpoint, log: Any, now: Callable[[], float] = 
         log.warning("Slack user refused", extra={"user": click.user_id, "action": click.action})
         _post(click, reply(click, f"<@{click.user_id}>: {refused.reason}", public=False), endpoint, log)
         return http_answer(200)
-    log.info("Slack action", extra={"user": click.user_id, "action": click.action, "deployment_id": click.deployment_id})
+    log.info(
+        "Slack action",
+        extra={"user": click.user_id, "action": click.action, "deployment_id": click.deployment_id},
+    )
     answer, error = lambda_ops.invoke_sync(endpoint.actions_function, action_request(click))
     if error:
         log.error("deployment_actions failed", extra={"error": error})
