@@ -181,17 +181,8 @@ def handle_lifecycle_event(
     if outcome is None:
         logger.info("this hook execution was already reported; not reporting again")
         return {"status": "AlreadyReported", "deploymentId": lifecycle.deployment_id}
-    if outcome.verdict == REFUSED:
-        # Reporting would answer for another hook's lifecycle event (a confused deputy).
-        logger.error("not this hook's lifecycle event; nothing reported", extra={"reason": outcome.reason})
-        return {"status": REFUSED, "reason": outcome.reason, "deploymentId": lifecycle.deployment_id}
-    if outcome.verdict == AWAITING_APPROVAL:
-        logger.info("repeated invocation of a gate that awaits approval; nothing reported")
-        return {
-            "status": AWAITING_APPROVAL,
-            "reason": outcome.reason,
-            "deploymentId": lifecycle.deployment_id,
-        }
+    if outcome.verdict in (REFUSED, AWAITING_APPROVAL):
+        return _not_reported(outcome, lifecycle)
 
     _emit_metrics(outcome)
     release = progress.release or _release_to_record_on(ledger, lifecycle, outcome)
@@ -206,6 +197,15 @@ def handle_lifecycle_event(
     )
     if report_status(lifecycle, outcome.verdict):
         _record(ledger, release, lifecycle, outcome, reported=True)
+    return {"status": outcome.verdict, "reason": outcome.reason, "deploymentId": lifecycle.deployment_id}
+
+
+def _not_reported(outcome: HookOutcome, lifecycle: LifecycleEvent) -> dict[str, Any]:
+    if outcome.verdict == REFUSED:
+        # Reporting would answer for another hook's lifecycle event (a confused deputy).
+        logger.error("not this hook's lifecycle event; nothing reported", extra={"reason": outcome.reason})
+    else:
+        logger.info("repeated invocation of a gate that awaits approval; nothing reported")
     return {"status": outcome.verdict, "reason": outcome.reason, "deploymentId": lifecycle.deployment_id}
 
 
