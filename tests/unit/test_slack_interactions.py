@@ -14,7 +14,7 @@ from slack_sdk.signature import SignatureVerifier
 from rollout import slack_interactions as si
 from rollout.slack import render
 
-SECRET = "8f742231b10e8888abcd99yyyzzz85a5"  # noqa: S105 - Slack's documented example secret
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 NOW = 1_700_000_000.0
 DEPLOYMENT = "d-ABCDEFGHI"
 
