@@ -236,3 +236,23 @@ def test_an_approval_from_slack_is_verified_allowed_and_answered_in_the_thread(w
     )
     assert replies[0]["thread_ts"] == "1700000000.000100" and replies[0]["response_type"] == "in_channel"
     assert release.deployment_id in replies[0]["text"]
+
+
+def test_abort_from_slack_stops_a_waiting_deployment_and_rolls_back(world: RolloutWorld) -> None:
+    endpoint = world.outputs["SlackInteractionsUrl"]
+    function, release = gated(world, "traffic")
+    status, _ = world.slack.click(endpoint, SIGNING_SECRET, "rollout-abort", release.deployment_id, APPROVER)
+    assert status == 200
+    final = ended(world, function, release)
+    assert str(final.state) == "ROLLED_BACK" and final.reason_code == "MANUAL_STOP", final.reason
+    assert world.alias_version(function) == "1"
+    replies = wait_for(
+        lambda: [
+            r
+            for r in world.slack.thread_replies()
+            if release.deployment_id in r["text"] and "aborted" in r["text"]
+        ],
+        30,
+        "the abort's reply in the thread",
+    )
+    assert f"<@{APPROVER}> aborted" in replies[0]["text"]
