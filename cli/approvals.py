@@ -4,7 +4,9 @@ The verdict is reported to CodeDeploy by the stack's DeploymentActions function,
 operator's own credentials: an operator needs `lambda:InvokeFunction` on that one function (and
 `sts:GetCallerIdentity`), not `codedeploy:PutLifecycleEventHookExecutionStatus`, which would let
 them report any hook's verdict (skipping checks). The approver is the caller's AWS identity, from
-STS GetCallerIdentity; CloudTrail's record of the Invoke names the same principal.
+STS GetCallerIdentity, as this command states it: Lambda does not tell a function who invoked it, so
+the function trusts those allowed to invoke it to name themselves; CloudTrail records the real
+principal of the Invoke.
 """
 
 from __future__ import annotations
