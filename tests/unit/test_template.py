@@ -400,6 +400,42 @@ def test_actions_on_target_functions_require_the_managed_tag(translated: dict[st
     assert checked >= 3  # the release starters, the hooks and CodeDeploy's role
 
 
+def test_only_the_hooks_and_deployment_actions_may_report_a_hooks_verdict(template: dict[str, Any]) -> None:
+    action = "codedeploy:PutLifecycleEventHookExecutionStatus"
+    roles = {r for r in resources_of(template, "AWS::IAM::Role") if allowed(template, r, action)}
+    assert roles == {"HookRole", "HookFailureReporterRole", "DeploymentActionsRole"}
+    # Gates exist only on this stack's deployments: DeploymentActions never reports for other applications.
+    (grant,) = allowed(template, "DeploymentActionsRole", action)
+    assert grant["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:codedeploy:${AWS::Region}:${AWS::AccountId}:deploymentgroup:${CodeDeployApplication}/*"
+    }
+
+
+def test_the_slack_endpoint_acts_only_through_deployment_actions(template: dict[str, Any]) -> None:
+    role = "SlackInteractionsRole"
+    actions = {a for s in role_statements(template, role) for a in actions_of(s)}
+    assert not {a for a in actions if a.startswith("codedeploy:")}
+    (invoke,) = allowed(template, role, "lambda:InvokeFunction")
+    assert invoke["Resource"] == {"Fn::GetAtt": ["DeploymentActions", "Arn"]}
+    (remember,) = allowed(template, role, "dynamodb:PutItem")
+    assert remember["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["SEEN"]}}
+    assert actions == {
+        "secretsmanager:GetSecretValue",
+        "kms:Decrypt",
+        "lambda:InvokeFunction",
+        "dynamodb:PutItem",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+    }
+    props = template["Resources"]["SlackInteractions"]["Properties"]
+    assert props["FunctionUrlConfig"] == {"AuthType": "NONE"}  # Slack cannot sign with AWS credentials
+    variables = props["Environment"]["Variables"]
+    assert variables["SLACK_ALLOWED_USERS"] == {"Ref": "SlackApprovers"}
+    assert template["Parameters"]["SlackApprovers"]["Default"] == ""  # nobody, until the operator says
+
+
 def test_the_deployer_can_publish_and_bootstrap_but_not_move_traffic(template: dict[str, Any]) -> None:
     for action in (
         "lambda:UpdateFunctionCode",
