@@ -20,6 +20,7 @@ from typing import Any
 
 from rollout import aws, codedeploy_ops, gates, lambda_ops
 from rollout.appspec import release_id_in
+from rollout.config import Settings
 from rollout.gates import Approver, Gate, GateStatus
 from rollout.ledger import Release, now_iso
 from rollout.observability import logger
@@ -276,7 +277,13 @@ def sweep(
     counts = {"expired": 0, "reported": 0, "failed": 0}
     if not actions_function:
         return counts
-    for release in ctx.ledger.open_releases(State.DEPLOYING):
+    try:
+        deploying = ctx.ledger.open_releases(State.DEPLOYING)
+    except Exception:
+        logger.exception("could not list the deploying releases for their gates")
+        counts["failed"] += 1
+        return counts
+    for release in deploying:
         gate = Gate.from_record(release.approval)
         if gate is None or (gate.status != GateStatus.AWAITING and gate.reported):
             continue
@@ -301,10 +308,8 @@ def _sweep_action(gate: Gate) -> str:
     return "expire" if gates.due(gate, clock or datetime.now(UTC)) else ""
 
 
-def handle(event: Any, settings: Any = None) -> dict[str, Any]:
+def handle(event: Any, settings: Settings | None = None) -> dict[str, Any]:
     """deployment_actions' whole invocation: parse, act; a bad request is refused, never raised."""
-    from rollout.config import Settings
-
     try:
         request = ActionRequest.parse(event)
     except ValueError as exc:
