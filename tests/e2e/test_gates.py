@@ -256,3 +256,19 @@ def test_abort_from_slack_stops_a_waiting_deployment_and_rolls_back(world: Rollo
         "the abort's reply in the thread",
     )
     assert f"<@{APPROVER}> aborted" in replies[0]["text"]
+
+
+def test_an_answer_whose_report_failed_is_reported_by_the_reconciler(world: RolloutWorld) -> None:
+    function, release = gated(world, "traffic")
+    # DeploymentActions records the approval, then CodeDeploy refuses its report once.
+    world.sb.faults.fail(
+        "codedeploy", "PutLifecycleEventHookExecutionStatus", "AccessDeniedException", count=1
+    )
+    code, failed = cli(world, "approve", release.deployment_id)
+    assert code == 4, failed
+    gate = world.release_of_id(function, release.release_id).approval or {}
+    assert gate["status"] == "APPROVED" and gate["reported"] is False
+    # The reconciler's next run hands the recorded answer back to DeploymentActions, which reports it.
+    final = ended(world, function, release)
+    assert str(final.state) == "SUCCEEDED", final.reason
+    assert (final.approval or {})["reported"] is True
