@@ -994,3 +994,34 @@ def test_a_failing_check_never_opens_a_gate(world: World, lambda_context: Any) -
 
     assert result["status"] == "Failed" and world.statuses(deployment_id) == ["Failed"]
     assert world.stored(release).approval is None
+
+
+def test_a_repeated_invocation_racing_an_answered_gate_reports_the_answer_not_its_tests(
+    world: World, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rollout import approvals
+
+    checks = {"pre_traffic": [HEALTH], "approval": {"before": "traffic"}}
+    _, deployment_id = world.release(checks, current="6", target="7")
+    world.target.answer("7", "health", ok("7"))
+    _, execution_id = run_pre(world, deployment_id, lambda_context)
+    rejected = approvals.handle(
+        {"action": "reject", "deployment_id": deployment_id, "by": ALICE, "text": "no"}
+    )
+    assert rejected["ok"], rejected
+    # The repeated invocation read the release before the first one wrote anything (no results, no
+    # gate), so it tests again and passes; it must still report the rejection, never Succeeded.
+    from rollout import hooks
+
+    real_release_of = hooks.release_of
+
+    def read_before_the_gate(ledger: Ledger, deployment: Any) -> Release | None:
+        release = real_release_of(ledger, deployment)
+        if release is not None:
+            release.approval, release.hook_results = None, {}
+        return release
+
+    monkeypatch.setattr(hooks, "release_of", read_before_the_gate)
+    again = pre_app.lambda_handler(hook_event(deployment_id, execution_id), lambda_context)
+    assert again["status"] == "Failed"
+    assert "Succeeded" not in world.statuses(deployment_id)

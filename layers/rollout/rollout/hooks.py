@@ -241,6 +241,10 @@ def _hold_for_approval(
         return None
     if gate is None or gate.status != gates.GateStatus.AWAITING:
         outcome.awaiting_approval = False
+        if gate is not None:
+            # A repeated invocation raced the first one, whose gate was answered meanwhile: the
+            # answer stands, never this invocation's own test result.
+            outcome.verdict, outcome.reason = gate.verdict, _gate_reason(gate)
         return None
     logger.info("tests passed; awaiting approval", extra={"deadline": gate.deadline_at})
     reason = _join(outcome.reason, f"awaiting approval until {gate.deadline_at}")
@@ -352,11 +356,13 @@ def _outcome_of_gate(hook: str, gate: gates.Gate) -> HookOutcome | None:
         return HookOutcome(hook, AWAITING_APPROVAL, f"awaiting approval until {gate.deadline_at}")
     if gate.reported:
         return None
+    return HookOutcome(hook, gate.verdict, _gate_reason(gate))
+
+
+def _gate_reason(gate: gates.Gate) -> str:
     if gate.status == gates.GateStatus.APPROVED:
-        return HookOutcome(
-            hook, SUCCEEDED, f"approved by {gates.Approver.parse(gate.answered_by).describe()}"
-        )
-    return HookOutcome(hook, FAILED, gates.failure_reason(gate))
+        return f"approved by {gates.Approver.parse(gate.answered_by).describe()}"
+    return gates.failure_reason(gate)
 
 
 def turn_refusal(caller: HookCaller, deployment: Deployment, events: list[dict[str, Any]] | None) -> str:
