@@ -601,16 +601,28 @@ def run_demo(
     feed = Feed()
     # The sandbox's own log lines would tear the live view; its failures show up as outcomes instead.
     logging.getLogger("sandbox").setLevel(logging.CRITICAL)
-    slack_enabled = SLACK_PARAMETER in template_parameters(template)
+    from cli import demo_gate
+
+    known = template_parameters(template)
+    slack_enabled = SLACK_PARAMETER in known
+    # Slack's buttons: the receiver signs clicks with the app's signing secret, as Slack does.
+    gate_enabled = slack_enabled and demo_gate.SIGNING_PARAMETER in known
+    signing_secret = demo_gate.new_signing_secret()
     with SlackReceiver(feed) as slack:
 
         def parameters(endpoint_url: str) -> dict[str, str]:
             if not slack_enabled:
                 return {}
-            secret = boto3.client("secretsmanager", config=CLI_CONFIG).create_secret(
+            sm = boto3.client("secretsmanager", config=CLI_CONFIG)
+            secret = sm.create_secret(
                 Name="rollout-demo/slack-webhook", SecretString=json.dumps({"webhook_url": slack.url})
             )
-            return {SLACK_PARAMETER: secret["ARN"], SLACK_ORIGIN_PARAMETER: slack.origin}
+            found = {SLACK_PARAMETER: secret["ARN"], SLACK_ORIGIN_PARAMETER: slack.origin}
+            if gate_enabled:
+                signing = sm.create_secret(Name="rollout-demo/slack-signing", SecretString=signing_secret)
+                found[demo_gate.SIGNING_PARAMETER] = signing["ARN"]
+                found[demo_gate.APPROVERS_PARAMETER] = demo_gate.APPROVER
+            return found
 
         out.say(Text(f"starting the sandbox at {speed:g}x and provisioning {template.name}…", style="bold"))
         with running_sandbox(port, speed, STACK, template, parameters) as running, ExitStack() as alongside:
@@ -641,6 +653,8 @@ def run_demo(
                     ]
                     outcomes.extend(demo.release(step) for step in STORY[1:])
                     outcomes.extend(demo.burst())
+                    if gate_enabled:
+                        outcomes.append(demo_gate.approval_from_slack(demo, slack.origin, signing_secret))
                 outcomes.extend(demo.notifications(outcomes))
                 outcomes.extend(demo.slack(slack_enabled))
             demo.summary.outcomes = outcomes

@@ -378,6 +378,56 @@ def dashboard(
     run_dashboard(connect(stack, endpoint, region), Output.create(), port, open_browser, refresh)
 
 
+# --- approve / reject -------------------------------------------------------------------------------
+@app.command()
+@exits_cleanly
+def approve(
+    deployment_id: Annotated[str, typer.Argument(help="CodeDeploy deployment id (d-XXXXXXXXX).")],
+    comment: Annotated[str, typer.Option("--comment", help="Recorded and announced with the approval.")] = "",
+    stack: StackOpt = DEFAULT_STACK,
+    endpoint: EndpointOpt = None,
+    region: RegionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Approve a deployment waiting at its approval gate (traffic moves, or the deployment completes)."""
+    _answer_gate("approve", deployment_id, comment, stack, endpoint, region, as_json)
+
+
+@app.command()
+@exits_cleanly
+def reject(
+    deployment_id: Annotated[str, typer.Argument(help="CodeDeploy deployment id (d-XXXXXXXXX).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why; recorded and announced.")],
+    stack: StackOpt = DEFAULT_STACK,
+    endpoint: EndpointOpt = None,
+    region: RegionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Reject a deployment waiting at its approval gate: it fails and rolls back."""
+    if not reason.strip():
+        raise CliError("--reason must say why", ExitCode.USAGE)
+    _answer_gate("reject", deployment_id, reason, stack, endpoint, region, as_json)
+
+
+def _answer_gate(
+    action: str,
+    deployment_id: str,
+    text: str,
+    stack: str,
+    endpoint: str | None,
+    region: str | None,
+    as_json: bool,
+) -> None:
+    from cli.approvals import answer_gate, summary
+
+    out = Output.create(as_json)
+    answer = answer_gate(connect(stack, endpoint, region), action, deployment_id, text)
+    if as_json:
+        out.json(answer)
+    else:
+        out.say(Text(summary(action, answer), style="green" if action == "approve" else "yellow"))
+
+
 # --- sandbox up ------------------------------------------------------------------------------------
 @sandbox_app.command("up")
 @exits_cleanly

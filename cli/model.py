@@ -131,6 +131,12 @@ def release_why(release: Release) -> str:
         return release.reason
     if release.reason_code and release.state not in (State.SUCCEEDED, State.BOOTSTRAPPED):
         return release.reason_code
+    gate = release.approval or {}
+    if release.state == State.DEPLOYING and gate.get("status") == "AWAITING":
+        return (
+            f"awaiting approval before {gate.get('position')} until {gate.get('deadline_at')}: "
+            f"rollout approve {release.deployment_id} (or reject)"
+        )
     return {
         State.RECEIVED: "received, being checked",
         State.QUEUED: "waiting for the active deployment to end",

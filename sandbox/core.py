@@ -146,6 +146,7 @@ class Sandbox:
         from sandbox.alarms import AlarmEvaluator
         from sandbox.cloudwatch_api import register_cloudwatch_routes
         from sandbox.event_delivery import EventDelivery
+        from sandbox.function_urls import FunctionUrls
         from sandbox.iam import Iam
         from sandbox.iam import state as iam_state
         from sandbox.lambda_api import register_lambda_routes
@@ -167,6 +168,7 @@ class Sandbox:
         self._alarms = AlarmEvaluator(self)
         register_lambda_routes(self._app, self)
         register_cloudwatch_routes(self._app, self)
+        self._app.function_urls = FunctionUrls(self).serve
         self._server.start()
         self._lambda_service.start()
         self._events.start()

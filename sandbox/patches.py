@@ -38,6 +38,9 @@ def install() -> None:
         _patch_bucket_policy()
         _patch_iam()
         _patch_dynamodb()
+        from sandbox.function_urls import install_patch
+
+        install_patch()
         _installed = True
 
 

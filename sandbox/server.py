@@ -58,6 +58,8 @@ class SandboxApp:
         # sender (for Faults.kill_on_call); None for requests that no Lambda worker made.
         self.caller_of: Callable[[AwsRequest], tuple[str, Callable[[], None]] | None] | None = None
         self.iam: Iam | None = None  # set by the Sandbox; None: nobody is authorised
+        # Set by the Sandbox: serves Lambda function URLs (sandbox/function_urls.py).
+        self.function_urls: Callable[[dict[str, Any]], Response] | None = None
 
     def route(self, service: str, operation: str, handler: Handler) -> None:
         self.routes[(service, operation)] = handler
@@ -65,6 +67,8 @@ class SandboxApp:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if str(environ.get("PATH_INFO", "")).startswith("/_sandbox/"):
             return self._send(self._control(environ), start_response)
+        if str(environ.get("PATH_INFO", "")).startswith("/_lambda-url/") and self.function_urls is not None:
+            return self._send(self._function_url(environ), start_response)
         request = identify(environ)
         doomed = self._caller_to_kill(request)
         if doomed is not None and not doomed[0].after_call:
@@ -78,6 +82,16 @@ class SandboxApp:
             # The call is done; the caller dies before it reads the answer, so it never learns.
             doomed[1]()
         return answer
+
+    def _function_url(self, environ: dict[str, Any]) -> Response:
+        assert self.function_urls is not None
+        try:
+            return self.function_urls(environ)
+        except Exception:  # noqa: BLE001 - a sandbox bug answers as Lambda's own failure would
+            log.error("function URL request failed:\n%s", traceback.format_exc())
+            return Response(
+                500, b'{"Message": "Internal Server Error"}', {"Content-Type": "application/json"}
+            )
 
     def _caller_to_kill(self, request: AwsRequest) -> tuple[CallKill, Callable[[], None]] | None:
         """The Faults.kill_on_call rule that applies to this request's sender, and how to kill it."""

@@ -7,6 +7,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from rollout.approvals import sweep
 from rollout.config import Settings
 from rollout.deadlines import Deadline
 from rollout.deployment_events import DeploymentFacts
@@ -14,6 +15,7 @@ from rollout.ledger import Ledger
 from rollout.observability import logger, metrics, tracer
 from rollout.reconcile import reconcile
 from rollout.release_queue import QueueEffects
+from rollout.transitions import ReleaseContext
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -25,5 +27,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     ledger = Ledger(settings.ledger_table)
     summary = reconcile(ledger, settings, QueueEffects(), DeploymentFacts(), deadline=deadline)
     metrics.add_metric(name="ReconcilerRepairs", unit=MetricUnit.Count, value=summary.repaired)
-    metrics.add_metric(name="ReconcilerItemsFailed", unit=MetricUnit.Count, value=summary.items_failed)
-    return summary.as_dict()
+    gates = sweep(ReleaseContext.from_settings(settings, ledger), settings.deployment_actions_function)
+    metrics.add_metric(
+        name="ReconcilerItemsFailed", unit=MetricUnit.Count, value=summary.items_failed + gates["failed"]
+    )
+    return {**summary.as_dict(), "gates": gates}

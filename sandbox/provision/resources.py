@@ -641,6 +641,7 @@ def create_function(ctx: ResourceContext) -> Created:
         "SourceAccount",
         "EventSourceToken",
         "FunctionUrlAuthType",
+        "InvokedViaFunctionUrl",
         "PrincipalOrgID",
     ],
 )
@@ -658,12 +659,33 @@ def create_permission(ctx: ResourceContext) -> Created:
                 "SourceAccount",
                 "EventSourceToken",
                 "FunctionUrlAuthType",
+                "InvokedViaFunctionUrl",
                 "PrincipalOrgID",
             ],
         ),
     }
+    if "InvokedViaFunctionUrl" in request:
+        request["InvokedViaFunctionUrl"] = str(request["InvokedViaFunctionUrl"]).lower() == "true"
     ctx.client("lambda").add_permission(**request)
     return Created(statement_id)
+
+
+@handles(
+    "AWS::Lambda::Url",
+    properties=["TargetFunctionArn", "AuthType", "Qualifier", "Cors", "InvokeMode"],
+    attributes=["FunctionUrl", "FunctionArn"],
+)
+def create_function_url(ctx: ResourceContext) -> Created:
+    """Served locally by the sandbox (sandbox/function_urls.py): FunctionUrl is a 127.0.0.1 address."""
+    request = {
+        "FunctionName": ctx.require("TargetFunctionArn"),
+        "AuthType": ctx.require("AuthType"),
+        **_pick(ctx.properties, ["Qualifier", "Cors", "InvokeMode"]),
+    }
+    created = ctx.client("lambda").create_function_url_config(**request)
+    return Created(
+        created["FunctionArn"], {"FunctionUrl": created["FunctionUrl"], "FunctionArn": created["FunctionArn"]}
+    )
 
 
 @handles(

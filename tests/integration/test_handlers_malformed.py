@@ -17,6 +17,8 @@ HANDLERS = [
     "deployment_events",
     "reconciler",
     "slack_notifier",
+    "deployment_actions",
+    "slack_interactions",
 ]
 
 MALFORMED: list[Any] = [
@@ -29,6 +31,8 @@ MALFORMED: list[Any] = [
     {"Records": [{"Sns": {"Message": "{not json"}}]},
     {"DeploymentId": 42, "LifecycleEventHookExecutionId": None},
     {"requestContext": {"condition": "RetriesExhausted"}, "requestPayload": "garbage"},
+    {"action": "approve", "deployment_id": "d-AAAAAAAAA", "by": "nobody"},
+    {"headers": {"x-slack-signature": "v0=00"}, "requestContext": {"http": {"method": "POST"}}, "body": 7},
 ]
 
 

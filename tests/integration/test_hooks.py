@@ -900,3 +900,128 @@ def test_codedeploys_rollback_deployment_is_not_blocked(world: World, lambda_con
     assert result["status"] == "Succeeded"
     assert "restores version 1" in result["reason"]
     assert world.target.calls == []
+
+
+# --- approval gates ------------------------------------------------------------------------------
+ALICE = {"kind": "aws", "id": "arn:aws:iam::123456789012:user/alice"}
+
+
+def test_a_gate_holds_the_report_until_deployment_actions_answers_it_once(
+    world: World, lambda_context: Any
+) -> None:
+    from rollout import approvals
+
+    checks = {"pre_traffic": [HEALTH], "approval": {"before": "traffic", "timeout_minutes": 10}}
+    release, deployment_id = world.release(checks, current="6", target="7")
+    world.target.answer("7", "health", ok("7"))
+
+    result, execution_id = run_pre(world, deployment_id, lambda_context)
+
+    assert result["status"] == "AwaitingApproval"
+    assert world.statuses(deployment_id) == []  # nothing reported while the gate waits
+    stored = world.stored(release)
+    assert stored.approval is not None
+    assert stored.approval["status"] == "AWAITING" and stored.approval["execution_id"] == execution_id
+    assert stored.hook_results["pre_traffic"]["awaiting_approval"] is True
+    # A repeated invocation of the same execution neither tests again nor reports.
+    tested = len(world.target.calls)
+    again = pre_app.lambda_handler(hook_event(deployment_id, execution_id), lambda_context)
+    assert again["status"] == "AwaitingApproval"
+    assert world.statuses(deployment_id) == [] and len(world.target.calls) == tested
+
+    answer = approvals.handle({"action": "approve", "deployment_id": deployment_id, "by": ALICE})
+    assert answer["ok"] and answer["verdict"] == "Succeeded", answer
+    assert world.statuses(deployment_id) == ["Succeeded"]
+    assert world.reported(deployment_id, execution_id) == "Succeeded"
+    gate = world.stored(release).approval or {}
+    assert gate["status"] == "APPROVED" and gate["answered_by"]["id"] == ALICE["id"] and gate["reported"]
+
+    # Answered once: a second answer is refused and reports nothing.
+    refused = approvals.handle(
+        {"action": "reject", "deployment_id": deployment_id, "by": ALICE, "text": "changed my mind"}
+    )
+    assert refused["ok"] is False and refused["refused"] == "nothing_to_do"
+    assert "already answered: approved by" in refused["reason"]
+    after = pre_app.lambda_handler(hook_event(deployment_id, execution_id), lambda_context)
+    assert after["status"] == "AlreadyReported" and world.statuses(deployment_id) == ["Succeeded"]
+
+
+def test_a_rejected_gate_reports_failed_with_the_reason_on_the_release(
+    world: World, lambda_context: Any
+) -> None:
+    from rollout import approvals
+
+    checks = {"pre_traffic": [HEALTH], "approval": {"before": "traffic"}}
+    release, deployment_id = world.release(checks, current="6", target="7")
+    world.target.answer("7", "health", ok("7"))
+    run_pre(world, deployment_id, lambda_context)
+
+    answer = approvals.handle(
+        {"action": "reject", "deployment_id": deployment_id, "by": ALICE, "text": "not during the sale"}
+    )
+    assert answer["ok"] and answer["verdict"] == "Failed", answer
+    assert world.statuses(deployment_id) == ["Failed"]
+    stored = world.stored(release)
+    assert stored.reason_code == "HOOK_EXECUTION_FAILURE"
+    assert stored.reason == f"approval before traffic rejected by {ALICE['id']}: not during the sale"
+    assert stored.hook_results["pre_traffic"]["verdict"] == "Failed"
+
+
+def test_a_gate_not_yet_due_cannot_be_expired_and_unknown_deployments_have_none(
+    world: World, lambda_context: Any
+) -> None:
+    from rollout import approvals
+
+    checks = {"pre_traffic": [HEALTH], "approval": {"before": "traffic"}}
+    _, deployment_id = world.release(checks, current="6", target="7")
+    world.target.answer("7", "health", ok("7"))
+    run_pre(world, deployment_id, lambda_context)
+    reconciler = {"kind": "rollout", "id": "reconciler"}
+
+    early = approvals.handle({"action": "expire", "deployment_id": deployment_id, "by": reconciler})
+    assert early["ok"] is False and "open until" in early["reason"]
+    none = approvals.handle({"action": "approve", "deployment_id": "d-NOSUCHONE", "by": ALICE})
+    assert none["ok"] is False and none["refused"] == "not_found"
+    assert world.statuses(deployment_id) == []
+
+
+def test_a_failing_check_never_opens_a_gate(world: World, lambda_context: Any) -> None:
+    checks = {"pre_traffic": [HEALTH], "approval": {"before": "traffic"}}
+    release, deployment_id = world.release(checks, current="6", target="7")
+    world.target.answer("7", "health", reply("7", {"statusCode": 503}))
+
+    result, _ = run_pre(world, deployment_id, lambda_context)
+
+    assert result["status"] == "Failed" and world.statuses(deployment_id) == ["Failed"]
+    assert world.stored(release).approval is None
+
+
+def test_a_repeated_invocation_racing_an_answered_gate_reports_the_answer_not_its_tests(
+    world: World, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rollout import approvals
+
+    checks = {"pre_traffic": [HEALTH], "approval": {"before": "traffic"}}
+    _, deployment_id = world.release(checks, current="6", target="7")
+    world.target.answer("7", "health", ok("7"))
+    _, execution_id = run_pre(world, deployment_id, lambda_context)
+    rejected = approvals.handle(
+        {"action": "reject", "deployment_id": deployment_id, "by": ALICE, "text": "no"}
+    )
+    assert rejected["ok"], rejected
+    # The repeated invocation read the release before the first one wrote anything (no results, no
+    # gate), so it tests again and passes; it must still report the rejection, never Succeeded.
+    from rollout import hooks
+
+    real_release_of = hooks.release_of
+
+    def read_before_the_gate(ledger: Ledger, deployment: Any) -> Release | None:
+        release = real_release_of(ledger, deployment)
+        if release is not None:
+            release.approval, release.hook_results = None, {}
+        return release
+
+    monkeypatch.setattr(hooks, "release_of", read_before_the_gate)
+    again = pre_app.lambda_handler(hook_event(deployment_id, execution_id), lambda_context)
+    assert again["status"] == "Failed"
+    assert "Succeeded" not in world.statuses(deployment_id)

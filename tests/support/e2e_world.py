@@ -442,6 +442,8 @@ def rollout_world(
     fault_seed: int = 11,
     parameters: dict[str, str] | None = None,
     gsi_lag: float | None = None,
+    slack_signing_secret: str = "",
+    slack_approvers: str = "",
 ) -> Iterator[RolloutWorld]:
     """A sandbox at `speed` with the stack provisioned and Slack wired to a local receiver.
 
@@ -465,6 +467,16 @@ def rollout_world(
         secret_arn = secrets.create_secret(
             Name=f"{stack_name}/slack-webhook", SecretString=json.dumps({"webhook_url": slack.url})
         )["ARN"]
+        if slack_signing_secret:
+            # The buttons' endpoint: a signing secret and the Slack users allowed to use it.
+            parameters = {
+                "SlackSigningSecretArn": secrets.create_secret(
+                    Name=f"{stack_name}/slack-signing",
+                    SecretString=json.dumps({"signing_secret": slack_signing_secret}),
+                )["ARN"],
+                "SlackApprovers": slack_approvers,
+                **(parameters or {}),
+            }
         stack = provision_stack(
             sb.endpoint_url,
             TEMPLATE,

@@ -212,9 +212,11 @@ def assert_rollout_stack_wired(c: Clients, stack: ProvisionedStack, *, slack_sec
     name = stack.stack_name
     functions = stack.function_names
     expected_functions = {"ArtifactDeployer", "PreTrafficHook", "PostTrafficHook", "HookFailureReporter"}
-    expected_functions |= {"DeploymentEvents", "Reconciler"} | (
+    expected_functions |= {"DeploymentEvents", "Reconciler", "DeploymentActions"} | (
         {"SlackNotifier"} if slack_secret_arn else set()
     )
+    # The buttons' endpoint exists only with a signing secret as well (HasSlackInteractivity).
+    expected_functions |= {"SlackInteractions"} if "SlackInteractionsUrl" in out else set()
     assert set(functions) == expected_functions
     assert out["PreTrafficHookName"] == f"CodeDeployHook_{name}_PreTraffic"
     assert out["PostTrafficHookName"] == f"CodeDeployHook_{name}_PostTraffic"

@@ -73,6 +73,69 @@ class SlackReceiver:
         with self._lock:
             return [p.payload for p in self.posts]
 
+    # --- Slack's side of the buttons: a click sent to the stack's interactivity endpoint -------------
+    RESPONSE_PATH = "/actions/T000LOCAL/1000000001/localresponsesecret"
+
+    def thread_replies(self) -> list[dict[str, Any]]:
+        """What the endpoint answered through the clicks' response_url (replies in the thread)."""
+        with self._lock:
+            return [p.payload for p in self.posts if p.path == self.RESPONSE_PATH]
+
+    def click(
+        self,
+        endpoint: str,
+        signing_secret: str,
+        action_id: str,
+        deployment_id: str,
+        user_id: str,
+        user_name: str = "ops",
+        timestamp: int | None = None,
+        signature: str | None = None,
+    ) -> tuple[int, str]:
+        """POST a signed block_actions request, as Slack does when someone clicks a button."""
+        import time
+        import urllib.error
+        import urllib.request
+        from urllib.parse import urlencode
+
+        from slack_sdk.signature import SignatureVerifier
+
+        payload = {
+            "type": "block_actions",
+            "user": {"id": user_id, "username": user_name, "team_id": "T000LOCAL"},
+            "team": {"id": "T000LOCAL"},
+            "container": {"type": "message", "message_ts": "1700000000.000100", "channel_id": "C000LOCAL"},
+            "channel": {"id": "C000LOCAL"},
+            "message": {"ts": "1700000000.000100", "text": "rollout"},
+            "response_url": f"{self.origin}{self.RESPONSE_PATH.lstrip('/')}",
+            "actions": [
+                {
+                    "action_id": action_id,
+                    "block_id": "rollout-actions",
+                    "value": deployment_id,
+                    "type": "button",
+                }
+            ],
+        }
+        body = urlencode({"payload": json.dumps(payload)})
+        stamp = str(int(time.time()) if timestamp is None else timestamp)
+        signed = signature or SignatureVerifier(signing_secret).generate_signature(timestamp=stamp, body=body)
+        request = urllib.request.Request(
+            endpoint,
+            data=body.encode(),
+            method="POST",
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Slack-Request-Timestamp": stamp,
+                "X-Slack-Signature": str(signed),
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
 
 @contextmanager
 def slack_receiver() -> Iterator[SlackReceiver]:

@@ -216,3 +216,14 @@ def test_release_rendering() -> None:
     assert model.when_text(rel) == "2026-01-01 12:00:00Z (6m30s)"
     assert model.release_why(rel) == "new version live"
     assert render.release_line(rel) == "orders 0001: SUCCEEDED 3 → 4 d-ABCDEFGH1 - new version live"
+
+
+def test_a_release_waiting_at_its_gate_says_how_to_answer() -> None:
+    rel = Release(function="orders", release_id="0002", state=State.DEPLOYING, deployment_id="d-ABCDEFGH2")
+    assert model.release_why(rel) == "deployment in progress"
+    rel.approval = {"status": "AWAITING", "position": "traffic", "deadline_at": "2026-01-01T12:30:00.000Z"}
+    assert model.release_why(rel) == (
+        "awaiting approval before traffic until 2026-01-01T12:30:00.000Z: rollout approve d-ABCDEFGH2 (or reject)"
+    )
+    rel.approval = {**rel.approval, "status": "APPROVED"}
+    assert model.release_why(rel) == "deployment in progress"

@@ -56,6 +56,8 @@ FUNCTION_DIRS = {
     "DeploymentEvents": "deployment_events",
     "Reconciler": "reconciler",
     "SlackNotifier": "slack_notifier",
+    "DeploymentActions": "deployment_actions",
+    "SlackInteractions": "slack_interactions",
 }
 
 
@@ -404,6 +406,8 @@ def test_actions_on_target_functions_require_the_managed_tag(translated: dict[st
         # The reconciler hands lost work back to these two (it may invoke them, never change them).
         '"ArtifactDeployer"',
         '"DeploymentEvents"',
+        # The reconciler and the Slack endpoint hand gate answers to it.
+        '"DeploymentActions"',
     )
     checked = 0
     for owner, stmt in allow_statements(translated):
@@ -421,6 +425,42 @@ def test_actions_on_target_functions_require_the_managed_tag(translated: dict[st
     assert checked >= 3  # the release starters, the hooks and CodeDeploy's role
 
 
+def test_only_the_hooks_and_deployment_actions_may_report_a_hooks_verdict(template: dict[str, Any]) -> None:
+    action = "codedeploy:PutLifecycleEventHookExecutionStatus"
+    roles = {r for r in resources_of(template, "AWS::IAM::Role") if allowed(template, r, action)}
+    assert roles == {"HookRole", "HookFailureReporterRole", "DeploymentActionsRole"}
+    # Gates exist only on this stack's deployments: DeploymentActions never reports for other applications.
+    (grant,) = allowed(template, "DeploymentActionsRole", action)
+    assert grant["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:codedeploy:${AWS::Region}:${AWS::AccountId}:deploymentgroup:${CodeDeployApplication}/*"
+    }
+
+
+def test_the_slack_endpoint_acts_only_through_deployment_actions(template: dict[str, Any]) -> None:
+    role = "SlackInteractionsRole"
+    actions = {a for s in role_statements(template, role) for a in actions_of(s)}
+    assert not {a for a in actions if a.startswith("codedeploy:")}
+    (invoke,) = allowed(template, role, "lambda:InvokeFunction")
+    assert invoke["Resource"] == {"Fn::GetAtt": ["DeploymentActions", "Arn"]}
+    (remember,) = allowed(template, role, "dynamodb:PutItem")
+    assert remember["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["SEEN"]}}
+    assert actions == {
+        "secretsmanager:GetSecretValue",
+        "kms:Decrypt",
+        "lambda:InvokeFunction",
+        "dynamodb:PutItem",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+    }
+    props = template["Resources"]["SlackInteractions"]["Properties"]
+    assert props["FunctionUrlConfig"] == {"AuthType": "NONE"}  # Slack cannot sign with AWS credentials
+    variables = props["Environment"]["Variables"]
+    assert variables["SLACK_ALLOWED_USERS"] == {"Ref": "SlackApprovers"}
+    assert template["Parameters"]["SlackApprovers"]["Default"] == ""  # nobody, until the operator says
+
+
 def test_the_deployer_can_publish_and_bootstrap_but_not_move_traffic(template: dict[str, Any]) -> None:
     for action in (
         "lambda:UpdateFunctionCode",
@@ -434,7 +474,7 @@ def test_the_deployer_can_publish_and_bootstrap_but_not_move_traffic(template: d
     assert not allowed(template, "ArtifactDeployerRole", "lambda:InvokeFunction")
 
 
-def test_the_reconciler_hands_lost_work_only_to_the_deployer_and_deployment_events(
+def test_the_reconciler_hands_lost_work_only_to_the_deployer_deployment_events_and_gates(
     template: dict[str, Any],
 ) -> None:
     invokes = allowed(template, "ReconcilerRole", "lambda:InvokeFunction")
@@ -442,7 +482,10 @@ def test_the_reconciler_hands_lost_work_only_to_the_deployer_and_deployment_even
     assert targets == [
         {"Fn::GetAtt": ["ArtifactDeployer", "Arn"]},
         {"Fn::GetAtt": ["DeploymentEvents", "Arn"]},
+        {"Fn::GetAtt": ["DeploymentActions", "Arn"]},
     ]
+    # Expired gates are reported by DeploymentActions: the reconciler never reports a verdict itself.
+    assert not allowed(template, "ReconcilerRole", "codedeploy:PutLifecycleEventHookExecutionStatus")
     variables = template["Resources"]["Reconciler"]["Properties"]["Environment"]["Variables"]
     assert variables["ARTIFACT_DEPLOYER_FUNCTION"] == {"Ref": "ArtifactDeployer"}
     assert variables["DEPLOYMENT_EVENTS_FUNCTION"] == {"Ref": "DeploymentEvents"}
@@ -518,7 +561,7 @@ def test_canary_alarms_are_managed_only_under_the_stacks_prefix(template: dict[s
         ("s3:", {"ArtifactBucket"}),
         ("sns:", {"NotificationTopic"}),
         ("sqs:", {"UndeliveredEventsQueue"}),
-        ("secretsmanager:", {"SlackWebhookSecretArn"}),
+        ("secretsmanager:", {"SlackWebhookSecretArn", "SlackSigningSecretArn"}),
         (
             "logs:",
             {
@@ -531,6 +574,8 @@ def test_canary_alarms_are_managed_only_under_the_stacks_prefix(template: dict[s
                     "SlackNotifier",
                     "PreTrafficHook",
                     "PostTrafficHook",
+                    "DeploymentActions",
+                    "SlackInteractions",
                 ]
             },
         ),
@@ -752,14 +797,18 @@ def test_slack_resources_exist_only_with_a_webhook_secret(translated: dict[str, 
     slack = {n: r for n, r in translated["Resources"].items() if "Slack" in n}
     assert {"SlackNotifier", "SlackNotifierRole", "SlackNotifierLogGroup"} <= set(slack)
     assert any(r["Type"] == "AWS::SNS::Subscription" for r in slack.values())
+    # The buttons' endpoint also needs a signing secret (HasSlackInteractivity implies HasSlack).
+    conditions = {"HasSlack", "HasSlackInteractivity"}
     for name, res in slack.items():
-        assert res.get("Condition") == "HasSlack", name
+        want = "HasSlackInteractivity" if name.startswith("SlackInteractions") else "HasSlack"
+        assert res.get("Condition") == want, name
     for name, res in translated["Resources"].items():
-        if res.get("Condition") != "HasSlack":
+        if res.get("Condition") not in conditions:
             assert not any(mentions(res, s) for s in slack), f"{name} needs a Slack resource"
     for name, output in translated["Outputs"].items():
         if any(mentions(output, s) for s in slack):
-            assert output.get("Condition") == "HasSlack", name
+            assert output.get("Condition") in conditions, name
+    assert translated["Conditions"]["HasSlackInteractivity"]["Fn::And"][0] == {"Condition": "HasSlack"}
     assert translated["Conditions"]["HasSlack"] == {
         "Fn::Not": [{"Fn::Equals": [{"Ref": "SlackWebhookSecretArn"}, ""]}]
     }

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     pass
 
 from rollout.errors import ChecksError
+from rollout.gates import DEFAULT_TIMEOUT_MINUTES, MAX_TIMEOUT_MINUTES, MIN_TIMEOUT_MINUTES
 
 CHECKS_FILENAMES = ("rollout.json", "rollout.yaml", "rollout.yml")
 
@@ -54,7 +55,11 @@ CANARY_DEFAULTS: dict[str, Any] = {
 _CHECK_FIELDS = {"name", "event", "expect", "max_duration_ms"}
 # "probe": false opts out of the start probe the pre-traffic hook sends when there are no
 # pre-traffic checks (for functions where any invocation has side effects); see docs/HOOKS.md.
-_TOP_FIELDS = {*PHASES, "canary", "strict", "probe"}
+_TOP_FIELDS = {*PHASES, "canary", "strict", "probe", "approval"}
+# "approval" asks for a person before traffic moves or before the deployment completes (gates.py).
+# The timeout stays below CodeDeploy's one-hour hook limit (see gates.MAX_TIMEOUT_MINUTES).
+APPROVAL_POSITIONS = ("traffic", "completion")
+_APPROVAL_FIELDS = {"before", "timeout_minutes"}
 
 
 def parse_checks(raw: bytes | str | dict[str, Any], filename: str = "rollout.json") -> dict[str, Any]:
@@ -72,6 +77,8 @@ def parse_checks(raw: bytes | str | dict[str, Any], filename: str = "rollout.jso
     if "strict" in document:
         normalised["strict"] = _bool(document["strict"], "strict")
     normalised["probe"] = _bool(document["probe"], "probe") if "probe" in document else True
+    if "approval" in document:
+        normalised["approval"] = _approval(document["approval"])
     size = stored_size(normalised)
     if size > MAX_STORED_CHECKS_BYTES:
         raise ChecksError(
@@ -415,6 +422,28 @@ def _canary(value: Any) -> dict[str, Any]:
         "min_invocations": _int(merged["min_invocations"], "canary.min_invocations", 0, None),
         "strict": _bool(merged["strict"], "canary.strict"),
     }
+
+
+def _approval(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ChecksError("approval", f"must be a mapping, got {_kind(value)}")
+    unknown = sorted(set(map(str, value)) - _APPROVAL_FIELDS)
+    if unknown:
+        raise ChecksError(
+            f"approval.{unknown[0]}", f"unknown field (allowed: {', '.join(sorted(_APPROVAL_FIELDS))})"
+        )
+    before = value.get("before")
+    if before not in APPROVAL_POSITIONS:
+        raise ChecksError(
+            "approval.before", f"must be one of {', '.join(APPROVAL_POSITIONS)}, got {_kind(before)}"
+        )
+    minutes = _int(
+        value.get("timeout_minutes", DEFAULT_TIMEOUT_MINUTES),
+        "approval.timeout_minutes",
+        MIN_TIMEOUT_MINUTES,
+        MAX_TIMEOUT_MINUTES,
+    )
+    return {"before": before, "timeout_minutes": minutes}
 
 
 def _int(value: Any, field: str, low: int, high: int | None) -> int:

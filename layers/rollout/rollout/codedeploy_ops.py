@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from rollout import aws
@@ -196,3 +197,24 @@ def put_hook_status(deployment_id: str, execution_id: str, status: str) -> None:
     aws.client("codedeploy").put_lifecycle_event_hook_execution_status(
         deploymentId=deployment_id, lifecycleEventHookExecutionId=execution_id, status=status
     )
+
+
+def deployment_and_clock(deployment_id: str) -> tuple[dict[str, Any], datetime | None]:
+    """GetDeployment's deploymentInfo and CodeDeploy's clock when it answered (the Date header).
+
+    Approval gates count their minutes on CodeDeploy's clock, the one its hook limit runs on (the
+    local sandbox runs it faster than real time); None when the answer carries no Date.
+    """
+    resp = aws.client("codedeploy").get_deployment(deploymentId=deployment_id)
+    stamp = resp.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    try:
+        clock = parsedate_to_datetime(stamp) if stamp else None
+    except (TypeError, ValueError):
+        clock = None
+    return dict(resp["deploymentInfo"]), clock
+
+
+def stop_deployment(deployment_id: str) -> dict[str, Any]:
+    """StopDeployment with CodeDeploy's rollback: the alias goes back to the version it served."""
+    resp = aws.client("codedeploy").stop_deployment(deploymentId=deployment_id, autoRollbackEnabled=True)
+    return {"status": resp.get("status"), "message": resp.get("statusMessage")}

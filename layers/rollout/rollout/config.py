@@ -26,6 +26,8 @@ class Settings:
     deployment_events_function: str = ""
     reconciler_function: str = ""
     undelivered_events_queue_url: str = ""
+    # What answers approval gates (and what the reconciler hands expired gates to).
+    deployment_actions_function: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -47,5 +49,6 @@ class Settings:
             deployment_events_function=env.get("DEPLOYMENT_EVENTS_FUNCTION", ""),
             reconciler_function=env.get("RECONCILER_FUNCTION", ""),
             undelivered_events_queue_url=env.get("UNDELIVERED_EVENTS_QUEUE_URL", ""),
+            deployment_actions_function=env.get("DEPLOYMENT_ACTIONS_FUNCTION", ""),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION", "us-east-1"),
         )

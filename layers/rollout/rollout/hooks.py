@@ -22,7 +22,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import CodeDeployLifecycleHookEvent
 
-from rollout import aws, codedeploy_ops, lambda_ops, s3_ops
+from rollout import approvals, aws, codedeploy_ops, gates, lambda_ops, s3_ops
 from rollout.appspec import LambdaAppSpec, parse_appspec, release_id_in
 from rollout.canary import CanaryPolicy, CanaryVerdict, judge_canary, traffic_window
 from rollout.check_runner import (
@@ -43,6 +43,7 @@ from rollout.errors import ChecksUnavailable, HookEventError
 from rollout.lambda_metrics import read_version_figures
 from rollout.ledger import Ledger, Release, now_iso
 from rollout.observability import logger, metrics
+from rollout.transitions import ReleaseContext
 
 PRE_TRAFFIC = "pre_traffic"
 POST_TRAFFIC = "post_traffic"
@@ -52,6 +53,7 @@ REASON_CODE = "HOOK_EXECUTION_FAILURE"
 # The lifecycle event each hook answers; it acts only while that event is in progress.
 LIFECYCLE_EVENTS = {PRE_TRAFFIC: "BeforeAllowTraffic", POST_TRAFFIC: "AfterAllowTraffic"}
 REFUSED = "Refused"  # not this hook's turn: nothing is tested, recorded or reported
+AWAITING_APPROVAL = "AwaitingApproval"  # tests passed; a person answers (rollout.approvals)
 CHECKS_TAG = "rollout:checks"
 
 # Time kept back from the hook's own timeout for recording results and reporting the status.
@@ -103,6 +105,7 @@ class HookOutcome:
     warnings: list[str] = field(default_factory=list)
     checks_origin: str = ""
     tested: str = ""
+    awaiting_approval: bool = False
 
     @property
     def passed(self) -> bool:
@@ -117,6 +120,7 @@ class HookOutcome:
             "warnings": list(self.warnings),
             "checks_origin": self.checks_origin,
             "tested": self.tested,
+            "awaiting_approval": self.awaiting_approval,
             "deployment_id": event.deployment_id,
             "execution_id": event.execution_id,
             "reported": reported,
@@ -177,13 +181,14 @@ def handle_lifecycle_event(
     if outcome is None:
         logger.info("this hook execution was already reported; not reporting again")
         return {"status": "AlreadyReported", "deploymentId": lifecycle.deployment_id}
-    if outcome.verdict == REFUSED:
-        # Reporting would answer for another hook's lifecycle event (a confused deputy).
-        logger.error("not this hook's lifecycle event; nothing reported", extra={"reason": outcome.reason})
-        return {"status": REFUSED, "reason": outcome.reason, "deploymentId": lifecycle.deployment_id}
+    if outcome.verdict in (REFUSED, AWAITING_APPROVAL):
+        return _not_reported(outcome, lifecycle)
 
     _emit_metrics(outcome)
     release = progress.release or _release_to_record_on(ledger, lifecycle, outcome)
+    held = _hold_for_approval(settings, ledger, release, lifecycle, outcome)
+    if held is not None:
+        return held
     _record(ledger, release, lifecycle, outcome, reported=False)
     log = logger.info if outcome.passed else logger.warning
     log(
@@ -193,6 +198,57 @@ def handle_lifecycle_event(
     if report_status(lifecycle, outcome.verdict):
         _record(ledger, release, lifecycle, outcome, reported=True)
     return {"status": outcome.verdict, "reason": outcome.reason, "deploymentId": lifecycle.deployment_id}
+
+
+def _not_reported(outcome: HookOutcome, lifecycle: LifecycleEvent) -> dict[str, Any]:
+    if outcome.verdict == REFUSED:
+        # Reporting would answer for another hook's lifecycle event (a confused deputy).
+        logger.error("not this hook's lifecycle event; nothing reported", extra={"reason": outcome.reason})
+    else:
+        logger.info("repeated invocation of a gate that awaits approval; nothing reported")
+    return {"status": outcome.verdict, "reason": outcome.reason, "deploymentId": lifecycle.deployment_id}
+
+
+def _hold_for_approval(
+    settings: Settings,
+    ledger: Ledger | None,
+    release: Release | None,
+    lifecycle: LifecycleEvent,
+    outcome: HookOutcome,
+) -> dict[str, Any] | None:
+    """When the tests passed and the release asks for a person at this step: open the gate, record,
+    return without reporting (the answer is reported by deployment_actions). None otherwise; a gate
+    that cannot be opened turns the outcome into Failed (fail closed)."""
+    if ledger is None or release is None or not outcome.passed:
+        return None
+    if gates.wanted(release.checks, outcome.hook) is None:
+        return None
+    # The test results are on the release before the gate opens: whoever answers sees what passed.
+    outcome.awaiting_approval = True
+    _record(ledger, release, lifecycle, outcome, reported=False)
+    ctx = ReleaseContext.from_settings(settings, ledger)
+    try:
+        gate = approvals.open_gate(
+            ctx, release, outcome.hook, lifecycle.deployment_id, lifecycle.execution_id
+        )
+    except Exception as exc:
+        logger.exception("could not open the approval gate; reporting Failed")
+        outcome.verdict = FAILED
+        outcome.awaiting_approval = False
+        outcome.reason = (
+            f"{LABELS[outcome.hook]} approval gate could not be opened: {type(exc).__name__}: {exc}"
+        )
+        return None
+    if gate is None or gate.status != gates.GateStatus.AWAITING:
+        outcome.awaiting_approval = False
+        if gate is not None:
+            # A repeated invocation raced the first one, whose gate was answered meanwhile: the
+            # answer stands, never this invocation's own test result.
+            outcome.verdict, outcome.reason = gate.verdict, _gate_reason(gate)
+        return None
+    logger.info("tests passed; awaiting approval", extra={"deadline": gate.deadline_at})
+    reason = _join(outcome.reason, f"awaiting approval until {gate.deadline_at}")
+    return {"status": AWAITING_APPROVAL, "reason": reason, "deploymentId": lifecycle.deployment_id}
 
 
 def _run_with_deadline(
@@ -268,6 +324,9 @@ def _evaluate(
     release = release_of(ledger, deployment) if ledger else None
     with progress.lock:
         progress.release = release
+    gate = approvals.stored_gate(release, hook, lifecycle.execution_id)
+    if gate is not None:
+        return _outcome_of_gate(hook, gate)
     previous = (release.hook_results or {}).get(hook) if release else None
     if previous and previous.get("execution_id") == lifecycle.execution_id:
         # A repeated invocation of an execution already judged: report that verdict, do not re-test.
@@ -289,6 +348,21 @@ def _evaluate(
     if hook == PRE_TRAFFIC:
         return evaluate_pre_traffic(deployment, checks, origin, invoke, progress, deadline, clock)
     return evaluate_post_traffic(deployment, checks, origin, invoke, progress, deadline, clock)
+
+
+def _outcome_of_gate(hook: str, gate: gates.Gate) -> HookOutcome | None:
+    """A repeated invocation of a gated execution: wait on, report the answer, or nothing if reported."""
+    if gate.status == gates.GateStatus.AWAITING:
+        return HookOutcome(hook, AWAITING_APPROVAL, f"awaiting approval until {gate.deadline_at}")
+    if gate.reported:
+        return None
+    return HookOutcome(hook, gate.verdict, _gate_reason(gate))
+
+
+def _gate_reason(gate: gates.Gate) -> str:
+    if gate.status == gates.GateStatus.APPROVED:
+        return f"approved by {gates.Approver.parse(gate.answered_by).describe()}"
+    return gates.failure_reason(gate)
 
 
 def turn_refusal(caller: HookCaller, deployment: Deployment, events: list[dict[str, Any]] | None) -> str:

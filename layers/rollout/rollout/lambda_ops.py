@@ -229,3 +229,21 @@ def invoke_async(function: str, event: dict[str, Any]) -> None:
     aws.client("lambda").invoke(
         FunctionName=function, InvocationType="Event", Payload=json.dumps(event).encode("utf-8")
     )
+
+
+def invoke_sync(function: str, event: dict[str, Any]) -> tuple[Any, str | None]:
+    """Invoke a control-plane function with `event` and wait: (its JSON answer, FunctionError or None).
+
+    Never retried: an action (approve, reject, abort) must not run twice; a second run would be
+    refused anyway (a gate is answered once), but its refusal would hide the first run's answer.
+    """
+    response = aws.check_invoke_client().invoke(
+        FunctionName=function, InvocationType="RequestResponse", Payload=json.dumps(event).encode("utf-8")
+    )
+    body = response.get("Payload")
+    raw = body.read() if body is not None else b""
+    try:
+        answer = json.loads(raw or b"null")
+    except ValueError:
+        answer = None
+    return answer, response.get("FunctionError") or None

@@ -68,6 +68,8 @@ class Release:
     checks: dict[str, Any] | None = None
     # Results the hooks record: {"pre_traffic": {...}, "post_traffic": {...}}.
     hook_results: dict[str, Any] = field(default_factory=dict)
+    # The approval gate (gates.Gate's record) when the release's checks ask for a person.
+    approval: dict[str, Any] | None = None
     # Names of the per-release canary alarms, deleted when the release ends.
     alarms: list[str] = field(default_factory=list)
     received_at: str = ""
@@ -313,6 +315,79 @@ class Ledger:
             ExpressionAttributeNames={"#hr": "hook_results", "#h": hook},
             ExpressionAttributeValues={":r": _to_dynamo(result)},
         )
+
+    def first_sighting(self, key: str, keep_seconds: int) -> bool:
+        """Record `key` (a request's fingerprint); False when it was recorded before (a replay).
+
+        Kept `keep_seconds` (an `expires_at` a TTL may use); an expired record counts as unseen."""
+        now = time.time()
+        try:
+            self._table.put_item(
+                Item={"pk": "SEEN", "sk": key, "expires_at": Decimal(int(now + keep_seconds))},
+                ConditionExpression=Attr("pk").not_exists() | Attr("expires_at").lt(Decimal(int(now))),
+            )
+        except Exception as exc:
+            if aws.error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    # --- approval gates (rollout.gates) ---------------------------------------------------------
+    def open_gate(self, function: str, release_id: str, record: dict[str, Any]) -> bool:
+        """Store the release's gate; False when the release already has one (a gate opens once)."""
+        return self._conditional_gate_write(
+            function, release_id, record, "attribute_exists(pk) AND attribute_not_exists(#a)", {}
+        )
+
+    def answer_gate(self, function: str, release_id: str, execution_id: str, record: dict[str, Any]) -> bool:
+        """Replace an AWAITING gate of `execution_id` with its answer; False when it is no longer
+        awaiting (answered, expired) or belongs to another execution: one answer ever counts."""
+        return self._conditional_gate_write(
+            function,
+            release_id,
+            record,
+            "#a.#s = :awaiting AND #a.#x = :x",
+            {":awaiting": "AWAITING", ":x": execution_id},
+            {"#s": "status", "#x": "execution_id"},
+        )
+
+    def mark_gate_reported(self, function: str, release_id: str, execution_id: str) -> None:
+        """CodeDeploy has the gate's verdict (a repeated hook invocation then reports nothing)."""
+        self._table.update_item(
+            Key=_release_key(function, release_id),
+            UpdateExpression="SET #a.#r = :t, #u = :u",
+            ConditionExpression="#a.#x = :x",
+            ExpressionAttributeNames={
+                "#a": "approval",
+                "#r": "reported",
+                "#x": "execution_id",
+                "#u": "updated_at",
+            },
+            ExpressionAttributeValues={":t": True, ":x": execution_id, ":u": now_iso()},
+        )
+
+    def _conditional_gate_write(
+        self,
+        function: str,
+        release_id: str,
+        record: dict[str, Any],
+        condition: str,
+        values: dict[str, Any],
+        names: dict[str, str] | None = None,
+    ) -> bool:
+        try:
+            self._table.update_item(
+                Key=_release_key(function, release_id),
+                UpdateExpression="SET #a = :record, #u = :u",
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#a": "approval", "#u": "updated_at", **(names or {})},
+                ExpressionAttributeValues={":record": _to_dynamo(record), ":u": now_iso(), **values},
+            )
+        except Exception as exc:
+            if aws.error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     # --- the per-function lock --------------------------------------------------------------
     def acquire_lock(self, function: str, release_id: str) -> bool:

@@ -31,6 +31,11 @@ KINDS: dict[str, tuple[str, str]] = {
     "deployment.succeeded": ("success", "{function}: v{target} is live"),
     "deployment.rolled_back": ("error", "{function}: v{target} rolled back to v{current}"),
     "deployment.failed": ("error", "{function}: deployment of v{target} failed"),
+    # Approval gates (rollout.gates): the message's `approval` says where, until when and who answered.
+    "approval.requested": ("warning", "{function}: v{target} awaits approval"),
+    "approval.approved": ("info", "{function}: v{target} approved"),
+    "approval.rejected": ("error", "{function}: v{target} rejected"),
+    "approval.expired": ("error", "{function}: v{target} not approved in time"),
     # Traffic may still reach the version being rolled back: people must act on the alias now.
     "deployment.rollback_failed": (
         "critical",
@@ -110,7 +115,12 @@ def build(kind: str, release: Release, region: str, **extra: Any) -> Notificatio
         target=release.target_version or "?",
         config=release.deployment_config or "default",
     )
-    if release.reason and severity in ("error", "critical"):
+    approval = extra.get("approval")
+    if kind.startswith("approval.") and isinstance(approval, dict):
+        # Who answered, and what they said, rather than the release's reason.
+        subject += f" by {approval['by']}" if approval.get("by") and kind != "approval.expired" else ""
+        subject += f": {approval['comment']}" if approval.get("comment") else ""
+    elif release.reason and severity in ("error", "critical"):
         subject = f"{subject}: {release.reason}"
     subject = " ".join(subject.encode("ascii", "replace").decode().split())
     if len(subject) > SUBJECT_LIMIT:

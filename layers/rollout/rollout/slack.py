@@ -41,6 +41,10 @@ STYLE: dict[str, tuple[str, str]] = {
     "release.rejected": (":no_entry:", RED),
     "release.unchanged": (":heavy_minus_sign:", GREY),
     "release.bootstrapped": (":seedling:", GREEN),
+    "approval.requested": (":raised_hand:", AMBER),
+    "approval.approved": (":white_check_mark:", BLUE),
+    "approval.rejected": (":no_entry:", RED),
+    "approval.expired": (":alarm_clock:", RED),
 }
 SEVERITY_STYLE = {
     "success": (":white_check_mark:", GREEN),
@@ -72,8 +76,10 @@ def parse_notification(raw: str) -> dict[str, Any]:
     return message
 
 
-def render(message: dict[str, Any]) -> dict[str, Any]:
-    """The webhook payload for a notification: a fallback `text` and one coloured attachment of blocks."""
+def render(message: dict[str, Any], interactive: bool = False) -> dict[str, Any]:
+    """The webhook payload for a notification: a fallback `text` and one coloured attachment of blocks.
+
+    `interactive` (the stack has a Slack interactivity endpoint) adds the action buttons."""
     kind = str(message.get("kind", ""))
     emoji, colour = STYLE.get(kind) or SEVERITY_STYLE.get(str(message.get("severity")), (":bell:", GREY))
     title = str(message.get("title") or kind)
@@ -109,6 +115,9 @@ def render(message: dict[str, Any]) -> dict[str, Any]:
     buttons = _buttons(message.get("links"))
     if buttons:
         blocks.append({"type": "actions", "elements": buttons})
+    actions = action_buttons(message) if interactive else []
+    if actions:
+        blocks.append({"type": "actions", "block_id": "rollout-actions", "elements": actions})
 
     fallback = title
     if isinstance(reason, dict) and reason.get("text") and str(reason["text"]) not in title:
@@ -205,11 +214,22 @@ def _context(message: dict[str, Any]) -> str:
     artifact = _dict(message.get("artifact"))
     if artifact.get("key"):
         bits.append(f"artifact `{_escape(str(artifact['key']))}`")
+    approval = _dict(message.get("approval"))
+    if approval.get("position"):
+        bits.append(_approval_text(approval))
     if message.get("superseded_by"):
         bits.append(f"superseded by release `{_escape(str(message['superseded_by']))}`")
     if message.get("at"):
         bits.append(str(message["at"]))
     return _clip(" · ".join(bits), SECTION_LIMIT)
+
+
+def _approval_text(approval: dict[str, Any]) -> str:
+    text = f"approval before {_escape(str(approval['position']))}"
+    if approval.get("status") == "AWAITING":
+        return f"{text}, open until {_escape(str(approval.get('deadline_at') or '?'))}"
+    by = f" by {_escape(str(approval['by']))}" if approval.get("by") else ""
+    return f"{text}: {_escape(str(approval.get('status') or '?')).lower()}{by}"
 
 
 def _buttons(links: Any) -> list[dict[str, Any]]:
@@ -228,6 +248,45 @@ def _buttons(links: Any) -> list[dict[str, Any]]:
                 }
             )
     return buttons[:5]
+
+
+# Which buttons a message about a running deployment carries (slack_interactions.ACTION_IDS acts on
+# them). A Roll back button after success waits for the rollback action.
+ACTION_BUTTONS: dict[str, tuple[str, ...]] = {
+    "deployment.started": ("abort",),
+    "approval.requested": ("approve", "reject", "abort"),
+}
+_BUTTON_STYLE = {
+    "approve": ("Approve", "primary", None),
+    "reject": ("Reject", "danger", "Reject this version? The deployment rolls back."),
+    "abort": ("Abort", "danger", "Stop this deployment and roll back?"),
+}
+
+
+def action_buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """Approve / Reject / Abort buttons whose value is the deployment id; none without one."""
+    deployment_id = str(message.get("deployment_id") or "")
+    if not deployment_id:
+        return []
+    buttons = []
+    for action in ACTION_BUTTONS.get(str(message.get("kind")), ()):
+        label, style, confirm = _BUTTON_STYLE[action]
+        button: dict[str, Any] = {
+            "type": "button",
+            "text": {"type": "plain_text", "text": label},
+            "action_id": f"rollout-{action}",
+            "value": deployment_id,
+            "style": style,
+        }
+        if confirm:
+            button["confirm"] = {
+                "title": {"type": "plain_text", "text": "Are you sure?"},
+                "text": {"type": "plain_text", "text": confirm},
+                "confirm": {"type": "plain_text", "text": label},
+                "deny": {"type": "plain_text", "text": "Cancel"},
+            }
+        buttons.append(button)
+    return buttons
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -439,7 +498,9 @@ def deliver_sns_event(event: Any, secret_arn: str, log: Any) -> Delivery:
             )
             delivery.skipped.append(message_id)
             continue
-        poster_for(webhook_url(secret_arn)).post(render(message))
+        poster_for(webhook_url(secret_arn)).post(
+            render(message, interactive=os.environ.get("SLACK_INTERACTIVE") == "true")
+        )
         log.info(
             "posted to Slack",
             extra={

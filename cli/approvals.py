@@ -1,0 +1,66 @@
+"""`rollout approve` / `rollout reject`: answer a deployment's approval gate.
+
+The verdict is reported to CodeDeploy by the stack's DeploymentActions function, never with the
+operator's own credentials: an operator needs `lambda:InvokeFunction` on that one function (and
+`sts:GetCallerIdentity`), not `codedeploy:PutLifecycleEventHookExecutionStatus`, which would let
+them report any hook's verdict (skipping checks). The approver is the caller's AWS identity, from
+STS GetCallerIdentity, as this command states it: Lambda does not tell a function who invoked it, so
+the function trusts those allowed to invoke it to name themselves; CloudTrail records the real
+principal of the Invoke.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from cli.backend import Backend, aws_errors
+from cli.errors import CliError, ExitCode
+
+DEPLOYMENT_ID = re.compile(r"^d-[A-Z0-9]{9}$")
+# deployment_actions' refusal codes (rollout.approvals) -> the CLI's exit codes (docs/OPERATOR.md).
+REFUSAL_EXIT = {
+    "not_found": ExitCode.NOT_FOUND,
+    "nothing_to_do": ExitCode.CONFLICT,
+    "bad_request": ExitCode.USAGE,
+}
+
+
+def caller_identity(backend: Backend) -> dict[str, str]:
+    with aws_errors("read the caller's identity (sts:GetCallerIdentity)"):
+        identity = backend.client("sts").get_caller_identity()
+    return {"kind": "aws", "id": str(identity["Arn"]), "name": str(identity.get("UserId") or "")}
+
+
+def answer_gate(backend: Backend, action: str, deployment_id: str, text: str) -> dict[str, Any]:
+    """Ask DeploymentActions to approve or reject; its answer, or CliError with the refusal."""
+    if not DEPLOYMENT_ID.match(deployment_id):
+        raise CliError(f"{deployment_id!r} is not a deployment id (d-XXXXXXXXX)", ExitCode.USAGE)
+    function = backend.stack.require("DeploymentActionsName")
+    request = {"action": action, "deployment_id": deployment_id, "by": caller_identity(backend), "text": text}
+    with aws_errors(f"{action} {deployment_id} (invoke {function})"):
+        response = backend.client("lambda").invoke(
+            FunctionName=function, InvocationType="RequestResponse", Payload=json.dumps(request).encode()
+        )
+    payload = response["Payload"].read()
+    if response.get("FunctionError"):
+        raise CliError(f"{function} failed: {payload[:300].decode('utf-8', 'replace')}", ExitCode.AWS_ERROR)
+    answer = json.loads(payload or b"null")
+    if not isinstance(answer, dict):
+        raise CliError(f"{function} answered {str(answer)[:200]}", ExitCode.AWS_ERROR)
+    if not answer.get("ok"):
+        code = REFUSAL_EXIT.get(str(answer.get("refused")), ExitCode.RELEASE_FAILED)
+        raise CliError(f"{action} refused: {answer.get('reason')}", code)
+    return answer
+
+
+def summary(action: str, answer: dict[str, Any]) -> str:
+    gate = answer.get("gate") or {}
+    by = (gate.get("answered_by") or {}).get("id", "?")
+    done = "approved" if action == "approve" else "rejected"
+    note = f" ({answer['note']})" if answer.get("note") else ""
+    return (
+        f"{answer.get('deployment_id')}: {answer.get('function')} {done} before {gate.get('position')} by {by}; "
+        f"CodeDeploy told {answer.get('verdict')}{note}"
+    )

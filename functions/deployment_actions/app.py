@@ -1,0 +1,19 @@
+"""Approve or reject a deployment's approval gate, expire one nobody answered, or abort a deployment.
+
+Invoked by `rollout approve/reject`, the Slack endpoint and the reconciler (see rollout.approvals).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from rollout.approvals import handle
+from rollout.observability import logger, tracer
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle(event)

@@ -1,0 +1,319 @@
+"""Approval gates on the ledger: opened by a hook, answered by a person, expired by the reconciler.
+
+Who reports what to CodeDeploy:
+- the hook that holds the gate records it AWAITING (with its lifecycle hook execution id, which stays
+  in the ledger) and returns without reporting;
+- `deployment_actions` (`act`) is the only other function allowed to report a hook's verdict. The
+  CLI (`rollout approve/reject`) and the Slack endpoint invoke it; it checks the request against the
+  gate (`gates.refusal`: fail closed), writes the answer with one conditional update (a gate is
+  answered once), records why a rejected release failed, reports, and announces;
+- the reconciler (`sweep`) asks `deployment_actions` to expire gates past their deadline, and to
+  report answers whose report was lost. It holds no CodeDeploy reporting permission itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from rollout import aws, codedeploy_ops, gates, lambda_ops
+from rollout.appspec import release_id_in
+from rollout.config import Settings
+from rollout.gates import Approver, Gate, GateStatus
+from rollout.ledger import Release, now_iso
+from rollout.observability import logger
+from rollout.states import ReasonCode, State
+from rollout.transitions import ReleaseContext
+
+ACTIVE = frozenset({"Created", "Queued", "InProgress", "Baking", "Ready"})
+ACTIONS = ("approve", "reject", "expire", "report", "abort")
+# Refusal codes the CLI maps to its exit codes (docs/OPERATOR.md).
+NOT_FOUND, NOTHING_TO_DO, BAD_REQUEST = "not_found", "nothing_to_do", "bad_request"
+# A report CodeDeploy cannot take any more: the step already has a status, or is gone.
+GONE = (
+    "LifecycleEventAlreadyCompletedException",
+    "InvalidLifecycleEventHookExecutionIdException",
+    "DeploymentDoesNotExistException",
+    "DeploymentAlreadyCompletedException",
+)
+
+
+class GateNotOpened(Exception):
+    """The release already has a gate for another hook execution: the hook must fail closed."""
+
+
+# --- the hook's side ------------------------------------------------------------------------------
+def open_gate(
+    ctx: ReleaseContext, release: Release, hook: str, deployment_id: str, execution_id: str
+) -> Gate | None:
+    """Open the release's gate for this hook execution and announce it; None when no gate is wanted.
+
+    Opening twice for the same execution (a repeated invocation) returns the stored gate unchanged.
+    """
+    approval = gates.wanted(release.checks, hook)
+    if approval is None:
+        return None
+    _, clock = codedeploy_ops.deployment_and_clock(deployment_id)
+    now = clock or datetime.now(UTC)
+    gate = gates.open_gate(approval, deployment_id, execution_id, now, _hook_started(deployment_id, hook))
+    if not ctx.ledger.open_gate(release.function, release.release_id, gate.to_record()):
+        stored = ctx.ledger.get(release.function, release.release_id)
+        existing = Gate.from_record(stored.approval if stored else None)
+        if existing is not None and existing.execution_id == execution_id:
+            return existing
+        raise GateNotOpened(f"release {release.release_id} already has a gate for another hook execution")
+    logger.info("approval gate opened", extra={"position": gate.position, "deadline": gate.deadline_at})
+    _announce(ctx, release, gate)
+    return gate
+
+
+def stored_gate(release: Release | None, hook: str, execution_id: str) -> Gate | None:
+    """The release's gate when it belongs to this hook execution (a repeated invocation)."""
+    gate = Gate.from_record(release.approval if release else None)
+    if gate is not None and gate.hook == hook and gate.execution_id == execution_id:
+        return gate
+    return None
+
+
+def _hook_started(deployment_id: str, hook: str) -> datetime | None:
+    """When the gated lifecycle event started, on CodeDeploy's clock (its one-hour limit counts from then)."""
+    try:
+        events = codedeploy_ops.lifecycle_events(deployment_id) or []
+    except Exception as exc:  # noqa: BLE001 - the gate then counts from its own opening, capped the same
+        logger.warning(
+            "could not read the lifecycle events", extra={"error": aws.error_code(exc) or str(exc)}
+        )
+        return None
+    for event in events:
+        if event.get("lifecycleEventName") == gates.HOOK_EVENTS[hook]:
+            started = event.get("startTime")
+            return started if isinstance(started, datetime) else None
+    return None
+
+
+# --- answering: deployment_actions ----------------------------------------------------------------
+@dataclass(frozen=True)
+class ActionRequest:
+    action: str
+    deployment_id: str
+    by: Approver
+    text: str = ""
+
+    @classmethod
+    def parse(cls, event: Any) -> ActionRequest:
+        """The request in an invocation event; ValueError saying what is wrong."""
+        if not isinstance(event, dict):
+            raise ValueError("the request must be a JSON object")
+        action = str(event.get("action") or "")
+        if action not in ACTIONS:
+            raise ValueError(f"unknown action {action!r} (allowed: {', '.join(ACTIONS)})")
+        deployment_id = str(event.get("deployment_id") or "")
+        if not deployment_id.startswith("d-") or len(deployment_id) > 20:
+            raise ValueError(f"not a deployment id: {deployment_id[:40]!r}")
+        text = " ".join(str(event.get("text") or "").split())[: gates.MAX_TEXT]
+        if action == "reject" and not text:
+            raise ValueError("a rejection needs a reason")
+        return cls(action, deployment_id, Approver.parse(event.get("by")), text)
+
+
+def act(ctx: ReleaseContext, request: ActionRequest) -> dict[str, Any]:
+    """Carry out one request; the answer says what happened or why it was refused (never raises
+    for a refusal)."""
+    info, clock = _deployment(request.deployment_id)
+    if info is None:
+        return _refused(NOT_FOUND, f"deployment {request.deployment_id} does not exist")
+    if info.get("applicationName") != ctx.settings.codedeploy_application:
+        return _refused(NOT_FOUND, f"deployment {request.deployment_id} is not one of Rollout's")
+    if info.get("status") not in ACTIVE:
+        return _refused(NOTHING_TO_DO, f"deployment {request.deployment_id} has ended ({info.get('status')})")
+    release = _release_of(ctx, info)
+    if request.action == "abort":
+        return _abort(ctx, request, release)
+    if release is None:
+        return _refused(NOT_FOUND, f"deployment {request.deployment_id} names no Rollout release")
+    gate = Gate.from_record(release.approval)
+    if request.action == "report":
+        return _report_again(ctx, release, gate)
+    now = clock or datetime.now(UTC)
+    why = gates.refusal(gate, request.deployment_id, request.action, now)
+    if why or gate is None:
+        code = NOT_FOUND if gate is None else NOTHING_TO_DO
+        return _refused(code, why or f"deployment {request.deployment_id} has no approval gate")
+    answered = gates.answered(gate, request.action, request.by, now, request.text)
+    if not ctx.ledger.answer_gate(
+        release.function, release.release_id, gate.execution_id, answered.to_record()
+    ):
+        return _refused(NOTHING_TO_DO, "the gate was answered by someone else a moment ago")
+    logger.info("approval gate answered", extra={"status": str(answered.status), "by": answered.answered_by})
+    return _settle(ctx, release, answered)
+
+
+def _settle(ctx: ReleaseContext, release: Release, gate: Gate) -> dict[str, Any]:
+    """Record why, report the verdict to CodeDeploy, announce; the answer for the caller."""
+    _record_answer(ctx, release, gate)
+    reported = _report(gate)
+    if reported:
+        ctx.ledger.mark_gate_reported(release.function, release.release_id, gate.execution_id)
+    stored = ctx.ledger.get(release.function, release.release_id) or release
+    _announce(ctx, stored, gate)
+    answer: dict[str, Any] = {
+        "ok": True,
+        "status": str(gate.status),
+        "verdict": gate.verdict,
+        "function": release.function,
+        "release_id": release.release_id,
+        "deployment_id": gate.deployment_id,
+        "gate": gate.public(),
+        "reported": reported,
+    }
+    if not reported:
+        answer["note"] = "CodeDeploy had already closed this step; the answer is recorded only"
+    return answer
+
+
+def _report(gate: Gate) -> bool:
+    """Tell CodeDeploy the gate's verdict with the hooks' authority; True when it has a status."""
+    try:
+        codedeploy_ops.put_hook_status(gate.deployment_id, gate.execution_id, gate.verdict)
+    except Exception as exc:
+        if aws.error_code(exc) in GONE:
+            logger.warning(
+                "CodeDeploy no longer takes this step's status", extra={"code": aws.error_code(exc)}
+            )
+            return aws.error_code(exc) == "LifecycleEventAlreadyCompletedException"
+        raise  # the gate stays answered and unreported: the reconciler reports it again
+    return True
+
+
+def _report_again(ctx: ReleaseContext, release: Release, gate: Gate | None) -> dict[str, Any]:
+    if gate is None or gate.status == GateStatus.AWAITING or gate.reported:
+        return _refused(NOTHING_TO_DO, "no answered gate waits for its report")
+    reported = _report(gate)
+    if reported:
+        ctx.ledger.mark_gate_reported(release.function, release.release_id, gate.execution_id)
+    return {"ok": True, "status": str(gate.status), "reported": reported, "gate": gate.public()}
+
+
+def _record_answer(ctx: ReleaseContext, release: Release, gate: Gate) -> None:
+    """Before the report, on the hook's record: the answer, and for a gate not approved the reason
+    the rollback notification gives (outcomes reads the failing hook's record), as a failing check
+    would leave it."""
+    record = dict((release.hook_results or {}).get(gate.hook) or {})
+    record.update({"approval": gate.public(), "awaiting_approval": False, "at": now_iso()})
+    if gate.status == GateStatus.APPROVED:
+        ctx.ledger.record_hook_result(release.function, release.release_id, gate.hook, record)
+        return
+    reason = gates.failure_reason(gate)
+    record.update({"verdict": "Failed", "reason": reason})
+    ctx.ledger.record_hook_result(release.function, release.release_id, gate.hook, record)
+    ctx.ledger.update(
+        release.function, release.release_id, reason_code=ReasonCode.HOOK_EXECUTION_FAILURE, reason=reason
+    )
+
+
+def _abort(ctx: ReleaseContext, request: ActionRequest, release: Release | None) -> dict[str, Any]:
+    """Stop the deployment with CodeDeploy's rollback; its ending is announced as any other."""
+    if request.by.kind == "rollout":
+        return _refused(BAD_REQUEST, "only a person aborts a deployment")
+    stopped = codedeploy_ops.stop_deployment(request.deployment_id)
+    who = request.by.describe()
+    logger.warning("deployment aborted on request", extra={"by": who, "deployment_id": request.deployment_id})
+    if release is not None:
+        ctx.ledger.update(
+            release.function, release.release_id, abort_requested_by=who, abort_requested_at=now_iso()
+        )
+    return {
+        "ok": True,
+        "status": "ABORTING",
+        "deployment_id": request.deployment_id,
+        "stop": stopped,
+        "by": who,
+    }
+
+
+def _deployment(deployment_id: str) -> tuple[dict[str, Any] | None, datetime | None]:
+    try:
+        return codedeploy_ops.deployment_and_clock(deployment_id)
+    except Exception as exc:
+        if aws.error_code(exc) in ("DeploymentDoesNotExistException", "InvalidDeploymentIdException"):
+            return None, None
+        raise
+
+
+def _release_of(ctx: ReleaseContext, info: dict[str, Any]) -> Release | None:
+    """The release a deployment names in its description, read by key (the group is the function)."""
+    release_id = release_id_in(str(info.get("description") or ""))
+    function = str(info.get("deploymentGroupName") or "")
+    if not release_id or not function:
+        return None
+    release = ctx.ledger.get(function, release_id)
+    if release is None or release.deployment_id != info.get("deploymentId"):
+        return None
+    return release
+
+
+def _refused(code: str, reason: str) -> dict[str, Any]:
+    logger.warning("request refused", extra={"refusal": code, "reason": reason})
+    return {"ok": False, "refused": code, "reason": reason}
+
+
+def _announce(ctx: ReleaseContext, release: Release, gate: Gate) -> None:
+    by = Approver.parse(gate.answered_by).describe() if gate.answered_by else None
+    ctx.notifier.announce(gates.GATE_KINDS[gate.status], release, approval={**gate.public(), "by": by})
+
+
+# --- the reconciler's side ------------------------------------------------------------------------
+def sweep(
+    ctx: ReleaseContext,
+    actions_function: str,
+    hand_over: Callable[[str, dict[str, Any]], None] = lambda_ops.invoke_async,
+) -> dict[str, int]:
+    """Hand gates past their deadline (and answers whose report was lost) to deployment_actions.
+
+    Each gate is handled on its own; one that raises is counted and the sweep goes on.
+    """
+    counts = {"expired": 0, "reported": 0, "failed": 0}
+    if not actions_function:
+        return counts
+    try:
+        deploying = ctx.ledger.open_releases(State.DEPLOYING)
+    except Exception:
+        logger.exception("could not list the deploying releases for their gates")
+        counts["failed"] += 1
+        return counts
+    for release in deploying:
+        gate = Gate.from_record(release.approval)
+        if gate is None or (gate.status != GateStatus.AWAITING and gate.reported):
+            continue
+        try:
+            action = _sweep_action(gate)
+            if action:
+                by = {"kind": "rollout", "id": ctx.settings.reconciler_function or "reconciler"}
+                hand_over(actions_function, {"action": action, "deployment_id": gate.deployment_id, "by": by})
+                counts["expired" if action == "expire" else "reported"] += 1
+        except Exception:
+            logger.exception("could not sweep the gate", extra={"release_id": release.release_id})
+            counts["failed"] += 1
+    return counts
+
+
+def _sweep_action(gate: Gate) -> str:
+    info, clock = codedeploy_ops.deployment_and_clock(gate.deployment_id)
+    if info.get("status") not in ACTIVE:
+        return ""
+    if gate.status != GateStatus.AWAITING:
+        return "report"
+    return "expire" if gates.due(gate, clock or datetime.now(UTC)) else ""
+
+
+def handle(event: Any, settings: Settings | None = None) -> dict[str, Any]:
+    """deployment_actions' whole invocation: parse, act; a bad request is refused, never raised."""
+    try:
+        request = ActionRequest.parse(event)
+    except ValueError as exc:
+        return _refused(BAD_REQUEST, str(exc))
+    logger.set_correlation_id(request.deployment_id)
+    logger.append_keys(action=request.action, by=request.by.describe())
+    return act(ReleaseContext.from_settings(settings or Settings.from_env()), request)

@@ -1,0 +1,307 @@
+"""Slack's interactivity requests (the buttons on Rollout's messages), verified and turned into
+deployment actions.
+
+A request is acted on only when, in this order: it is a function URL request with a body of sane
+size; Slack's signature over it verifies with the signing secret (slack_sdk's `SignatureVerifier`)
+and its timestamp is at most five minutes from now (stale requests refused); its signature was never
+seen before (replays refused, through the ledger); it is one `block_actions` click on a button whose
+action Rollout knows; and the clicking Slack user is on the operator's allow-list. Anything else is
+refused with a reason, and nothing is done. The action itself goes to `deployment_actions` (the one
+function allowed to report a gate's verdict); the answer is posted in the message's thread through
+the request's `response_url`, which must lie under the configured Slack origin.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from slack_sdk.signature import SignatureVerifier
+
+MAX_BODY_BYTES = 64 * 1024  # Slack's block_actions payloads are a few KB
+MAX_AGE_SECONDS = 300  # Slack's own advice, and what SignatureVerifier allows
+# The buttons Rollout puts on its messages (slack.py) and the action each one asks for.
+ACTION_IDS = {"rollout-approve": "approve", "rollout-reject": "reject", "rollout-abort": "abort"}
+SLACK_ORIGIN = "https://hooks.slack.com/"
+RESPONSE_PATH = "actions/"  # Slack's response_url: https://hooks.slack.com/actions/T…/…/…
+
+
+class Refused(Exception):
+    """A request that must not be acted on; `status` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    body: str
+    timestamp: str
+    signature: str
+
+    @classmethod
+    def from_function_url_event(cls, event: Any) -> SignedRequest:
+        """The body and Slack's headers from a function URL event (payload format 2.0)."""
+        if not isinstance(event, dict) or not isinstance(event.get("headers"), dict):
+            raise Refused(400, "not a function URL request")
+        method = ((event.get("requestContext") or {}).get("http") or {}).get("method")
+        if method != "POST":
+            raise Refused(405, "only POST is accepted")
+        raw = event.get("body") or ""
+        if not isinstance(raw, str) or len(raw) > MAX_BODY_BYTES * 2:
+            raise Refused(413, "the body is too large")
+        try:
+            body = (
+                base64.b64decode(raw, validate=True).decode("utf-8") if event.get("isBase64Encoded") else raw
+            )
+        except (ValueError, UnicodeDecodeError):
+            raise Refused(400, "the body is not valid base64 UTF-8") from None
+        if len(body.encode("utf-8")) > MAX_BODY_BYTES:
+            raise Refused(413, "the body is too large")
+        headers = {str(k).lower(): str(v) for k, v in event["headers"].items()}
+        return cls(body, headers.get("x-slack-request-timestamp", ""), headers.get("x-slack-signature", ""))
+
+    @property
+    def fingerprint(self) -> str:
+        """Names this exact request (for refusing replays) without storing the signature."""
+        return hashlib.sha256(f"{self.timestamp}:{self.signature}".encode()).hexdigest()
+
+
+class _Clock:
+    def __init__(self, now: Callable[[], float]) -> None:
+        self._now = now
+
+    def now(self) -> float:
+        return self._now()
+
+
+def verify(request: SignedRequest, signing_secret: str, now: Callable[[], float] = time.time) -> None:
+    """Refused(401) unless Slack signed exactly this body within the last five minutes."""
+    if not request.timestamp or not request.signature:
+        raise Refused(401, "the request carries no Slack signature")
+    try:
+        stamp = int(request.timestamp)
+    except ValueError:
+        raise Refused(401, "the request timestamp is not a number") from None
+    if abs(now() - stamp) > MAX_AGE_SECONDS:
+        raise Refused(401, "the request is stale (timestamp more than five minutes from now)")
+    verifier = SignatureVerifier(signing_secret, clock=_Clock(now))  # type: ignore[arg-type]
+    if not verifier.is_valid(request.body, request.timestamp, request.signature):
+        raise Refused(401, "the Slack signature does not match")
+
+
+@dataclass(frozen=True)
+class Click:
+    """One button click, as Slack's block_actions payload describes it."""
+
+    user_id: str
+    user_name: str
+    action: str
+    deployment_id: str
+    response_url: str
+    thread_ts: str
+
+
+def parse_click(body: str) -> Click:
+    """The click in a verified body; Refused(400) for anything that is not one known button click."""
+    try:
+        payload = json.loads(parse_qs(body, strict_parsing=True)["payload"][0])
+    except (KeyError, IndexError, ValueError):
+        raise Refused(400, "the body holds no interaction payload") from None
+    if not isinstance(payload, dict) or payload.get("type") != "block_actions":
+        raise Refused(400, "not a block_actions interaction")
+    actions = payload.get("actions")
+    if not isinstance(actions, list) or len(actions) != 1 or not isinstance(actions[0], dict):
+        raise Refused(400, "expected exactly one action")
+    action_id = str(actions[0].get("action_id") or "")
+    if action_id not in ACTION_IDS:
+        raise Refused(400, f"unknown action {action_id[:60]!r}")
+    user, container, message = (_mapping(payload.get(key)) for key in ("user", "container", "message"))
+    return Click(
+        user_id=str(user.get("id") or ""),
+        user_name=str(user.get("username") or user.get("name") or "")[:100],
+        action=ACTION_IDS[action_id],
+        deployment_id=str(actions[0].get("value") or "")[:40],
+        response_url=str(payload.get("response_url") or ""),
+        thread_ts=str(message.get("thread_ts") or container.get("message_ts") or message.get("ts") or ""),
+    )
+
+
+def allowed_users(configured: str) -> frozenset[str]:
+    """The allow-list (Slack user ids, comma or space separated); empty allows nobody."""
+    return frozenset(part for part in configured.replace(",", " ").split() if part)
+
+
+def authorise(click: Click, allowed: frozenset[str]) -> None:
+    """Refused(403) unless the clicking user is on the allow-list."""
+    if not click.user_id or click.user_id not in allowed:
+        raise Refused(403, f"Slack user {click.user_id or '(unknown)'} may not act on deployments")
+
+
+def action_request(click: Click) -> dict[str, Any]:
+    """The deployment_actions request for a click (the Slack user is the approver)."""
+    text = f"rejected in Slack by {click.user_name or click.user_id}" if click.action == "reject" else ""
+    return {
+        "action": click.action,
+        "deployment_id": click.deployment_id,
+        "by": {"kind": "slack", "id": click.user_id, "name": click.user_name},
+        "text": text,
+    }
+
+
+def reply_text(click: Click, answer: Any) -> str:
+    """What the thread is told about the outcome."""
+    who = f"<@{click.user_id}>"
+    if not isinstance(answer, dict):
+        return f"{who}: {click.action} of `{click.deployment_id}` failed; see the deployment_actions logs"
+    if not answer.get("ok"):
+        return f"{who}: {click.action} of `{click.deployment_id}` refused: {_plain(str(answer.get('reason', '')))}"
+    if click.action == "abort":
+        return f":octagonal_sign: {who} aborted `{click.deployment_id}`; CodeDeploy is rolling it back"
+    verb = {"approve": ":white_check_mark: approved", "reject": ":no_entry: rejected"}[click.action]
+    return f"{verb} by {who}: `{click.deployment_id}` ({answer.get('verdict')} reported to CodeDeploy)"
+
+
+def reply(click: Click, text: str, public: bool = True) -> dict[str, Any]:
+    """The response_url payload: a new message in the clicked message's thread."""
+    payload: dict[str, Any] = {
+        "response_type": "in_channel" if public else "ephemeral",
+        "replace_original": False,
+        "text": text,
+    }
+    if click.thread_ts:
+        payload["thread_ts"] = click.thread_ts
+    return payload
+
+
+def response_url_allowed(url: str, origin: str = SLACK_ORIGIN) -> bool:
+    """Only Slack's response URLs (or, for another configured origin, URLs under it) are posted to:
+    the URL comes from the request, and a verified request is still no reason to post anywhere."""
+    if not url.startswith(origin) or any(c.isspace() for c in url):
+        return False
+    parsed = urlsplit(url)
+    if parsed.scheme == "http" and parsed.hostname not in ("127.0.0.1", "localhost"):
+        return False
+    if origin == SLACK_ORIGIN:
+        return url[len(origin) :].startswith(RESPONSE_PATH)
+    return parsed.scheme in ("https", "http")
+
+
+def signing_secret_from(value: str) -> str:
+    """The signing secret from a secret that is the value itself or JSON {"signing_secret": "..."}."""
+    text = value.strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        text = str(data.get("signing_secret") or "").strip() if isinstance(data, dict) else ""
+    if not text:
+        raise Refused(500, "the Slack signing secret is empty or malformed")
+    return text
+
+
+def http_answer(status: int, text: str = "") -> dict[str, Any]:
+    """A function URL response (payload format 2.0)."""
+    return {
+        "statusCode": status,
+        "headers": {"content-type": "application/json"},
+        "body": json.dumps({"ok": status == 200, **({"message": text} if text else {})}),
+    }
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _plain(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")[:500]
+
+
+# --- the endpoint --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Endpoint:
+    """What the endpoint needs, from its environment (template.yaml)."""
+
+    signing_secret_arn: str
+    allowed: frozenset[str]
+    actions_function: str
+    ledger_table: str
+    origin: str = SLACK_ORIGIN
+
+    @classmethod
+    def from_env(cls) -> Endpoint:
+        import os
+
+        env = os.environ
+        return cls(
+            signing_secret_arn=env.get("SLACK_SIGNING_SECRET_ARN", ""),
+            allowed=allowed_users(env.get("SLACK_ALLOWED_USERS", "")),
+            actions_function=env.get("DEPLOYMENT_ACTIONS_FUNCTION", ""),
+            ledger_table=env.get("LEDGER_TABLE", ""),
+            origin=env.get("SLACK_WEBHOOK_ORIGIN") or SLACK_ORIGIN,
+        )
+
+
+def handle(event: Any, endpoint: Endpoint, log: Any, now: Callable[[], float] = time.time) -> dict[str, Any]:
+    """One interactivity request: verify, refuse replays, authorise, act, answer in the thread."""
+    from rollout import lambda_ops
+    from rollout.ledger import Ledger
+
+    try:
+        request = SignedRequest.from_function_url_event(event)
+        verify(request, _signing_secret(endpoint.signing_secret_arn), now)
+        if not Ledger(endpoint.ledger_table).first_sighting(
+            f"SLACK#{request.fingerprint}", MAX_AGE_SECONDS * 2
+        ):
+            raise Refused(401, "the request was already received (replay)")
+        click = parse_click(request.body)
+    except Refused as refused:
+        log.warning("Slack request refused", extra={"status": refused.status, "reason": refused.reason})
+        return http_answer(refused.status, refused.reason)
+    try:
+        authorise(click, endpoint.allowed)
+    except Refused as refused:
+        log.warning("Slack user refused", extra={"user": click.user_id, "action": click.action})
+        _post(click, reply(click, f"<@{click.user_id}>: {refused.reason}", public=False), endpoint, log)
+        return http_answer(200)
+    log.info(
+        "Slack action",
+        extra={"user": click.user_id, "action": click.action, "deployment_id": click.deployment_id},
+    )
+    answer, error = lambda_ops.invoke_sync(endpoint.actions_function, action_request(click))
+    if error:
+        log.error("deployment_actions failed", extra={"error": error})
+        answer = None
+    _post(click, reply(click, reply_text(click, answer)), endpoint, log)
+    return http_answer(200)
+
+
+def _post(click: Click, payload: dict[str, Any], endpoint: Endpoint, log: Any) -> None:
+    from rollout.errors import SlackPostFailed
+    from rollout.slack import SlackPoster
+
+    if not response_url_allowed(click.response_url, endpoint.origin):
+        log.error("response_url outside the Slack origin; not answered", extra={"origin": endpoint.origin})
+        return
+    try:
+        SlackPoster(click.response_url).post(payload)
+    except SlackPostFailed as exc:  # the action is done; only its echo in the thread is lost
+        log.error("could not answer in the thread", extra={"error": str(exc)})
+
+
+def _signing_secret(secret_arn: str) -> str:
+    from aws_lambda_powertools.utilities import parameters
+
+    if not secret_arn:
+        raise Refused(500, "SLACK_SIGNING_SECRET_ARN is not set")
+    value = parameters.get_secret(secret_arn, max_age=300)
+    return signing_secret_from(value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value))

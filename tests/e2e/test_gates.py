@@ -1,0 +1,274 @@
+"""Approval gates end to end: both positions approved, rejected and timed out, from the CLI and from
+Slack's buttons (the stack's SlackInteractions function URL, served by the sandbox).
+
+At 30x a gate of 30 minutes stays open a real minute and CodeDeploy's one-hour hook limit is two
+real minutes; the reconciler runs every ten real seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from rollout.ledger import Release
+from tests.support.e2e_world import E2E_CHECKS, RolloutWorld, rollout_world, wait_for
+
+pytestmark = pytest.mark.e2e
+
+SPEED = 30.0
+SIGNING_SECRET = "e2e-signing-secret-0123456789abcdef"
+APPROVER = "U0APPROVER"
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[RolloutWorld]:
+    logging.getLogger("sandbox").setLevel(logging.CRITICAL)
+    with rollout_world(
+        "e2e-gates", SPEED, slack_signing_secret=SIGNING_SECRET, slack_approvers=f"{APPROVER}, U0OTHER"
+    ) as running:
+        yield running
+        running.sb.faults.clear()
+
+
+def gated(world: RolloutWorld, position: str, timeout_minutes: int = 30) -> tuple[str, Release]:
+    """A function on v1 whose v2 waits at its gate; returns the function and the awaiting release."""
+    function = world.create_target(f"gate-{position[:4]}", config="AllAtOnce")
+    first = world.wait_release(world.release_build(function, "healthy", "v1"))
+    assert str(first.state) == "BOOTSTRAPPED", first.reason
+    checks = {**E2E_CHECKS, "approval": {"before": position, "timeout_minutes": timeout_minutes}}
+    upload = world.release_build(function, "healthy", "v2", checks=checks)
+
+    def awaiting() -> Release | None:
+        release = world.release_of(upload)
+        if release is not None and (release.approval or {}).get("status") == "AWAITING":
+            return release
+        assert release is None or not release.is_terminal, (release.state, release.reason)
+        return None
+
+    return function, wait_for(awaiting, 60, f"{function}'s gate to open")
+
+
+def cli(world: RolloutWorld, *args: str) -> tuple[int, dict[str, Any]]:
+    result = CliRunner().invoke(
+        app, [*args, "--stack", world.stack_name, "--endpoint", world.sb.endpoint_url, "--json"]
+    )
+    text = result.stdout
+    return result.exit_code, json.JSONDecoder().raw_decode(text[text.index("{") :])[0]
+
+
+def ended(world: RolloutWorld, function: str, release: Release) -> Release:
+    def done() -> Release | None:
+        current = world.release_of_id(function, release.release_id)
+        return current if current.is_terminal else None
+
+    return wait_for(done, 120, f"release {release.release_id} to end")
+
+
+def kinds(world: RolloutWorld, function: str, wanted: list[str]) -> dict[str, dict[str, Any]]:
+    notices = world.wait_notices(function, wanted)
+    return {n.message["kind"]: n.message for n in notices if n.message["kind"] in wanted}
+
+
+# --- before traffic ---------------------------------------------------------------------------------
+def test_a_gate_before_traffic_holds_the_shift_until_approved(world: RolloutWorld) -> None:
+    function, release = gated(world, "traffic")
+    # The pre-traffic checks passed, and no traffic moved while the gate waits.
+    assert release.hook_results["pre_traffic"]["verdict"] == "Succeeded"
+    assert release.hook_results["pre_traffic"]["awaiting_approval"] is True
+    assert world.alias_version(function) == "1" and world.alias_weights(function) == {}
+    requested = kinds(world, function, ["approval.requested"])["approval.requested"]
+    assert requested["approval"]["position"] == "traffic" and "execution_id" not in json.dumps(requested)
+
+    code, answer = cli(world, "approve", release.deployment_id, "--comment", "looks good")
+    assert code == 0, answer
+    assert answer["verdict"] == "Succeeded" and answer["reported"] is True
+    final = ended(world, function, release)
+    assert str(final.state) == "SUCCEEDED", final.reason
+    assert world.alias_version(function) == "2"
+    gate = final.approval or {}
+    assert gate["status"] == "APPROVED" and gate["comment"] == "looks good"
+    assert gate["answered_by"]["kind"] == "aws" and gate["answered_by"]["id"].startswith("arn:aws:")
+    approved = kinds(world, function, ["approval.approved"])["approval.approved"]
+    assert (
+        gate["answered_by"]["id"] in approved["title"]
+        or approved["approval"]["by"] == gate["answered_by"]["id"]
+    )
+
+    # The gate is answered once: a second answer is refused (the deployment has ended, too).
+    code, refused = cli(world, "approve", release.deployment_id)
+    assert code == 6, refused
+
+
+def test_a_gate_before_traffic_rejected_rolls_back_without_moving_traffic(world: RolloutWorld) -> None:
+    function, release = gated(world, "traffic")
+    code, answer = cli(world, "reject", release.deployment_id, "--reason", "release freeze for the sale")
+    assert code == 0, answer
+    final = ended(world, function, release)
+    assert str(final.state) == "ROLLED_BACK", final.reason
+    assert "rejected by arn:aws:" in final.reason and "release freeze for the sale" in final.reason
+    assert world.alias_version(function) == "1" and world.alias_weights(function) == {}
+    assert (final.approval or {})["status"] == "REJECTED"
+    notices = kinds(world, function, ["approval.rejected", "deployment.rolled_back"])
+    assert "release freeze for the sale" in notices["deployment.rolled_back"]["reason"]["text"]
+
+
+def test_a_gate_before_traffic_nobody_answers_is_rejected_before_codedeploys_hour(
+    world: RolloutWorld,
+) -> None:
+    function, release = gated(world, "traffic", timeout_minutes=1)
+    final = ended(world, function, release)
+    assert str(final.state) == "ROLLED_BACK", final.reason
+    assert "timed out" in final.reason and "1 minute" in final.reason
+    assert (final.approval or {})["status"] == "EXPIRED"
+    (deployment,) = [d for d in world.deployments(function) if d["deploymentId"] == release.deployment_id]
+    # Rejected by Rollout (the hook reported Failed), not left to CodeDeploy's one-hour timeout.
+    assert deployment["errorInformation"]["code"] == "HOOK_EXECUTION_FAILURE"
+    assert world.alias_version(function) == "1"
+    kinds(world, function, ["approval.expired"])
+    # An expired gate cannot be approved any more.
+    code, refused = cli(world, "approve", release.deployment_id)
+    assert code == 6, refused
+
+
+# --- before completion ------------------------------------------------------------------------------
+def test_a_gate_before_completion_holds_a_fully_shifted_deployment_until_approved(
+    world: RolloutWorld,
+) -> None:
+    function, release = gated(world, "completion")
+    # All traffic moved and the post-traffic checks and canary passed; the deployment has not completed.
+    assert world.alias_version(function) == "2"
+    assert release.hook_results["post_traffic"]["verdict"] == "Succeeded"
+    assert release.hook_results["post_traffic"]["canary"] is not None
+    (deployment,) = [d for d in world.deployments(function) if d["deploymentId"] == release.deployment_id]
+    assert deployment["status"] == "InProgress"
+
+    code, answer = cli(world, "approve", release.deployment_id)
+    assert code == 0, answer
+    final = ended(world, function, release)
+    assert str(final.state) == "SUCCEEDED", final.reason
+    assert (final.approval or {})["position"] == "completion"
+
+
+def test_a_gate_before_completion_rejected_rolls_traffic_back(world: RolloutWorld) -> None:
+    function, release = gated(world, "completion")
+    code, answer = cli(world, "reject", release.deployment_id, "--reason", "error budget spent")
+    assert code == 0, answer
+    final = ended(world, function, release)
+    assert str(final.state) == "ROLLED_BACK", final.reason
+    assert "error budget spent" in final.reason
+    wait_for(lambda: world.alias_version(function) == "1" or None, 60, "the alias back on v1")
+
+
+def test_a_gate_before_completion_nobody_answers_rolls_back(world: RolloutWorld) -> None:
+    function, release = gated(world, "completion", timeout_minutes=1)
+    final = ended(world, function, release)
+    assert str(final.state) == "ROLLED_BACK", final.reason
+    assert (final.approval or {})["status"] == "EXPIRED" and "timed out" in final.reason
+    wait_for(lambda: world.alias_version(function) == "1" or None, 60, "the alias back on v1")
+
+
+# --- refusals ---------------------------------------------------------------------------------------
+def test_answers_for_a_deployment_without_a_gate_or_malformed_are_refused(world: RolloutWorld) -> None:
+    code, refused = cli(world, "approve", "d-NOSUCHDEP")
+    assert code == 3, refused
+    code, refused = cli(world, "approve", "not-a-deployment")
+    assert code == 2, refused
+
+
+# --- Slack ------------------------------------------------------------------------------------------
+def test_an_approval_from_slack_is_verified_allowed_and_answered_in_the_thread(world: RolloutWorld) -> None:
+    endpoint = world.outputs["SlackInteractionsUrl"]
+    function, release = gated(world, "traffic")
+    # The awaiting message carries the buttons.
+    text = world.wait_slack(function, ["awaits approval"])
+    assert "awaits approval" in text
+    posted = [
+        p
+        for p in world.slack.payloads()
+        if "rollout-approve" in json.dumps(p) and release.deployment_id in json.dumps(p)
+    ]
+    assert posted, "the approval request reached Slack with its buttons"
+
+    click = world.slack.click
+    # Refused, nothing done: a bad signature, a stale timestamp, a user not on the allow-list.
+    assert click(endpoint, "wrong-secret", "rollout-approve", release.deployment_id, APPROVER)[0] == 401
+    stale = int(time.time()) - 600
+    assert (
+        click(endpoint, SIGNING_SECRET, "rollout-approve", release.deployment_id, APPROVER, timestamp=stale)[
+            0
+        ]
+        == 401
+    )
+    assert click(endpoint, SIGNING_SECRET, "rollout-unknown", release.deployment_id, APPROVER)[0] == 400
+    assert click(endpoint, SIGNING_SECRET, "rollout-approve", release.deployment_id, "U0STRANGER")[0] == 200
+    refusal = wait_for(
+        lambda: [r for r in world.slack.thread_replies() if "U0STRANGER" in r["text"]], 30, "refusal"
+    )
+    assert refusal[0]["response_type"] == "ephemeral"
+    assert (world.release_of_id(function, release.release_id).approval or {})["status"] == "AWAITING"
+
+    stamp = int(time.time())
+    status, _ = click(
+        endpoint, SIGNING_SECRET, "rollout-approve", release.deployment_id, APPROVER, timestamp=stamp
+    )
+    assert status == 200
+    # The same signed request again is a replay.
+    assert (
+        click(endpoint, SIGNING_SECRET, "rollout-approve", release.deployment_id, APPROVER, timestamp=stamp)[
+            0
+        ]
+        == 401
+    )
+
+    final = ended(world, function, release)
+    assert str(final.state) == "SUCCEEDED", final.reason
+    gate = final.approval or {}
+    assert gate["answered_by"] == {"kind": "slack", "id": APPROVER, "name": "ops"}
+    replies = wait_for(
+        lambda: [r for r in world.slack.thread_replies() if "approved by" in r["text"]], 30, "reply"
+    )
+    assert replies[0]["thread_ts"] == "1700000000.000100" and replies[0]["response_type"] == "in_channel"
+    assert release.deployment_id in replies[0]["text"]
+
+
+def test_abort_from_slack_stops_a_waiting_deployment_and_rolls_back(world: RolloutWorld) -> None:
+    endpoint = world.outputs["SlackInteractionsUrl"]
+    function, release = gated(world, "traffic")
+    status, _ = world.slack.click(endpoint, SIGNING_SECRET, "rollout-abort", release.deployment_id, APPROVER)
+    assert status == 200
+    final = ended(world, function, release)
+    assert str(final.state) == "ROLLED_BACK" and final.reason_code == "MANUAL_STOP", final.reason
+    assert world.alias_version(function) == "1"
+    replies = wait_for(
+        lambda: [
+            r
+            for r in world.slack.thread_replies()
+            if release.deployment_id in r["text"] and "aborted" in r["text"]
+        ],
+        30,
+        "the abort's reply in the thread",
+    )
+    assert f"<@{APPROVER}> aborted" in replies[0]["text"]
+
+
+def test_an_answer_whose_report_failed_is_reported_by_the_reconciler(world: RolloutWorld) -> None:
+    function, release = gated(world, "traffic")
+    # DeploymentActions records the approval, then CodeDeploy refuses its report once.
+    world.sb.faults.fail(
+        "codedeploy", "PutLifecycleEventHookExecutionStatus", "AccessDeniedException", count=1
+    )
+    code, failed = cli(world, "approve", release.deployment_id)
+    assert code == 4, failed
+    gate = world.release_of_id(function, release.release_id).approval or {}
+    assert gate["status"] == "APPROVED" and gate["reported"] is False
+    # The reconciler's next run hands the recorded answer back to DeploymentActions, which reports it.
+    final = ended(world, function, release)
+    assert str(final.state) == "SUCCEEDED", final.reason
+    assert (final.approval or {})["reported"] is True

@@ -1,0 +1,223 @@
+"""The Slack buttons' endpoint (rollout/slack_interactions.py) and the buttons (rollout/slack.py):
+signature, stale and replayed requests, the allow-list, unknown actions, where answers may go."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from slack_sdk.signature import SignatureVerifier
+
+from rollout import slack_interactions as si
+from rollout.slack import render
+
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+NOW = 1_700_000_000.0
+DEPLOYMENT = "d-ABCDEFGHI"
+
+
+def payload(action_id: str = "rollout-approve", user: str = "U0APPROVER", **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "block_actions",
+        "user": {"id": user, "username": "alice"},
+        "container": {"type": "message", "message_ts": "1700000000.000100"},
+        "message": {"ts": "1700000000.000100"},
+        "response_url": "https://hooks.slack.com/actions/T1/1/abc",
+        "actions": [{"action_id": action_id, "value": DEPLOYMENT}],
+        **extra,
+    }
+
+
+def event(
+    body: str, timestamp: float = NOW, secret: str = SECRET, base64_body: bool = True, method: str = "POST"
+) -> dict[str, Any]:
+    stamp = str(int(timestamp))
+    signature = SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body)
+    return {
+        "version": "2.0",
+        "headers": {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature},
+        "requestContext": {"http": {"method": method}},
+        "isBase64Encoded": base64_body,
+        "body": base64.b64encode(body.encode()).decode() if base64_body else body,
+    }
+
+
+def form(data: dict[str, Any]) -> str:
+    return urlencode({"payload": json.dumps(data)})
+
+
+def verified(evt: dict[str, Any], now: float = NOW) -> si.SignedRequest:
+    request = si.SignedRequest.from_function_url_event(evt)
+    si.verify(request, SECRET, lambda: now)
+    return request
+
+
+# --- the signature ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("base64_body", [True, False])
+def test_a_request_slack_signed_is_verified_and_parsed(base64_body: bool) -> None:
+    request = verified(event(form(payload()), base64_body=base64_body))
+    click = si.parse_click(request.body)
+    assert (click.user_id, click.action, click.deployment_id) == ("U0APPROVER", "approve", DEPLOYMENT)
+    assert click.thread_ts == "1700000000.000100"
+
+
+def test_a_bad_signature_is_refused() -> None:
+    with pytest.raises(si.Refused) as refused:
+        verified(event(form(payload()), secret="another-secret"))
+    assert refused.value.status == 401 and "signature does not match" in refused.value.reason
+
+
+def test_a_body_changed_after_signing_is_refused() -> None:
+    evt = event(form(payload()))
+    evt["body"] = base64.b64encode(form(payload(user="U0MALLORY")).encode()).decode()
+    with pytest.raises(si.Refused, match="signature does not match"):
+        verified(evt)
+
+
+@pytest.mark.parametrize("age", [301, -301, 3600])
+def test_a_stale_request_is_refused_even_with_a_valid_signature(age: int) -> None:
+    with pytest.raises(si.Refused) as refused:
+        verified(event(form(payload()), timestamp=NOW - age))
+    assert refused.value.status == 401 and "stale" in refused.value.reason
+    verified(event(form(payload()), timestamp=NOW - 299))  # within five minutes: fine
+
+
+@pytest.mark.parametrize(
+    ("mutate", "status"),
+    [
+        (lambda e: e["headers"].pop("X-Slack-Signature"), 401),
+        (lambda e: e["headers"].update({"X-Slack-Request-Timestamp": "yesterday"}), 401),
+        (lambda e: e.update({"body": "%%%not base64"}), 400),
+        (lambda e: e["requestContext"]["http"].update({"method": "GET"}), 405),
+        (lambda e: e.update({"body": "A" * (si.MAX_BODY_BYTES * 2 + 1)}), 413),
+        (lambda e: e.pop("headers"), 400),
+    ],
+)
+def test_malformed_requests_are_refused(mutate: Any, status: int) -> None:
+    evt = event(form(payload()))
+    mutate(evt)
+    with pytest.raises(si.Refused) as refused:
+        verified(evt)
+    assert refused.value.status == status
+
+
+def test_replays_are_named_by_timestamp_and_signature() -> None:
+    one, two = event(form(payload())), event(form(payload()), timestamp=NOW + 1)
+    first = si.SignedRequest.from_function_url_event(one)
+    assert first.fingerprint == si.SignedRequest.from_function_url_event(one).fingerprint
+    assert first.fingerprint != si.SignedRequest.from_function_url_event(two).fingerprint
+    assert first.signature not in first.fingerprint
+
+
+# --- what the click asks, and who clicked ---------------------------------------------------------
+@pytest.mark.parametrize(
+    "data",
+    [
+        payload(action_id="rollout-promote"),
+        payload(action_id="open-deployment"),  # a link button: nothing to do
+        {**payload(), "actions": []},
+        {**payload(), "actions": [payload()["actions"][0]] * 2},
+        {**payload(), "type": "view_submission"},
+    ],
+)
+def test_unknown_actions_are_refused(data: dict[str, Any]) -> None:
+    with pytest.raises(si.Refused) as refused:
+        si.parse_click(form(data))
+    assert refused.value.status == 400
+
+
+def test_a_body_without_a_payload_is_refused() -> None:
+    for body in ("", "token=x", "payload=not-json"):
+        with pytest.raises(si.Refused, match="no interaction payload"):
+            si.parse_click(body)
+
+
+def test_only_users_on_the_allow_list_may_act() -> None:
+    allowed = si.allowed_users("U0APPROVER, U0OTHER  U0THIRD")
+    assert allowed == {"U0APPROVER", "U0OTHER", "U0THIRD"}
+    si.authorise(si.parse_click(form(payload())), allowed)
+    with pytest.raises(si.Refused) as refused:
+        si.authorise(si.parse_click(form(payload(user="U0STRANGER"))), allowed)
+    assert refused.value.status == 403 and "U0STRANGER" in refused.value.reason
+    # An empty allow-list allows nobody; a payload without a user is nobody.
+    with pytest.raises(si.Refused):
+        si.authorise(si.parse_click(form(payload())), si.allowed_users(""))
+    with pytest.raises(si.Refused):
+        si.authorise(si.parse_click(form({**payload(), "user": None})), allowed)
+
+
+def test_a_click_becomes_a_deployment_actions_request_naming_the_slack_user() -> None:
+    approve = si.action_request(si.parse_click(form(payload())))
+    assert approve == {
+        "action": "approve",
+        "deployment_id": DEPLOYMENT,
+        "by": {"kind": "slack", "id": "U0APPROVER", "name": "alice"},
+        "text": "",
+    }
+    reject = si.action_request(si.parse_click(form(payload(action_id="rollout-reject"))))
+    assert reject["action"] == "reject" and reject["text"] == "rejected in Slack by alice"
+
+
+# --- answering in the thread --------------------------------------------------------------------------
+def test_the_answer_goes_in_the_thread_and_refusals_only_to_the_user() -> None:
+    click = si.parse_click(form(payload()))
+    done = si.reply(click, si.reply_text(click, {"ok": True, "verdict": "Succeeded"}))
+    assert done["thread_ts"] == "1700000000.000100" and done["response_type"] == "in_channel"
+    assert done["replace_original"] is False and "approved by <@U0APPROVER>" in done["text"]
+    refused = si.reply_text(click, {"ok": False, "reason": "the gate expired <now>"})
+    assert "refused: the gate expired &lt;now&gt;" in refused
+    assert si.reply(click, refused, public=False)["response_type"] == "ephemeral"
+
+
+@pytest.mark.parametrize(
+    ("url", "origin", "ok"),
+    [
+        ("https://hooks.slack.com/actions/T1/1/abc", si.SLACK_ORIGIN, True),
+        ("https://hooks.slack.com/services/T1/B1/abc", si.SLACK_ORIGIN, False),
+        ("https://evil.example.com/actions/T1", si.SLACK_ORIGIN, False),
+        ("https://hooks.slack.com.evil.example.com/actions/", si.SLACK_ORIGIN, False),
+        ("http://127.0.0.1:9999/actions/T1", "http://127.0.0.1:9999/", True),
+        ("http://10.0.0.1:9999/actions/T1", "http://10.0.0.1:9999/", False),
+    ],
+)
+def test_answers_go_only_to_slack_response_urls(url: str, origin: str, ok: bool) -> None:
+    assert si.response_url_allowed(url, origin) is ok
+
+
+def test_the_signing_secret_may_be_plain_or_json() -> None:
+    assert si.signing_secret_from(f"  {SECRET}\n") == SECRET
+    assert si.signing_secret_from(json.dumps({"signing_secret": SECRET})) == SECRET
+    for bad in ("", "{}", "{not json"):
+        with pytest.raises(si.Refused) as refused:
+            si.signing_secret_from(bad)
+        assert SECRET not in refused.value.reason
+
+
+# --- the buttons on the messages -------------------------------------------------------------------
+def _action_ids(message: dict[str, Any], interactive: bool = True) -> list[str]:
+    blocks = render(message, interactive)["attachments"][0]["blocks"]
+    return [
+        e["action_id"]
+        for b in blocks
+        if b.get("block_id") == "rollout-actions"
+        for e in b["elements"]
+        if e.get("value") == message.get("deployment_id")
+    ]
+
+
+def test_messages_about_a_running_deployment_carry_the_buttons_slack_acts_on() -> None:
+    base = {"title": "x", "function": "orders", "deployment_id": DEPLOYMENT}
+    assert _action_ids({**base, "kind": "approval.requested"}) == [
+        "rollout-approve",
+        "rollout-reject",
+        "rollout-abort",
+    ]
+    assert _action_ids({**base, "kind": "deployment.started"}) == ["rollout-abort"]
+    assert _action_ids({**base, "kind": "deployment.succeeded"}) == []  # no rollback action yet
+    assert _action_ids({**base, "kind": "approval.requested"}, interactive=False) == []
+    assert _action_ids({**base, "kind": "approval.requested", "deployment_id": None}) == []
+    # Every button the messages carry is one the endpoint knows.
+    assert {"rollout-approve", "rollout-reject", "rollout-abort"} <= set(si.ACTION_IDS)
