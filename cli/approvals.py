@@ -64,3 +64,15 @@ def summary(action: str, answer: dict[str, Any]) -> str:
         f"{answer.get('deployment_id')}: {answer.get('function')} {done} before {gate.get('position')} by {by}; "
         f"CodeDeploy told {answer.get('verdict')}{note}"
     )
+
+
+def approve_deployment(backend: Backend, deployment_id: str, comment: str = "") -> dict[str, Any]:
+    """`rollout approve`, as the dashboard calls it."""
+    return answer_gate(backend, "approve", deployment_id, comment)
+
+
+def reject_deployment(backend: Backend, deployment_id: str, reason: str = "") -> dict[str, Any]:
+    """`rollout reject`, as the dashboard calls it: a rejection says why."""
+    if not reason.strip():
+        raise CliError("a rejection must say why (reason)", ExitCode.USAGE)
+    return answer_gate(backend, "reject", deployment_id, reason)

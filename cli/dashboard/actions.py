@@ -18,6 +18,7 @@ from cli.backend import Backend
 from cli.errors import CliError, ExitCode
 
 DEPLOYMENT = "deployment"  # the target is a deployment id, shown while the deployment runs
+GATE = "gate"  # the target is a deployment id, shown while its release awaits approval
 FUNCTION = "function"  # the target is a function name
 
 
@@ -51,8 +52,8 @@ class Action:
 # exist they are not offered.
 ACTIONS: tuple[Action, ...] = (
     Action("abort", "Abort", DEPLOYMENT, "cli.operations:abort_deployment", "Stop deployment {target} and roll traffic back to the previous version?", danger=True),
-    Action("approve", "Approve", DEPLOYMENT, "cli.operations:approve_deployment", "Approve the gate of deployment {target}?", ("comment",)),
-    Action("reject", "Reject", DEPLOYMENT, "cli.operations:reject_deployment", "Reject deployment {target}? It rolls back.", ("reason",), danger=True),
+    Action("approve", "Approve", GATE, "cli.approvals:approve_deployment", "Approve the gate of deployment {target}?", ("comment",)),
+    Action("reject", "Reject", GATE, "cli.approvals:reject_deployment", "Reject deployment {target}? It rolls back.", ("reason",), danger=True),
     Action("rollback", "Roll back", FUNCTION, "cli.operations:rollback_function", "Roll {target} back to its previous good version?", ("reason",), danger=True),
     Action("freeze", "Freeze", FUNCTION, "cli.operations:freeze_functions", "Freeze {target}? Uploads are held until it is unfrozen.", ("reason",)),
     Action("unfreeze", "Unfreeze", FUNCTION, "cli.operations:unfreeze_functions", "Unfreeze {target}? The newest held upload starts."),

@@ -143,10 +143,14 @@ def test_only_actions_whose_cli_function_exists_are_offered(browser: FlaskClient
 
 
 def test_abort_is_offered_through_the_cli_s_own_code() -> None:
-    from cli import operations
+    from cli import approvals, operations
 
     offered = actions.available()
     assert offered["abort"].resolve() is operations.abort_deployment
+    # Gates are answered with `rollout approve` / `rollout reject`'s code, only while one awaits.
+    assert offered["approve"].resolve() is approvals.approve_deployment
+    assert offered["reject"].resolve() is approvals.reject_deployment
+    assert offered["approve"].scope == offered["reject"].scope == actions.GATE
     for action in actions.ACTIONS:
         assert (action.name in offered) == (action.resolve() is not None)
 

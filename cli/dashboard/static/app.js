@@ -322,7 +322,9 @@ function renderRelease(data) {
   const running = dep && !dep.done;
   const main = document.getElementById("main");
   main.replaceChildren(h("h1", {}, `${r.function} release `, h("span", { class: "mono" }, r.release_id)),
-    card("Release", facts, running ? actionButtons("deployment", dep.deployment_id, true) : null, dep ? h("p", { id: "outcome" }, "deployment: ", dep.outcome) : null),
+    card("Release", facts, running ? actionButtons("deployment", dep.deployment_id, true) : null,
+      running && r.approval && r.approval.status === "AWAITING" ? actionButtons("gate", dep.deployment_id, true) : null,
+      dep ? h("p", { id: "outcome" }, "deployment: ", dep.outcome) : null),
     dep ? card("Traffic", trafficChart(data.traffic, dep)) : null,
     dep ? card("New against old version", metricCharts(data.metrics)) : null,
     card("Checks", h("div", { id: "checks" }, checksSection(data.checks))),

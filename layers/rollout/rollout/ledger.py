@@ -104,10 +104,21 @@ class Release:
         return cls(**data)
 
     def to_public(self) -> dict[str, Any]:
-        """A JSON-ready view for notifications, the CLI and logs."""
+        """A JSON-ready view for notifications, the CLI, the dashboard and logs.
+
+        Without lifecycle hook execution ids: whoever holds one (and may invoke a hook or report for
+        it) could answer for that execution, so they stay in the ledger."""
         data = asdict(self)
         data["state"] = str(self.state)
+        data["hook_results"] = {
+            hook: _without_execution_id(result) for hook, result in (self.hook_results or {}).items()
+        }
+        data["approval"] = _without_execution_id(self.approval) if self.approval is not None else None
         return data
+
+
+def _without_execution_id(record: Any) -> Any:
+    return {k: v for k, v in record.items() if k != "execution_id"} if isinstance(record, dict) else record
 
 
 class Ledger:
