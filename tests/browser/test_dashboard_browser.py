@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
+from examples.hello.build import CHECKS
 from examples.hello.traffic import TrafficGenerator
 from tests.browser.conftest import Screenshots
 from tests.support.dashboard_world import DashboardWorld, dashboard_world
@@ -199,3 +200,33 @@ def test_aborting_from_the_page_rolls_back(
     expect(page.locator("#traffic-now")).to_have_text("0%")
     assert world.alias_version("ledgerd") == stable
     screenshots.save(page, "release-aborted")
+
+
+def test_approving_a_gate_from_the_page_lets_the_deployment_complete(
+    world: DashboardWorld, page: Page, screenshots: Screenshots
+) -> None:
+    world.create_function("invoicing", "AllAtOnce")
+    assert world.deploy("invoicing", "healthy", "v1")["release"]["state"] == "BOOTSTRAPPED"
+    gated = {**CHECKS, "approval": {"before": "traffic", "timeout_minutes": 30}}
+    upload = world.deploy("invoicing", "healthy", "v2", wait=False, checks=gated)
+    release_id, deployment_id = world.deployment_of("invoicing", upload["key"])
+    page.goto(f"{world.dashboard.base_url}/functions/invoicing/releases/{release_id}")
+    # The buttons appear once the pre-traffic checks passed and the gate opened; no traffic moved yet.
+    approve = page.locator('button[data-action="approve"]')
+    expect(approve).to_be_visible()
+    expect(page.locator('button[data-action="reject"]')).to_be_visible()
+    expect(page.locator("#traffic-now")).to_have_text("0%")
+    assert world.alias_version("invoicing") == "1"
+
+    approve.click()
+    dialog = page.locator("dialog#confirm")
+    expect(dialog).to_contain_text(f"Approve the gate of deployment {deployment_id}")
+    dialog.locator("#field-comment").fill("looked at the canary plan")
+    screenshots.save(page, "approve-confirm")
+    dialog.get_by_role("button", name="Approve").click()
+    expect(page.locator("#release-state")).to_contain_text("SUCCEEDED")
+    expect(approve).to_have_count(0)
+    assert world.alias_version("invoicing") == "2"
+    gate = next(r for r in world.history("invoicing") if r["release_id"] == release_id)["approval"]
+    assert gate["status"] == "APPROVED" and gate["comment"] == "looked at the canary plan"
+    assert "execution_id" not in gate

@@ -105,8 +105,10 @@ class DashboardWorld:
         registered = self.rollout("register", name, "--config", config)
         assert registered.exit_code == 0, registered.output
 
-    def deploy(self, name: str, variant: str, label: str, wait: bool = True) -> dict[str, Any]:
-        path = build_artifact(variant, label, self.artifacts)
+    def deploy(
+        self, name: str, variant: str, label: str, wait: bool = True, checks: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        path = build_artifact(variant, label, self.artifacts, **({"checks": checks} if checks else {}))
         args = [
             "deploy",
             name,
@@ -134,6 +136,9 @@ class DashboardWorld:
 
         found: tuple[str, str] = wait_for(find, 60, f"a deployment for {key}")
         return found
+
+    def history(self, name: str) -> list[dict[str, Any]]:
+        return list(json.loads(self.rollout("history", name, "--json").stdout)["releases"])
 
     def alias_version(self, name: str) -> str:
         return str(self.client("lambda").get_alias(FunctionName=name, Name="live")["FunctionVersion"])
