@@ -51,7 +51,8 @@ def release_json(release: Release) -> dict[str, Any]:
 
 # --- fleet -------------------------------------------------------------------------------------------
 def attention_reasons(row: FunctionStatus, now: datetime, in_flight: Release | None = None) -> list[str]:
-    """Why a function needs a person now (pure): a bad recent ending, a stuck deployment, an odd lock."""
+    """Why a function needs a person now (pure): a bad recent ending, a gate awaiting an answer, a stuck
+    deployment, an odd lock."""
     reasons = list(row.attention)
     latest = row.latest
     if latest is not None and latest.state in BAD_ENDINGS:
@@ -60,6 +61,12 @@ def attention_reasons(row: FunctionStatus, now: datetime, in_flight: Release | N
             reasons.append(f"latest release {latest.state}: {clip(release_why(latest))}")
     deploying = in_flight if in_flight is not None else latest
     if deploying is not None and deploying.state == State.DEPLOYING:
+        gate = deploying.approval or {}
+        if gate.get("status") == "AWAITING":
+            reasons.append(
+                f"deployment {deploying.deployment_id} awaits approval before {gate.get('position', '?')}"
+                + (f" until {gate['deadline_at']}" if gate.get("deadline_at") else "")
+            )
         started = parse_time(deploying.deploying_at)
         if started is not None and now - started > STUCK_AFTER:
             reasons.append(

@@ -237,6 +237,17 @@ def test_what_needs_attention() -> None:
         "d-9"
         in views.attention_reasons(status_row(stuck, {"release_id": "r1", "deployment_id": "d-9"}), NOW)[0]
     )
+    waiting = release(
+        State.DEPLOYING,
+        deploying_at=NOW.isoformat(),
+        deployment_id="d-8",
+        approval={"status": "AWAITING", "position": "traffic", "deadline_at": "2026-11-28T11:00:00Z"},
+    )
+    assert views.attention_reasons(
+        status_row(waiting, {"release_id": "r1", "deployment_id": "d-8"}), NOW
+    ) == ["deployment d-8 awaits approval before traffic until 2026-11-28T11:00:00Z"]
+    answered = release(State.DEPLOYING, deploying_at=NOW.isoformat(), approval={"status": "APPROVED"})
+    assert views.attention_reasons(status_row(answered), NOW) == []
     orphan = views.attention_reasons(status_row(None, {"release_id": "r7"}), NOW)
     assert orphan == ["lock held by release r7 without a deployment"]
     starting = {"release_id": "r7", "acquired_at": (NOW - timedelta(seconds=5)).isoformat()}
