@@ -224,7 +224,7 @@ def test_the_article_replayed_with_the_aws_cli(aws: Cli) -> None:
         "--assume-role-policy-document", f"file://{workdir / 'lambda-trust.json'}",
     )["Role"]["Arn"]  # fmt: skip
     aws(
-        "lambda", "create-function", "--function-name", FUNCTION, "--runtime", "python3.13",
+        "lambda", "create-function", "--function-name", FUNCTION, "--runtime", "python3.13", "--timeout", "30",
         "--role", function_role, "--handler", "index.handler",
         "--zip-file", zip_file(workdir / "v1.zip", FUNCTION_SOURCE % 1, "index"),
     )  # fmt: skip
@@ -326,7 +326,7 @@ def test_the_article_replayed_with_the_aws_cli(aws: Cli) -> None:
     # invoke only CodeDeployHook_* functions, so on AWS as here the lifecycle event fails and v4 never
     # gets traffic.
     hook_arn = aws(
-        "lambda", "create-function", "--function-name", "pre-traffic-hook", "--runtime", "python3.13",
+        "lambda", "create-function", "--function-name", "pre-traffic-hook", "--runtime", "python3.13", "--timeout", "30",
         "--role", function_role, "--handler", "hook.handler",
         "--zip-file", zip_file(workdir / "hook.zip", ARTICLE_HOOK, "hook"),
     )["FunctionArn"]  # fmt: skip
@@ -355,14 +355,15 @@ def test_the_article_replayed_with_the_aws_cli(aws: Cli) -> None:
     )  # fmt: skip
     named = aws(
         "lambda", "create-function", "--function-name", "CodeDeployHook_my-function-pre",
-        "--runtime", "python3.13", "--role", hook_role, "--handler", "hook.handler",
+        "--runtime", "python3.13", "--timeout", "30", "--role", hook_role, "--handler", "hook.handler",
         "--zip-file", zip_file(workdir / "hook.zip", ARTICLE_HOOK, "hook"),
     )["FunctionArn"]  # fmt: skip
     aws("lambda", "wait", "function-active-v2", "--function-name", "CodeDeployHook_my-function-pre")
     broken = new_version(aws, 5, BROKEN_SOURCE)
     tested_old = deploy(aws, appspec_revision("2", broken, hook=named), "CodeDeployDefault.LambdaAllAtOnce")
     assert wait_for(lambda: status(aws, tested_old) in FINAL, timeout=120)
-    assert status(aws, tested_old) == "Succeeded"
+    info = aws("deploy", "get-deployment", "--deployment-id", tested_old)["deploymentInfo"]
+    assert info["status"] == "Succeeded", info.get("errorInformation")
     assert live_alias(aws) == (broken, {})
     invoked = aws.run(
         "lambda", "invoke", "--function-name", FUNCTION, "--qualifier", "live", str(workdir / "out.json")
