@@ -196,3 +196,14 @@ def put_hook_status(deployment_id: str, execution_id: str, status: str) -> None:
     aws.client("codedeploy").put_lifecycle_event_hook_execution_status(
         deploymentId=deployment_id, lifecycleEventHookExecutionId=execution_id, status=status
     )
+
+
+def stop_deployment(deployment_id: str) -> str:
+    """StopDeployment with CodeDeploy's rollback; its status, or 'completed' if it had already ended."""
+    try:
+        resp = aws.client("codedeploy").stop_deployment(deploymentId=deployment_id, autoRollbackEnabled=True)
+    except Exception as exc:
+        if aws.error_code(exc) == "DeploymentAlreadyCompletedException":
+            return "completed"
+        raise
+    return str(resp.get("status", ""))
