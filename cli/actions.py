@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-from collections.abc import Callable
-
 from rich.text import Text
 
 from cli import model, render
@@ -100,7 +99,9 @@ def install(app: typer.Typer, exits_cleanly: Callable[[Any], Any]) -> None:
 
 def rollback(
     function: Annotated[str, typer.Argument(help="The managed function to roll back.")],
-    to: Annotated[str, typer.Option("--to", help="Version to return to (default: the previous good one).")] = "",
+    to: Annotated[
+        str, typer.Option("--to", help="Version to return to (default: the previous good one).")
+    ] = "",
     reason: Annotated[str, typer.Option(help="Why (recorded and announced).")] = "",
     wait: Annotated[bool, typer.Option("--wait", help="Follow the rollback to its end.")] = False,
     skip_checks: Annotated[
@@ -156,7 +157,11 @@ def _follow(backend: Backend, out: Output, release: Release, waiter: Waiter) -> 
             out.say(render.release_line(rel))
 
     progress = follow_release(
-        backend, release.function, lambda: backend.ledger.get(release.function, release.release_id), waiter, on_update
+        backend,
+        release.function,
+        lambda: backend.ledger.get(release.function, release.release_id),
+        waiter,
+        on_update,
     )
     assert progress.release is not None
     return progress.release
@@ -227,7 +232,9 @@ def unfreeze(
         # Named functions are read by key (consistent); --all finds them through the open-releases
         # index, which may lag a moment: the reconciler starts whatever it missed.
         everywhere = FREEZE_ALL in scopes
-        wanted = sorted(set(named) | ({r.function for r in ctx.ledger.open_releases(State.HELD)} if everywhere else set()))
+        wanted = sorted(
+            set(named) | ({r.function for r in ctx.ledger.open_releases(State.HELD)} if everywhere else set())
+        )
         report = HeldReport()
         for function in wanted:
             report.merge(release_held(ctx, function))

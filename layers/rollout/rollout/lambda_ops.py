@@ -252,9 +252,13 @@ def wait_version_active(function: str, version: str, deadline: Deadline = NO_DEA
     except WaiterError as exc:
         configuration = client.get_function_configuration(FunctionName=function, Qualifier=version)
         if configuration.get("State") == "Pending":
-            raise OutOfTime(f"version {version} of {function} is still Pending (SnapStart snapshot?)") from exc
+            raise OutOfTime(
+                f"version {version} of {function} is still Pending (SnapStart snapshot?)"
+            ) from exc
         reason = configuration.get("StateReason") or str(exc)
-        raise UpdateFailed(f"version {version} of {function} is {configuration.get('State')}: {reason}") from exc
+        raise UpdateFailed(
+            f"version {version} of {function} is {configuration.get('State')}: {reason}"
+        ) from exc
 
 
 def version_exists(function: str, version: str) -> bool:
@@ -297,19 +301,13 @@ def delete_version(function: str, version: str) -> None:
     aws.client("lambda").delete_function(FunctionName=function, Qualifier=version)
 
 
-def managed_functions() -> dict[str, dict[str, str]]:
-    """Every function tagged rollout:managed=true, with its tags (ListFunctions, then ListTags;
-    IAM lets Rollout read only managed functions' tags, so a refusal means "not managed")."""
-    client = aws.client("lambda")
-    found: dict[str, dict[str, str]] = {}
-    for page in client.get_paginator("list_functions").paginate():
-        for fn in page.get("Functions", []):
-            try:
-                tags = dict(client.list_tags(Resource=fn["FunctionArn"]).get("Tags") or {})
-            except Exception as exc:
-                if aws.error_code(exc) in ("AccessDeniedException", "AccessDenied", "ResourceNotFoundException"):
-                    continue
-                raise
-            if (tags.get("rollout:managed") or "").strip().lower() == "true":
-                found[str(fn["FunctionName"])] = tags
-    return found
+def managed_tags(function: str) -> dict[str, str] | None:
+    """The function's tags if it is managed; None if it is not, or is gone (IAM lets Rollout read
+    only managed functions, so a refusal means "not managed")."""
+    try:
+        tags = function_tags(function)
+    except Exception as exc:
+        if aws.error_code(exc) in ("AccessDeniedException", "AccessDenied", "ResourceNotFoundException"):
+            return None
+        raise
+    return tags if (tags.get("rollout:managed") or "").strip().lower() == "true" else None

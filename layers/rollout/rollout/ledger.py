@@ -435,6 +435,21 @@ class Ledger:
             Item={**_to_dynamo(record), "pk": f"FN#{function}", "sk": RETENTION_SK, "at": now_iso()}
         )
 
+    def functions(self) -> list[str]:
+        """Every function with a release in the ledger (a scan, like `locks`: the reconciler's)."""
+        names: set[str] = set()
+        kwargs: dict[str, Any] = {
+            "FilterExpression": Attr("sk").begins_with("REL#"),
+            "ProjectionExpression": "#fn",
+            "ExpressionAttributeNames": {"#fn": "function"},
+        }
+        while True:
+            resp = self._table.scan(**kwargs)
+            names.update(str(i["function"]) for i in resp.get("Items", []) if i.get("function"))
+            if "LastEvaluatedKey" not in resp:
+                return sorted(names)
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
     def locks(self) -> list[dict[str, Any]]:
         """Every held lock (the reconciler checks them against CodeDeploy)."""
         items: list[dict[str, Any]] = []

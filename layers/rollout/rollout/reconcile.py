@@ -243,15 +243,15 @@ def _release_held(run: _Run) -> None:
 
 
 def _delete_old_versions(run: _Run) -> None:
-    """Version retention for every managed function (`retention`)."""
-    managed = lambda_ops.managed_functions()
+    """Version retention for every managed function Rollout has released (`retention`)."""
 
     def prune(function: str) -> None:
-        deleted = prune_function(run.ctx, function, managed[function])
+        tags = lambda_ops.managed_tags(function)
+        deleted = prune_function(run.ctx, function, tags) if tags is not None else []
         if deleted:
             run.summary.versions_deleted[function] = deleted
 
-    run.each("delete old versions", sorted(managed), str, prune)
+    run.each("delete old versions", run.ctx.ledger.functions(), str, prune)
 
 
 def _release_name(release: Release) -> str:

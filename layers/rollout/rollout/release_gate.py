@@ -45,7 +45,10 @@ def _preflight(ctx: ReleaseContext, release: Release) -> tuple[str, str] | None:
         firing = canary_alarms.alarms_in_alarm(managed.alarms)
     except Exception as exc:  # fail closed: CodeDeploy would refuse an alarm it cannot read anyway
         logger.exception("Could not read the function's alarms")
-        return ReasonCode.PREFLIGHT_ALARM, f"the function's alarms could not be read ({type(exc).__name__}); held"
+        return (
+            ReasonCode.PREFLIGHT_ALARM,
+            f"the function's alarms could not be read ({type(exc).__name__}); held",
+        )
     reason = alarm_hold_reason(firing)
     return (ReasonCode.PREFLIGHT_ALARM, reason) if reason else None
 

@@ -50,7 +50,9 @@ def prune_function(ctx: ReleaseContext, function: str, tags: dict[str, str]) -> 
         deleted.append(version)
     if deleted or plan.protected:
         ctx.ledger.record_retention(function, {"keep": keep, "deleted": deleted, "protected": plan.protected})
-        logger.info("Old versions deleted", extra={"function": function, "deleted": deleted, "kept": plan.protected})
+        logger.info(
+            "Old versions deleted", extra={"function": function, "deleted": deleted, "kept": plan.protected}
+        )
     return deleted
 
 

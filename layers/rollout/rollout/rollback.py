@@ -85,14 +85,18 @@ def running_deployments(ctx: ReleaseContext, function: str) -> list[str]:
     if lock is not None:
         holder = ctx.ledger.get(function, str(lock.get("release_id") or ""))
         if holder is not None and not holder.is_terminal:
-            found.append(str(lock.get("deployment_id") or holder.deployment_id or f"release {holder.release_id}"))
+            found.append(
+                str(lock.get("deployment_id") or holder.deployment_id or f"release {holder.release_id}")
+            )
     for deployment in codedeploy_ops.active_deployments(ctx.settings.codedeploy_application, function):
         if deployment not in found:
             found.append(deployment)
     return found
 
 
-def _target_version(function: str, releases: list[Release], alias: AliasRouting, request: RollbackRequest) -> str:
+def _target_version(
+    function: str, releases: list[Release], alias: AliasRouting, request: RollbackRequest
+) -> str:
     if request.to_version:
         target = parse_version(request.to_version)
         if not lambda_ops.version_exists(function, target):
@@ -114,7 +118,9 @@ def _stop(deployment: str) -> bool:
     if not deployment.startswith("d-"):
         return False  # a release still starting has no deployment to stop; the rollback queues behind it
     status = codedeploy_ops.stop_deployment(deployment)
-    logger.warning("Stopped a running deployment for a rollback", extra={"deployment_id": deployment, "status": status})
+    logger.warning(
+        "Stopped a running deployment for a rollback", extra={"deployment_id": deployment, "status": status}
+    )
     return True
 
 
