@@ -13,7 +13,6 @@ from rollout import lambda_ops
 from rollout.actions import TAG_RETAIN, protected_versions, retain_count, retention_plan, rollback_target
 from rollout.ledger import Release
 from rollout.observability import logger
-from rollout.targets import TAG_MANAGED
 from rollout.transitions import ReleaseContext
 
 HISTORY_DEPTH = 200
@@ -59,7 +58,3 @@ def prune_function(ctx: ReleaseContext, function: str, tags: dict[str, str]) -> 
 def _live_version(aliases: dict[str, tuple[str, dict[str, float]]], tags: dict[str, str]) -> str:
     name = (tags.get("rollout:alias") or "live").strip()
     return aliases[name][0] if name in aliases else ""
-
-
-def managed(tags: dict[str, str]) -> bool:
-    return (tags.get(TAG_MANAGED) or "").strip().lower() == "true"
