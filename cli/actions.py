@@ -52,11 +52,21 @@ IntervalOpt = Annotated[
 NOT_FOUND_CODES = frozenset({"FUNCTION_NOT_FOUND", "VERSION_NOT_FOUND"})
 
 
+class _Stderr:
+    """Whatever sys.stderr is when a line is written (tests swap it between commands)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def _quiet_control_plane_logs() -> None:
     """The control plane logs JSON lines to stdout for CloudWatch; here stdout is the command's own."""
     for handler in logging.getLogger(logger.name).handlers:
-        if isinstance(handler, logging.StreamHandler):
-            handler.setStream(sys.stderr)
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler.stream, _Stderr):
+            handler.setStream(_Stderr())  # type: ignore[arg-type]
     logger.setLevel(logging.ERROR)
 
 

@@ -23,7 +23,7 @@ from rollout.actions import (
     rollback_target,
 )
 from rollout.errors import Rejected
-from rollout.ledger import Release, new_release_id
+from rollout.ledger import Release, new_release_id, now_iso
 from rollout.observability import logger
 from rollout.release_queue import advance_queue
 from rollout.states import ReasonCode, State
@@ -137,6 +137,9 @@ def _rollback_release(
         state=State.QUEUED,
         kind=KIND_ROLLBACK,
         requested_by=request.requested_by,
+        # After every release the caller could see (S3's clock orders uploads, this one has no
+        # upload): no older build may supersede it, and a later upload still goes after it.
+        upload_order=max([now_iso(), *(r.order[0] for r in releases)]),
         author=by,
         message=request.reason,
         commit=source.commit if source else "",
