@@ -66,7 +66,7 @@ def _quiet_control_plane_logs() -> None:
     """The control plane logs JSON lines to stdout for CloudWatch; here stdout is the command's own."""
     for handler in logging.getLogger(logger.name).handlers:
         if isinstance(handler, logging.StreamHandler) and not isinstance(handler.stream, _Stderr):
-            handler.setStream(_Stderr())  # type: ignore[arg-type]
+            handler.setStream(_Stderr())
     logger.setLevel(logging.ERROR)
 
 

@@ -14,6 +14,7 @@ from rollout.actions import (
     Freeze,
     active_freeze,
     alarm_hold_reason,
+    concurrency_hold_reason,
     hold_newest,
     hotfix_config,
     hotfix_requested,
@@ -191,3 +192,16 @@ def test_the_retention_tag_is_a_bounded_number_and_a_bad_one_deletes_nothing() -
     assert retain_count({"rollout:retain-versions": "25"}) == 25
     for bad in ("1", "0", "-3", "ten", "100000"):
         assert retain_count({"rollout:retain-versions": bad}) is None
+
+
+def test_a_shift_waits_for_the_alias_provisioned_concurrency_to_be_ready() -> None:
+    assert concurrency_hold_reason("live", None) == ""
+    assert (
+        concurrency_hold_reason("live", {"Status": "READY", "AllocatedProvisionedConcurrentExecutions": 5})
+        == ""
+    )
+    waiting = concurrency_hold_reason("live", {"Status": "IN_PROGRESS"})
+    assert "alias live is IN_PROGRESS" in waiting and "READY" in waiting
+    assert "FAILED: no capacity" in concurrency_hold_reason(
+        "live", {"Status": "FAILED", "StatusReason": "no capacity"}
+    )

@@ -200,6 +200,30 @@ def alarm_hold_reason(firing: list[str]) -> str:
     )
 
 
+def concurrency_hold_reason(alias: str, config: dict[str, Any] | None) -> str:
+    """Why a release waits for the alias's provisioned concurrency ('' when it may shift now).
+
+    During a canary or linear shift Lambda divides an alias's provisioned concurrency between the two
+    versions by their weights: "When a weighted alias is used during linear and canary deployments,
+    this value [AllocatedProvisionedConcurrentExecutions] fluctuates depending on the amount of
+    concurrency that is provisioned for the function versions"
+    (https://docs.aws.amazon.com/lambda/latest/api/API_ProvisionedConcurrencyConfigListItem.html).
+    Shifting while the allocation is still IN_PROGRESS (Lambda is still moving it after the alias
+    last changed) or FAILED would send traffic to versions without their share of initialised
+    environments, so the shift waits until the alias reports READY.
+    """
+    if not config:
+        return ""
+    status = str(config.get("Status") or "")
+    if status == "READY":
+        return ""
+    why = f": {config['StatusReason']}" if config.get("StatusReason") else ""
+    return (
+        f"provisioned concurrency on alias {alias} is {status or 'in an unknown state'}{why}; "
+        "the shift waits until Lambda reports it READY"
+    )
+
+
 # --- version retention ----------------------------------------------------------------------------
 
 

@@ -311,3 +311,18 @@ def managed_tags(function: str) -> dict[str, str] | None:
             return None
         raise
     return tags if (tags.get("rollout:managed") or "").strip().lower() == "true" else None
+
+
+def alias_provisioned_concurrency(function: str, alias: str) -> dict[str, Any] | None:
+    """The alias's provisioned concurrency (Requested/Allocated/Available, Status); None if it has none
+    (or the alias does not exist yet)."""
+    try:
+        resp = aws.client("lambda").get_provisioned_concurrency_config(FunctionName=function, Qualifier=alias)
+    except Exception as exc:
+        # Lambda's REST API answers 404 only for what does not exist (ProvisionedConcurrencyConfigNotFound,
+        # ResourceNotFound): no configuration. Emulators without the API answer 404 too.
+        status = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status == 404 or aws.error_code(exc) == "ProvisionedConcurrencyConfigNotFoundException":
+            return None
+        raise
+    return {k: v for k, v in resp.items() if k != "ResponseMetadata"}

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from rollout import canary_alarms, lambda_ops
-from rollout.actions import KIND_ROLLBACK, Freeze, active_freeze, alarm_hold_reason
+from rollout.actions import KIND_ROLLBACK, Freeze, active_freeze, alarm_hold_reason, concurrency_hold_reason
 from rollout.errors import Rejected, TransitionRefused
 from rollout.ledger import Release
 from rollout.observability import logger
@@ -50,7 +50,18 @@ def _preflight(ctx: ReleaseContext, release: Release) -> tuple[str, str] | None:
             f"the function's alarms could not be read ({type(exc).__name__}); held",
         )
     reason = alarm_hold_reason(firing)
-    return (ReasonCode.PREFLIGHT_ALARM, reason) if reason else None
+    if reason:
+        return ReasonCode.PREFLIGHT_ALARM, reason
+    try:
+        concurrency = lambda_ops.alias_provisioned_concurrency(release.function, managed.alias)
+    except Exception as exc:  # fail closed: a shift that may throttle waits until it can be read
+        logger.exception("Could not read the alias's provisioned concurrency")
+        return (
+            ReasonCode.PREFLIGHT_CONCURRENCY,
+            f"provisioned concurrency unreadable ({type(exc).__name__}); held",
+        )
+    reason = concurrency_hold_reason(managed.alias, concurrency)
+    return (ReasonCode.PREFLIGHT_CONCURRENCY, reason) if reason else None
 
 
 def hold_if_needed(ctx: ReleaseContext, release: Release) -> Release | None:
