@@ -146,4 +146,6 @@ def alarms_in_alarm(names: list[str]) -> list[str]:
     if not names:
         return []
     resp = aws.client("cloudwatch").describe_alarms(AlarmNames=names[:DESCRIBE_BATCH], StateValue="ALARM")
-    return [a["AlarmName"] for a in resp.get("MetricAlarms", []) + resp.get("CompositeAlarms", [])]
+    found = resp.get("MetricAlarms", []) + resp.get("CompositeAlarms", [])
+    # Checked here too: some implementations (moto) ignore StateValue when AlarmNames is given.
+    return [a["AlarmName"] for a in found if a.get("StateValue", "ALARM") == "ALARM"]
