@@ -47,7 +47,7 @@ def prune_function(ctx: ReleaseContext, function: str, tags: dict[str, str]) -> 
     for version in plan.delete:
         lambda_ops.delete_version(function, version)
         deleted.append(version)
-    if deleted or plan.protected:
+    if deleted:  # the last clean-up that deleted something stays on record
         ctx.ledger.record_retention(function, {"keep": keep, "deleted": deleted, "protected": plan.protected})
         logger.info(
             "Old versions deleted", extra={"function": function, "deleted": deleted, "kept": plan.protected}
