@@ -6,9 +6,6 @@ return to. What was deleted and kept (with why) is recorded on the function's RE
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 from rollout import lambda_ops
 from rollout.actions import TAG_RETAIN, protected_versions, retain_count, retention_plan, rollback_target
 from rollout.ledger import Release
@@ -18,22 +15,14 @@ from rollout.transitions import ReleaseContext
 HISTORY_DEPTH = 200
 
 
-@dataclass
-class RetentionReport:
-    deleted: dict[str, list[str]] = field(default_factory=dict)
-    skipped: dict[str, str] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"deleted": self.deleted, "skipped": self.skipped}
-
-
 def prune_function(ctx: ReleaseContext, function: str, tags: dict[str, str]) -> list[str]:
     """Delete the versions of `function` retention does not keep; the versions deleted."""
     keep = retain_count(tags)
     if keep is None:
         reason = f"tag {TAG_RETAIN}={tags.get(TAG_RETAIN)!r} is not a number of versions: nothing deleted"
         ctx.ledger.record_retention(function, {"skipped": reason})
-        raise ValueError(reason)
+        logger.warning("Version retention skipped", extra={"function": function, "reason": reason})
+        return []
     aliases = lambda_ops.aliases(function)
     releases: list[Release] = ctx.ledger.releases(function, limit=HISTORY_DEPTH)
     unfinished = [r for r in releases if not r.is_terminal] + [
