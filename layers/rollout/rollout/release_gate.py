@@ -42,7 +42,7 @@ def _preflight(ctx: ReleaseContext, release: Release) -> tuple[str, str] | None:
     except Rejected:
         return None  # the start path rejects it with the reason
     try:
-        firing = canary_alarms.alarms_in_alarm(managed.alarms)
+        firing = canary_alarms.alarms_firing(managed.alarms)
     except Exception as exc:  # fail closed: CodeDeploy would refuse an alarm it cannot read anyway
         logger.exception("Could not read the function's alarms")
         return (
