@@ -27,6 +27,7 @@ from rollout.config import Settings
 from rollout.errors import Rejected
 from rollout.held_releases import HeldReport, release_held
 from rollout.ledger import FREEZE_ALL, Release, now_iso
+from rollout.notifications import build_action
 from rollout.observability import logger
 from rollout.rollback import RollbackRequest, request_rollback
 from rollout.states import State
@@ -211,10 +212,12 @@ def freeze(
         if scope != FREEZE_ALL:
             backend.get_function(scope)  # NOT_FOUND for a function that does not exist
     by = caller(backend)
+    ctx = control_plane(backend)
     frozen = [Freeze(scope, reason.strip(), by, now_iso(), ends) for scope in scopes]
     with aws_errors("record the freeze"):
         for item in frozen:
-            backend.ledger.put_freeze(item.scope, item.to_record())
+            ctx.ledger.put_freeze(item.scope, item.to_record())
+            _announce(ctx, "freeze.started", item, item.describe())
     for item in frozen:
         out.say(Text.assemble(("❄ ", "cyan"), item.describe()))
     if as_json:
@@ -234,10 +237,18 @@ def unfreeze(
     scopes = _scopes(functions, all_functions)
     backend = connect(stack, endpoint, region)
     ctx = control_plane(backend)
+    by = caller(backend)
     with aws_errors("end the freeze"):
         if all_functions:
             scopes = [str(record.get("scope")) for record in ctx.ledger.freezes()] or scopes
-        ended = [scope for scope in scopes if ctx.ledger.delete_freeze(scope) is not None]
+        ended = []
+        for scope in scopes:
+            record = ctx.ledger.delete_freeze(scope)
+            if record is not None:
+                ended.append(scope)
+                item = Freeze.from_record(record)
+                whom = "every function" if scope == FREEZE_ALL else scope
+                _announce(ctx, "freeze.ended", item, f"{whom} unfrozen by {by}", ended_by=by)
         named = [scope for scope in scopes if scope != FREEZE_ALL]
         # Named functions are read by key (consistent); --all finds them through the open-releases
         # index, which may lag a moment: the reconciler starts whatever it missed.
@@ -259,6 +270,12 @@ def unfreeze(
     if as_json:
         out.json({"unfrozen": ended, "held": report.as_dict()})
     raise typer.Exit(int(ExitCode.OK if ended else ExitCode.CONFLICT))
+
+
+def _announce(ctx: ReleaseContext, kind: str, item: Freeze, title: str, **extra: str) -> None:
+    function = "*" if item.scope == FREEZE_ALL else item.scope
+    fields = {"freeze": item.to_record(), "requested_by": extra.get("ended_by") or item.by or None}
+    ctx.notifier.announce_action(build_action(kind, function, title, **fields))
 
 
 def freezes_of(backend: Backend) -> list[Freeze]:

@@ -169,10 +169,13 @@ def test_a_freeze_holds_three_uploads_and_releases_the_newest(world: RolloutWorl
     code, out = rollout("status")
     assert [f["reason"] for f in out["freezes"] if f["scope"] == function] == ["black friday"]
     assert world.alias_version(function) == "1" and len(world.deployments(function)) == 0
-    world.wait_notices(function, ["release.held"])
+    started = world.wait_notices(function, ["release.held", "freeze.started"])
+    (frozen,) = [n.message for n in started if n.kind == "freeze.started"]
+    assert frozen["freeze"]["reason"] == "black friday" and frozen["requested_by"].startswith("arn:aws:")
 
     code, out = rollout("unfreeze", function)
     assert code == ExitCode.OK and out["unfrozen"] == [function], out
+    world.wait_notices(function, ["freeze.ended"])
     newest = world.wait_release(uploads[-1])
     assert str(newest.state) == "SUCCEEDED", (newest.reason_code, newest.reason)
     older = [world.wait_release(upload) for upload in uploads[:-1]]

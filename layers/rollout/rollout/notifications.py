@@ -157,6 +157,23 @@ def build(kind: str, release: Release, region: str, **extra: Any) -> Notificatio
     return Notification(kind=kind, severity=severity, subject=subject, message=message)
 
 
+def build_action(kind: str, function: str, title: str, **fields: Any) -> Notification:
+    """A notification about an action that is not a release (a freeze set or ended): same schema,
+    kind and attributes, `function` the function it covers (`*` for every function)."""
+    subject = " ".join(title.encode("ascii", "replace").decode().split())
+    if len(subject) > SUBJECT_LIMIT:
+        subject = subject[: SUBJECT_LIMIT - 3] + "..."
+    message: dict[str, Any] = {
+        "schema": SCHEMA,
+        "kind": kind,
+        "severity": "warning",
+        "title": subject,
+        "function": function,
+        **fields,
+    }
+    return Notification(kind=kind, severity="warning", subject=subject, message=message)
+
+
 class Notifier:
     """Publishes notifications on the stack's topic: the only place Rollout talks to SNS.
 
@@ -181,6 +198,18 @@ class Notifier:
             logger.exception(
                 "Could not publish the notification", extra={"kind": kind, "release_id": release.release_id}
             )
+            metrics.add_metric(name="NotificationsFailed", unit=MetricUnit.Count, value=1)
+            return False
+        return True
+
+    def announce_action(self, notification: Notification) -> bool:
+        """Publish an action's notification, with `announce`'s policy: never raises."""
+        if not self.topic_arn:
+            return False
+        try:
+            self.publish(notification)
+        except Exception:  # logged and counted, never raised
+            logger.exception("Could not publish the notification", extra={"kind": notification.kind})
             metrics.add_metric(name="NotificationsFailed", unit=MetricUnit.Count, value=1)
             return False
         return True
