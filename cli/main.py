@@ -145,6 +145,9 @@ def deploy(
     commit: Annotated[str, typer.Option(help="Commit id recorded with the release.")] = "",
     message: Annotated[str, typer.Option(help="What changed (shown in notifications).")] = "",
     author: Annotated[str, typer.Option(help="Who released it.")] = "",
+    hotfix: Annotated[
+        bool, typer.Option("--hotfix", help="Skip the gradual shift (AllAtOnce); the checks still run.")
+    ] = False,
     wait: Annotated[
         bool, typer.Option("--wait", help="Follow the release to its end; fail unless it succeeds.")
     ] = False,
@@ -162,7 +165,7 @@ def deploy(
     warning = check_managed(backend, function)
     if warning:
         out.errors.print(f"warning: {warning}")
-    upload = upload_artifact(backend, function, data, commit, message, author)
+    upload = upload_artifact(backend, function, data, commit, message, author, hotfix=hotfix)
     result = upload.to_json()
     out.say(Text.assemble(("uploaded ", "green"), f"s3://{upload.bucket}/{upload.key}"))
     out.say(f"  version {upload.version_id or '(bucket not versioned: the release cannot pin these bytes)'}")
@@ -280,8 +283,13 @@ def status(
         recent = []
         names = status_names(backend)
     rows = [function_status(backend, name) for name in names]
+    freezes = freezes_of(backend)
     if as_json:
-        data: dict[str, Any] = {"stack": stack, "functions": [row.to_json() for row in rows]}
+        data: dict[str, Any] = {
+            "stack": stack,
+            "functions": [row.to_json() for row in rows],
+            "freezes": [f.to_record() for f in freezes],
+        }
         if function:
             data["recent"] = [rel.to_public() for rel in recent]
         out.json(data)
@@ -293,6 +301,8 @@ def status(
     out.say(render.status_table(rows, plain=plain))
     for line in (line for row in rows for line in row.attention):
         out.say(Text(line, style="bold red"))
+    for item in freezes:
+        out.say(Text(f"❄ {item.describe()}", style="bold cyan"))
     if function and recent:
         out.say(render.releases_table(recent, title=f"Recent releases of {function}", plain=plain))
 
@@ -485,6 +495,12 @@ def demo(
     beside = functools.partial(dashboard_beside, out=out, open_browser=True) if with_dashboard else None
     summary = run_demo(out, speed=speed, port=port, template=TEMPLATE, beside=beside)
     raise typer.Exit(int(ExitCode.OK if summary.all_expected else ExitCode.RELEASE_FAILED))
+
+
+# rollback, freeze, unfreeze (cli/actions.py), with this module's error handling.
+from cli.actions import freezes_of, install  # noqa: E402 - they need exits_cleanly, defined above
+
+install(app, exits_cleanly)
 
 
 def main() -> None:

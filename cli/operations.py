@@ -96,7 +96,13 @@ class Upload:
 
 
 def upload_artifact(
-    backend: Backend, function: str, data: bytes, commit: str = "", message: str = "", author: str = ""
+    backend: Backend,
+    function: str,
+    data: bytes,
+    commit: str = "",
+    message: str = "",
+    author: str = "",
+    hotfix: bool = False,
 ) -> Upload:
     """Put the artifact at FUNCTION/<timestamp>-<sha8>.zip with its metadata; the upload starts the release."""
     bucket = backend.stack.bucket
@@ -106,6 +112,8 @@ def upload_artifact(
         for name, value in (("commit", commit), ("message", message), ("author", author))
         if value
     }
+    if hotfix:
+        metadata["hotfix"] = "true"  # x-amz-meta-hotfix: AllAtOnce, if the function's tags allow it
     put = backend.upload(bucket, key, data, metadata)
     return Upload(
         function=function,

@@ -232,12 +232,27 @@ class LambdaApi:
         versions_before = len(self.storage()._functions[fn.function_name]["versions"])
         version = self.storage().publish_version(fn.function_name, description)
         if len(self.storage()._functions[fn.function_name]["versions"]) > versions_before:
+            self._never_reuse_a_number(version)
             # The copy shares $LATEST's mutable records: give the version its own.
             version.__dict__["_sandbox_state"] = FunctionState()
             version.code = dict(fn.code)
             version.environment_vars = dict(fn.environment_vars or {})
             version.layers = list(fn.layers or [])
         return version
+
+    def _never_reuse_a_number(self, version: Any) -> None:
+        """Lambda numbers versions 1, 2, 3... and never reuses the number of a deleted version; moto
+        numbers them by count, so after a deletion it would publish a number already used."""
+        name = version.function_name
+        highest = self.__dict__.setdefault("_highest_version", {})
+        others = [int(v.version) for v in self.storage()._functions[name]["versions"] if v is not version]
+        used = max([highest.get(name, 0), *others])
+        if int(version.version) <= used:
+            arns = self.storage()._arns
+            arns.pop(version.function_arn, None)
+            version.set_version(used + 1)
+            arns[version.function_arn] = version
+        highest[name] = int(version.version)
 
     def _check_role(self, role: Any) -> None:
         """Lambda refuses an execution role whose trust policy does not let lambda.amazonaws.com assume it

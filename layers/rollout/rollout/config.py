@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -31,7 +32,12 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        env = os.environ
+        return cls.from_mapping(os.environ)
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str]) -> Settings:
+        """Settings from environment variables: this function's own, or (for the `rollout` command,
+        which acts as the control plane does) the artifact deployer's, read from Lambda."""
         stack_name = env.get("STACK_NAME", "rollout")
         return cls(
             stack_name=stack_name,

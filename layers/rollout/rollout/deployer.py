@@ -28,6 +28,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAl
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
 from rollout import aws, codedeploy_ops, lambda_ops, s3_ops, upload_ops
+from rollout.actions import HOTFIX_METADATA, KIND_HOTFIX, hotfix_config, hotfix_requested
 from rollout.appspec import parse_appspec
 from rollout.artifacts import (
     EventProblem,
@@ -258,6 +259,8 @@ def _new_release(
         commit=stored.meta("commit") if stored else "",
         message=stored.meta("message") if stored else "",
         author=stored.meta("author") if stored else "",
+        # An upload marked x-amz-meta-hotfix: true skips the gradual shift, never the checks.
+        kind=KIND_HOTFIX if stored and hotfix_requested(stored.meta(HOTFIX_METADATA)) else "",
     )
 
 
@@ -368,12 +371,14 @@ def _validate(
         report, target.handler, target.runtime, target.has_layers, target.environment
     )
     logger.info("Handler check", extra={"handler": target.handler, "note": handler_note})
+    hotfix = release.kind == KIND_HOTFIX
+    tags = lambda_ops.function_tags(artifact.function) if hotfix else {}
     return ctx.ledger.update(
         release.function,
         release.release_id,
         checks=checks,
         alias=target.alias,
-        deployment_config=target.deployment_config,
+        deployment_config=hotfix_config(artifact.function, hotfix, tags) or target.deployment_config,
     )
 
 

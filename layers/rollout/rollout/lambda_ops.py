@@ -247,3 +247,100 @@ def invoke_sync(function: str, event: dict[str, Any]) -> tuple[Any, str | None]:
     except ValueError:
         answer = None
     return answer, response.get("FunctionError") or None
+
+
+# --- versions: pre-flight waits and retention --------------------------------------------------------
+
+# published_version_active polls GetFunctionConfiguration every 5 s; SnapStart snapshots take minutes.
+ACTIVE_WAIT_DELAY = 5
+
+
+def wait_version_active(function: str, version: str, deadline: Deadline = NO_DEADLINE) -> None:
+    """Wait until `version` is Active (a SnapStart version is Pending while its snapshot is taken;
+    shifting traffic to it before then fails invocations), with botocore's published_version_active
+    waiter and no more polls than the invocation has time for. OutOfTime if it is still Pending."""
+    client = aws.client("lambda")
+    polls = int(max(1, deadline.remaining() // ACTIVE_WAIT_DELAY))
+    try:
+        client.get_waiter("published_version_active").wait(
+            FunctionName=function,
+            Qualifier=version,
+            WaiterConfig={"Delay": ACTIVE_WAIT_DELAY, "MaxAttempts": min(polls, 120)},
+        )
+    except WaiterError as exc:
+        configuration = client.get_function_configuration(FunctionName=function, Qualifier=version)
+        if configuration.get("State") == "Pending":
+            raise OutOfTime(
+                f"version {version} of {function} is still Pending (SnapStart snapshot?)"
+            ) from exc
+        reason = configuration.get("StateReason") or str(exc)
+        raise UpdateFailed(
+            f"version {version} of {function} is {configuration.get('State')}: {reason}"
+        ) from exc
+
+
+def version_exists(function: str, version: str) -> bool:
+    try:
+        aws.client("lambda").get_function_configuration(FunctionName=function, Qualifier=version)
+    except Exception as exc:
+        if aws.error_code(exc) == "ResourceNotFoundException":
+            return False
+        raise
+    return True
+
+
+def published_versions(function: str) -> list[str]:
+    """The function's published version numbers ($LATEST left out)."""
+    versions: list[str] = []
+    paginator = aws.client("lambda").get_paginator("list_versions_by_function")
+    for page in paginator.paginate(FunctionName=function):
+        versions.extend(str(v["Version"]) for v in page.get("Versions", []) if v.get("Version") != "$LATEST")
+    return versions
+
+
+def aliases(function: str) -> dict[str, tuple[str, dict[str, float]]]:
+    """Every alias of the function: name -> (version, additional version weights)."""
+    found: dict[str, tuple[str, dict[str, float]]] = {}
+    paginator = aws.client("lambda").get_paginator("list_aliases")
+    for page in paginator.paginate(FunctionName=function):
+        for alias in page.get("Aliases", []):
+            weights = (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+            found[str(alias["Name"])] = (
+                str(alias["FunctionVersion"]),
+                {str(k): float(v) for k, v in weights.items()},
+            )
+    return found
+
+
+def delete_version(function: str, version: str) -> None:
+    """Delete one published version (never $LATEST, never an unqualified function)."""
+    if not version.isdigit():
+        raise ValueError(f"refusing to delete {function}:{version}: not a published version")
+    aws.client("lambda").delete_function(FunctionName=function, Qualifier=version)
+
+
+def managed_tags(function: str) -> dict[str, str] | None:
+    """The function's tags if it is managed; None if it is not, or is gone (IAM lets Rollout read
+    only managed functions, so a refusal means "not managed")."""
+    try:
+        tags = function_tags(function)
+    except Exception as exc:
+        if aws.error_code(exc) in ("AccessDeniedException", "AccessDenied", "ResourceNotFoundException"):
+            return None
+        raise
+    return tags if (tags.get("rollout:managed") or "").strip().lower() == "true" else None
+
+
+def alias_provisioned_concurrency(function: str, alias: str) -> dict[str, Any] | None:
+    """The alias's provisioned concurrency (Requested/Allocated/Available, Status); None if it has none
+    (or the alias does not exist yet)."""
+    try:
+        resp = aws.client("lambda").get_provisioned_concurrency_config(FunctionName=function, Qualifier=alias)
+    except Exception as exc:
+        # Lambda's REST API answers 404 only for what does not exist (ProvisionedConcurrencyConfigNotFound,
+        # ResourceNotFound): no configuration. Emulators without the API answer 404 too.
+        status = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status == 404 or aws.error_code(exc) == "ProvisionedConcurrencyConfigNotFoundException":
+            return None
+        raise
+    return {k: v for k, v in resp.items() if k != "ResponseMetadata"}

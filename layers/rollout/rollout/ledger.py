@@ -29,6 +29,10 @@ BY_DEPLOYMENT_INDEX = "by-deployment"
 OPEN_RELEASES_INDEX = "open-releases"
 LOCK_SK = "LOCK"
 PUBLISH_LOCK_SK = "PUBLISH"
+# Freezes: one item per frozen function (sk FN#<function>) or for every function (sk ALL).
+FREEZE_PK = "FREEZE"
+FREEZE_ALL = "ALL"
+RETENTION_SK = "RETENTION"
 
 
 def now_iso() -> str:
@@ -55,6 +59,10 @@ class Release:
     commit: str = ""
     message: str = ""
     author: str = ""
+    # What asked for it: "" (an upload), "hotfix" (an upload marked as one) or "rollback"; and who,
+    # when a person asked (the caller's AWS identity). Their why is `message`.
+    kind: str = ""
+    requested_by: str = ""
     alias: str = ""
     deployment_config: str = ""
     code_sha256: str = ""
@@ -170,12 +178,12 @@ class Ledger:
         out = [r for r in self.releases(function, limit) if r.deploying_at or r.state == State.BOOTSTRAPPED]
         return max(out, key=lambda r: r.order, default=None)
 
-    def queued(self, function: str) -> list[Release]:
-        """The function's queued releases, oldest upload first."""
+    def queued(self, function: str, state: State = State.QUEUED) -> list[Release]:
+        """The function's queued releases (or those in `state`: HELD), oldest upload first."""
         items: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {
             "KeyConditionExpression": Key("pk").eq(f"FN#{function}") & Key("sk").begins_with("REL#"),
-            "FilterExpression": Attr("state").eq(str(State.QUEUED)),
+            "FilterExpression": Attr("state").eq(str(state)),
             "ConsistentRead": True,
         }
         while True:
@@ -188,7 +196,7 @@ class Ledger:
 
     def open_releases(self, state: State | None = None) -> list[Release]:
         """Releases not yet terminal (optionally in one state), from the sparse index."""
-        states = [state] if state else [State.RECEIVED, State.QUEUED, State.DEPLOYING]
+        states = [state] if state else [State.RECEIVED, State.QUEUED, State.HELD, State.DEPLOYING]
         found: list[Release] = []
         for st in states:
             kwargs: dict[str, Any] = {
@@ -481,6 +489,52 @@ class Ledger:
         except Exception as exc:
             if aws.error_code(exc) != "ConditionalCheckFailedException":
                 raise
+
+    # --- freezes and version retention ---------------------------------------------------------
+    def put_freeze(self, scope: str, record: dict[str, Any]) -> None:
+        """Freeze `scope` (a function name, or FREEZE_ALL); replaces an earlier freeze of it."""
+        sk = FREEZE_ALL if scope == FREEZE_ALL else f"FN#{scope}"
+        item = {k: v for k, v in record.items() if v not in ("", None)}
+        self._table.put_item(Item={**item, "pk": FREEZE_PK, "sk": sk, "scope": scope})
+
+    def delete_freeze(self, scope: str) -> dict[str, Any] | None:
+        """End the freeze of `scope`; the record removed, or None if there was none."""
+        sk = FREEZE_ALL if scope == FREEZE_ALL else f"FN#{scope}"
+        resp = self._table.delete_item(Key={"pk": FREEZE_PK, "sk": sk}, ReturnValues="ALL_OLD")
+        old = resp.get("Attributes")
+        return {k: _from_dynamo(v) for k, v in old.items()} if old else None
+
+    def freezes(self) -> list[dict[str, Any]]:
+        """Every freeze record (strongly consistent: a hold must see a freeze set a moment ago)."""
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(FREEZE_PK), "ConsistentRead": True}
+        while True:
+            resp = self._table.query(**kwargs)
+            items.extend({k: _from_dynamo(v) for k, v in i.items()} for i in resp.get("Items", []))
+            if "LastEvaluatedKey" not in resp:
+                return items
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def record_retention(self, function: str, record: dict[str, Any]) -> None:
+        """What the last version clean-up of `function` deleted and kept, and why."""
+        self._table.put_item(
+            Item={**_to_dynamo(record), "pk": f"FN#{function}", "sk": RETENTION_SK, "at": now_iso()}
+        )
+
+    def functions(self) -> list[str]:
+        """Every function with a release in the ledger (a scan, like `locks`: the reconciler's)."""
+        names: set[str] = set()
+        kwargs: dict[str, Any] = {
+            "FilterExpression": Attr("sk").begins_with("REL#"),
+            "ProjectionExpression": "#fn",
+            "ExpressionAttributeNames": {"#fn": "function"},
+        }
+        while True:
+            resp = self._table.scan(**kwargs)
+            names.update(str(i["function"]) for i in resp.get("Items", []) if i.get("function"))
+            if "LastEvaluatedKey" not in resp:
+                return sorted(names)
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
     def locks(self) -> list[dict[str, Any]]:
         """Every held lock (the reconciler checks them against CodeDeploy)."""

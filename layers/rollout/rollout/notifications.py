@@ -25,6 +25,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "release.unchanged": ("info", "{function}: code unchanged, nothing to deploy"),
     "release.bootstrapped": ("info", "{function}: first release, alias {alias} created on v{target}"),
     "release.queued": ("info", "{function}: release queued behind an active deployment"),
+    "release.held": ("warning", "{function}: release held, not deployed"),
     "release.superseded": ("warning", "{function}: queued release superseded by a newer upload"),
     "release.failed": ("error", "{function}: release failed before deployment"),
     "deployment.started": ("info", "{function}: deploying v{current} -> v{target} ({config})"),
@@ -151,6 +152,8 @@ def build(kind: str, release: Release, region: str, **extra: Any) -> Notificatio
             "key": release.key,
             "version_id": release.object_version or None,
         },
+        "release_kind": release.kind or "upload",
+        "requested_by": release.requested_by or None,
         "commit": release.commit or None,
         "author": release.author or None,
         "message": release.message or None,
@@ -162,6 +165,23 @@ def build(kind: str, release: Release, region: str, **extra: Any) -> Notificatio
     }
     message.update(extra)
     return Notification(kind=kind, severity=severity, subject=subject, message=message)
+
+
+def build_action(kind: str, function: str, title: str, **fields: Any) -> Notification:
+    """A notification about an action that is not a release (a freeze set or ended): same schema,
+    kind and attributes, `function` the function it covers (`*` for every function)."""
+    subject = " ".join(title.encode("ascii", "replace").decode().split())
+    if len(subject) > SUBJECT_LIMIT:
+        subject = subject[: SUBJECT_LIMIT - 3] + "..."
+    message: dict[str, Any] = {
+        "schema": SCHEMA,
+        "kind": kind,
+        "severity": "warning",
+        "title": subject,
+        "function": function,
+        **fields,
+    }
+    return Notification(kind=kind, severity="warning", subject=subject, message=message)
 
 
 class Notifier:
@@ -188,6 +208,18 @@ class Notifier:
             logger.exception(
                 "Could not publish the notification", extra={"kind": kind, "release_id": release.release_id}
             )
+            metrics.add_metric(name="NotificationsFailed", unit=MetricUnit.Count, value=1)
+            return False
+        return True
+
+    def announce_action(self, notification: Notification) -> bool:
+        """Publish an action's notification, with `announce`'s policy: never raises."""
+        if not self.topic_arn:
+            return False
+        try:
+            self.publish(notification)
+        except Exception:  # logged and counted, never raised
+            logger.exception("Could not publish the notification", extra={"kind": notification.kind})
             metrics.add_metric(name="NotificationsFailed", unit=MetricUnit.Count, value=1)
             return False
         return True

@@ -23,6 +23,7 @@ from rollout.config import Settings
 from rollout.deadlines import NO_DEADLINE, Deadline
 from rollout.deployment_events import Applied, DeploymentFacts, apply_state
 from rollout.errors import TransitionRefused
+from rollout.held_releases import HeldReport, release_held
 from rollout.ledger import Ledger, Release
 from rollout.observability import logger
 from rollout.outcomes import FINAL_STATUS_TO_STATE
@@ -35,6 +36,7 @@ from rollout.recovery import (
     resume_stalled_releases,
 )
 from rollout.release_queue import QueueEffects, QueueReport, advance_queue, finish_release
+from rollout.retention import prune_function
 from rollout.states import ReasonCode, State
 from rollout.transitions import NOT_ENDED, ReleaseContext, move
 
@@ -58,9 +60,13 @@ class ReconcileSummary:
     items_failed: int = 0
     items_deferred: int = 0  # not started for want of time; the next run takes them
     recovered: RecoveryReport = field(default_factory=RecoveryReport)
+    held: HeldReport = field(default_factory=HeldReport)
+    versions_deleted: dict[str, list[str]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "held": self.held.as_dict(),
+            "versions_deleted": self.versions_deleted,
             "settled": self.settled,
             "locks_released": self.locks_released,
             "queue": self.queue.as_dict(),
@@ -151,7 +157,9 @@ def reconcile(
         ("resume stalled releases", lambda: resume_stalled_releases(recovery)),
         ("recover lost uploads", lambda: recover_lost_uploads(recovery)),
         ("replay undelivered events", lambda: replay_undelivered(recovery)),
+        ("release held releases", lambda: _release_held(run)),
         ("start waiting queues", lambda: _start_waiting_queues(run)),
+        ("delete old versions", lambda: _delete_old_versions(run)),
     ]
     for name, step in steps:
         try:
@@ -230,6 +238,25 @@ def _start_waiting_queues(run: _Run) -> None:
         run.summary.queue.merge(advance_queue(function, run.ctx, run.effects))
 
     run.each("advance queue", functions, str, advance)
+
+
+def _release_held(run: _Run) -> None:
+    """Held releases whose hold has ended (an unfreeze it missed, a freeze's --until that passed, an
+    alarm that cleared): the newest of each function starts (`held_releases`)."""
+    functions = sorted({r.function for r in run.ctx.ledger.open_releases(State.HELD)})
+    run.each("release held", functions, str, lambda f: run.summary.held.merge(release_held(run.ctx, f)))
+
+
+def _delete_old_versions(run: _Run) -> None:
+    """Version retention for every managed function Rollout has released (`retention`)."""
+
+    def prune(function: str) -> None:
+        tags = lambda_ops.managed_tags(function)
+        deleted = prune_function(run.ctx, function, tags) if tags is not None else []
+        if deleted:
+            run.summary.versions_deleted[function] = deleted
+
+    run.each("delete old versions", run.ctx.ledger.functions(), str, prune)
 
 
 def _release_name(release: Release) -> str:

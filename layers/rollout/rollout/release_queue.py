@@ -108,8 +108,9 @@ def advance_queue(function: str, ctx: ReleaseContext, effects: QueueEffects | No
                 if supersede(ctx, older, outcome):
                     report.superseded.append(older.release_id)
             return report
-        if outcome.state == State.QUEUED:
-            # CodeDeploy or another release holds the function: everything waits for the next end.
+        if outcome.state in (State.QUEUED, State.HELD):
+            # CodeDeploy or another release holds the function (or a freeze or a pre-flight rule holds
+            # the release): everything waits for the next end, or for the hold to end.
             report.waiting = [r.release_id for r in candidates[index:]]
             return report
         # It ended without deploying (failed, rejected, unchanged...): the function is free, try the next.

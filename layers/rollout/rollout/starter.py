@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import TracebackType
 
-from rollout import canary_alarms, codedeploy_ops, lambda_ops
+from rollout import canary_alarms, codedeploy_ops, lambda_ops, release_gate
+from rollout.actions import KIND_ROLLBACK
 from rollout.appspec import build_appspec, release_description, revision_for
 from rollout.errors import DeploymentLimitExceeded, Rejected, TransitionRefused
 from rollout.ledger import Ledger, Release
@@ -81,6 +82,9 @@ class Created:
 def start_release(ctx: ReleaseContext, release: Release) -> Release:
     """Start `release` (RECEIVED or QUEUED), or queue it; returns it as recorded in the ledger."""
     logger.append_keys(release_id=release.release_id, function=release.function)
+    held = release_gate.hold_if_needed(ctx, release)  # a freeze or a pre-flight rule: HELD, not started
+    if held is not None:
+        return held
     with FunctionLock(ctx.ledger, release) as lock:
         if not lock.held:
             release = queue(ctx, release, f"release {lock.holder} holds the function's deployment lock")
@@ -199,6 +203,8 @@ def _create_deployment(
 ) -> Created:
     """Canary alarms on the new version, the deployment group, the AppSpec, then CreateDeployment."""
     settings = ctx.settings
+    # Pre-flight: a version still Pending (a SnapStart snapshot being taken) cannot take traffic yet.
+    lambda_ops.wait_version_active(release.function, release.target_version, ctx.deadline)
     scope = canary_alarms.CanaryScope(release.function, release.alias, release.target_version)
     checks = release.checks or {}
     alarms = canary_alarms.put_canary_alarms(settings.canary_alarm_prefix, scope, checks.get("canary"))
@@ -208,7 +214,9 @@ def _create_deployment(
         release.function,
         config,
         settings.codedeploy_role_arn,
-        alarms + managed.alarms,
+        # A rollback is not stopped by the function's own alarms: they fire because of the version it
+        # replaces. Its per-release canary alarms still watch the version it returns to.
+        alarms + ([] if release.kind == KIND_ROLLBACK else managed.alarms),
     )
     outcome = codedeploy_ops.ensure_deployment_group(group)
     logger.info("Deployment group ready", extra={"group": release.function, "outcome": outcome})

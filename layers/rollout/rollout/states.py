@@ -19,6 +19,9 @@ class State(StrEnum):
     ROLLED_BACK = "ROLLED_BACK"
     FAILED = "FAILED"
     SUPERSEDED = "SUPERSEDED"
+    # Recorded but not started: a freeze, or a pre-flight rule (an alarm of the function firing), holds
+    # it. Not terminal: when the hold ends the newest held release starts (`release_gate`).
+    HELD = "HELD"
 
 
 TERMINAL: frozenset[State] = frozenset(
@@ -46,12 +49,33 @@ TRANSITIONS: dict[State, frozenset[State]] = {
             State.DEPLOYING,
             State.FAILED,
             State.SUPERSEDED,
+            State.HELD,
         }
     ),
     # A queued release whose code someone else already made live ends UNCHANGED when its turn comes.
     # A queued release publishes when its turn comes, so it may be the one that creates the alias.
     State.QUEUED: frozenset(
-        {State.DEPLOYING, State.SUPERSEDED, State.FAILED, State.REJECTED, State.UNCHANGED, State.BOOTSTRAPPED}
+        {
+            State.DEPLOYING,
+            State.SUPERSEDED,
+            State.FAILED,
+            State.REJECTED,
+            State.UNCHANGED,
+            State.BOOTSTRAPPED,
+            State.HELD,
+        }
+    ),
+    # A held release starts (or queues) when its hold ends; older held releases are superseded.
+    State.HELD: frozenset(
+        {
+            State.DEPLOYING,
+            State.QUEUED,
+            State.SUPERSEDED,
+            State.FAILED,
+            State.REJECTED,
+            State.UNCHANGED,
+            State.BOOTSTRAPPED,
+        }
     ),
     State.DEPLOYING: frozenset({State.SUCCEEDED, State.ROLLED_BACK, State.FAILED}),
     # The one move out of a terminal state: a release recorded ROLLED_BACK while CodeDeploy's rollback
@@ -109,6 +133,18 @@ class ReasonCode(StrEnum):
     SUPERSEDED = "SUPERSEDED"
     START_FAILED = "START_FAILED"
     INTERNAL_ERROR = "INTERNAL_ERROR"
+    # Held, not deployed (release_gate): a freeze, a freeze record that cannot be read (fail closed),
+    # one of the function's own alarms already in ALARM, provisioned concurrency not ready.
+    FROZEN = "FROZEN"
+    FREEZE_UNKNOWN = "FREEZE_UNKNOWN"
+    PREFLIGHT_ALARM = "PREFLIGHT_ALARM"
+    PREFLIGHT_CONCURRENCY = "PREFLIGHT_CONCURRENCY"
+    # A hotfix upload for a function whose tags do not allow hotfixes
+    HOTFIX_NOT_ALLOWED = "HOTFIX_NOT_ALLOWED"
+    # A release manager's request that cannot be acted on (rollback --to, freeze --until)
+    BAD_VERSION = "BAD_VERSION"
+    VERSION_NOT_FOUND = "VERSION_NOT_FOUND"
+    BAD_TIME = "BAD_TIME"
     # Processing of the upload kept stopping without an outcome (deployer killed, timed out, out of memory)
     PROCESSING_ABANDONED = "PROCESSING_ABANDONED"
     # The deployment
@@ -169,6 +205,7 @@ _KIND_BY_STATE: dict[State, str] = {
     State.UNCHANGED: "release.unchanged",
     State.BOOTSTRAPPED: "release.bootstrapped",
     State.QUEUED: "release.queued",
+    State.HELD: "release.held",
     State.SUPERSEDED: "release.superseded",
     State.DEPLOYING: "deployment.started",
     State.SUCCEEDED: "deployment.succeeded",

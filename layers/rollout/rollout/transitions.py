@@ -31,16 +31,17 @@ REASON_LIMIT = 1000  # a reason is a sentence for people; stack traces belong in
 _METRIC_BY_STATE: dict[State, str] = {
     State.REJECTED: "ReleasesRejected",
     State.QUEUED: "ReleasesQueued",
+    State.HELD: "ReleasesHeld",
     State.SUPERSEDED: "ReleasesSuperseded",
     State.DEPLOYING: "DeploymentsStarted",
     State.SUCCEEDED: "DeploymentsSucceeded",
     State.ROLLED_BACK: "DeploymentsRolledBack",
 }
 # A release that never deployed can only fail from these states.
-NOT_YET_DEPLOYED = frozenset({State.RECEIVED, State.QUEUED})
+NOT_YET_DEPLOYED = frozenset({State.RECEIVED, State.QUEUED, State.HELD})
 # A deployment's own ending may only move a release that has not ended: never a ROLLED_BACK one to
 # FAILED, which is reserved for a rollback that failed (states.TRANSITIONS).
-NOT_ENDED = frozenset({State.RECEIVED, State.QUEUED, State.DEPLOYING})
+NOT_ENDED = frozenset({State.RECEIVED, State.QUEUED, State.HELD, State.DEPLOYING})
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,37 @@
+"""`rollout freeze`, `unfreeze` and `rollback`: bad input is refused before any AWS call (exit 2)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.errors import ExitCode
+from cli.main import app
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["freeze", "--reason", "x"], "name at least one function"),
+        (["freeze", "orders", "--all", "--reason", "x"], "not both"),
+        (["freeze", "orders"], "needs a --reason"),
+        (["freeze", "orders", "--reason", "x", "--until", "soon"], "not an ISO 8601 time"),
+        (["freeze", "orders", "--reason", "x", "--until", "2020-01-01T00:00:00Z"], "already passed"),
+        (["unfreeze"], "name at least one function"),
+    ],
+)
+def test_bad_freeze_arguments_are_usage_errors(args: list[str], words: str) -> None:
+    result = runner.invoke(app, [*args, "--json", "--endpoint", "http://127.0.0.1:9"])
+    assert result.exit_code == ExitCode.USAGE, result.output
+    error = json.loads(result.stdout)["error"]
+    assert words in error["message"] and error["exit_code"] == ExitCode.USAGE
+
+
+def test_every_action_takes_json() -> None:
+    for command in ("rollback", "freeze", "unfreeze"):
+        result = runner.invoke(app, [command, "--help"])
+        assert result.exit_code == 0 and "--json" in result.output
