@@ -132,13 +132,8 @@ def rollback(
     out = Output.create(as_json)
     backend = connect(stack, endpoint, region)
     backend.get_function(function)  # NOT_FOUND for a function that does not exist
-    ctx = control_plane(backend)
     request = RollbackRequest(function, caller(backend), reason, to, skip_checks, abort_current)
-    try:
-        with aws_errors(f"roll back {function}"):
-            result = request_rollback(ctx, request)
-    except (RefusedAction, Rejected) as exc:
-        raise _action_error(exc) from None
+    result = _request_rollback(backend, request)
     release = result.release
     for deployment in result.stopped:
         out.say(Text(f"stopped deployment {deployment} (CodeDeploy rolls it back first)", style="yellow"))
@@ -156,6 +151,26 @@ def rollback(
     if as_json:
         out.json(data)
     raise typer.Exit(int(code))
+
+
+def _request_rollback(backend: Backend, request: RollbackRequest) -> Any:
+    try:
+        with aws_errors(f"roll back {request.function}"):
+            return request_rollback(control_plane(backend), request)
+    except (RefusedAction, Rejected) as exc:
+        raise _action_error(exc) from None
+
+
+def rollback_function(backend: Backend, function: str, reason: str = "") -> dict[str, Any]:
+    """`rollout rollback FUNCTION --reason TEXT`, as the dashboard calls it."""
+    backend.get_function(function)  # NOT_FOUND for a function that does not exist
+    result = _request_rollback(backend, RollbackRequest(function, caller(backend), reason, "", False, False))
+    release = result.release
+    return {
+        "release": release.to_public(),
+        "stopped": result.stopped,
+        "status_message": f"release {release.release_id} {release.state} (to v{release.target_version})",
+    }
 
 
 def _follow(backend: Backend, out: Output, release: Release, waiter: Waiter) -> Release:
@@ -207,7 +222,15 @@ def freeze(
         ends = parse_until(until, now) if until else ""
     except Rejected as exc:
         raise CliError(exc.reason, ExitCode.USAGE) from None
-    backend = connect(stack, endpoint, region)
+    frozen = freeze_scopes(connect(stack, endpoint, region), scopes, reason, ends)
+    for item in frozen:
+        out.say(Text.assemble(("❄ ", "cyan"), item.describe()))
+    if as_json:
+        out.json({"freezes": [item.to_record() for item in frozen]})
+
+
+def freeze_scopes(backend: Backend, scopes: list[str], reason: str, ends: str) -> list[Freeze]:
+    """Record and announce a freeze of each scope (a function, or every function)."""
     for scope in scopes:
         if scope != FREEZE_ALL:
             backend.get_function(scope)  # NOT_FOUND for a function that does not exist
@@ -218,10 +241,15 @@ def freeze(
         for item in frozen:
             ctx.ledger.put_freeze(item.scope, item.to_record())
             _announce(ctx, "freeze.started", item, item.describe())
-    for item in frozen:
-        out.say(Text.assemble(("❄ ", "cyan"), item.describe()))
-    if as_json:
-        out.json({"freezes": [item.to_record() for item in frozen]})
+    return frozen
+
+
+def freeze_functions(backend: Backend, function: str, reason: str = "") -> dict[str, Any]:
+    """`rollout freeze FUNCTION --reason TEXT`, as the dashboard calls it."""
+    if not reason.strip():
+        raise CliError("a freeze needs a reason", ExitCode.USAGE)
+    frozen = freeze_scopes(backend, [function], reason, "")
+    return {"freezes": [item.to_record() for item in frozen], "status_message": frozen[0].describe()}
 
 
 def unfreeze(
@@ -235,7 +263,22 @@ def unfreeze(
     """End the freezes; the newest held upload of each function starts, older ones are superseded."""
     out = Output.create(as_json)
     scopes = _scopes(functions, all_functions)
-    backend = connect(stack, endpoint, region)
+    ended, report = unfreeze_scopes(connect(stack, endpoint, region), scopes, all_functions)
+    if not ended:
+        out.errors.print("no freeze to end for " + ", ".join(scopes))
+    for scope in ended:
+        out.say(f"unfrozen: {'every function' if scope == FREEZE_ALL else scope}")
+    for release_id in report.started:
+        out.say(f"  started held release {release_id}")
+    for release_id in report.still_held:
+        out.say(f"  still held: {release_id} (another freeze or a pre-flight rule holds it)")
+    if as_json:
+        out.json({"unfrozen": ended, "held": report.as_dict()})
+    raise typer.Exit(int(ExitCode.OK if ended else ExitCode.CONFLICT))
+
+
+def unfreeze_scopes(backend: Backend, scopes: list[str], all_functions: bool) -> tuple[list[str], HeldReport]:
+    """End the freezes of `scopes`; start the newest held upload of each function they held."""
     ctx = control_plane(backend)
     by = caller(backend)
     with aws_errors("end the freeze"):
@@ -259,17 +302,20 @@ def unfreeze(
         report = HeldReport()
         for function in wanted:
             report.merge(release_held(ctx, function))
+    return ended, report
+
+
+def unfreeze_functions(backend: Backend, function: str) -> dict[str, Any]:
+    """`rollout unfreeze FUNCTION`, as the dashboard calls it; nothing frozen is refused (exit 6)."""
+    ended, report = unfreeze_scopes(backend, [function], False)
     if not ended:
-        out.errors.print("no freeze to end for " + ", ".join(scopes))
-    for scope in ended:
-        out.say(f"unfrozen: {'every function' if scope == FREEZE_ALL else scope}")
-    for release_id in report.started:
-        out.say(f"  started held release {release_id}")
-    for release_id in report.still_held:
-        out.say(f"  still held: {release_id} (another freeze or a pre-flight rule holds it)")
-    if as_json:
-        out.json({"unfrozen": ended, "held": report.as_dict()})
-    raise typer.Exit(int(ExitCode.OK if ended else ExitCode.CONFLICT))
+        raise CliError(f"{function} is not frozen", ExitCode.CONFLICT)
+    started = ", ".join(report.started)
+    return {
+        "unfrozen": ended,
+        "held": report.as_dict(),
+        "status_message": f"{function} unfrozen" + (f"; started {started}" if started else ""),
+    }
 
 
 def _announce(ctx: ReleaseContext, kind: str, item: Freeze, title: str, **extra: str) -> None:

@@ -54,9 +54,9 @@ ACTIONS: tuple[Action, ...] = (
     Action("abort", "Abort", DEPLOYMENT, "cli.operations:abort_deployment", "Stop deployment {target} and roll traffic back to the previous version?", danger=True),
     Action("approve", "Approve", GATE, "cli.approvals:approve_deployment", "Approve the gate of deployment {target}?", ("comment",)),
     Action("reject", "Reject", GATE, "cli.approvals:reject_deployment", "Reject deployment {target}? It rolls back.", ("reason",), danger=True),
-    Action("rollback", "Roll back", FUNCTION, "cli.operations:rollback_function", "Roll {target} back to its previous good version?", ("reason",), danger=True),
-    Action("freeze", "Freeze", FUNCTION, "cli.operations:freeze_functions", "Freeze {target}? Uploads are held until it is unfrozen.", ("reason",)),
-    Action("unfreeze", "Unfreeze", FUNCTION, "cli.operations:unfreeze_functions", "Unfreeze {target}? The newest held upload starts."),
+    Action("rollback", "Roll back", FUNCTION, "cli.actions:rollback_function", "Roll {target} back to its previous good version?", ("reason",), danger=True),
+    Action("freeze", "Freeze", FUNCTION, "cli.actions:freeze_functions", "Freeze {target}? Uploads are held until it is unfrozen.", ("reason",)),
+    Action("unfreeze", "Unfreeze", FUNCTION, "cli.actions:unfreeze_functions", "Unfreeze {target}? The newest held upload starts."),
 )  # fmt: skip
 
 

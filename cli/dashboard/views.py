@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cli import model
+from cli.actions import freezes_of
 from cli.backend import Backend
 from cli.errors import CliError, ExitCode
 from cli.follow import deployment_snapshot
@@ -120,10 +121,14 @@ def fleet_row(backend: Backend, name: str, now: datetime) -> dict[str, Any]:
 def fleet_view(backend: Backend, now: datetime | None = None) -> dict[str, Any]:
     now = now or datetime.now(UTC)
     rows = [fleet_row(backend, name, now) for name in status_names(backend)]
+    freezes = freezes_of(backend)
+    for row in rows:
+        row["frozen"] = any(f.covers(row["function"]) for f in freezes)
     return {
         "stack": backend.stack_name,
         "functions": rows,
         "attention_count": sum(1 for r in rows if r["attention"]),
+        "freezes": [f.to_record() | {"text": f.describe()} for f in freezes],
     }
 
 

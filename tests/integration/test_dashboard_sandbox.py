@@ -76,9 +76,11 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def act(world: DashboardWorld, name: str, target: str, **headers: str) -> tuple[int, Any]:
+def act(
+    world: DashboardWorld, name: str, target: str, fields: dict[str, str] | None = None, **headers: str
+) -> tuple[int, Any]:
     sent = {"X-Rollout-CSRF": world.csrf, "Origin": world.dashboard.base_url, **headers}
-    status, _, body = call(world, f"/api/actions/{name}", "POST", sent, {"target": target})
+    status, _, body = call(world, f"/api/actions/{name}", "POST", sent, {"target": target, **(fields or {})})
     return status, body
 
 
@@ -217,6 +219,60 @@ def test_aborting_through_the_dashboard_rolls_back(here: DashboardWorld) -> None
     assert page["release"]["reason_code"] == "MANUAL_STOP"
     assert here.alias_version("abortable") == stable
     assert page["traffic"]["points"][-1][1] == 0.0
+
+
+def test_freezing_and_unfreezing_through_the_dashboard(here: DashboardWorld) -> None:
+    here.create_function("icebox")
+    assert here.deploy("icebox", "healthy", "v1")["release"]["state"] == "BOOTSTRAPPED"
+    status, body = act(here, "freeze", "icebox", {"reason": ""})
+    assert status == 400, body  # a freeze says why
+    status, body = act(here, "freeze", "icebox", {"reason": "quarter close"})
+    assert status == 200, body
+    fleet = call(here, "/api/fleet")[2]
+    assert [f["scope"] for f in fleet["freezes"]] == ["icebox"]
+    assert "quarter close" in fleet["freezes"][0]["text"]
+    assert {r["function"]: r["frozen"] for r in fleet["functions"]}["icebox"] is True
+    held = here.deploy("icebox", "healthy", "v2", wait=False)
+    release = wait_for(
+        lambda: next(
+            (r for r in here.history("icebox") if r["key"] == held["key"] and r["state"] == "HELD"), None
+        ),
+        60,
+        "the upload to be held",
+    )
+    status, body = act(here, "unfreeze", "icebox")
+    assert status == 200 and release["release_id"] in body["result"]["held"]["started"], body
+    assert call(here, "/api/fleet")[2]["freezes"] == []
+    assert act(here, "unfreeze", "icebox")[0] == 409  # nothing frozen: refused, as `rollout unfreeze` exits 6
+
+
+def test_rolling_back_through_the_dashboard_returns_to_the_previous_good_version(
+    here: DashboardWorld,
+) -> None:
+    here.create_function("rewind", "AllAtOnce")
+    assert here.deploy("rewind", "healthy", "v1")["release"]["state"] == "BOOTSTRAPPED"
+    assert here.deploy("rewind", "healthy", "v2")["release"]["state"] == "SUCCEEDED"
+    assert here.alias_version("rewind") == "2"
+    status, body = act(here, "rollback", "rewind", {"reason": "v2 misbehaves"})
+    assert status == 200, body
+    rollback = body["result"]["release"]
+    assert rollback["kind"] == "rollback" and rollback["target_version"] == "1"
+    ended = wait_for(
+        lambda: next(
+            (
+                r
+                for r in here.history("rewind")
+                if r["release_id"] == rollback["release_id"]
+                and r["state"] != "DEPLOYING"
+                and r["state"] in ("SUCCEEDED", "ROLLED_BACK", "FAILED", "REJECTED")
+            ),
+            None,
+        ),
+        90,
+        "the rollback to end",
+    )
+    assert ended["state"] == "SUCCEEDED", ended["reason"]
+    assert here.alias_version("rewind") == "1"
 
 
 def test_only_the_actions_the_cli_has_are_offered(here: DashboardWorld, tmp_path: Path) -> None:

@@ -212,6 +212,7 @@ function fleetRow(fn) {
   return h("tr", { "data-function": fn.function, class: attention ? "attention" : "" },
     td("function", h("a", { href: `/functions/${esc(fn.function)}` }, fn.function),
       attention ? h("div", { class: "flag" }, "⚠ needs attention") : null,
+      fn.frozen ? h("div", { class: "frozen" }, "❄ frozen") : null,
       attention ? h("ul", { class: "reasons" }, fn.attention.map((r) => h("li", {}, r))) : null),
     td("live", fn.live_version ? `${fn.alias} → v${fn.live_version}` : h("span", { class: "muted" }, "no alias yet")),
     td("latest", latest ? h("a", { class: "mono", href: `/functions/${esc(fn.function)}/releases/${esc(latest.release_id)}` }, latest.release_id) : "none"),
@@ -239,7 +240,11 @@ function renderFleet(data) {
     h("thead", {}, h("tr", {}, ["function", "live", "latest release", "state", "deployment in flight", "queued"].map((c) => h("th", { scope: "col" }, c)))),
     h("tbody", {}, rows.map(fleetRow)));
   const caret = search.value.length;
-  main.replaceChildren(h("h1", {}, `Fleet of ${data.stack}`),
+  const freezes = (data.freezes || []).length
+    ? h("section", { class: "card", "aria-label": "Freezes" }, h("h2", {}, "Freezes"),
+        h("ul", { class: "plain", id: "freezes" }, data.freezes.map((f) => h("li", {}, "❄ ", f.text))))
+    : null;
+  main.replaceChildren(h("h1", {}, `Fleet of ${data.stack}`), freezes,
     h("div", { class: "toolbar" }, search, toggle, h("span", { class: "muted" }, `${rows.length} of ${data.functions.length} functions`)),
     h("section", { class: "card" }, rows.length ? table : h("p", { class: "empty" }, data.functions.length ? "no function matches" : "no managed functions yet (rollout register FUNCTION)")));
   search.setSelectionRange(caret, caret);
