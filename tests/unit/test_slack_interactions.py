@@ -216,8 +216,8 @@ def test_messages_about_a_running_deployment_carry_the_buttons_slack_acts_on() -
         "rollout-abort",
     ]
     assert _action_ids({**base, "kind": "deployment.started"}) == ["rollout-abort"]
-    assert _action_ids({**base, "kind": "deployment.succeeded"}) == []  # no rollback action yet
+    assert _action_ids({**base, "kind": "deployment.succeeded"}) == ["rollout-rollback"]
     assert _action_ids({**base, "kind": "approval.requested"}, interactive=False) == []
     assert _action_ids({**base, "kind": "approval.requested", "deployment_id": None}) == []
     # Every button the messages carry is one the endpoint knows.
-    assert {"rollout-approve", "rollout-reject", "rollout-abort"} <= set(si.ACTION_IDS)
+    assert {"rollout-approve", "rollout-reject", "rollout-abort", "rollout-rollback"} <= set(si.ACTION_IDS)

@@ -15,6 +15,7 @@ from typing import Any
 from rollout.errors import Rejected
 from rollout.ledger import FREEZE_ALL, Release
 from rollout.states import ReasonCode, State
+from rollout.targets import AliasRouting
 
 KIND_ROLLBACK = "rollback"
 KIND_HOTFIX = "hotfix"
@@ -56,6 +57,33 @@ def rollback_target(releases: Iterable[Release], live_version: str) -> Release |
         if went_live(release) and version != live_version and version not in left:
             return release
     return None
+
+
+def not_live_reason(clicked: Release, releases: Iterable[Release], alias: AliasRouting | None) -> str:
+    """Why a rollback asked for from `clicked`'s success message must not act (fail closed), or "".
+
+    The button rolls back the release it was posted for: only while that release is still the live
+    one (it SUCCEEDED, it is the newest release that went live, and the alias serves only its version).
+    `alias` is the alias as read now, None when it is gone."""
+    name = f"release {clicked.release_id} of {clicked.function}"
+    if clicked.state != State.SUCCEEDED:
+        return (
+            f"{name} is {clicked.state}, not SUCCEEDED: only a live release is rolled back from its message"
+        )
+    newest = max((r for r in releases if went_live(r)), key=lambda r: r.order, default=None)
+    if newest is not None and newest.release_id != clicked.release_id:
+        return (
+            f"{name} (version {clicked.target_version}) is no longer the live one: release "
+            f"{newest.release_id} put version {newest.target_version} live since; nothing was done"
+        )
+    if alias is None:
+        return f"{clicked.function} has no alias {clicked.alias}: nothing to roll back"
+    if not alias.serves_only(clicked.target_version):
+        return (
+            f"alias {clicked.alias} of {clicked.function} no longer serves only version "
+            f"{clicked.target_version} of {name}; nothing was done"
+        )
+    return ""
 
 
 def release_of_version(releases: Iterable[Release], version: str) -> Release | None:

@@ -9,6 +9,10 @@ Who reports what to CodeDeploy:
   answered once), records why a rejected release failed, reports, and announces;
 - the reconciler (`sweep`) asks `deployment_actions` to expire gates past their deadline, and to
   report answers whose report was lost. It holds no CodeDeploy reporting permission itself.
+
+`deployment_actions` also rolls a function back from the deployment that put its live release out
+(Slack's Roll back button on the success message): `rollback.request_rollback`, as the CLI's
+`rollout rollback`, refused unless that release is still the live one.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from rollout import aws, codedeploy_ops, gates, lambda_ops
+from rollout import aws, codedeploy_ops, gates, lambda_ops, rollback
+from rollout.actions import RefusedAction, not_live_reason
 from rollout.appspec import release_id_in
 from rollout.config import Settings
+from rollout.errors import Rejected
 from rollout.gates import Approver, Gate, GateStatus
 from rollout.ledger import Release, now_iso
 from rollout.observability import logger
@@ -28,7 +34,7 @@ from rollout.states import ReasonCode, State
 from rollout.transitions import ReleaseContext
 
 ACTIVE = frozenset({"Created", "Queued", "InProgress", "Baking", "Ready"})
-ACTIONS = ("approve", "reject", "expire", "report", "abort")
+ACTIONS = ("approve", "reject", "expire", "report", "abort", "rollback")
 # Refusal codes the CLI maps to its exit codes (docs/OPERATOR.md).
 NOT_FOUND, NOTHING_TO_DO, BAD_REQUEST = "not_found", "nothing_to_do", "bad_request"
 # A report CodeDeploy cannot take any more: the step already has a status, or is gone.
@@ -126,6 +132,8 @@ def act(ctx: ReleaseContext, request: ActionRequest) -> dict[str, Any]:
         return _refused(NOT_FOUND, f"deployment {request.deployment_id} does not exist")
     if info.get("applicationName") != ctx.settings.codedeploy_application:
         return _refused(NOT_FOUND, f"deployment {request.deployment_id} is not one of Rollout's")
+    if request.action == "rollback":
+        return _rollback(ctx, request, info)
     if info.get("status") not in ACTIVE:
         return _refused(NOTHING_TO_DO, f"deployment {request.deployment_id} has ended ({info.get('status')})")
     release = _release_of(ctx, info)
@@ -229,6 +237,48 @@ def _abort(ctx: ReleaseContext, request: ActionRequest, release: Release | None)
         "status": "ABORTING",
         "deployment_id": request.deployment_id,
         "stop": stopped,
+        "by": who,
+    }
+
+
+def _rollback(ctx: ReleaseContext, request: ActionRequest, info: dict[str, Any]) -> dict[str, Any]:
+    """Roll the function back from the deployment that put the live release out (the Slack button on
+    its success message), through the same code as `rollout rollback FUNCTION`. Fail closed: refused
+    unless that deployment succeeded and its release is still the live one."""
+    if request.by.kind == "rollout":
+        return _refused(BAD_REQUEST, "only a person rolls a function back")
+    if info.get("status") != "Succeeded":
+        return _refused(
+            NOTHING_TO_DO, f"deployment {request.deployment_id} did not succeed ({info.get('status')})"
+        )
+    release = _release_of(ctx, info)
+    if release is None:
+        return _refused(NOT_FOUND, f"deployment {request.deployment_id} names no Rollout release")
+    releases = ctx.ledger.releases(release.function, limit=rollback.HISTORY_DEPTH)
+    stale = not_live_reason(release, releases, lambda_ops.get_alias(release.function, release.alias))
+    if stale:
+        return _refused(NOTHING_TO_DO, stale)
+    who = request.by.describe()
+    wanted = rollback.RollbackRequest(
+        release.function, requested_by=who, reason=request.text or f"rolled back by {who}"
+    )
+    try:
+        started = rollback.request_rollback(ctx, wanted).release
+    except RefusedAction as refused:
+        return _refused(NOTHING_TO_DO, str(refused))
+    except Rejected as rejected:
+        return _refused(NOT_FOUND, rejected.reason)
+    logger.warning("rollback requested", extra={"by": who, "release_id": started.release_id})
+    return {
+        "ok": True,
+        "status": str(started.state),
+        "function": started.function,
+        "release_id": started.release_id,
+        "deployment_id": started.deployment_id,
+        "target_version": started.target_version,
+        "from_version": release.target_version,
+        "rolled_back_release": release.release_id,
+        "reason": started.reason if started.is_terminal else "",
         "by": who,
     }
 

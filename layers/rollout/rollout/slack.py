@@ -250,21 +250,27 @@ def _buttons(links: Any) -> list[dict[str, Any]]:
     return buttons[:5]
 
 
-# Which buttons a message about a running deployment carries (slack_interactions.ACTION_IDS acts on
-# them). A Roll back button after success waits for the rollback action.
+# Which buttons a message about a deployment carries (slack_interactions.ACTION_IDS acts on them).
+# Roll back after success: DeploymentActions refuses it once a newer release went live.
 ACTION_BUTTONS: dict[str, tuple[str, ...]] = {
     "deployment.started": ("abort",),
     "approval.requested": ("approve", "reject", "abort"),
+    "deployment.succeeded": ("rollback",),
 }
 _BUTTON_STYLE = {
     "approve": ("Approve", "primary", None),
     "reject": ("Reject", "danger", "Reject this version? The deployment rolls back."),
     "abort": ("Abort", "danger", "Stop this deployment and roll back?"),
+    "rollback": (
+        "Roll back",
+        "danger",
+        "Roll the function back to the version live before this one (all at once)?",
+    ),
 }
 
 
 def action_buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
-    """Approve / Reject / Abort buttons whose value is the deployment id; none without one."""
+    """Approve / Reject / Abort / Roll back buttons whose value is the deployment id; none without one."""
     deployment_id = str(message.get("deployment_id") or "")
     if not deployment_id:
         return []

@@ -27,7 +27,12 @@ from slack_sdk.signature import SignatureVerifier
 MAX_BODY_BYTES = 64 * 1024  # Slack's block_actions payloads are a few KB
 MAX_AGE_SECONDS = 300  # Slack's own advice, and what SignatureVerifier allows
 # The buttons Rollout puts on its messages (slack.py) and the action each one asks for.
-ACTION_IDS = {"rollout-approve": "approve", "rollout-reject": "reject", "rollout-abort": "abort"}
+ACTION_IDS = {
+    "rollout-approve": "approve",
+    "rollout-reject": "reject",
+    "rollout-abort": "abort",
+    "rollout-rollback": "rollback",
+}
 SLACK_ORIGIN = "https://hooks.slack.com/"
 RESPONSE_PATH = "actions/"  # Slack's response_url: https://hooks.slack.com/actions/T…/…/…
 
@@ -147,8 +152,10 @@ def authorise(click: Click, allowed: frozenset[str]) -> None:
 
 
 def action_request(click: Click) -> dict[str, Any]:
-    """The deployment_actions request for a click (the Slack user is the approver)."""
-    text = f"rejected in Slack by {click.user_name or click.user_id}" if click.action == "reject" else ""
+    """The deployment_actions request for a click (the Slack user is the approver, or asks for the
+    rollback)."""
+    texts = {"reject": "rejected in Slack by {}", "rollback": "rolled back from Slack by {}"}
+    text = texts[click.action].format(click.user_name or click.user_id) if click.action in texts else ""
     return {
         "action": click.action,
         "deployment_id": click.deployment_id,
@@ -166,8 +173,23 @@ def reply_text(click: Click, answer: Any) -> str:
         return f"{who}: {click.action} of `{click.deployment_id}` refused: {_plain(str(answer.get('reason', '')))}"
     if click.action == "abort":
         return f":octagonal_sign: {who} aborted `{click.deployment_id}`; CodeDeploy is rolling it back"
+    if click.action == "rollback":
+        return _rollback_text(who, answer)
     verb = {"approve": ":white_check_mark: approved", "reject": ":no_entry: rejected"}[click.action]
     return f"{verb} by {who}: `{click.deployment_id}` ({answer.get('verdict')} reported to CodeDeploy)"
+
+
+def _rollback_text(who: str, answer: dict[str, Any]) -> str:
+    function, state = _plain(str(answer.get("function") or "?")), str(answer.get("status") or "")
+    target, release = answer.get("target_version") or "?", _plain(str(answer.get("release_id") or "?"))
+    if state in ("QUEUED", "DEPLOYING"):
+        where = (
+            f", deployment `{_plain(str(answer['deployment_id']))}`" if answer.get("deployment_id") else ""
+        )
+        how = "started" if state == "DEPLOYING" else "queued"
+        return f":rewind: {who} {how} a rollback of `{function}` to version {target} (release `{release}`{where})"
+    reason = f": {_plain(str(answer.get('reason')))}" if answer.get("reason") else ""
+    return f"{who}: the rollback of `{function}` to version {target} ended {state or '?'}{reason}"
 
 
 def reply(click: Click, text: str, public: bool = True) -> dict[str, Any]:
