@@ -272,3 +272,63 @@ def test_an_answer_whose_report_failed_is_reported_by_the_reconciler(world: Roll
     final = ended(world, function, release)
     assert str(final.state) == "SUCCEEDED", final.reason
     assert (final.approval or {})["reported"] is True
+
+
+def test_roll_back_from_slack_returns_the_live_release_and_refuses_a_stale_click(world: RolloutWorld) -> None:
+    endpoint = world.outputs["SlackInteractionsUrl"]
+    function = world.create_target("slack-rb", config="AllAtOnce")
+    states = [
+        str(world.wait_release(world.release_build(function, "healthy", build)).state)
+        for build in ("v1", "v2", "v3")
+    ]
+    assert states == ["BOOTSTRAPPED", "SUCCEEDED", "SUCCEEDED"]
+    second, third = sorted(world.releases(function), key=lambda r: r.order)[1:]
+    assert world.alias_version(function) == "3"
+    # The success message carries Roll back, for its own deployment.
+    wait_for(
+        lambda: [
+            p
+            for p in map(json.dumps, world.slack.payloads())
+            if "rollout-rollback" in p and third.deployment_id in p
+        ],
+        30,
+        "the success message with its Roll back button",
+    )
+
+    # A click on v2's message: v3 went live since, so it is refused and nothing is done.
+    status, _ = world.slack.click(
+        endpoint, SIGNING_SECRET, "rollout-rollback", second.deployment_id, APPROVER
+    )
+    assert status == 200
+    stale = wait_for(
+        lambda: [r for r in world.slack.thread_replies() if second.deployment_id in r["text"]], 30, "refusal"
+    )
+    assert "refused" in stale[0]["text"] and "no longer the live one" in stale[0]["text"], stale
+    assert not [r for r in world.releases(function) if r.kind == "rollback"]
+    assert world.alias_version(function) == "3"
+
+    # A click on v3's message rolls the alias back to v2, as `rollout rollback` would.
+    status, _ = world.slack.click(endpoint, SIGNING_SECRET, "rollout-rollback", third.deployment_id, APPROVER)
+    assert status == 200
+
+    def rolled_back() -> Release | None:
+        found = [r for r in world.releases(function) if r.kind == "rollback"]
+        return found[0] if found and found[0].is_terminal else None
+
+    back = wait_for(rolled_back, 120, f"the rollback of {function} to end")
+    assert str(back.state) == "SUCCEEDED", back.reason
+    assert (back.current_version, back.target_version) == ("3", "2")
+    assert back.requested_by == f"Slack user ops ({APPROVER})"
+    assert back.message == "rolled back from Slack by ops"
+    assert world.alias_version(function) == "2" and world.alias_weights(function) == {}
+    started = wait_for(
+        lambda: [
+            r
+            for r in world.slack.thread_replies()
+            if third.deployment_id not in r["text"] and back.release_id in r["text"]
+        ],
+        30,
+        "the rollback's reply in the thread",
+    )
+    assert started[0]["thread_ts"] == "1700000000.000100" and started[0]["response_type"] == "in_channel"
+    assert f"<@{APPROVER}> started a rollback of `{function}` to version 2" in started[0]["text"]
