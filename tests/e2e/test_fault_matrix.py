@@ -305,6 +305,16 @@ def test_an_undelivered_event_nobody_replays_is_announced_on_the_operations_topi
     world: RolloutWorld,
 ) -> None:
     queue_url = world.outputs["UndeliveredEventsQueueUrl"]
+    # This module's earlier tests kill functions, and a killed invocation may leave its record in the
+    # queue: start from an empty queue and a quiet alarm, or ALARM would already be on and never re-sent.
+    world.purge_undelivered()
+    alarm_name = f"{world.stack_name}-undelivered-events"
+    cloudwatch = world.client("cloudwatch")
+    wait_for(
+        lambda: cloudwatch.describe_alarms(AlarmNames=[alarm_name])["MetricAlarms"][0]["StateValue"] == "OK",
+        60,
+        "the undelivered-events alarm to be OK before the test",
+    )
     inbox = world.subscribe_operations()
     # A Slack post Lambda gave up on: the reconciler leaves it for a person.
     record = {

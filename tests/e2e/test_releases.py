@@ -281,24 +281,27 @@ def test_twenty_uploads_at_once_all_reach_the_ledger(world: RolloutWorld) -> Non
     functions = [world.create_target(f"wide{i}") for i in range(20)]
     dlq = world.outputs["UndeliveredEventsQueueUrl"]
 
-    def undelivered() -> int:
-        attributes = world.client("sqs").get_queue_attributes(
-            QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"]
-        )["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"])
-
-    before = undelivered()
     with ThreadPoolExecutor(10) as pool:
         uploads = list(pool.map(lambda f: world.release_build(f, "healthy", "v1"), functions))
 
+    def undelivered() -> int:
+        """Records of these uploads in the undelivered-events queue (looked at, left in place). Other
+        records may be there too (a scheduled reconciler run that aged out on a busy machine)."""
+        sqs = world.client("sqs")
+        seen: dict[str, str] = {}
+        for _ in range(3):
+            got = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, VisibilityTimeout=0)
+            seen.update({m["MessageId"]: m["Body"] for m in got.get("Messages", [])})
+        return sum(1 for body in seen.values() if any(u.key in body for u in uploads))
+
     def settled() -> bool:
         releases = [world.release_of(upload) for upload in uploads]
-        return undelivered() > before or all(r is not None and r.is_terminal for r in releases)
+        return undelivered() > 0 or all(r is not None and r.is_terminal for r in releases)
 
     wait_for(settled, 120, "every upload to be recorded")
     recorded = [r for r in map(world.release_of, uploads) if r is not None]
-    assert undelivered() == before, (
-        f"{undelivered() - before} upload events went to the undelivered-events queue; "
+    assert undelivered() == 0, (
+        f"{undelivered()} upload events went to the undelivered-events queue; "
         f"{len(recorded)} of {len(uploads)} uploads reached the ledger"
     )
     assert [str(r.state) for r in recorded] == ["BOOTSTRAPPED"] * len(uploads)

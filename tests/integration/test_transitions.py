@@ -97,3 +97,18 @@ def test_a_start_failure_never_ends_a_release_another_invocation_deployed(
 
     assert after.state == State.DEPLOYING
     assert stack.kinds() == ["deployment.started"]
+
+
+def test_a_start_that_lost_the_race_to_another_start_of_the_same_release_returns_it_started(
+    ctx: ReleaseContext, stack: StackUnderTest
+) -> None:
+    # An unfreeze and the reconciler both start one held release: CodeDeploy takes one deployment and
+    # answers the other DeploymentLimitExceeded; that one must not crash trying to queue it.
+    from rollout.starter import queue
+
+    stale = received(ctx)
+    started = move(ctx, stale, State.DEPLOYING, deployment_id="d-ABCDEFGHI")
+
+    assert queue(ctx, stale, "CodeDeploy reports an active deployment for this function") == started
+    assert ctx.ledger.get("orders", stale.release_id) == started
+    assert stack.kinds()[-1] == "deployment.started"

@@ -271,6 +271,15 @@ def queue(ctx: ReleaseContext, release: Release, why: str) -> Release:
     if release.state == State.QUEUED:
         logger.info("Release stays queued", extra={"why": why})
         return release
-    queued = move(ctx, release, State.QUEUED, reason_code=ReasonCode.WAITING, reason=why)
+    try:
+        queued = move(ctx, release, State.QUEUED, reason_code=ReasonCode.WAITING, reason=why)
+    except TransitionRefused as refused:
+        # Two starts of one release (an unfreeze and the reconciler, say) both hold its re-entrant
+        # lock; CodeDeploy lets only one create the deployment. The other finds the release moved on.
+        current = refused.release
+        if current is not None and (current.state == State.DEPLOYING or current.is_terminal):
+            logger.info("Release already started elsewhere", extra={"state": str(current.state)})
+            return current
+        raise
     logger.info("Release queued", extra={"why": why})
     return queued
