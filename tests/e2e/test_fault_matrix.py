@@ -307,7 +307,19 @@ def test_an_undelivered_event_nobody_replays_is_announced_on_the_operations_topi
     queue_url = world.outputs["UndeliveredEventsQueueUrl"]
     # This module's earlier tests kill functions, and a killed invocation may leave its record in the
     # queue: start from an empty queue and a quiet alarm, or ALARM would already be on and never re-sent.
-    world.purge_undelivered()
+    # (Emptied by deleting, not PurgeQueue: SQS allows one purge a minute, which another test may have used.)
+    sqs = world.client("sqs")
+
+    def emptied() -> bool:
+        for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        counts = sqs.get_queue_attributes(
+            QueueUrl=queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return all(int(v) == 0 for v in counts.values())
+
+    wait_for(emptied, 60, "the undelivered-events queue to be empty before the test")
     alarm_name = f"{world.stack_name}-undelivered-events"
     cloudwatch = world.client("cloudwatch")
     wait_for(
@@ -330,7 +342,7 @@ def test_an_undelivered_event_nobody_replays_is_announced_on_the_operations_topi
         "the undelivered-events alarm on the operations topic",
     )
     assert alarm["AlarmName"] == f"{world.stack_name}-undelivered-events"
-    world.purge_undelivered()
+    wait_for(emptied, 60, "the operator to empty the queue")
     wait_for(lambda: world.operations_message(inbox, "OK"), 60, "the alarm to say the queue is empty again")
 
 
