@@ -19,6 +19,7 @@ from sandbox.metrics import MetricIndex
 if TYPE_CHECKING:
     # Imported where they are built (in _start), so `sandbox.core` stays light and free of cycles.
     from sandbox.alarms import AlarmEvaluator
+    from sandbox.call_log import CallLog
     from sandbox.codedeploy.engine import CodeDeployEngine
     from sandbox.event_delivery import DeliveryTiming, EventDelivery
     from sandbox.iam import Iam
@@ -95,6 +96,11 @@ class Sandbox:
     @property
     def app(self) -> SandboxApp:
         return _started(self._app)
+
+    @property
+    def calls(self) -> CallLog:
+        """Every AWS call this sandbox served (service, operation, caller role, outcome); kept after stop()."""
+        return self.app.calls
 
     @property
     def lambda_service(self) -> LambdaService:

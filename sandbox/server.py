@@ -8,9 +8,11 @@ import threading
 import traceback
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from sandbox.call_log import OPERATOR, CallLog
 from sandbox.clock import Clock
 from sandbox.faults import CallKill, Faults
 from sandbox.protocol import (
@@ -58,6 +60,7 @@ class SandboxApp:
         # sender (for Faults.kill_on_call); None for requests that no Lambda worker made.
         self.caller_of: Callable[[AwsRequest], tuple[str, Callable[[], None]] | None] | None = None
         self.iam: Iam | None = None  # set by the Sandbox; None: nobody is authorised
+        self.calls = CallLog()  # every AWS call served (not the /_sandbox/ endpoints)
 
     def route(self, service: str, operation: str, handler: Handler) -> None:
         self.routes[(service, operation)] = handler
@@ -66,6 +69,7 @@ class SandboxApp:
         if str(environ.get("PATH_INFO", "")).startswith("/_sandbox/"):
             return self._send(self._control(environ), start_response)
         request = identify(environ)
+        start_response = self._recording(request, start_response)
         doomed = self._caller_to_kill(request)
         if doomed is not None and not doomed[0].after_call:
             doomed[1]()  # the caller dies before its call is served: the call never happens
@@ -78,6 +82,25 @@ class SandboxApp:
             # The call is done; the caller dies before it reads the answer, so it never learns.
             doomed[1]()
         return answer
+
+    def _recording(self, request: AwsRequest, start_response: Callable[..., Any]) -> Callable[..., Any]:
+        """start_response that also records the call in `self.calls` once its status is known."""
+
+        def record(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            code = int(status.split(" ", 1)[0])
+            error = next((str(v) for k, v in headers if k.lower() == "x-amzn-errortype"), "")
+            principal = request.principal
+            self.calls.record(
+                request.service or "unknown",
+                request.operation or request.method,
+                principal.role_name if principal is not None and principal.role_arn else OPERATOR,
+                str(principal.session_name or "") if principal is not None else "",
+                code,
+                error.split(":", 1)[0],
+            )
+            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+        return record
 
     def _caller_to_kill(self, request: AwsRequest) -> tuple[CallKill, Callable[[], None]] | None:
         """The Faults.kill_on_call rule that applies to this request's sender, and how to kill it."""
@@ -256,7 +279,8 @@ class SandboxApp:
     def _control(self, environ: dict[str, Any]) -> Response:
         """The sandbox's own API for a sandbox in another process: health and fault injection.
 
-        GET /_sandbox/health; POST /_sandbox/faults/{fail, kill-worker, kill-on-call, drop-event,
+        GET /_sandbox/health; GET /_sandbox/calls?since=<seq> (the calls served from sequence number
+        <seq> on, and `next`, the number to ask from next time); POST /_sandbox/faults/{fail, kill-worker, kill-on-call, drop-event,
         duplicate-event, dead-letter-event, clear} with the keyword arguments of the Faults method of
         the same name as a JSON body.
         """
@@ -268,6 +292,12 @@ class SandboxApp:
                     "speed": self.clock.speed if self.clock else None,
                     "now": self.clock.now() if self.clock else None,
                 }
+            )
+        if path == "/_sandbox/calls":
+            since = parse_qs(str(environ.get("QUERY_STRING", ""))).get("since", ["0"])[0]
+            mark = int(since) if since.isdigit() else 0
+            return json_response(
+                {"next": self.calls.mark(), "calls": [c.as_json() for c in self.calls.since(mark)]}
             )
         actions: dict[str, Callable[..., Any]] = {
             "/_sandbox/faults/fail": self.faults.fail,
