@@ -49,6 +49,7 @@ from rollout.observability import logger, metrics, tracer
 from rollout.release_queue import advance_queue
 from rollout.starter import start_release
 from rollout.states import ReasonCode, State
+from rollout.targets import ManagedFunction
 from rollout.transitions import ReleaseContext, fail, move, reject
 
 # EventBridge retries delivery for up to 24 hours; remember uploads for longer than that.
@@ -324,13 +325,13 @@ def _validate_and_start(
     lookup_error: str,
 ) -> Release:
     try:
-        release = _validate(ctx, release, key, stored, lookup_error)
+        release, target = _validate(ctx, release, key, stored, lookup_error)
     except Rejected as rejected:
         return reject(ctx, release, rejected)
     except Exception as exc:  # nothing is lost: the release ends FAILED with the error
         logger.exception("Release failed unexpectedly")
         return fail(ctx, release, f"{type(exc).__name__}: {exc}")
-    started = start_release(ctx, release)
+    started = start_release(ctx, release, target)  # the target as validation read it, not read again
     if started.is_terminal:
         # It held the function's lock until it ended (bootstrapped, unchanged, superseded...):
         # uploads that queued behind it meanwhile start now.
@@ -344,8 +345,10 @@ def _validate_and_start(
 @tracer.capture_method(capture_response=False)
 def _validate(
     ctx: ReleaseContext, release: Release, key: str, stored: s3_ops.StoredObject | None, lookup_error: str
-) -> Release:
-    """The artifact's rules, its checks file and the target function's tags; Rejected on a broken rule."""
+) -> tuple[Release, ManagedFunction]:
+    """The artifact's rules, its checks file and the target function's tags; Rejected on a broken rule.
+
+    Returns the release as recorded and the target function as read."""
     settings = ctx.settings
     if settings.artifact_bucket and release.bucket != settings.artifact_bucket:
         raise Rejected(
@@ -368,13 +371,14 @@ def _validate(
         report, target.handler, target.runtime, target.has_layers, target.environment
     )
     logger.info("Handler check", extra={"handler": target.handler, "note": handler_note})
-    return ctx.ledger.update(
+    recorded = ctx.ledger.update(
         release.function,
         release.release_id,
         checks=checks,
         alias=target.alias,
         deployment_config=target.deployment_config,
     )
+    return recorded, target
 
 
 def _inspect(stored: s3_ops.StoredObject) -> ZipReport:

@@ -78,8 +78,12 @@ class Created:
 
 
 @tracer.capture_method(capture_response=False)
-def start_release(ctx: ReleaseContext, release: Release) -> Release:
-    """Start `release` (RECEIVED or QUEUED), or queue it; returns it as recorded in the ledger."""
+def start_release(ctx: ReleaseContext, release: Release, managed: ManagedFunction | None = None) -> Release:
+    """Start `release` (RECEIVED or QUEUED), or queue it; returns it as recorded in the ledger.
+
+    `managed` is the target as this invocation has just read it (the deployer's validation); without
+    it the function and its tags are read again (a queued release starts minutes later).
+    """
     logger.append_keys(release_id=release.release_id, function=release.function)
     with FunctionLock(ctx.ledger, release) as lock:
         if not lock.held:
@@ -89,7 +93,7 @@ def start_release(ctx: ReleaseContext, release: Release) -> Release:
             if not lock.take_again():
                 return release
             logger.info("The lock's holder ended while this release queued: starting it now")
-        prepared = _prepare_and_create(ctx, release)
+        prepared = _prepare_and_create(ctx, release, managed)
         if isinstance(prepared, Release):
             if prepared.state == State.DEPLOYING:
                 lock.keep()  # another invocation started it meanwhile; its deployment owns the lock
@@ -98,10 +102,12 @@ def start_release(ctx: ReleaseContext, release: Release) -> Release:
         return _record_started(ctx, prepared)
 
 
-def _prepare_and_create(ctx: ReleaseContext, release: Release) -> Release | Created:
+def _prepare_and_create(
+    ctx: ReleaseContext, release: Release, managed: ManagedFunction | None = None
+) -> Release | Created:
     """Every step up to CreateDeployment; a Release when it ended (or waits) instead."""
     try:
-        return _steps_to_deployment(ctx, release)
+        return _steps_to_deployment(ctx, release, managed)
     except DeploymentLimitExceeded:
         return queue(ctx, release, "CodeDeploy reports an active deployment for this function")
     except Rejected as rejected:
@@ -111,8 +117,11 @@ def _prepare_and_create(ctx: ReleaseContext, release: Release) -> Release | Crea
         return fail(ctx, release, f"could not start the deployment: {type(exc).__name__}: {exc}")
 
 
-def _steps_to_deployment(ctx: ReleaseContext, release: Release) -> Release | Created:
-    managed = lambda_ops.get_managed_function(release.function, ctx.settings.default_deployment_config)
+def _steps_to_deployment(
+    ctx: ReleaseContext, release: Release, managed: ManagedFunction | None = None
+) -> Release | Created:
+    if managed is None:
+        managed = lambda_ops.get_managed_function(release.function, ctx.settings.default_deployment_config)
     alias = lambda_ops.get_alias(release.function, release.alias)
     if alias is None:
         release = _bootstrap(ctx, release)
