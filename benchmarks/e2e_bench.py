@@ -23,6 +23,7 @@ from functools import partial
 from typing import Any
 
 from rollout.ledger import Release
+from sandbox.call_log import by_operation
 from tests.support.e2e_world import RolloutWorld, Upload, parse_time, rollout_world, wait_for
 
 CANARY = "Canary10Percent5Minutes"
@@ -109,6 +110,7 @@ def seconds(start: str, end: str) -> float:
 
 
 def burst(world: RolloutWorld, functions: list[str], single_wall: float) -> dict[str, Any]:
+    mark = world.sb.calls.mark()
     with ThreadPoolExecutor(len(functions)) as pool:
         uploads = list(pool.map(lambda f: world.release_build(f, "healthy", "v4"), functions))
     first = min(u.uploaded_at for u in uploads)
@@ -121,6 +123,7 @@ def burst(world: RolloutWorld, functions: list[str], single_wall: float) -> dict
         except AssertionError:
             lost.append(upload.key)  # never recorded, or did not succeed
     wall = max(parse_time(r.completed_at).timestamp() for r in ends) - first if ends else float("nan")
+    calls = world.sb.calls.since(mark)
     return {
         "functions": len(functions),
         "succeeded": len(ends),
@@ -128,6 +131,10 @@ def burst(world: RolloutWorld, functions: list[str], single_wall: float) -> dict
         "wall_s": round(wall, 2),
         "one_release_wall_s": round(single_wall, 2),
         "ratio_to_one": round(wall / single_wall, 2),
+        # What the sandbox served meanwhile ("operator": this benchmark's own uploads and polls).
+        "sandbox_calls": len(calls),
+        "sandbox_calls_per_second": round(len(calls) / wall, 1) if ends else None,
+        "top_calls": dict(by_operation(calls).most_common(12)),
     }
 
 

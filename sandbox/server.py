@@ -55,6 +55,7 @@ class SandboxApp:
         self.faults = faults
         self.clock = clock
         self.moto_app = DomainDispatcherApplication(create_backend_app)
+        _remember_backends(self.moto_app)
         self.routes: dict[tuple[str, str], Handler] = {}
         # Set by the Lambda runtime: the function a request's sender runs, and how to kill that
         # sender (for Faults.kill_on_call); None for requests that no Lambda worker made.
@@ -377,6 +378,22 @@ class SandboxApp:
         reason = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content"}.get(response.status, "Error")
         start_response(f"{response.status} {reason}", list(headers.items()))
         return [response.body]
+
+
+def _remember_backends(app: Any) -> None:
+    """moto finds a request's backend by matching its host against every backend's URL patterns, under one
+    lock that every request takes (DomainDispatcherApplication.get_application): a few hundred regular
+    expressions per call, serialising the sandbox under load. The answer depends on the host alone, so each
+    host is matched once."""
+    find = app.get_backend_for_host
+    known: dict[str | None, Any] = {}
+
+    def get_backend_for_host(host: str | None) -> Any:
+        if host not in known:
+            known[host] = find(host)
+        return known[host]
+
+    app.get_backend_for_host = get_backend_for_host
 
 
 def _quiet_handler(clock: Clock | None = None) -> type[WSGIRequestHandler]:
