@@ -77,11 +77,18 @@ def deploying(world: RolloutWorld, upload: Upload) -> Release | None:
 def reaction_latency(world: RolloutWorld, functions: list[str]) -> dict[str, Any]:
     latencies: list[float] = []
     uploads = []
+    steps: dict[str, list[float]] = {}
     for function in functions:
         upload = world.release_build(function, "healthy", "v2")
         uploads.append(upload)
         release = wait_for(partial(deploying, world, upload), 60, f"{upload.key} to deploy", interval=0.05)
         latencies.append(parse_time(release.deploying_at).timestamp() - upload.uploaded_at)
+        # Upload to the release in the ledger (S3 event, EventBridge, the deployer's start), then the
+        # deployer's own steps (rollout.steps), in milliseconds.
+        received = parse_time(release.received_at).timestamp() - upload.uploaded_at
+        steps.setdefault("upload_to_received", []).append(received * 1000)
+        for name, millis in (release.steps or {}).items():
+            steps.setdefault(name, []).append(float(millis))
     for upload in uploads:
         whole_release(world, upload)
     return {
@@ -90,6 +97,7 @@ def reaction_latency(world: RolloutWorld, functions: list[str]) -> dict[str, Any
         "p95_s": round(percentile(latencies, 0.95), 3),
         "min_s": round(min(latencies), 3),
         "max_s": round(max(latencies), 3),
+        "median_step_ms": {name: round(statistics.median(values)) for name, values in steps.items()},
     }
 
 

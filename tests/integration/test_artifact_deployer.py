@@ -279,12 +279,23 @@ def lambda_calls_of(run: Any) -> tuple[Any, Counter[str]]:
         events.unregister("before-call.lambda", count)
 
 
-def test_a_release_makes_each_aws_call_once(
-    world: ArtifactWorld, codedeploy: CodeDeployStandIn, bootstrapped: dict[str, Any], lambda_context: Any
+def test_a_release_makes_each_aws_call_once_and_records_where_its_time_went(
+    world: ArtifactWorld,
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    bootstrapped: dict[str, Any],
+    lambda_context: Any,
 ) -> None:
     codedeploy.calls.clear()
     result, calls = lambda_calls_of(lambda: release_upload(world, "2", lambda_context))
     assert result["state"] == "DEPLOYING"
+    release = ledger.get(FUNCTION, result["release_id"])
+    assert release is not None
+    steps = ["record", "validate", "update_code", "publish", "alarms", "group", "create"]
+    assert list(release.steps) == [*steps, "total"], release.steps
+    assert sum(release.steps[s] for s in steps) <= release.steps["total"] + len(steps)  # rounding
+    bootstrap = ledger.get(FUNCTION, bootstrapped["release_id"])
+    assert bootstrap is not None and {"validate", "update_code", "publish"} <= set(bootstrap.steps)
     assert all(calls[op] <= RELEASE_CALL_BUDGET.get(op, 0) for op in calls), calls
     deploys = Counter(op for op, _ in codedeploy.calls)
     assert all(deploys[op] <= RELEASE_CODEDEPLOY_BUDGET.get(op, 0) for op in deploys), deploys

@@ -27,7 +27,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
-from rollout import aws, codedeploy_ops, lambda_ops, s3_ops, upload_ops
+from rollout import aws, codedeploy_ops, lambda_ops, s3_ops, steps, upload_ops
 from rollout.appspec import parse_appspec
 from rollout.artifacts import (
     EventProblem,
@@ -67,6 +67,7 @@ CLOCK_MARGIN = timedelta(minutes=5)
 
 def handle_event(event: Any, settings: Settings, lambda_context: Any = None) -> dict[str, Any]:
     """Process every upload in the event; never raises on malformed input."""
+    steps.begin()  # the first upload's timer also counts the event's parsing
     uploads, problems = uploads_from_event(event)
     results: list[dict[str, Any]] = [_malformed(problem) for problem in problems]
     if not uploads and not problems:
@@ -88,7 +89,9 @@ def handle_event(event: Any, settings: Settings, lambda_context: Any = None) -> 
         key_prefix=IDEMPOTENCY_KEY_PREFIX,
     )(_process_upload)
     deadline = Deadline.of_invocation(lambda_context)
-    for upload in uploads:
+    for index, upload in enumerate(uploads):
+        if index:
+            steps.begin()
         results.append(_receive(upload, settings, ledger, process, deadline))
     return {"results": results}
 
@@ -166,7 +169,8 @@ def _process_upload(
 ) -> dict[str, Any]:
     """Record the upload and carry it to a state; runs once per (bucket, key, version id) at a time."""
     ctx = ReleaseContext.from_settings(settings, ledger, deadline)
-    release, attempt = _record_upload(ledger, upload, upload_event, stored)
+    with steps.step(steps.RECORD):
+        release, attempt = _record_upload(ledger, upload, upload_event, stored)
     if release.state != State.RECEIVED:
         # An earlier attempt carried it on; the queue, CodeDeploy's events and the reconciler do the rest.
         logger.info("Upload already carried on by an earlier attempt", extra={"state": str(release.state)})
@@ -325,13 +329,15 @@ def _validate_and_start(
     lookup_error: str,
 ) -> Release:
     try:
-        release, target = _validate(ctx, release, key, stored, lookup_error)
+        with steps.step(steps.VALIDATE):
+            release, target = _validate(ctx, release, key, stored, lookup_error)
     except Rejected as rejected:
         return reject(ctx, release, rejected)
     except Exception as exc:  # nothing is lost: the release ends FAILED with the error
         logger.exception("Release failed unexpectedly")
         return fail(ctx, release, f"{type(exc).__name__}: {exc}")
     started = start_release(ctx, release, target)  # the target as validation read it, not read again
+    steps.end()
     if started.is_terminal:
         # It held the function's lock until it ended (bootstrapped, unchanged, superseded...):
         # uploads that queued behind it meanwhile start now.

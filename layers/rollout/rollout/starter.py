@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
-from rollout import canary_alarms, codedeploy_ops, lambda_ops
+from rollout import canary_alarms, codedeploy_ops, lambda_ops, steps
 from rollout.appspec import build_appspec, release_description, revision_for
 from rollout.errors import DeploymentLimitExceeded, Rejected, TransitionRefused
 from rollout.ledger import Ledger, Release
@@ -161,7 +162,7 @@ def _bootstrap(ctx: ReleaseContext, release: Release) -> Release:
     if not lambda_ops.create_alias(release.function, release.alias, published.version, description):
         return release  # another release created it first: deploy over it as usual
     logger.info("First release: alias created", extra={"alias": release.alias})
-    return move(ctx, release, State.BOOTSTRAPPED)
+    return move(ctx, release, State.BOOTSTRAPPED, **_step_timings())
 
 
 def _newer_release_out(ctx: ReleaseContext, release: Release) -> Release | None:
@@ -210,7 +211,8 @@ def _create_deployment(
     settings = ctx.settings
     scope = canary_alarms.CanaryScope(release.function, release.alias, release.target_version)
     checks = release.checks or {}
-    alarms = canary_alarms.put_canary_alarms(settings.canary_alarm_prefix, scope, checks.get("canary"))
+    with steps.step(steps.ALARMS):
+        alarms = canary_alarms.put_canary_alarms(settings.canary_alarm_prefix, scope, checks.get("canary"))
     config = release.deployment_config or managed.deployment_config
     group = codedeploy_ops.desired_group(
         settings.codedeploy_application,
@@ -219,7 +221,8 @@ def _create_deployment(
         settings.codedeploy_role_arn,
         alarms + managed.alarms,
     )
-    outcome = codedeploy_ops.ensure_deployment_group(group)
+    with steps.step(steps.GROUP):
+        outcome = codedeploy_ops.ensure_deployment_group(group)
     logger.info("Deployment group ready", extra={"group": release.function, "outcome": outcome})
     appspec = build_appspec(
         release.function,
@@ -229,13 +232,14 @@ def _create_deployment(
         before_allow_traffic=settings.pre_traffic_hook or None,
         after_allow_traffic=settings.post_traffic_hook or None,
     )
-    deployment_id = codedeploy_ops.create_deployment(
-        settings.codedeploy_application,
-        release.function,
-        revision_for(appspec),
-        config,
-        release_description(release.release_id, release.key),
-    )
+    with steps.step(steps.CREATE):
+        deployment_id = codedeploy_ops.create_deployment(
+            settings.codedeploy_application,
+            release.function,
+            revision_for(appspec),
+            config,
+            release_description(release.release_id, release.key),
+        )
     return Created(release, deployment_id, alias.version, config, alarms)
 
 
@@ -256,6 +260,7 @@ def _record_started(ctx: ReleaseContext, created: Created) -> Release:
             # A release that waited in the queue no longer waits: drop the queue's reason.
             reason_code="",
             reason="",
+            **_step_timings(),
         )
     except TransitionRefused as refused:
         logger.warning("Start already recorded by the deployment's own event", extra={"error": str(refused)})
@@ -265,6 +270,12 @@ def _record_started(ctx: ReleaseContext, created: Created) -> Release:
         extra={"current_version": created.current_version, "config": created.deployment_config},
     )
     return started
+
+
+def _step_timings() -> dict[str, Any]:
+    """This invocation's step timings, written with the state change (nothing when none were taken)."""
+    timings = steps.recorded()
+    return {"steps": timings} if timings else {}
 
 
 def queue(ctx: ReleaseContext, release: Release, why: str) -> Release:
