@@ -87,7 +87,10 @@ def reaction_latency(world: RolloutWorld, functions: list[str]) -> dict[str, Any
         # deployer's own steps (rollout.steps), in milliseconds.
         received = parse_time(release.received_at).timestamp() - upload.uploaded_at
         steps.setdefault("upload_to_received", []).append(received * 1000)
-        for name, millis in (release.steps or {}).items():
+        timed = dict(release.steps or {})
+        if timed:
+            timed["unnamed"] = timed["total"] - sum(v for k, v in timed.items() if k != "total")
+        for name, millis in timed.items():
             steps.setdefault(name, []).append(float(millis))
     for upload in uploads:
         whole_release(world, upload)
@@ -139,10 +142,30 @@ def burst(world: RolloutWorld, functions: list[str], single_wall: float) -> dict
         "wall_s": round(wall, 2),
         "one_release_wall_s": round(single_wall, 2),
         "ratio_to_one": round(wall / single_wall, 2),
+        # Where the burst's time went: waiting to deploy (upload -> DEPLOYING) or deploying.
+        **burst_spans(ends, uploads),
         # What the sandbox served meanwhile ("operator": this benchmark's own uploads and polls).
         "sandbox_calls": len(calls),
         "sandbox_calls_per_second": round(len(calls) / wall, 1) if ends else None,
         "top_calls": dict(by_operation(calls).most_common(12)),
+    }
+
+
+def burst_spans(ends: list[Release], uploads: list[Upload]) -> dict[str, Any]:
+    if not ends:
+        return {}
+    uploaded = {u.key: u.uploaded_at for u in uploads}
+    waits = [parse_time(r.deploying_at).timestamp() - uploaded[r.key] for r in ends if r.deploying_at]
+    deploying = [seconds(r.deploying_at, r.completed_at) for r in ends if r.deploying_at]
+    spans = [(parse_time(r.deploying_at), parse_time(r.completed_at)) for r in ends if r.deploying_at]
+    most = max(sum(1 for s, e in spans if s <= start < e) for start, _ in spans) if spans else 0
+    return {
+        "upload_to_deploying_s": {"median": round(statistics.median(waits), 2), "max": round(max(waits), 2)},
+        "deploying_to_completed_s": {
+            "median": round(statistics.median(deploying), 2),
+            "max": round(max(deploying), 2),
+        },
+        "most_deploying_at_once": most,
     }
 
 

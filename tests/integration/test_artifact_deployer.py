@@ -291,7 +291,7 @@ def test_a_release_makes_each_aws_call_once_and_records_where_its_time_went(
     assert result["state"] == "DEPLOYING"
     release = ledger.get(FUNCTION, result["release_id"])
     assert release is not None
-    steps = ["record", "validate", "update_code", "publish", "alarms", "group", "create"]
+    steps = ["lookup", "record", "validate", "update_code", "publish", "alarms", "group", "create"]
     assert list(release.steps) == [*steps, "total"], release.steps
     assert sum(release.steps[s] for s in steps) <= release.steps["total"] + len(steps)  # rounding
     bootstrap = ledger.get(FUNCTION, bootstrapped["release_id"])

@@ -125,7 +125,8 @@ def _receive(
     lookup_error = ""
     stored = None
     try:
-        stored = s3_ops.resolve(upload)
+        with steps.step(steps.LOOKUP):
+            stored = s3_ops.resolve(upload)
     except Exception as exc:  # recorded on the release as FAILED below
         logger.exception(
             "Could not look up the uploaded object", extra={"bucket": upload.bucket, "key": upload.key}

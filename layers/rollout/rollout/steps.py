@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 # The step names, in the order they happen on the start path.
+LOOKUP = "lookup"  # the uploaded object's exact version (HeadObject)
 RECORD = "record"  # the upload's idempotency, upload and release items
 VALIDATE = "validate"  # the zip's central directory and checks file, the target's tags
 UPDATE_CODE = "update_code"  # UpdateFunctionCode and the wait until Lambda has applied it
@@ -23,6 +24,8 @@ PUBLISH = "publish"  # PublishVersion (and the publish lease)
 ALARMS = "alarms"  # the release's canary alarms
 GROUP = "group"  # the deployment group, created or updated
 CREATE = "create"  # CreateDeployment
+# `total` runs from the event's arrival to the start being recorded; what no step names is the lock, the
+# alias, the newest release out, CodeDeploy's active deployments, the live code's hash and the publish lease.
 
 
 class StepTimer:
