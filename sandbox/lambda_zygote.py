@@ -30,6 +30,8 @@ import lambda_worker  # type: ignore[import-not-found,unused-ignore]
 warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*fork.*")
 # What Lambda's runtime and the project's layer bring, imported once here (modules that read the
 # environment at import see Lambda's constant AWS_EXECUTION_ENV, set by the sandbox for the zygote too).
+# Not the X-Ray SDK: its recorder picks its context (Lambda's or not) from LAMBDA_TASK_ROOT when imported,
+# which only the worker's own environment has (preloaded, a traced method that raised lost its subsegment).
 PRELOAD = (
     "boto3",
     "boto3.session",
@@ -40,7 +42,6 @@ PRELOAD = (
     "aws_lambda_powertools.logging",
     "aws_lambda_powertools.metrics",
     "aws_lambda_powertools.tracing",
-    "aws_xray_sdk.core",
 )
 MAX_FDS = 3
 
