@@ -23,6 +23,7 @@ from functools import partial
 from typing import Any
 
 from rollout.ledger import Release
+from sandbox.call_log import by_operation
 from tests.support.e2e_world import RolloutWorld, Upload, parse_time, rollout_world, wait_for
 
 CANARY = "Canary10Percent5Minutes"
@@ -76,11 +77,21 @@ def deploying(world: RolloutWorld, upload: Upload) -> Release | None:
 def reaction_latency(world: RolloutWorld, functions: list[str]) -> dict[str, Any]:
     latencies: list[float] = []
     uploads = []
+    steps: dict[str, list[float]] = {}
     for function in functions:
         upload = world.release_build(function, "healthy", "v2")
         uploads.append(upload)
         release = wait_for(partial(deploying, world, upload), 60, f"{upload.key} to deploy", interval=0.05)
         latencies.append(parse_time(release.deploying_at).timestamp() - upload.uploaded_at)
+        # Upload to the release in the ledger (S3 event, EventBridge, the deployer's start), then the
+        # deployer's own steps (rollout.steps), in milliseconds.
+        received = parse_time(release.received_at).timestamp() - upload.uploaded_at
+        steps.setdefault("upload_to_received", []).append(received * 1000)
+        timed = dict(release.steps or {})
+        if timed:
+            timed["unnamed"] = timed["total"] - sum(v for k, v in timed.items() if k != "total")
+        for name, millis in timed.items():
+            steps.setdefault(name, []).append(float(millis))
     for upload in uploads:
         whole_release(world, upload)
     return {
@@ -89,6 +100,7 @@ def reaction_latency(world: RolloutWorld, functions: list[str]) -> dict[str, Any
         "p95_s": round(percentile(latencies, 0.95), 3),
         "min_s": round(min(latencies), 3),
         "max_s": round(max(latencies), 3),
+        "median_step_ms": {name: round(statistics.median(values)) for name, values in steps.items()},
     }
 
 
@@ -109,6 +121,7 @@ def seconds(start: str, end: str) -> float:
 
 
 def burst(world: RolloutWorld, functions: list[str], single_wall: float) -> dict[str, Any]:
+    mark = world.sb.calls.mark()
     with ThreadPoolExecutor(len(functions)) as pool:
         uploads = list(pool.map(lambda f: world.release_build(f, "healthy", "v4"), functions))
     first = min(u.uploaded_at for u in uploads)
@@ -121,6 +134,7 @@ def burst(world: RolloutWorld, functions: list[str], single_wall: float) -> dict
         except AssertionError:
             lost.append(upload.key)  # never recorded, or did not succeed
     wall = max(parse_time(r.completed_at).timestamp() for r in ends) - first if ends else float("nan")
+    calls = world.sb.calls.since(mark)
     return {
         "functions": len(functions),
         "succeeded": len(ends),
@@ -128,6 +142,30 @@ def burst(world: RolloutWorld, functions: list[str], single_wall: float) -> dict
         "wall_s": round(wall, 2),
         "one_release_wall_s": round(single_wall, 2),
         "ratio_to_one": round(wall / single_wall, 2),
+        # Where the burst's time went: waiting to deploy (upload -> DEPLOYING) or deploying.
+        **burst_spans(ends, uploads),
+        # What the sandbox served meanwhile ("operator": this benchmark's own uploads and polls).
+        "sandbox_calls": len(calls),
+        "sandbox_calls_per_second": round(len(calls) / wall, 1) if ends else None,
+        "top_calls": dict(by_operation(calls).most_common(12)),
+    }
+
+
+def burst_spans(ends: list[Release], uploads: list[Upload]) -> dict[str, Any]:
+    if not ends:
+        return {}
+    uploaded = {u.key: u.uploaded_at for u in uploads}
+    waits = [parse_time(r.deploying_at).timestamp() - uploaded[r.key] for r in ends if r.deploying_at]
+    deploying = [seconds(r.deploying_at, r.completed_at) for r in ends if r.deploying_at]
+    spans = [(parse_time(r.deploying_at), parse_time(r.completed_at)) for r in ends if r.deploying_at]
+    most = max(sum(1 for s, e in spans if s <= start < e) for start, _ in spans) if spans else 0
+    return {
+        "upload_to_deploying_s": {"median": round(statistics.median(waits), 2), "max": round(max(waits), 2)},
+        "deploying_to_completed_s": {
+            "median": round(statistics.median(deploying), 2),
+            "max": round(max(deploying), 2),
+        },
+        "most_deploying_at_once": most,
     }
 
 

@@ -19,6 +19,7 @@ from sandbox.metrics import MetricIndex
 if TYPE_CHECKING:
     # Imported where they are built (in _start), so `sandbox.core` stays light and free of cycles.
     from sandbox.alarms import AlarmEvaluator
+    from sandbox.call_log import CallLog
     from sandbox.codedeploy.engine import CodeDeployEngine
     from sandbox.event_delivery import DeliveryTiming, EventDelivery
     from sandbox.iam import Iam
@@ -49,7 +50,8 @@ class Sandbox:
     issues to roles (function code, CodeDeploy); the operator's own credentials are never refused.
     `gsi_lag` is how many real seconds DynamoDB global secondary indexes trail their tables;
     `event_timing` how late, and how often twice, S3 and CodeDeploy events reach EventBridge rules (seeded
-    by `fault_seed`).
+    by `fault_seed`). `fork_workers` forks Lambda workers from a process that has imported the runtime's
+    libraries (sandbox/lambda_forks.py); off, each worker is a new interpreter.
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class Sandbox:
         iam: bool = True,
         gsi_lag: float | None = None,
         event_timing: DeliveryTiming | None = None,
+        fork_workers: bool = True,
     ) -> None:
         self.clock = Clock(speed)
         self.region = REGION
@@ -69,6 +72,7 @@ class Sandbox:
         self.faults = Faults(fault_seed)
         self.metric_index = MetricIndex()
         self.worker_idle_seconds = worker_idle_seconds
+        self.fork_workers = fork_workers
         self._port = port
         self._want_codedeploy = codedeploy
         self._want_iam = iam
@@ -95,6 +99,11 @@ class Sandbox:
     @property
     def app(self) -> SandboxApp:
         return _started(self._app)
+
+    @property
+    def calls(self) -> CallLog:
+        """Every AWS call this sandbox served (service, operation, caller role, outcome); kept after stop()."""
+        return self.app.calls
 
     @property
     def lambda_service(self) -> LambdaService:

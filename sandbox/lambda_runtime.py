@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from sandbox import metrics
 from sandbox.iam import Principal
+from sandbox.lambda_forks import ForkedProcess, Zygote, zygote_environment
 from sandbox.server import AwsError
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ class AsyncEvent:
 
 @dataclass
 class Worker:
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | ForkedProcess
     requests: TextIO
     results_fd: int
     spec: VersionSpec
@@ -238,6 +239,11 @@ class LambdaService:
         self._timers_lock = threading.Lock()
         self._random = random.Random()
         self.cold_starts = 0
+        # Workers are forked from a zygote that has imported the runtime's libraries (lambda_forks.py);
+        # off: each worker is a new interpreter.
+        self.fork_workers = sandbox.fork_workers
+        self._zygote: Zygote | None = None
+        self._zygote_lock = threading.Lock()
 
     # Lifecycle
 
@@ -258,6 +264,10 @@ class LambdaService:
         for worker in list(self._live_workers.values()):
             worker.kill()
         self._live_workers.clear()
+        with self._zygote_lock:
+            zygote, self._zygote = self._zygote, None
+        if zygote is not None:
+            zygote.stop()
         if self._reaper.is_alive():
             self._reaper.join(timeout=5)
 
@@ -406,17 +416,11 @@ class LambdaService:
         env = {**self._worker_env(spec), "AWS_SDK_UA_APP_ID": WORKER_APP_ID_PREFIX + token}
         request_r, request_w = os.pipe()
         result_r, result_w = os.pipe()
-        process = subprocess.Popen(  # noqa: S603 - our own worker script under the sandbox's interpreter
-            [sys.executable, str(WORKER_SCRIPT), str(request_r), str(result_w)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=env,
-            pass_fds=(request_r, result_w),
-            close_fds=True,
-        )
-        os.close(request_r)
-        os.close(result_w)
+        try:
+            process = self._start_process(env, request_r, result_w)
+        finally:
+            os.close(request_r)
+            os.close(result_w)
         worker = Worker(
             process=process,
             requests=os.fdopen(request_w, "w", encoding="utf-8"),
@@ -431,6 +435,41 @@ class LambdaService:
         self._live_workers[process.pid] = worker
         self.cold_starts += 1
         return worker
+
+    def _start_process(
+        self, env: dict[str, str], request_r: int, result_w: int
+    ) -> subprocess.Popen[bytes] | ForkedProcess:
+        """The worker's process: forked from the zygote, or a new interpreter when forking is off."""
+        zygote = self._zygote_for(env) if self.fork_workers else None
+        if zygote is not None:
+            log_r, log_w = os.pipe()
+            try:
+                forked = zygote.spawn(str(WORKER_SCRIPT), env, (request_r, result_w, log_w))
+            except BaseException:
+                os.close(log_r)
+                raise
+            finally:
+                os.close(log_w)
+            forked.stdout = os.fdopen(log_r, "rb")
+            return forked
+        return subprocess.Popen(  # noqa: S603 - our own worker script under the sandbox's interpreter
+            [sys.executable, str(WORKER_SCRIPT), str(request_r), str(result_w)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            pass_fds=(request_r, result_w),
+            close_fds=True,
+        )
+
+    def _zygote_for(self, env: dict[str, str]) -> Zygote | None:
+        """The running zygote, started (again) when needed; None once the sandbox stops."""
+        with self._zygote_lock:
+            if self._stop.is_set():
+                return None
+            if self._zygote is None or not self._zygote.alive():
+                self._zygote = Zygote(zygote_environment(env))
+            return self._zygote
 
     def _worker_env(self, spec: VersionSpec) -> dict[str, str]:
         """The execution environment Lambda gives a function, pointed at the sandbox endpoint."""

@@ -8,9 +8,11 @@ import threading
 import traceback
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from sandbox.call_log import OPERATOR, CallLog
 from sandbox.clock import Clock
 from sandbox.faults import CallKill, Faults
 from sandbox.protocol import (
@@ -53,6 +55,7 @@ class SandboxApp:
         self.faults = faults
         self.clock = clock
         self.moto_app = DomainDispatcherApplication(create_backend_app)
+        _remember_backends(self.moto_app)
         self.routes: dict[tuple[str, str], Handler] = {}
         # Set by the Lambda runtime: the function a request's sender runs, and how to kill that
         # sender (for Faults.kill_on_call); None for requests that no Lambda worker made.
@@ -60,6 +63,7 @@ class SandboxApp:
         self.iam: Iam | None = None  # set by the Sandbox; None: nobody is authorised
         # Set by the Sandbox: serves Lambda function URLs (sandbox/function_urls.py).
         self.function_urls: Callable[[dict[str, Any]], Response] | None = None
+        self.calls = CallLog()  # every AWS call served (not the /_sandbox/ endpoints)
 
     def route(self, service: str, operation: str, handler: Handler) -> None:
         self.routes[(service, operation)] = handler
@@ -70,6 +74,7 @@ class SandboxApp:
         if str(environ.get("PATH_INFO", "")).startswith("/_lambda-url/") and self.function_urls is not None:
             return self._send(self._function_url(environ), start_response)
         request = identify(environ)
+        start_response = self._recording(request, start_response)
         doomed = self._caller_to_kill(request)
         if doomed is not None and not doomed[0].after_call:
             doomed[1]()  # the caller dies before its call is served: the call never happens
@@ -92,6 +97,25 @@ class SandboxApp:
             return Response(
                 500, b'{"Message": "Internal Server Error"}', {"Content-Type": "application/json"}
             )
+
+    def _recording(self, request: AwsRequest, start_response: Callable[..., Any]) -> Callable[..., Any]:
+        """start_response that also records the call in `self.calls` once its status is known."""
+
+        def record(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            code = int(status.split(" ", 1)[0])
+            error = next((str(v) for k, v in headers if k.lower() == "x-amzn-errortype"), "")
+            principal = request.principal
+            self.calls.record(
+                request.service or "unknown",
+                request.operation or request.method,
+                principal.role_name if principal is not None and principal.role_arn else OPERATOR,
+                str(principal.session_name or "") if principal is not None else "",
+                code,
+                error.split(":", 1)[0],
+            )
+            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+        return record
 
     def _caller_to_kill(self, request: AwsRequest) -> tuple[CallKill, Callable[[], None]] | None:
         """The Faults.kill_on_call rule that applies to this request's sender, and how to kill it."""
@@ -270,7 +294,8 @@ class SandboxApp:
     def _control(self, environ: dict[str, Any]) -> Response:
         """The sandbox's own API for a sandbox in another process: health and fault injection.
 
-        GET /_sandbox/health; POST /_sandbox/faults/{fail, kill-worker, kill-on-call, drop-event,
+        GET /_sandbox/health; GET /_sandbox/calls?since=<seq> (the calls served from sequence number
+        <seq> on, and `next`, the number to ask from next time); POST /_sandbox/faults/{fail, kill-worker, kill-on-call, drop-event,
         duplicate-event, dead-letter-event, clear} with the keyword arguments of the Faults method of
         the same name as a JSON body.
         """
@@ -282,6 +307,12 @@ class SandboxApp:
                     "speed": self.clock.speed if self.clock else None,
                     "now": self.clock.now() if self.clock else None,
                 }
+            )
+        if path == "/_sandbox/calls":
+            since = parse_qs(str(environ.get("QUERY_STRING", ""))).get("since", ["0"])[0]
+            mark = int(since) if since.isdigit() else 0
+            return json_response(
+                {"next": self.calls.mark(), "calls": [c.as_json() for c in self.calls.since(mark)]}
             )
         actions: dict[str, Callable[..., Any]] = {
             "/_sandbox/faults/fail": self.faults.fail,
@@ -361,6 +392,22 @@ class SandboxApp:
         reason = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content"}.get(response.status, "Error")
         start_response(f"{response.status} {reason}", list(headers.items()))
         return [response.body]
+
+
+def _remember_backends(app: Any) -> None:
+    """moto finds a request's backend by matching its host against every backend's URL patterns, under one
+    lock that every request takes (DomainDispatcherApplication.get_application): a few hundred regular
+    expressions per call, serialising the sandbox under load. The answer depends on the host alone, so each
+    host is matched once."""
+    find = app.get_backend_for_host
+    known: dict[str | None, Any] = {}
+
+    def get_backend_for_host(host: str | None) -> Any:
+        if host not in known:
+            known[host] = find(host)
+        return known[host]
+
+    app.get_backend_for_host = get_backend_for_host
 
 
 def _quiet_handler(clock: Clock | None = None) -> type[WSGIRequestHandler]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -243,6 +244,78 @@ def test_same_code_as_the_live_version_is_unchanged_and_publishes_nothing(
 
 
 # --- queueing -----------------------------------------------------------------------------------
+
+
+# Upper bounds on the Lambda and CodeDeploy calls of each path (counts are deterministic, unlike times;
+# docs/BENCHMARKS.md, "AWS calls per release", says why each call is needed).
+RELEASE_CALL_BUDGET = {
+    "GetFunction": 2,  # the target's tags and configuration (validation), one poll of the code update
+    "GetAlias": 1,
+    "GetFunctionConfiguration": 1,  # the live version's CodeSha256 (is this code already live?)
+    "UpdateFunctionCode": 1,
+    "PublishVersion": 1,
+}
+RELEASE_CODEDEPLOY_BUDGET = {
+    "list_deployments": 1,
+    "get_deployment_group": 1,
+    "create_deployment_group": 1,  # the first deployment of the function creates its group,
+    "update_deployment_group": 1,  # a later one updates it only when it differs
+    "create_deployment": 1,
+}
+
+
+def lambda_calls_of(run: Any) -> tuple[Any, Counter[str]]:
+    """What `run()` returned and the Lambda operations the package's client sent meanwhile."""
+    calls: Counter[str] = Counter()
+
+    def count(model: Any, **_: Any) -> None:
+        calls[model.name] += 1
+
+    events = aws.client("lambda").meta.events
+    events.register("before-call.lambda", count)
+    try:
+        return run(), calls
+    finally:
+        events.unregister("before-call.lambda", count)
+
+
+def test_a_release_makes_each_aws_call_once_and_records_where_its_time_went(
+    world: ArtifactWorld,
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    bootstrapped: dict[str, Any],
+    lambda_context: Any,
+) -> None:
+    codedeploy.calls.clear()
+    result, calls = lambda_calls_of(lambda: release_upload(world, "2", lambda_context))
+    assert result["state"] == "DEPLOYING"
+    release = ledger.get(FUNCTION, result["release_id"])
+    assert release is not None
+    steps = ["lookup", "record", "validate", "update_code", "publish", "alarms", "group", "create"]
+    assert list(release.steps) == [*steps, "total"], release.steps
+    assert sum(release.steps[s] for s in steps) <= release.steps["total"] + len(steps)  # rounding
+    bootstrap = ledger.get(FUNCTION, bootstrapped["release_id"])
+    assert bootstrap is not None and {"validate", "update_code", "publish"} <= set(bootstrap.steps)
+    assert all(calls[op] <= RELEASE_CALL_BUDGET.get(op, 0) for op in calls), calls
+    deploys = Counter(op for op, _ in codedeploy.calls)
+    assert all(deploys[op] <= RELEASE_CODEDEPLOY_BUDGET.get(op, 0) for op in deploys), deploys
+
+
+def test_a_bootstrap_and_a_rejection_make_each_aws_call_once(
+    world: ArtifactWorld, codedeploy: CodeDeployStandIn, lambda_context: Any
+) -> None:
+    world.create_function(FUNCTION, {})
+    codedeploy.calls.clear()
+    result, calls = lambda_calls_of(lambda: release_upload(world, "1", lambda_context))
+    assert result["state"] == "BOOTSTRAPPED"
+    budget = {**RELEASE_CALL_BUDGET, "GetFunctionConfiguration": 0, "CreateAlias": 1}
+    assert all(calls[op] <= budget.get(op, 0) for op in calls), calls
+    assert codedeploy.calls == []
+    result, calls = lambda_calls_of(
+        lambda: release_upload(world, "2", lambda_context, checks={"pre_traffic": "not a list"})
+    )
+    assert result["state"] == "REJECTED"
+    assert not calls, "a broken checks file is refused before the target is read"
 
 
 def test_an_upload_while_a_release_deploys_is_queued(

@@ -500,12 +500,16 @@ def test_post_traffic_checks_go_through_the_alias_and_an_equal_canary_passes(
     put_invocations("2", allow + timedelta(minutes=1), 40, errors=0, duration_ms=100)
     put_invocations("1", allow + timedelta(minutes=1), 360, errors=0, duration_ms=100)
     world.target.answer("live", "health", ok("2"))
+    world.codedeploy.calls.clear()
 
     result, _ = run_post(world, deployment_id, lambda_context)
 
     assert result["status"] == "Succeeded"
     assert world.statuses(deployment_id) == ["Succeeded"]
     assert [q for _, q, _ in world.target.calls] == ["live"]
+    # The target's lifecycle events serve the turn check and the traffic window: read once.
+    assert len(world.codedeploy.calls_to("list_deployment_targets")) == 1
+    assert len(world.codedeploy.calls_to("get_deployment_target")) == 1
     post = world.stored(release).hook_results["post_traffic"]
     assert post["checks"][0]["verdict"] == "Succeeded"
     assert post["canary"]["verdict"] == "Succeeded"

@@ -214,7 +214,9 @@ def test_the_sweep_lists_a_bounded_number_of_versions_per_run_and_resumes_from_i
         return real_list(bucket, key_marker, version_marker, max_keys)
 
     monkeypatch.setattr(s3_ops, "list_versions_page", counted)
-    monkeypatch.setattr(deployer, "start_release", lambda ctx, release: release)  # recording is enough here
+    monkeypatch.setattr(
+        deployer, "start_release", lambda ctx, release, managed=None: release
+    )  # recording is enough
 
     handed: list[list[str]] = []
     for _ in range(3):  # 5 versions (build-1 and four lost), 2 a run: three runs sweep the bucket
@@ -251,7 +253,7 @@ def backdate_attempts(release: Release, minutes: int) -> None:
 def stuck_received(world: ArtifactWorld, lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> Release:
     """A release whose deployer died after recording it RECEIVED (its lock and lease may be held)."""
 
-    def dies(ctx: Any, release: Release) -> Release:
+    def dies(ctx: Any, release: Release, managed: Any = None) -> Release:
         raise RuntimeError("Runtime.ExitError: signal: killed")
 
     with monkeypatch.context() as patched:

@@ -660,3 +660,26 @@ def test_a_role_the_service_may_not_assume_is_refused_when_handed_over(sb):
     )
     assert (code, status) == ("InvalidRoleException", 400)
     assert "does not have the permissions required to assume the role" in message
+
+
+def test_every_call_is_recorded_with_its_caller_role_and_outcome(sb):
+    import urllib.request
+
+    role = new_role(sb, [{"Effect": "Allow", "Action": "sqs:ListQueues", "Resource": "*"}])
+    mark = sb.calls.mark()
+    as_role(sb, role, "sqs").list_queues()
+    with pytest.raises(ClientError):
+        as_role(sb, role, "sqs").create_queue(QueueName=f"q-{uuid.uuid4().hex[:8]}")
+    client(sb, "sqs").list_queues()
+    calls = sb.calls.since(mark)
+    role_name = role.rsplit("/", 1)[-1]
+    assert [(c.service, c.operation, c.role, c.session, c.outcome) for c in calls] == [
+        ("sqs", "ListQueues", role_name, "test-session", "ok"),
+        ("sqs", "CreateQueue", role_name, "test-session", "AccessDenied"),
+        ("sqs", "ListQueues", "operator", "", "ok"),
+    ]
+    # The same record over HTTP, for a sandbox in another process.
+    with urllib.request.urlopen(f"{sb.endpoint_url}/_sandbox/calls?since={mark}") as answer:
+        body = json.loads(answer.read())
+    assert [c["operation"] for c in body["calls"]] == ["ListQueues", "CreateQueue", "ListQueues"]
+    assert body["calls"][1]["outcome"] == "AccessDenied" and body["next"] >= mark + 3

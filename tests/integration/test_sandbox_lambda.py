@@ -17,6 +17,7 @@ from tests.support.sandbox_support import (
     drain,
     invoke_json,
     queue,
+    role_arn,
     sb,  # noqa: F401 - module fixture
     unique,
     wait_for,
@@ -536,3 +537,49 @@ def test_get_metric_statistics_matches_dimensions_exactly(sb):  # noqa: F811
     )
     # One datapoint per invocation under FunctionName alone, not one per dimension set.
     assert sum(point["Sum"] for point in stats["Datapoints"]) == 3
+
+
+ISOLATION = """
+import os, sys
+import boto3
+
+def handler(event, context):
+    return {
+        "pid": os.getpid(),
+        "env": {k: os.environ.get(k) for k in ("GREETING", "AWS_LAMBDA_FUNCTION_NAME", "AWS_ACCESS_KEY_ID")},
+        "boto3": getattr(boto3, "VENDORED", "runtime"),
+        "cwd": os.getcwd(),
+        "path0": sys.path[0],
+    }
+"""
+
+
+def test_forked_workers_each_get_their_version_environment_and_code(sb):  # noqa: F811
+    # Workers are forked from a process that has imported boto3 (sandbox/lambda_forks.py): each must still
+    # see only its own environment, and a package its zip carries wins over the preloaded one.
+    assert sb.fork_workers
+    plain, vendoring = unique("plain"), unique("vendor")
+    lam = client(sb, "lambda")
+    create_function(sb, plain, ISOLATION, Environment={"Variables": {"GREETING": "one"}})
+    lam.create_function(
+        FunctionName=vendoring,
+        Runtime="python3.13",
+        Role=role_arn(sb),
+        Handler="app.handler",
+        Code={"ZipFile": zip_of({"app.py": ISOLATION, "boto3/__init__.py": "VENDORED = 'from the zip'\n"})},
+        Environment={"Variables": {"GREETING": "two"}},
+    )
+    for name in (plain, vendoring):
+        lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    _, one = invoke_json(sb, plain)
+    _, two = invoke_json(sb, vendoring)
+    assert (one["env"]["GREETING"], one["env"]["AWS_LAMBDA_FUNCTION_NAME"], one["boto3"]) == (
+        "one",
+        plain,
+        "runtime",
+    )
+    assert (two["env"]["GREETING"], two["env"]["AWS_LAMBDA_FUNCTION_NAME"]) == ("two", vendoring)
+    assert two["boto3"] == "from the zip"
+    assert one["env"]["AWS_ACCESS_KEY_ID"] != two["env"]["AWS_ACCESS_KEY_ID"]  # each its own role session
+    assert one["cwd"] == one["path0"] != two["cwd"] == two["path0"]  # each in its own task root
+    assert {one["pid"], two["pid"]} <= set(sb.lambda_service.worker_pids())

@@ -6,11 +6,11 @@ import time
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError, WaiterError
+from botocore.exceptions import ClientError
 
 from rollout import aws, lambda_ops
 from rollout.deadlines import Deadline
-from rollout.errors import OutOfTime, Rejected, UpdateFailed
+from rollout.errors import CodeChanged, OutOfTime, Rejected, UpdateFailed
 
 
 class _RefusingLambda:
@@ -42,38 +42,34 @@ def test_other_errors_are_not_mistaken_for_a_rejection(monkeypatch: pytest.Monke
 
 
 class _SlowToApplyLambda:
-    """UpdateFunctionCode accepted; Lambda still applying it whenever the waiter gives up."""
+    """UpdateFunctionCode accepted; Lambda still applying it (or failed) at every poll."""
 
     def __init__(self, status: str = "InProgress") -> None:
         self.status = status
-        self.waiter_configs: list[dict[str, Any]] = []
+        self.polls = 0
 
     def update_function_code(self, **_: Any) -> dict[str, Any]:
         return {"CodeSha256": "new-sha", "LastUpdateStatus": "InProgress"}
 
-    def get_waiter(self, name: str) -> Any:
-        assert name == "function_updated_v2"
-        lam = self
-
-        class Waiter:
-            def wait(self, FunctionName: str, WaiterConfig: dict[str, Any]) -> None:
-                lam.waiter_configs.append(WaiterConfig)
-                raise WaiterError("FunctionUpdatedV2", "Max attempts exceeded", {})
-
-        return Waiter()
-
-    def get_function_configuration(self, **_: Any) -> dict[str, Any]:
-        return {"LastUpdateStatus": self.status, "LastUpdateStatusReason": "EniLimitExceeded"}
+    def get_function(self, FunctionName: str) -> dict[str, Any]:
+        self.polls += 1
+        return {
+            "Configuration": {"LastUpdateStatus": self.status, "LastUpdateStatusReason": "EniLimitExceeded"}
+        }
 
 
 def test_the_update_waiter_polls_no_longer_than_the_invocation_has_left(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     lam = _SlowToApplyLambda()
+    pauses: list[float] = []
     monkeypatch.setattr(aws, "client", lambda service: lam)
+    monkeypatch.setattr(lambda_ops, "sleep", pauses.append)
     with pytest.raises(OutOfTime, match="still applying the new code after 20 s"):
         lambda_ops.update_code("orders", "bucket", "orders/b.zip", "v1", Deadline(time.monotonic() + 20.5))
-    assert lam.waiter_configs == [{"Delay": 1, "MaxAttempts": 20}]
+    assert lam.polls == 20
+    assert pauses == [lambda_ops.UPDATE_FIRST_POLL] + [1.0] * 19
+    assert sum(pauses) <= 20.5
 
 
 def test_without_an_invocation_deadline_the_waiter_keeps_its_own_limit(
@@ -81,9 +77,59 @@ def test_without_an_invocation_deadline_the_waiter_keeps_its_own_limit(
 ) -> None:
     lam = _SlowToApplyLambda(status="Failed")
     monkeypatch.setattr(aws, "client", lambda service: lam)
+    monkeypatch.setattr(lambda_ops, "sleep", lambda seconds: None)
     with pytest.raises(UpdateFailed, match="EniLimitExceeded"):
         lambda_ops.update_code("orders", "bucket", "orders/b.zip", "v1")
-    assert lam.waiter_configs == [lambda_ops.UPDATE_WAIT]
+    assert lam.polls == 1  # a failed update is final: no more polls
+
+
+class _QuickLambda:
+    """Lambda applies the code while the waiter sleeps; the poll's configuration is $LATEST's."""
+
+    def __init__(self, latest_sha: str, first: str = "InProgress") -> None:
+        self.latest_sha = latest_sha
+        self.first = first
+        self.calls: list[str] = []
+
+    def update_function_code(self, **_: Any) -> dict[str, Any]:
+        self.calls.append("UpdateFunctionCode")
+        return {"CodeSha256": "our-sha", "LastUpdateStatus": self.first, "RevisionId": "r1"}
+
+    def get_function(self, FunctionName: str) -> dict[str, Any]:
+        self.calls.append("GetFunction")
+        configuration = {"LastUpdateStatus": "Successful", "CodeSha256": self.latest_sha, "RevisionId": "r2"}
+        return {"Configuration": configuration}
+
+
+def test_an_update_costs_one_poll_and_publishes_on_the_polled_revision(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lam = _QuickLambda("our-sha")
+    monkeypatch.setattr(aws, "client", lambda service: lam)
+    monkeypatch.setattr(lambda_ops, "sleep", lambda seconds: None)
+    update = lambda_ops.update_code("orders", "bucket", "orders/b.zip", "v1")
+    assert update == lambda_ops.CodeUpdate(code_sha256="our-sha", revision_id="r2")
+    assert lam.calls == ["UpdateFunctionCode", "GetFunction"]
+
+
+def test_an_update_applied_at_once_is_read_back_without_a_pause(monkeypatch: pytest.MonkeyPatch) -> None:
+    lam = _QuickLambda("our-sha", first="Successful")
+    pauses: list[float] = []
+    monkeypatch.setattr(aws, "client", lambda service: lam)
+    monkeypatch.setattr(lambda_ops, "sleep", pauses.append)
+    update = lambda_ops.update_code("orders", "bucket", "orders/b.zip", "v1")
+    assert update == lambda_ops.CodeUpdate(code_sha256="our-sha", revision_id="r2")
+    assert lam.calls == ["UpdateFunctionCode", "GetFunction"] and pauses == []
+
+
+def test_code_another_upload_put_on_latest_meanwhile_is_not_taken_for_ours(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lam = _QuickLambda("their-sha")
+    monkeypatch.setattr(aws, "client", lambda service: lam)
+    monkeypatch.setattr(lambda_ops, "sleep", lambda seconds: None)
+    with pytest.raises(CodeChanged, match="their-sha"):
+        lambda_ops.update_code("orders", "bucket", "orders/b.zip", "v1")
 
 
 class _Body:

@@ -27,7 +27,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
-from rollout import aws, codedeploy_ops, lambda_ops, s3_ops, upload_ops
+from rollout import aws, codedeploy_ops, lambda_ops, s3_ops, steps, upload_ops
 from rollout.actions import HOTFIX_METADATA, KIND_HOTFIX, hotfix_config, hotfix_requested
 from rollout.appspec import parse_appspec
 from rollout.artifacts import (
@@ -50,6 +50,7 @@ from rollout.observability import logger, metrics, tracer
 from rollout.release_queue import advance_queue
 from rollout.starter import start_release
 from rollout.states import ReasonCode, State
+from rollout.targets import ManagedFunction
 from rollout.transitions import ReleaseContext, fail, move, reject
 
 # EventBridge retries delivery for up to 24 hours; remember uploads for longer than that.
@@ -67,6 +68,7 @@ CLOCK_MARGIN = timedelta(minutes=5)
 
 def handle_event(event: Any, settings: Settings, lambda_context: Any = None) -> dict[str, Any]:
     """Process every upload in the event; never raises on malformed input."""
+    steps.begin()  # the first upload's timer also counts the event's parsing
     uploads, problems = uploads_from_event(event)
     results: list[dict[str, Any]] = [_malformed(problem) for problem in problems]
     if not uploads and not problems:
@@ -88,7 +90,9 @@ def handle_event(event: Any, settings: Settings, lambda_context: Any = None) -> 
         key_prefix=IDEMPOTENCY_KEY_PREFIX,
     )(_process_upload)
     deadline = Deadline.of_invocation(lambda_context)
-    for upload in uploads:
+    for index, upload in enumerate(uploads):
+        if index:
+            steps.begin()
         results.append(_receive(upload, settings, ledger, process, deadline))
     return {"results": results}
 
@@ -122,7 +126,8 @@ def _receive(
     lookup_error = ""
     stored = None
     try:
-        stored = s3_ops.resolve(upload)
+        with steps.step(steps.LOOKUP):
+            stored = s3_ops.resolve(upload)
     except Exception as exc:  # recorded on the release as FAILED below
         logger.exception(
             "Could not look up the uploaded object", extra={"bucket": upload.bucket, "key": upload.key}
@@ -166,7 +171,8 @@ def _process_upload(
 ) -> dict[str, Any]:
     """Record the upload and carry it to a state; runs once per (bucket, key, version id) at a time."""
     ctx = ReleaseContext.from_settings(settings, ledger, deadline)
-    release, attempt = _record_upload(ledger, upload, upload_event, stored)
+    with steps.step(steps.RECORD):
+        release, attempt = _record_upload(ledger, upload, upload_event, stored)
     if release.state != State.RECEIVED:
         # An earlier attempt carried it on; the queue, CodeDeploy's events and the reconciler do the rest.
         logger.info("Upload already carried on by an earlier attempt", extra={"state": str(release.state)})
@@ -327,13 +333,15 @@ def _validate_and_start(
     lookup_error: str,
 ) -> Release:
     try:
-        release = _validate(ctx, release, key, stored, lookup_error)
+        with steps.step(steps.VALIDATE):
+            release, target = _validate(ctx, release, key, stored, lookup_error)
     except Rejected as rejected:
         return reject(ctx, release, rejected)
     except Exception as exc:  # nothing is lost: the release ends FAILED with the error
         logger.exception("Release failed unexpectedly")
         return fail(ctx, release, f"{type(exc).__name__}: {exc}")
-    started = start_release(ctx, release)
+    started = start_release(ctx, release, target)  # the target as validation read it, not read again
+    steps.end()
     if started.is_terminal:
         # It held the function's lock until it ended (bootstrapped, unchanged, superseded...):
         # uploads that queued behind it meanwhile start now.
@@ -347,8 +355,10 @@ def _validate_and_start(
 @tracer.capture_method(capture_response=False)
 def _validate(
     ctx: ReleaseContext, release: Release, key: str, stored: s3_ops.StoredObject | None, lookup_error: str
-) -> Release:
-    """The artifact's rules, its checks file and the target function's tags; Rejected on a broken rule."""
+) -> tuple[Release, ManagedFunction]:
+    """The artifact's rules, its checks file and the target function's tags; Rejected on a broken rule.
+
+    Returns the release as recorded and the target function as read."""
     settings = ctx.settings
     if settings.artifact_bucket and release.bucket != settings.artifact_bucket:
         raise Rejected(
@@ -373,13 +383,14 @@ def _validate(
     logger.info("Handler check", extra={"handler": target.handler, "note": handler_note})
     hotfix = release.kind == KIND_HOTFIX
     tags = lambda_ops.function_tags(artifact.function) if hotfix else {}
-    return ctx.ledger.update(
+    recorded = ctx.ledger.update(
         release.function,
         release.release_id,
         checks=checks,
         alias=target.alias,
         deployment_config=hotfix_config(artifact.function, hotfix, tags) or target.deployment_config,
     )
+    return recorded, target
 
 
 def _inspect(stored: s3_ops.StoredObject) -> ZipReport:

@@ -309,7 +309,8 @@ def _evaluate(
     with progress.lock:
         progress.deployment = deployment
     progress.at(f"checking that {caller.lifecycle_event} is in progress and names this hook")
-    refusal = turn_refusal(caller, deployment, codedeploy_ops.lifecycle_events(deployment.deployment_id))
+    events = codedeploy_ops.lifecycle_events(deployment.deployment_id)
+    refusal = turn_refusal(caller, deployment, events)
     if refusal:
         return HookOutcome(hook, REFUSED, refusal)
     if deployment.rollback_of:
@@ -347,7 +348,8 @@ def _evaluate(
         )
     if hook == PRE_TRAFFIC:
         return evaluate_pre_traffic(deployment, checks, origin, invoke, progress, deadline, clock)
-    return evaluate_post_traffic(deployment, checks, origin, invoke, progress, deadline, clock)
+    # AfterAllowTraffic is in progress, so the traffic window's times in `events` are final: read once.
+    return evaluate_post_traffic(deployment, checks, origin, invoke, progress, deadline, clock, events)
 
 
 def _outcome_of_gate(hook: str, gate: gates.Gate) -> HookOutcome | None:
@@ -489,8 +491,10 @@ def evaluate_post_traffic(
     progress: _Progress,
     deadline: float,
     clock: Callable[[], float] = time.monotonic,
+    events: list[dict[str, Any]] | None = None,
 ) -> HookOutcome:
-    """Run the post-traffic checks through the alias, then compare the new version with the old."""
+    """Run the post-traffic checks through the alias, then compare the new version with the old
+    (over the traffic window of `events`, the deployment target's lifecycle events, read if None)."""
     spec = deployment.appspec
     specs = (checks or {}).get(POST_TRAFFIC) or []
     outcome = HookOutcome(POST_TRAFFIC, SUCCEEDED, "", checks_origin=origin)
@@ -515,7 +519,7 @@ def evaluate_post_traffic(
         outcome.reason = _join(outcome.reason, "post-traffic hook ran out of time before the canary analysis")
         return outcome
 
-    verdict = _canary_analysis(deployment, checks, progress)
+    verdict = _canary_analysis(deployment, checks, progress, events)
     outcome.canary = verdict.to_record()
     outcome.warnings.extend(verdict.warnings)
     if not verdict.passed:
@@ -532,12 +536,15 @@ def evaluate_post_traffic(
 
 
 def _canary_analysis(
-    deployment: Deployment, checks: dict[str, Any] | None, progress: _Progress
+    deployment: Deployment,
+    checks: dict[str, Any] | None,
+    progress: _Progress,
+    known_events: list[dict[str, Any]] | None = None,
 ) -> CanaryVerdict:
     """The new version against the old over the deployment's own traffic window (CloudWatch metrics)."""
     spec = deployment.appspec
     progress.at("reading the deployment's traffic window")
-    events, notes = lifecycle_events(deployment.deployment_id)
+    events, notes = (known_events, []) if known_events else lifecycle_events(deployment.deployment_id)
     start, end, window_notes = traffic_window(
         events, deployment.start_time or deployment.create_time, datetime.now(UTC)
     )

@@ -15,8 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from botocore.exceptions import WaiterError
-
 from rollout import aws
 from rollout.check_runner import Invocation
 from rollout.deadlines import NO_DEADLINE, Deadline
@@ -28,7 +26,10 @@ T = TypeVar("T")
 CONFLICT_ATTEMPTS = 6
 CONFLICT_BASE_DELAY = 1.0
 CONFLICT_MAX_DELAY = 8.0
-# function_updated_v2 polls GetFunction every second; a large package can take minutes to optimise.
+# Lambda applies new code in about a second or two (the sandbox: half a second): the first look comes
+# sooner than the next ones, every second like botocore's function_updated_v2; a large package can take
+# minutes to optimise.
+UPDATE_FIRST_POLL = 0.5
 UPDATE_WAIT = {"Delay": 1, "MaxAttempts": 300}
 
 sleep: Callable[[float], None] = time.sleep  # replaced in tests to observe the backoff
@@ -129,33 +130,46 @@ def update_code(
             message = str(getattr(exc, "response", {}).get("Error", {}).get("Message", exc))
             raise Rejected("LAMBDA_REFUSED_CODE", f"Lambda refused the package: {message}") from exc
         raise
-    _wait_until_updated(client, function, deadline)
-    # Our code's hash comes from our own update: by the time the waiter returns, a concurrent upload
+    configuration = _wait_until_updated(client, function, updated, deadline)
+    # Our code's hash comes from our own update: by the time Lambda has applied it, a concurrent upload
     # may have replaced $LATEST, and publishing under its hash would release its code as ours.
     ours = str(updated["CodeSha256"])
-    configuration = client.get_function_configuration(FunctionName=function)
     if configuration.get("CodeSha256") != ours:
         raise CodeChanged(f"$LATEST changed to {configuration.get('CodeSha256')} while our update applied")
     return CodeUpdate(code_sha256=ours, revision_id=str(configuration.get("RevisionId") or ""))
 
 
-def _wait_until_updated(client: Any, function: str, deadline: Deadline) -> None:
-    """botocore's function_updated_v2 waiter, with no more polls than the invocation has seconds left."""
-    delay = int(UPDATE_WAIT["Delay"])
+def _wait_until_updated(
+    client: Any, function: str, updated: dict[str, Any], deadline: Deadline
+) -> dict[str, Any]:
+    """$LATEST's configuration once Lambda has applied the update, polled with GetFunction (as botocore's
+    function_updated_v2 waiter does: GetFunction has its own, higher rate quota than the other control-plane
+    calls) every UPDATE_WAIT["Delay"] seconds after a first look at UPDATE_FIRST_POLL, and no more polls than
+    the invocation has seconds left. The last poll's configuration is $LATEST's as Lambda applied it (an
+    update Lambda reports applied at once is still read back: another upload may have replaced it since)."""
+    applied = updated.get("LastUpdateStatus", "Successful") == "Successful"
+    delay = float(UPDATE_WAIT["Delay"])
     polls = int(min(UPDATE_WAIT["MaxAttempts"], deadline.remaining() // delay))
-    try:
-        client.get_waiter("function_updated_v2").wait(
-            FunctionName=function, WaiterConfig={"Delay": delay, "MaxAttempts": max(1, polls)}
+    configuration: dict[str, Any] = updated
+    for poll in range(max(1, polls)):
+        if poll or not applied:
+            sleep(UPDATE_FIRST_POLL if poll == 0 else delay)
+        configuration = client.get_function(FunctionName=function).get("Configuration") or {}
+        status = configuration.get("LastUpdateStatus", "Successful")
+        if status == "Successful":
+            return configuration
+        if status == "Failed":
+            break
+    if configuration.get("LastUpdateStatus") == "InProgress" and polls < UPDATE_WAIT["MaxAttempts"]:
+        raise OutOfTime(
+            f"Lambda was still applying the new code after {max(1, polls) * delay:.0f} s, "
+            "all the time this invocation had left"
         )
-    except WaiterError as exc:
-        configuration = client.get_function_configuration(FunctionName=function)
-        if configuration.get("LastUpdateStatus") == "InProgress" and polls < UPDATE_WAIT["MaxAttempts"]:
-            raise OutOfTime(
-                f"Lambda was still applying the new code after {max(1, polls) * delay} s, "
-                "all the time this invocation had left"
-            ) from exc
-        reason = configuration.get("LastUpdateStatusReason") or str(exc)
-        raise UpdateFailed(f"Lambda did not apply the new code: {reason}") from exc
+    reason = (
+        configuration.get("LastUpdateStatusReason")
+        or f"LastUpdateStatus {configuration.get('LastUpdateStatus')}"
+    )
+    raise UpdateFailed(f"Lambda did not apply the new code: {reason}")
 
 
 def publish_version(

@@ -85,6 +85,8 @@ class Release:
     deploying_at: str = ""
     completed_at: str = ""
     history: list[dict[str, Any]] = field(default_factory=list)
+    # Milliseconds each step of the start path took in the deployer (rollout.steps), written with DEPLOYING.
+    steps: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_terminal(self) -> bool:

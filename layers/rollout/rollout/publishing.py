@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from rollout import lambda_ops
+from rollout import lambda_ops, steps
 from rollout.appspec import release_description
 from rollout.deadlines import NO_DEADLINE, Deadline
 from rollout.errors import CodeChanged, OutOfTime
@@ -62,14 +62,16 @@ def _update_and_publish(
 ) -> Published:
     for attempt in range(1, PUBLISH_ATTEMPTS + 1):
         try:
-            update = lambda_ops.update_code(
-                release.function, release.bucket, release.key, release.object_version, deadline
-            )
+            with steps.step(steps.UPDATE_CODE):
+                update = lambda_ops.update_code(
+                    release.function, release.bucket, release.key, release.object_version, deadline
+                )
             if alias and update.code_sha256 == live_sha:
                 return Published(alias.version, update.code_sha256, unchanged=True)
-            version = lambda_ops.publish_version(
-                release.function, update, release_description(release.release_id, release.key), deadline
-            )
+            with steps.step(steps.PUBLISH):
+                version = lambda_ops.publish_version(
+                    release.function, update, release_description(release.release_id, release.key), deadline
+                )
             return Published(version, update.code_sha256)
         except CodeChanged:
             if attempt == PUBLISH_ATTEMPTS:

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
-from rollout import canary_alarms, codedeploy_ops, lambda_ops, release_gate
+from rollout import canary_alarms, codedeploy_ops, lambda_ops, release_gate, steps
 from rollout.actions import KIND_ROLLBACK
 from rollout.appspec import build_appspec, release_description, revision_for
 from rollout.errors import DeploymentLimitExceeded, Rejected, TransitionRefused
@@ -79,8 +80,12 @@ class Created:
 
 
 @tracer.capture_method(capture_response=False)
-def start_release(ctx: ReleaseContext, release: Release) -> Release:
-    """Start `release` (RECEIVED or QUEUED), or queue it; returns it as recorded in the ledger."""
+def start_release(ctx: ReleaseContext, release: Release, managed: ManagedFunction | None = None) -> Release:
+    """Start `release` (RECEIVED or QUEUED), or queue it; returns it as recorded in the ledger.
+
+    `managed` is the target as this invocation has just read it (the deployer's validation); without
+    it the function and its tags are read again (a queued release starts minutes later).
+    """
     logger.append_keys(release_id=release.release_id, function=release.function)
     held = release_gate.hold_if_needed(ctx, release)  # a freeze or a pre-flight rule: HELD, not started
     if held is not None:
@@ -93,7 +98,7 @@ def start_release(ctx: ReleaseContext, release: Release) -> Release:
             if not lock.take_again():
                 return release
             logger.info("The lock's holder ended while this release queued: starting it now")
-        prepared = _prepare_and_create(ctx, release)
+        prepared = _prepare_and_create(ctx, release, managed)
         if isinstance(prepared, Release):
             if prepared.state == State.DEPLOYING:
                 lock.keep()  # another invocation started it meanwhile; its deployment owns the lock
@@ -102,10 +107,12 @@ def start_release(ctx: ReleaseContext, release: Release) -> Release:
         return _record_started(ctx, prepared)
 
 
-def _prepare_and_create(ctx: ReleaseContext, release: Release) -> Release | Created:
+def _prepare_and_create(
+    ctx: ReleaseContext, release: Release, managed: ManagedFunction | None = None
+) -> Release | Created:
     """Every step up to CreateDeployment; a Release when it ended (or waits) instead."""
     try:
-        return _steps_to_deployment(ctx, release)
+        return _steps_to_deployment(ctx, release, managed)
     except DeploymentLimitExceeded:
         return queue(ctx, release, "CodeDeploy reports an active deployment for this function")
     except Rejected as rejected:
@@ -115,8 +122,11 @@ def _prepare_and_create(ctx: ReleaseContext, release: Release) -> Release | Crea
         return fail(ctx, release, f"could not start the deployment: {type(exc).__name__}: {exc}")
 
 
-def _steps_to_deployment(ctx: ReleaseContext, release: Release) -> Release | Created:
-    managed = lambda_ops.get_managed_function(release.function, ctx.settings.default_deployment_config)
+def _steps_to_deployment(
+    ctx: ReleaseContext, release: Release, managed: ManagedFunction | None = None
+) -> Release | Created:
+    if managed is None:
+        managed = lambda_ops.get_managed_function(release.function, ctx.settings.default_deployment_config)
     alias = lambda_ops.get_alias(release.function, release.alias)
     if alias is None:
         release = _bootstrap(ctx, release)
@@ -156,7 +166,7 @@ def _bootstrap(ctx: ReleaseContext, release: Release) -> Release:
     if not lambda_ops.create_alias(release.function, release.alias, published.version, description):
         return release  # another release created it first: deploy over it as usual
     logger.info("First release: alias created", extra={"alias": release.alias})
-    return move(ctx, release, State.BOOTSTRAPPED)
+    return move(ctx, release, State.BOOTSTRAPPED, **_step_timings())
 
 
 def _newer_release_out(ctx: ReleaseContext, release: Release) -> Release | None:
@@ -207,7 +217,8 @@ def _create_deployment(
     lambda_ops.wait_version_active(release.function, release.target_version, ctx.deadline)
     scope = canary_alarms.CanaryScope(release.function, release.alias, release.target_version)
     checks = release.checks or {}
-    alarms = canary_alarms.put_canary_alarms(settings.canary_alarm_prefix, scope, checks.get("canary"))
+    with steps.step(steps.ALARMS):
+        alarms = canary_alarms.put_canary_alarms(settings.canary_alarm_prefix, scope, checks.get("canary"))
     config = release.deployment_config or managed.deployment_config
     group = codedeploy_ops.desired_group(
         settings.codedeploy_application,
@@ -218,7 +229,8 @@ def _create_deployment(
         # replaces. Its per-release canary alarms still watch the version it returns to.
         alarms + ([] if release.kind == KIND_ROLLBACK else managed.alarms),
     )
-    outcome = codedeploy_ops.ensure_deployment_group(group)
+    with steps.step(steps.GROUP):
+        outcome = codedeploy_ops.ensure_deployment_group(group)
     logger.info("Deployment group ready", extra={"group": release.function, "outcome": outcome})
     appspec = build_appspec(
         release.function,
@@ -228,13 +240,14 @@ def _create_deployment(
         before_allow_traffic=settings.pre_traffic_hook or None,
         after_allow_traffic=settings.post_traffic_hook or None,
     )
-    deployment_id = codedeploy_ops.create_deployment(
-        settings.codedeploy_application,
-        release.function,
-        revision_for(appspec),
-        config,
-        release_description(release.release_id, release.key),
-    )
+    with steps.step(steps.CREATE):
+        deployment_id = codedeploy_ops.create_deployment(
+            settings.codedeploy_application,
+            release.function,
+            revision_for(appspec),
+            config,
+            release_description(release.release_id, release.key),
+        )
     return Created(release, deployment_id, alias.version, config, alarms)
 
 
@@ -255,6 +268,7 @@ def _record_started(ctx: ReleaseContext, created: Created) -> Release:
             # A release that waited in the queue no longer waits: drop the queue's reason.
             reason_code="",
             reason="",
+            **_step_timings(),
         )
     except TransitionRefused as refused:
         logger.warning("Start already recorded by the deployment's own event", extra={"error": str(refused)})
@@ -264,6 +278,12 @@ def _record_started(ctx: ReleaseContext, created: Created) -> Release:
         extra={"current_version": created.current_version, "config": created.deployment_config},
     )
     return started
+
+
+def _step_timings() -> dict[str, Any]:
+    """This invocation's step timings, written with the state change (nothing when none were taken)."""
+    timings = steps.recorded()
+    return {"steps": timings} if timings else {}
 
 
 def queue(ctx: ReleaseContext, release: Release, why: str) -> Release:
