@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from botocore.exceptions import WaiterError
+
 from rollout import aws
 from rollout.check_runner import Invocation
 from rollout.deadlines import NO_DEADLINE, Deadline
