@@ -251,7 +251,10 @@ def test_same_code_as_the_live_version_is_unchanged_and_publishes_nothing(
 RELEASE_CALL_BUDGET = {
     "GetFunction": 2,  # the target's tags and configuration (validation), one poll of the code update
     "GetAlias": 1,
-    "GetFunctionConfiguration": 1,  # the live version's CodeSha256 (is this code already live?)
+    # The live version's CodeSha256 (is this code already live?), and the new version Active before
+    # traffic moves (a SnapStart version is Pending while its snapshot is taken).
+    "GetFunctionConfiguration": 2,
+    "GetProvisionedConcurrencyConfig": 1,  # pre-flight: the alias's provisioned concurrency is READY
     "UpdateFunctionCode": 1,
     "PublishVersion": 1,
 }

@@ -17,11 +17,18 @@ from rollout.errors import Rejected, TransitionRefused
 from rollout.ledger import Release
 from rollout.observability import logger
 from rollout.states import ReasonCode, State
+from rollout.targets import ManagedFunction
 from rollout.transitions import ReleaseContext, move
 
 
-def hold_reason(ctx: ReleaseContext, release: Release, now: datetime | None = None) -> tuple[str, str] | None:
-    """(reason code, sentence) when `release` must wait; None when it may start."""
+def hold_reason(
+    ctx: ReleaseContext,
+    release: Release,
+    now: datetime | None = None,
+    managed: ManagedFunction | None = None,
+) -> tuple[str, str] | None:
+    """(reason code, sentence) when `release` must wait; None when it may start. `managed` is the
+    target as the caller has just read it (not read again)."""
     if release.kind == KIND_ROLLBACK:
         return None
     now = now or datetime.now(UTC)
@@ -33,14 +40,19 @@ def hold_reason(ctx: ReleaseContext, release: Release, now: datetime | None = No
     freeze = active_freeze(freezes, release.function, now)
     if freeze is not None:
         return ReasonCode.FROZEN, freeze.describe()
-    return _preflight(ctx, release)
+    return _preflight(ctx, release, managed)
 
 
-def _preflight(ctx: ReleaseContext, release: Release) -> tuple[str, str] | None:
-    try:
-        managed = lambda_ops.get_managed_function(release.function, ctx.settings.default_deployment_config)
-    except Rejected:
-        return None  # the start path rejects it with the reason
+def _preflight(
+    ctx: ReleaseContext, release: Release, managed: ManagedFunction | None
+) -> tuple[str, str] | None:
+    if managed is None:
+        try:
+            managed = lambda_ops.get_managed_function(
+                release.function, ctx.settings.default_deployment_config
+            )
+        except Rejected:
+            return None  # the start path rejects it with the reason
     try:
         firing = canary_alarms.alarms_firing(managed.alarms)
     except Exception as exc:  # fail closed: CodeDeploy would refuse an alarm it cannot read anyway
@@ -64,9 +76,11 @@ def _preflight(ctx: ReleaseContext, release: Release) -> tuple[str, str] | None:
     return (ReasonCode.PREFLIGHT_CONCURRENCY, reason) if reason else None
 
 
-def hold_if_needed(ctx: ReleaseContext, release: Release) -> Release | None:
+def hold_if_needed(
+    ctx: ReleaseContext, release: Release, managed: ManagedFunction | None = None
+) -> Release | None:
     """The release as HELD when something holds it (recorded and announced once), else None."""
-    held = hold_reason(ctx, release)
+    held = hold_reason(ctx, release, managed=managed)
     if held is None:
         return None
     code, reason = held

@@ -87,7 +87,7 @@ def start_release(ctx: ReleaseContext, release: Release, managed: ManagedFunctio
     it the function and its tags are read again (a queued release starts minutes later).
     """
     logger.append_keys(release_id=release.release_id, function=release.function)
-    held = release_gate.hold_if_needed(ctx, release)  # a freeze or a pre-flight rule: HELD, not started
+    held = release_gate.hold_if_needed(ctx, release, managed)  # a freeze or a pre-flight rule: HELD
     if held is not None:
         return held
     with FunctionLock(ctx.ledger, release) as lock:
