@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rollout import starter
+from rollout import release_gate, starter
 from rollout.actions import hold_newest
+from rollout.errors import TransitionRefused
 from rollout.ledger import Release
 from rollout.observability import logger
 from rollout.release_queue import advance_queue
-from rollout.states import State
-from rollout.transitions import ReleaseContext, supersede
+from rollout.states import ReasonCode, State
+from rollout.transitions import ReleaseContext, move, supersede
 
 # The newest held release went on its way (or ended without deploying) in these states.
 MOVED_ON = frozenset({State.DEPLOYING, State.QUEUED, State.BOOTSTRAPPED, State.UNCHANGED})
@@ -51,7 +52,10 @@ def release_held(ctx: ReleaseContext, function: str) -> HeldReport:
     newest, older = hold_newest(ctx.ledger.queued(function, State.HELD))
     candidates = [newest, *reversed(older)] if newest else []
     for index, candidate in enumerate(candidates):
-        outcome = starter.start_release(ctx, candidate)
+        claimed = _claim(ctx, candidate)
+        if claimed is None:
+            return report  # another caller (an unfreeze, the reconciler) is starting them
+        outcome = starter.start_release(ctx, claimed)
         if outcome.state == State.HELD:
             report.still_held = [r.release_id for r in candidates[index:]]
             return report
@@ -65,6 +69,19 @@ def release_held(ctx: ReleaseContext, function: str) -> HeldReport:
             return report
         report.failed.append(outcome.release_id)
     return report
+
+
+def _claim(ctx: ReleaseContext, release: Release) -> Release | None:
+    """The held release, QUEUED by this caller alone once nothing holds it (a conditional move: of an
+    unfreeze and the reconciler, only one starts it, so only one publishes); None if another caller
+    claimed it first. Still held: returned as it is, and the start path keeps it HELD."""
+    if release_gate.hold_reason(ctx, release) is not None:
+        return release
+    try:
+        return move(ctx, release, State.QUEUED, reason_code=ReasonCode.WAITING, reason="its hold ended")
+    except TransitionRefused:
+        logger.info("Held release claimed by another caller", extra={"release_id": release.release_id})
+        return None
 
 
 def release_all_held(ctx: ReleaseContext, functions: list[str] | None = None) -> HeldReport:
