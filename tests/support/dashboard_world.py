@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from cli.main import TEMPLATE, app
 from cli.sandbox_run import RunningSandbox, running_sandbox
 from examples.hello.build import artifact_bytes, build_artifact
 from rollout import aws
+from tests.support.e2e_world import wait_for
 
 STACK = "rollout-dash"
 SPEED = 120.0
@@ -36,18 +36,6 @@ ENV_KEYS = (
     "AWS_REGION",
 )
 runner = CliRunner()
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    """Poll `condition` until it returns something true; fail saying what never happened."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 @dataclass
