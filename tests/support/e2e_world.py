@@ -399,10 +399,6 @@ class RolloutWorld:
                 return dict(message)
         return None
 
-    def purge_undelivered(self) -> None:
-        """Empty the undelivered-events queue, as an operator does once they have dealt with it."""
-        self.client("sqs").purge_queue(QueueUrl=self.outputs["UndeliveredEventsQueueUrl"])
-
     # --- CodeDeploy -------------------------------------------------------------------------
     def deployments(self, function: str) -> list[dict[str, Any]]:
         """The function's deployment group's deployments, as BatchGetDeployments describes them."""
