@@ -181,15 +181,28 @@ def template_grants() -> tuple[dict[str, list[Grant]], dict[str, str]]:
     from sandbox.provision import provision_stack
 
     with Sandbox(speed=1) as sb:
-        # The parameters the e2e suite provisions with: Slack on (a secret holding the webhook URL).
-        secret = boto3.client(
+        # The parameters the e2e suite provisions with: Slack on (a secret holding the webhook URL) and,
+        # as tests/e2e/test_gates.py does, Slack's buttons (a signing secret), so that the roles that
+        # exist only with interactivity (SlackInteractionsRole) are listed too.
+        secrets = boto3.client(
             "secretsmanager",
             endpoint_url=sb.endpoint_url,
             region_name=sb.region,
             aws_access_key_id="testing",
             aws_secret_access_key="testing",  # noqa: S106 - the sandbox operator's fake keys
-        ).create_secret(Name=f"{STACK}/slack-webhook", SecretString='{"webhook_url": "http://127.0.0.1:9/"}')
-        parameters = {"SlackWebhookSecretArn": secret["ARN"]}
+        )
+        webhook = secrets.create_secret(
+            Name=f"{STACK}/slack-webhook", SecretString='{"webhook_url": "http://127.0.0.1:9/"}'
+        )
+        signing = secrets.create_secret(
+            Name=f"{STACK}/slack-signing",
+            SecretString='{"signing_secret": "0123456789abcdef"}',
+        )
+        parameters = {
+            "SlackWebhookSecretArn": webhook["ARN"],
+            "SlackSigningSecretArn": signing["ARN"],
+            "SlackApprovers": "U0PERMISSIONS",
+        }
         stack = provision_stack(sb.endpoint_url, TEMPLATE, STACK, parameters, region=sb.region)
         documents: dict[str, tuple[str, dict[str, Any]]] = {}
         for logical_id, resource in stack.resources.items():
