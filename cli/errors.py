@@ -19,6 +19,8 @@ class ExitCode(IntEnum):
     TIMED_OUT = 5
     # Nothing to do: abort of a deployment that has already completed.
     CONFLICT = 6
+    # --wait met a release held by a freeze: it starts only when the freeze ends, so waiting is pointless.
+    HELD = 7
     # Ctrl-C while following a release (the release itself goes on).
     INTERRUPTED = 130
 

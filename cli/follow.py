@@ -11,6 +11,7 @@ from cli.backend import Backend
 from cli.errors import CliError, ExitCode
 from cli.model import DeploymentSnapshot, build_snapshot
 from rollout.ledger import Release
+from rollout.states import ReasonCode, State
 
 DEFAULT_INTERVAL = 1.0
 # After CodeDeploy ends, the ledger hears of it through an event; give that event this long to land.
@@ -128,6 +129,8 @@ def follow_release(
         on_update(progress)
         if progress.release is not None and progress.release.is_terminal:
             return progress
+        if progress.release is not None and _held_by_freeze(progress.release):
+            raise _held(function, progress.release)
         if waiter.expired():
             where = f"still {progress.release.state}" if progress.release else "not yet in the ledger"
             raise CliError(
@@ -143,3 +146,21 @@ def follow_release(
                 ),
             )
         waiter.pause()
+
+
+def _held_by_freeze(release: Release) -> bool:
+    """A freeze waits for a person (or its --until), so following it is pointless. A pre-flight hold
+    (an alarm firing, provisioned concurrency not ready) clears by itself: that one is followed."""
+    return release.state == State.HELD and release.reason_code in (
+        ReasonCode.FROZEN,
+        ReasonCode.FREEZE_UNKNOWN,
+    )
+
+
+def _held(function: str, release: Release) -> CliError:
+    return CliError(
+        f"the release of {function} is held: {release.reason or release.reason_code}",
+        ExitCode.HELD,
+        hint=f"it starts when the freeze ends (`rollout unfreeze {function}`, or the freeze's --until); "
+        f"see `rollout status {function}`",
+    )

@@ -21,7 +21,7 @@ from cli.errors import ExitCode
 from cli.main import app
 from rollout import aws
 from rollout.ledger import Ledger, Release
-from rollout.states import State
+from rollout.states import ReasonCode, State
 from tests.support.aws_stack import APPLICATION, LEDGER_TABLE, REGION, StackUnderTest, create_stack
 
 STACK = "rollout-dev"
@@ -221,10 +221,11 @@ def test_deploy_refuses_an_unmanaged_function(world: StackUnderTest, tmp_path: P
 class FakeDeployer:
     """Plays the control plane for --wait: each upload becomes a release that ends in `final`."""
 
-    def __init__(self, bucket: str, final: State, reason: str = "") -> None:
+    def __init__(self, bucket: str, final: State, reason: str = "", reason_code: str = "") -> None:
         self.bucket = bucket
         self.final = final
         self.reason = reason
+        self.reason_code = reason_code
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
 
@@ -246,6 +247,9 @@ class FakeDeployer:
                         object_version=version["VersionId"],
                     )
                 )
+                if self.final == State.HELD:  # a release a freeze holds never deploys
+                    ledger.transition(release, State.HELD, reason=self.reason, reason_code=self.reason_code)
+                    continue
                 release = ledger.transition(release, State.DEPLOYING, current_version="1", target_version="2")
                 ledger.transition(
                     release,
@@ -291,6 +295,37 @@ def test_deploy_wait_json_carries_the_release(world: StackUnderTest, tmp_path: P
     assert data["release"]["state"] == "SUCCEEDED"
     assert data["release"]["key"] == data["key"]
     assert data["release"]["object_version"] == data["version_id"]
+
+
+def test_deploy_wait_on_an_upload_a_freeze_holds_says_so_at_once(
+    world: StackUnderTest, tmp_path: Path
+) -> None:
+    invoke("register", FUNCTION)
+    why = "frozen by alice until 2026-12-01T00:00:00+00:00: release weekend"
+    with FakeDeployer(world.bucket, State.HELD, reason=why, reason_code=ReasonCode.FROZEN):
+        result = invoke(
+            "deploy", FUNCTION, str(artifact(tmp_path)), "--wait", "--timeout", "60", "--interval", "0.05"
+        )
+    assert result.exit_code == ExitCode.HELD, result.output
+    assert why in result.stderr
+    assert f"rollout unfreeze {FUNCTION}" in result.stderr
+
+
+def test_deploy_wait_follows_an_upload_a_preflight_alarm_holds_until_timeout(
+    world: StackUnderTest, tmp_path: Path
+) -> None:
+    invoke("register", FUNCTION)
+    with FakeDeployer(
+        world.bucket,
+        State.HELD,
+        reason="alarm orders-errors is ALARM",
+        reason_code=ReasonCode.PREFLIGHT_ALARM,
+    ):
+        result = invoke(
+            "deploy", FUNCTION, str(artifact(tmp_path)), "--wait", "--timeout", "1", "--interval", "0.05"
+        )
+    assert result.exit_code == ExitCode.TIMED_OUT, "an alarm hold clears by itself: --wait keeps following"
+    assert "still HELD" in result.stderr
 
 
 def test_deploy_wait_times_out_when_nothing_happens(world: StackUnderTest, tmp_path: Path) -> None:
