@@ -6,8 +6,14 @@
   time at the sandbox's speed, for a canary and a linear config;
 - burst: N functions released at once (first upload -> last completion) against one release alone.
 
-Run: .venv/bin/python -m benchmarks.e2e_bench [--speed 60] [--uploads 20] [--burst 20]
+Run: .venv/bin/python -m benchmarks.e2e_bench [--speed 60] [--uploads 20] [--burst 20[,50...]] [--throttle SHARE]
 Every time is real (wall-clock) seconds; the ledger's stamps come from the same machine's clock.
+
+`--burst 20,50` measures each burst in turn on one stack, against the same one-release figure. `--throttle 0.2`
+makes the sandbox refuse that share of the control plane's UpdateFunctionCode, PublishVersion and GetFunction
+calls (TooManyRequestsException, as Lambda throttles) and CreateDeployment calls (ThrottlingException "Rate
+exceeded", as CodeDeploy does) during the bursts; the burst figures then count the throttled calls from the
+sandbox's call record (each one retried by the client, or the release would not succeed).
 """
 
 from __future__ import annotations
@@ -23,12 +29,21 @@ from functools import partial
 from typing import Any
 
 from rollout.ledger import Release
-from sandbox.call_log import by_operation
+from sandbox.call_log import OPERATOR, Call, by_operation
 from tests.support.e2e_world import RolloutWorld, Upload, parse_time, rollout_world, wait_for
 
 CANARY = "Canary10Percent5Minutes"
 LINEAR = "Linear10PercentEvery1Minute"
 BATCH = 4
+# (service, operation, error code, message) the sandbox answers with `--throttle`: what Lambda and CodeDeploy
+# answer when a control-plane API's request rate is exceeded.
+THROTTLES = (
+    ("lambda", "UpdateFunctionCode", "TooManyRequestsException", "Rate exceeded"),
+    ("lambda", "PublishVersion", "TooManyRequestsException", "Rate exceeded"),
+    ("lambda", "GetFunction", "TooManyRequestsException", "Rate exceeded"),
+    ("codedeploy", "CreateDeployment", "ThrottlingException", "Rate exceeded"),
+)
+THROTTLE_CODES = {code for _, _, code, _ in THROTTLES}
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -120,19 +135,28 @@ def seconds(start: str, end: str) -> float:
     return (parse_time(end) - parse_time(start)).total_seconds()
 
 
-def burst(world: RolloutWorld, functions: list[str], single_wall: float) -> dict[str, Any]:
+def burst(
+    world: RolloutWorld, functions: list[str], single_wall: float, label: str = "v4", throttle: float = 0.0
+) -> dict[str, Any]:
     mark = world.sb.calls.mark()
+    throttles_before = deployer_throttles(world)
+    faults = [
+        world.sb.faults.fail(service, operation, code, share=throttle, message=message)
+        for service, operation, code, message in (THROTTLES if throttle else ())
+    ]
     with ThreadPoolExecutor(len(functions)) as pool:
-        uploads = list(pool.map(lambda f: world.release_build(f, "healthy", "v4"), functions))
+        uploads = list(pool.map(lambda f: world.release_build(f, "healthy", label), functions))
     first = min(u.uploaded_at for u in uploads)
     ends: list[Release] = []
     lost: list[str] = []
-    deadline = time.monotonic() + 150
+    deadline = time.monotonic() + 150 + 3 * len(functions)
     for upload in uploads:
         try:
             ends.append(whole_release(world, upload, timeout=max(1.0, deadline - time.monotonic()))[0])
         except AssertionError:
             lost.append(upload.key)  # never recorded, or did not succeed
+    for fault in faults:
+        fault.remaining = 0  # the rules stay listed (their counts are read below) but stop refusing
     wall = max(parse_time(r.completed_at).timestamp() for r in ends) - first if ends else float("nan")
     calls = world.sb.calls.since(mark)
     return {
@@ -148,7 +172,53 @@ def burst(world: RolloutWorld, functions: list[str], single_wall: float) -> dict
         "sandbox_calls": len(calls),
         "sandbox_calls_per_second": round(len(calls) / wall, 1) if ends else None,
         "top_calls": dict(by_operation(calls).most_common(12)),
+        # A release that went QUEUED waited behind another release of its own function; none should here,
+        # each function has one upload in the burst.
+        "queued": sorted(r.key for r in ends if any(h.get("state") == "QUEUED" for h in r.history or [])),
+        # Deployer invocations Lambda refused for its reserved concurrency (their events wait and retry).
+        "deployer_throttles": deployer_throttles(world) - throttles_before,
+        "throttling": throttled_calls(calls, sum(f.injected for f in faults)) if throttle else None,
     }
+
+
+def throttled_calls(calls: list[Call], injected: int) -> dict[str, Any]:
+    """The control plane's throttled calls in the burst and what followed each: a retry of the same operation
+    by the same caller (botocore's standard mode backs off with jitter between attempts)."""
+    mine = [c for c in calls if c.role != OPERATOR]
+    throttled = [c for c in mine if c.error in THROTTLE_CODES]
+    by_op: dict[str, int] = {}
+    for call in throttled:
+        by_op[f"{call.service}:{call.operation}"] = by_op.get(f"{call.service}:{call.operation}", 0) + 1
+    retried = 0
+    for call in throttled:
+        later = (
+            c
+            for c in mine
+            if c.seq > call.seq and c.session == call.session and c.operation == call.operation
+        )
+        if next(later, None) is not None:
+            retried += 1
+    return {
+        "injected": injected,
+        "throttled_calls": len(throttled),
+        "by_operation": dict(sorted(by_op.items())),
+        "followed_by_a_retry": retried,
+        "control_plane_calls": len(mine),
+    }
+
+
+def deployer_throttles(world: RolloutWorld) -> int:
+    """Throttles of the artifact deployer the sandbox recorded (Lambda's AWS/Lambda Throttles metric)."""
+    from sandbox.metrics import backend
+
+    name = world.outputs["ArtifactDeployerName"]
+    return sum(
+        1
+        for datum in list(backend(world.sb).metric_data)
+        if datum.namespace == "AWS/Lambda"
+        and datum.name == "Throttles"
+        and [(d.name, d.value) for d in datum.dimensions] == [("FunctionName", name)]
+    )
 
 
 def burst_spans(ends: list[Release], uploads: list[Upload]) -> dict[str, Any]:
@@ -173,7 +243,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--speed", type=float, default=60.0)
     parser.add_argument("--uploads", type=int, default=20)
-    parser.add_argument("--burst", type=int, default=20)
+    parser.add_argument("--burst", default="20", help="functions released at once; several: 20,50")
+    parser.add_argument(
+        "--throttle", type=float, default=0.0, help="share of control-plane calls throttled during the bursts"
+    )
     parser.add_argument(
         "--deployer-concurrency", default="", help="the stack's DeployerReservedConcurrency (0: unreserved)"
     )
@@ -183,13 +256,17 @@ def main() -> None:
     )
     logging.getLogger("sandbox").setLevel(logging.CRITICAL)
     started = time.monotonic()
+    bursts = [int(n) for n in str(args.burst).split(",") if n.strip()]
     with rollout_world("e2e-bench", args.speed, parameters=parameters) as world:
-        functions = bootstrapped(world, "bench", max(args.uploads, args.burst))
+        functions = bootstrapped(world, "bench", max([args.uploads, *bursts]))
         linear = bootstrapped(world, "linear", 1, config=LINEAR)[0]
         reaction = reaction_latency(world, functions[: args.uploads])
         canary = overhead(world, functions[0], CANARY, "v3")
         linear_overhead = overhead(world, linear, LINEAR, "v2")
-        burst_figures = burst(world, functions[: args.burst], canary["release_wall_s"])
+        burst_figures = [
+            burst(world, functions[:n], canary["release_wall_s"], f"b{i}-{n}", args.throttle)
+            for i, n in enumerate(bursts)
+        ]
     print(
         json.dumps(
             {
@@ -197,7 +274,8 @@ def main() -> None:
                 "parameters": parameters,
                 "reaction_latency": reaction,
                 "rollout_overhead": [canary, linear_overhead],
-                "burst": burst_figures,
+                "throttle": args.throttle,
+                "burst": burst_figures[0] if len(burst_figures) == 1 else burst_figures,
                 "bench_seconds": round(time.monotonic() - started, 1),
             },
             indent=2,

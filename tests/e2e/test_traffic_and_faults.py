@@ -171,6 +171,40 @@ def test_throttled_codedeploy_and_lambda_calls_still_release(world: RolloutWorld
     assert any(name.startswith("lambda:") for name in throttled), throttled
 
 
+def test_each_throttled_publish_step_is_retried_by_the_deployer_and_the_release_succeeds(
+    world: RolloutWorld,
+) -> None:
+    """Lambda and CodeDeploy throttle control-plane calls above their rate (Lambda: TooManyRequestsException;
+    CodeDeploy: ThrottlingException "Rate exceeded"). The deployer's client backs off and tries again; the
+    release neither fails nor publishes twice."""
+    function = world.create_target("backoff")
+    bootstrap(world, function)
+    faults = world.sb.faults
+    mark = world.sb.calls.mark()
+    steps = [
+        ("lambda", "UpdateFunctionCode", "TooManyRequestsException"),
+        ("lambda", "PublishVersion", "TooManyRequestsException"),
+        ("codedeploy", "CreateDeployment", "ThrottlingException"),
+    ]
+    injected = [faults.fail(svc, op, code, count=2, message="Rate exceeded") for svc, op, code in steps]
+    try:
+        release = world.wait_release(world.release_build(function, "healthy", "v2"), timeout=120)
+    finally:
+        faults.clear()
+    assert str(release.state) == "SUCCEEDED", (release.reason_code, release.reason)
+    assert world.alias_version(function) == release.target_version == "2"
+    assert [f.injected for f in injected] == [2, 2, 2]
+    deployer = world.outputs["ArtifactDeployerName"]
+    for service, operation, code in steps:
+        outcomes = [
+            c.outcome
+            for c in world.sb.calls.since(mark)
+            if c.session == deployer and (c.service, c.operation) == (service, operation)
+        ]
+        # two refusals, then the same call again and through: one publish, one deployment
+        assert outcomes == [code, code, "ok"], (operation, outcomes)
+
+
 def test_a_lost_success_event_is_repaired_by_the_reconciler(world: RolloutWorld) -> None:
     function = world.create_target("lostevent")
     bootstrap(world, function)

@@ -12,10 +12,12 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-# Standard mode retries throttling and transient errors with exponential backoff and jitter.
-# Ten attempts ride out CodeDeploy's "Rate exceeded" bursts when many groups are touched at once.
+# Standard mode retries throttling (ThrottlingException, TooManyRequestsException, "Rate exceeded") and
+# transient errors, each pause a random share of 2^attempt seconds, at most 20 s. Ten attempts in all ride
+# out Lambda's and CodeDeploy's control-plane rate limits when many functions release at once (a burst of
+# fifty: docs/BENCHMARKS.md). `total_max_attempts`: in a Config, botocore reads `max_attempts` as retries.
 RETRY_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 10},
+    retries={"mode": "standard", "total_max_attempts": 10},
     connect_timeout=5,
     read_timeout=70,
 )
