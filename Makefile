@@ -70,6 +70,7 @@ bench: install
 	$(BIN)/python benchmarks/sandbox_bench.py
 	$(BIN)/python -m benchmarks.sandbox_codedeploy_bench
 	$(BIN)/python benchmarks/e2e_bench.py
+	$(BIN)/python -m benchmarks.cost_bench
 
 # Regenerate the full pinned set after changing requirements/dev.in.
 lock:

@@ -79,26 +79,40 @@ def _patch_clock() -> None:
     events_models.unix_time = unix_time
 
 
-# One lock for every DynamoDB write the sandbox serves (see _patch_dynamodb_writes).
-_dynamodb_writes = threading.RLock()
+# One lock for every DynamoDB request the sandbox serves (see _patch_dynamodb_writes).
+_dynamodb_requests = threading.RLock()
 
 
 def _patch_dynamodb_writes() -> None:
     """DynamoDB applies each write, condition and all, atomically; moto checks a condition and then
     writes in plain Python, so two requests racing on one item could both pass the same condition.
     The ledger's locks, its conditional transitions and Powertools' idempotency records rely on that
-    guarantee, so the sandbox applies its writes one at a time."""
+    guarantee, so the sandbox applies its writes one at a time. Reads take the same lock: moto walks
+    and sizes the very dicts a write changes in place, and a read racing a write failed with
+    "dictionary changed size during iteration" (an HTTP 500 no DynamoDB read ever answers). The lock
+    is held for the whole request, response rendering included, because moto renders items it shares
+    with the table."""
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
 
     for name in ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item"):
         original = getattr(DynamoDBBackend, name)
         ORIGINALS[f"DynamoDBBackend.{name}"] = original
 
         def serialised(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
-            with _dynamodb_writes:
+            with _dynamodb_requests:
                 return __original(self, *args, **kwargs)
 
         setattr(DynamoDBBackend, name, serialised)
+
+    call_action = DynamoHandler.call_action
+    ORIGINALS["DynamoHandler.call_action"] = call_action
+
+    def one_request_at_a_time(self: Any) -> Any:
+        with _dynamodb_requests:
+            return call_action(self)
+
+    DynamoHandler.call_action = one_request_at_a_time  # type: ignore[method-assign]
 
 
 def _patch_events() -> None:

@@ -267,3 +267,62 @@ def test_conditional_writes_are_atomic_when_requests_race(sb, monkeypatch):  # n
     with ThreadPoolExecutor(len(racers)) as pool:
         winners = sum(pool.map(claim, range(len(racers))))
     assert winners == 1
+
+
+def test_reads_racing_writes_never_fail(sb, monkeypatch):  # noqa: F811
+    # A DynamoDB read never fails because a write landed meanwhile. moto walks the table's dicts while
+    # a write changes them; a slow walk widens that window, as a busy machine does.
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import moto.dynamodb.models.table as moto_table
+
+    real_all_items = moto_table.Table.all_items
+
+    def slow_all_items(self):
+        for _ in self.items.values():  # the walk moto does, slowed down
+            time.sleep(0.002)
+        return real_all_items(self)
+
+    monkeypatch.setattr(moto_table.Table, "all_items", slow_all_items)
+    table = unique("reads")
+    ddb = client(sb, "dynamodb", retries=False)
+    ddb.create_table(
+        TableName=table,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+    )
+    for index in range(20):
+        ddb.put_item(TableName=table, Item={"pk": {"S": f"seed-{index}"}})
+    done = threading.Event()
+
+    def write(worker: int) -> int:
+        writer = client(sb, "dynamodb", retries=False)
+        count = 0
+        while not done.is_set() and count < 200:
+            writer.put_item(TableName=table, Item={"pk": {"S": f"w{worker}-{count}"}})
+            count += 1
+        return count
+
+    def read(_: int) -> list[str]:
+        reader = client(sb, "dynamodb", retries=False)
+        errors = []
+        try:
+            for _ in range(10):
+                try:
+                    reader.scan(TableName=table)
+                except ClientError as exc:
+                    errors.append(f"{exc.response['Error']['Code']}: {exc.response['Error']['Message']}")
+        finally:
+            done.set()
+        return errors
+
+    with ThreadPoolExecutor(6) as pool:
+        writers = [pool.submit(write, worker) for worker in range(3)]
+        readers = [pool.submit(read, reader) for reader in range(3)]
+        errors = [error for future in readers for error in future.result()]
+        written = sum(future.result() for future in writers)
+    assert written > 0
+    assert errors == []
