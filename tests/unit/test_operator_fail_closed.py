@@ -85,3 +85,22 @@ def test_a_rollback_to_a_version_that_went_live_is_recorded(rollback_world: Roll
     started = rollback.request_rollback(_rollback_ctx(rollback_world), request).release
     assert (started.target_version, started.current_version) == ("1", "4")
     assert [r.release_id for r in rollback_world.created] == [started.release_id]
+
+
+# --- approvals: only a person approves or rejects --------------------------------------------------------
+@pytest.mark.parametrize("action", ["approve", "reject", "abort", "rollback"])
+def test_rollout_itself_never_approves_rejects_aborts_or_rolls_back(
+    action: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reconciler's identity expires gates and reports recorded answers; an approval recorded as
+    Rollout's would say "nobody answered in time" of a deployment someone let through."""
+    from rollout import approvals
+
+    def no_aws(deployment_id: str) -> Any:
+        raise AssertionError("refused before anything is read")
+
+    monkeypatch.setattr(approvals, "_deployment", no_aws)
+    event = {"action": action, "deployment_id": "d-ABCDEFGHI", "by": {"kind": "rollout", "id": "reconciler"}}
+    ctx = ReleaseContext(ledger=cast(Any, None), settings=cast(Any, None), notifier=cast(Any, None))
+    answer = approvals.act(ctx, approvals.ActionRequest.parse({**event, "text": "why"}))
+    assert answer == {"ok": False, "refused": "bad_request", "reason": f"only a person may {action} a deployment"}

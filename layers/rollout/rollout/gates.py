@@ -37,6 +37,8 @@ MIN_TIMEOUT_MINUTES = 1
 MAX_TIMEOUT_MINUTES = 45
 DEFAULT_TIMEOUT_MINUTES = 30
 MAX_TEXT = 500  # a comment or reason is a sentence, stored and announced
+# The approver kinds that are people; "rollout" is Rollout itself (the reconciler expiring a gate).
+PEOPLE = frozenset({"aws", "slack"})
 
 
 class GateStatus(StrEnum):
