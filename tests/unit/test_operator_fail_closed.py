@@ -103,4 +103,49 @@ def test_rollout_itself_never_approves_rejects_aborts_or_rolls_back(
     event = {"action": action, "deployment_id": "d-ABCDEFGHI", "by": {"kind": "rollout", "id": "reconciler"}}
     ctx = ReleaseContext(ledger=cast(Any, None), settings=cast(Any, None), notifier=cast(Any, None))
     answer = approvals.act(ctx, approvals.ActionRequest.parse({**event, "text": "why"}))
-    assert answer == {"ok": False, "refused": "bad_request", "reason": f"only a person may {action} a deployment"}
+    assert answer == {
+        "ok": False,
+        "refused": "bad_request",
+        "reason": f"only a person may {action} a deployment",
+    }
+
+
+# --- bounded input: a reason is a sentence -----------------------------------------------------------------
+LONG = "x" * 501
+
+
+def test_a_rollback_with_an_unbounded_reason_is_refused_before_anything_is_read(
+    rollback_world: RollbackLedger,
+) -> None:
+    from rollout.errors import Rejected
+
+    request = rollback.RollbackRequest("fn", "arn:aws:iam::1:user/alice", LONG)
+    with pytest.raises(Rejected, match="at most 500"):
+        rollback.request_rollback(_rollback_ctx(rollback_world), request)
+    assert rollback_world.created == []
+    ok = rollback.RollbackRequest("fn", "alice", "  v4\n breaks   checkout ")
+    assert (
+        rollback.request_rollback(_rollback_ctx(rollback_world), ok).release.message == "v4 breaks checkout"
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["freeze", "orders", "--reason", LONG],
+        ["rollback", "orders", "--reason", LONG],
+        ["freeze", "orders", "--reason", "x", "--until", "99999999999d"],
+    ],
+)
+def test_the_cli_refuses_an_unbounded_reason_or_time_before_any_aws_call(args: list[str]) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli.errors import ExitCode
+    from cli.main import app
+
+    result = CliRunner().invoke(app, [*args, "--json", "--endpoint", "http://127.0.0.1:9"])
+    assert result.exit_code == ExitCode.USAGE, result.output
+    message = json.loads(result.stdout)["error"]["message"]
+    assert "at most 500" in message or "not an ISO 8601 time" in message

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rollout import aws, codedeploy_ops, gates, lambda_ops, rollback
-from rollout.actions import RefusedAction, not_live_reason
+from rollout.actions import MAX_REASON, RefusedAction, not_live_reason
 from rollout.appspec import release_id_in
 from rollout.config import Settings
 from rollout.errors import Rejected
@@ -262,7 +262,7 @@ def _rollback(ctx: ReleaseContext, request: ActionRequest, info: dict[str, Any])
         return _refused(NOTHING_TO_DO, stale)
     who = request.by.describe()
     wanted = rollback.RollbackRequest(
-        release.function, requested_by=who, reason=request.text or f"rolled back by {who}"
+        release.function, requested_by=who, reason=(request.text or f"rolled back by {who}")[:MAX_REASON]
     )
     try:
         started = rollback.request_rollback(ctx, wanted).release

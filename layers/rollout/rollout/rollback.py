@@ -10,7 +10,7 @@ the queue and starts when the stopped deployment has ended).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rollout import aws, codedeploy_ops, lambda_ops, starter
 from rollout.actions import (
@@ -18,6 +18,7 @@ from rollout.actions import (
     KIND_ROLLBACK,
     RefusedAction,
     parse_version,
+    reason_text,
     release_of_version,
     rollback_checks,
     rollback_target,
@@ -57,6 +58,7 @@ def request_rollback(ctx: ReleaseContext, request: RollbackRequest) -> RollbackR
     to return to, the version is already live).
     """
     function = request.function
+    request = replace(request, reason=reason_text(request.reason))  # bounded before anything is read
     managed = lambda_ops.get_managed_function(function, ctx.settings.default_deployment_config)
     alias = lambda_ops.get_alias(function, managed.alias)
     if alias is None:
