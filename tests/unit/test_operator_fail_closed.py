@@ -149,3 +149,35 @@ def test_the_cli_refuses_an_unbounded_reason_or_time_before_any_aws_call(args: l
     assert result.exit_code == ExitCode.USAGE, result.output
     message = json.loads(result.stdout)["error"]["message"]
     assert "at most 500" in message or "not an ISO 8601 time" in message
+
+
+# --- gate deadlines: a time without a zone is unprovable -----------------------------------------------
+def test_a_deadline_or_a_clock_without_a_zone_is_never_approved_and_always_expires() -> None:
+    from datetime import UTC, datetime
+
+    from rollout import gates
+
+    now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    gate = gates.open_gate({"before": "traffic", "timeout_minutes": 30}, "d-AAAAAAAAA", "x-1", now, now)
+    gate.deadline_at = "2026-11-28T13:00:00"  # naive: the hour it names is in no known zone
+    assert "expired" in gates.refusal(gate, "d-AAAAAAAAA", "approve", now)
+    assert gates.refusal(gate, "d-AAAAAAAAA", "expire", now) == "" and gates.due(gate, now)
+    fresh = gates.open_gate({"before": "traffic", "timeout_minutes": 30}, "d-AAAAAAAAA", "x-1", now, now)
+    naive_clock = now.replace(tzinfo=None)
+    assert "expired" in gates.refusal(fresh, "d-AAAAAAAAA", "reject", naive_clock)
+    assert gates.due(fresh, naive_clock)
+
+
+def test_codedeploys_clock_in_the_zone_minus_0000_is_utc(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime
+
+    from rollout import codedeploy_ops
+
+    answer = {
+        "deploymentInfo": {"deploymentId": "d-AAAAAAAAA"},
+        "ResponseMetadata": {"HTTPHeaders": {"date": "Sat, 28 Nov 2026 12:00:00 -0000"}},
+    }
+    client = SimpleNamespace(get_deployment=lambda deploymentId: answer)
+    monkeypatch.setattr(codedeploy_ops.aws, "client", lambda service: client)
+    _, clock = codedeploy_ops.deployment_and_clock("d-AAAAAAAAA")
+    assert clock == datetime(2026, 11, 28, 12, 0, tzinfo=UTC) and clock.tzinfo is not None
