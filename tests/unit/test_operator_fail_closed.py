@@ -181,3 +181,37 @@ def test_codedeploys_clock_in_the_zone_minus_0000_is_utc(monkeypatch: pytest.Mon
     monkeypatch.setattr(codedeploy_ops.aws, "client", lambda service: client)
     _, clock = codedeploy_ops.deployment_and_clock("d-AAAAAAAAA")
     assert clock == datetime(2026, 11, 28, 12, 0, tzinfo=UTC) and clock.tzinfo is not None
+
+
+# --- Slack: a malformed signature, timestamp or body is refused (401/400), never a crash ---------------
+@pytest.mark.parametrize(
+    ("headers", "body", "status", "words"),
+    [
+        ({"x-slack-signature": "v0=" + "é" * 64}, None, 401, "signature is malformed"),
+        ({"x-slack-signature": "v0=" + "A" * 64}, None, 401, "signature is malformed"),
+        ({"x-slack-request-timestamp": "1_700_000_000"}, None, 401, "not a number"),
+        ({"x-slack-request-timestamp": "\u0661\u0667" + "\u0660" * 8}, None, 401, "not a number"),
+        ({}, "payload=\ud800", 400, "not valid UTF-8"),
+    ],
+)
+def test_a_malformed_slack_request_is_refused_not_crashed(
+    headers: dict[str, str], body: str | None, status: int, words: str
+) -> None:
+    from slack_sdk.signature import SignatureVerifier
+
+    from rollout import slack_interactions as si
+
+    secret, now, text = "s3cret", 1_700_000_000, "payload=%7B%7D"
+    signed = {
+        "x-slack-request-timestamp": str(now),
+        "x-slack-signature": SignatureVerifier(secret).generate_signature(timestamp=str(now), body=text),
+    }
+    event = {
+        "headers": {**signed, **headers},
+        "requestContext": {"http": {"method": "POST"}},
+        "isBase64Encoded": False,
+        "body": text if body is None else body,
+    }
+    with pytest.raises(si.Refused) as refused:
+        si.verify(si.SignedRequest.from_function_url_event(event), secret, lambda: float(now))
+    assert (refused.value.status, words in refused.value.reason) == (status, True), refused.value.reason
