@@ -215,3 +215,11 @@ def test_a_malformed_slack_request_is_refused_not_crashed(
     with pytest.raises(si.Refused) as refused:
         si.verify(si.SignedRequest.from_function_url_event(event), secret, lambda: float(now))
     assert (refused.value.status, words in refused.value.reason) == (status, True), refused.value.reason
+
+
+# --- pre-flight: a provisioned-concurrency answer without a status is not READY ------------------------
+def test_a_provisioned_concurrency_configuration_without_a_status_holds_the_shift() -> None:
+    from rollout.actions import concurrency_hold_reason
+
+    assert concurrency_hold_reason("live", None) == ""  # no configuration: nothing to wait for
+    assert "in an unknown state" in concurrency_hold_reason("live", {})

@@ -253,9 +253,9 @@ def concurrency_hold_reason(alias: str, config: dict[str, Any] | None) -> str:
     last changed) or FAILED would send traffic to versions without their share of initialised
     environments, so the shift waits until the alias reports READY.
     """
-    if not config:
+    if config is None:  # the alias has no provisioned concurrency
         return ""
-    status = str(config.get("Status") or "")
+    status = str(config.get("Status") or "")  # a configuration without a Status is not READY: held
     if status == "READY":
         return ""
     why = f": {config['StatusReason']}" if config.get("StatusReason") else ""
