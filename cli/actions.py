@@ -22,7 +22,7 @@ from cli.backend import Backend, aws_errors, configure_environment
 from cli.errors import CliError, ExitCode
 from cli.follow import Waiter, follow_release
 from cli.render import Output
-from rollout.actions import Freeze, RefusedAction, parse_until
+from rollout.actions import Freeze, RefusedAction, parse_until, reason_text
 from rollout.config import Settings
 from rollout.errors import Rejected
 from rollout.held_releases import HeldReport, release_held
@@ -130,6 +130,7 @@ def rollback(
 ) -> None:
     """Return the alias to the previous good version (or --to) through an AllAtOnce deployment."""
     out = Output.create(as_json)
+    reason = _reason(reason)  # bad input is refused before any AWS call
     backend = connect(stack, endpoint, region)
     backend.get_function(function)  # NOT_FOUND for a function that does not exist
     request = RollbackRequest(function, caller(backend), reason, to, skip_checks, abort_current)
@@ -159,6 +160,13 @@ def _request_rollback(backend: Backend, request: RollbackRequest) -> Any:
             return request_rollback(control_plane(backend), request)
     except (RefusedAction, Rejected) as exc:
         raise _action_error(exc) from None
+
+
+def _reason(text: str) -> str:
+    try:
+        return reason_text(text)
+    except Rejected as exc:
+        raise CliError(exc.reason, ExitCode.USAGE) from None
 
 
 def rollback_function(backend: Backend, function: str, reason: str = "") -> dict[str, Any]:
@@ -231,12 +239,13 @@ def freeze(
 
 def freeze_scopes(backend: Backend, scopes: list[str], reason: str, ends: str) -> list[Freeze]:
     """Record and announce a freeze of each scope (a function, or every function)."""
+    reason = _reason(reason)  # bounded before anything is read or written
     for scope in scopes:
         if scope != FREEZE_ALL:
             backend.get_function(scope)  # NOT_FOUND for a function that does not exist
     by = caller(backend)
     ctx = control_plane(backend)
-    frozen = [Freeze(scope, reason.strip(), by, now_iso(), ends) for scope in scopes]
+    frozen = [Freeze(scope, reason, by, now_iso(), ends) for scope in scopes]
     with aws_errors("record the freeze"):
         for item in frozen:
             ctx.ledger.put_freeze(item.scope, item.to_record())

@@ -33,8 +33,21 @@ MIN_RETAIN = 2  # the live version and one to roll back to
 MAX_RETAIN = 1000
 
 
+# A person's reason for an action is a sentence: stored on the release or freeze (DynamoDB items
+# are at most 400 KB) and announced (Slack truncates long messages). Longer is refused, not cut.
+MAX_REASON = 500
+
+
 class RefusedAction(Exception):
     """An action the function's state does not allow now (another deployment runs, nothing to do)."""
+
+
+def reason_text(text: str) -> str:
+    """A person's reason, whitespace collapsed; Rejected (BAD_REASON) when longer than MAX_REASON."""
+    reason = " ".join(text.split())
+    if len(reason) > MAX_REASON:
+        raise Rejected("BAD_REASON", f"the reason is {len(reason)} characters long; at most {MAX_REASON}")
+    return reason
 
 
 # --- roll back ------------------------------------------------------------------------------------
@@ -174,7 +187,7 @@ def parse_until(text: str, now: datetime) -> str:
     match = _DURATION.fullmatch(text)
     try:
         when = now + timedelta(**{_UNITS[match.group(2)]: int(match.group(1))}) if match else parse_time(text)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # 99999999999d overflows a datetime
         raise Rejected("BAD_TIME", f"--until {text!r}: not an ISO 8601 time or a duration like 2h") from exc
     if when <= now:
         raise Rejected("BAD_TIME", f"--until {text!r} has already passed")
@@ -240,9 +253,9 @@ def concurrency_hold_reason(alias: str, config: dict[str, Any] | None) -> str:
     last changed) or FAILED would send traffic to versions without their share of initialised
     environments, so the shift waits until the alias reports READY.
     """
-    if not config:
+    if config is None:  # the alias has no provisioned concurrency
         return ""
-    status = str(config.get("Status") or "")
+    status = str(config.get("Status") or "")  # a configuration without a Status is not READY: held
     if status == "READY":
         return ""
     why = f": {config['StatusReason']}" if config.get("StatusReason") else ""

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rollout import aws, codedeploy_ops, gates, lambda_ops, rollback
-from rollout.actions import RefusedAction, not_live_reason
+from rollout.actions import MAX_REASON, RefusedAction, not_live_reason
 from rollout.appspec import release_id_in
 from rollout.config import Settings
 from rollout.errors import Rejected
@@ -35,6 +35,8 @@ from rollout.transitions import ReleaseContext
 
 ACTIVE = frozenset({"Created", "Queued", "InProgress", "Baking", "Ready"})
 ACTIONS = ("approve", "reject", "expire", "report", "abort", "rollback")
+# What only a person (an AWS principal or a Slack user, never Rollout itself) may ask for.
+PERSON_ACTIONS = frozenset({"approve", "reject", "abort", "rollback"})
 # Refusal codes the CLI maps to its exit codes (docs/OPERATOR.md).
 NOT_FOUND, NOTHING_TO_DO, BAD_REQUEST = "not_found", "nothing_to_do", "bad_request"
 # A report CodeDeploy cannot take any more: the step already has a status, or is gone.
@@ -127,6 +129,10 @@ class ActionRequest:
 def act(ctx: ReleaseContext, request: ActionRequest) -> dict[str, Any]:
     """Carry out one request; the answer says what happened or why it was refused (never raises
     for a refusal)."""
+    if request.action in PERSON_ACTIONS and request.by.kind not in gates.PEOPLE:
+        # Fail closed: Rollout's own identity only expires gates and reports recorded answers; an
+        # approval must name the person who gave it.
+        return _refused(BAD_REQUEST, f"only a person may {request.action} a deployment")
     info, clock = _deployment(request.deployment_id)
     if info is None:
         return _refused(NOT_FOUND, f"deployment {request.deployment_id} does not exist")
@@ -223,8 +229,6 @@ def _record_answer(ctx: ReleaseContext, release: Release, gate: Gate) -> None:
 
 def _abort(ctx: ReleaseContext, request: ActionRequest, release: Release | None) -> dict[str, Any]:
     """Stop the deployment with CodeDeploy's rollback; its ending is announced as any other."""
-    if request.by.kind == "rollout":
-        return _refused(BAD_REQUEST, "only a person aborts a deployment")
     stopped = codedeploy_ops.stop_deployment(request.deployment_id)
     who = request.by.describe()
     logger.warning("deployment aborted on request", extra={"by": who, "deployment_id": request.deployment_id})
@@ -245,8 +249,6 @@ def _rollback(ctx: ReleaseContext, request: ActionRequest, info: dict[str, Any])
     """Roll the function back from the deployment that put the live release out (the Slack button on
     its success message), through the same code as `rollout rollback FUNCTION`. Fail closed: refused
     unless that deployment succeeded and its release is still the live one."""
-    if request.by.kind == "rollout":
-        return _refused(BAD_REQUEST, "only a person rolls a function back")
     if info.get("status") != "Succeeded":
         return _refused(
             NOTHING_TO_DO, f"deployment {request.deployment_id} did not succeed ({info.get('status')})"
@@ -260,7 +262,7 @@ def _rollback(ctx: ReleaseContext, request: ActionRequest, info: dict[str, Any])
         return _refused(NOTHING_TO_DO, stale)
     who = request.by.describe()
     wanted = rollback.RollbackRequest(
-        release.function, requested_by=who, reason=request.text or f"rolled back by {who}"
+        release.function, requested_by=who, reason=(request.text or f"rolled back by {who}")[:MAX_REASON]
     )
     try:
         started = rollback.request_rollback(ctx, wanted).release

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -211,6 +211,11 @@ def deployment_and_clock(deployment_id: str) -> tuple[dict[str, Any], datetime |
         clock = parsedate_to_datetime(stamp) if stamp else None
     except (TypeError, ValueError):
         clock = None
+    if clock is not None and clock.tzinfo is None:
+        # parsedate_to_datetime answers a naive datetime for the zone "-0000" (UTC, per RFC 5322):
+        # "if the input date has a timezone of -0000, the datetime will be a naive datetime"
+        # (https://docs.python.org/3/library/email.utils.html#email.utils.parsedate_to_datetime).
+        clock = clock.replace(tzinfo=UTC)
     return dict(resp["deploymentInfo"]), clock
 
 

@@ -37,6 +37,8 @@ MIN_TIMEOUT_MINUTES = 1
 MAX_TIMEOUT_MINUTES = 45
 DEFAULT_TIMEOUT_MINUTES = 30
 MAX_TEXT = 500  # a comment or reason is a sentence, stored and announced
+# The approver kinds that are people; "rollout" is Rollout itself (the reconciler expiring a gate).
+PEOPLE = frozenset({"aws", "slack"})
 
 
 class GateStatus(StrEnum):
@@ -189,10 +191,9 @@ def refusal(gate: Gate | None, deployment_id: str, action: str, now: datetime) -
     if gate.status != GateStatus.AWAITING:
         who = Approver.parse(gate.answered_by).describe() if gate.answered_by else "nobody"
         return f"the gate was already answered: {gate.status.lower()} by {who} at {gate.answered_at}"
-    deadline = parse_iso(gate.deadline_at)
     if action == "expire":
-        return "" if deadline is None or now >= deadline else f"the gate is open until {gate.deadline_at}"
-    if deadline is None or now >= deadline:
+        return "" if past(gate.deadline_at, now) else f"the gate is open until {gate.deadline_at}"
+    if past(gate.deadline_at, now):
         return f"the gate expired at {gate.deadline_at}; the deployment is being rejected"
     return ""
 
@@ -229,8 +230,14 @@ def due(gate: Gate | None, now: datetime) -> bool:
     """Whether an awaiting gate is past its deadline (the reconciler's question)."""
     if gate is None or gate.status != GateStatus.AWAITING:
         return False
-    deadline = parse_iso(gate.deadline_at)
-    return deadline is None or now >= deadline
+    return past(gate.deadline_at, now)
+
+
+def past(deadline_at: str, now: datetime) -> bool:
+    """Whether `now` is at or past the deadline. Fail closed: a deadline or a clock without a time
+    zone (or unreadable) cannot be compared, so the deadline counts as passed (never approved, expired)."""
+    deadline = parse_iso(deadline_at)
+    return deadline is None or now.tzinfo is None or now >= deadline
 
 
 def iso(moment: datetime) -> str:
@@ -238,7 +245,10 @@ def iso(moment: datetime) -> str:
 
 
 def parse_iso(stamp: str) -> datetime | None:
+    """An ISO 8601 time with its zone; None when unreadable or without a zone (a naive time cannot be
+    compared with CodeDeploy's clock)."""
     try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     except (AttributeError, ValueError):
         return None
+    return moment if moment.tzinfo is not None else None

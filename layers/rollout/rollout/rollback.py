@@ -10,7 +10,7 @@ the queue and starts when the stopped deployment has ended).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rollout import aws, codedeploy_ops, lambda_ops, starter
 from rollout.actions import (
@@ -18,6 +18,7 @@ from rollout.actions import (
     KIND_ROLLBACK,
     RefusedAction,
     parse_version,
+    reason_text,
     release_of_version,
     rollback_checks,
     rollback_target,
@@ -57,6 +58,7 @@ def request_rollback(ctx: ReleaseContext, request: RollbackRequest) -> RollbackR
     to return to, the version is already live).
     """
     function = request.function
+    request = replace(request, reason=reason_text(request.reason))  # bounded before anything is read
     managed = lambda_ops.get_managed_function(function, ctx.settings.default_deployment_config)
     alias = lambda_ops.get_alias(function, managed.alias)
     if alias is None:
@@ -101,6 +103,14 @@ def _target_version(
         target = parse_version(request.to_version)
         if not lambda_ops.version_exists(function, target):
             raise Rejected("VERSION_NOT_FOUND", f"{function} has no version {target}")
+        if release_of_version(releases, target) is None:
+            # Fail closed: a version no release put live never passed the checks (its rollback would
+            # run none, AllAtOnce, past freezes and alarms), or went live too long ago to tell.
+            raise RefusedAction(
+                f"version {target} of {function} never went live through Rollout (no SUCCEEDED or "
+                f"BOOTSTRAPPED release among the last {HISTORY_DEPTH} put it live): a rollback returns "
+                "only to a version that did; deploy that build as an upload instead"
+            )
     else:
         previous = rollback_target(releases, alias.version)
         if previous is None:

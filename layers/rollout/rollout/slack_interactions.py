@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +35,11 @@ ACTION_IDS = {
     "rollout-rollback": "rollback",
 }
 SLACK_ORIGIN = "https://hooks.slack.com/"
+# Slack's headers: X-Slack-Request-Timestamp is Unix seconds; X-Slack-Signature is "v0=" and the
+# hex HMAC-SHA256 of "v0:<timestamp>:<body>" (https://api.slack.com/docs/verifying-requests-from-slack;
+# slack_sdk's SignatureVerifier computes it as hexdigest(), lowercase).
+TIMESTAMP = re.compile(r"[0-9]{1,12}")
+SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
 RESPONSE_PATH = "actions/"  # Slack's response_url: https://hooks.slack.com/actions/T…/…/…
 
 
@@ -69,7 +75,11 @@ class SignedRequest:
             )
         except (ValueError, UnicodeDecodeError):
             raise Refused(400, "the body is not valid base64 UTF-8") from None
-        if len(body.encode("utf-8")) > MAX_BODY_BYTES:
+        try:
+            size = len(body.encode("utf-8"))
+        except UnicodeEncodeError:  # a lone surrogate in a text body: no UTF-8 Slack could have signed
+            raise Refused(400, "the body is not valid UTF-8") from None
+        if size > MAX_BODY_BYTES:
             raise Refused(413, "the body is too large")
         headers = {str(k).lower(): str(v) for k, v in event["headers"].items()}
         return cls(body, headers.get("x-slack-request-timestamp", ""), headers.get("x-slack-signature", ""))
@@ -92,10 +102,12 @@ def verify(request: SignedRequest, signing_secret: str, now: Callable[[], float]
     """Refused(401) unless Slack signed exactly this body within the last five minutes."""
     if not request.timestamp or not request.signature:
         raise Refused(401, "the request carries no Slack signature")
-    try:
-        stamp = int(request.timestamp)
-    except ValueError:
-        raise Refused(401, "the request timestamp is not a number") from None
+    if not TIMESTAMP.fullmatch(request.timestamp):  # int() takes " 1_7" and non-ASCII digits
+        raise Refused(401, "the request timestamp is not a number")
+    if not SIGNATURE.fullmatch(request.signature):
+        # hmac.compare_digest raises TypeError for a str with non-ASCII characters: refuse first.
+        raise Refused(401, "the Slack signature is malformed")
+    stamp = int(request.timestamp)
     if abs(now() - stamp) > MAX_AGE_SECONDS:
         raise Refused(401, "the request is stale (timestamp more than five minutes from now)")
     verifier = SignatureVerifier(signing_secret, clock=_Clock(now))  # type: ignore[arg-type]

@@ -141,10 +141,12 @@ class ReasonCode(StrEnum):
     PREFLIGHT_CONCURRENCY = "PREFLIGHT_CONCURRENCY"
     # A hotfix upload for a function whose tags do not allow hotfixes
     HOTFIX_NOT_ALLOWED = "HOTFIX_NOT_ALLOWED"
-    # A release manager's request that cannot be acted on (rollback --to, freeze --until)
+    # A release manager's request that cannot be acted on (rollback --to, freeze --until, a --reason
+    # longer than a sentence)
     BAD_VERSION = "BAD_VERSION"
     VERSION_NOT_FOUND = "VERSION_NOT_FOUND"
     BAD_TIME = "BAD_TIME"
+    BAD_REASON = "BAD_REASON"
     # Processing of the upload kept stopping without an outcome (deployer killed, timed out, out of memory)
     PROCESSING_ABANDONED = "PROCESSING_ABANDONED"
     # The deployment
