@@ -18,7 +18,7 @@ from typing import Any
 from cli.backend import Backend, aws_errors
 from cli.errors import CliError, ExitCode
 
-DEPLOYMENT_ID = re.compile(r"^d-[A-Z0-9]{9}$")
+DEPLOYMENT_ID = re.compile(r"d-[A-Z0-9]{9}")  # fullmatch: "$" alone would let a trailing newline in
 # deployment_actions' refusal codes (rollout.approvals) -> the CLI's exit codes (docs/OPERATOR.md).
 REFUSAL_EXIT = {
     "not_found": ExitCode.NOT_FOUND,
@@ -35,7 +35,7 @@ def caller_identity(backend: Backend) -> dict[str, str]:
 
 def answer_gate(backend: Backend, action: str, deployment_id: str, text: str) -> dict[str, Any]:
     """Ask DeploymentActions to approve or reject; its answer, or CliError with the refusal."""
-    if not DEPLOYMENT_ID.match(deployment_id):
+    if not DEPLOYMENT_ID.fullmatch(deployment_id):
         raise CliError(f"{deployment_id!r} is not a deployment id (d-XXXXXXXXX)", ExitCode.USAGE)
     function = backend.stack.require("DeploymentActionsName")
     request = {"action": action, "deployment_id": deployment_id, "by": caller_identity(backend), "text": text}

@@ -35,3 +35,13 @@ def test_every_action_takes_json() -> None:
     for command in ("rollback", "freeze", "unfreeze"):
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0 and "--json" in result.output
+
+
+@pytest.mark.parametrize("deployment_id", ["d-ABCDEFGH1\n", "d-abcdefgh1", "d-ABCDEFGH", " d-ABCDEFGH1"])
+def test_approve_refuses_what_is_not_exactly_a_deployment_id_before_any_aws_call(deployment_id: str) -> None:
+    from cli.approvals import answer_gate
+    from cli.errors import CliError
+
+    with pytest.raises(CliError) as refused:
+        answer_gate(object(), "approve", deployment_id, "looks good")  # type: ignore[arg-type]
+    assert refused.value.code == ExitCode.USAGE and "is not a deployment id" in str(refused.value)
