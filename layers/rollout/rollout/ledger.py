@@ -5,6 +5,8 @@ Items
   sparse GSI `open-releases` on open_state (set only while a release is not terminal), so the
   reconciler finds unfinished work without scanning.
 - lock:    pk=FN#<function>, sk=LOCK; holds the release (and deployment) that owns the function.
+- a queued release's start claim: `starting_by`/`starting_until` on its item (rollout.claims), set
+  while one start is under way so that no other caller publishes it too.
 
 Every state change is a conditional write against the states it may come from (states.TRANSITIONS),
 so duplicate or out-of-order events cannot move a release backwards.
