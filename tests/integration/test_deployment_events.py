@@ -261,6 +261,7 @@ def test_an_ending_starts_the_newest_queued_release_and_supersedes_older_ones(
         "superseded": [older.release_id],
         "failed": [],
         "waiting": [],
+        "starting_elsewhere": [],
     }
     started = world.get(newest)
     assert started.state == State.DEPLOYING

@@ -150,3 +150,44 @@ def test_a_start_whose_lock_moved_on_still_records_the_deployment(ledger: Ledger
 
     assert (started.state, started.deployment_id) == (State.DEPLOYING, "d-NOLOCK001")
     assert "deployment_id" not in (ledger.get_lock("orders") or {})
+
+
+def test_a_queued_release_is_claimed_by_one_start_at_a_time_until_the_claim_expires(ledger: Ledger) -> None:
+    queued = ledger.transition(_release(ledger), State.QUEUED)
+    function, release_id = "orders", queued.release_id
+
+    claimed = ledger.claim_start(function, release_id, "a", until=200.0, now=100.0)
+    assert claimed is not None and (claimed.starting_by, claimed.starting_until) == ("a", 200.0)
+    assert ledger.claim_start(function, release_id, "b", until=300.0, now=150.0) is None
+    assert ledger.claim_start(function, release_id, "a", until=250.0, now=150.0) is not None, "re-entrant"
+    taken_over = ledger.claim_start(function, release_id, "b", until=400.0, now=251.0)
+    assert taken_over is not None and taken_over.starting_by == "b", "an expired claim is taken over"
+
+    ledger.release_start_claim(function, release_id, "a")  # no longer a's: nothing happens
+    assert (ledger.get(function, release_id) or queued).starting_by == "b"
+    ledger.release_start_claim(function, release_id, "b")
+    released = ledger.get(function, release_id)
+    assert released is not None and (released.starting_by, released.starting_until) == ("", None)
+
+
+def test_only_a_queued_release_can_be_claimed(ledger: Ledger) -> None:
+    received = _release(ledger)
+    held = ledger.transition(_release(ledger), State.HELD)
+
+    assert ledger.claim_start("orders", received.release_id, "a", until=200.0, now=100.0) is None
+    assert ledger.claim_start("orders", held.release_id, "a", until=200.0, now=100.0) is None
+    assert ledger.claim_start("orders", "never-recorded", "a", until=200.0, now=100.0) is None
+
+
+def test_a_lock_read_as_stale_is_not_released_once_its_release_took_it_again(ledger: Ledger) -> None:
+    assert ledger.acquire_lock("orders", "r1")
+    read = (ledger.get_lock("orders") or {})["acquired_at"]
+    ledger._table.update_item(  # r1 takes it again (a later start): the lock's time changes
+        Key={"pk": "FN#orders", "sk": "LOCK"},
+        UpdateExpression="SET acquired_at = :t",
+        ExpressionAttributeValues={":t": "2099-01-01T00:00:00.000Z"},
+    )
+
+    assert not ledger.release_lock("orders", "r1", acquired_at=read)
+    assert ledger.get_lock("orders") is not None
+    assert ledger.release_lock("orders", "r1", acquired_at="2099-01-01T00:00:00.000Z")

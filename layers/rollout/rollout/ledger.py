@@ -5,6 +5,8 @@ Items
   sparse GSI `open-releases` on open_state (set only while a release is not terminal), so the
   reconciler finds unfinished work without scanning.
 - lock:    pk=FN#<function>, sk=LOCK; holds the release (and deployment) that owns the function.
+- a queued release's start claim: `starting_by`/`starting_until` on its item (rollout.claims), set
+  while one start is under way so that no other caller publishes it too.
 
 Every state change is a conditional write against the states it may come from (states.TRANSITIONS),
 so duplicate or out-of-order events cannot move a release backwards.
@@ -87,6 +89,10 @@ class Release:
     history: list[dict[str, Any]] = field(default_factory=list)
     # Milliseconds each step of the start path took in the deployer (rollout.steps), written with DEPLOYING.
     steps: dict[str, Any] = field(default_factory=dict)
+    # The start claim of a queued release (rollout.claims): which start publishes and deploys it, and
+    # until when (epoch seconds) that claim counts. Set only while a start is under way.
+    starting_by: str = ""
+    starting_until: float | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -410,6 +416,49 @@ class Ledger:
             raise
         return True
 
+    # --- the start claim of a queued release (rollout.claims) -----------------------------------------
+    def claim_start(
+        self, function: str, release_id: str, owner: str, until: float, now: float
+    ) -> Release | None:
+        """Claim a QUEUED release for the start `owner`, until `until` (epoch seconds); the release as
+        stored, or None when it is not QUEUED or another start's claim still counts at `now`.
+
+        One conditional write, so of two callers only one gets it. Re-entrant for the same owner."""
+        try:
+            resp = self._table.update_item(
+                Key=_release_key(function, release_id),
+                UpdateExpression="SET #by = :owner, #until = :until",
+                ConditionExpression="#st = :queued AND "
+                "(attribute_not_exists(#by) OR #by = :owner OR #until < :now)",
+                ExpressionAttributeNames={"#by": "starting_by", "#until": "starting_until", "#st": "state"},
+                ExpressionAttributeValues={
+                    ":owner": owner,
+                    ":until": _epoch(until),
+                    ":now": _epoch(now),
+                    ":queued": str(State.QUEUED),
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except Exception as exc:
+            if aws.error_code(exc) == "ConditionalCheckFailedException":
+                return None
+            raise
+        return Release.from_item(resp["Attributes"])
+
+    def release_start_claim(self, function: str, release_id: str, owner: str) -> None:
+        """Drop the start claim if `owner` still holds it (whatever the release's state now)."""
+        try:
+            self._table.update_item(
+                Key=_release_key(function, release_id),
+                UpdateExpression="REMOVE #by, #until",
+                ConditionExpression="#by = :owner",
+                ExpressionAttributeNames={"#by": "starting_by", "#until": "starting_until"},
+                ExpressionAttributeValues={":owner": owner},
+            )
+        except Exception as exc:
+            if aws.error_code(exc) != "ConditionalCheckFailedException":
+                raise
+
     # --- the per-function lock --------------------------------------------------------------
     def acquire_lock(self, function: str, release_id: str) -> bool:
         """Take the function's lock for a release; True if it now holds it (re-entrant)."""
@@ -444,12 +493,15 @@ class Ledger:
         )
         return {k: _from_dynamo(v) for k, v in item.items()} if item else None
 
-    def release_lock(self, function: str, release_id: str) -> bool:
-        """Drop the lock if `release_id` holds it; True if this call released it."""
+    def release_lock(self, function: str, release_id: str, acquired_at: str = "") -> bool:
+        """Drop the lock if `release_id` holds it (and took it at `acquired_at`, when given: a lock read
+        as stale is not dropped if its release took it again since); True if this call released it."""
+        condition = Attr("release_id").eq(release_id)
+        if acquired_at:
+            condition = condition & Attr("acquired_at").eq(acquired_at)
         try:
             self._table.delete_item(
-                Key={"pk": f"FN#{function}", "sk": LOCK_SK},
-                ConditionExpression=Attr("release_id").eq(release_id),
+                Key={"pk": f"FN#{function}", "sk": LOCK_SK}, ConditionExpression=condition
             )
             return True
         except Exception as exc:
@@ -573,6 +625,10 @@ def _transition_expression(
         update += ", #open = :open"
         expr_values[":open"] = str(target)
     return update, names, expr_values
+
+
+def _epoch(seconds: float) -> Decimal:
+    return Decimal(str(round(seconds, 3)))
 
 
 def _history_note(changes: dict[str, Any]) -> dict[str, Any]:

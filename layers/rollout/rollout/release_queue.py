@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rollout import canary_alarms, starter
+from rollout import canary_alarms, claims, starter
 from rollout.errors import TransitionRefused
 from rollout.ledger import Release
 from rollout.observability import logger
@@ -53,12 +53,15 @@ class QueueReport:
     superseded: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)  # still queued (the function is busy)
+    # Claimed by another caller's start (claims.py): that caller publishes and deploys it, not this one.
+    starting_elsewhere: list[str] = field(default_factory=list)
 
     def merge(self, other: QueueReport) -> None:
         self.started += other.started
         self.superseded += other.superseded
         self.failed += other.failed
         self.waiting += other.waiting
+        self.starting_elsewhere += other.starting_elsewhere
 
     def as_dict(self) -> dict[str, list[str]]:
         return {
@@ -66,6 +69,7 @@ class QueueReport:
             "superseded": self.superseded,
             "failed": self.failed,
             "waiting": self.waiting,
+            "starting_elsewhere": self.starting_elsewhere,
         }
 
 
@@ -91,12 +95,14 @@ def advance_queue(function: str, ctx: ReleaseContext, effects: QueueEffects | No
     """Start the newest queued release of `function` if nothing else holds it.
 
     Older queued releases are superseded once a newer one has started. When a start fails for
-    good, that release is recorded FAILED and the next newest is tried.
+    good, that release is recorded FAILED and the next newest is tried. A release another caller
+    has claimed is left to it (`starting_elsewhere`), and so is the rest of the queue.
     """
     effects = effects or QueueEffects()
     report = QueueReport()
-    if _function_busy(function, ctx):
-        report.waiting = [r.release_id for r in ctx.ledger.queued(function)]
+    holder = _function_busy(function, ctx)
+    if holder is not None:
+        _report_waiting(report, ctx.ledger.queued(function), holder)
         return report
     queued = _drop_stale(function, ctx, report)
     candidates = list(reversed(queued))  # newest first
@@ -109,27 +115,45 @@ def advance_queue(function: str, ctx: ReleaseContext, effects: QueueEffects | No
                     report.superseded.append(older.release_id)
             return report
         if outcome.state in (State.QUEUED, State.HELD):
-            # CodeDeploy or another release holds the function (or a freeze or a pre-flight rule holds
-            # the release): everything waits for the next end, or for the hold to end.
-            report.waiting = [r.release_id for r in candidates[index:]]
+            # CodeDeploy or another release holds the function, a freeze or a pre-flight rule holds
+            # the release, or another caller is starting it: everything waits (its start supersedes
+            # the older ones).
+            _report_waiting(report, candidates[index:], outcome)
             return report
         # It ended without deploying (failed, rejected, unchanged...): the function is free, try the next.
         report.failed.append(outcome.release_id)
     return report
 
 
-def _function_busy(function: str, ctx: ReleaseContext) -> bool:
-    """True while a release that has not ended holds the lock; a stale lock is released."""
+def _report_waiting(report: QueueReport, queued: list[Release], blocker: Release) -> None:
+    """`queued` wait; `blocker` (the lock's holder, or the release just tried) is named as being
+    started elsewhere when another caller's claim on it still counts."""
+    elsewhere = claims.claimed_elsewhere(blocker, claims.wall_clock())
+    if elsewhere:
+        report.starting_elsewhere.append(blocker.release_id)
+    report.waiting = [r.release_id for r in queued if not (elsewhere and r.release_id == blocker.release_id)]
+
+
+def _function_busy(function: str, ctx: ReleaseContext) -> Release | None:
+    """The release that holds the function while it has not ended; a stale lock is released: one
+    left by a finished (or vanished) release, or by a start that died (its claim expired)."""
     lock = ctx.ledger.get_lock(function)
     if lock is None:
-        return False
+        return None
     holder = ctx.ledger.get(function, str(lock.get("release_id", "")))
     if holder is not None and not holder.is_terminal:
-        return True
+        if not claims.start_died(holder, claims.wall_clock()):
+            return holder
+        # Its claimer's invocation has ended, so nothing can be using the lock; unless the release
+        # was claimed and locked again since (the lock's time changed), which keeps it busy.
+        if not ctx.ledger.release_lock(function, holder.release_id, str(lock.get("acquired_at") or "")):
+            return holder
+        logger.warning("released the lock of a start that died", extra={"function": function, "lock": lock})
+        return None
     # A lock left by a finished (or vanished) release: it no longer protects anything.
     ctx.ledger.release_lock(function, str(lock.get("release_id", "")))
     logger.warning("released a stale lock", extra={"function": function, "lock": lock})
-    return False
+    return None
 
 
 def _drop_stale(function: str, ctx: ReleaseContext, report: QueueReport) -> list[Release]:

@@ -1,7 +1,9 @@
 """Starting a release: the one path from "this build should go out" to a CodeDeploy deployment.
 
-A new upload (the deployer) and the queue (when a release ends) both call `start_release`. Under
-the function's deployment lock, in order:
+A new upload (the deployer) and the queue (when a release ends) both call `start_release`. A queued
+release is first claimed for this start alone (`StartClaim`: of deployment events, the reconciler, an
+unfreeze and a rollback starting it at once, only one goes on; the others return it as it is, being
+started elsewhere). Then, under the function's deployment lock, in order:
 
     the lock is held by another release   -> QUEUED (nothing published)
     the function has no alias yet         -> publish, create the alias     -> BOOTSTRAPPED
@@ -16,11 +18,11 @@ error FAILED; both are recorded and announced through `transitions.move`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any
 
-from rollout import canary_alarms, codedeploy_ops, lambda_ops, release_gate, steps
+from rollout import canary_alarms, claims, codedeploy_ops, lambda_ops, release_gate, steps
 from rollout.actions import KIND_ROLLBACK
 from rollout.appspec import build_appspec, release_description, revision_for
 from rollout.errors import DeploymentLimitExceeded, Rejected, TransitionRefused
@@ -79,25 +81,90 @@ class Created:
     alarms: list[str]
 
 
+class StartClaim:
+    """This start's claim on a queued release (`claims`): taken on entry, given back on every exit.
+
+    Only a QUEUED release is claimed: a RECEIVED one is started by its own upload's deployer alone
+    (Powertools' idempotency and the upload item see to that) until it queues, and it is claimed then.
+    A caller that dies keeps its claim until `claims.claim_expiry`, the end of its invocation.
+    """
+
+    def __init__(self, ctx: ReleaseContext, release: Release) -> None:
+        self._ctx = ctx
+        self.release = release
+        self.owner = claims.new_owner()
+        self.held = False
+        self.elsewhere: Release | None = None  # the release as stored, when another start claimed it
+
+    def take(self, release: Release) -> bool:
+        """True when this start may go on with `release`: not queued, or now claimed by this start."""
+        if self.held or release.state != State.QUEUED:
+            self.release = release
+            return True
+        now = claims.wall_clock()
+        until = claims.claim_expiry(self._ctx.deadline, now)
+        claimed = self._ctx.ledger.claim_start(release.function, release.release_id, self.owner, until, now)
+        if claimed is None:
+            self.elsewhere = self._ctx.ledger.get(release.function, release.release_id) or release
+            logger.info(
+                "Release is being started by another caller", extra={"state": str(self.elsewhere.state)}
+            )
+            return False
+        self.held, self.release = True, claimed
+        return True
+
+    def __enter__(self) -> StartClaim:
+        self.take(self.release)
+        return self
+
+    def settle(self, outcome: Release) -> Release:
+        """`outcome` as it reads once this start's claim is given back."""
+        if self.held and outcome.starting_by == self.owner:
+            return replace(outcome, starting_by="", starting_until=None)
+        return outcome
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.held:
+            self._ctx.ledger.release_start_claim(self.release.function, self.release.release_id, self.owner)
+
+
 @tracer.capture_method(capture_response=False)
 def start_release(ctx: ReleaseContext, release: Release, managed: ManagedFunction | None = None) -> Release:
     """Start `release` (RECEIVED or QUEUED), or queue it; returns it as recorded in the ledger.
 
     `managed` is the target as this invocation has just read it (the deployer's validation); without
-    it the function and its tags are read again (a queued release starts minutes later).
+    it the function and its tags are read again (a queued release starts minutes later). A queued
+    release another caller is starting comes back as it is (`claims.claimed_elsewhere`).
     """
     logger.append_keys(release_id=release.release_id, function=release.function)
-    held = release_gate.hold_if_needed(ctx, release, managed)  # a freeze or a pre-flight rule: HELD
-    if held is not None:
-        return held
+    with StartClaim(ctx, release) as claim:
+        if claim.elsewhere is not None:
+            return claim.elsewhere  # claimed before anything was published: nothing to undo
+        held = release_gate.hold_if_needed(ctx, claim.release, managed)  # a freeze or a pre-flight rule
+        if held is not None:
+            return claim.settle(held)
+        return claim.settle(_start_claimed(ctx, claim, managed))
+
+
+def _start_claimed(ctx: ReleaseContext, claim: StartClaim, managed: ManagedFunction | None) -> Release:
+    """Under the function's lock: publish and create the deployment, or queue."""
+    release = claim.release
     with FunctionLock(ctx.ledger, release) as lock:
         if not lock.held:
             release = queue(ctx, release, f"release {lock.holder} holds the function's deployment lock")
+            if release.state != State.QUEUED:
+                return release  # another invocation started or ended it meanwhile
+            # Queued, the release is the queue's to start too: claim it before trying again.
+            if not claim.take(release):
+                return claim.elsewhere or release
             # The holder looks at the queue when it ends; if it ended before this release was
             # recorded QUEUED, it saw nothing, so look again now rather than wait for the reconciler.
             if not lock.take_again():
-                return release
+                return claim.release
             logger.info("The lock's holder ended while this release queued: starting it now")
+            release = claim.release
         prepared = _prepare_and_create(ctx, release, managed)
         if isinstance(prepared, Release):
             if prepared.state == State.DEPLOYING:
