@@ -241,7 +241,7 @@ def endpoint_world(monkeypatch: pytest.MonkeyPatch) -> Recorded:
     seen = Recorded()
     monkeypatch.setattr(si, "_signing_secret", lambda arn: SECRET)
     monkeypatch.setattr(Ledger, "first_sighting", lambda self, key, keep: True)
-    monkeypatch.setattr(lambda_ops, "invoke_async", lambda fn, evt: seen.invoked.append((fn, evt)))
+    monkeypatch.setattr(lambda_ops, "hand_over_now", lambda fn, evt: seen.invoked.append((fn, evt)))
 
     def never_waits(*args: Any) -> Any:
         raise AssertionError("the endpoint must not wait for DeploymentActions")
@@ -284,7 +284,7 @@ def test_a_hand_over_lambda_refuses_is_answered_to_the_clicker_not_left_silent(
     def refused(fn: str, evt: dict[str, Any]) -> None:
         raise ClientError({"Error": {"Code": "TooManyRequestsException", "Message": "Rate"}}, "Invoke")
 
-    monkeypatch.setattr(lambda_ops, "invoke_async", refused)
+    monkeypatch.setattr(lambda_ops, "hand_over_now", refused)
     answer = si.handle(event(form(payload())), ENDPOINT, LOG, lambda: NOW)
 
     assert answer["statusCode"] == 200

@@ -247,6 +247,14 @@ def invoke_async(function: str, event: dict[str, Any]) -> None:
     )
 
 
+def hand_over_now(function: str, event: dict[str, Any]) -> None:
+    """`invoke_async` for a caller someone waits on: one attempt with short timeouts, so a throttle
+    or an outage is raised at once (standard retries would back off for many seconds)."""
+    aws.handover_client().invoke(
+        FunctionName=function, InvocationType="Event", Payload=json.dumps(event).encode("utf-8")
+    )
+
+
 def invoke_sync(function: str, event: dict[str, Any]) -> tuple[Any, str | None]:
     """Invoke a control-plane function with `event` and wait: (its JSON answer, FunctionError or None).
 

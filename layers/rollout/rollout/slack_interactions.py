@@ -321,7 +321,7 @@ def handle(event: Any, endpoint: Endpoint, log: Any, now: Callable[[], float] = 
     )
     try:
         # Asynchronous: Lambda queues it and answers 202 at once; deployment_actions answers the thread.
-        lambda_ops.invoke_async(
+        lambda_ops.hand_over_now(
             endpoint.actions_function, {**action_request(click), SLACK_KEY: asdict(click)}
         )
     except Exception as exc:  # noqa: BLE001 - any refusal: the clicker is told, nothing was done
