@@ -407,6 +407,31 @@ class LambdaApi:
                 alias.routing_config = None
             return json_response(alias.to_json())
 
+    def list_provisioned_concurrency_configs(self, request: AwsRequest) -> Response:
+        """The sandbox models no provisioned concurrency (GetProvisionedConcurrencyConfig answers
+        404): a function that exists has none, one that does not is ResourceNotFoundException."""
+        self.latest(_function_name(request))
+        return json_response({"ProvisionedConcurrencyConfigs": []})
+
+    def list_event_source_mappings(self, request: AwsRequest) -> Response:
+        """moto matches FunctionName as a string; Lambda answers an unqualified name with the
+        function's mappings on every qualifier, a qualified one with that qualifier's
+        (https://docs.aws.amazon.com/lambda/latest/api/API_ListEventSourceMappings.html)."""
+        from sandbox.lambda_runtime import split_name
+
+        wanted = request.query_value("FunctionName")
+        source = request.query_value("EventSourceArn")
+        name, qualifier = split_name(wanted, None) if wanted else ("", None)
+        found = []
+        for mapping in self.service.backend()._event_source_mappings.values():
+            arn_name, arn_qualifier = split_name(str(mapping.function_arn), None)
+            if source and mapping.event_source_arn != source:
+                continue
+            if wanted and (arn_name != name or (qualifier and arn_qualifier != qualifier)):
+                continue
+            found.append(mapping.get_configuration())
+        return json_response({"EventSourceMappings": found})
+
 
 def _runtimes() -> set[str]:
     model = service_model("lambda")
@@ -424,4 +449,6 @@ def register_lambda_routes(app: SandboxApp, sandbox: Sandbox) -> LambdaApi:
     app.route("lambda", "PublishVersion", api.publish_version)
     app.route("lambda", "CreateAlias", api.create_alias)
     app.route("lambda", "UpdateAlias", api.update_alias)
+    app.route("lambda", "ListProvisionedConcurrencyConfigs", api.list_provisioned_concurrency_configs)
+    app.route("lambda", "ListEventSourceMappings", api.list_event_source_mappings)
     return api

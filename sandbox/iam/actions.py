@@ -136,6 +136,7 @@ for _operation in (
     "ListTags",
     "TagResource",
     "UntagResource",
+    "ListProvisionedConcurrencyConfigs",
 ):
     rule("lambda", _operation)(_lambda(f"lambda:{_operation}", qualified=False))
 
@@ -156,7 +157,9 @@ def _lambda_configure(params: dict[str, Any], scope: Scope) -> list[Check]:
     return checks
 
 
-_unscoped("lambda", "ListFunctions", "GetAccountSettings", "ListLayers")
+# ListEventSourceMappings has no resource type in the Service Authorization Reference ("Actions,
+# resources, and condition keys for AWS Lambda"): only Resource "*" grants it, whatever FunctionName says.
+_unscoped("lambda", "ListFunctions", "GetAccountSettings", "ListLayers", "ListEventSourceMappings")
 
 
 # -- S3 -------------------------------------------------------------------------------------------

@@ -238,6 +238,51 @@ def test_an_approval_from_slack_is_verified_allowed_and_answered_in_the_thread(w
     assert release.deployment_id in replies[0]["text"]
 
 
+def test_a_click_lambda_refuses_to_hand_over_is_answered_and_a_new_click_still_works(
+    world: RolloutWorld,
+) -> None:
+    endpoint = world.outputs["SlackInteractionsUrl"]
+    function, release = gated(world, "traffic")
+    # Lambda refuses the asynchronous hand-over to DeploymentActions: the clicker hears so at once.
+    world.sb.faults.fail("lambda", "Invoke", "TooManyRequestsException", path_contains="-DeploymentActions/")
+    try:
+        status, _ = world.slack.click(
+            endpoint, SIGNING_SECRET, "rollout-approve", release.deployment_id, APPROVER
+        )
+        assert status == 200
+        refused = wait_for(
+            lambda: [
+                r
+                for r in world.slack.thread_replies()
+                if release.deployment_id in r["text"] and "could not be handed" in r["text"]
+            ],
+            30,
+            "the clicker told the hand-over failed",
+        )
+    finally:
+        world.sb.faults.clear()
+    assert refused[0]["response_type"] == "ephemeral" and "nothing was done" in refused[0]["text"]
+    assert (world.release_of_id(function, release.release_id).approval or {})["status"] == "AWAITING"
+
+    # A second click is a new request (Slack's differ); one within the same second would sign alike.
+    again = int(time.time()) + 1
+    status, _ = world.slack.click(
+        endpoint, SIGNING_SECRET, "rollout-approve", release.deployment_id, APPROVER, timestamp=again
+    )
+    assert status == 200
+    final = ended(world, function, release)
+    assert str(final.state) == "SUCCEEDED", final.reason
+    wait_for(
+        lambda: [
+            r
+            for r in world.slack.thread_replies()
+            if release.deployment_id in r["text"] and "approved by" in r["text"]
+        ],
+        30,
+        "the approval's reply in the thread",
+    )
+
+
 def test_abort_from_slack_stops_a_waiting_deployment_and_rolls_back(world: RolloutWorld) -> None:
     endpoint = world.outputs["SlackInteractionsUrl"]
     function, release = gated(world, "traffic")

@@ -70,6 +70,7 @@ def only_release(ledger: Ledger, function: str = FUNCTION) -> Release:
 @pytest.fixture
 def bootstrapped(world: ArtifactWorld, stack: StackUnderTest, lambda_context: Any) -> dict[str, Any]:
     """A managed function whose first release created its alias on version 1."""
+    world.create_alarms("orders-5xx", "orders-latency")
     world.create_function(FUNCTION, {"rollout:alarms": "orders-5xx orders-latency"})
     result = release_upload(world, "1", lambda_context)
     assert result["state"] == "BOOTSTRAPPED"
@@ -858,6 +859,27 @@ def test_too_many_alarm_tags_are_rejected_naming_the_tag(world: ArtifactWorld, l
 
     assert (result["state"], result["reason_code"]) == ("REJECTED", "BAD_TAG")
     assert "rollout:alarms names 9 alarms" in result["reason"]
+
+
+def test_an_alarm_named_in_the_tag_that_does_not_exist_rejects_the_upload_naming_it(
+    world: ArtifactWorld,
+    stack: StackUnderTest,
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    lambda_context: Any,
+) -> None:
+    # Fail closed: DescribeAlarms answers an unknown name with nothing, which once read as "not firing".
+    world.create_alarms("orders-5xx")
+    world.create_function(FUNCTION, {"rollout:alarms": "orders-5xx orders-gone"})
+
+    result = release_upload(world, "1", lambda_context)
+
+    assert (result["state"], result["reason_code"]) == ("REJECTED", "ALARM_NOT_FOUND")
+    assert "orders-gone" in result["reason"] and "orders-5xx" not in result["reason"]
+    assert world.published_versions(FUNCTION) == [] and world.alias_version(FUNCTION) is None
+    assert codedeploy.calls_to("create_deployment") == []
+    assert [n["kind"] for n in stack.notifications()] == ["release.rejected"]
+    assert ledger.get_lock(FUNCTION) is None
 
 
 @pytest.mark.parametrize(

@@ -290,6 +290,59 @@ def test_resource_tag_conditions_read_the_functions_tags(sb):
     lam.get_function(FunctionName=untagged)
 
 
+def test_version_retentions_lists_are_refused_where_aws_refuses_them(sb):
+    """The reconciler's version-retention grants: ListProvisionedConcurrencyConfigs only on managed
+    functions, ListEventSourceMappings only on "*" (it has no resource type to narrow to)."""
+    managed = managed_function(sb, {"rollout:managed": "true"})
+    unmanaged = managed_function(sb, {})
+    functions = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:*"
+    tagged = {
+        "Effect": "Allow",
+        "Action": ["lambda:ListProvisionedConcurrencyConfigs"],
+        "Resource": functions,
+        "Condition": {"StringEquals": {"aws:ResourceTag/rollout:managed": "true"}},
+    }
+    mappings_on_functions = {
+        "Effect": "Allow",
+        "Action": "lambda:ListEventSourceMappings",
+        "Resource": functions,
+    }
+    lam = as_role(sb, new_role(sb, [tagged, mappings_on_functions]), "lambda")
+
+    assert (
+        lam.list_provisioned_concurrency_configs(FunctionName=managed)["ProvisionedConcurrencyConfigs"] == []
+    )
+    code, status, message = refusal(lam.list_provisioned_concurrency_configs, FunctionName=unmanaged)
+    assert (code, status) == ("AccessDeniedException", 403)
+    assert f"lambda:ListProvisionedConcurrencyConfigs on resource: {functions[:-1]}{unmanaged} " in message
+    # A function ARN in Resource never grants it: AWS authorises ListEventSourceMappings on "*" only.
+    code, status, message = refusal(lam.list_event_source_mappings, FunctionName=managed)
+    assert (code, status) == ("AccessDeniedException", 403)
+    assert "perform: lambda:ListEventSourceMappings because no identity-based policy allows" in message
+
+    anywhere = {"Effect": "Allow", "Action": "lambda:ListEventSourceMappings", "Resource": "*"}
+    lam = as_role(sb, new_role(sb, [anywhere]), "lambda")
+    assert lam.list_event_source_mappings(FunctionName=managed)["EventSourceMappings"] == []
+
+
+def test_event_source_mappings_of_every_qualifier_are_listed_by_function_name(sb):
+    """Lambda answers an unqualified FunctionName with the mappings on each of its versions and
+    aliases (moto alone matches the name as a string, and retention would miss a version in use)."""
+    name = managed_function(sb, {"rollout:managed": "true"})
+    lam = client(sb, "lambda")
+    version = lam.publish_version(FunctionName=name)["Version"]
+    url, _ = queue(sb, f"esm-{uuid.uuid4().hex[:6]}")
+    source = client(sb, "sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    lam.create_event_source_mapping(FunctionName=f"{name}:{version}", EventSourceArn=source, Enabled=False)
+
+    (mapping,) = lam.list_event_source_mappings(FunctionName=name)["EventSourceMappings"]
+    assert mapping["FunctionArn"].endswith(f":function:{name}:{version}")
+    assert len(lam.list_event_source_mappings(FunctionName=f"{name}:{version}")["EventSourceMappings"]) == 1
+    assert lam.list_event_source_mappings(FunctionName=f"{name}:live")["EventSourceMappings"] == []
+
+
 def test_a_function_policy_alone_lets_a_role_invoke(sb):
     target = managed_function(sb, {})
     role = new_role(sb, [])

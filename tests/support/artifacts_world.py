@@ -81,6 +81,21 @@ class ArtifactWorld:
             Tags=all_tags,
         )
 
+    def create_alarms(self, *names: str) -> None:
+        """CloudWatch alarms a function's rollout:alarms tag may name (pre-flight rejects a missing one)."""
+        cloudwatch = boto3.client("cloudwatch", region_name=self.lambda_client.meta.region_name)
+        for name in names:
+            cloudwatch.put_metric_alarm(
+                AlarmName=name,
+                Namespace="AWS/Lambda",
+                MetricName="Errors",
+                Statistic="Sum",
+                Period=60,
+                EvaluationPeriods=1,
+                Threshold=1,
+                ComparisonOperator="GreaterThanOrEqualToThreshold",
+            )
+
     def upload(self, key: str, body: bytes, metadata: dict[str, str] | None = None) -> Uploaded:
         resp = self.s3.put_object(Bucket=self.stack.bucket, Key=key, Body=body, Metadata=metadata or {})
         return Uploaded(self.stack.bucket, key, resp["VersionId"], len(body), resp["ETag"].strip('"'))

@@ -18,6 +18,7 @@ from rollout.actions import (
     hold_newest,
     hotfix_config,
     hotfix_requested,
+    missing_alarm_reason,
     parse_until,
     parse_version,
     protected_versions,
@@ -160,6 +161,12 @@ def test_a_hotfix_is_all_at_once_only_where_the_function_allows_it() -> None:
 
 
 # --- pre-flight ------------------------------------------------------------------------------------
+
+
+def test_a_missing_alarm_is_named_in_the_rejection() -> None:
+    assert missing_alarm_reason([]) == ""
+    assert "names alarm orders-5xx, which does not exist" in missing_alarm_reason(["orders-5xx"])
+    assert "names alarms a, b, which do not exist" in missing_alarm_reason(["b", "a"])
 
 
 def test_a_firing_alarm_is_named_in_the_hold_reason() -> None:

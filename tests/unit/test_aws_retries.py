@@ -161,3 +161,10 @@ def test_a_check_invocation_is_never_retried_by_the_client(throttle: Any, backof
 
     assert answers.attempts == 1
     assert backoff == []
+
+
+def test_a_hand_over_someone_waits_on_is_tried_once_within_slacks_three_seconds() -> None:
+    # Standard retries back off for many seconds on a throttle: past Slack's acknowledgment window.
+    config = aws.HANDOVER_CONFIG
+    assert config.retries == {"mode": "standard", "total_max_attempts": 1}
+    assert config.connect_timeout + config.read_timeout < 3

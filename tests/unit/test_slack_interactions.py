@@ -4,8 +4,10 @@ signature, stale and replayed requests, the allow-list, unknown actions, where a
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
-from typing import Any
+import logging
+from typing import Any, cast
 from urllib.parse import urlencode
 
 import pytest
@@ -221,3 +223,124 @@ def test_messages_about_a_running_deployment_carry_the_buttons_slack_acts_on() -
     assert _action_ids({**base, "kind": "approval.requested", "deployment_id": None}) == []
     # Every button the messages carry is one the endpoint knows.
     assert {"rollout-approve", "rollout-reject", "rollout-abort", "rollout-rollback"} <= set(si.ACTION_IDS)
+
+
+# --- answering Slack within three seconds: the action is handed over asynchronously ------------------
+class Recorded:
+    def __init__(self) -> None:
+        self.invoked: list[tuple[str, dict[str, Any]]] = []
+        self.posted: list[dict[str, Any]] = []
+        self.post_ok = True
+
+
+@pytest.fixture
+def endpoint_world(monkeypatch: pytest.MonkeyPatch) -> Recorded:
+    from rollout import lambda_ops
+    from rollout.ledger import Ledger
+
+    seen = Recorded()
+    monkeypatch.setattr(si, "_signing_secret", lambda arn: SECRET)
+    monkeypatch.setattr(Ledger, "first_sighting", lambda self, key, keep: True)
+    monkeypatch.setattr(lambda_ops, "hand_over_now", lambda fn, evt: seen.invoked.append((fn, evt)))
+
+    def never_waits(*args: Any) -> Any:
+        raise AssertionError("the endpoint must not wait for DeploymentActions")
+
+    monkeypatch.setattr(lambda_ops, "invoke_sync", never_waits)
+
+    def post(click: si.Click, body: dict[str, Any], origin: str, log: Any) -> bool:
+        seen.posted.append(body)
+        return seen.post_ok
+
+    monkeypatch.setattr(si, "_post", post)
+    return seen
+
+
+ENDPOINT = si.Endpoint("arn:secret", frozenset({"U0APPROVER"}), "rollout-dev-DeploymentActions", "ledger")
+LOG = logging.getLogger("test")
+
+
+def test_a_click_is_handed_over_asynchronously_and_slack_is_answered_at_once(
+    endpoint_world: Recorded,
+) -> None:
+    answer = si.handle(event(form(payload())), ENDPOINT, LOG, lambda: NOW)
+
+    assert answer["statusCode"] == 200
+    ((function, request),) = endpoint_world.invoked
+    assert function == "rollout-dev-DeploymentActions"
+    assert request["action"] == "approve" and request["by"]["id"] == "U0APPROVER"
+    assert request["slack"]["response_url"] == "https://hooks.slack.com/actions/T1/1/abc"
+    assert request["slack"]["thread_ts"] == "1700000000.000100"
+    assert endpoint_world.posted == []  # DeploymentActions answers the thread once it is done
+
+
+def test_a_hand_over_lambda_refuses_is_answered_to_the_clicker_not_left_silent(
+    endpoint_world: Recorded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from rollout import lambda_ops
+
+    def refused(fn: str, evt: dict[str, Any]) -> None:
+        raise ClientError({"Error": {"Code": "TooManyRequestsException", "Message": "Rate"}}, "Invoke")
+
+    monkeypatch.setattr(lambda_ops, "hand_over_now", refused)
+    answer = si.handle(event(form(payload())), ENDPOINT, LOG, lambda: NOW)
+
+    assert answer["statusCode"] == 200
+    (posted,) = endpoint_world.posted
+    assert posted["response_type"] == "ephemeral"
+    assert "approve of `d-ABCDEFGHI` could not be handed to DeploymentActions" in posted["text"]
+    assert "nothing was done" in posted["text"]
+    endpoint_world.post_ok = False  # not even the answer went through: Slack itself shows an error
+    assert (
+        si.handle(event(form(payload()), timestamp=NOW + 1), ENDPOINT, LOG, lambda: NOW)["statusCode"] == 502
+    )
+
+
+def test_the_allow_list_still_refuses_before_anything_is_handed_over(endpoint_world: Recorded) -> None:
+    answer = si.handle(event(form(payload(user="U0STRANGER"))), ENDPOINT, LOG, lambda: NOW)
+    assert answer["statusCode"] == 200 and endpoint_world.invoked == []
+    (posted,) = endpoint_world.posted
+    assert posted["response_type"] == "ephemeral" and "may not act on deployments" in posted["text"]
+
+
+@pytest.mark.parametrize(
+    ("outcome", "expected"),
+    [
+        ({"ok": True, "status": "APPROVED", "verdict": "Succeeded"}, "approved by <@U0APPROVER>"),
+        (
+            {"ok": False, "refused": "nothing_to_do", "reason": "already answered"},
+            "refused: already answered",
+        ),
+        (RuntimeError("CodeDeploy is down"), "failed; see the deployment_actions logs"),
+    ],
+    ids=["done", "refused", "failed"],
+)
+def test_deployment_actions_answers_a_slack_click_in_its_thread(
+    endpoint_world: Recorded, monkeypatch: pytest.MonkeyPatch, outcome: Any, expected: str
+) -> None:
+    from rollout import approvals
+
+    def act(ctx: Any, request: Any) -> dict[str, Any]:
+        if isinstance(outcome, Exception):
+            raise outcome
+        return dict(outcome)
+
+    monkeypatch.setattr(approvals, "act", act)
+    monkeypatch.setattr(approvals.ReleaseContext, "from_settings", staticmethod(lambda settings: None))
+    click = si.parse_click(form(payload()))
+    request = {**si.action_request(click), "slack": dataclasses.asdict(click)}
+
+    answer = approvals.handle(request, settings=cast(Any, object()))
+
+    (posted,) = endpoint_world.posted
+    assert expected in posted["text"] and posted["thread_ts"] == "1700000000.000100"
+    assert answer["ok"] is (not isinstance(outcome, Exception) and outcome["ok"])
+
+
+def test_a_malformed_click_handed_over_is_not_answered_anywhere(endpoint_world: Recorded) -> None:
+    assert (
+        si.answer_in_thread({"response_url": "https://hooks.slack.com/actions/T1/1/abc"}, None, LOG) is False
+    )
+    assert endpoint_world.posted == []

@@ -25,8 +25,15 @@ TEMPLATE_PATH = ROOT / "template.yaml"
 # Actions AWS authorizes only on "*": they name no resource a policy could narrow to.
 #   xray:PutTraceSegments, xray:PutTelemetryRecords: trace data has no resource ARN (Tracing: Active).
 #   cloudwatch:GetMetricData: metrics are not resources; the canary analysis reads AWS/Lambda metrics.
+#   lambda:ListEventSourceMappings: no resource type in the Service Authorization Reference; version
+#   retention reads which versions a mapping invokes.
 ACTIONS_THAT_NEED_STAR = frozenset(
-    {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "cloudwatch:GetMetricData"}
+    {
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "cloudwatch:GetMetricData",
+        "lambda:ListEventSourceMappings",
+    }
 )
 
 # Lambda actions that read or change a target function: only functions that opted in may be touched.
@@ -44,6 +51,10 @@ TARGET_FUNCTION_ACTIONS = frozenset(
         "lambda:PublishVersion",
         "lambda:InvokeFunction",
         "lambda:GetProvisionedConcurrencyConfig",
+        "lambda:ListVersionsByFunction",
+        "lambda:ListAliases",
+        "lambda:ListProvisionedConcurrencyConfigs",
+        "lambda:DeleteFunction",
     }
 )
 MANAGED_TAG_CONDITION = {"StringEquals": {"aws:ResourceTag/rollout:managed": "true"}}
@@ -382,7 +393,7 @@ def test_codedeploy_role_invokes_only_this_stacks_hooks_and_shifts_only_managed_
 
 
 def test_only_actions_aws_cannot_scope_are_granted_on_star(translated: dict[str, Any]) -> None:
-    assert len(ACTIONS_THAT_NEED_STAR) <= 3
+    assert len(ACTIONS_THAT_NEED_STAR) <= 4
     on_star: set[str] = set()
     for owner, stmt in allow_statements(translated):
         if "*" in as_list(stmt["Resource"]):
@@ -888,3 +899,18 @@ def test_external_hook_applications_must_be_named(
 ) -> None:
     pattern = template["Parameters"]["ExternalHookApplications"]["AllowedPattern"]
     assert bool(re.fullmatch(pattern, value)) is accepted
+
+
+def test_version_retention_may_list_what_invokes_a_version_and_delete_only_managed_functions(
+    template: dict[str, Any],
+) -> None:
+    for action in ("lambda:ListProvisionedConcurrencyConfigs", "lambda:DeleteFunction"):
+        (stmt,) = allowed(template, "ReconcilerRole", action)
+        assert stmt["Condition"] == MANAGED_TAG_CONDITION, action
+    # No resource type exists for it (Service Authorization Reference): "*" and nothing more.
+    (stmt,) = allowed(template, "ReconcilerRole", "lambda:ListEventSourceMappings")
+    assert stmt["Resource"] == "*" and actions_of(stmt) == {"lambda:ListEventSourceMappings"}
+    grantees = {
+        r for r in resources_of(template, "AWS::IAM::Role") if allowed(template, r, "lambda:DeleteFunction")
+    }
+    assert grantees == {"ReconcilerRole"}

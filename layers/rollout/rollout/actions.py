@@ -15,7 +15,7 @@ from typing import Any
 from rollout.errors import Rejected
 from rollout.ledger import FREEZE_ALL, Release
 from rollout.states import ReasonCode, State
-from rollout.targets import AliasRouting
+from rollout.targets import TAG_ALARMS, AliasRouting
 
 KIND_ROLLBACK = "rollback"
 KIND_HOTFIX = "hotfix"
@@ -238,6 +238,24 @@ def alarm_hold_reason(firing: list[str]) -> str:
         f"the function's alarm{'s' if len(firing) > 1 else ''} {names} "
         f"{'are' if len(firing) > 1 else 'is'} in ALARM: CodeDeploy would stop the deployment at once; "
         "it starts when the alarm clears"
+    )
+
+
+def missing_alarm_reason(missing: list[str]) -> str:
+    """Why a release is rejected when alarms its function's `rollout:alarms` tag names do not exist
+    ('' if none). Fail closed: Rollout cannot prove the function healthy without them, and CodeDeploy
+    would stop the deployment anyway (with ignorePollAlarmFailure false, "the deployment stops if alarm
+    status information can't be retrieved from Amazon CloudWatch",
+    https://docs.aws.amazon.com/codedeploy/latest/APIReference/API_AlarmConfiguration.html). Rejected
+    rather than held: nothing brings a deleted alarm back by itself, so a hold could last forever."""
+    if not missing:
+        return ""
+    names = ", ".join(sorted(missing))
+    plural = len(missing) > 1
+    return (
+        f"the function's tag {TAG_ALARMS} names alarm{'s' if plural else ''} {names}, which "
+        f"do{'' if plural else 'es'} not exist in CloudWatch: its health cannot be proven. Create "
+        f"{'them' if plural else 'it'} or fix the tag (rollout register), then upload again"
     )
 
 

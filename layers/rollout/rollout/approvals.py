@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from rollout import aws, codedeploy_ops, gates, lambda_ops, rollback
+from rollout import aws, codedeploy_ops, gates, lambda_ops, rollback, slack_interactions
 from rollout.actions import MAX_REASON, RefusedAction, not_live_reason
 from rollout.appspec import release_id_in
 from rollout.config import Settings
@@ -361,7 +361,22 @@ def _sweep_action(gate: Gate) -> str:
 
 
 def handle(event: Any, settings: Settings | None = None) -> dict[str, Any]:
-    """deployment_actions' whole invocation: parse, act; a bad request is refused, never raised."""
+    """deployment_actions' whole invocation: parse, act; a bad request is refused, never raised. A
+    click handed over by the Slack endpoint (asynchronously) is answered in its thread, failures too:
+    nobody else would hear of them."""
+    click = event.get(slack_interactions.SLACK_KEY) if isinstance(event, dict) else None
+    if click is None:
+        return _handle(event, settings)
+    try:
+        answer: dict[str, Any] | None = _handle(event, settings)
+    except Exception:
+        logger.exception("the Slack action failed")
+        answer = None
+    slack_interactions.answer_in_thread(click, answer, logger)
+    return answer or {"ok": False, "error": "the action failed; see the deployment_actions logs"}
+
+
+def _handle(event: Any, settings: Settings | None) -> dict[str, Any]:
     try:
         request = ActionRequest.parse(event)
     except ValueError as exc:

@@ -32,7 +32,13 @@ CHECK_INVOKE_CONFIG = Config(
     retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=905
 )
 
-_CONFIGS = {"default": RETRY_CONFIG, "check-invoke": CHECK_INVOKE_CONFIG}
+# A hand-over someone waits on (the Slack endpoint must acknowledge within three seconds): one attempt,
+# short timeouts. A refusal is told to the person at once instead of being retried past their wait.
+HANDOVER_CONFIG = Config(
+    retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=1, read_timeout=1.5
+)
+
+_CONFIGS = {"default": RETRY_CONFIG, "check-invoke": CHECK_INVOKE_CONFIG, "handover": HANDOVER_CONFIG}
 
 
 @functools.cache
@@ -48,6 +54,11 @@ def client(service: str) -> Any:
 def check_invoke_client() -> Any:
     """A Lambda client that never retries an invocation (for validation checks)."""
     return _cached_client("lambda", "check-invoke")
+
+
+def handover_client() -> Any:
+    """A Lambda client for asynchronous hand-overs someone waits on: one attempt, short timeouts."""
+    return _cached_client("lambda", "handover")
 
 
 @functools.cache

@@ -150,10 +150,18 @@ def alarms_in_alarm(names: list[str]) -> list[str]:
 
 
 def alarms_firing(names: list[str]) -> list[str]:
-    """Which of `names` are in ALARM now, from each alarm's own StateValue (pre-flight: a wrong
-    "firing" holds a release, so the state is read rather than trusted to a filter some
-    implementations, moto's among them, ignore when AlarmNames is given)."""
-    firing: list[str] = []
+    """Which of `names` are in ALARM now (`alarm_states`)."""
+    return [name for name, state in alarm_states(names).items() if state == "ALARM"]
+
+
+def alarm_states(names: list[str]) -> dict[str, str]:
+    """Each of `names` that exists, with its StateValue; a name missing from the answer does not
+    exist. DescribeAlarms answers an unknown name with no entry rather than an error
+    (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_DescribeAlarms.html:
+    AlarmNames filters the alarms returned), so the caller must compare. Pre-flight: a wrong "firing"
+    holds a release, so each alarm's own state is read rather than trusted to a filter some
+    implementations, moto's among them, ignore when AlarmNames is given."""
+    states: dict[str, str] = {}
     cloudwatch = aws.client("cloudwatch")
     wanted = sorted(set(filter(None, names)))
     for start in range(0, len(wanted), DESCRIBE_BATCH):
@@ -162,6 +170,7 @@ def alarms_firing(names: list[str]) -> list[str]:
             "AlarmTypes": ["MetricAlarm", "CompositeAlarm"],
         }
         resp = cloudwatch.describe_alarms(**kwargs)
-        found = resp.get("MetricAlarms", []) + resp.get("CompositeAlarms", [])
-        firing.extend(a["AlarmName"] for a in found if a.get("StateValue") == "ALARM")
-    return firing
+        for alarm in resp.get("MetricAlarms", []) + resp.get("CompositeAlarms", []):
+            if alarm.get("AlarmName") in wanted:
+                states[str(alarm["AlarmName"])] = str(alarm.get("StateValue") or "")
+    return states

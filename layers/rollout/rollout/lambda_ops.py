@@ -247,6 +247,14 @@ def invoke_async(function: str, event: dict[str, Any]) -> None:
     )
 
 
+def hand_over_now(function: str, event: dict[str, Any]) -> None:
+    """`invoke_async` for a caller someone waits on: one attempt with short timeouts, so a throttle
+    or an outage is raised at once (standard retries would back off for many seconds)."""
+    aws.handover_client().invoke(
+        FunctionName=function, InvocationType="Event", Payload=json.dumps(event).encode("utf-8")
+    )
+
+
 def invoke_sync(function: str, event: dict[str, Any]) -> tuple[Any, str | None]:
     """Invoke a control-plane function with `event` and wait: (its JSON answer, FunctionError or None).
 
@@ -326,6 +334,41 @@ def aliases(function: str) -> dict[str, tuple[str, dict[str, float]]]:
                 {str(k): float(v) for k, v in weights.items()},
             )
     return found
+
+
+def versions_in_use(function: str) -> dict[str, str]:
+    """Published versions of `function` invoked by qualified ARN outside its aliases, with why: event
+    source mappings and provisioned concurrency configurations. Raises when either cannot be listed
+    (a refusal included): the caller then deletes nothing.
+
+    Function URLs need no look: a URL takes only an alias or $LATEST (CreateFunctionUrlConfig's
+    Qualifier is "The alias name", pattern ((?!^\\d+$)^[0-9a-zA-Z-_]+$), botocore's lambda
+    2015-03-31 model). Aliases, weights included, are `aliases`' business.
+    """
+    found: dict[str, str] = {}
+    client = aws.client("lambda")
+    # ListEventSourceMappings by function name answers the function's mappings on every qualifier
+    # (https://docs.aws.amazon.com/lambda/latest/api/API_ListEventSourceMappings.html); the FunctionArn
+    # of each says which.
+    for page in client.get_paginator("list_event_source_mappings").paginate(FunctionName=function):
+        for mapping in page.get("EventSourceMappings", []):
+            version = _version_in(function, str(mapping.get("FunctionArn") or ""))
+            if version:
+                found.setdefault(version, f"event source mapping {mapping.get('UUID', '?')} invokes it")
+    paginator = client.get_paginator("list_provisioned_concurrency_configs")
+    for page in paginator.paginate(FunctionName=function):
+        for config in page.get("ProvisionedConcurrencyConfigs", []):
+            version = _version_in(function, str(config.get("FunctionArn") or ""))
+            if version:
+                found.setdefault(version, "provisioned concurrency is configured on it")
+    return found
+
+
+def _version_in(function: str, arn: str) -> str:
+    """The version number an ARN of `function` is qualified with ('' for none, an alias, $LATEST)."""
+    parts = arn.split(":")
+    name, qualifier = (parts[6], parts[7]) if len(parts) > 7 else ("", "")
+    return qualifier if name == function and qualifier.isdigit() else ""
 
 
 def delete_version(function: str, version: str) -> None:

@@ -2,9 +2,10 @@
 
 `starter.start_release` asks `hold_if_needed` before it takes the function's lock, so an upload, a
 queued release and a held release all pass the same gate. Fail closed: a freeze record or an alarm
-state that cannot be read holds the release rather than let it deploy. A rollback passes the gate:
-it returns to a version that went live before, and the function's alarms are usually firing
-because of the version it replaces.
+state that cannot be read holds the release rather than let it deploy, and an alarm the function's
+tag names that does not exist rejects it (REJECTED, `ALARM_NOT_FOUND`: nothing would end a hold).
+A rollback passes the gate: it returns to a version that went live before, and the function's
+alarms are usually firing because of the version it replaces.
 """
 
 from __future__ import annotations
@@ -12,13 +13,23 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from rollout import canary_alarms, lambda_ops
-from rollout.actions import KIND_ROLLBACK, Freeze, active_freeze, alarm_hold_reason, concurrency_hold_reason
+from rollout.actions import (
+    KIND_ROLLBACK,
+    Freeze,
+    active_freeze,
+    alarm_hold_reason,
+    concurrency_hold_reason,
+    missing_alarm_reason,
+)
 from rollout.errors import Rejected, TransitionRefused
 from rollout.ledger import Release
 from rollout.observability import logger
 from rollout.states import ReasonCode, State
 from rollout.targets import ManagedFunction
-from rollout.transitions import ReleaseContext, move
+from rollout.transitions import ReleaseContext, move, reject
+
+# Pre-flight findings that end the release REJECTED instead of holding it: nothing would end the hold.
+REJECTING = frozenset({ReasonCode.ALARM_NOT_FOUND})
 
 
 def hold_reason(
@@ -54,14 +65,17 @@ def _preflight(
         except Rejected:
             return None  # the start path rejects it with the reason
     try:
-        firing = canary_alarms.alarms_firing(managed.alarms)
+        states = canary_alarms.alarm_states(managed.alarms)
     except Exception as exc:  # fail closed: CodeDeploy would refuse an alarm it cannot read anyway
         logger.exception("Could not read the function's alarms")
         return (
             ReasonCode.PREFLIGHT_ALARM,
             f"the function's alarms could not be read ({type(exc).__name__}); held",
         )
-    reason = alarm_hold_reason(firing)
+    missing = missing_alarm_reason([name for name in managed.alarms if name not in states])
+    if missing:
+        return ReasonCode.ALARM_NOT_FOUND, missing
+    reason = alarm_hold_reason([name for name, state in states.items() if state == "ALARM"])
     if reason:
         return ReasonCode.PREFLIGHT_ALARM, reason
     try:
@@ -79,11 +93,14 @@ def _preflight(
 def hold_if_needed(
     ctx: ReleaseContext, release: Release, managed: ManagedFunction | None = None
 ) -> Release | None:
-    """The release as HELD when something holds it (recorded and announced once), else None."""
+    """The release as HELD when something holds it (recorded and announced once), REJECTED when
+    pre-flight finds a rule no wait can mend (`REJECTING`), else None."""
     held = hold_reason(ctx, release, managed=managed)
     if held is None:
         return None
     code, reason = held
+    if code in REJECTING:
+        return reject(ctx, release, Rejected(code, reason))
     if release.state == State.HELD:
         if release.reason_code != code or release.reason != reason:
             return ctx.ledger.update(release.function, release.release_id, reason_code=code, reason=reason)

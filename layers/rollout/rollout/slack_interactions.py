@@ -7,8 +7,13 @@ and its timestamp is at most five minutes from now (stale requests refused); its
 seen before (replays refused, through the ledger); it is one `block_actions` click on a button whose
 action Rollout knows; and the clicking Slack user is on the operator's allow-list. Anything else is
 refused with a reason, and nothing is done. The action itself goes to `deployment_actions` (the one
-function allowed to report a gate's verdict); the answer is posted in the message's thread through
-the request's `response_url`, which must lie under the configured Slack origin.
+function allowed to report a gate's verdict) as an asynchronous invocation, and Slack is answered at
+once: Slack shows the clicker an error when the acknowledgment takes more than three seconds ("your
+app must respond to the request with an HTTP 200 OK ... within 3 seconds",
+https://docs.slack.dev/interactivity/handling-user-interaction), and a rollback or an approval's
+report can take longer. `deployment_actions` then posts the outcome (done, or refused with the reason)
+in the message's thread through the request's `response_url`, which must lie under the configured
+Slack origin. A hand-over Lambda refuses is answered to the clicker at once, never left silent.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -41,6 +46,7 @@ SLACK_ORIGIN = "https://hooks.slack.com/"
 TIMESTAMP = re.compile(r"[0-9]{1,12}")
 SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
 RESPONSE_PATH = "actions/"  # Slack's response_url: https://hooks.slack.com/actions/T…/…/…
+SLACK_KEY = "slack"  # the click, in the request handed to deployment_actions, so it answers the thread
 
 
 class Refused(Exception):
@@ -286,7 +292,7 @@ class Endpoint:
 
 
 def handle(event: Any, endpoint: Endpoint, log: Any, now: Callable[[], float] = time.time) -> dict[str, Any]:
-    """One interactivity request: verify, refuse replays, authorise, act, answer in the thread."""
+    """One interactivity request: verify, refuse replays, authorise, hand the action over, answer."""
     from rollout import lambda_ops
     from rollout.ledger import Ledger
 
@@ -305,31 +311,57 @@ def handle(event: Any, endpoint: Endpoint, log: Any, now: Callable[[], float] = 
         authorise(click, endpoint.allowed)
     except Refused as refused:
         log.warning("Slack user refused", extra={"user": click.user_id, "action": click.action})
-        _post(click, reply(click, f"<@{click.user_id}>: {refused.reason}", public=False), endpoint, log)
+        _post(
+            click, reply(click, f"<@{click.user_id}>: {refused.reason}", public=False), endpoint.origin, log
+        )
         return http_answer(200)
     log.info(
         "Slack action",
         extra={"user": click.user_id, "action": click.action, "deployment_id": click.deployment_id},
     )
-    answer, error = lambda_ops.invoke_sync(endpoint.actions_function, action_request(click))
-    if error:
-        log.error("deployment_actions failed", extra={"error": error})
-        answer = None
-    _post(click, reply(click, reply_text(click, answer)), endpoint, log)
+    try:
+        # Asynchronous: Lambda queues it and answers 202 at once; deployment_actions answers the thread.
+        lambda_ops.hand_over_now(
+            endpoint.actions_function, {**action_request(click), SLACK_KEY: asdict(click)}
+        )
+    except Exception as exc:  # noqa: BLE001 - any refusal: the clicker is told, nothing was done
+        log.error("deployment_actions refused the hand-over", extra={"error": repr(exc)})
+        text = (
+            f"<@{click.user_id}>: {click.action} of `{click.deployment_id}` could not be handed to "
+            f"DeploymentActions ({type(exc).__name__}); nothing was done, try again"
+        )
+        posted = _post(click, reply(click, text, public=False), endpoint.origin, log)
+        return http_answer(200) if posted else http_answer(502, "the action could not be handed over")
     return http_answer(200)
 
 
-def _post(click: Click, payload: dict[str, Any], endpoint: Endpoint, log: Any) -> None:
+def answer_in_thread(context: Any, answer: Any, log: Any) -> bool:
+    """deployment_actions' half: tell the click's thread the outcome (`answer` None: it failed).
+    `context` is the click the endpoint handed over; True if Slack took the answer."""
+    import os
+
+    try:
+        click = Click(**{name: str(context[name]) for name in Click.__dataclass_fields__})
+    except (KeyError, TypeError):
+        log.error("the Slack click handed over is malformed; not answered")
+        return False
+    origin = os.environ.get("SLACK_WEBHOOK_ORIGIN") or SLACK_ORIGIN
+    return _post(click, reply(click, reply_text(click, answer)), origin, log)
+
+
+def _post(click: Click, payload: dict[str, Any], origin: str, log: Any) -> bool:
     from rollout.errors import SlackPostFailed
     from rollout.slack import SlackPoster
 
-    if not response_url_allowed(click.response_url, endpoint.origin):
-        log.error("response_url outside the Slack origin; not answered", extra={"origin": endpoint.origin})
-        return
+    if not response_url_allowed(click.response_url, origin):
+        log.error("response_url outside the Slack origin; not answered", extra={"origin": origin})
+        return False
     try:
         SlackPoster(click.response_url).post(payload)
     except SlackPostFailed as exc:  # the action is done; only its echo in the thread is lost
         log.error("could not answer in the thread", extra={"error": str(exc)})
+        return False
+    return True
 
 
 def _signing_secret(secret_arn: str) -> str:

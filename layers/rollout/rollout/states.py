@@ -139,6 +139,9 @@ class ReasonCode(StrEnum):
     FREEZE_UNKNOWN = "FREEZE_UNKNOWN"
     PREFLIGHT_ALARM = "PREFLIGHT_ALARM"
     PREFLIGHT_CONCURRENCY = "PREFLIGHT_CONCURRENCY"
+    # Rejected at pre-flight: an alarm the function's rollout:alarms tag names does not exist, so its
+    # health cannot be proven (fail closed; nothing would end a hold on it)
+    ALARM_NOT_FOUND = "ALARM_NOT_FOUND"
     # A hotfix upload for a function whose tags do not allow hotfixes
     HOTFIX_NOT_ALLOWED = "HOTFIX_NOT_ALLOWED"
     # A release manager's request that cannot be acted on (rollback --to, freeze --until, a --reason
