@@ -10,10 +10,11 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rollout.approvals import handle
+from rollout.deadlines import Deadline
 from rollout.observability import logger, tracer
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle(event)
+    return handle(event, deadline=Deadline.of_invocation(context))

@@ -189,3 +189,27 @@ def test_a_refusal_of_request_rollback_is_answered_not_raised(
         "refused": "nothing_to_do",
         "reason": "deployment d-OTHER of fn is running",
     }
+
+
+def test_an_action_runs_within_its_invocations_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A rollback started from DeploymentActions claims its release only for as long as the invocation
+    # can live: a claim without the invocation's deadline would hold for Lambda's 15-minute maximum.
+    from rollout.config import Settings
+    from rollout.deadlines import Deadline
+
+    seen: list[ReleaseContext] = []
+
+    def act(ctx: ReleaseContext, request: Any) -> dict[str, Any]:
+        seen.append(ctx)
+        return {"ok": True}
+
+    monkeypatch.setattr(approvals, "act", act)
+    settings = SimpleNamespace(ledger_table="ledger", topic_arn="", region="us-east-1")
+    monkeypatch.setattr(Settings, "from_env", classmethod(lambda cls: cast(Any, settings)))
+    context = SimpleNamespace(get_remaining_time_in_millis=lambda: 30_000)
+    request = {"action": "rollback", "deployment_id": "d-ABCDEFGH1", "by": {"kind": "aws", "id": "arn:x"}}
+
+    approvals.handle(request, deadline=Deadline.of_invocation(context))
+
+    assert len(seen) == 1
+    assert 0 < seen[0].deadline.until_end() <= 30

@@ -26,6 +26,7 @@ from rollout import aws, codedeploy_ops, gates, lambda_ops, rollback, slack_inte
 from rollout.actions import MAX_REASON, RefusedAction, not_live_reason
 from rollout.appspec import release_id_in
 from rollout.config import Settings
+from rollout.deadlines import NO_DEADLINE, Deadline
 from rollout.errors import Rejected
 from rollout.gates import Approver, Gate, GateStatus
 from rollout.ledger import Release, now_iso
@@ -360,15 +361,16 @@ def _sweep_action(gate: Gate) -> str:
     return "expire" if gates.due(gate, clock or datetime.now(UTC)) else ""
 
 
-def handle(event: Any, settings: Settings | None = None) -> dict[str, Any]:
+def handle(event: Any, settings: Settings | None = None, deadline: Deadline = NO_DEADLINE) -> dict[str, Any]:
     """deployment_actions' whole invocation: parse, act; a bad request is refused, never raised. A
     click handed over by the Slack endpoint (asynchronously) is answered in its thread, failures too:
-    nobody else would hear of them."""
+    nobody else would hear of them. `deadline` is the invocation's: a release this action starts is
+    claimed only for as long as the invocation can live (see claims.py)."""
     click = event.get(slack_interactions.SLACK_KEY) if isinstance(event, dict) else None
     if click is None:
-        return _handle(event, settings)
+        return _handle(event, settings, deadline)
     try:
-        answer: dict[str, Any] | None = _handle(event, settings)
+        answer: dict[str, Any] | None = _handle(event, settings, deadline)
     except Exception:
         logger.exception("the Slack action failed")
         answer = None
@@ -376,11 +378,11 @@ def handle(event: Any, settings: Settings | None = None) -> dict[str, Any]:
     return answer or {"ok": False, "error": "the action failed; see the deployment_actions logs"}
 
 
-def _handle(event: Any, settings: Settings | None) -> dict[str, Any]:
+def _handle(event: Any, settings: Settings | None, deadline: Deadline) -> dict[str, Any]:
     try:
         request = ActionRequest.parse(event)
     except ValueError as exc:
         return _refused(BAD_REQUEST, str(exc))
     logger.set_correlation_id(request.deployment_id)
     logger.append_keys(action=request.action, by=request.by.describe())
-    return act(ReleaseContext.from_settings(settings or Settings.from_env()), request)
+    return act(ReleaseContext.from_settings(settings or Settings.from_env(), deadline=deadline), request)
