@@ -328,7 +328,7 @@ def test_deployment_actions_answers_a_slack_click_in_its_thread(
         return dict(outcome)
 
     monkeypatch.setattr(approvals, "act", act)
-    monkeypatch.setattr(approvals.ReleaseContext, "from_settings", staticmethod(lambda settings: None))
+    monkeypatch.setattr(approvals.ReleaseContext, "from_settings", staticmethod(lambda settings, **_: None))
     click = si.parse_click(form(payload()))
     request = {**si.action_request(click), "slack": dataclasses.asdict(click)}
 
