@@ -165,6 +165,21 @@ def start_release(ctx: ReleaseContext, release: Release, managed: ManagedFunctio
         return claim.settle(_start_claimed(ctx, claim, managed))
 
 
+def adopt_dead_start(ctx: ReleaseContext, release: Release) -> Release | None:
+    """A queued release whose start died (`claims.start_died`) on the deployment that start created.
+
+    DEPLOYING when there is one; the release as stored when another caller has it or CodeDeploy could
+    not be asked (still QUEUED); None when the dead start created none. It never starts a release:
+    the queue starts its newest, which need not be the one whose start died.
+    """
+    logger.append_keys(release_id=release.release_id, function=release.function)
+    with StartClaim(ctx, release) as claim:
+        if claim.elsewhere is not None:
+            return claim.elsewhere
+        adopted = _adopt_after_dead_start(ctx, claim)
+        return None if adopted is None else claim.settle(adopted)
+
+
 def _start_claimed(ctx: ReleaseContext, claim: StartClaim, managed: ManagedFunction | None) -> Release:
     """Under the function's lock: publish and create the deployment, or queue."""
     release = claim.release
