@@ -116,10 +116,15 @@ def advance_queue(function: str, ctx: ReleaseContext, effects: QueueEffects | No
     if holder is not None:
         _report_waiting(report, queued, holder)
         return report
-    adopted = _adopt_dead_starts(queued, ctx, effects)
-    if adopted is not None:
-        report.adopted.append(adopted.release_id)
-        report.waiting = [r.release_id for r in queued if r.release_id != adopted.release_id]
+    dead = _adopt_dead_starts(queued, ctx, effects)
+    if dead is not None and dead.state == State.DEPLOYING:
+        report.adopted.append(dead.release_id)
+        report.waiting = [r.release_id for r in queued if r.release_id != dead.release_id]
+        return report
+    if dead is not None:
+        # Whether its start left a deployment is not known yet (being looked for elsewhere, or
+        # CodeDeploy did not answer): fail closed, nothing starts until it is.
+        _report_waiting(report, queued, dead)
         return report
     queued = _drop_stale(function, queued, ctx, report)
     candidates = list(reversed(queued))  # newest first
@@ -175,13 +180,14 @@ def _function_busy(function: str, ctx: ReleaseContext) -> Release | None:
 
 def _adopt_dead_starts(queued: list[Release], ctx: ReleaseContext, effects: QueueEffects) -> Release | None:
     """The first queued release whose start died that is now DEPLOYING on the deployment that start
-    created; None when none created one. Releases whose claim never expired cost no call here."""
+    created, or still QUEUED because that is not known yet; None when no dead start left one.
+    Releases whose claim never expired cost no call here."""
     now = claims.wall_clock()
     for release in queued:
         if not claims.start_died(release, now):
             continue
         outcome = effects.adopt_dead_start(ctx, release)
-        if outcome is not None and outcome.state == State.DEPLOYING:
+        if outcome is not None and not outcome.is_terminal:
             return outcome
     return None
 
