@@ -360,28 +360,35 @@ def state_change(stack: StackUnderTest, codedeploy: CodeDeployStandIn, deploymen
 
 @pytest.fixture
 def orphaned(
-    world: ArtifactWorld,
     ledger: Ledger,
     codedeploy: CodeDeployStandIn,
     ended_with_one_queued: tuple[Release, Release],
     publishes: list[str],
     lambda_context: Any,
     monkeypatch: pytest.MonkeyPatch,
-) -> tuple[Release, str, Release]:
-    """Build 3's start died after creating its deployment (the orphan); build 4 queued behind it."""
+) -> tuple[Release, str]:
+    """Build 3's start died after creating its deployment (the orphan, returned with the release)."""
     ended, queued = ended_with_one_queued
     killed_after_create_deployment(ended, ledger, lambda_context, monkeypatch)
     orphan = orphan_of(codedeploy, queued)
     left = ledger.get(FUNCTION, queued.release_id)
     assert left is not None and (left.state, left.deployment_id) == (State.QUEUED, "")
     assert left.starting_by and left.target_version == "3", "claimed, published, deployed, not recorded"
-    assert ledger.get_lock(FUNCTION) == {**(ledger.get_lock(FUNCTION) or {}), "release_id": queued.release_id}
-    assert "deployment_id" not in (ledger.get_lock(FUNCTION) or {})
+    lock = ledger.get_lock(FUNCTION) or {}
+    assert lock.get("release_id") == queued.release_id and "deployment_id" not in lock
+    return queued, orphan
+
+
+@pytest.fixture
+def queued_behind(
+    world: ArtifactWorld, ledger: Ledger, orphaned: tuple[Release, str], lambda_context: Any
+) -> Release:
+    """Build 4, uploaded after build 3's start died: queued behind the dead start's lock."""
     newer = upload(world, "4", lambda_context)
-    assert newer["state"] == "QUEUED", "the dead start's lock still counts while its claim does"
-    later = ledger.get(FUNCTION, newer["release_id"])
-    assert later is not None
-    return queued, orphan, later
+    assert newer["state"] == "QUEUED"
+    release = ledger.get(FUNCTION, newer["release_id"])
+    assert release is not None
+    return release
 
 
 def assert_adopted(ledger: Ledger, codedeploy: CodeDeployStandIn, queued: Release, orphan: str) -> Release:
@@ -398,12 +405,13 @@ def test_a_start_that_died_after_create_deployment_is_adopted_by_the_reconciler_
     stack: StackUnderTest,
     ledger: Ledger,
     codedeploy: CodeDeployStandIn,
-    orphaned: tuple[Release, str, Release],
+    orphaned: tuple[Release, str],
+    queued_behind: Release,
     publishes: list[str],
     lambda_context: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    queued, orphan, newer = orphaned
+    (queued, orphan), newer = orphaned, queued_behind
     after_the_dead_claim_expired(monkeypatch)
 
     run = reconciler.lambda_handler({}, lambda_context)["queue"]
@@ -432,12 +440,13 @@ def test_a_start_that_died_after_create_deployment_is_adopted_by_the_reconciler_
 def test_a_start_that_died_after_create_deployment_whose_deployment_already_failed_ends_rolled_back_once(
     ledger: Ledger,
     codedeploy: CodeDeployStandIn,
-    orphaned: tuple[Release, str, Release],
+    orphaned: tuple[Release, str],
+    queued_behind: Release,
     publishes: list[str],
     lambda_context: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    queued, orphan, newer = orphaned
+    (queued, orphan), newer = orphaned, queued_behind
     # The orphan failed and CodeDeploy put traffic back on version 2; its events went by (lost, or
     # while its release was queued and claimed).
     codedeploy.finish(orphan, "Failed", error_information={"code": "HEALTH_CONSTRAINTS", "message": "hook"})
@@ -459,11 +468,12 @@ def test_a_start_that_died_after_create_deployment_whose_deployment_already_fail
 def test_a_dead_starts_deployment_is_not_looked_for_while_codedeploy_cannot_answer_nor_deployed_again(
     ledger: Ledger,
     codedeploy: CodeDeployStandIn,
-    orphaned: tuple[Release, str, Release],
+    orphaned: tuple[Release, str],
+    queued_behind: Release,
     lambda_context: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    queued, orphan, newer = orphaned
+    (queued, orphan), newer = orphaned, queued_behind
     codedeploy.finish(orphan, "Succeeded")
     after_the_dead_claim_expired(monkeypatch)
     codedeploy.fail_next["list_deployments"] = [
@@ -500,10 +510,11 @@ def test_the_orphans_own_ending_event_settles_its_queued_release_with_the_deploy
     stack: StackUnderTest,
     ledger: Ledger,
     codedeploy: CodeDeployStandIn,
-    orphaned: tuple[Release, str, Release],
+    orphaned: tuple[Release, str],
+    queued_behind: Release,
     lambda_context: Any,
 ) -> None:
-    queued, orphan, newer = orphaned
+    (queued, orphan), newer = orphaned, queued_behind
     codedeploy.finish(orphan, "Succeeded")
     boto3.client("lambda", region_name=REGION).update_alias(
         FunctionName=FUNCTION, Name="live", FunctionVersion="3"
@@ -516,3 +527,24 @@ def test_the_orphans_own_ending_event_settles_its_queued_release_with_the_deploy
     assert settled is not None and (settled.state, settled.deployment_id) == (State.SUCCEEDED, orphan)
     assert ending["queue"]["started"] == [newer.release_id]
     assert orphan_of(codedeploy, queued) == orphan and len(codedeploy.calls_to("create_deployment")) == 3
+
+
+def test_a_dead_start_alone_in_the_queue_whose_deployment_failed_is_never_deployed_again(
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    orphaned: tuple[Release, str],
+    publishes: list[str],
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    queued, orphan = orphaned
+    codedeploy.finish(orphan, "Failed", error_information={"code": "HEALTH_CONSTRAINTS", "message": "hook"})
+    after_the_dead_claim_expired(monkeypatch)
+
+    first, second = (reconciler.lambda_handler({}, lambda_context)["queue"] for _ in range(2))
+
+    assert (first["adopted"], first["started"], second["started"]) == ([queued.release_id], [], [])
+    ended = ledger.get(FUNCTION, queued.release_id)
+    assert ended is not None and (ended.state, ended.deployment_id) == (State.ROLLED_BACK, orphan)
+    assert len(codedeploy.calls_to("create_deployment")) == 2, "build 3 was deployed once"
+    assert publishes == [queued.release_id] and ledger.get_lock(FUNCTION) is None
