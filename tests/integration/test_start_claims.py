@@ -548,3 +548,22 @@ def test_a_dead_start_alone_in_the_queue_whose_deployment_failed_is_never_deploy
     assert ended is not None and (ended.state, ended.deployment_id) == (State.ROLLED_BACK, orphan)
     assert len(codedeploy.calls_to("create_deployment")) == 2, "build 3 was deployed once"
     assert publishes == [queued.release_id] and ledger.get_lock(FUNCTION) is None
+
+
+def test_any_start_of_a_release_whose_start_died_adopts_its_deployment_rather_than_creating_one(
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    orphaned: tuple[Release, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    queued, orphan = orphaned
+    codedeploy.finish(orphan, "Succeeded")  # nothing in CodeDeploy would stop a second deployment
+    after_the_dead_claim_expired(monkeypatch)
+
+    # An unfreeze, a rollback or the queue's retry: the start itself looks, not only the queue.
+    started = start_release(context(ledger), queued)
+
+    assert (started.state, started.deployment_id) == (State.DEPLOYING, orphan)
+    assert (started.starting_by, started.starting_until) == ("", None)
+    assert len(codedeploy.calls_to("create_deployment")) == 2
+    assert (ledger.get_lock(FUNCTION) or {}).get("deployment_id") == orphan
