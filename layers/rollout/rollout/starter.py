@@ -3,7 +3,9 @@
 A new upload (the deployer) and the queue (when a release ends) both call `start_release`. A queued
 release is first claimed for this start alone (`StartClaim`: of deployment events, the reconciler, an
 unfreeze and a rollback starting it at once, only one goes on; the others return it as it is, being
-started elsewhere). Then, under the function's deployment lock, in order:
+started elsewhere). A claim that replaced the expired claim of a start that died first looks for
+the deployment that start may have created and adopts it (`orphans`). Then, under the function's
+deployment lock, in order:
 
     the lock is held by another release   -> QUEUED (nothing published)
     the function has no alias yet         -> publish, create the alias     -> BOOTSTRAPPED
