@@ -262,6 +262,7 @@ def test_an_ending_starts_the_newest_queued_release_and_supersedes_older_ones(
         "failed": [],
         "waiting": [],
         "starting_elsewhere": [],
+        "adopted": [],
     }
     started = world.get(newest)
     assert started.state == State.DEPLOYING

@@ -157,11 +157,15 @@ def test_a_queued_release_is_claimed_by_one_start_at_a_time_until_the_claim_expi
     function, release_id = "orders", queued.release_id
 
     claimed = ledger.claim_start(function, release_id, "a", until=200.0, now=100.0)
-    assert claimed is not None and (claimed.starting_by, claimed.starting_until) == ("a", 200.0)
+    assert claimed is not None
+    assert (claimed.release.starting_by, claimed.release.starting_until) == ("a", 200.0)
+    assert claimed.before.starting_by == "", "nobody's claim was replaced"
+    assert claimed.release == ledger.get(function, release_id), "the release as stored"
     assert ledger.claim_start(function, release_id, "b", until=300.0, now=150.0) is None
     assert ledger.claim_start(function, release_id, "a", until=250.0, now=150.0) is not None, "re-entrant"
     taken_over = ledger.claim_start(function, release_id, "b", until=400.0, now=251.0)
-    assert taken_over is not None and taken_over.starting_by == "b", "an expired claim is taken over"
+    assert taken_over is not None and taken_over.release.starting_by == "b", "an expired claim is taken over"
+    assert (taken_over.before.starting_by, taken_over.before.starting_until) == ("a", 250.0), "whose it was"
 
     ledger.release_start_claim(function, release_id, "a")  # no longer a's: nothing happens
     assert (ledger.get(function, release_id) or queued).starting_by == "b"

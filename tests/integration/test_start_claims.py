@@ -21,9 +21,10 @@ import boto3
 import pytest
 
 from functions.artifact_deployer.app import lambda_handler as deployer
+from functions.deployment_events.app import lambda_handler as deployment_events
 from functions.reconciler import app as reconciler
 from rollout import aws, claims, lambda_ops, release_queue
-from rollout.appspec import parse_appspec
+from rollout.appspec import parse_appspec, release_id_in
 from rollout.config import Settings
 from rollout.deadlines import Deadline
 from rollout.ledger import Ledger, Release
@@ -33,7 +34,8 @@ from rollout.states import State
 from rollout.transitions import ReleaseContext
 from tests.support.artifacts_world import ArtifactWorld, eventbridge_event, function_zip
 from tests.support.aws_stack import LEDGER_TABLE, REGION, StackUnderTest
-from tests.support.codedeploy_standin import CodeDeployStandIn
+from tests.support.codedeploy_standin import CodeDeployStandIn, client_error
+from tests.support.release_world import ReleaseWorld
 
 FUNCTION = "orders"
 
@@ -314,3 +316,254 @@ def test_a_claim_left_by_a_caller_that_died_holds_until_its_invocation_ends_then
     assert resumed["started"] == [queued.release_id]
     assert publishes == [queued.release_id], "exactly one PublishVersion"
     assert_deployed_once(ledger, world, codedeploy, queued)
+
+
+# --- a claimer that dies after CreateDeployment --------------------------------------------------
+
+
+def killed_after_create_deployment(
+    ended: Release, ledger: Ledger, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deployment events start the queue and die right after CreateDeployment, before the ledger
+    records DEPLOYING and the deployment id (`Ledger.start_deployment`); no clean-up runs."""
+    dying_invocation = replace(lambda_context, remaining_ms=30_000)
+    with monkeypatch.context() as dying:
+
+        def killed(*args: Any, **kwargs: Any) -> None:
+            for name in ("release_start_claim", "release_lock", "release_publish_lease"):
+                dying.setattr(Ledger, name, lambda *args, **kwargs: None)
+            raise InvocationKilled("Task timed out after 120.00 seconds")
+
+        dying.setattr(Ledger, "start_deployment", killed)
+        with pytest.raises(InvocationKilled):
+            finish_release(ended, context(ledger, Deadline.of_invocation(dying_invocation)))
+
+
+def orphan_of(codedeploy: CodeDeployStandIn, release: Release) -> str:
+    """The id of the one deployment created for `release` (its description names the release)."""
+    (deployment_id,) = [
+        deployment_id
+        for deployment_id, deployment in codedeploy.deployments.items()
+        if release_id_in(deployment.description) == release.release_id
+    ]
+    return deployment_id
+
+
+def after_the_dead_claim_expired(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_clock = claims.wall_clock
+    monkeypatch.setattr(claims, "wall_clock", lambda: real_clock() + 30 + claims.CLOCK_SKEW_SECONDS + 1)
+
+
+def state_change(stack: StackUnderTest, codedeploy: CodeDeployStandIn, deployment_id: str, state: str) -> Any:
+    return ReleaseWorld(stack, codedeploy).event(deployment_id, state, FUNCTION)
+
+
+@pytest.fixture
+def orphaned(
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    ended_with_one_queued: tuple[Release, Release],
+    publishes: list[str],
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[Release, str]:
+    """Build 3's start died after creating its deployment (the orphan, returned with the release)."""
+    ended, queued = ended_with_one_queued
+    killed_after_create_deployment(ended, ledger, lambda_context, monkeypatch)
+    orphan = orphan_of(codedeploy, queued)
+    left = ledger.get(FUNCTION, queued.release_id)
+    assert left is not None and (left.state, left.deployment_id) == (State.QUEUED, "")
+    assert left.starting_by and left.target_version == "3", "claimed, published, deployed, not recorded"
+    lock = ledger.get_lock(FUNCTION) or {}
+    assert lock.get("release_id") == queued.release_id and "deployment_id" not in lock
+    return queued, orphan
+
+
+@pytest.fixture
+def queued_behind(
+    world: ArtifactWorld, ledger: Ledger, orphaned: tuple[Release, str], lambda_context: Any
+) -> Release:
+    """Build 4, uploaded after build 3's start died: queued behind the dead start's lock."""
+    newer = upload(world, "4", lambda_context)
+    assert newer["state"] == "QUEUED"
+    release = ledger.get(FUNCTION, newer["release_id"])
+    assert release is not None
+    return release
+
+
+def assert_adopted(ledger: Ledger, codedeploy: CodeDeployStandIn, queued: Release, orphan: str) -> Release:
+    adopted = ledger.get(FUNCTION, queued.release_id)
+    assert adopted is not None
+    assert [orphan_of(codedeploy, queued)] == [orphan], "the build was deployed once"
+    assert adopted.deployment_id == orphan
+    assert (adopted.current_version, adopted.target_version) == ("2", "3")
+    assert (adopted.starting_by, adopted.starting_until) == ("", None), "the claim was given back"
+    return adopted
+
+
+def test_a_start_that_died_after_create_deployment_is_adopted_by_the_reconciler_and_ends_as_its_deployment(
+    stack: StackUnderTest,
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    orphaned: tuple[Release, str],
+    queued_behind: Release,
+    publishes: list[str],
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (queued, orphan), newer = orphaned, queued_behind
+    after_the_dead_claim_expired(monkeypatch)
+
+    run = reconciler.lambda_handler({}, lambda_context)["queue"]
+
+    assert (run["adopted"], run["started"], run["waiting"]) == ([queued.release_id], [], [newer.release_id])
+    adopted = assert_adopted(ledger, codedeploy, queued, orphan)
+    assert adopted.state == State.DEPLOYING
+    assert (adopted.reason_code, adopted.reason) == ("", ""), "no longer waiting"
+    assert len(codedeploy.calls_to("create_deployment")) == 2, "the first release's and the orphan"
+    assert (ledger.get_lock(FUNCTION) or {}).get("deployment_id") == orphan, "its ending frees the lock"
+    assert publishes == [queued.release_id], "nothing published again"
+
+    # The deployment finishes: its event ends the release as usual, and the queue moves on.
+    codedeploy.finish(orphan, "Succeeded")
+    boto3.client("lambda", region_name=REGION).update_alias(
+        FunctionName=FUNCTION, Name="live", FunctionVersion="3"
+    )
+    ending = deployment_events(state_change(stack, codedeploy, orphan, "SUCCESS"), lambda_context)
+
+    assert ending["to"] == "SUCCEEDED" and ending["queue"]["started"] == [newer.release_id]
+    assert (ledger.get(FUNCTION, queued.release_id) or queued).state == State.SUCCEEDED
+    assert orphan_of(codedeploy, queued) == orphan and len(codedeploy.calls_to("create_deployment")) == 3
+    assert target_deployed(codedeploy) == "4" and publishes == [queued.release_id, newer.release_id]
+
+
+def test_a_start_that_died_after_create_deployment_whose_deployment_already_failed_ends_rolled_back_once(
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    orphaned: tuple[Release, str],
+    queued_behind: Release,
+    publishes: list[str],
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (queued, orphan), newer = orphaned, queued_behind
+    # The orphan failed and CodeDeploy put traffic back on version 2; its events went by (lost, or
+    # while its release was queued and claimed).
+    codedeploy.finish(orphan, "Failed", error_information={"code": "HEALTH_CONSTRAINTS", "message": "hook"})
+    after_the_dead_claim_expired(monkeypatch)
+
+    summary = reconciler.lambda_handler({}, lambda_context)
+
+    assert summary["queue"]["adopted"] == [queued.release_id]
+    adopted = assert_adopted(ledger, codedeploy, queued, orphan)
+    assert adopted.state == State.ROLLED_BACK, adopted.reason
+    assert (ledger.get(FUNCTION, newer.release_id) or newer).state == State.DEPLOYING, "the queue moved on"
+    assert len(codedeploy.calls_to("create_deployment")) == 3, "the first release's, the orphan, build 4"
+    assert target_deployed(codedeploy) == "4" and publishes == [queued.release_id, newer.release_id]
+    again = reconciler.lambda_handler({}, lambda_context)["queue"]
+    assert (again["adopted"], again["started"]) == ([], [])
+    assert orphan_of(codedeploy, queued) == orphan, "never a second deployment of build 3"
+
+
+def test_a_dead_starts_deployment_is_not_looked_for_while_codedeploy_cannot_answer_nor_deployed_again(
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    orphaned: tuple[Release, str],
+    queued_behind: Release,
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (queued, orphan), newer = orphaned, queued_behind
+    codedeploy.finish(orphan, "Succeeded")
+    after_the_dead_claim_expired(monkeypatch)
+    codedeploy.fail_next["list_deployments"] = [
+        client_error("ThrottlingException", "Rate exceeded", "ListDeployments")
+    ]
+
+    failed_look = reconciler.lambda_handler({}, lambda_context)["queue"]
+
+    # Fail closed: nothing started (it could be build 3's second deployment), the claim kept so the
+    # next start knows a start died, and the release neither started nor failed.
+    assert (failed_look["adopted"], failed_look["started"]) == ([], [])
+    assert failed_look["starting_elsewhere"] == [queued.release_id] and failed_look["waiting"] == [
+        newer.release_id
+    ]
+    kept = ledger.get(FUNCTION, queued.release_id)
+    assert (
+        kept is not None
+        and kept.state == State.QUEUED
+        and claims.claimed_elsewhere(kept, claims.wall_clock())
+    )
+    assert len(codedeploy.calls_to("create_deployment")) == 2
+
+    claim_until = kept.starting_until or 0
+    monkeypatch.setattr(claims, "wall_clock", lambda: claim_until + 1)
+    next_run = reconciler.lambda_handler({}, lambda_context)["queue"]
+
+    assert next_run["adopted"] == [queued.release_id]
+    assert (ledger.get(FUNCTION, queued.release_id) or queued).state == State.SUCCEEDED
+    assert next_run["started"] == [newer.release_id] and orphan_of(codedeploy, queued) == orphan
+    assert len(codedeploy.calls_to("create_deployment")) == 3
+
+
+def test_the_orphans_own_ending_event_settles_its_queued_release_with_the_deployment_id(
+    stack: StackUnderTest,
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    orphaned: tuple[Release, str],
+    queued_behind: Release,
+    lambda_context: Any,
+) -> None:
+    (queued, orphan), newer = orphaned, queued_behind
+    codedeploy.finish(orphan, "Succeeded")
+    boto3.client("lambda", region_name=REGION).update_alias(
+        FunctionName=FUNCTION, Name="live", FunctionVersion="3"
+    )
+
+    # While the dead start's claim still counts: the event finds the release by the description.
+    ending = deployment_events(state_change(stack, codedeploy, orphan, "SUCCESS"), lambda_context)
+
+    settled = ledger.get(FUNCTION, queued.release_id)
+    assert settled is not None and (settled.state, settled.deployment_id) == (State.SUCCEEDED, orphan)
+    assert ending["queue"]["started"] == [newer.release_id]
+    assert orphan_of(codedeploy, queued) == orphan and len(codedeploy.calls_to("create_deployment")) == 3
+
+
+def test_a_dead_start_alone_in_the_queue_whose_deployment_failed_is_never_deployed_again(
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    orphaned: tuple[Release, str],
+    publishes: list[str],
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    queued, orphan = orphaned
+    codedeploy.finish(orphan, "Failed", error_information={"code": "HEALTH_CONSTRAINTS", "message": "hook"})
+    after_the_dead_claim_expired(monkeypatch)
+
+    first, second = (reconciler.lambda_handler({}, lambda_context)["queue"] for _ in range(2))
+
+    assert (first["adopted"], first["started"], second["started"]) == ([queued.release_id], [], [])
+    ended = ledger.get(FUNCTION, queued.release_id)
+    assert ended is not None and (ended.state, ended.deployment_id) == (State.ROLLED_BACK, orphan)
+    assert len(codedeploy.calls_to("create_deployment")) == 2, "build 3 was deployed once"
+    assert publishes == [queued.release_id] and ledger.get_lock(FUNCTION) is None
+
+
+def test_any_start_of_a_release_whose_start_died_adopts_its_deployment_rather_than_creating_one(
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    orphaned: tuple[Release, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    queued, orphan = orphaned
+    codedeploy.finish(orphan, "Succeeded")  # nothing in CodeDeploy would stop a second deployment
+    after_the_dead_claim_expired(monkeypatch)
+
+    # An unfreeze, a rollback or the queue's retry: the start itself looks, not only the queue.
+    started = start_release(context(ledger), queued)
+
+    assert (started.state, started.deployment_id) == (State.DEPLOYING, orphan)
+    assert (started.starting_by, started.starting_until) == ("", None)
+    assert len(codedeploy.calls_to("create_deployment")) == 2
+    assert (ledger.get_lock(FUNCTION) or {}).get("deployment_id") == orphan

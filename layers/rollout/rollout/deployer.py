@@ -16,7 +16,6 @@ MAX_ATTEMPTS rather than being retried forever.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -27,9 +26,8 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
-from rollout import aws, codedeploy_ops, lambda_ops, s3_ops, steps, upload_ops
+from rollout import aws, lambda_ops, s3_ops, steps, upload_ops
 from rollout.actions import HOTFIX_METADATA, KIND_HOTFIX, hotfix_config, hotfix_requested
-from rollout.appspec import parse_appspec
 from rollout.artifacts import (
     EventProblem,
     Upload,
@@ -44,14 +42,15 @@ from rollout.artifacts import (
 from rollout.checks import default_checks, parse_checks
 from rollout.config import Settings
 from rollout.deadlines import NO_DEADLINE, Deadline
-from rollout.errors import AppSpecError, ChecksError, Rejected, TransitionRefused
+from rollout.errors import ChecksError, Rejected
 from rollout.ledger import Ledger, Release, new_release_id
 from rollout.observability import logger, metrics, tracer
+from rollout.orphans import adopt_orphaned_deployment
 from rollout.release_queue import advance_queue
 from rollout.starter import start_release
 from rollout.states import ReasonCode, State
 from rollout.targets import ManagedFunction
-from rollout.transitions import ReleaseContext, fail, move, reject
+from rollout.transitions import ReleaseContext, fail, reject
 
 # EventBridge retries delivery for up to 24 hours; remember uploads for longer than that.
 IDEMPOTENCY_SECONDS = 48 * 3600
@@ -60,7 +59,6 @@ IDEMPOTENCY_KEY_PREFIX = "artifact-deployer"
 # without an outcome) before it is recorded FAILED: a build that kills the deployer each time
 # (out of memory, say) must end somewhere.
 MAX_ATTEMPTS = 4
-CLOCK_MARGIN = timedelta(minutes=5)
 
 
 # --- the handler's entry point -------------------------------------------------------------------
@@ -184,7 +182,7 @@ def _process_upload(
             "(the deployer was killed, timed out or ran out of memory); it is not tried again",
             code=ReasonCode.PROCESSING_ABANDONED,
         )
-    elif attempt > 1 and (adopted := _adopt_orphaned_deployment(ctx, release)) is not None:
+    elif attempt > 1 and (adopted := adopt_orphaned_deployment(ctx, release)) is not None:
         release = adopted
     else:
         release = _validate_and_start(ctx, release, upload["key"], stored, lookup_error)
@@ -268,61 +266,6 @@ def _new_release(
         # An upload marked x-amz-meta-hotfix: true skips the gradual shift, never the checks.
         kind=KIND_HOTFIX if stored and hotfix_requested(stored.meta(HOTFIX_METADATA)) else "",
     )
-
-
-def _adopt_orphaned_deployment(ctx: ReleaseContext, release: Release) -> Release | None:
-    """DEPLOYING on a deployment an earlier attempt created and died before recording; None if none.
-
-    Starting again would deploy the same build twice. Once recorded, the deployment's own events
-    (or the reconciler, if they already went by) end the release as usual.
-    """
-    settings = ctx.settings
-    found = codedeploy_ops.deployments_of_release(
-        settings.codedeploy_application, release.function, release.release_id, _arrival(release)
-    )
-    if not found:
-        return None
-    info = found[0]
-    current, target = _appspec_versions(settings.codedeploy_application, info)
-    if ctx.ledger.acquire_lock(release.function, release.release_id):  # re-entrant: it held it when it died
-        ctx.ledger.attach_deployment(release.function, release.release_id, str(info["deploymentId"]))
-    logger.warning(
-        "Adopting the deployment an earlier attempt created", extra={"deployment_id": info["deploymentId"]}
-    )
-    try:
-        return move(
-            ctx,
-            release,
-            State.DEPLOYING,
-            deployment_id=str(info["deploymentId"]),
-            deployment_config=str(info.get("deploymentConfigName") or release.deployment_config),
-            current_version=current or release.current_version,
-            target_version=target or release.target_version,
-        )
-    except TransitionRefused as refused:
-        return refused.release or release
-
-
-def _arrival(release: Release) -> datetime | None:
-    """When the release arrived, less a margin for clocks that disagree (this Lambda's and CodeDeploy's)."""
-    try:
-        arrived = datetime.fromisoformat(release.received_at.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return arrived - CLOCK_MARGIN
-
-
-def _appspec_versions(application: str, info: dict[str, Any]) -> tuple[str, str]:
-    """(CurrentVersion, TargetVersion) of a deployment's AppSpec; blanks when it cannot be read."""
-    try:
-        spec = parse_appspec(codedeploy_ops.inline_appspec(application, info.get("revision") or {}))
-    except (AppSpecError, KeyError, ValueError):
-        logger.warning(
-            "Could not read the adopted deployment's AppSpec",
-            extra={"deployment_id": info.get("deploymentId")},
-        )
-        return "", ""
-    return spec.current_version, spec.target_version
 
 
 def _validate_and_start(

@@ -7,7 +7,7 @@ ledger writes, so a duplicate or late event is refused by the ledger and changes
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
@@ -225,7 +225,9 @@ def release_of_deployment(deployment_id: str, ctx: ReleaseContext, facts: Deploy
     The by-deployment index answers first. It trails the table (a global secondary index is
     eventually consistent), so an event that follows its deployment closely, such as CodeDeploy's
     rollback ending a second after the deployment it rolls back, can find nothing there; then the
-    deployment's own description names its release, read by key with a consistent read.
+    deployment's own description names its release, read by key with a consistent read. A release
+    that names no deployment yet (its start died after CreateDeployment) comes back with this one,
+    so the state it moves to records which deployment it was.
     """
     release = ctx.ledger.by_deployment(deployment_id)
     if release is not None:
@@ -233,7 +235,10 @@ def release_of_deployment(deployment_id: str, ctx: ReleaseContext, facts: Deploy
     info = facts.deployment(deployment_id) or {}
     release_id = release_id_in(str(info.get("description") or ""))
     group = str(info.get("deploymentGroupName") or "")
-    return ctx.ledger.get(group, release_id) if release_id and group else None
+    found = ctx.ledger.get(group, release_id) if release_id and group else None
+    if found is not None and not found.deployment_id:
+        return replace(found, deployment_id=deployment_id)
+    return found
 
 
 def handle_state_change(

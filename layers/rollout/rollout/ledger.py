@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -135,6 +135,15 @@ class Release:
 
 def _without_execution_id(record: Any) -> Any:
     return {k: v for k, v in record.items() if k != "execution_id"} if isinstance(record, dict) else record
+
+
+@dataclass(frozen=True)
+class ClaimTaken:
+    """A start claim just written (`Ledger.claim_start`): the release as stored now, and as it was
+    before the write (its `starting_by` names the start whose claim this one replaced, if any)."""
+
+    release: Release
+    before: Release
 
 
 class Ledger:
@@ -419,11 +428,14 @@ class Ledger:
     # --- the start claim of a queued release (rollout.claims) -----------------------------------------
     def claim_start(
         self, function: str, release_id: str, owner: str, until: float, now: float
-    ) -> Release | None:
+    ) -> ClaimTaken | None:
         """Claim a QUEUED release for the start `owner`, until `until` (epoch seconds); the release as
-        stored, or None when it is not QUEUED or another start's claim still counts at `now`.
+        stored and as it was, or None when it is not QUEUED or another start's claim still counts at
+        `now`.
 
-        One conditional write, so of two callers only one gets it. Re-entrant for the same owner."""
+        One conditional write, so of two callers only one gets it. Re-entrant for the same owner.
+        The item as it was comes back (not as written) so the caller learns, in the same write,
+        whether it took over the expired claim of a start that died."""
         try:
             resp = self._table.update_item(
                 Key=_release_key(function, release_id),
@@ -437,13 +449,15 @@ class Ledger:
                     ":now": _epoch(now),
                     ":queued": str(State.QUEUED),
                 },
-                ReturnValues="ALL_NEW",
+                ReturnValues="ALL_OLD",
             )
         except Exception as exc:
             if aws.error_code(exc) == "ConditionalCheckFailedException":
                 return None
             raise
-        return Release.from_item(resp["Attributes"])
+        before = Release.from_item(resp["Attributes"])
+        claimed = replace(before, starting_by=owner, starting_until=_from_dynamo(_epoch(until)))
+        return ClaimTaken(release=claimed, before=before)
 
     def release_start_claim(self, function: str, release_id: str, owner: str) -> None:
         """Drop the start claim if `owner` still holds it (whatever the release's state now)."""

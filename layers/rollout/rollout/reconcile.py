@@ -82,6 +82,7 @@ class ReconcileSummary:
             len(self.settled)
             + len(self.locks_released)
             + len(self.queue.started)
+            + len(self.queue.adopted)
             + len(self.queue.failed)
             + self.recovered.repaired
         )
@@ -183,17 +184,22 @@ def _settle_finished_deployments(run: _Run) -> None:
             if run.older_than_grace(release.deploying_at or release.updated_at):
                 _fail_lost(release, run)
             return
-        state = FINAL_STATUS_TO_STATE.get(str(info.get("status")))
-        if state is None:
-            return  # still running
-        # The index's copy trails the table: a hook's verdict recorded a moment ago may be missing
-        # from it, and the outcome is judged on that verdict. Judge the item itself.
-        current = run.ctx.ledger.get(release.function, release.release_id)
-        if current is None or current.state != State.DEPLOYING:
-            return
-        run.summary.record(apply_state(current, state, run.ctx, run.effects, run.facts, deployment=info))
+        _settle_if_ended(run, release, info)
 
     run.each("settle release", deploying, _release_name, settle)
+
+
+def _settle_if_ended(run: _Run, release: Release, info: dict[str, Any]) -> None:
+    """Apply the deployment's final state (`info`, its deploymentInfo) to a DEPLOYING release."""
+    state = FINAL_STATUS_TO_STATE.get(str(info.get("status")))
+    if state is None:
+        return  # still running
+    # The index's copy trails the table: a hook's verdict recorded a moment ago may be missing
+    # from it, and the outcome is judged on that verdict. Judge the item itself.
+    current = run.ctx.ledger.get(release.function, release.release_id)
+    if current is None or current.state != State.DEPLOYING:
+        return
+    run.summary.record(apply_state(current, state, run.ctx, run.effects, run.facts, deployment=info))
 
 
 def _release_orphaned_locks(run: _Run) -> None:
@@ -235,9 +241,23 @@ def _start_waiting_queues(run: _Run) -> None:
     functions = sorted({r.function for r in run.ctx.ledger.open_releases(State.QUEUED)})
 
     def advance(function: str) -> None:
-        run.summary.queue.merge(advance_queue(function, run.ctx, run.effects))
+        report = advance_queue(function, run.ctx, run.effects)
+        run.summary.queue.merge(report)
+        for release_id in report.adopted:
+            _settle_adopted(run, function, release_id)
 
     run.each("advance queue", functions, str, advance)
+
+
+def _settle_adopted(run: _Run, function: str, release_id: str) -> None:
+    """A deployment adopted from a dead start may have ended already, its events long gone: settle
+    it now, so the queue behind it moves on in this run rather than the next."""
+    release = run.ctx.ledger.get(function, release_id)
+    if release is None or not release.deployment_id:
+        return
+    info = run.facts.deployment(release.deployment_id)
+    if info is not None:
+        _settle_if_ended(run, release, info)
 
 
 def _release_held(run: _Run) -> None:

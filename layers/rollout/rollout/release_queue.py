@@ -25,6 +25,7 @@ from rollout.transitions import ReleaseContext, move, supersede
 START_RETRY_PAUSES: tuple[float, ...] = (0.5, 2.0)
 
 StartRelease = Callable[[ReleaseContext, Release], Release]
+AdoptDeadStart = Callable[[ReleaseContext, Release], Release | None]
 DeleteAlarms = Callable[[list[str]], None]
 
 
@@ -33,6 +34,9 @@ class QueueEffects:
     """The operations the queue uses, behind a seam so tests can watch them."""
 
     start_release: StartRelease = field(default=lambda ctx, release: starter.start_release(ctx, release))
+    adopt_dead_start: AdoptDeadStart = field(
+        default=lambda ctx, release: starter.adopt_dead_start(ctx, release)
+    )
     delete_alarms: DeleteAlarms = field(default=lambda names: canary_alarms.delete_alarms(names))
     retry_pauses: Sequence[float] | None = None  # None: START_RETRY_PAUSES as it is when used
     sleep: Callable[[float], None] = time.sleep
@@ -55,9 +59,12 @@ class QueueReport:
     waiting: list[str] = field(default_factory=list)  # still queued (the function is busy)
     # Claimed by another caller's start (claims.py): that caller publishes and deploys it, not this one.
     starting_elsewhere: list[str] = field(default_factory=list)
+    # DEPLOYING on the deployment a start that died had created (starter.adopt_dead_start).
+    adopted: list[str] = field(default_factory=list)
 
     def merge(self, other: QueueReport) -> None:
         self.started += other.started
+        self.adopted += other.adopted
         self.superseded += other.superseded
         self.failed += other.failed
         self.waiting += other.waiting
@@ -70,6 +77,7 @@ class QueueReport:
             "failed": self.failed,
             "waiting": self.waiting,
             "starting_elsewhere": self.starting_elsewhere,
+            "adopted": self.adopted,
         }
 
 
@@ -96,15 +104,29 @@ def advance_queue(function: str, ctx: ReleaseContext, effects: QueueEffects | No
 
     Older queued releases are superseded once a newer one has started. When a start fails for
     good, that release is recorded FAILED and the next newest is tried. A release another caller
-    has claimed is left to it (`starting_elsewhere`), and so is the rest of the queue.
+    has claimed is left to it (`starting_elsewhere`), and so is the rest of the queue. First, a
+    release whose start died after creating its deployment is recorded on it (`adopted`), and the
+    rest waits for that deployment: starting it, or a newer one, would only meet it in CodeDeploy,
+    or deploy its build a second time once it ended.
     """
     effects = effects or QueueEffects()
     report = QueueReport()
     holder = _function_busy(function, ctx)
+    queued = ctx.ledger.queued(function)
     if holder is not None:
-        _report_waiting(report, ctx.ledger.queued(function), holder)
+        _report_waiting(report, queued, holder)
         return report
-    queued = _drop_stale(function, ctx, report)
+    dead = _adopt_dead_starts(queued, ctx, effects)
+    if dead is not None and dead.state == State.DEPLOYING:
+        report.adopted.append(dead.release_id)
+        report.waiting = [r.release_id for r in queued if r.release_id != dead.release_id]
+        return report
+    if dead is not None:
+        # Whether its start left a deployment is not known yet (being looked for elsewhere, or
+        # CodeDeploy did not answer): fail closed, nothing starts until it is.
+        _report_waiting(report, queued, dead)
+        return report
+    queued = _drop_stale(function, queued, ctx, report)
     candidates = list(reversed(queued))  # newest first
     for index, candidate in enumerate(candidates):
         outcome = _start_with_retries(candidate, ctx, effects)
@@ -156,13 +178,28 @@ def _function_busy(function: str, ctx: ReleaseContext) -> Release | None:
     return None
 
 
-def _drop_stale(function: str, ctx: ReleaseContext, report: QueueReport) -> list[Release]:
+def _adopt_dead_starts(queued: list[Release], ctx: ReleaseContext, effects: QueueEffects) -> Release | None:
+    """The first queued release whose start died that is now DEPLOYING on the deployment that start
+    created, or still QUEUED because that is not known yet; None when no dead start left one.
+    Releases whose claim never expired cost no call here."""
+    now = claims.wall_clock()
+    for release in queued:
+        if not claims.start_died(release, now):
+            continue
+        outcome = effects.adopt_dead_start(ctx, release)
+        if outcome is not None and not outcome.is_terminal:
+            return outcome
+    return None
+
+
+def _drop_stale(
+    function: str, queued: list[Release], ctx: ReleaseContext, report: QueueReport
+) -> list[Release]:
     """The queued releases newer than the newest that went out; older ones are superseded by it.
 
     An upload can start straight away while older ones wait (the lock was free for a moment):
     whatever is older than the newest release that went out must never deploy over it.
     """
-    queued = ctx.ledger.queued(function)
     newest_out = ctx.ledger.newest_out(function)
     if newest_out is None:
         return queued

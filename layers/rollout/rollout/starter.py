@@ -3,7 +3,9 @@
 A new upload (the deployer) and the queue (when a release ends) both call `start_release`. A queued
 release is first claimed for this start alone (`StartClaim`: of deployment events, the reconciler, an
 unfreeze and a rollback starting it at once, only one goes on; the others return it as it is, being
-started elsewhere). Then, under the function's deployment lock, in order:
+started elsewhere). A claim that replaced the expired claim of a start that died first looks for
+the deployment that start may have created and adopts it (`orphans`). Then, under the function's
+deployment lock, in order:
 
     the lock is held by another release   -> QUEUED (nothing published)
     the function has no alias yet         -> publish, create the alias     -> BOOTSTRAPPED
@@ -22,7 +24,7 @@ from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any
 
-from rollout import canary_alarms, claims, codedeploy_ops, lambda_ops, release_gate, steps
+from rollout import canary_alarms, claims, codedeploy_ops, lambda_ops, orphans, release_gate, steps
 from rollout.actions import KIND_ROLLBACK
 from rollout.appspec import build_appspec, release_description, revision_for
 from rollout.errors import DeploymentLimitExceeded, Rejected, TransitionRefused
@@ -86,7 +88,8 @@ class StartClaim:
 
     Only a QUEUED release is claimed: a RECEIVED one is started by its own upload's deployer alone
     (Powertools' idempotency and the upload item see to that) until it queues, and it is claimed then.
-    A caller that dies keeps its claim until `claims.claim_expiry`, the end of its invocation.
+    A caller that dies keeps its claim until `claims.claim_expiry`, the end of its invocation; the
+    start that takes the claim over after that learns it (`after_dead_start`) from the same write.
     """
 
     def __init__(self, ctx: ReleaseContext, release: Release) -> None:
@@ -94,7 +97,10 @@ class StartClaim:
         self.release = release
         self.owner = claims.new_owner()
         self.held = False
+        self.kept = False
         self.elsewhere: Release | None = None  # the release as stored, when another start claimed it
+        # This claim replaced one whose start died: that start may have created a deployment.
+        self.after_dead_start = False
 
     def take(self, release: Release) -> bool:
         """True when this start may go on with `release`: not queued, or now claimed by this start."""
@@ -103,15 +109,25 @@ class StartClaim:
             return True
         now = claims.wall_clock()
         until = claims.claim_expiry(self._ctx.deadline, now)
-        claimed = self._ctx.ledger.claim_start(release.function, release.release_id, self.owner, until, now)
-        if claimed is None:
+        taken = self._ctx.ledger.claim_start(release.function, release.release_id, self.owner, until, now)
+        if taken is None:
             self.elsewhere = self._ctx.ledger.get(release.function, release.release_id) or release
             logger.info(
                 "Release is being started by another caller", extra={"state": str(self.elsewhere.state)}
             )
             return False
-        self.held, self.release = True, claimed
+        self.held, self.release = True, taken.release
+        if taken.before.starting_by != self.owner and claims.start_died(taken.before, now):
+            logger.warning(
+                "Took over the claim of a start that died", extra={"dead": taken.before.starting_by}
+            )
+            self.after_dead_start = True
         return True
+
+    def keep(self) -> None:
+        """Leave the claim to expire instead of giving it back, so the next start learns of the dead
+        one too (a released claim says nothing about the starts before it)."""
+        self.kept = True
 
     def __enter__(self) -> StartClaim:
         self.take(self.release)
@@ -119,14 +135,14 @@ class StartClaim:
 
     def settle(self, outcome: Release) -> Release:
         """`outcome` as it reads once this start's claim is given back."""
-        if self.held and outcome.starting_by == self.owner:
+        if self.held and not self.kept and outcome.starting_by == self.owner:
             return replace(outcome, starting_by="", starting_until=None)
         return outcome
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self.held:
+        if self.held and not self.kept:
             self._ctx.ledger.release_start_claim(self.release.function, self.release.release_id, self.owner)
 
 
@@ -142,10 +158,28 @@ def start_release(ctx: ReleaseContext, release: Release, managed: ManagedFunctio
     with StartClaim(ctx, release) as claim:
         if claim.elsewhere is not None:
             return claim.elsewhere  # claimed before anything was published: nothing to undo
+        adopted = _adopt_after_dead_start(ctx, claim)  # before the gate: its deployment runs regardless
+        if adopted is not None:
+            return claim.settle(adopted)
         held = release_gate.hold_if_needed(ctx, claim.release, managed)  # a freeze or a pre-flight rule
         if held is not None:
             return claim.settle(held)
         return claim.settle(_start_claimed(ctx, claim, managed))
+
+
+def adopt_dead_start(ctx: ReleaseContext, release: Release) -> Release | None:
+    """A queued release whose start died (`claims.start_died`) on the deployment that start created.
+
+    DEPLOYING when there is one; the release as stored when another caller has it or CodeDeploy could
+    not be asked (still QUEUED); None when the dead start created none. It never starts a release:
+    the queue starts its newest, which need not be the one whose start died.
+    """
+    logger.append_keys(release_id=release.release_id, function=release.function)
+    with StartClaim(ctx, release) as claim:
+        if claim.elsewhere is not None:
+            return claim.elsewhere
+        adopted = _adopt_after_dead_start(ctx, claim)
+        return None if adopted is None else claim.settle(adopted)
 
 
 def _start_claimed(ctx: ReleaseContext, claim: StartClaim, managed: ManagedFunction | None) -> Release:
@@ -159,6 +193,9 @@ def _start_claimed(ctx: ReleaseContext, claim: StartClaim, managed: ManagedFunct
             # Queued, the release is the queue's to start too: claim it before trying again.
             if not claim.take(release):
                 return claim.elsewhere or release
+            adopted = _adopt_after_dead_start(ctx, claim)
+            if adopted is not None:
+                return adopted
             # The holder looks at the queue when it ends; if it ended before this release was
             # recorded QUEUED, it saw nothing, so look again now rather than wait for the reconciler.
             if not lock.take_again():
@@ -172,6 +209,24 @@ def _start_claimed(ctx: ReleaseContext, claim: StartClaim, managed: ManagedFunct
             return prepared
         lock.keep()
         return _record_started(ctx, prepared)
+
+
+def _adopt_after_dead_start(ctx: ReleaseContext, claim: StartClaim) -> Release | None:
+    """The release on the deployment a dead start created (`orphans`); None to start it as usual.
+
+    Only when this claim replaced a dead start's: the normal start makes no extra call. Until
+    CodeDeploy has answered, nothing may be created (it could be the build's second deployment), so a
+    failed look leaves the release queued and keeps the claim: the next start looks again.
+    """
+    if not claim.after_dead_start:
+        return None
+    claim.after_dead_start = False
+    try:
+        return orphans.adopt_orphaned_deployment(ctx, claim.release)
+    except Exception:  # fail closed: queued, not started, not FAILED (a deployment may be running)
+        logger.exception("Could not look for the deployment of the start that died: left queued")
+        claim.keep()
+        return claim.release
 
 
 def _prepare_and_create(

@@ -1,0 +1,91 @@
+"""Adopting a deployment that a dead start created but never recorded.
+
+A start that dies (Lambda timeout, out of memory) after CreateDeployment and before the ledger
+records DEPLOYING leaves a deployment no release names. Starting the release again would deploy the
+same build twice, or queue it behind its own deployment forever. So whoever carries the release on
+after such a death looks first for a deployment whose description names the release
+(`rollout release <id>: ...`) and records the release DEPLOYING on it:
+
+    the deployer        a RECEIVED upload's retry, after an earlier attempt died
+    starter             a QUEUED release whose previous start claim expired (`claims.start_died`)
+
+Once recorded, the deployment's own events, or the reconciler's settling of finished deployments if
+they already went by, end the release as usual: the same path whether it is still running or ended.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from rollout import codedeploy_ops
+from rollout.appspec import parse_appspec
+from rollout.errors import AppSpecError, TransitionRefused
+from rollout.ledger import Release
+from rollout.observability import logger
+from rollout.states import State
+from rollout.transitions import ReleaseContext, move
+
+# This Lambda's clock and CodeDeploy's may disagree: look a little before the release arrived.
+CLOCK_MARGIN = timedelta(minutes=5)
+
+
+def adopt_orphaned_deployment(ctx: ReleaseContext, release: Release) -> Release | None:
+    """DEPLOYING on a deployment a dead start of `release` created; None when there is none.
+
+    The lock is taken (re-entrant: the dead start may still hold it) and names the deployment, so
+    its ending releases the lock and starts the queue as for any deployment.
+    """
+    settings = ctx.settings
+    found = codedeploy_ops.deployments_of_release(
+        settings.codedeploy_application, release.function, release.release_id, _arrival(release)
+    )
+    if not found:
+        return None
+    info = found[0]
+    deployment_id = str(info["deploymentId"])
+    current, target = _appspec_versions(settings.codedeploy_application, info)
+    if ctx.ledger.acquire_lock(release.function, release.release_id):
+        ctx.ledger.attach_deployment(release.function, release.release_id, deployment_id)
+    logger.warning(
+        "Adopting the deployment a start that died created",
+        extra={"deployment_id": deployment_id, "status": info.get("status"), "state": str(release.state)},
+    )
+    try:
+        return move(
+            ctx,
+            release,
+            State.DEPLOYING,
+            deployment_id=deployment_id,
+            deployment_config=str(info.get("deploymentConfigName") or release.deployment_config),
+            current_version=current or release.current_version,
+            target_version=target or release.target_version,
+            # A queued release no longer waits: drop the queue's reason, as a start does.
+            reason_code="",
+            reason="",
+        )
+    except TransitionRefused as refused:
+        # Its own deployment event (or another caller) recorded it first.
+        return refused.release or release
+
+
+def _arrival(release: Release) -> datetime | None:
+    """When the release arrived, less a margin for clocks that disagree (this Lambda's and CodeDeploy's)."""
+    try:
+        arrived = datetime.fromisoformat(release.received_at.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return arrived - CLOCK_MARGIN
+
+
+def _appspec_versions(application: str, info: dict[str, Any]) -> tuple[str, str]:
+    """(CurrentVersion, TargetVersion) of a deployment's AppSpec; blanks when it cannot be read."""
+    try:
+        spec = parse_appspec(codedeploy_ops.inline_appspec(application, info.get("revision") or {}))
+    except (AppSpecError, KeyError, ValueError):
+        logger.warning(
+            "Could not read the adopted deployment's AppSpec",
+            extra={"deployment_id": info.get("deploymentId")},
+        )
+        return "", ""
+    return spec.current_version, spec.target_version
