@@ -407,6 +407,33 @@ class LambdaApi:
                 alias.routing_config = None
             return json_response(alias.to_json())
 
+    def delete_function(self, request: AwsRequest) -> Response:
+        """Lambda refuses to delete a version an alias references ("You can't delete a version that an
+        alias references", DeleteFunction's Qualifier in the API reference) with 409
+        ResourceConflictException "Unable to delete version because the following aliases reference it:
+        [live]" (the wording AWS answers, as quoted in public bug reports). moto deletes it, leaving the
+        alias dangling. A version an alias routes a weight to is refused too: the alias needs it as much."""
+        name = _function_name(request)
+        qualifier = request.query_value("Qualifier")
+        with self.lock:
+            if qualifier and qualifier != "$LATEST":
+                fn = self.latest(name)
+                aliases = self.storage()._aliases.get(_arn(self.sandbox, fn.function_name), {})
+                referencing = sorted(
+                    alias_name
+                    for alias_name, alias in aliases.items()
+                    if str(alias.function_version) == qualifier
+                    or qualifier in ((alias.routing_config or {}).get("AdditionalVersionWeights") or {})
+                )
+                if referencing:
+                    raise AwsError(
+                        "ResourceConflictException",
+                        "Unable to delete version because the following aliases reference it: "
+                        f"[{', '.join(referencing)}]",
+                        409,
+                    )
+            return self.forward(request)
+
     def list_provisioned_concurrency_configs(self, request: AwsRequest) -> Response:
         """The sandbox models no provisioned concurrency (GetProvisionedConcurrencyConfig answers
         404): a function that exists has none, one that does not is ResourceNotFoundException."""
@@ -449,6 +476,7 @@ def register_lambda_routes(app: SandboxApp, sandbox: Sandbox) -> LambdaApi:
     app.route("lambda", "PublishVersion", api.publish_version)
     app.route("lambda", "CreateAlias", api.create_alias)
     app.route("lambda", "UpdateAlias", api.update_alias)
+    app.route("lambda", "DeleteFunction", api.delete_function)
     app.route("lambda", "ListProvisionedConcurrencyConfigs", api.list_provisioned_concurrency_configs)
     app.route("lambda", "ListEventSourceMappings", api.list_event_source_mappings)
     return api

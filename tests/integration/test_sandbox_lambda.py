@@ -490,6 +490,32 @@ def test_update_alias_validates_weights_versions_and_revision(sb):  # noqa: F811
     assert not (done.get("RoutingConfig") or {}).get("AdditionalVersionWeights")
 
 
+def test_a_version_an_alias_references_cannot_be_deleted(sb):  # noqa: F811
+    name = unique("retained")
+    create_function(sb, name, ECHO)
+    lam = client(sb, "lambda")
+    v1 = lam.publish_version(FunctionName=name)["Version"]
+    v2 = publish_labelled(sb, name, "two")
+    v3 = publish_labelled(sb, name, "three")
+    lam.create_alias(
+        FunctionName=name,
+        Name="live",
+        FunctionVersion=v1,
+        RoutingConfig={"AdditionalVersionWeights": {v2: 0.1}},
+    )
+
+    for referenced in (v1, v2):
+        with pytest.raises(ClientError) as error:
+            lam.delete_function(FunctionName=name, Qualifier=referenced)
+        assert error.value.response["Error"]["Code"] == "ResourceConflictException"
+        assert "[live]" in error.value.response["Error"]["Message"]
+    lam.delete_function(FunctionName=name, Qualifier=v3)
+
+    versions = [v["Version"] for v in lam.list_versions_by_function(FunctionName=name)["Versions"]]
+    assert versions == ["$LATEST", v1, v2]
+    assert lam.get_alias(FunctionName=name, Name="live")["FunctionVersion"] == v1
+
+
 def test_bogus_runtimes_are_rejected(sb):  # noqa: F811
     with pytest.raises(ClientError) as error:
         client(sb, "lambda").create_function(
