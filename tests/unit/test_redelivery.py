@@ -19,7 +19,9 @@ from rollout.redelivery import (
     upload_event,
 )
 
-FUNCTIONS = Functions("stack-ArtifactDeployer", "stack-DeploymentEvents", "stack-Reconciler")
+FUNCTIONS = Functions(
+    "stack-ArtifactDeployer", "stack-DeploymentEvents", "stack-Reconciler", "stack-DeploymentActions"
+)
 ARN = "arn:aws:lambda:eu-west-1:123456789012:function:"
 UPLOAD = {"id": "e-1", "detail-type": "Object Created", "detail": {}}
 STATE_CHANGE = {"id": "e-2", "detail-type": "CodeDeploy Deployment State-change Notification", "detail": {}}
@@ -72,6 +74,18 @@ def test_the_rebuilt_upload_event_reads_as_an_upload_found_late() -> None:
             record("stack-Reconciler", {"detail-type": "Scheduled Event"}),
             {},
             Discard("a reconciler run: the schedule runs it again"),
+        ),
+        (
+            record("stack-DeploymentActions", {"action": "expire", "by": {"kind": "rollout"}}),
+            {},
+            Discard("the reconciler's hand-over to DeploymentActions: its next run hands it over again"),
+        ),
+        (
+            record("stack-DeploymentActions", {"action": "approve", "by": {"kind": "slack", "id": "U0A"}}),
+            {},
+            Keep(
+                "approve asked of stack-DeploymentActions by a person was never run: tell them, it was not done"
+            ),
         ),
         (
             record("stack-SlackNotifier", {"Records": []}),

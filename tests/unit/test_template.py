@@ -354,6 +354,20 @@ def test_a_dead_hook_is_never_retried_and_goes_to_the_failure_reporter(
     assert any(s["Resource"] == {"Fn::GetAtt": ["HookFailureReporter", "Arn"]} for s in grants)
 
 
+def test_an_action_never_run_is_kept_for_people_not_lost(translated: dict[str, Any]) -> None:
+    # A Slack click handed to DeploymentActions that Lambda never ran would otherwise vanish unanswered.
+    (config,) = [
+        c["Properties"]
+        for c in resources_of(translated, "AWS::Lambda::EventInvokeConfig").values()
+        if c["Properties"]["FunctionName"] == {"Ref": "DeploymentActions"}
+    ]
+    assert config["MaximumRetryAttempts"] == 0, "an action must never run twice"
+    queue = {"Fn::GetAtt": ["UndeliveredEventsQueue", "Arn"]}
+    assert config["DestinationConfig"]["OnFailure"]["Destination"] == queue
+    role = function_role(translated, "DeploymentActions")
+    assert any(s["Resource"] == queue for s in allowed(translated, role, "sqs:SendMessage"))
+
+
 @pytest.mark.parametrize("role", ["HookRole", "HookFailureReporterRole"])
 def test_hooks_report_only_on_this_stacks_deployment_groups(translated: dict[str, Any], role: str) -> None:
     grants = allowed(translated, role, "codedeploy:PutLifecycleEventHookExecutionStatus")

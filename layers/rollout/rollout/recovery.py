@@ -115,6 +115,7 @@ class Recovery:
             settings.artifact_deployer_function,
             settings.deployment_events_function,
             settings.reconciler_function,
+            settings.deployment_actions_function,
         )
 
 

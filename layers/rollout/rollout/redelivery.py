@@ -55,6 +55,7 @@ class Functions:
     artifact_deployer: str
     deployment_events: str
     reconciler: str
+    deployment_actions: str = ""
 
 
 def upload_event(
@@ -122,6 +123,8 @@ def _verdict(function: str, event: Any, functions: Functions) -> Verdict:
         return Keep(f"the event for {function or 'an unknown function'} is not a JSON object")
     if function == functions.reconciler:
         return Discard("a reconciler run: the schedule runs it again")
+    if function and function == functions.deployment_actions:
+        return _action_verdict(function, event)
     expected = {
         functions.artifact_deployer: ("Object Created", "an upload"),
         functions.deployment_events: (
@@ -134,6 +137,17 @@ def _verdict(function: str, event: Any, functions: Functions) -> Verdict:
     if event.get("detail-type") != expected[0]:
         return Keep(f"for {function} but not {expected[1]}")
     return Redelivery(function, event, str(event.get("id") or ""))
+
+
+def _action_verdict(function: str, event: dict[str, Any]) -> Verdict:
+    """An action DeploymentActions never ran. The reconciler's own hand-overs (expiring gates) come
+    again with its next run; anything else was asked for by a person, who was never answered, and is
+    never replayed: an approval or a rollback must not happen minutes after the click, unseen."""
+    by = event.get("by")
+    if isinstance(by, dict) and by.get("kind") == "rollout":
+        return Discard("the reconciler's hand-over to DeploymentActions: its next run hands it over again")
+    action = str(event.get("action") or "an action")
+    return Keep(f"{action} asked of {function} by a person was never run: tell them, it was not done")
 
 
 def function_name(arn: str) -> str:
