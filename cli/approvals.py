@@ -1,12 +1,12 @@
 """`rollout approve` / `rollout reject`: answer a deployment's approval gate.
 
 The verdict is reported to CodeDeploy by the stack's DeploymentActions function, never with the
-operator's own credentials: an operator needs `lambda:InvokeFunction` on that one function (and
-`sts:GetCallerIdentity`), not `codedeploy:PutLifecycleEventHookExecutionStatus`, which would let
-them report any hook's verdict (skipping checks). The approver is the caller's AWS identity, from
-STS GetCallerIdentity, as this command states it: Lambda does not tell a function who invoked it, so
-the function trusts those allowed to invoke it to name themselves; CloudTrail records the real
-principal of the Invoke.
+operator's own credentials: an operator needs `lambda:InvokeFunction` on that one function, not
+`codedeploy:PutLifecycleEventHookExecutionStatus`, which would let them report any hook's verdict
+(skipping checks). Lambda does not tell a function who invoked it, so the command proves who is
+asking: it signs an STS GetCallerIdentity request with the caller's credentials, bound to this action
+on this deployment by a signed `X-Rollout-Action` header, and sends the signed headers (never a URL);
+DeploymentActions sends it to STS itself and records the ARN STS answers (rollout/identity.py).
 """
 
 from __future__ import annotations
@@ -15,8 +15,13 @@ import json
 import re
 from typing import Any
 
+import boto3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+
 from cli.backend import Backend, aws_errors
 from cli.errors import CliError, ExitCode
+from rollout import identity
 
 DEPLOYMENT_ID = re.compile(r"d-[A-Z0-9]{9}")  # fullmatch: "$" alone would let a trailing newline in
 # deployment_actions' refusal codes (rollout.approvals) -> the CLI's exit codes (docs/OPERATOR.md).
@@ -24,6 +29,7 @@ REFUSAL_EXIT = {
     "not_found": ExitCode.NOT_FOUND,
     "nothing_to_do": ExitCode.CONFLICT,
     "bad_request": ExitCode.USAGE,
+    "unauthenticated": ExitCode.AWS_ERROR,
 }
 
 
@@ -33,12 +39,40 @@ def caller_identity(backend: Backend) -> dict[str, str]:
     return {"kind": "aws", "id": str(identity["Arn"]), "name": str(identity.get("UserId") or "")}
 
 
+def identity_proof(backend: Backend, action: str, deployment_id: str) -> dict[str, Any]:
+    """A GetCallerIdentity request signed with the caller's credentials for STS's endpoint (the one
+    DeploymentActions uses: the region's, or the configured endpoint), bound to this action on this
+    deployment. Valid for STS's 15-minute window; it carries headers and a body, never a URL."""
+    sts = backend.client("sts")
+    with aws_errors("sign the identity proof (sts:GetCallerIdentity)"):
+        credentials = boto3.session.Session().get_credentials()
+        if credentials is None:
+            raise CliError("no AWS credentials to prove who you are", ExitCode.AWS_ERROR)
+        request = AWSRequest(
+            method="POST",
+            url=str(sts.meta.endpoint_url).rstrip("/") + "/",
+            data=identity.BODY.encode(),
+            headers={
+                "Content-Type": identity.CONTENT_TYPE,
+                identity.BINDING_HEADER: identity.binding(action, deployment_id),
+            },
+        )
+        SigV4Auth(credentials.get_frozen_credentials(), "sts", sts.meta.region_name).add_auth(request)
+    return {"headers": dict(request.headers.items()), "body": identity.BODY}
+
+
 def answer_gate(backend: Backend, action: str, deployment_id: str, text: str) -> dict[str, Any]:
     """Ask DeploymentActions to approve or reject; its answer, or CliError with the refusal."""
     if not DEPLOYMENT_ID.fullmatch(deployment_id):
         raise CliError(f"{deployment_id!r} is not a deployment id (d-XXXXXXXXX)", ExitCode.USAGE)
     function = backend.stack.require("DeploymentActionsName")
-    request = {"action": action, "deployment_id": deployment_id, "by": caller_identity(backend), "text": text}
+    request = {
+        "action": action,
+        "deployment_id": deployment_id,
+        "by": caller_identity(backend),  # a claim DeploymentActions replaces with what STS answers
+        "text": text,
+        identity.PROOF_KEY: identity_proof(backend, action, deployment_id),
+    }
     with aws_errors(f"{action} {deployment_id} (invoke {function})"):
         response = backend.client("lambda").invoke(
             FunctionName=function, InvocationType="RequestResponse", Payload=json.dumps(request).encode()

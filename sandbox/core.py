@@ -161,6 +161,7 @@ class Sandbox:
         from sandbox.lambda_api import register_lambda_routes
         from sandbox.lambda_runtime import LambdaService
         from sandbox.server import HttpServer, SandboxApp
+        from sandbox.sts_api import register_sts_routes
 
         self._workdir = Path(tempfile.mkdtemp(prefix="rollout-sandbox-"))
         reset_moto()
@@ -177,6 +178,7 @@ class Sandbox:
         self._alarms = AlarmEvaluator(self)
         register_lambda_routes(self._app, self)
         register_cloudwatch_routes(self._app, self)
+        register_sts_routes(self._app, self)
         self._app.function_urls = FunctionUrls(self).serve
         self._server.start()
         self._lambda_service.start()

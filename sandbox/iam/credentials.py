@@ -73,6 +73,11 @@ class CredentialStore:
             self._by_key[key] = credentials
         return credentials
 
+    def issued(self, access_key_id: str) -> Credentials | None:
+        """The credentials this sandbox issued with that access key, if any (to check a signature)."""
+        with self._lock:
+            return self._by_key.get(access_key_id)
+
     def principal_for(self, access_key_id: str | None, session_token: str | None) -> Principal | None:
         """The role session behind these credentials; None for the operator. Raises InvalidToken."""
         with self._lock:

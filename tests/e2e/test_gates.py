@@ -94,7 +94,9 @@ def test_a_gate_before_traffic_holds_the_shift_until_approved(world: RolloutWorl
     assert world.alias_version(function) == "2"
     gate = final.approval or {}
     assert gate["status"] == "APPROVED" and gate["comment"] == "looks good"
-    assert gate["answered_by"]["kind"] == "aws" and gate["answered_by"]["id"].startswith("arn:aws:")
+    # The approver is whom STS names for the CLI's signed proof: the caller's own ARN.
+    caller = world.client("sts").get_caller_identity()["Arn"]
+    assert gate["answered_by"]["kind"] == "aws" and gate["answered_by"]["id"] == caller
     approved = kinds(world, function, ["approval.approved"])["approval.approved"]
     assert (
         gate["answered_by"]["id"] in approved["title"]
@@ -104,6 +106,21 @@ def test_a_gate_before_traffic_holds_the_shift_until_approved(world: RolloutWorl
     # The gate is answered once: a second answer is refused (the deployment has ended, too).
     code, refused = cli(world, "approve", release.deployment_id)
     assert code == 6, refused
+
+
+def test_an_approver_named_without_proof_is_refused(world: RolloutWorld) -> None:
+    """Invoking DeploymentActions directly with a forged `by` and no signed proof changes nothing."""
+    function, release = gated(world, "traffic")
+    forged = {"kind": "aws", "id": "arn:aws:iam::123456789012:user/ceo"}
+    event = {"action": "approve", "deployment_id": release.deployment_id, "by": forged}
+    response = world.client("lambda").invoke(
+        FunctionName=world.outputs["DeploymentActionsName"], Payload=json.dumps(event).encode()
+    )
+    answer = json.loads(response["Payload"].read())
+    assert answer["ok"] is False and answer["refused"] == "unauthenticated" and answer["proof"] == "no_proof"
+    assert (world.release_of_id(function, release.release_id).approval or {})["status"] == "AWAITING"
+    code, approved = cli(world, "approve", release.deployment_id)
+    assert code == 0, approved
 
 
 def test_a_gate_before_traffic_rejected_rolls_back_without_moving_traffic(world: RolloutWorld) -> None:

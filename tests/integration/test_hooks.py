@@ -16,7 +16,7 @@ import pytest
 from functions.hook_failure_reporter import app as reporter_app
 from functions.post_traffic_hook import app as post_app
 from functions.pre_traffic_hook import app as pre_app
-from rollout import aws, lambda_ops
+from rollout import aws, lambda_ops, sts_ops
 from rollout.appspec import release_description
 from rollout.check_runner import PROBE_EVENT
 from rollout.checks import parse_checks
@@ -38,6 +38,7 @@ from tests.support.hook_world import (
     start_deployment,
     teach_moto_percentiles,  # noqa: F401 - fixture
 )
+from tests.support.identity_proofs import ALICE_ARN, signed_proof, sts_answer
 
 HEALTH = {"name": "health", "event": {"name": "health", "path": "/health"}, "expect": {"statusCode": 200}}
 ORDERS = {"name": "orders", "event": {"name": "orders", "path": "/orders"}, "expect": {"statusCode": 200}}
@@ -907,13 +908,25 @@ def test_codedeploys_rollback_deployment_is_not_blocked(world: World, lambda_con
 
 
 # --- approval gates ------------------------------------------------------------------------------
-ALICE = {"kind": "aws", "id": "arn:aws:iam::123456789012:user/alice"}
+ALICE = {"kind": "aws", "id": ALICE_ARN}
+
+
+@pytest.fixture(autouse=True)
+def sts_vouches_for_alice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """STS (not reachable from moto) answers every identity proof with Alice's ARN."""
+    monkeypatch.setattr(sts_ops, "send_signed", lambda headers, body: sts_answer(ALICE_ARN))
+
+
+def as_alice(event: dict[str, Any]) -> dict[str, Any]:
+    """deployment_actions' invocation as `rollout approve/reject` makes it: with Alice's signed proof."""
+    from rollout import approvals
+
+    return approvals.handle({**event, "proof": signed_proof(event["action"], event["deployment_id"])})
 
 
 def test_a_gate_holds_the_report_until_deployment_actions_answers_it_once(
     world: World, lambda_context: Any
 ) -> None:
-    from rollout import approvals
 
     checks = {"pre_traffic": [HEALTH], "approval": {"before": "traffic", "timeout_minutes": 10}}
     release, deployment_id = world.release(checks, current="6", target="7")
@@ -933,7 +946,7 @@ def test_a_gate_holds_the_report_until_deployment_actions_answers_it_once(
     assert again["status"] == "AwaitingApproval"
     assert world.statuses(deployment_id) == [] and len(world.target.calls) == tested
 
-    answer = approvals.handle({"action": "approve", "deployment_id": deployment_id, "by": ALICE})
+    answer = as_alice({"action": "approve", "deployment_id": deployment_id, "by": ALICE})
     assert answer["ok"] and answer["verdict"] == "Succeeded", answer
     assert world.statuses(deployment_id) == ["Succeeded"]
     assert world.reported(deployment_id, execution_id) == "Succeeded"
@@ -941,7 +954,7 @@ def test_a_gate_holds_the_report_until_deployment_actions_answers_it_once(
     assert gate["status"] == "APPROVED" and gate["answered_by"]["id"] == ALICE["id"] and gate["reported"]
 
     # Answered once: a second answer is refused and reports nothing.
-    refused = approvals.handle(
+    refused = as_alice(
         {"action": "reject", "deployment_id": deployment_id, "by": ALICE, "text": "changed my mind"}
     )
     assert refused["ok"] is False and refused["refused"] == "nothing_to_do"
@@ -953,14 +966,13 @@ def test_a_gate_holds_the_report_until_deployment_actions_answers_it_once(
 def test_a_rejected_gate_reports_failed_with_the_reason_on_the_release(
     world: World, lambda_context: Any
 ) -> None:
-    from rollout import approvals
 
     checks = {"pre_traffic": [HEALTH], "approval": {"before": "traffic"}}
     release, deployment_id = world.release(checks, current="6", target="7")
     world.target.answer("7", "health", ok("7"))
     run_pre(world, deployment_id, lambda_context)
 
-    answer = approvals.handle(
+    answer = as_alice(
         {"action": "reject", "deployment_id": deployment_id, "by": ALICE, "text": "not during the sale"}
     )
     assert answer["ok"] and answer["verdict"] == "Failed", answer
@@ -984,7 +996,7 @@ def test_a_gate_not_yet_due_cannot_be_expired_and_unknown_deployments_have_none(
 
     early = approvals.handle({"action": "expire", "deployment_id": deployment_id, "by": reconciler})
     assert early["ok"] is False and "open until" in early["reason"]
-    none = approvals.handle({"action": "approve", "deployment_id": "d-NOSUCHONE", "by": ALICE})
+    none = as_alice({"action": "approve", "deployment_id": "d-NOSUCHONE", "by": ALICE})
     assert none["ok"] is False and none["refused"] == "not_found"
     assert world.statuses(deployment_id) == []
 
@@ -1003,15 +1015,12 @@ def test_a_failing_check_never_opens_a_gate(world: World, lambda_context: Any) -
 def test_a_repeated_invocation_racing_an_answered_gate_reports_the_answer_not_its_tests(
     world: World, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rollout import approvals
 
     checks = {"pre_traffic": [HEALTH], "approval": {"before": "traffic"}}
     _, deployment_id = world.release(checks, current="6", target="7")
     world.target.answer("7", "health", ok("7"))
     _, execution_id = run_pre(world, deployment_id, lambda_context)
-    rejected = approvals.handle(
-        {"action": "reject", "deployment_id": deployment_id, "by": ALICE, "text": "no"}
-    )
+    rejected = as_alice({"action": "reject", "deployment_id": deployment_id, "by": ALICE, "text": "no"})
     assert rejected["ok"], rejected
     # The repeated invocation read the release before the first one wrote anything (no results, no
     # gate), so it tests again and passes; it must still report the rejection, never Succeeded.

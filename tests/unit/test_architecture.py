@@ -28,6 +28,7 @@ CLIENT_MODULES = frozenset(
         "notifications.py",
         "upload_ops.py",
         "sqs_ops.py",
+        "sts_ops.py",
     }
 )
 SNS_PUBLISHER = "notifications.py"

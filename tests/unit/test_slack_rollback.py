@@ -207,7 +207,7 @@ def test_an_action_runs_within_its_invocations_deadline(monkeypatch: pytest.Monk
     settings = SimpleNamespace(ledger_table="ledger", topic_arn="", region="us-east-1")
     monkeypatch.setattr(Settings, "from_env", classmethod(lambda cls: cast(Any, settings)))
     context = SimpleNamespace(get_remaining_time_in_millis=lambda: 30_000)
-    request = {"action": "rollback", "deployment_id": "d-ABCDEFGH1", "by": {"kind": "aws", "id": "arn:x"}}
+    request = {"action": "rollback", "deployment_id": "d-ABCDEFGH1", "by": {"kind": "slack", "id": "U0X"}}
 
     approvals.handle(request, deadline=Deadline.of_invocation(context))
 

@@ -18,11 +18,11 @@ Who reports what to CodeDeploy:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from rollout import aws, codedeploy_ops, gates, lambda_ops, rollback, slack_interactions
+from rollout import aws, codedeploy_ops, gates, identity, lambda_ops, rollback, slack_interactions, sts_ops
 from rollout.actions import MAX_REASON, RefusedAction, not_live_reason
 from rollout.appspec import release_id_in
 from rollout.config import Settings
@@ -40,6 +40,8 @@ ACTIONS = ("approve", "reject", "expire", "report", "abort", "rollback")
 PERSON_ACTIONS = frozenset({"approve", "reject", "abort", "rollback"})
 # Refusal codes the CLI maps to its exit codes (docs/OPERATOR.md).
 NOT_FOUND, NOTHING_TO_DO, BAD_REQUEST = "not_found", "nothing_to_do", "bad_request"
+# The caller's AWS identity is not proven (the answer's `proof` says how: identity.py's codes).
+UNAUTHENTICATED = "unauthenticated"
 # A report CodeDeploy cannot take any more: the step already has a status, or is gone.
 GONE = (
     "LifecycleEventAlreadyCompletedException",
@@ -125,6 +127,23 @@ class ActionRequest:
         if action == "reject" and not text:
             raise ValueError("a rejection needs a reason")
         return cls(action, deployment_id, Approver.parse(event.get("by")), text)
+
+
+def proven(request: ActionRequest, proof: Any) -> ActionRequest:
+    """The request with its AWS approver as STS names the signer of `proof` (identity.py), whatever the
+    payload's `by` claims; identity.ProofRefused (fail closed) when the proof is missing, bound to
+    another request, refused by STS, or STS cannot be reached.
+
+    Other approvers need no proof here: a Slack user was proven by Slack's signature at the Slack
+    endpoint, and Rollout's own hand-overs (`kind: rollout`) may only expire a gate already past its
+    deadline or report an answer already recorded (`act` refuses them anything else), which decides
+    nothing anyone could not wait for.
+    """
+    if request.by.kind != "aws":
+        return request
+    checked = identity.Proof.parse(proof, request.action, request.deployment_id)
+    status, body = sts_ops.send_signed(checked.headers, checked.body)
+    return replace(request, by=identity.approver_from(status, body))
 
 
 def act(ctx: ReleaseContext, request: ActionRequest) -> dict[str, Any]:
@@ -307,9 +326,9 @@ def _release_of(ctx: ReleaseContext, info: dict[str, Any]) -> Release | None:
     return release
 
 
-def _refused(code: str, reason: str) -> dict[str, Any]:
-    logger.warning("request refused", extra={"refusal": code, "reason": reason})
-    return {"ok": False, "refused": code, "reason": reason}
+def _refused(code: str, reason: str, **detail: str) -> dict[str, Any]:
+    logger.warning("request refused", extra={"refusal": code, "reason": reason, **detail})
+    return {"ok": False, "refused": code, "reason": reason, **detail}
 
 
 def _announce(ctx: ReleaseContext, release: Release, gate: Gate) -> None:
@@ -383,6 +402,10 @@ def _handle(event: Any, settings: Settings | None, deadline: Deadline) -> dict[s
         request = ActionRequest.parse(event)
     except ValueError as exc:
         return _refused(BAD_REQUEST, str(exc))
+    try:
+        request = proven(request, event.get(identity.PROOF_KEY))
+    except identity.ProofRefused as refused:
+        return _refused(UNAUTHENTICATED, refused.reason, proof=refused.code)
     logger.set_correlation_id(request.deployment_id)
     logger.append_keys(action=request.action, by=request.by.describe())
     return act(ReleaseContext.from_settings(settings or Settings.from_env(), deadline=deadline), request)

@@ -1,0 +1,120 @@
+"""Proof of who asks DeploymentActions for something: a GetCallerIdentity request the caller signed.
+
+Lambda does not tell a function who invoked it, so an approver named in the payload proves nothing. As
+HashiCorp Vault's AWS IAM auth method does, the caller signs (SigV4, with its own credentials) an STS
+GetCallerIdentity request and sends its headers and body; DeploymentActions sends that request to
+the STS endpoint of its own configuration (never an address from the payload: a server the caller
+chose would vouch for anyone) and records the ARN STS answers. STS checks the signature and refuses
+a request signed more than 15 minutes away from its clock.
+
+The signature covers the headers named in SignedHeaders, so the caller signs an `X-Rollout-Action:
+<action> <deployment_id>` header too: a proof captured from one request cannot answer another
+deployment or another action (STS ignores the header; the signature binds it). An unsigned binding
+header is refused, since it could be added to any signed request.
+
+Pure logic: sending the request is `sts_ops.send_signed`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+from xml.etree import ElementTree
+
+from rollout.gates import Approver
+
+PROOF_KEY = "proof"
+BODY = "Action=GetCallerIdentity&Version=2011-06-15"
+BINDING_HEADER = "X-Rollout-Action"
+CONTENT_TYPE = "application/x-www-form-urlencoded; charset=utf-8"
+# The headers a proof may carry, lower case; Host is the endpoint DeploymentActions chose, never the
+# caller's (a payload naming it is refused).
+PROOF_HEADERS = frozenset(
+    {"authorization", "x-amz-date", "x-amz-security-token", "content-type", "x-rollout-action"}
+)
+MAX_HEADER = 8192  # session tokens run to a few kilobytes
+_SIGNED_HEADERS = re.compile(r"SignedHeaders=([a-z0-9;-]+)")
+
+# Refusal codes (the answer's `proof`), each with the reason people read.
+NO_PROOF = "no_proof"
+MALFORMED = "malformed_proof"
+NOT_BOUND = "proof_not_bound"
+STS_REFUSED = "sts_refused"
+STS_UNREACHABLE = "sts_unreachable"
+
+
+class ProofRefused(Exception):
+    """The caller's identity is not proven; `code` is one of the codes above."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def binding(action: str, deployment_id: str) -> str:
+    """The value of the binding header for one action on one deployment."""
+    return f"{action} {deployment_id}"
+
+
+@dataclass(frozen=True)
+class Proof:
+    headers: dict[str, str]
+    body: str
+
+    @classmethod
+    def parse(cls, raw: Any, action: str, deployment_id: str) -> Proof:
+        """The proof in a request, checked for its shape and binding; ProofRefused saying what is wrong."""
+        if raw is None:
+            raise ProofRefused(NO_PROOF, f"an AWS principal must prove who they are to {action} a deployment")
+        if not isinstance(raw, dict) or not isinstance(raw.get("headers"), dict) or raw.get("body") != BODY:
+            raise ProofRefused(MALFORMED, "the identity proof must be a signed STS GetCallerIdentity request")
+        headers = {str(k).lower(): v for k, v in raw["headers"].items()}
+        odd = sorted(k for k, v in headers.items() if k not in PROOF_HEADERS or not _fits(v))
+        if odd or "authorization" not in headers or "x-amz-date" not in headers:
+            raise ProofRefused(MALFORMED, f"the identity proof has unexpected or missing headers {odd[:5]}")
+        signed = _SIGNED_HEADERS.search(headers["authorization"])
+        names = set(signed.group(1).split(";")) if signed else set()
+        if headers.get("x-rollout-action") != binding(action, deployment_id):
+            raise ProofRefused(
+                NOT_BOUND, f"the identity proof was made for another request, not {action} {deployment_id}"
+            )
+        if (
+            not headers["authorization"].startswith("AWS4-HMAC-SHA256 ")
+            or not {"host", "x-rollout-action"} <= names
+        ):
+            raise ProofRefused(
+                NOT_BOUND, "the identity proof's signature does not cover its host and binding header"
+            )
+        return cls(headers, BODY)
+
+
+def _fits(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= MAX_HEADER and "\n" not in value and "\r" not in value
+
+
+def approver_from(status: int, body: bytes) -> Approver:
+    """The principal STS answered for a proof; ProofRefused when STS refused it or answered nonsense."""
+    try:
+        # The answer comes from the STS endpoint DeploymentActions chose, not from the caller.
+        root = ElementTree.fromstring(body)  # noqa: S314
+    except ElementTree.ParseError:
+        root = None
+    if status != 200:
+        code = _text(root, "Error/{*}Code") or f"HTTP {status}"
+        message = _text(root, "Error/{*}Message")
+        raise ProofRefused(
+            STS_REFUSED, f"STS refused the identity proof: {code}{': ' + message if message else ''}"[:500]
+        )
+    arn = _text(root, "GetCallerIdentityResult/{*}Arn")
+    if not arn.startswith("arn:"):
+        raise ProofRefused(STS_REFUSED, "STS answered the identity proof without an ARN")
+    return Approver("aws", arn[:2048], _text(root, "GetCallerIdentityResult/{*}UserId")[:200])
+
+
+def _text(root: ElementTree.Element | None, path: str) -> str:
+    if root is None:
+        return ""
+    found = root.find("{*}" + path)
+    return (found.text or "").strip() if found is not None else ""
