@@ -92,6 +92,17 @@ def test_queued_lists_oldest_first(ledger: Ledger) -> None:
     assert [r.release_id for r in ledger.releases("orders")][:2] == [second.release_id, first.release_id]
 
 
+def test_the_unfinished_releases_of_a_function_come_from_one_read(ledger: Ledger) -> None:
+    from rollout.states import OPEN
+
+    queued = ledger.transition(_release(ledger), State.QUEUED)
+    held = ledger.transition(_release(ledger), State.HELD)
+    ledger.transition(ledger.transition(_release(ledger), State.DEPLOYING), State.SUCCEEDED)
+    received = _release(ledger)
+    found = {r.release_id for r in ledger.in_states("orders", OPEN)}
+    assert found == {queued.release_id, held.release_id, received.release_id}
+
+
 def test_a_deployment_is_found_while_the_lock_names_it_too(ledger: Ledger) -> None:
     release = _release(ledger)
     assert ledger.acquire_lock("orders", release.release_id)

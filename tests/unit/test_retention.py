@@ -47,8 +47,8 @@ class Ledger:
     def open_releases(self, state: State | None = None) -> list[Release]:
         return []
 
-    def queued(self, function: str, state: State = State.QUEUED) -> list[Release]:
-        return [r for r in self.history + self.arriving if r.state == state]
+    def in_states(self, function: str, states: frozenset[State]) -> list[Release]:
+        return [r for r in self.history + self.arriving if r.state in states]
 
     def record_retention(self, function: str, record: dict[str, Any]) -> None:
         self.retention.append(record)

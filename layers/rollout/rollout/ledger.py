@@ -197,10 +197,15 @@ class Ledger:
 
     def queued(self, function: str, state: State = State.QUEUED) -> list[Release]:
         """The function's queued releases (or those in `state`: HELD), oldest upload first."""
+        return self.in_states(function, {state})
+
+    def in_states(self, function: str, states: frozenset[State] | set[State]) -> list[Release]:
+        """The function's releases in any of `states`, oldest upload first: one consistent query of
+        its partition (the open-releases index lags its table)."""
         items: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {
             "KeyConditionExpression": Key("pk").eq(f"FN#{function}") & Key("sk").begins_with("REL#"),
-            "FilterExpression": Attr("state").eq(str(state)),
+            "FilterExpression": Attr("state").is_in(sorted(str(state) for state in states)),
             "ConsistentRead": True,
         }
         while True:

@@ -31,11 +31,10 @@ from rollout.actions import (
 )
 from rollout.ledger import Release
 from rollout.observability import logger
-from rollout.states import State
+from rollout.states import OPEN
 from rollout.transitions import ReleaseContext
 
 HISTORY_DEPTH = 200
-OPEN_STATES = (State.RECEIVED, State.QUEUED, State.HELD, State.DEPLOYING)
 
 
 def prune_function(ctx: ReleaseContext, function: str, tags: dict[str, str]) -> list[str]:
@@ -96,9 +95,8 @@ def _delete_if_unused(ctx: ReleaseContext, function: str, version: str, plan: Re
 
 
 def _open_releases(ctx: ReleaseContext, function: str) -> list[Release]:
-    """The function's unfinished releases, from consistent reads of its own partition (the
-    open-releases index lags its table)."""
-    return [release for state in OPEN_STATES for release in ctx.ledger.queued(function, state)]
+    """The function's unfinished releases, read consistently (the open-releases index lags)."""
+    return ctx.ledger.in_states(function, OPEN)
 
 
 def _skip(ctx: ReleaseContext, function: str, why: str) -> None:

@@ -36,6 +36,9 @@ TERMINAL: frozenset[State] = frozenset(
     }
 )
 
+# Not ended yet: the release may still publish, deploy or move traffic.
+OPEN: frozenset[State] = frozenset(State) - TERMINAL
+
 # Which states a release may move to from each state. A failed start of a queued release is
 # recorded as FAILED rather than dropped, so QUEUED may end in FAILED too.
 TRANSITIONS: dict[State, frozenset[State]] = {

@@ -23,7 +23,7 @@ from rollout.errors import Rejected, TransitionRefused
 from rollout.ledger import Ledger, Release
 from rollout.notifications import Notifier, seconds_between
 from rollout.observability import logger, metrics
-from rollout.states import ReasonCode, State, notification_kind
+from rollout.states import OPEN, ReasonCode, State, notification_kind
 
 REASON_LIMIT = 1000  # a reason is a sentence for people; stack traces belong in the logs
 
@@ -41,7 +41,7 @@ _METRIC_BY_STATE: dict[State, str] = {
 NOT_YET_DEPLOYED = frozenset({State.RECEIVED, State.QUEUED, State.HELD})
 # A deployment's own ending may only move a release that has not ended: never a ROLLED_BACK one to
 # FAILED, which is reserved for a rollback that failed (states.TRANSITIONS).
-NOT_ENDED = frozenset({State.RECEIVED, State.QUEUED, State.HELD, State.DEPLOYING})
+NOT_ENDED = OPEN
 
 
 @dataclass(frozen=True)
