@@ -4,7 +4,6 @@ not match the secret it issued or is older than STS's 15 minutes."""
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,13 +17,7 @@ from sandbox.core import Sandbox
 from sandbox.protocol import AwsRequest
 from sandbox.sts_api import signature_problem
 from tests.support.identity_proofs import signed_proof
-
-TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
-    ],
-}
+from tests.support.sandbox_support import trust_policy
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +31,7 @@ def session(sb: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str,
     """A role session's credentials the sandbox issued, and DeploymentActions' endpoint: the sandbox."""
     iam = boto3.client("iam", endpoint_url=sb.endpoint_url, region_name=sb.region)
     name = f"approver-{uuid.uuid4().hex[:6]}"
-    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]["Arn"]
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust_policy("lambda"))["Role"]["Arn"]
     issued = sb.iam.issue(role, "alice")
     monkeypatch.setenv("AWS_ENDPOINT_URL", sb.endpoint_url)
     monkeypatch.setenv("AWS_DEFAULT_REGION", sb.region)
