@@ -89,7 +89,8 @@ def test_a_proof_older_than_fifteen_minutes_is_refused(sb: Sandbox, session: tup
     _, credentials = session
     proof = prove(sb, credentials)
     host = sb.endpoint_url.split("://", 1)[1]
-    environ = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in proof["headers"].items()}  # type: ignore[union-attr]
+    headers: dict[str, str] = proof["headers"]  # type: ignore[assignment]
+    environ = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
     environ.update({"REQUEST_METHOD": "POST", "PATH_INFO": "/", "HTTP_HOST": host})
     environ["CONTENT_TYPE"] = environ.pop("HTTP_CONTENT_TYPE")
     request = AwsRequest(environ, "sts", sb.region, "GetCallerIdentity", "query", identity.BODY.encode())
