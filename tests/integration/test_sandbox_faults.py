@@ -242,12 +242,7 @@ def test_conditional_writes_are_atomic_when_requests_race(sb, monkeypatch):  # n
     monkeypatch.setattr(moto_table, "get_filter_expression", slow_check)
     table = unique("atomic")
     ddb = client(sb, "dynamodb", retries=False)
-    ddb.create_table(
-        TableName=table,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-    )
+    create_keyed_table(ddb, table)
     racers = [client(sb, "dynamodb", retries=False) for _ in range(6)]
     start = threading.Barrier(len(racers))
 
@@ -288,12 +283,7 @@ def test_reads_racing_writes_never_fail(sb, monkeypatch):  # noqa: F811
     monkeypatch.setattr(moto_table.Table, "all_items", slow_all_items)
     table = unique("reads")
     ddb = client(sb, "dynamodb", retries=False)
-    ddb.create_table(
-        TableName=table,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-    )
+    create_keyed_table(ddb, table)
     for index in range(20):
         ddb.put_item(TableName=table, Item={"pk": {"S": f"seed-{index}"}})
     done = threading.Event()
@@ -326,3 +316,13 @@ def test_reads_racing_writes_never_fail(sb, monkeypatch):  # noqa: F811
         written = sum(future.result() for future in writers)
     assert written > 0
     assert errors == []
+
+
+def create_keyed_table(ddb, table):
+    """An on-demand table keyed by a string `pk`."""
+    ddb.create_table(
+        TableName=table,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+    )
