@@ -28,7 +28,7 @@ def install() -> None:
         if _installed:
             return
         _patch_clock()
-        _patch_dynamodb_writes()
+        _patch_dynamodb_requests()
         _patch_events()
         _patch_s3()
         _patch_sns()
@@ -79,11 +79,11 @@ def _patch_clock() -> None:
     events_models.unix_time = unix_time
 
 
-# One lock for every DynamoDB request the sandbox serves (see _patch_dynamodb_writes).
+# One lock for every DynamoDB request the sandbox serves (see _patch_dynamodb_requests).
 _dynamodb_requests = threading.RLock()
 
 
-def _patch_dynamodb_writes() -> None:
+def _patch_dynamodb_requests() -> None:
     """DynamoDB applies each write, condition and all, atomically; moto checks a condition and then
     writes in plain Python, so two requests racing on one item could both pass the same condition.
     The ledger's locks, its conditional transitions and Powertools' idempotency records rely on that
@@ -92,18 +92,7 @@ def _patch_dynamodb_writes() -> None:
     "dictionary changed size during iteration" (an HTTP 500 no DynamoDB read ever answers). The lock
     is held for the whole request, response rendering included, because moto renders items it shares
     with the table."""
-    from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.responses import DynamoHandler
-
-    for name in ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item"):
-        original = getattr(DynamoDBBackend, name)
-        ORIGINALS[f"DynamoDBBackend.{name}"] = original
-
-        def serialised(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
-            with _dynamodb_requests:
-                return __original(self, *args, **kwargs)
-
-        setattr(DynamoDBBackend, name, serialised)
 
     call_action = DynamoHandler.call_action
     ORIGINALS["DynamoHandler.call_action"] = call_action
