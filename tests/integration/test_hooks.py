@@ -820,20 +820,46 @@ def test_a_deployment_of_rollouts_application_without_a_release_fails(
     assert world.target.calls == []
 
 
+def release_the_index_does_not_know(world: World) -> tuple[Release, str]:
+    """A release whose deployment the by-deployment index cannot find yet."""
+    release, deployment_id = world.release({"pre_traffic": [HEALTH]})
+    world.ledger.update(release.function, release.release_id, deployment_id="")
+    assert world.ledger.by_deployment(deployment_id) is None
+    return release, deployment_id
+
+
 def test_the_release_is_found_by_its_id_before_the_deployment_index_knows_it(
     world: World, lambda_context: Any
 ) -> None:
     # The hook can run before the starter records the deployment id on the release (an
     # eventually consistent index on AWS): the description names the release, read by key.
-    release, deployment_id = world.release({"pre_traffic": [HEALTH]})
-    world.ledger.update(release.function, release.release_id, deployment_id="")
-    assert world.ledger.by_deployment(deployment_id) is None
+    _, deployment_id = release_the_index_does_not_know(world)
     world.target.answer("2", "health", reply("2", {"statusCode": 500}))
 
     result, _ = run_pre(world, deployment_id, lambda_context)
 
     assert result["status"] == "Failed", "the release's own checks ran"
     assert [(q, e["path"]) for _, q, e in world.target.calls] == [("2", "/health")]
+
+
+def test_the_destination_records_why_before_the_deployment_index_knows_the_deployment(
+    world: World, lambda_context: Any
+) -> None:
+    # A hook can die a moment after its deployment started, while the by-deployment index still
+    # trails the table: the deployment's description names the release, so the reason is not lost.
+    release, deployment_id = release_the_index_does_not_know(world)
+    execution_id = world.codedeploy.new_hook_execution(deployment_id)
+    record = destination_record(
+        deployment_id, execution_id, PRE_HOOK, "RetriesExhausted", {"errorMessage": "Runtime exited"}
+    )
+
+    reporter_app.lambda_handler(record, lambda_context)
+
+    assert world.reported(deployment_id, execution_id) == "Failed"
+    stored = world.stored(release)
+    assert stored.reason == "pre-traffic hook failed without reporting (RetriesExhausted): Runtime exited"
+    pre = stored.hook_results["pre_traffic"]
+    assert (pre["verdict"], pre["reported"], pre["execution_id"]) == ("Failed", True, execution_id)
 
 
 def test_a_description_naming_another_version_fails(world: World, lambda_context: Any) -> None:

@@ -7,7 +7,7 @@ ledger writes, so a duplicate or late event is refused by the ledger and changes
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
@@ -18,7 +18,6 @@ from aws_lambda_powertools.utilities.idempotency import (
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rollout import aws, canary_alarms, codedeploy_ops, lambda_ops
-from rollout.appspec import release_id_in
 from rollout.config import Settings
 from rollout.deadlines import Deadline
 from rollout.errors import MalformedEvent, TransitionRefused
@@ -220,25 +219,8 @@ def _move_quietly(release: Release, target: State, ctx: ReleaseContext) -> Relea
 
 
 def release_of_deployment(deployment_id: str, ctx: ReleaseContext, facts: DeploymentFacts) -> Release | None:
-    """The release a deployment belongs to; None for a deployment Rollout did not start.
-
-    The by-deployment index answers first. It trails the table (a global secondary index is
-    eventually consistent), so an event that follows its deployment closely, such as CodeDeploy's
-    rollback ending a second after the deployment it rolls back, can find nothing there; then the
-    deployment's own description names its release, read by key with a consistent read. A release
-    that names no deployment yet (its start died after CreateDeployment) comes back with this one,
-    so the state it moves to records which deployment it was.
-    """
-    release = ctx.ledger.by_deployment(deployment_id)
-    if release is not None:
-        return release
-    info = facts.deployment(deployment_id) or {}
-    release_id = release_id_in(str(info.get("description") or ""))
-    group = str(info.get("deploymentGroupName") or "")
-    found = ctx.ledger.get(group, release_id) if release_id and group else None
-    if found is not None and not found.deployment_id:
-        return replace(found, deployment_id=deployment_id)
-    return found
+    """The release a deployment belongs to (`Ledger.of_deployment`); None for one Rollout did not start."""
+    return ctx.ledger.of_deployment(deployment_id, facts.deployment)
 
 
 def handle_state_change(

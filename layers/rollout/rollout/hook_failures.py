@@ -14,6 +14,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from rollout import aws, codedeploy_ops
 from rollout.check_runner import FAILED, excerpt
 from rollout.config import Settings
 from rollout.errors import DestinationRecordError
@@ -26,7 +29,7 @@ from rollout.hooks import (
     LifecycleEvent,
     report_status,
 )
-from rollout.ledger import Ledger, now_iso
+from rollout.ledger import Ledger, Release, now_iso
 from rollout.observability import logger
 
 
@@ -68,6 +71,23 @@ def failure_reason(hook: str | None, record: Mapping[str, Any]) -> str:
     return f"{reason}: {excerpt(detail, 300)}" if detail else reason
 
 
+def _readable_deployment(deployment_id: str) -> dict[str, Any] | None:
+    """GetDeployment's deploymentInfo, or None when it cannot be read: the report matters more."""
+    try:
+        return codedeploy_ops.get_deployment(deployment_id)
+    except (ClientError, BotoCoreError) as exc:
+        logger.warning(
+            "could not read the deployment", extra={"error_code": aws.error_code(exc), "error": str(exc)}
+        )
+        return None
+
+
+def _release_of(ledger: Ledger | None, deployment_id: str) -> Release | None:
+    """The release to record the failure on. A hook can die a moment after its deployment started,
+    before the by-deployment index knows it, so the deployment's description is read next."""
+    return ledger.of_deployment(deployment_id, _readable_deployment) if ledger else None
+
+
 def report_dead_hook(record: Any, settings: Settings | None = None) -> dict[str, Any]:
     """Report Failed for the hook execution a destination record is about, and record why."""
     settings = settings or Settings.from_env()
@@ -83,7 +103,7 @@ def report_dead_hook(record: Any, settings: Settings | None = None) -> dict[str,
     logger.warning("a hook died without reporting; reporting Failed", extra={"reason": reason, "hook": hook})
 
     ledger = Ledger(settings.ledger_table) if settings.ledger_table else None
-    release = ledger.by_deployment(lifecycle.deployment_id) if ledger else None
+    release = _release_of(ledger, lifecycle.deployment_id)
     if release is not None and hook:
         previous = (release.hook_results or {}).get(hook) or {}
         if previous.get("execution_id") == lifecycle.execution_id and previous.get("reported"):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -24,6 +25,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Attr, Key
 
 from rollout import aws
+from rollout.appspec import release_id_in
 from rollout.errors import TransitionRefused
 from rollout.states import State, is_terminal, sources_of
 
@@ -180,6 +182,30 @@ class Ledger:
         # The index is eventually consistent: read the item itself for its current state.
         first = items[0]
         return self.get(first["pk"].removeprefix("FN#"), first["sk"].removeprefix("REL#"))
+
+    def of_deployment(
+        self, deployment_id: str, describe: Callable[[str], Mapping[str, Any] | None]
+    ) -> Release | None:
+        """The release a deployment belongs to; None for a deployment Rollout did not start.
+
+        The by-deployment index answers first. It trails the table (a global secondary index is
+        eventually consistent), so an event that follows its deployment closely (CodeDeploy's rollback
+        ending a second after the deployment it rolls back, a hook dying a moment after it started) can
+        find nothing there; then the deployment's own description (`describe`: GetDeployment's
+        deploymentInfo, or None when unreadable) names its release, read by key with a consistent
+        read. A release that names no deployment yet (its start died after CreateDeployment) comes
+        back with this one, so the state it moves to records which deployment it was.
+        """
+        release = self.by_deployment(deployment_id)
+        if release is not None:
+            return release
+        info = describe(deployment_id) or {}
+        release_id = release_id_in(str(info.get("description") or ""))
+        group = str(info.get("deploymentGroupName") or "")
+        found = self.get(group, release_id) if release_id and group else None
+        if found is not None and not found.deployment_id:
+            return replace(found, deployment_id=deployment_id)
+        return found
 
     def releases(self, function: str, limit: int = 50) -> list[Release]:
         """The function's releases, newest first."""
