@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from rollout import approvals, aws, identity, sts_ops
+from rollout import approvals, aws, identity, slack_interactions, sts_ops
 from rollout.gates import Approver
 from tests.support.identity_proofs import ALICE_ARN, signed_proof, sts_answer, sts_refusal
 
@@ -165,12 +165,17 @@ def test_bound_elsewhere_is_refused_before_sts_is_asked(http: FakeHttp, acted: l
     assert refused["proof"] == identity.NOT_BOUND and http.sent == [] and acted == []
 
 
-def test_slack_and_rollouts_own_hand_overs_need_no_aws_proof(http: FakeHttp, acted: list[Any]) -> None:
+def test_rollouts_own_hand_overs_need_no_proof_and_a_slack_claim_needs_slacks_signature(
+    http: FakeHttp, acted: list[Any]
+) -> None:
+    # A Slack user is proven by Slack's signature (tests/unit/test_slack_interactions.py), never by
+    # naming them: a payload that only claims one is refused without asking STS.
     slack = {"kind": "slack", "id": "U0APPROVER", "name": "ops"}
     rollout = {"kind": "rollout", "id": "reconciler"}
-    approvals.handle(request(by=slack), settings=object())  # type: ignore[arg-type]
+    claimed = approvals.handle(request(by=slack), settings=object())  # type: ignore[arg-type]
     approvals.handle(request("expire", by=rollout), settings=object())  # type: ignore[arg-type]
-    assert [r.by.kind for r in acted] == ["slack", "rollout"] and http.sent == []
+    assert claimed["proof"] == slack_interactions.NOT_SIGNED_BY_SLACK
+    assert [r.by.kind for r in acted] == ["rollout"] and http.sent == []
 
 
 def test_the_cli_signs_a_proof_deployment_actions_accepts(monkeypatch: pytest.MonkeyPatch) -> None:

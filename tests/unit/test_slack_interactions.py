@@ -4,9 +4,9 @@ signature, stale and replayed requests, the allow-list, unknown actions, where a
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import logging
+import time
 from typing import Any, cast
 from urllib.parse import urlencode
 
@@ -233,12 +233,18 @@ class Recorded:
         self.post_ok = True
 
 
+READ_SIGNING_SECRET = si._signing_secret
+
+
 @pytest.fixture
 def endpoint_world(monkeypatch: pytest.MonkeyPatch) -> Recorded:
     from rollout import lambda_ops
     from rollout.ledger import Ledger
 
     seen = Recorded()
+    # DeploymentActions' configuration (template.yaml): the same secret and allow-list as the endpoint.
+    monkeypatch.setenv("SLACK_SIGNING_SECRET_ARN", "arn:secret")
+    monkeypatch.setenv("SLACK_ALLOWED_USERS", "U0APPROVER")
     monkeypatch.setattr(si, "_signing_secret", lambda arn: SECRET)
     monkeypatch.setattr(Ledger, "first_sighting", lambda self, key, keep: True)
     monkeypatch.setattr(lambda_ops, "hand_over_now", lambda fn, evt: seen.invoked.append((fn, evt)))
@@ -329,14 +335,112 @@ def test_deployment_actions_answers_a_slack_click_in_its_thread(
 
     monkeypatch.setattr(approvals, "act", act)
     monkeypatch.setattr(approvals.ReleaseContext, "from_settings", staticmethod(lambda settings, **_: None))
-    click = si.parse_click(form(payload()))
-    request = {**si.action_request(click), "slack": dataclasses.asdict(click)}
 
-    answer = approvals.handle(request, settings=cast(Any, object()))
+    answer = approvals.handle(handed_over(endpoint_world), settings=cast(Any, object()))
 
     (posted,) = endpoint_world.posted
     assert expected in posted["text"] and posted["thread_ts"] == "1700000000.000100"
     assert answer["ok"] is (not isinstance(outcome, Exception) and outcome["ok"])
+
+
+# --- DeploymentActions verifies Slack's signature again -------------------------------------------------
+def handed_over(world: Recorded, user: str = "U0APPROVER", signed_at: float | None = None) -> dict[str, Any]:
+    """What the endpoint hands DeploymentActions for a click signed now (or at `signed_at`)."""
+    stamp = time.time() if signed_at is None else signed_at
+    si.handle(event(form(payload(user=user)), timestamp=stamp), ENDPOINT, LOG, lambda: stamp)
+    (_, request), *_ = reversed(world.invoked)
+    return request
+
+
+@pytest.fixture
+def acted(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The requests DeploymentActions acted on (after proof)."""
+    from rollout import approvals
+
+    seen: list[Any] = []
+    monkeypatch.setattr(approvals, "act", lambda ctx, request: seen.append(request) or {"ok": True})
+    monkeypatch.setattr(approvals.ReleaseContext, "from_settings", staticmethod(lambda settings, **_: None))
+    return seen
+
+
+def test_deployment_actions_acts_on_a_click_slack_signed_in_the_clickers_name(
+    endpoint_world: Recorded, acted: list[Any]
+) -> None:
+    from rollout import approvals
+
+    approvals.handle(handed_over(endpoint_world), settings=cast(Any, object()))
+
+    ((request),) = acted
+    assert (request.action, request.deployment_id) == ("approve", DEPLOYMENT)
+    assert (request.by.kind, request.by.id) == ("slack", "U0APPROVER")
+
+
+@pytest.mark.parametrize(
+    ("tamper", "why"),
+    [
+        (lambda r: r.pop(si.SIGNED_KEY), "no request signed by Slack"),
+        (
+            lambda r: r.update({"by": {"kind": "slack", "id": "U0OTHER"}}),
+            "not the one the signed Slack click",
+        ),
+        (lambda r: r.update({"deployment_id": "d-OTHERONE1"}), "not the one the signed Slack click"),
+        (lambda r: r.update({"action": "abort"}), "not the one the signed Slack click"),
+        (lambda r: r[si.SIGNED_KEY].update({"signature": "v0=" + "0" * 64}), "signature does not match"),
+        (lambda r: r[si.SIGNED_KEY].update({"body": form(payload(user="U0OTHER"))}), "does not match"),
+    ],
+    ids=["unsigned", "another-user", "another-deployment", "another-action", "forged", "body-swapped"],
+)
+def test_a_slack_claim_deployment_actions_cannot_verify_is_refused_and_answered_nowhere(
+    endpoint_world: Recorded, acted: list[Any], tamper: Any, why: str
+) -> None:
+    # Lambda does not say who invoked it: whoever may invoke DeploymentActions could name any Slack user.
+    from rollout import approvals
+
+    request = handed_over(endpoint_world)
+    tamper(request)
+
+    answer = approvals.handle(request, settings=cast(Any, object()))
+
+    assert (answer["ok"], answer["proof"]) == (False, si.NOT_SIGNED_BY_SLACK)
+    assert why in answer["reason"]
+    assert acted == [] and endpoint_world.posted == []
+
+
+def test_deployment_actions_refuses_a_click_older_than_its_hand_over_could_be(
+    endpoint_world: Recorded, acted: list[Any]
+) -> None:
+    from rollout import approvals
+
+    late = approvals.handle(
+        handed_over(endpoint_world, signed_at=time.time() - si.HANDOVER_MAX_AGE_SECONDS - 5),
+        settings=cast(Any, object()),
+    )
+    in_time = approvals.handle(
+        handed_over(endpoint_world, signed_at=time.time() - si.HANDOVER_MAX_AGE_SECONDS + 30),
+        settings=cast(Any, object()),
+    )
+
+    assert late["proof"] == si.NOT_SIGNED_BY_SLACK and "stale" in late["reason"]
+    assert in_time == {"ok": True} and len(acted) == 1
+
+
+def test_deployment_actions_keeps_its_own_allow_list_and_needs_a_signing_secret(
+    endpoint_world: Recorded, acted: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rollout import approvals
+
+    request = handed_over(endpoint_world)
+    monkeypatch.setenv("SLACK_ALLOWED_USERS", "U0SOMEONEELSE")
+    not_allowed = approvals.handle(request, settings=cast(Any, object()))
+
+    monkeypatch.setenv("SLACK_ALLOWED_USERS", "U0APPROVER")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET_ARN", "")  # a stack without Slack buttons
+    monkeypatch.setattr(si, "_signing_secret", READ_SIGNING_SECRET)
+    no_secret = approvals.handle(request, settings=cast(Any, object()))
+
+    assert "may not act on deployments" in not_allowed["reason"]
+    assert "SLACK_SIGNING_SECRET_ARN is not set" in no_secret["reason"]
+    assert acted == []
 
 
 def test_a_malformed_click_handed_over_is_not_answered_anywhere(endpoint_world: Recorded) -> None:

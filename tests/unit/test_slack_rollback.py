@@ -204,6 +204,8 @@ def test_an_action_runs_within_its_invocations_deadline(monkeypatch: pytest.Monk
         return {"ok": True}
 
     monkeypatch.setattr(approvals, "act", act)
+    # Who asks is proven elsewhere (test_identity.py, test_slack_interactions.py); here, the deadline.
+    monkeypatch.setattr(approvals, "proven", lambda request, event: request)
     settings = SimpleNamespace(ledger_table="ledger", topic_arn="", region="us-east-1")
     monkeypatch.setattr(Settings, "from_env", classmethod(lambda cls: cast(Any, settings)))
     context = SimpleNamespace(get_remaining_time_in_millis=lambda: 30_000)

@@ -129,21 +129,45 @@ class ActionRequest:
         return cls(action, deployment_id, Approver.parse(event.get("by")), text)
 
 
-def proven(request: ActionRequest, proof: Any) -> ActionRequest:
-    """The request with its AWS approver as STS names the signer of `proof` (identity.py), whatever the
-    payload's `by` claims; identity.ProofRefused (fail closed) when the proof is missing, bound to
-    another request, refused by STS, or STS cannot be reached.
+def proven(request: ActionRequest, event: dict[str, Any]) -> ActionRequest:
+    """The request with its approver proven, whatever the payload's `by` claims; identity.ProofRefused
+    (fail closed) when the proof is missing, bound to another request, or refused.
 
-    Other approvers need no proof here: a Slack user was proven by Slack's signature at the Slack
-    endpoint, and Rollout's own hand-overs (`kind: rollout`) may only expire a gate already past its
-    deadline or report an answer already recorded (`act` refuses them anything else), which decides
-    nothing anyone could not wait for.
+    - An AWS principal: STS names the signer of the event's `proof` (identity.py); refused when STS
+      refuses it or cannot be reached.
+    - A Slack user: Slack's signed request, handed over by the Slack endpoint, is verified again here
+      with the signing secret (slack_interactions.proven_click), and the request must be the one its
+      click asked for. Lambda does not tell a function who invoked it, so without this anyone allowed
+      to invoke DeploymentActions could approve in any Slack user's name.
+    - Rollout's own hand-overs (`kind: rollout`) need none: they may only expire a gate already past
+      its deadline or report an answer already recorded (`act` refuses them anything else), which
+      decides nothing anyone could not wait for.
     """
+    if request.by.kind == "slack":
+        return _proven_slack(request, event.get(slack_interactions.SIGNED_KEY))
     if request.by.kind != "aws":
         return request
-    checked = identity.Proof.parse(proof, request.action, request.deployment_id)
+    checked = identity.Proof.parse(event.get(identity.PROOF_KEY), request.action, request.deployment_id)
     status, body = sts_ops.send_signed(checked.headers, checked.body)
     return replace(request, by=identity.approver_from(status, body))
+
+
+def _proven_slack(request: ActionRequest, signed: Any) -> ActionRequest:
+    try:
+        click = slack_interactions.proven_click(signed, slack_interactions.Endpoint.from_env())
+    except slack_interactions.Refused as refused:
+        raise identity.ProofRefused(slack_interactions.NOT_SIGNED_BY_SLACK, refused.reason) from None
+    clicked = ActionRequest.parse(slack_interactions.action_request(click))
+    if (clicked.action, clicked.deployment_id, clicked.by.id) != (
+        request.action,
+        request.deployment_id,
+        request.by.id,
+    ):
+        raise identity.ProofRefused(
+            slack_interactions.NOT_SIGNED_BY_SLACK,
+            "the request is not the one the signed Slack click asked for",
+        )
+    return clicked
 
 
 def act(ctx: ReleaseContext, request: ActionRequest) -> dict[str, Any]:
@@ -393,6 +417,9 @@ def handle(event: Any, settings: Settings | None = None, deadline: Deadline = NO
     except Exception:
         logger.exception("the Slack action failed")
         answer = None
+    if answer is not None and answer.get("proof") == slack_interactions.NOT_SIGNED_BY_SLACK:
+        # Not a click Slack signed (`_refused` logged why): its response_url is nobody's to answer.
+        return answer
     slack_interactions.answer_in_thread(click, answer, logger)
     return answer or {"ok": False, "error": "the action failed; see the deployment_actions logs"}
 
@@ -403,7 +430,7 @@ def _handle(event: Any, settings: Settings | None, deadline: Deadline) -> dict[s
     except ValueError as exc:
         return _refused(BAD_REQUEST, str(exc))
     try:
-        request = proven(request, event.get(identity.PROOF_KEY))
+        request = proven(request, event)
     except identity.ProofRefused as refused:
         return _refused(UNAUTHENTICATED, refused.reason, proof=refused.code)
     logger.set_correlation_id(request.deployment_id)

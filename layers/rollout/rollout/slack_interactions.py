@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import re
 import time
@@ -47,6 +48,13 @@ TIMESTAMP = re.compile(r"[0-9]{1,12}")
 SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
 RESPONSE_PATH = "actions/"  # Slack's response_url: https://hooks.slack.com/actions/T…/…/…
 SLACK_KEY = "slack"  # the click, in the request handed to deployment_actions, so it answers the thread
+# Slack's signed request itself, handed over with the click: deployment_actions verifies it again, since
+# anyone allowed to invoke deployment_actions could otherwise name any Slack user as the approver.
+SIGNED_KEY = "slack_request"
+# How old a handed-over click may be there: the endpoint's five minutes, plus DeploymentActions' async
+# MaximumEventAgeInSeconds (300, template.yaml), after which Lambda drops the hand-over anyway.
+HANDOVER_MAX_AGE_SECONDS = MAX_AGE_SECONDS + 300
+NOT_SIGNED_BY_SLACK = "not_signed_by_slack"  # deployment_actions' refusal code (the answer's `proof`)
 
 
 class Refused(Exception):
@@ -90,22 +98,31 @@ class SignedRequest:
         headers = {str(k).lower(): str(v) for k, v in event["headers"].items()}
         return cls(body, headers.get("x-slack-request-timestamp", ""), headers.get("x-slack-signature", ""))
 
+    @classmethod
+    def from_handover(cls, value: Any) -> SignedRequest:
+        """The signed request the endpoint handed over; Refused(401) when there is none."""
+        if not isinstance(value, dict) or not all(
+            isinstance(value.get(name), str) for name in ("body", "timestamp", "signature")
+        ):
+            raise Refused(401, "the Slack click carries no request signed by Slack")
+        body = value["body"]
+        if len(body) > MAX_BODY_BYTES:
+            raise Refused(413, "the body is too large")
+        return cls(body, value["timestamp"], value["signature"])
+
     @property
     def fingerprint(self) -> str:
         """Names this exact request (for refusing replays) without storing the signature."""
         return hashlib.sha256(f"{self.timestamp}:{self.signature}".encode()).hexdigest()
 
 
-class _Clock:
-    def __init__(self, now: Callable[[], float]) -> None:
-        self._now = now
-
-    def now(self) -> float:
-        return self._now()
-
-
-def verify(request: SignedRequest, signing_secret: str, now: Callable[[], float] = time.time) -> None:
-    """Refused(401) unless Slack signed exactly this body within the last five minutes."""
+def verify(
+    request: SignedRequest,
+    signing_secret: str,
+    now: Callable[[], float] = time.time,
+    max_age: int = MAX_AGE_SECONDS,
+) -> None:
+    """Refused(401) unless Slack signed exactly this body within the last `max_age` seconds."""
     if not request.timestamp or not request.signature:
         raise Refused(401, "the request carries no Slack signature")
     if not TIMESTAMP.fullmatch(request.timestamp):  # int() takes " 1_7" and non-ASCII digits
@@ -114,10 +131,14 @@ def verify(request: SignedRequest, signing_secret: str, now: Callable[[], float]
         # hmac.compare_digest raises TypeError for a str with non-ASCII characters: refuse first.
         raise Refused(401, "the Slack signature is malformed")
     stamp = int(request.timestamp)
-    if abs(now() - stamp) > MAX_AGE_SECONDS:
-        raise Refused(401, "the request is stale (timestamp more than five minutes from now)")
-    verifier = SignatureVerifier(signing_secret, clock=_Clock(now))  # type: ignore[arg-type]
-    if not verifier.is_valid(request.body, request.timestamp, request.signature):
+    if abs(now() - stamp) > max_age:
+        raise Refused(401, f"the request is stale (timestamp more than {max_age // 60} minutes from now)")
+    # SignatureVerifier computes Slack's HMAC; its own is_valid would also bound the age to five
+    # minutes, which a handed-over click may exceed, so the comparison is made here.
+    expected = SignatureVerifier(signing_secret).generate_signature(
+        timestamp=request.timestamp, body=request.body
+    )
+    if expected is None or not hmac.compare_digest(expected, request.signature):
         raise Refused(401, "the Slack signature does not match")
 
 
@@ -321,9 +342,7 @@ def handle(event: Any, endpoint: Endpoint, log: Any, now: Callable[[], float] = 
     )
     try:
         # Asynchronous: Lambda queues it and answers 202 at once; deployment_actions answers the thread.
-        lambda_ops.hand_over_now(
-            endpoint.actions_function, {**action_request(click), SLACK_KEY: asdict(click)}
-        )
+        lambda_ops.hand_over_now(endpoint.actions_function, handover(click, request))
     except Exception as exc:  # noqa: BLE001 - any refusal: the clicker is told, nothing was done
         log.error("deployment_actions refused the hand-over", extra={"error": repr(exc)})
         text = (
@@ -333,6 +352,23 @@ def handle(event: Any, endpoint: Endpoint, log: Any, now: Callable[[], float] = 
         posted = _post(click, reply(click, text, public=False), endpoint.origin, log)
         return http_answer(200) if posted else http_answer(502, "the action could not be handed over")
     return http_answer(200)
+
+
+def handover(click: Click, request: SignedRequest) -> dict[str, Any]:
+    """What the endpoint hands deployment_actions: the action, the click to answer, and Slack's signed
+    request, which deployment_actions verifies again (`proven_click`)."""
+    return {**action_request(click), SLACK_KEY: asdict(click), SIGNED_KEY: asdict(request)}
+
+
+def proven_click(handed_over: Any, endpoint: Endpoint, now: Callable[[], float] = time.time) -> Click:
+    """deployment_actions' half of the proof: the click in Slack's signed request, verified with the
+    signing secret, no older than HANDOVER_MAX_AGE_SECONDS, by a user on the allow-list. Refused
+    (fail closed) otherwise, including when this stack has no signing secret."""
+    request = SignedRequest.from_handover(handed_over)
+    verify(request, _signing_secret(endpoint.signing_secret_arn), now, HANDOVER_MAX_AGE_SECONDS)
+    click = parse_click(request.body)
+    authorise(click, endpoint.allowed)
+    return click
 
 
 def answer_in_thread(context: Any, answer: Any, log: Any) -> bool:
