@@ -108,16 +108,26 @@ def test_a_gate_before_traffic_holds_the_shift_until_approved(world: RolloutWorl
     assert code == 6, refused
 
 
-def test_an_approver_named_without_proof_is_refused(world: RolloutWorld) -> None:
-    """Invoking DeploymentActions directly with a forged `by` and no signed proof changes nothing."""
+@pytest.mark.parametrize(
+    ("forged", "proof"),
+    [
+        ({"kind": "aws", "id": "arn:aws:iam::123456789012:user/ceo"}, "no_proof"),
+        ({"kind": "slack", "id": APPROVER, "name": "ops"}, "not_signed_by_slack"),
+    ],
+    ids=["aws", "slack"],
+)
+def test_an_approver_named_without_proof_is_refused(
+    world: RolloutWorld, forged: dict[str, str], proof: str
+) -> None:
+    """Invoking DeploymentActions directly with a forged `by` and no signed proof changes nothing: not
+    an AWS principal without STS's word, not a Slack user (even one on the allow-list) without Slack's."""
     function, release = gated(world, "traffic")
-    forged = {"kind": "aws", "id": "arn:aws:iam::123456789012:user/ceo"}
     event = {"action": "approve", "deployment_id": release.deployment_id, "by": forged}
     response = world.client("lambda").invoke(
         FunctionName=world.outputs["DeploymentActionsName"], Payload=json.dumps(event).encode()
     )
     answer = json.loads(response["Payload"].read())
-    assert answer["ok"] is False and answer["refused"] == "unauthenticated" and answer["proof"] == "no_proof"
+    assert answer["ok"] is False and answer["refused"] == "unauthenticated" and answer["proof"] == proof
     assert (world.release_of_id(function, release.release_id).approval or {})["status"] == "AWAITING"
     code, approved = cli(world, "approve", release.deployment_id)
     assert code == 0, approved
