@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
@@ -50,13 +49,13 @@ def parse_state_change(event: Any) -> StateChange:
     """The state change in an EventBridge event, or MalformedEvent saying what is wrong (pure)."""
     if not isinstance(event, dict):
         raise MalformedEvent("event is not a JSON object")
-    envelope = EventBridgeEvent(event)
-    # The data class's properties raise KeyError on a missing field: check first, say which.
-    if envelope.get("detail-type") != DETAIL_TYPE:
-        raise MalformedEvent(f"unexpected detail-type {envelope.get('detail-type')!r}")
-    if not isinstance(envelope.get("detail"), dict):
+    # The EventBridge envelope read as the plain dict it is: Powertools' EventBridgeEvent would add
+    # nothing here but the import of its whole data_classes package (some 40 event modules) at init.
+    if event.get("detail-type") != DETAIL_TYPE:
+        raise MalformedEvent(f"unexpected detail-type {event.get('detail-type')!r}")
+    detail = event.get("detail")
+    if not isinstance(detail, dict):
         raise MalformedEvent("event has no detail object")
-    detail = envelope.detail
     deployment_id = detail.get("deploymentId")
     if not isinstance(deployment_id, str) or not deployment_id.strip():
         raise MalformedEvent("detail.deploymentId is missing")

@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes import CodeDeployLifecycleHookEvent
 
 from rollout import approvals, aws, codedeploy_ops, gates, lambda_ops, s3_ops
 from rollout.appspec import LambdaAppSpec, parse_appspec, release_id_in
@@ -71,13 +70,15 @@ class LifecycleEvent:
     def parse(cls, event: Any) -> LifecycleEvent:
         if not isinstance(event, Mapping):
             raise HookEventError(f"expected a lifecycle hook event object, got {type(event).__name__}")
-        hook_event = CodeDeployLifecycleHookEvent(dict(event))
-        # The data class's properties raise KeyError on a missing field: check first, say which.
+        # Read as the plain mapping it is: Powertools' CodeDeployLifecycleHookEvent would add nothing
+        # here but the import of its whole data_classes package (some 40 event modules) at init.
+        ids = []
         for name in ("DeploymentId", "LifecycleEventHookExecutionId"):
-            value = hook_event.get(name)
+            value = event.get(name)
             if not isinstance(value, str) or not value:
                 raise HookEventError(f"the event has no {name}")
-        return cls(hook_event.deployment_id, hook_event.lifecycle_event_hook_execution_id)
+            ids.append(value)
+        return cls(*ids)
 
 
 @dataclass(frozen=True)

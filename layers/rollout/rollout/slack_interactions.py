@@ -28,8 +28,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from slack_sdk.signature import SignatureVerifier
-
 MAX_BODY_BYTES = 64 * 1024  # Slack's block_actions payloads are a few KB
 MAX_AGE_SECONDS = 300  # Slack's own advice, and what SignatureVerifier allows
 # The buttons Rollout puts on its messages (slack.py) and the action each one asks for.
@@ -116,6 +114,11 @@ def verify(request: SignedRequest, signing_secret: str, now: Callable[[], float]
     stamp = int(request.timestamp)
     if abs(now() - stamp) > MAX_AGE_SECONDS:
         raise Refused(401, "the request is stale (timestamp more than five minutes from now)")
+    # Imported here: slack_sdk's package import loads its whole Web API client, and the functions that
+    # only answer in a thread (deployment_actions, the hooks and the reconciler through approvals) never
+    # verify. The endpoint's handler (functions/slack_interactions) loads it at init: it verifies every request.
+    from slack_sdk.signature import SignatureVerifier
+
     verifier = SignatureVerifier(signing_secret, clock=_Clock(now))  # type: ignore[arg-type]
     if not verifier.is_valid(request.body, request.timestamp, request.signature):
         raise Refused(401, "the Slack signature does not match")
