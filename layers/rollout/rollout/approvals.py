@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from rollout import aws, codedeploy_ops, gates, identity, lambda_ops, rollback, slack_interactions, sts_ops
+from rollout import aws, codedeploy_ops, gates, identity, lambda_ops, slack_interactions, sts_ops
 from rollout.actions import MAX_REASON, RefusedAction, not_live_reason
 from rollout.appspec import release_id_in
 from rollout.config import Settings
@@ -276,6 +276,10 @@ def _rollback(ctx: ReleaseContext, request: ActionRequest, info: dict[str, Any])
     release = _release_of(ctx, info)
     if release is None:
         return _refused(NOT_FOUND, f"deployment {request.deployment_id} names no Rollout release")
+    # Imported here: the rollback brings the whole start path (starter and what it uses), which the
+    # gates' answers and the hooks and reconciler that use this module never need at init.
+    from rollout import rollback
+
     releases = ctx.ledger.releases(release.function, limit=rollback.HISTORY_DEPTH)
     stale = not_live_reason(release, releases, lambda_ops.get_alias(release.function, release.alias))
     if stale:

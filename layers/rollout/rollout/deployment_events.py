@@ -10,13 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from aws_lambda_powertools.utilities.idempotency import (
-    IdempotencyConfig,
-    idempotent_function,
-)
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rollout import aws, canary_alarms, codedeploy_ops, lambda_ops
+from rollout import aws, codedeploy_ops, lambda_ops
 from rollout.appspec import release_id_in
 from rollout.config import Settings
 from rollout.deadlines import Deadline
@@ -100,6 +96,8 @@ class DeploymentFacts:
             return None
 
     def firing_alarms(self, names: list[str]) -> list[str]:
+        from rollout import canary_alarms  # read only for a deployment an alarm stopped
+
         try:
             return canary_alarms.alarms_in_alarm(names)
         except (ClientError, BotoCoreError) as exc:
@@ -327,6 +325,10 @@ def handle_state_change_once(
 
     A failure deletes the in-progress record, so Lambda's retry runs it again.
     """
+    # Imported here, not at the top: the reconciler uses this module without Idempotency. The
+    # deployment events function, which runs every event through it, loads it at init (its app.py).
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+
     persistence = aws.idempotency_store(settings.idempotency_table)
     config = IdempotencyConfig(event_key_jmespath="[deployment_id, state]", raise_on_no_idempotency_key=True)
     config.register_lambda_context(lambda_context)
