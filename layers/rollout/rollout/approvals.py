@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from rollout import aws, codedeploy_ops, gates, identity, lambda_ops, slack_interactions, sts_ops
+from rollout import aws, codedeploy_ops, gates, lambda_ops
 from rollout.actions import MAX_REASON, RefusedAction, not_live_reason
 from rollout.appspec import release_id_in
 from rollout.config import Settings
@@ -141,6 +141,8 @@ def proven(request: ActionRequest, proof: Any) -> ActionRequest:
     """
     if request.by.kind != "aws":
         return request
+    from rollout import identity, sts_ops  # deployment_actions' requests only (loaded by its app.py)
+
     checked = identity.Proof.parse(proof, request.action, request.deployment_id)
     status, body = sts_ops.send_signed(checked.headers, checked.body)
     return replace(request, by=identity.approver_from(status, body))
@@ -389,6 +391,11 @@ def handle(event: Any, settings: Settings | None = None, deadline: Deadline = NO
     click handed over by the Slack endpoint (asynchronously) is answered in its thread, failures too:
     nobody else would hear of them. `deadline` is the invocation's: a release this action starts is
     claimed only for as long as the invocation can live (see claims.py)."""
+    # The request's parts (identity proofs, Slack clicks) are imported with the request: the hooks and
+    # the reconciler, which use this module's gates only, skip them at init; deployment_actions' app.py
+    # loads them at its init.
+    from rollout import slack_interactions
+
     click = event.get(slack_interactions.SLACK_KEY) if isinstance(event, dict) else None
     if click is None:
         return _handle(event, settings, deadline)
@@ -402,6 +409,8 @@ def handle(event: Any, settings: Settings | None = None, deadline: Deadline = NO
 
 
 def _handle(event: Any, settings: Settings | None, deadline: Deadline) -> dict[str, Any]:
+    from rollout import identity  # see handle
+
     try:
         request = ActionRequest.parse(event)
     except ValueError as exc:

@@ -17,13 +17,12 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from rollout import approvals, aws, codedeploy_ops, gates, lambda_ops, s3_ops
 from rollout.appspec import LambdaAppSpec, parse_appspec, release_id_in
-from rollout.canary import CanaryPolicy, CanaryVerdict, judge_canary, traffic_window
 from rollout.check_runner import (
     FAILED,
     PROBE_EVENT,
@@ -39,10 +38,12 @@ from rollout.check_runner import (
 from rollout.checks import CHECKS_FILENAMES, ChecksError, parse_checks
 from rollout.config import Settings
 from rollout.errors import ChecksUnavailable, HookEventError
-from rollout.lambda_metrics import read_version_figures
 from rollout.ledger import Ledger, Release, now_iso
 from rollout.observability import logger, metrics
 from rollout.transitions import ReleaseContext
+
+if TYPE_CHECKING:
+    from rollout.canary import CanaryPolicy, CanaryVerdict
 
 PRE_TRAFFIC = "pre_traffic"
 POST_TRAFFIC = "post_traffic"
@@ -543,6 +544,11 @@ def _canary_analysis(
     known_events: list[dict[str, Any]] | None = None,
 ) -> CanaryVerdict:
     """The new version against the old over the deployment's own traffic window (CloudWatch metrics)."""
+    # Imported here: only the post-traffic hook judges a canary (and its app.py loads these at init);
+    # the pre-traffic hook and the hook failure reporter skip them.
+    from rollout.canary import judge_canary, traffic_window
+    from rollout.lambda_metrics import read_version_figures
+
     spec = deployment.appspec
     progress.at("reading the deployment's traffic window")
     events, notes = (known_events, []) if known_events else lifecycle_events(deployment.deployment_id)
@@ -575,6 +581,8 @@ def _judge_checks(outcome: HookOutcome, target: str) -> None:
 
 
 def _policy(checks: dict[str, Any] | None) -> CanaryPolicy:
+    from rollout.canary import CanaryPolicy  # with the canary analysis (see _canary_analysis)
+
     policy = CanaryPolicy.from_checks(checks)
     if checks and checks.get("strict") is True and not policy.strict:
         return CanaryPolicy(
