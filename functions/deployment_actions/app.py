@@ -9,6 +9,11 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+# What every request needs (its identity proof, checked with STS; a Slack click's thread), which
+# rollout.approvals imports only where requests are handled, for the functions that use its gates alone.
+import rollout.identity
+import rollout.slack_interactions
+import rollout.sts_ops  # noqa: F401
 from rollout.approvals import handle
 from rollout.deadlines import Deadline
 from rollout.observability import logger, tracer

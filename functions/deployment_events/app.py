@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+# Every event goes through Powertools' Idempotency (handle_state_change_once), which
+# rollout.deployment_events imports where it is used so that the reconciler skips it: load it at init.
+import aws_lambda_powertools.utilities.idempotency  # noqa: F401
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rollout.config import Settings

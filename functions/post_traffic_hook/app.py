@@ -6,6 +6,10 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+# Every post-traffic run judges the canary, which rollout.hooks imports only where it is judged (the
+# pre-traffic hook and the failure reporter never do): load it at init here.
+import rollout.canary
+import rollout.lambda_metrics  # noqa: F401
 from rollout import lambda_ops
 from rollout.hooks import POST_TRAFFIC, handle_lifecycle_event
 from rollout.observability import logger, metrics, tracer

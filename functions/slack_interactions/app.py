@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+# Every request's signature is verified with slack_sdk, which rollout.slack_interactions imports only
+# where it verifies (the functions that merely answer in a thread never do): load it at init here.
+import slack_sdk.signature  # noqa: F401
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rollout.observability import logger, tracer

@@ -123,7 +123,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
 
     monkeypatch.setattr(approvals, "_deployment", deployment)
     monkeypatch.setattr(approvals.lambda_ops, "get_alias", lambda function, alias: state.alias)
-    monkeypatch.setattr(approvals.rollback, "request_rollback", request_rollback)
+    monkeypatch.setattr(rollback, "request_rollback", request_rollback)
     return state
 
 
@@ -183,7 +183,7 @@ def test_a_refusal_of_request_rollback_is_answered_not_raised(
     def running(ctx: Any, request: rollback.RollbackRequest) -> rollback.RollbackResult:
         raise approvals.RefusedAction("deployment d-OTHER of fn is running")
 
-    monkeypatch.setattr(approvals.rollback, "request_rollback", running)
+    monkeypatch.setattr(rollback, "request_rollback", running)
     assert _act(world) == {
         "ok": False,
         "refused": "nothing_to_do",

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from rollout import aws, codedeploy_ops, gates, identity, lambda_ops, rollback, slack_interactions, sts_ops
+from rollout import aws, codedeploy_ops, gates, lambda_ops
 from rollout.actions import MAX_REASON, RefusedAction, not_live_reason
 from rollout.appspec import release_id_in
 from rollout.config import Settings
@@ -143,16 +143,22 @@ def proven(request: ActionRequest, event: dict[str, Any]) -> ActionRequest:
       its deadline or report an answer already recorded (`act` refuses them anything else), which
       decides nothing anyone could not wait for.
     """
+    # deployment_actions' requests only (its app.py loads these at init).
+    from rollout import identity, slack_interactions, sts_ops
+
     if request.by.kind == "slack":
         return _proven_slack(request, event.get(slack_interactions.SIGNED_KEY))
     if request.by.kind != "aws":
         return request
+
     checked = identity.Proof.parse(event.get(identity.PROOF_KEY), request.action, request.deployment_id)
     status, body = sts_ops.send_signed(checked.headers, checked.body)
     return replace(request, by=identity.approver_from(status, body))
 
 
 def _proven_slack(request: ActionRequest, signed: Any) -> ActionRequest:
+    from rollout import identity, slack_interactions  # see proven
+
     try:
         click = slack_interactions.proven_click(signed, slack_interactions.Endpoint.from_env())
     except slack_interactions.Refused as refused:
@@ -300,6 +306,10 @@ def _rollback(ctx: ReleaseContext, request: ActionRequest, info: dict[str, Any])
     release = _release_of(ctx, info)
     if release is None:
         return _refused(NOT_FOUND, f"deployment {request.deployment_id} names no Rollout release")
+    # Imported here: the rollback brings the whole start path (starter and what it uses), which the
+    # gates' answers and the hooks and reconciler that use this module never need at init.
+    from rollout import rollback
+
     releases = ctx.ledger.releases(release.function, limit=rollback.HISTORY_DEPTH)
     stale = not_live_reason(release, releases, lambda_ops.get_alias(release.function, release.alias))
     if stale:
@@ -409,6 +419,11 @@ def handle(event: Any, settings: Settings | None = None, deadline: Deadline = NO
     click handed over by the Slack endpoint (asynchronously) is answered in its thread, failures too:
     nobody else would hear of them. `deadline` is the invocation's: a release this action starts is
     claimed only for as long as the invocation can live (see claims.py)."""
+    # The request's parts (identity proofs, Slack clicks) are imported with the request: the hooks and
+    # the reconciler, which use this module's gates only, skip them at init; deployment_actions' app.py
+    # loads them at its init.
+    from rollout import slack_interactions
+
     click = event.get(slack_interactions.SLACK_KEY) if isinstance(event, dict) else None
     if click is None:
         return _handle(event, settings, deadline)
@@ -425,6 +440,8 @@ def handle(event: Any, settings: Settings | None = None, deadline: Deadline = NO
 
 
 def _handle(event: Any, settings: Settings | None, deadline: Deadline) -> dict[str, Any]:
+    from rollout import identity  # see handle
+
     try:
         request = ActionRequest.parse(event)
     except ValueError as exc:

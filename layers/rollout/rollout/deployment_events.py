@@ -10,14 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
-from aws_lambda_powertools.utilities.idempotency import (
-    IdempotencyConfig,
-    idempotent_function,
-)
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rollout import aws, canary_alarms, codedeploy_ops, lambda_ops
+from rollout import aws, codedeploy_ops, lambda_ops
 from rollout.config import Settings
 from rollout.deadlines import Deadline
 from rollout.errors import MalformedEvent, TransitionRefused
@@ -49,13 +44,13 @@ def parse_state_change(event: Any) -> StateChange:
     """The state change in an EventBridge event, or MalformedEvent saying what is wrong (pure)."""
     if not isinstance(event, dict):
         raise MalformedEvent("event is not a JSON object")
-    envelope = EventBridgeEvent(event)
-    # The data class's properties raise KeyError on a missing field: check first, say which.
-    if envelope.get("detail-type") != DETAIL_TYPE:
-        raise MalformedEvent(f"unexpected detail-type {envelope.get('detail-type')!r}")
-    if not isinstance(envelope.get("detail"), dict):
+    # The EventBridge envelope read as the plain dict it is: Powertools' EventBridgeEvent would add
+    # nothing here but the import of its whole data_classes package (some 40 event modules) at init.
+    if event.get("detail-type") != DETAIL_TYPE:
+        raise MalformedEvent(f"unexpected detail-type {event.get('detail-type')!r}")
+    detail = event.get("detail")
+    if not isinstance(detail, dict):
         raise MalformedEvent("event has no detail object")
-    detail = envelope.detail
     deployment_id = detail.get("deploymentId")
     if not isinstance(deployment_id, str) or not deployment_id.strip():
         raise MalformedEvent("detail.deploymentId is missing")
@@ -100,6 +95,8 @@ class DeploymentFacts:
             return None
 
     def firing_alarms(self, names: list[str]) -> list[str]:
+        from rollout import canary_alarms  # read only for a deployment an alarm stopped
+
         try:
             return canary_alarms.alarms_in_alarm(names)
         except (ClientError, BotoCoreError) as exc:
@@ -310,6 +307,10 @@ def handle_state_change_once(
 
     A failure deletes the in-progress record, so Lambda's retry runs it again.
     """
+    # Imported here, not at the top: the reconciler uses this module without Idempotency. The
+    # deployment events function, which runs every event through it, loads it at init (its app.py).
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+
     persistence = aws.idempotency_store(settings.idempotency_table)
     config = IdempotencyConfig(event_key_jmespath="[deployment_id, state]", raise_on_no_idempotency_key=True)
     config.register_lambda_context(lambda_context)

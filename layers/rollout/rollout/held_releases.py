@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rollout import release_gate, starter
 from rollout.actions import hold_newest
 from rollout.errors import TransitionRefused
 from rollout.ledger import Release
@@ -55,6 +54,10 @@ def release_held(ctx: ReleaseContext, function: str) -> HeldReport:
         claimed = _claim(ctx, candidate)
         if claimed is None:
             return report  # another caller (an unfreeze, the reconciler) is starting them
+        # Imported once a held release is there to start: the reconciler, which looks every run,
+        # skips the start path at init when nothing is held.
+        from rollout import starter
+
         outcome = starter.start_release(ctx, claimed)
         if outcome.state == State.HELD:
             report.still_held = [r.release_id for r in candidates[index:]]
@@ -75,6 +78,8 @@ def _claim(ctx: ReleaseContext, release: Release) -> Release | None:
     """The held release, QUEUED by this caller alone once nothing holds it (a conditional move: of an
     unfreeze and the reconciler, only one starts it, so only one publishes); None if another caller
     claimed it first. Still held: returned as it is, and the start path keeps it HELD."""
+    from rollout import release_gate  # with the start path (see release_held)
+
     if release_gate.hold_reason(ctx, release) is not None:
         return release
     try:

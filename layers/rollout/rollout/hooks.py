@@ -17,14 +17,12 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes import CodeDeployLifecycleHookEvent
 
 from rollout import approvals, aws, codedeploy_ops, gates, lambda_ops, s3_ops
 from rollout.appspec import LambdaAppSpec, parse_appspec, release_id_in
-from rollout.canary import CanaryPolicy, CanaryVerdict, judge_canary, traffic_window
 from rollout.check_runner import (
     FAILED,
     PROBE_EVENT,
@@ -40,10 +38,12 @@ from rollout.check_runner import (
 from rollout.checks import CHECKS_FILENAMES, ChecksError, parse_checks
 from rollout.config import Settings
 from rollout.errors import ChecksUnavailable, HookEventError
-from rollout.lambda_metrics import read_version_figures
 from rollout.ledger import Ledger, Release, now_iso
 from rollout.observability import logger, metrics
 from rollout.transitions import ReleaseContext
+
+if TYPE_CHECKING:
+    from rollout.canary import CanaryPolicy, CanaryVerdict
 
 PRE_TRAFFIC = "pre_traffic"
 POST_TRAFFIC = "post_traffic"
@@ -71,13 +71,15 @@ class LifecycleEvent:
     def parse(cls, event: Any) -> LifecycleEvent:
         if not isinstance(event, Mapping):
             raise HookEventError(f"expected a lifecycle hook event object, got {type(event).__name__}")
-        hook_event = CodeDeployLifecycleHookEvent(dict(event))
-        # The data class's properties raise KeyError on a missing field: check first, say which.
+        # Read as the plain mapping it is: Powertools' CodeDeployLifecycleHookEvent would add nothing
+        # here but the import of its whole data_classes package (some 40 event modules) at init.
+        ids = []
         for name in ("DeploymentId", "LifecycleEventHookExecutionId"):
-            value = hook_event.get(name)
+            value = event.get(name)
             if not isinstance(value, str) or not value:
                 raise HookEventError(f"the event has no {name}")
-        return cls(hook_event.deployment_id, hook_event.lifecycle_event_hook_execution_id)
+            ids.append(value)
+        return cls(*ids)
 
 
 @dataclass(frozen=True)
@@ -542,6 +544,11 @@ def _canary_analysis(
     known_events: list[dict[str, Any]] | None = None,
 ) -> CanaryVerdict:
     """The new version against the old over the deployment's own traffic window (CloudWatch metrics)."""
+    # Imported here: only the post-traffic hook judges a canary (and its app.py loads these at init);
+    # the pre-traffic hook and the hook failure reporter skip them.
+    from rollout.canary import judge_canary, traffic_window
+    from rollout.lambda_metrics import read_version_figures
+
     spec = deployment.appspec
     progress.at("reading the deployment's traffic window")
     events, notes = (known_events, []) if known_events else lifecycle_events(deployment.deployment_id)
@@ -574,6 +581,8 @@ def _judge_checks(outcome: HookOutcome, target: str) -> None:
 
 
 def _policy(checks: dict[str, Any] | None) -> CanaryPolicy:
+    from rollout.canary import CanaryPolicy  # with the canary analysis (see _canary_analysis)
+
     policy = CanaryPolicy.from_checks(checks)
     if checks and checks.get("strict") is True and not policy.strict:
         return CanaryPolicy(

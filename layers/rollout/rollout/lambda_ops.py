@@ -13,15 +13,17 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import WaiterError
 
 from rollout import aws
-from rollout.check_runner import Invocation
 from rollout.deadlines import NO_DEADLINE, Deadline
 from rollout.errors import CodeChanged, OutOfTime, Rejected, UpdateFailed
 from rollout.targets import AliasRouting, ManagedFunction, managed_function
+
+if TYPE_CHECKING:
+    from rollout.check_runner import Invocation
 
 T = TypeVar("T")
 
@@ -225,6 +227,8 @@ def function_tags(function: str) -> dict[str, str]:
 
 def invoke_once(function: str, qualifier: str, payload: bytes) -> Invocation:
     """Invoke `function:qualifier` once, synchronously, through the client that never retries."""
+    from rollout.check_runner import Invocation  # the hooks' check path only
+
     response = aws.check_invoke_client().invoke(
         FunctionName=function, Qualifier=qualifier, InvocationType="RequestResponse", Payload=payload
     )

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rollout import canary_alarms, claims, starter
+from rollout import claims
 from rollout.errors import TransitionRefused
 from rollout.ledger import Release
 from rollout.observability import logger
@@ -29,15 +29,34 @@ AdoptDeadStart = Callable[[ReleaseContext, Release], Release | None]
 DeleteAlarms = Callable[[list[str]], None]
 
 
+# The start path (starter, and the publishing, gate and deployment modules under it) and the alarm
+# adapter are imported when a queued release is started or a finished one's alarms are deleted: the
+# functions that only read or settle the queue (deployment events, the reconciler) skip them at init.
+def _start_release(ctx: ReleaseContext, release: Release) -> Release:
+    from rollout import starter
+
+    return starter.start_release(ctx, release)
+
+
+def _adopt_dead_start(ctx: ReleaseContext, release: Release) -> Release | None:
+    from rollout import starter
+
+    return starter.adopt_dead_start(ctx, release)
+
+
+def _delete_alarms(names: list[str]) -> None:
+    from rollout import canary_alarms
+
+    canary_alarms.delete_alarms(names)
+
+
 @dataclass
 class QueueEffects:
     """The operations the queue uses, behind a seam so tests can watch them."""
 
-    start_release: StartRelease = field(default=lambda ctx, release: starter.start_release(ctx, release))
-    adopt_dead_start: AdoptDeadStart = field(
-        default=lambda ctx, release: starter.adopt_dead_start(ctx, release)
-    )
-    delete_alarms: DeleteAlarms = field(default=lambda names: canary_alarms.delete_alarms(names))
+    start_release: StartRelease = _start_release
+    adopt_dead_start: AdoptDeadStart = _adopt_dead_start
+    delete_alarms: DeleteAlarms = _delete_alarms
     retry_pauses: Sequence[float] | None = None  # None: START_RETRY_PAUSES as it is when used
     sleep: Callable[[float], None] = time.sleep
 

@@ -7,10 +7,12 @@ import io
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rollout import aws
-from rollout.artifacts import Upload, decode_metadata
+
+if TYPE_CHECKING:
+    from rollout.artifacts import Upload
 
 # HeadObject answers a missing key or version with these (400 for a version id of another key).
 _MISSING = {"404", "NoSuchKey", "NoSuchVersion", "NotFound", "400", "InvalidArgument"}
@@ -27,6 +29,10 @@ class StoredObject:
     metadata: dict[str, str] = field(default_factory=dict)
 
     def meta(self, name: str) -> str:
+        # Imported here: only the deployer reads an upload's metadata; the hooks, which read the AppSpec
+        # and checks files through this module, skip the artifact rules (rollout.artifacts) at init.
+        from rollout.artifacts import decode_metadata
+
         return decode_metadata(self.metadata.get(name, "")).strip()
 
 

@@ -29,8 +29,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from slack_sdk.signature import SignatureVerifier
-
 MAX_BODY_BYTES = 64 * 1024  # Slack's block_actions payloads are a few KB
 MAX_AGE_SECONDS = 300  # Slack's own advice, and what SignatureVerifier allows
 # The buttons Rollout puts on its messages (slack.py) and the action each one asks for.
@@ -133,6 +131,11 @@ def verify(
     stamp = int(request.timestamp)
     if abs(now() - stamp) > max_age:
         raise Refused(401, f"the request is stale (timestamp more than {max_age // 60} minutes from now)")
+    # Imported here: slack_sdk's package import loads its whole Web API client, and the functions that
+    # only answer in a thread (the hooks and the reconciler through approvals) never verify. The
+    # endpoint's and deployment_actions' handlers load it at init: they verify every Slack request.
+    from slack_sdk.signature import SignatureVerifier
+
     # SignatureVerifier computes Slack's HMAC; its own is_valid would also bound the age to five
     # minutes, which a handed-over click may exceed, so the comparison is made here.
     expected = SignatureVerifier(signing_secret).generate_signature(
