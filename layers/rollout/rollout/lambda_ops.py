@@ -28,10 +28,12 @@ T = TypeVar("T")
 CONFLICT_ATTEMPTS = 6
 CONFLICT_BASE_DELAY = 1.0
 CONFLICT_MAX_DELAY = 8.0
-# Lambda applies new code in about a second or two (the sandbox: half a second): the first look comes
-# sooner than the next ones, every second like botocore's function_updated_v2; a large package can take
-# minutes to optimise.
-UPDATE_FIRST_POLL = 0.5
+# Lambda usually applies new zip code very quickly (AWS Compute Blog, "Tracking the state of AWS Lambda
+# functions": in most cases the function can be modified again right away), so the first look comes after a
+# tenth of a second; the next ones every second, like botocore's function_updated_v2 waiter (a large package
+# can take minutes to optimise). Until Lambda reports Successful nothing is published: PublishVersion
+# would be refused meanwhile (ResourceConflictException), and the hash checked below is the applied code's.
+UPDATE_FIRST_POLL = 0.1
 UPDATE_WAIT = {"Delay": 1, "MaxAttempts": 300}
 
 sleep: Callable[[float], None] = time.sleep  # replaced in tests to observe the backoff
