@@ -38,7 +38,10 @@ def install() -> None:
         _patch_bucket_policy()
         _patch_iam()
         _patch_dynamodb()
+        from sandbox import dynamodb_wire
         from sandbox.function_urls import install_patch
+
+        dynamodb_wire.install()
 
         install_patch()
         _installed = True
