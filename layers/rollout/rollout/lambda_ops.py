@@ -117,9 +117,17 @@ def code_sha256(function: str, qualifier: str) -> str:
 
 
 def update_code(
-    function: str, bucket: str, key: str, object_version: str, deadline: Deadline = NO_DEADLINE
+    function: str,
+    bucket: str,
+    key: str,
+    object_version: str,
+    deadline: Deadline = NO_DEADLINE,
+    meanwhile: Callable[[], object] | None = None,
 ) -> CodeUpdate:
-    """Point $LATEST at the exact object version and wait until Lambda has applied it (by `deadline`)."""
+    """Point $LATEST at the exact object version and wait until Lambda has applied it (by `deadline`).
+
+    `meanwhile` runs once Lambda has accepted the update, while it applies it: the time it takes comes off
+    the first pause before looking (a read the caller needs anyway costs the start no time of its own)."""
     client = aws.client("lambda")
     params: dict[str, Any] = {"FunctionName": function, "S3Bucket": bucket, "S3Key": key, "Publish": False}
     if object_version:
@@ -134,7 +142,12 @@ def update_code(
             message = str(getattr(exc, "response", {}).get("Error", {}).get("Message", exc))
             raise Rejected("LAMBDA_REFUSED_CODE", f"Lambda refused the package: {message}") from exc
         raise
-    configuration = _wait_until_updated(client, function, updated, deadline)
+    waited = 0.0
+    if meanwhile is not None:
+        began = time.monotonic()
+        meanwhile()
+        waited = time.monotonic() - began
+    configuration = _wait_until_updated(client, function, updated, deadline, waited)
     # Our code's hash comes from our own update: by the time Lambda has applied it, a concurrent upload
     # may have replaced $LATEST, and publishing under its hash would release its code as ours.
     ours = str(updated["CodeSha256"])
@@ -144,20 +157,23 @@ def update_code(
 
 
 def _wait_until_updated(
-    client: Any, function: str, updated: dict[str, Any], deadline: Deadline
+    client: Any, function: str, updated: dict[str, Any], deadline: Deadline, waited: float = 0.0
 ) -> dict[str, Any]:
     """$LATEST's configuration once Lambda has applied the update, polled with GetFunction (as botocore's
     function_updated_v2 waiter does: GetFunction has its own, higher rate quota than the other control-plane
     calls) every UPDATE_WAIT["Delay"] seconds after a first look at UPDATE_FIRST_POLL, and no more polls than
     the invocation has seconds left. The last poll's configuration is $LATEST's as Lambda applied it (an
-    update Lambda reports applied at once is still read back: another upload may have replaced it since)."""
+    update Lambda reports applied at once is still read back: another upload may have replaced it since).
+    `waited`: seconds already spent since Lambda accepted the update, taken off the first pause."""
     applied = updated.get("LastUpdateStatus", "Successful") == "Successful"
     delay = float(UPDATE_WAIT["Delay"])
     polls = int(min(UPDATE_WAIT["MaxAttempts"], deadline.remaining() // delay))
     configuration: dict[str, Any] = updated
     for poll in range(max(1, polls)):
         if poll or not applied:
-            sleep(UPDATE_FIRST_POLL if poll == 0 else delay)
+            pause = max(0.0, UPDATE_FIRST_POLL - waited) if poll == 0 else delay
+            if pause:
+                sleep(pause)
         configuration = client.get_function(FunctionName=function).get("Configuration") or {}
         status = configuration.get("LastUpdateStatus", "Successful")
         if status == "Successful":
