@@ -30,10 +30,12 @@ CONFLICT_BASE_DELAY = 1.0
 CONFLICT_MAX_DELAY = 8.0
 # Lambda usually applies new zip code very quickly (AWS Compute Blog, "Tracking the state of AWS Lambda
 # functions": in most cases the function can be modified again right away), so the first look comes after a
-# tenth of a second; the next ones every second, like botocore's function_updated_v2 waiter (a large package
-# can take minutes to optimise). Until Lambda reports Successful nothing is published: PublishVersion
-# would be refused meanwhile (ResourceConflictException), and the hash checked below is the applied code's.
+# tenth of a second; if it is too early, the second comes at half a second (where the first look used to
+# be, so no update is seen later than before), then one every second like botocore's function_updated_v2
+# waiter (a large package can take minutes to optimise). Until Lambda reports Successful nothing is
+# published: PublishVersion would be refused meanwhile (ResourceConflictException).
 UPDATE_FIRST_POLL = 0.1
+UPDATE_SECOND_POLL = 0.5
 UPDATE_WAIT = {"Delay": 1, "MaxAttempts": 300}
 
 sleep: Callable[[float], None] = time.sleep  # replaced in tests to observe the backoff
@@ -161,8 +163,8 @@ def _wait_until_updated(
 ) -> dict[str, Any]:
     """$LATEST's configuration once Lambda has applied the update, polled with GetFunction (as botocore's
     function_updated_v2 waiter does: GetFunction has its own, higher rate quota than the other control-plane
-    calls) every UPDATE_WAIT["Delay"] seconds after a first look at UPDATE_FIRST_POLL, and no more polls than
-    the invocation has seconds left. The last poll's configuration is $LATEST's as Lambda applied it (an
+    calls) at UPDATE_FIRST_POLL and UPDATE_SECOND_POLL, then every UPDATE_WAIT["Delay"] seconds, and no
+    more polls than the invocation has seconds left. The last poll's configuration is $LATEST's as Lambda applied it (an
     update Lambda reports applied at once is still read back: another upload may have replaced it since).
     `waited`: seconds already spent since Lambda accepted the update, taken off the first pause."""
     applied = updated.get("LastUpdateStatus", "Successful") == "Successful"
@@ -171,7 +173,7 @@ def _wait_until_updated(
     configuration: dict[str, Any] = updated
     for poll in range(max(1, polls)):
         if poll or not applied:
-            pause = max(0.0, UPDATE_FIRST_POLL - waited) if poll == 0 else delay
+            pause = _pause_before(poll, waited, delay)
             if pause:
                 sleep(pause)
         configuration = client.get_function(FunctionName=function).get("Configuration") or {}
@@ -190,6 +192,15 @@ def _wait_until_updated(
         or f"LastUpdateStatus {configuration.get('LastUpdateStatus')}"
     )
     raise UpdateFailed(f"Lambda did not apply the new code: {reason}")
+
+
+def _pause_before(poll: int, waited: float, delay: float) -> float:
+    """Seconds to sleep before look `poll` (from 0) at an update Lambda accepted `waited` seconds ago."""
+    if poll == 0:
+        return max(0.0, UPDATE_FIRST_POLL - waited)
+    if poll == 1:
+        return UPDATE_SECOND_POLL - UPDATE_FIRST_POLL
+    return delay
 
 
 def publish_version(
