@@ -30,6 +30,16 @@ log = logging.getLogger("sandbox")
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
+# Sandbox seconds a function reports LastUpdateStatus InProgress after UpdateFunctionCode or
+# UpdateFunctionConfiguration; meanwhile PublishVersion and further updates are refused with
+# ResourceConflictException ("Lambda function states", section "Function states during updates", in the
+# Lambda developer guide). AWS gives no figure for a zip function outside a VPC: the AWS Compute Blog's
+# "Tracking the state of AWS Lambda functions" says that in most cases this is "very fast" and the function
+# can be invoked or modified right away, though some updates take longer; botocore's function_updated_v2
+# waiter looks once a second. One sandbox second: the waiter's delay, so a waiter at speed 1 still sees
+# InProgress, and in sandbox time like every other delay the sandbox adds for AWS (S3 and CodeDeploy
+# events reaching EventBridge, Lambda's async retries).
+DEFAULT_LAMBDA_UPDATE_SECONDS = 1.0
 
 _Part = TypeVar("_Part")
 
@@ -49,6 +59,8 @@ class Sandbox:
     worker lives before it is reaped. `iam` enforces IAM on calls made with the credentials the sandbox
     issues to roles (function code, CodeDeploy); the operator's own credentials are never refused.
     `gsi_lag` is how many real seconds DynamoDB global secondary indexes trail their tables;
+    `lambda_update_seconds` how many sandbox seconds Lambda takes to apply a function's code or configuration
+    update (LastUpdateStatus InProgress; DEFAULT_LAMBDA_UPDATE_SECONDS);
     `event_timing` how late, and how often twice, S3 and CodeDeploy events reach EventBridge rules (seeded
     by `fault_seed`). `fork_workers` forks Lambda workers from a process that has imported the runtime's
     libraries (sandbox/lambda_forks.py); off, each worker is a new interpreter.
@@ -65,6 +77,7 @@ class Sandbox:
         gsi_lag: float | None = None,
         event_timing: DeliveryTiming | None = None,
         fork_workers: bool = True,
+        lambda_update_seconds: float = DEFAULT_LAMBDA_UPDATE_SECONDS,
     ) -> None:
         self.clock = Clock(speed)
         self.region = REGION
@@ -73,6 +86,7 @@ class Sandbox:
         self.metric_index = MetricIndex()
         self.worker_idle_seconds = worker_idle_seconds
         self.fork_workers = fork_workers
+        self.lambda_update_seconds = lambda_update_seconds
         self._port = port
         self._want_codedeploy = codedeploy
         self._want_iam = iam

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -20,23 +19,24 @@ if TYPE_CHECKING:
     from sandbox.core import Sandbox
     from sandbox.lambda_runtime import LambdaService
 
-# How long (real seconds) a function reports LastUpdateStatus=InProgress after a code or configuration update.
-UPDATE_SECONDS = 0.5
-
 
 @dataclass
 class FunctionState:
-    """What the sandbox keeps on each moto function record: its revision and update progress."""
+    """What the sandbox keeps on each moto function record: its revision and update progress.
+
+    `busy_until` is sandbox time (`Clock.now()`): Lambda applying an update takes sandbox seconds
+    (`Sandbox.lambda_update_seconds`), like every other delay the sandbox models.
+    """
 
     revision_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     busy_until: float = 0.0
 
-    def updating(self, clock: Clock | None = None) -> bool:
-        return time.monotonic() < self.busy_until
+    def updating(self, clock: Clock) -> bool:
+        return clock.now() < self.busy_until
 
-    def changed(self) -> None:
+    def changed(self, clock: Clock, seconds: float) -> None:
         self.revision_id = str(uuid.uuid4())
-        self.busy_until = time.monotonic() + UPDATE_SECONDS
+        self.busy_until = clock.now() + seconds
 
 
 _state_lock = threading.Lock()
@@ -129,12 +129,16 @@ class LambdaApi:
     # Control plane preconditions
 
     def _check_not_updating(self, fn: Any) -> None:
-        if function_state(fn).updating():
+        if function_state(fn).updating(self.sandbox.clock):
             raise AwsError(
                 "ResourceConflictException",
                 f"The operation cannot be performed at this time. An update is in progress for resource: {_arn(self.sandbox, fn.function_name)}",
                 409,
             )
+
+    def _changed(self, fn: Any) -> None:
+        """A code or configuration update: a new revision, InProgress while Lambda applies it."""
+        function_state(fn).changed(self.sandbox.clock, self.sandbox.lambda_update_seconds)
 
     def _check_revision(self, current: str, given: str | None, what: str = "GetFunction") -> None:
         if given and given != current:
@@ -190,7 +194,7 @@ class LambdaApi:
             if "S3Bucket" in body:
                 self._set_code_from_s3(fn, body)
             fn.code_or_config_updated = True
-            function_state(fn).changed()
+            self._changed(fn)
             if publish:
                 version = self._publish(fn, "")
                 return json_response(version.get_configuration())
@@ -209,7 +213,7 @@ class LambdaApi:
                 return response
             fn = self.latest(name)
             fn.code_or_config_updated = True
-            function_state(fn).changed()
+            self._changed(fn)
             return json_response(fn.get_configuration())
 
     def publish_version(self, request: AwsRequest) -> Response:

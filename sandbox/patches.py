@@ -3,6 +3,7 @@ to moto's own behaviour when none runs (so plain moto users in the same process 
 
 from __future__ import annotations
 
+import copy
 import threading
 import uuid
 from datetime import datetime
@@ -38,7 +39,11 @@ def install() -> None:
         _patch_bucket_policy()
         _patch_iam()
         _patch_dynamodb()
+        _patch_dynamodb_transactions()
+        from sandbox import dynamodb_wire
         from sandbox.function_urls import install_patch
+
+        dynamodb_wire.install()
 
         install_patch()
         _installed = True
@@ -423,3 +428,78 @@ def _patch_dynamodb() -> None:
 
     Table.query = query  # type: ignore[method-assign]
     Table.scan = scan  # type: ignore[method-assign]
+
+
+def _patch_dynamodb_transactions() -> None:
+    """TransactWriteItems puts back only the items it names when it fails, not whole tables.
+
+    moto backs up every table a transaction writes to (a deep copy of all its items) so that a failed
+    transaction can put the table back. On the ledger that copy took tens of milliseconds, under the lock
+    every DynamoDB request takes (_patch_dynamodb_requests), so every other call waited meanwhile. A
+    transaction names at most 100 items: the sandbox copies those before moto runs (with its table backup
+    made a no-op) and puts them back on every failure, which is every path on which moto puts its backup
+    back. The outcome is the same; a table with a stream takes moto's own path (a rolled-back write's
+    stream record would stay)."""
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
+
+    from sandbox import dynamodb_consistency as consistency
+
+    original = DynamoDBBackend.transact_write_items
+    ORIGINALS["DynamoDBBackend.transact_write_items"] = original
+
+    def named_items(backend: Any, transact_items: list[dict[str, Any]]) -> list[tuple[Any, ...]] | None:
+        """(table, hash value, range value, its bucket existed, item copy or None) per item; None when
+        moto's own path must run (no sandbox, a stream, or a request moto will refuse as malformed)."""
+        if _sandbox() is None:
+            return None
+        saved = []
+        try:
+            for entry in transact_items:
+                for op_type, op in entry.items():
+                    table = backend.tables[op["TableName"]]
+                    if table.stream_shard is not None:
+                        return None
+                    key = op["Item"] if op_type == "Put" else op["Key"]
+                    hash_value, range_value = consistency._key_values(table, key)
+                    had_bucket = not table.range_key_attr or hash_value in table.items
+                    current = consistency._current(table, hash_value, range_value)
+                    saved.append((table, hash_value, range_value, had_bucket, copy.deepcopy(current)))
+        except (KeyError, TypeError, AttributeError):
+            return None
+        return saved
+
+    def put_back(saved: list[tuple[Any, ...]]) -> None:
+        for table, hash_value, range_value, had_bucket, item in reversed(saved):
+            if not table.range_key_attr:
+                if item is None:
+                    table.items.pop(hash_value, None)
+                else:
+                    table.items[hash_value] = item
+                continue
+            bucket = table.items[hash_value]
+            if item is None:
+                bucket.pop(range_value, None)
+            else:
+                bucket[range_value] = item
+            if not bucket and not had_bucket:
+                del table.items[hash_value]
+
+    def itself(table: Any, memo: dict[int, Any]) -> Any:
+        return table
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> Any:
+        saved = named_items(self, transact_items)
+        if saved is None:
+            return original(self, transact_items)
+        with _dynamodb_requests:  # held already by the request; the class attribute is ours meanwhile
+            Table.__deepcopy__ = itself  # type: ignore[attr-defined]
+            try:
+                return original(self, transact_items)
+            except Exception:
+                put_back(saved)
+                raise
+            finally:
+                del Table.__deepcopy__  # type: ignore[attr-defined]
+
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]

@@ -407,9 +407,10 @@ def test_publish_version_checks_code_sha_and_revision(sb):  # noqa: F811
     assert published["Version"] == "1"
 
 
-def test_update_code_reports_in_progress_then_the_waiter_sees_success(sb):  # noqa: F811
+def test_update_code_reports_in_progress_then_the_waiter_sees_success(sb, monkeypatch):  # noqa: F811
     name = unique("updating")
     create_function(sb, name, ECHO)
+    monkeypatch.setattr(sb, "lambda_update_seconds", 120.0)  # two real seconds at speed 60
     lam = client(sb, "lambda", retries=False)
     updated = lam.update_function_code(
         FunctionName=name, ZipFile=zip_of({"app.py": ECHO.replace("LABEL", "new")})
@@ -425,13 +426,78 @@ def test_update_code_reports_in_progress_then_the_waiter_sees_success(sb):  # no
     assert lam.publish_version(FunctionName=name)["CodeSha256"] == updated["CodeSha256"]
 
 
+def versioned_bucket(sb, prefix):  # noqa: F811
+    """An S3 client and a new bucket with versioning on (code uploads pinned to an object version)."""
+    s3 = client(sb, "s3")
+    bucket = unique(prefix)
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    return s3, bucket
+
+
+def test_lambda_applies_an_update_in_sandbox_seconds(sb):  # noqa: F811
+    name = unique("applying")
+    create_function(sb, name, ECHO)
+    lam = client(sb, "lambda", retries=False)
+    lam.update_function_code(FunctionName=name, ZipFile=zip_of({"app.py": ECHO.replace("LABEL", "new")}))
+    window = sb.clock.real_seconds(sb.lambda_update_seconds)
+    time.sleep(window)  # the window itself is what is measured: after it, Lambda has applied the update
+    assert lam.get_function(FunctionName=name)["Configuration"]["LastUpdateStatus"] == "Successful"
+    lam.publish_version(FunctionName=name)
+
+
+def test_the_deployer_publishes_only_once_lambda_reports_the_update_applied(sb, monkeypatch):  # noqa: F811
+    """rollout.lambda_ops against the sandbox: UpdateFunctionCode, GetFunction until Successful (InProgress
+    first: the update takes a real second here), then PublishVersion, which is never refused."""
+    from rollout import aws, lambda_ops
+
+    name = unique("deploying")
+    create_function(sb, name, ECHO)
+    s3, bucket = versioned_bucket(sb, "builds")
+    put = s3.put_object(Bucket=bucket, Key="b.zip", Body=zip_of({"app.py": ECHO.replace("LABEL", "b")}))
+    monkeypatch.setattr(sb, "lambda_update_seconds", 60.0)  # one real second at speed 60
+    monkeypatch.setenv("AWS_ENDPOINT_URL", sb.endpoint_url)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", sb.region)
+    aws.reset_clients()
+    statuses: list[str] = []
+    real_client = aws.client
+
+    class Watched:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, attr):
+            return getattr(self.inner, attr)
+
+        def get_function(self, **kwargs):
+            answer = self.inner.get_function(**kwargs)
+            statuses.append(answer["Configuration"]["LastUpdateStatus"])
+            return answer
+
+    monkeypatch.setattr(aws, "client", lambda service: Watched(real_client(service)))
+    mark = sb.calls.mark()
+    try:
+        update = lambda_ops.update_code(name, bucket, "b.zip", put["VersionId"])
+        version = lambda_ops.publish_version(name, update, "release")
+    finally:
+        aws.reset_clients()
+    calls = [c for c in sb.calls.since(mark) if c.service == "lambda"]
+    assert [c.operation for c in calls] == [
+        "UpdateFunctionCode",
+        *["GetFunction"] * len(statuses),
+        "PublishVersion",
+    ]
+    assert statuses[0] == "InProgress" and statuses[-1] == "Successful"
+    assert not [c for c in calls if c.error], [(c.operation, c.error) for c in calls]
+    assert calls[-1].at - calls[0].at >= sb.clock.real_seconds(60.0)
+    published = client(sb, "lambda").get_function_configuration(FunctionName=name, Qualifier=version)
+    assert published["CodeSha256"] == update.code_sha256
+
+
 def test_update_code_from_s3_honours_object_version_and_rejects_missing_objects(sb):  # noqa: F811
     name = unique("froms3")
     create_function(sb, name, ECHO)
-    s3 = client(sb, "s3")
-    bucket = unique("code")
-    s3.create_bucket(Bucket=bucket)
-    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3, bucket = versioned_bucket(sb, "code")
     first = s3.put_object(
         Bucket=bucket, Key="build.zip", Body=zip_of({"app.py": ECHO.replace("LABEL", "first")})
     )

@@ -68,7 +68,8 @@ def test_the_update_waiter_polls_no_longer_than_the_invocation_has_left(
     with pytest.raises(OutOfTime, match="still applying the new code after 20 s"):
         lambda_ops.update_code("orders", "bucket", "orders/b.zip", "v1", Deadline(time.monotonic() + 20.5))
     assert lam.polls == 20
-    assert pauses == [lambda_ops.UPDATE_FIRST_POLL] + [1.0] * 19
+    second = lambda_ops.UPDATE_SECOND_POLL - lambda_ops.UPDATE_FIRST_POLL
+    assert pauses == [lambda_ops.UPDATE_FIRST_POLL, second] + [1.0] * 18
     assert sum(pauses) <= 20.5
 
 
@@ -120,6 +121,33 @@ def test_an_update_applied_at_once_is_read_back_without_a_pause(monkeypatch: pyt
     update = lambda_ops.update_code("orders", "bucket", "orders/b.zip", "v1")
     assert update == lambda_ops.CodeUpdate(code_sha256="our-sha", revision_id="r2")
     assert lam.calls == ["UpdateFunctionCode", "GetFunction"] and pauses == []
+
+
+@pytest.mark.parametrize(
+    ("work_seconds", "pauses_left"),
+    [(0.03, [lambda_ops.UPDATE_FIRST_POLL - 0.03]), (lambda_ops.UPDATE_FIRST_POLL * 3, [])],
+)
+def test_work_done_while_lambda_applies_the_update_comes_off_the_first_pause(
+    monkeypatch: pytest.MonkeyPatch, work_seconds: float, pauses_left: list[float]
+) -> None:
+    lam = _QuickLambda("our-sha")
+    pauses: list[float] = []
+    monkeypatch.setattr(aws, "client", lambda service: lam)
+    monkeypatch.setattr(lambda_ops, "sleep", pauses.append)
+    readings = iter([10.0, 10.0 + work_seconds])  # lambda_ops' clock, before and after the work
+
+    class Clock:
+        @staticmethod
+        def monotonic() -> float:
+            return next(readings)
+
+    monkeypatch.setattr(lambda_ops, "time", Clock)
+    update = lambda_ops.update_code(
+        "orders", "bucket", "orders/b.zip", "v1", meanwhile=lambda: lam.calls.append("meanwhile")
+    )
+    assert update.code_sha256 == "our-sha"
+    assert lam.calls == ["UpdateFunctionCode", "meanwhile", "GetFunction"]
+    assert pauses == [pytest.approx(p) for p in pauses_left]
 
 
 def test_code_another_upload_put_on_latest_meanwhile_is_not_taken_for_ours(

@@ -30,10 +30,14 @@ T = TypeVar("T")
 CONFLICT_ATTEMPTS = 6
 CONFLICT_BASE_DELAY = 1.0
 CONFLICT_MAX_DELAY = 8.0
-# Lambda applies new code in about a second or two (the sandbox: half a second): the first look comes
-# sooner than the next ones, every second like botocore's function_updated_v2; a large package can take
-# minutes to optimise.
-UPDATE_FIRST_POLL = 0.5
+# Lambda usually applies new zip code very quickly (AWS Compute Blog, "Tracking the state of AWS Lambda
+# functions": in most cases the function can be modified again right away), so the first look comes after a
+# tenth of a second; if it is too early, the second comes at half a second (where the first look used to
+# be, so no update is seen later than before), then one every second like botocore's function_updated_v2
+# waiter (a large package can take minutes to optimise). Until Lambda reports Successful nothing is
+# published: PublishVersion would be refused meanwhile (ResourceConflictException).
+UPDATE_FIRST_POLL = 0.1
+UPDATE_SECOND_POLL = 0.5
 UPDATE_WAIT = {"Delay": 1, "MaxAttempts": 300}
 
 sleep: Callable[[float], None] = time.sleep  # replaced in tests to observe the backoff
@@ -117,9 +121,17 @@ def code_sha256(function: str, qualifier: str) -> str:
 
 
 def update_code(
-    function: str, bucket: str, key: str, object_version: str, deadline: Deadline = NO_DEADLINE
+    function: str,
+    bucket: str,
+    key: str,
+    object_version: str,
+    deadline: Deadline = NO_DEADLINE,
+    meanwhile: Callable[[], object] | None = None,
 ) -> CodeUpdate:
-    """Point $LATEST at the exact object version and wait until Lambda has applied it (by `deadline`)."""
+    """Point $LATEST at the exact object version and wait until Lambda has applied it (by `deadline`).
+
+    `meanwhile` runs once Lambda has accepted the update, while it applies it: the time it takes comes off
+    the first pause before looking (a read the caller needs anyway costs the start no time of its own)."""
     client = aws.client("lambda")
     params: dict[str, Any] = {"FunctionName": function, "S3Bucket": bucket, "S3Key": key, "Publish": False}
     if object_version:
@@ -134,7 +146,12 @@ def update_code(
             message = str(getattr(exc, "response", {}).get("Error", {}).get("Message", exc))
             raise Rejected("LAMBDA_REFUSED_CODE", f"Lambda refused the package: {message}") from exc
         raise
-    configuration = _wait_until_updated(client, function, updated, deadline)
+    waited = 0.0
+    if meanwhile is not None:
+        began = time.monotonic()
+        meanwhile()
+        waited = time.monotonic() - began
+    configuration = _wait_until_updated(client, function, updated, deadline, waited)
     # Our code's hash comes from our own update: by the time Lambda has applied it, a concurrent upload
     # may have replaced $LATEST, and publishing under its hash would release its code as ours.
     ours = str(updated["CodeSha256"])
@@ -144,20 +161,23 @@ def update_code(
 
 
 def _wait_until_updated(
-    client: Any, function: str, updated: dict[str, Any], deadline: Deadline
+    client: Any, function: str, updated: dict[str, Any], deadline: Deadline, waited: float = 0.0
 ) -> dict[str, Any]:
     """$LATEST's configuration once Lambda has applied the update, polled with GetFunction (as botocore's
     function_updated_v2 waiter does: GetFunction has its own, higher rate quota than the other control-plane
-    calls) every UPDATE_WAIT["Delay"] seconds after a first look at UPDATE_FIRST_POLL, and no more polls than
-    the invocation has seconds left. The last poll's configuration is $LATEST's as Lambda applied it (an
-    update Lambda reports applied at once is still read back: another upload may have replaced it since)."""
+    calls) at UPDATE_FIRST_POLL and UPDATE_SECOND_POLL, then every UPDATE_WAIT["Delay"] seconds, and no
+    more polls than the invocation has seconds left. The last poll's configuration is $LATEST's as Lambda applied it (an
+    update Lambda reports applied at once is still read back: another upload may have replaced it since).
+    `waited`: seconds already spent since Lambda accepted the update, taken off the first pause."""
     applied = updated.get("LastUpdateStatus", "Successful") == "Successful"
     delay = float(UPDATE_WAIT["Delay"])
     polls = int(min(UPDATE_WAIT["MaxAttempts"], deadline.remaining() // delay))
     configuration: dict[str, Any] = updated
     for poll in range(max(1, polls)):
         if poll or not applied:
-            sleep(UPDATE_FIRST_POLL if poll == 0 else delay)
+            pause = _pause_before(poll, waited, delay)
+            if pause:
+                sleep(pause)
         configuration = client.get_function(FunctionName=function).get("Configuration") or {}
         status = configuration.get("LastUpdateStatus", "Successful")
         if status == "Successful":
@@ -174,6 +194,15 @@ def _wait_until_updated(
         or f"LastUpdateStatus {configuration.get('LastUpdateStatus')}"
     )
     raise UpdateFailed(f"Lambda did not apply the new code: {reason}")
+
+
+def _pause_before(poll: int, waited: float, delay: float) -> float:
+    """Seconds to sleep before look `poll` (from 0) at an update Lambda accepted `waited` seconds ago."""
+    if poll == 0:
+        return max(0.0, UPDATE_FIRST_POLL - waited)
+    if poll == 1:
+        return UPDATE_SECOND_POLL - UPDATE_FIRST_POLL
+    return delay
 
 
 def publish_version(

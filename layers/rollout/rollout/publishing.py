@@ -47,26 +47,48 @@ def publish_artifact(
 
     Every wait on the way (the publish lease, Lambda applying the code) ends by `deadline`.
     """
-    # Read the alias's code before updating: the comparison must not depend on $LATEST.
-    live_sha = lambda_ops.code_sha256(release.function, alias.version) if alias else ""
+    live = LiveCode(release.function, alias)
     with publish_lease(ledger, release, deadline):
-        published = _update_and_publish(release, alias, live_sha, deadline)
+        published = _update_and_publish(release, alias, live, deadline)
     if alias and published.version == alias.version:
         # Lambda returns the latest version instead of publishing when nothing changed.
         return Published(alias.version, published.code_sha256, unchanged=True)
     return published
 
 
+class LiveCode:
+    """The code the alias serves: its version's CodeSha256, never $LATEST's (the comparison must not depend
+    on $LATEST). A published version's code never changes, so it is read once, while Lambda applies ours."""
+
+    def __init__(self, function: str, alias: AliasRouting | None) -> None:
+        self.function = function
+        self.alias = alias
+        self._sha256: str | None = None
+
+    def read(self) -> None:
+        if self.alias is not None and self._sha256 is None:
+            self._sha256 = lambda_ops.code_sha256(self.function, self.alias.version)
+
+    def sha256(self) -> str:
+        self.read()
+        return self._sha256 or ""
+
+
 def _update_and_publish(
-    release: Release, alias: AliasRouting | None, live_sha: str, deadline: Deadline
+    release: Release, alias: AliasRouting | None, live: LiveCode, deadline: Deadline
 ) -> Published:
     for attempt in range(1, PUBLISH_ATTEMPTS + 1):
         try:
             with steps.step(steps.UPDATE_CODE):
                 update = lambda_ops.update_code(
-                    release.function, release.bucket, release.key, release.object_version, deadline
+                    release.function,
+                    release.bucket,
+                    release.key,
+                    release.object_version,
+                    deadline,
+                    live.read,
                 )
-            if alias and update.code_sha256 == live_sha:
+            if alias and update.code_sha256 == live.sha256():
                 return Published(alias.version, update.code_sha256, unchanged=True)
             with steps.step(steps.PUBLISH):
                 version = lambda_ops.publish_version(

@@ -259,13 +259,23 @@ def _steps_to_deployment(
             raise RuntimeError(
                 f"alias {release.alias} of {release.function} disappeared before the deployment"
             )
-    newer = _newer_release_out(ctx, release)
-    if newer is not None:
-        # Uploads can be processed out of order; an older build never goes out over a newer one.
-        return (
-            supersede(ctx, release, newer) or ctx.ledger.get(release.function, release.release_id) or release
+    from concurrent.futures import ThreadPoolExecutor  # here: only a start that gets this far pays for it
+
+    # The two reads that decide whether the release may go out are made at once (two round trips in the
+    # time of one) and decided in the same order as ever: a newer release out first, then CodeDeploy.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollout-start") as pool:
+        deployments = pool.submit(
+            codedeploy_ops.active_deployments, ctx.settings.codedeploy_application, release.function
         )
-    active = codedeploy_ops.active_deployments(ctx.settings.codedeploy_application, release.function)
+        newer = _newer_release_out(ctx, release)
+        if newer is not None:
+            # Uploads can be processed out of order; an older build never goes out over a newer one.
+            return (
+                supersede(ctx, release, newer)
+                or ctx.ledger.get(release.function, release.release_id)
+                or release
+            )
+        active = deployments.result()
     if active:
         return queue(ctx, release, f"CodeDeploy deployment {active[0]} is active for this function")
     release = _publish(ctx, release, alias)

@@ -1,0 +1,120 @@
+"""DynamoDB items rendered for the wire in one pass, with exactly the output of moto's generic serializer.
+
+moto renders every response through botocore's model: for each AttributeValue of an item it asks a value
+picker, for each of the shape's ten members (S, N, B, SS, NS, BS, M, L, NULL, BOOL), which of up to a
+dozen spellings of the name the object carries, and it does that again at every level of a map or list.
+The ledger's release items (history, checks, step timings) are deep maps, so rendering them was most of
+the time the sandbox spent on a DynamoDB call (a py-spy profile of `benchmarks.e2e_bench`: about 70% of
+the DynamoDB requests' time, 30% of all the sandbox's request time).
+
+moto hands the serializer items already in DynamoDB's wire shape (plain dicts keyed by the member names,
+`dynamo_to_dict`). For those the picker's answer is always the member's own key, so `render` reads it
+directly and applies the same conversions moto applies per member type (strings through str(), blobs
+base64-encoded, booleans as they are, lists and maps member by member). Anything else (an object, a
+dict with other keys) goes through moto's own path. tests/integration/test_sandbox_dynamodb_wire.py
+checks the two agree on every kind of value.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+ATTRIBUTE_VALUE = "AttributeValue"
+
+
+def render(serializer: Any, value: dict[str, Any], shape: Any, into: dict[str, Any]) -> None:
+    """Write AttributeValue `value`'s members into `into`, as moto's structure serializer would."""
+    for name, member in shape.members.items():
+        if name not in value:
+            continue
+        item = value[name]
+        if item is None:
+            continue
+        kind = member.type_name
+        if kind == "string":
+            rendered = _string(item)
+        elif kind == "blob":
+            rendered = serializer._base64(item)
+        elif kind == "boolean":
+            rendered = item
+        elif kind == "list":
+            rendered = _list(serializer, item, member)
+        elif kind == "map":
+            rendered = _map(serializer, item, member)
+        else:
+            serializer._serialize(into, item, member, name)
+            continue
+        into[serializer.get_serialized_name(member, name)] = rendered
+
+
+def is_wire_shaped(value: Any, shape: Any) -> bool:
+    """A plain dict whose keys are all member names: the picker would find each member under its name."""
+    return type(value) is dict and all(key in shape.members for key in value)
+
+
+def _string(value: Any) -> Any:
+    # moto's BaseJSONSerializer._serialize_type_string, as it is.
+    if isinstance(value, Enum):
+        value = value.value
+    return str(value) if value not in [None, {}, []] else value
+
+
+def _attribute(serializer: Any, value: Any, shape: Any, into: dict[str, Any], key: str) -> None:
+    """One AttributeValue under `key` of `into` (a map entry or a list slot)."""
+    if value is None:
+        return
+    if not is_wire_shaped(value, shape):
+        serializer._serialize(into, value, shape, key)  # moto's own path (the patch passes it on)
+        return
+    if not key:  # moto writes a structure with an empty key into its parent
+        render(serializer, value, shape, into)
+        return
+    rendered: dict[str, Any] = {}
+    render(serializer, value, shape, rendered)
+    into[serializer.get_serialized_name(shape, key)] = rendered
+
+
+def _list(serializer: Any, values: Any, shape: Any) -> list[Any]:
+    member = shape.member
+    out: list[Any] = []
+    for item in values:
+        if member.type_name == "string":
+            out.append(_string(item))
+        elif member.type_name == "blob":
+            out.append(serializer._base64(item))
+        else:
+            slot: dict[str, Any] = {}
+            _attribute(serializer, item, member, slot, member.name)
+            out.append(slot.get(member.name, item))
+    return out
+
+
+def _map(serializer: Any, values: Any, shape: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, item in values.items():
+        _attribute(serializer, item, shape.value, out, key)
+    return out
+
+
+def install() -> None:
+    """Render wire-shaped AttributeValues with `render` while a sandbox runs (moto's path otherwise)."""
+    from moto.core.serialize import BaseJSONSerializer
+
+    from sandbox import core
+
+    original = BaseJSONSerializer._serialize_type_structure
+
+    def serialize_structure(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        if (
+            shape.name == ATTRIBUTE_VALUE
+            and (value is None or is_wire_shaped(value, shape))
+            and core.active() is not None
+            and self.operation_model.service_model.service_name == "dynamodb"
+        ):
+            _attribute(self, value, shape, serialized, key)
+            return
+        original(self, serialized, value, shape, key)
+
+    serialize_structure.original = original  # type: ignore[attr-defined]
+    BaseJSONSerializer._serialize_type_structure = serialize_structure  # type: ignore[method-assign]

@@ -1,0 +1,120 @@
+"""The sandbox renders DynamoDB items (sandbox/dynamodb_wire.py) exactly as moto's generic serializer does."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import pytest
+from moto.core.responses import get_service_model
+from moto.core.serialize import BaseJSONSerializer, XFormedAttributePicker, get_serializer_class
+
+from tests.support.sandbox_support import client, sb, unique  # noqa: F401 - module fixture
+
+EVERY_KIND: dict[str, Any] = {
+    "s": {"S": "text"},
+    "empty_s": {"S": ""},
+    "unicode": {"S": "ünïcode ✓"},
+    "n": {"N": "12.50"},
+    "b": {"B": b"\x00\x01binary"},
+    "ss": {"SS": ["a", "b"]},
+    "ns": {"NS": ["1", "2.5"]},
+    "bs": {"BS": [b"x", b"\xff"]},
+    "null": {"NULL": True},
+    "true": {"BOOL": True},
+    "false": {"BOOL": False},
+    "empty_m": {"M": {}},
+    "empty_l": {"L": []},
+    "nested": {
+        "M": {
+            "history": {"L": [{"M": {"state": {"S": "RECEIVED"}, "at": {"N": "1"}}}, {"NULL": True}]},
+            "": {"S": "an empty key"},
+            "deep": {"M": {"l": {"L": [{"L": [{"BOOL": False}, {"B": b"z"}]}]}}},
+        }
+    },
+}
+
+
+def random_value(rng: random.Random, depth: int = 0) -> dict[str, Any]:
+    kinds = ["S", "N", "B", "SS", "NS", "BS", "NULL", "BOOL"] + (["M", "L"] * 2 if depth < 4 else [])
+    kind = rng.choice(kinds)
+    if kind == "S":
+        return {"S": rng.choice(["", "x", "ü", "a b", "0"]) * rng.randint(0, 3)}
+    if kind == "N":
+        return {"N": str(rng.randint(-5, 10**6))}
+    if kind == "B":
+        return {"B": bytes(rng.randrange(256) for _ in range(rng.randint(0, 6)))}
+    if kind in ("SS", "NS"):
+        return {kind: [str(rng.randint(0, 99)) for _ in range(rng.randint(1, 4))]}
+    if kind == "BS":
+        return {"BS": [bytes([rng.randrange(256)]) for _ in range(rng.randint(1, 3))]}
+    if kind == "NULL":
+        return {"NULL": True}
+    if kind == "BOOL":
+        return {"BOOL": rng.random() < 0.5}
+    if kind == "M":
+        return {"M": {f"k{i}": random_value(rng, depth + 1) for i in range(rng.randint(0, 4))}}
+    return {"L": [random_value(rng, depth + 1) for _ in range(rng.randint(0, 4))]}
+
+
+def rendered(operation: str, result: dict[str, Any]) -> Any:
+    """The response body moto's serializer writes for `result` (as DynamoHandler.serialized does)."""
+    service = get_service_model("dynamodb")
+    serializer_class = get_serializer_class("dynamodb", service.protocol)
+    serializer = serializer_class(
+        operation_model=service.operation_model(operation),
+        pretty_print=False,
+        value_picker=XFormedAttributePicker(response_transformers=None),
+    )
+    return json.loads(serializer.serialize(result)["body"])
+
+
+def generic(monkeypatch: pytest.MonkeyPatch, operation: str, result: dict[str, Any]) -> Any:
+    fast = BaseJSONSerializer._serialize_type_structure
+    with monkeypatch.context() as patched:
+        patched.setattr(BaseJSONSerializer, "_serialize_type_structure", fast.original)  # type: ignore[attr-defined]
+        return rendered(operation, result)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_items_render_as_moto_renders_them(sb, monkeypatch: pytest.MonkeyPatch, seed: int) -> None:  # noqa: F811
+    rng = random.Random(seed)
+    items = [
+        {"pk": {"S": f"FN#{seed}"}, **{f"a{i}": random_value(rng) for i in range(rng.randint(1, 8))}}
+        for _ in range(3)
+    ]
+    if seed == 0:
+        items.append({"pk": {"S": "every"}, **EVERY_KIND})
+    for operation, result in (
+        ("GetItem", {"Item": items[0]}),
+        ("UpdateItem", {"Attributes": items[-1]}),
+        ("Query", {"Items": items, "Count": len(items), "ScannedCount": len(items)}),
+    ):
+        assert rendered(operation, result) == generic(monkeypatch, operation, result)
+
+
+def test_what_is_not_in_the_wire_shape_takes_motos_own_path(sb, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    odd = {"Item": {"pk": {"S": "x"}, "odd": {"s": "lower-case member name"}, "none": None}}
+    assert rendered("GetItem", odd) == generic(monkeypatch, "GetItem", odd)
+
+
+def test_an_item_of_every_kind_comes_back_as_it_was_put(sb) -> None:  # noqa: F811
+    dynamodb = client(sb, "dynamodb")
+    table = unique("wire")
+    dynamodb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    storable = {k: v for k, v in EVERY_KIND.items() if k not in ("empty_s", "nested")}
+    item = {"pk": {"S": "every"}, **storable}
+    dynamodb.put_item(TableName=table, Item=item)
+    got = dynamodb.get_item(TableName=table, Key={"pk": {"S": "every"}}, ConsistentRead=True)["Item"]
+    assert {k: v for k, v in got.items() if k not in ("ss", "ns", "bs")} == {
+        k: v for k, v in item.items() if k not in ("ss", "ns", "bs")
+    }
+    assert {k: sorted(next(iter(got[k].values()))) for k in ("ss", "ns", "bs")} == {
+        k: sorted(next(iter(item[k].values()))) for k in ("ss", "ns", "bs")
+    }
