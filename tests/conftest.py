@@ -15,6 +15,7 @@ from rollout import aws
 from tests.support.aws_limits import LimitViolations
 from tests.support.aws_stack import REGION, StackUnderTest, create_stack, stack_environment
 from tests.support.codedeploy_standin import CodeDeployStandIn
+from tests.support.paid_once import paid_once
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -32,6 +33,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "fault_matrix" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _paid_once() -> Iterator[None]:
+    """Service models parsed and moto's SNS signing key made once per process (tests/support/paid_once.py)."""
+    with paid_once():
+        yield
 
 
 @pytest.fixture(autouse=True)

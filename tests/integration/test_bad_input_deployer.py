@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 import pytest
 
 from functions.artifact_deployer.app import lambda_handler
 from tests.support.artifacts_world import ArtifactWorld, Uploaded, eventbridge_event, function_zip
-from tests.support.aws_stack import REGION, StackUnderTest
+from tests.support.aws_stack import StackUnderTest, moto_client
 from tests.unit.test_bad_input_corpus import CORPUS, Case
 
 REJECTED_CASES = [case for case in CORPUS if case.code is not None]
@@ -23,7 +22,7 @@ REJECTED_CASES = [case for case in CORPUS if case.code is not None]
 def create_target(stack: StackUnderTest, case: Case) -> str:
     function = case.upload.key.partition("/")[0] if "/" in case.upload.key else "orders"
     function = function if function.replace("-", "").replace("_", "").isalnum() else "orders"
-    boto3.client("lambda", region_name=REGION).create_function(
+    moto_client("lambda").create_function(
         FunctionName=function,
         Runtime=case.upload.runtime,
         Role=stack.function_role_arn,

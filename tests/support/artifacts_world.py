@@ -12,9 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote_plus
 
-import boto3
-
-from tests.support.aws_stack import ACCOUNT, REGION, StackUnderTest
+from tests.support.aws_stack import ACCOUNT, REGION, StackUnderTest, moto_client
 
 HANDLER_SOURCE = "def handler(event, context):\n    return {'statusCode': 200, 'build': %r}\n"
 
@@ -66,8 +64,8 @@ class ArtifactWorld:
 
     def __init__(self, stack: StackUnderTest) -> None:
         self.stack = stack
-        self.lambda_client = boto3.client("lambda", region_name=REGION)
-        self.s3 = boto3.client("s3", region_name=REGION)
+        self.lambda_client = moto_client("lambda")
+        self.s3 = moto_client("s3")
 
     def create_function(self, name: str, tags: dict[str, str] | None = None, managed: bool = True) -> None:
         all_tags = {"rollout:managed": "true"} if managed else {}
@@ -83,7 +81,7 @@ class ArtifactWorld:
 
     def create_alarms(self, *names: str) -> None:
         """CloudWatch alarms a function's rollout:alarms tag may name (pre-flight rejects a missing one)."""
-        cloudwatch = boto3.client("cloudwatch", region_name=self.lambda_client.meta.region_name)
+        cloudwatch = moto_client("cloudwatch")
         for name in names:
             cloudwatch.put_metric_alarm(
                 AlarmName=name,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,8 +24,24 @@ CODEDEPLOY_ROLE = "rollout-test-codedeploy"
 FUNCTION_ROLE = "rollout-test-target"
 
 
+def moto_client(service: str) -> Any:
+    """A test-side client for the in-process moto, made once per process.
+
+    moto's stubber sits in every client made after `import moto` and answers for whichever
+    `mock_aws()` is open, so one client serves every test. Keyed by the environment the client
+    reads when it is made (endpoint, credentials), so a test that points boto3 elsewhere gets its own.
+    The clients carry no per-test event handlers: register those on a client of your own.
+    """
+    return _moto_client(service, os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_ACCESS_KEY_ID"))
+
+
+@functools.cache
+def _moto_client(service: str, _endpoint: str | None, _access_key: str | None) -> Any:
+    return boto3.client(service, region_name=REGION)
+
+
 def create_ledger_table(name: str = LEDGER_TABLE) -> None:
-    boto3.client("dynamodb", region_name=REGION).create_table(
+    moto_client("dynamodb").create_table(
         TableName=name,
         BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[
@@ -53,7 +71,7 @@ def create_ledger_table(name: str = LEDGER_TABLE) -> None:
 
 
 def create_idempotency_table(name: str = IDEMPOTENCY_TABLE) -> None:
-    boto3.client("dynamodb", region_name=REGION).create_table(
+    moto_client("dynamodb").create_table(
         TableName=name,
         BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
@@ -77,7 +95,7 @@ class StackUnderTest:
 
         Each is the SNS envelope's parsed Message plus `_subject` and `_attributes`.
         """
-        sqs = boto3.client("sqs", region_name=REGION)
+        sqs = moto_client("sqs")
         while True:
             resp = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
             messages = resp.get("Messages", [])
@@ -99,7 +117,7 @@ class StackUnderTest:
 
 
 def create_stack() -> StackUnderTest:
-    iam = boto3.client("iam", region_name=REGION)
+    iam = moto_client("iam")
     trust = json.dumps(
         {
             "Version": "2012-10-17",
@@ -115,15 +133,15 @@ def create_stack() -> StackUnderTest:
     function_role = iam.create_role(RoleName=FUNCTION_ROLE, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
     codedeploy_role = iam.create_role(RoleName=CODEDEPLOY_ROLE, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
 
-    s3 = boto3.client("s3", region_name=REGION)
+    s3 = moto_client("s3")
     s3.create_bucket(Bucket=ARTIFACT_BUCKET)
     s3.put_bucket_versioning(Bucket=ARTIFACT_BUCKET, VersioningConfiguration={"Status": "Enabled"})
 
     create_ledger_table()
     create_idempotency_table()
 
-    sns = boto3.client("sns", region_name=REGION)
-    sqs = boto3.client("sqs", region_name=REGION)
+    sns = moto_client("sns")
+    sqs = moto_client("sqs")
     topic_arn = sns.create_topic(Name=TOPIC_NAME)["TopicArn"]
     queue_url = sqs.create_queue(QueueName="rollout-test-subscriber")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][

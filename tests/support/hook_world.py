@@ -22,13 +22,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
 from moto.cloudwatch import models as cloudwatch_models
 
 from rollout.appspec import build_appspec, revision_for
 from rollout.check_runner import Invocation
-from tests.support.aws_stack import APPLICATION, POST_HOOK, PRE_HOOK, REGION
+from tests.support.aws_stack import APPLICATION, POST_HOOK, PRE_HOOK, moto_client
 from tests.support.codedeploy_standin import CodeDeployStandIn, client_error
 
 TARGET_FUNCTION = "orders-api"
@@ -136,7 +135,7 @@ def create_target_function(role_arn: str, tags: dict[str, str] | None = None, ve
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("app.py", "def handler(event, context):\n    return {'statusCode': 200}\n")
-    client = boto3.client("lambda", region_name=REGION)
+    client = moto_client("lambda")
     client.create_function(
         FunctionName=TARGET_FUNCTION,
         Runtime="python3.13",
@@ -176,7 +175,7 @@ def put_invocations(
         data.append(_datum("Duration", dimensions, duration, stamp, "Milliseconds"))
     for i in range(throttles):
         data.append(_datum("Throttles", dimensions, 1.0, at + timedelta(milliseconds=i), "Count"))
-    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    cloudwatch = moto_client("cloudwatch")
     for start in range(0, len(data), 500):
         cloudwatch.put_metric_data(Namespace="AWS/Lambda", MetricData=data[start : start + 500])
 

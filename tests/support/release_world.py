@@ -11,15 +11,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
-
 from rollout.config import Settings
 from rollout.ledger import Ledger, Release, new_release_id
 from rollout.starter import start_release
 from rollout.states import State
 from rollout.transitions import ReleaseContext
 from tests.support.artifacts_world import function_zip
-from tests.support.aws_stack import ACCOUNT, APPLICATION, LEDGER_TABLE, REGION, StackUnderTest
+from tests.support.aws_stack import ACCOUNT, APPLICATION, LEDGER_TABLE, REGION, StackUnderTest, moto_client
 from tests.support.codedeploy_standin import CodeDeployStandIn
 
 DETAIL_TYPE = "CodeDeploy Deployment State-change Notification"
@@ -30,8 +28,8 @@ class ReleaseWorld:
         self.stack = stack
         self.codedeploy = codedeploy
         self.ledger = Ledger(LEDGER_TABLE)
-        self.lambda_client = boto3.client("lambda", region_name=REGION)
-        self.cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+        self.lambda_client = moto_client("lambda")
+        self.cloudwatch = moto_client("cloudwatch")
 
     @property
     def settings(self) -> Settings:

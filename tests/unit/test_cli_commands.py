@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from typer.testing import CliRunner
@@ -22,7 +21,13 @@ from cli.main import app
 from rollout import aws
 from rollout.ledger import Ledger, Release
 from rollout.states import ReasonCode, State
-from tests.support.aws_stack import APPLICATION, LEDGER_TABLE, REGION, StackUnderTest, create_stack
+from tests.support.aws_stack import (
+    APPLICATION,
+    LEDGER_TABLE,
+    StackUnderTest,
+    create_stack,
+    moto_client,
+)
 
 STACK = "rollout-dev"
 FUNCTION = "orders"
@@ -54,10 +59,8 @@ def world(moto: None) -> StackUnderTest:
         "Resources": {"Placeholder": {"Type": "AWS::SNS::Topic"}},
         "Outputs": {k: {"Value": v} for k, v in outputs.items()},
     }
-    boto3.client("cloudformation", region_name=REGION).create_stack(
-        StackName=STACK, TemplateBody=json.dumps(template)
-    )
-    boto3.client("lambda", region_name=REGION).create_function(
+    moto_client("cloudformation").create_stack(StackName=STACK, TemplateBody=json.dumps(template))
+    moto_client("lambda").create_function(
         FunctionName=FUNCTION,
         Runtime="python3.13",
         Role=created.function_role_arn,
@@ -68,7 +71,7 @@ def world(moto: None) -> StackUnderTest:
 
 
 def tags() -> dict[str, str]:
-    lam = boto3.client("lambda", region_name=REGION)
+    lam = moto_client("lambda")
     arn = lam.get_function(FunctionName=FUNCTION)["Configuration"]["FunctionArn"]
     return dict(lam.list_tags(Resource=arn)["Tags"])
 
@@ -94,7 +97,7 @@ def test_register_tags_the_function(world: StackUnderTest) -> None:
 
 
 def test_register_json_and_alarms(world: StackUnderTest) -> None:
-    cw = boto3.client("cloudwatch", region_name=REGION)
+    cw = moto_client("cloudwatch")
     for name in ("orders-5xx", "orders-latency"):
         cw.put_metric_alarm(
             AlarmName=name,
@@ -179,7 +182,7 @@ def test_deploy_uploads_with_metadata(world: StackUnderTest, tmp_path: Path) -> 
     data = json.loads(result.stdout)
     assert data["key"].startswith("orders/") and data["key"].endswith(".zip")
     assert data["key"][-12:-4] == data["sha256"][:8]
-    s3 = boto3.client("s3", region_name=REGION)
+    s3 = moto_client("s3")
     head = s3.head_object(Bucket=world.bucket, Key=data["key"], VersionId=data["version_id"])
     assert head["Metadata"]["commit"] == "abc1234"
     assert head["Metadata"]["author"] == "ana"
@@ -209,7 +212,7 @@ def test_deploy_rejects_bad_files(
     result = invoke("deploy", FUNCTION, str(path))
     assert result.exit_code == ExitCode.USAGE
     assert message in result.stderr
-    assert "Versions" not in boto3.client("s3", region_name=REGION).list_object_versions(Bucket=world.bucket)
+    assert "Versions" not in moto_client("s3").list_object_versions(Bucket=world.bucket)
 
 
 def test_deploy_refuses_an_unmanaged_function(world: StackUnderTest, tmp_path: Path) -> None:
@@ -230,7 +233,7 @@ class FakeDeployer:
         self.thread = threading.Thread(target=self.run, daemon=True)
 
     def run(self) -> None:
-        s3 = boto3.client("s3", region_name=REGION)
+        s3 = moto_client("s3")
         ledger = Ledger(LEDGER_TABLE)
         seen: set[str] = set()
         while not self.stop.wait(0.05):
@@ -388,7 +391,7 @@ def test_status_of_one_function_shows_recent_releases(world: StackUnderTest) -> 
 
 def split_alias_after_a_failed_rollback() -> None:
     """v1 and v2 published, the alias left at v1 with 10% on v2, and the release recorded so."""
-    lam = boto3.client("lambda", region_name=REGION)
+    lam = moto_client("lambda")
     for label in ("v1", "v2"):
         lam.update_function_code(FunctionName=FUNCTION, ZipFile=zip_bytes(label))
         lam.publish_version(FunctionName=FUNCTION)
@@ -569,7 +572,7 @@ def scripted(
         return holder["codedeploy"] if service == "codedeploy" else original(self, service)
 
     monkeypatch.setattr(Backend, "client", client)
-    lam = boto3.client("lambda", region_name=REGION)
+    lam = moto_client("lambda")
     lam.publish_version(FunctionName=FUNCTION)
     lam.update_function_code(FunctionName=FUNCTION, ZipFile=zip_bytes("v2"))
     lam.publish_version(FunctionName=FUNCTION)
