@@ -103,6 +103,15 @@ REASONS: dict[tuple[str, str, str, str], str] = {
         "The by-deployment index, read only to record a failure that came before the release was looked "
         "up (hooks._release_to_record_on); releases are otherwise read by key."
     ),
+    (
+        "HookFailureReporterRole",
+        "report-dead-hooks",
+        "ReportThisStacksDeployments",
+        "codedeploy:GetDeployment",
+    ): (
+        "Reads the deployment's description when the by-deployment index does not know the deployment yet "
+        "(a hook that died a moment after its deployment started: Ledger.of_deployment)."
+    ),
     ("HookRole", "validate-deployments", "ReadChecksDocuments", "s3:GetObject"): (
         "Reads a rollout:checks document (hooks.find_checks) or an S3 AppSpec revision "
         "(hooks.appspec_content) of a deployment Rollout did not start; the suite has neither."
@@ -122,6 +131,12 @@ PATH_DEPENDENT: frozenset[tuple[str, str, str, str]] = frozenset(
         ("SlackNotifierRole", "post-to-slack", "KeepFailedInvocations", "sqs:SendMessage"),
         ("HookRole", "validate-deployments", "InvokeAndReadManagedFunctions", "lambda:GetFunction"),
         ("HookRole", "validate-deployments", "ReadAndRecordReleases", "dynamodb:Query"),
+        (
+            "HookFailureReporterRole",
+            "report-dead-hooks",
+            "ReportThisStacksDeployments",
+            "codedeploy:GetDeployment",
+        ),
     }
 )
 
