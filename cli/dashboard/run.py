@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import webbrowser
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ def run_dashboard(
     out.say("  (the token in this address is required; keep it to yourself) Ctrl-C stops it.")
     if open_browser:
         webbrowser.open(running.url)
+    _stop_on_ctrl_c()
     try:
         running.server.serve_forever()
     except KeyboardInterrupt:
@@ -46,7 +48,16 @@ def dashboard_beside(
             webbrowser.open(running.url)
         yield running.url
         out.errors.print(f"the story is over; the dashboard stays up at {running.url} until Ctrl-C")
+        _stop_on_ctrl_c()
         try:
             (until or threading.Event()).wait()
         except KeyboardInterrupt:
             out.errors.print("stopping the dashboard…")
+
+
+def _stop_on_ctrl_c() -> None:
+    """Ctrl-C raises KeyboardInterrupt however the command was started, as `rollout sandbox up` stops on
+    it: a process inherits an ignored or blocked SIGINT from its parent (a shell without job control
+    ignores it in what it starts with `&`), and Python then installs no handler of its own."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -11,7 +11,7 @@ import sys
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -295,7 +295,23 @@ def read_line(stream: Any, timeout: float) -> str:
     return line[0]
 
 
-def test_the_command_prints_a_tokened_address_on_127_0_0_1_and_stops_on_ctrl_c(world: DashboardWorld) -> None:
+def _sigint_ignored() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _sigint_blocked() -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+
+@pytest.mark.parametrize(
+    "inherited",
+    [None, _sigint_ignored, _sigint_blocked],
+    ids=["from-a-terminal", "sigint-ignored-as-after-&", "sigint-blocked"],
+)
+def test_the_command_prints_a_tokened_address_on_127_0_0_1_and_stops_on_ctrl_c(
+    world: DashboardWorld, inherited: Callable[[], None] | None
+) -> None:
+    # A shell without job control starts `rollout dashboard &` with SIGINT ignored; Ctrl-C still stops it.
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     proc = subprocess.Popen(
         [*DASHBOARD, "--stack", STACK, "--endpoint", world.sandbox.endpoint_url],
@@ -304,6 +320,7 @@ def test_the_command_prints_a_tokened_address_on_127_0_0_1_and_stops_on_ctrl_c(w
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=inherited,
     )
     try:
         lines = [read_line(proc.stdout, 60) for _ in range(2)]
@@ -319,7 +336,12 @@ def test_the_command_prints_a_tokened_address_on_127_0_0_1_and_stops_on_ctrl_c(w
         with urllib.request.urlopen(request, timeout=60) as answer:
             assert {"steady", "broken"} <= {row["function"] for row in json.loads(answer.read())["functions"]}
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
+        try:
+            assert proc.wait(timeout=30) == 0
+        except subprocess.TimeoutExpired:
+            # How the process treats SIGINT (blocked, ignored, caught), to say why it did not stop.
+            status = Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+            pytest.fail("no exit on Ctrl-C: " + "; ".join(line for line in status if line.startswith("Sig")))
     finally:
         if proc.poll() is None:
             proc.kill()
