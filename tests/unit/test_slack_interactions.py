@@ -443,6 +443,23 @@ def test_deployment_actions_keeps_its_own_allow_list_and_needs_a_signing_secret(
     assert acted == []
 
 
+def test_a_click_whose_secret_cannot_be_read_is_refused_and_answered_nowhere(
+    endpoint_world: Recorded, acted: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rollout import approvals
+
+    request = handed_over(endpoint_world)
+
+    def unreadable(arn: str) -> str:
+        raise RuntimeError("Secrets Manager is throttling")
+
+    monkeypatch.setattr(si, "_signing_secret", unreadable)
+    answer = approvals.handle(request, settings=cast(Any, object()))
+
+    assert answer["proof"] == si.NOT_SIGNED_BY_SLACK and "could not be read" in answer["reason"]
+    assert acted == [] and endpoint_world.posted == []
+
+
 def test_a_malformed_click_handed_over_is_not_answered_anywhere(endpoint_world: Recorded) -> None:
     assert (
         si.answer_in_thread({"response_url": "https://hooks.slack.com/actions/T1/1/abc"}, None, LOG) is False

@@ -368,7 +368,13 @@ def proven_click(handed_over: Any, endpoint: Endpoint, now: Callable[[], float] 
     signing secret, no older than HANDOVER_MAX_AGE_SECONDS, by a user on the allow-list. Refused
     (fail closed) otherwise, including when this stack has no signing secret."""
     request = SignedRequest.from_handover(handed_over)
-    verify(request, _signing_secret(endpoint.signing_secret_arn), now, HANDOVER_MAX_AGE_SECONDS)
+    try:
+        secret = _signing_secret(endpoint.signing_secret_arn)
+    except Refused:
+        raise
+    except Exception as exc:  # noqa: BLE001 - unverifiable is refused; its response_url is nobody's to answer
+        raise Refused(503, f"the signing secret could not be read ({type(exc).__name__})") from None
+    verify(request, secret, now, HANDOVER_MAX_AGE_SECONDS)
     click = parse_click(request.body)
     authorise(click, endpoint.allowed)
     return click
