@@ -875,6 +875,22 @@ def test_a_description_naming_another_version_fails(world: World, lambda_context
     assert world.target.calls == []
 
 
+def test_a_second_deployment_copying_a_releases_description_fails(world: World, lambda_context: Any) -> None:
+    # The release started (and stopped) its own deployment; another one of the same versions copies its
+    # description. That deployment is not the release's: its hooks never pass it on the release's word.
+    release, first = world.release({"pre_traffic": [HEALTH]}, current="1", target="2")
+    world.codedeploy.finish(first, "Stopped")
+    world.target.answer("2", "health", ok("2"))
+    description = release_description(release.release_id, release.key)
+    other = start_deployment(world.codedeploy, "1", "2", description=description)
+
+    result, _ = run_pre(world, other, lambda_context)
+
+    assert result["status"] == "Failed"
+    assert f"whose own deployment is {first}" in result["reason"]
+    assert world.target.calls == []
+
+
 def test_the_pre_traffic_hook_never_answers_for_the_after_allow_traffic_step(
     world: World, lambda_context: Any
 ) -> None:

@@ -73,6 +73,10 @@ class DeploymentLimitExceeded(RolloutError):
     """CodeDeploy already runs a deployment in this group (matched on the error code only)."""
 
 
+class MetricsUnreadable(RolloutError):
+    """CloudWatch did not return a figure the canary analysis needs (its StatusCode was not Complete)."""
+
+
 class ChecksUnavailable(RolloutError):
     """The function names a checks document that cannot be read or is invalid."""
 

@@ -37,7 +37,7 @@ from rollout.check_runner import (
 )
 from rollout.checks import CHECKS_FILENAMES, ChecksError, parse_checks
 from rollout.config import Settings
-from rollout.errors import ChecksUnavailable, HookEventError
+from rollout.errors import ChecksUnavailable, HookEventError, MetricsUnreadable
 from rollout.ledger import Ledger, Release, now_iso
 from rollout.observability import logger, metrics
 from rollout.transitions import ReleaseContext
@@ -420,6 +420,13 @@ def _unproven_release(caller: HookCaller, deployment: Deployment, release: Relea
             f"the deployment targets {spec.function} version {spec.target_version}, but release "
             f"{release.release_id} is {release.function} version {release.target_version or '(none)'}"
         )
+    if release.deployment_id and release.deployment_id != deployment.deployment_id:
+        # Its description names the release, but the release started another deployment: a copied
+        # description proves nothing about this one.
+        return (
+            f"deployment {deployment.deployment_id} names release {release.release_id}, whose own "
+            f"deployment is {release.deployment_id}; a version nobody validated is never passed"
+        )
     return ""
 
 
@@ -521,7 +528,13 @@ def evaluate_post_traffic(
         outcome.reason = _join(outcome.reason, "post-traffic hook ran out of time before the canary analysis")
         return outcome
 
-    verdict = _canary_analysis(deployment, checks, progress, events)
+    try:
+        verdict = _canary_analysis(deployment, checks, progress, events)
+    except MetricsUnreadable as error:
+        # A figure CloudWatch could not return is unknown: the canary cannot be judged, so it fails.
+        outcome.verdict = FAILED
+        outcome.reason = _join(outcome.reason, f"post-traffic canary could not be judged: {error}")
+        return outcome
     outcome.canary = verdict.to_record()
     outcome.warnings.extend(verdict.warnings)
     if not verdict.passed:

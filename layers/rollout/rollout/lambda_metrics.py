@@ -14,6 +14,7 @@ from typing import Any
 
 from rollout import aws
 from rollout.canary import VersionFigures
+from rollout.errors import MetricsUnreadable
 
 _SUMS = ("Invocations", "Errors", "Throttles")
 _PERIOD_UNIT = 60
@@ -60,10 +61,16 @@ def metric_queries(function: str, alias: str, versions: Iterable[str], period: i
 def read_version_figures(
     function: str, alias: str, versions: list[str], start: datetime, end: datetime
 ) -> dict[str, VersionFigures]:
-    """Each version's invocations, errors, throttles (sums) and p99 duration over the window."""
+    """Each version's invocations, errors, throttles (sums) and p99 duration over the window.
+
+    Raises MetricsUnreadable when CloudWatch did not return a figure in full: GetMetricData answers
+    each query with a StatusCode (Complete, PartialData while a NextToken follows, InternalError or
+    Forbidden, the latter two with no values), and a figure it could not return is unknown, never 0.
+    """
     query_start, query_end, period = query_window(start, end)
     queries = metric_queries(function, alias, versions, period)
     values: dict[str, list[float]] = {q["Id"]: [] for q in queries}
+    status: dict[str, str] = {}  # each query's last StatusCode (and message), page after page
     kwargs: dict[str, Any] = {
         "MetricDataQueries": queries,
         "StartTime": query_start,
@@ -75,10 +82,21 @@ def read_version_figures(
         response = cloudwatch.get_metric_data(**kwargs)
         for result in response.get("MetricDataResults", []):
             values.setdefault(result["Id"], []).extend(float(v) for v in result.get("Values", []))
+            messages = "; ".join(str(m.get("Value") or m.get("Code")) for m in result.get("Messages", []))
+            code = str(result.get("StatusCode") or "no StatusCode")
+            status[result["Id"]] = code + (f" ({messages})" if messages and code != "Complete" else "")
         token = response.get("NextToken")
         if not token:
             break
         kwargs["NextToken"] = token
+
+    unreadable = [
+        f"{_described(q)}: {status.get(q['Id'], 'not returned')}"
+        for q in queries
+        if status.get(q["Id"]) != "Complete"
+    ]
+    if unreadable:
+        raise MetricsUnreadable("CloudWatch did not return " + ", ".join(unreadable))
 
     figures = {}
     for index, version in enumerate(versions):
@@ -92,3 +110,9 @@ def read_version_figures(
             p99_duration_ms=max(durations) if durations else None,
         )
     return figures
+
+
+def _described(query: dict[str, Any]) -> str:
+    stat = query["MetricStat"]
+    dimensions = {d["Name"]: d["Value"] for d in stat["Metric"]["Dimensions"]}
+    return f"version {dimensions['ExecutedVersion']}'s {stat['Metric']['MetricName']} ({stat['Stat']})"

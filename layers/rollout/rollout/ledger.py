@@ -194,7 +194,9 @@ class Ledger:
         find nothing there; then the deployment's own description (`describe`: GetDeployment's
         deploymentInfo, or None when unreadable) names its release, read by key with a consistent
         read. A release that names no deployment yet (its start died after CreateDeployment) comes
-        back with this one, so the state it moves to records which deployment it was.
+        back with this one, so the state it moves to records which deployment it was. A release that
+        names another deployment is not this one's: a description can be copied (by hand, or into a
+        second deployment of one release), and that deployment's end must not end the release.
         """
         release = self.by_deployment(deployment_id)
         if release is not None:
@@ -203,16 +205,18 @@ class Ledger:
         release_id = release_id_in(str(info.get("description") or ""))
         group = str(info.get("deploymentGroupName") or "")
         found = self.get(group, release_id) if release_id and group else None
-        if found is not None and not found.deployment_id:
-            return replace(found, deployment_id=deployment_id)
-        return found
+        if found is None or found.deployment_id not in ("", deployment_id):
+            return None
+        return replace(found, deployment_id=deployment_id)
 
     def releases(self, function: str, limit: int = 50) -> list[Release]:
-        """The function's releases, newest first."""
+        """The function's releases, newest first (a consistent read: the start path, rollback and
+        retention decide on it, and a release recorded a moment ago must be among them)."""
         resp = self._table.query(
             KeyConditionExpression=Key("pk").eq(f"FN#{function}") & Key("sk").begins_with("REL#"),
             ScanIndexForward=False,
             Limit=limit,
+            ConsistentRead=True,
         )
         return [Release.from_item(i) for i in resp.get("Items", [])]
 

@@ -1,11 +1,9 @@
-"""Audit (fail open): the canary analysis reads a metric CloudWatch could not return as zero.
+"""A canary figure CloudWatch could not return is unknown, never zero (fail closed).
 
 GetMetricData answers each query with a StatusCode (Complete | InternalError | PartialData |
-Forbidden) and, for InternalError, no values. `lambda_metrics.read_version_figures` ignores the
-status and sums whatever values came back, so an error count CloudWatch failed to return reads as
-"0 errors" and the post-traffic hook reports Succeeded for a version that erred on every call.
-
-These tests fail by design until the product code treats an incomplete result as unreadable.
+Forbidden) and, for InternalError or Forbidden, no values. Read as zero, an unreturned error count
+would pass a version that erred on every call, and an unreturned invocation count would read as
+"too little traffic to judge". The post-traffic hook fails instead, saying which figure was missing.
 """
 
 from __future__ import annotations
@@ -108,8 +106,10 @@ def _run(monkeypatch: pytest.MonkeyPatch, broken: dict[str, str]) -> hooks.HookO
     )
 
 
-def test_control_every_call_an_error_fails_the_canary(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Control: with every figure readable the 100 % error rate fails (passes on current code)."""
+def test_with_every_figure_readable_a_version_erring_on_every_call_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The baseline for the cases below: the same figures, all returned."""
     outcome = _run(monkeypatch, {})
     assert outcome.verdict != SUCCEEDED
 
@@ -123,11 +123,14 @@ def test_an_error_count_cloudwatch_could_not_return_never_passes_the_canary(
         f"the new version's Errors came back {status} with no values and were read as 0 errors: "
         f"{outcome.reason!r} / canary {outcome.canary}"
     )
+    assert "canary could not be judged" in outcome.reason
+    assert f"version 2's Errors (Sum): {status}" in outcome.reason
 
 
 def test_an_invocation_count_cloudwatch_could_not_return_is_not_too_little_traffic(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Unreadable Invocations read as 0, i.e. 'fewer than min_invocations: passed without judging'."""
+    """Read as 0, unreturned Invocations would be 'fewer than min_invocations: passed without judging'."""
     outcome = _run(monkeypatch, {"invocations_0": "InternalError", "errors_0": "InternalError"})
     assert outcome.verdict != SUCCEEDED, f"{outcome.reason!r} / warnings {outcome.warnings}"
+    assert "version 2's Invocations (Sum): InternalError (try again)" in outcome.reason

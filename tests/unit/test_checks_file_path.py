@@ -1,14 +1,8 @@
-"""Audit (fail open): a checks file stored as `./rollout.json` is silently ignored.
+"""A checks file stored as `./rollout.json` is the package root's checks file.
 
-Lambda extracts `./rollout.json` to the package root, and `artifacts._extracted_path` already knows
-the two names land on one path (an archive holding both is refused as clashing). But the checks
-file is looked up by the raw entry name (`artifacts._checks_entry`: `entry.name in
-CHECKS_FILENAMES`), so a lone `./rollout.json` (as written by tools that keep the `./` prefix, e.g.
-`zipfile.write(..., arcname="./rollout.json")` or `tar`-style packers) is not found: the deployer
-falls back to `default_checks()` (no pre-traffic or post-traffic checks, default canary), and the
-release deploys with only the start probe while its author's checks never run. Nothing says so.
-
-This test fails by design until the checks entry is matched on its extracted path.
+Lambda extracts `./rollout.json` to the package root (some packers keep the `./` prefix, e.g.
+`zipfile.write(..., arcname="./rollout.json")`). Looked up by its raw entry name it was missed, and the
+release went out on the default checks while its author's never ran.
 """
 
 from __future__ import annotations
@@ -35,7 +29,7 @@ def _zip(checks_name: str) -> io.BytesIO:
     return buffer
 
 
-def test_control_a_root_checks_file_is_read() -> None:
+def test_a_root_checks_file_is_read() -> None:
     checks = deployer._checks_of(inspect_zip(_zip("rollout.json")))
     assert [c["name"] for c in checks["pre_traffic"]] == ["health"]
 

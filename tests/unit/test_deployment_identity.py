@@ -1,20 +1,11 @@
-"""Audit (fail open, recorded as good): an event for a deployment that is not the release's own
-ends the release.
+"""An event for a deployment that is not the release's own never ends the release.
 
-`Ledger.of_deployment` finds a release from a deployment event by the by-deployment index, else
-by the release id in the deployment's description. When the release it finds already names
-*another* deployment, it is returned anyway (`return found`), and `deployment_events` applies the
-event's state to it. So a SUCCESS of deployment B moves a release whose own deployment A is still
-running (or was rolled back) to SUCCEEDED, releases its lock, starts the queue and announces
-`deployment.succeeded`.
-
-Deployments that name a release without being its own: CodeDeploy's automatic rollback
-deployment (if it carries the description over: unconfirmed; its `rollbackInfo` names the
-deployment it rolls back), a second deployment of one release after a failed adoption, or one
-created by hand in Rollout's application with a copied description.
-
-These tests fail by design until an event is applied only to the release whose deployment it is
-(or to a release that names no deployment yet).
+`Ledger.of_deployment` finds a release from a deployment event by the by-deployment index, else by the
+release id in the deployment's description. A description can be copied: into a deployment created by
+hand in Rollout's application, a second deployment of one release, or (should CodeDeploy carry it over)
+an automatic rollback, whose `rollbackInfo` names the deployment it rolls back. Applied to the release
+a description names, such a deployment's SUCCESS would move a release whose own deployment still runs,
+or was rolled back, to SUCCEEDED, release its lock, start the queue and announce it.
 """
 
 from __future__ import annotations
