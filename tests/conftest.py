@@ -26,7 +26,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+# Longest first: with several xdist workers (`make pytest PYTEST_WORKERS=3`, one file each at a time), the
+# suites that run a sandbox for a minute go out first and the many short unit files fill in at the end,
+# instead of one e2e module starting last while the other workers sit idle.
+_DIRECTORY_ORDER = ("tests/e2e/", "tests/browser/", "tests/integration/", "tests/unit/")
+
+
+def _longest_first(item: pytest.Item) -> int:
+    path = item.nodeid
+    return next(
+        (i for i, prefix in enumerate(_DIRECTORY_ORDER) if path.startswith(prefix)), len(_DIRECTORY_ORDER)
+    )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=_longest_first)  # stable: within a directory, pytest's order
     if config.getoption("--fault-matrix"):
         return
     skip = pytest.mark.skip(reason="part of the full fault matrix: run with --fault-matrix")
