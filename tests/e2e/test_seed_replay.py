@@ -9,20 +9,22 @@ managed policy does not let CodeDeploy invoke (it allows only functions named `C
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
 import subprocess
 import sys
-import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from sandbox import Sandbox
+from tests.support.e2e_world import wait_for
 
 AWS = Path(sys.executable).with_name("aws")
 FUNCTION = "my-function"
@@ -93,6 +95,16 @@ class Cli:
     def __init__(self, endpoint: str, workdir: Path) -> None:
         self.endpoint = endpoint
         self.workdir = workdir
+        # The test's own polls read through boto3: each CLI run costs most of a second of CPU.
+        self.sdk = functools.cache(
+            lambda service: boto3.client(
+                service,
+                endpoint_url=endpoint,
+                region_name="us-east-1",
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            )
+        )
         self.env = {
             "PATH": os.environ.get("PATH", ""),
             "HOME": str(workdir),
@@ -143,7 +155,7 @@ def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
 
 
 def live_alias(aws: Cli) -> tuple[str, dict[str, float]]:
-    alias = aws("lambda", "get-alias", "--function-name", FUNCTION, "--name", "live")
+    alias = aws.sdk("lambda").get_alias(FunctionName=FUNCTION, Name="live")
     return alias["FunctionVersion"], (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
 
 
@@ -193,27 +205,7 @@ FINAL = ("Succeeded", "Failed", "Stopped")
 
 
 def status(aws: Cli, deployment: str) -> str:
-    return str(
-        aws(
-            "deploy",
-            "get-deployment",
-            "--deployment-id",
-            deployment,
-            "--query",
-            "deploymentInfo.status",
-            "--output",
-            "text",
-        )
-    )
-
-
-def wait_for(condition: Callable[[], Any], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-    raise AssertionError(f"condition not met within {timeout} s")
+    return str(aws.sdk("codedeploy").get_deployment(deploymentId=deployment)["deploymentInfo"]["status"])
 
 
 def test_the_article_replayed_with_the_aws_cli(aws: Cli) -> None:
@@ -315,10 +307,10 @@ def test_the_article_replayed_with_the_aws_cli(aws: Cli) -> None:
     # configuration, 20% every 5 minutes); the rollback puts the alias back on v2 alone.
     third = new_version(aws, 3)
     stopped = deploy(aws, appspec_revision("2", third), "LambdaLinear20PercentEvery5Minutes")
-    shifting = wait_for(lambda: live_alias(aws)[1], timeout=120)
+    shifting = wait_for(lambda: live_alias(aws)[1], 120, "the first shift", interval=0.05)
     assert shifting == {third: pytest.approx(0.2)}
     aws("deploy", "stop-deployment", "--deployment-id", stopped, "--auto-rollback-enabled")
-    assert wait_for(lambda: status(aws, stopped) in FINAL, timeout=120)
+    assert wait_for(lambda: status(aws, stopped) in FINAL, 120, "deployment stopped to end", interval=0.05)
     assert status(aws, stopped) == "Stopped"
     assert live_alias(aws) == ("2", {})
 
@@ -333,7 +325,7 @@ def test_the_article_replayed_with_the_aws_cli(aws: Cli) -> None:
     aws("lambda", "wait", "function-active-v2", "--function-name", "pre-traffic-hook")
     fourth = new_version(aws, 4)
     hooked = deploy(aws, appspec_revision("2", fourth, hook=hook_arn))
-    assert wait_for(lambda: status(aws, hooked) in FINAL, timeout=120)
+    assert wait_for(lambda: status(aws, hooked) in FINAL, 120, "deployment hooked to end", interval=0.05)
     info = aws("deploy", "get-deployment", "--deployment-id", hooked)["deploymentInfo"]
     assert info["status"] == "Failed", info
     assert info["errorInformation"]["code"] == "HOOK_EXECUTION_FAILURE"
@@ -361,7 +353,9 @@ def test_the_article_replayed_with_the_aws_cli(aws: Cli) -> None:
     aws("lambda", "wait", "function-active-v2", "--function-name", "CodeDeployHook_my-function-pre")
     broken = new_version(aws, 5, BROKEN_SOURCE)
     tested_old = deploy(aws, appspec_revision("2", broken, hook=named), "CodeDeployDefault.LambdaAllAtOnce")
-    assert wait_for(lambda: status(aws, tested_old) in FINAL, timeout=120)
+    assert wait_for(
+        lambda: status(aws, tested_old) in FINAL, 120, "deployment tested_old to end", interval=0.05
+    )
     info = aws("deploy", "get-deployment", "--deployment-id", tested_old)["deploymentInfo"]
     assert info["status"] == "Succeeded", info.get("errorInformation")
     assert live_alias(aws) == (broken, {})

@@ -404,6 +404,18 @@ def test_silent_hook_times_out(env):
     assert env.alias(function) == (v1, {})
 
 
+def long_canary(env, function):
+    """A canary holding 10% for ten sandbox hours (a real minute at speed 600), for tests that act during
+    the 10% step: the predefined 30-minute canary gives them only 3 real seconds, which a loaded machine
+    can spend before the test acts, and the deployment then succeeds first."""
+    name = f"Canary10Long-{function}"
+    canary = {"type": "TimeBasedCanary", "timeBasedCanary": {"canaryPercentage": 10, "canaryInterval": 600}}
+    env.codedeploy.create_deployment_config(
+        deploymentConfigName=name, computePlatform="Lambda", trafficRoutingConfig=canary
+    )
+    return name
+
+
 def test_alarm_stops_and_rolls_back(env):
     function, (v1, v2) = env.function()
     queue = env.event_queue(function)
@@ -421,7 +433,7 @@ def test_alarm_stops_and_rolls_back(env):
     )
     env.group(
         function,
-        "CodeDeployDefault.LambdaCanary10Percent30Minutes",
+        long_canary(env, function),
         alarmConfiguration={"enabled": True, "alarms": [{"name": alarm}]},
         autoRollbackConfiguration={"enabled": True, "events": ["DEPLOYMENT_STOP_ON_ALARM"]},
     )
@@ -444,7 +456,7 @@ def test_alarm_stops_and_rolls_back(env):
 @pytest.mark.parametrize("rollback", [True, False])
 def test_manual_stop(env, rollback):
     function, (v1, v2) = env.function()
-    env.group(function, "CodeDeployDefault.LambdaCanary10Percent30Minutes")
+    env.group(function, long_canary(env, function))
     deployment_id = env.deploy(function, env.appspec(function, v1, v2))
     wait_until(lambda: env.alias(function) == (v1, {v2: 0.1}), timeout=10)
     answer = env.codedeploy.stop_deployment(deploymentId=deployment_id, autoRollbackEnabled=rollback)
