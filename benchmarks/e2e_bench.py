@@ -22,6 +22,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +45,34 @@ THROTTLES = (
     ("codedeploy", "CreateDeployment", "ThrottlingException", "Rate exceeded"),
 )
 THROTTLE_CODES = {code for _, _, code, _ in THROTTLES}
+
+
+def tree_cpu_seconds() -> tuple[float, float]:
+    """CPU seconds used so far by this process (the sandbox runs in it; its own time and that of children it
+    reaped) and by every process under it (the Lambda workers the sandbox's zygote forks, alive, or ended and
+    counted in their parent's children time)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended between the listing and the read
+        parents[int(entry)] = int(fields[1])
+        used[int(entry)] = sum(int(f) for f in fields[11:15]) / tick  # utime, stime, cutime, cstime
+    mine, frontier = {os.getpid()}, [os.getpid()]
+    while frontier:
+        parent = frontier.pop()
+        for pid, ppid in parents.items():
+            if ppid == parent and pid not in mine:
+                mine.add(pid)
+                frontier.append(pid)
+    own = used.get(os.getpid(), 0.0)
+    return own, sum(used.get(pid, 0.0) for pid in mine) - own
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -120,9 +149,16 @@ def reaction_latency(world: RolloutWorld, functions: list[str]) -> dict[str, Any
 
 
 def overhead(world: RolloutWorld, function: str, config: str, label: str) -> dict[str, Any]:
+    sandbox_cpu, functions_cpu = tree_cpu_seconds()
     release, wall = whole_release(world, world.release_build(function, "healthy", label))
+    sandbox_after, functions_after = tree_cpu_seconds()
+    sandbox_cpu, functions_cpu = sandbox_after - sandbox_cpu, functions_after - functions_cpu
     shifting = shifting_sandbox_seconds(world, config) / world.sb.clock.speed
     return {
+        # The sandbox, the functions and this benchmark's polls, from upload to the ledger's completion.
+        "cpu_s": round(sandbox_cpu + functions_cpu, 2),
+        "cpu_s_sandbox": round(sandbox_cpu, 2),
+        "cpu_s_lambda_workers": round(functions_cpu, 2),
         "config": config,
         "release_wall_s": round(wall, 2),
         "shifting_s": round(shifting, 2),
@@ -144,6 +180,7 @@ def burst(
         world.sb.faults.fail(service, operation, code, share=throttle, message=message)
         for service, operation, code, message in (THROTTLES if throttle else ())
     ]
+    sandbox_cpu, functions_cpu = tree_cpu_seconds()
     with ThreadPoolExecutor(len(functions)) as pool:
         uploads = list(pool.map(lambda f: world.release_build(f, "healthy", label), functions))
     first = min(u.uploaded_at for u in uploads)
@@ -158,6 +195,9 @@ def burst(
     for fault in faults:
         fault.remaining = 0  # the rules stay listed (their counts are read below) but stop refusing
     wall = max(parse_time(r.completed_at).timestamp() for r in ends) - first if ends else float("nan")
+    sandbox_after, functions_after = tree_cpu_seconds()
+    sandbox_cpu, functions_cpu = sandbox_after - sandbox_cpu, functions_after - functions_cpu
+    cpu = sandbox_cpu + functions_cpu
     calls = world.sb.calls.since(mark)
     return {
         "functions": len(functions),
@@ -166,6 +206,13 @@ def burst(
         "wall_s": round(wall, 2),
         "one_release_wall_s": round(single_wall, 2),
         "ratio_to_one": round(wall / single_wall, 2),
+        # CPU seconds of the whole burst (sandbox, functions, polls), per release, and the least wall time
+        # that CPU allows on this machine's cores, as a share of one release: the ratio's floor here.
+        "cpu_s": round(cpu, 1),
+        "cpu_s_sandbox": round(sandbox_cpu, 1),
+        "cpu_s_lambda_workers": round(functions_cpu, 1),
+        "cpu_s_per_release": round(cpu / len(functions), 2),
+        "cpu_floor_ratio": round(cpu / (os.cpu_count() or 1) / single_wall, 2),
         # Where the burst's time went: waiting to deploy (upload -> DEPLOYING) or deploying.
         **burst_spans(ends, uploads),
         # What the sandbox served meanwhile ("operator": this benchmark's own uploads and polls).

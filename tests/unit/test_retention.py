@@ -154,3 +154,20 @@ def test_only_a_numbered_version_of_the_same_function_is_in_use() -> None:
     assert version_in("fn", "arn:aws:lambda:us-east-1:1:function:fn:live") == ""
     assert version_in("fn", "arn:aws:lambda:us-east-1:1:function:fn") == ""
     assert version_in("fn", "arn:aws:lambda:us-east-1:1:function:other:3") == ""
+
+
+def test_a_function_with_no_more_versions_than_it_keeps_costs_one_listing(
+    world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Most reconciler runs: nothing beyond the newest N exists, so nothing else is read or recorded.
+    ledger, lam, ctx = world
+    asked: list[str] = []
+    monkeypatch.setattr(retention.lambda_ops, "versions_in_use", lambda fn: asked.append("in use") or {})
+    monkeypatch.setattr(retention.lambda_ops, "aliases", lambda fn: asked.append("aliases") or {})
+    monkeypatch.setattr(ledger, "releases", lambda fn, limit=50: asked.append("releases") or [])
+    tags = {**TAGS, "rollout:retain-versions": "6"}
+    assert retention.prune_function(ctx, "fn", tags) == []
+    assert asked == [] and lam.deleted == [] and ledger.retention == []
+    # One version more than it keeps, and the whole plan is read: the oldest goes.
+    assert retention.prune_function(ctx, "fn", {**TAGS, "rollout:retain-versions": "5"}) == ["1"]
+    assert asked == ["in use", "aliases", "releases"]

@@ -43,12 +43,17 @@ def prune_function(ctx: ReleaseContext, function: str, tags: dict[str, str]) -> 
     if keep is None:
         _skip(ctx, function, f"tag {TAG_RETAIN}={tags.get(TAG_RETAIN)!r} is not a number of versions")
         return []
+    published = lambda_ops.published_versions(function)
+    if len(published) <= keep:
+        # The newest `keep` are always kept: nothing to delete, and nothing else to read. Most runs end
+        # here (a function gains a version per release, the reconciler runs every five minutes).
+        return []
     try:
         in_use = lambda_ops.versions_in_use(function)
     except Exception as exc:  # noqa: BLE001 - fail closed: what cannot be listed may be in use
         _skip(ctx, function, f"could not list what invokes its versions ({aws.error_code(exc) or exc})")
         return []
-    plan = _plan(ctx, function, tags, keep, in_use)
+    plan = _plan(ctx, function, tags, keep, in_use, published)
     deleted = [version for version in plan.delete if _delete_if_unused(ctx, function, version, plan)]
     if deleted:  # the last clean-up that deleted something stays on record
         ctx.ledger.record_retention(function, {"keep": keep, "deleted": deleted, "protected": plan.protected})
@@ -59,7 +64,12 @@ def prune_function(ctx: ReleaseContext, function: str, tags: dict[str, str]) -> 
 
 
 def _plan(
-    ctx: ReleaseContext, function: str, tags: dict[str, str], keep: int, in_use: dict[str, str]
+    ctx: ReleaseContext,
+    function: str,
+    tags: dict[str, str],
+    keep: int,
+    in_use: dict[str, str],
+    published: list[str],
 ) -> RetentionPlan:
     aliases = lambda_ops.aliases(function)
     releases: list[Release] = ctx.ledger.releases(function, limit=HISTORY_DEPTH)
@@ -71,7 +81,7 @@ def _plan(
     protected = protected_versions(aliases, unfinished, target.target_version if target else "")
     for version, why in in_use.items():
         protected.setdefault(version, why)
-    return retention_plan(lambda_ops.published_versions(function), keep, protected)
+    return retention_plan(published, keep, protected)
 
 
 def _delete_if_unused(ctx: ReleaseContext, function: str, version: str, plan: RetentionPlan) -> bool:
