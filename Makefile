@@ -53,11 +53,11 @@ sam-build: $(SAM_VENV)/.installed
 	@test -n "$(PY313)" || { echo "sam build needs python3.13 (Lambda's runtime) on this machine"; exit 1; }
 	PATH="$(dir $(PY313)):$$PATH" $(SAM_VENV)/bin/sam build --template-file template.yaml --build-dir .aws-sam/build
 
-# PYTEST_WORKERS=3: three pytest-xdist workers, one test file each at a time (an e2e module shares one
-# provisioned sandbox between its tests; every sandbox listens on port 0, moto's state is per process;
-# on two cores the e2e modules mostly wait on the sandbox clock). Serial by default until it has run
-# clean twice in a row under load (see docs/BENCHMARKS.md).
-PYTEST_WORKERS ?= 1
+# Three pytest-xdist workers, one test file each at a time (an e2e module shares one provisioned sandbox
+# between its tests; every sandbox listens on port 0, moto's state is per process; on two cores the e2e
+# modules mostly wait on the sandbox clock), longest files first (tests/conftest.py). PYTEST_WORKERS=1
+# runs the suite serially (see docs/BENCHMARKS.md, "The test suite").
+PYTEST_WORKERS ?= 3
 pytest: install
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
