@@ -1,7 +1,7 @@
 """One provisioned sandbox per test module: tests share the stack, each uses its own target functions.
 
-A module sets `SPEED` (sandbox minutes per real minute) to suit what it exercises; the default keeps a
-five-minute canary at five real seconds.
+A module sets `SPEED` (sandbox minutes per real minute) to suit what it exercises (the default keeps a
+five-minute canary at five real seconds), and `PARAMETERS` for its stack beyond the template's defaults.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ def world(request: pytest.FixtureRequest) -> Iterator[RolloutWorld]:
     # Expected failures (killed workers, injected throttling) are logged by the sandbox; the tests assert
     # on their effects instead.
     logging.getLogger("sandbox").setLevel(logging.CRITICAL)
-    with rollout_world(stack, speed) as running:
+    parameters = dict(getattr(request.module, "PARAMETERS", {}))
+    with rollout_world(stack, speed, parameters=parameters) as running:
         yield running
         running.sb.faults.clear()

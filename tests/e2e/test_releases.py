@@ -20,6 +20,9 @@ from tests.support.e2e_world import ALIAS, Notice, RolloutWorld, parse_time, wai
 pytestmark = pytest.mark.e2e
 
 SPEED = 60.0
+# The deployer's reserved concurrency below twenty, so that twenty uploads at once are throttled and wait
+# on Lambda's queue (test_twenty_uploads_at_once_all_reach_the_ledger); the template's default is 25.
+PARAMETERS = {"DeployerReservedConcurrency": "5"}
 CANARY = "CodeDeployDefault.LambdaCanary10Percent5Minutes"
 TRAFFIC_RATE = 12.0  # calls a real second: a dozen calls a sandbox minute to the canary's 10%
 
