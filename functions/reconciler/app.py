@@ -7,10 +7,10 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rollout.approvals import sweep
 from rollout.config import Settings
 from rollout.deadlines import Deadline
 from rollout.deployment_events import DeploymentFacts
+from rollout.gate_sweep import sweep
 from rollout.ledger import Ledger
 from rollout.observability import logger, metrics, tracer
 from rollout.reconcile import reconcile

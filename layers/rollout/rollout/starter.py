@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any
 
-from rollout import canary_alarms, claims, codedeploy_ops, lambda_ops, orphans, release_gate, steps
+from rollout import canary_alarms, claims, codedeploy_ops, lambda_ops, release_gate, steps
 from rollout.actions import KIND_ROLLBACK
 from rollout.appspec import build_appspec, release_description, revision_for
 from rollout.errors import DeploymentLimitExceeded, Rejected, TransitionRefused
@@ -221,6 +221,8 @@ def _adopt_after_dead_start(ctx: ReleaseContext, claim: StartClaim) -> Release |
     if not claim.after_dead_start:
         return None
     claim.after_dead_start = False
+    from rollout import orphans  # only after a start that died
+
     try:
         return orphans.adopt_orphaned_deployment(ctx, claim.release)
     except Exception:  # fail closed: queued, not started, not FAILED (a deployment may be running)
