@@ -19,7 +19,7 @@ from functions.deployment_events import app as events_app
 from functions.reconciler import app as reconciler_app
 from rollout import deployer, recovery, release_queue, s3_versions, upload_ops
 from rollout.config import Settings
-from rollout.deployment_events import DeploymentFacts
+from rollout.deployment_facts import DeploymentFacts
 from rollout.ledger import Ledger, Release, new_release_id
 from rollout.reconcile import reconcile
 from rollout.release_queue import QueueEffects
