@@ -7,7 +7,7 @@ and it has no use for the zip inspection's types at init.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from rollout.errors import Rejected
 
@@ -19,8 +19,7 @@ FUNCTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 NO_FUNCTION = "(none)"  # ledger partition for uploads whose key names no function (not a valid name)
 
 
-@dataclass(frozen=True)
-class ArtifactKey:
+class ArtifactKey(NamedTuple):
     function: str
     build: str  # the rest of the key after `<function>/`
 

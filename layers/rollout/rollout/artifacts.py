@@ -15,7 +15,6 @@ import re
 import struct
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.header import decode_header, make_header
 from typing import IO, Any, NamedTuple
@@ -46,8 +45,7 @@ _S_IFDIR = 0o040000
 # --- events -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Upload:
+class Upload(NamedTuple):
     """One object upload as an event reports it; `key` exactly as delivered."""
 
     bucket: str
@@ -87,8 +85,7 @@ class Upload:
         return list(dict.fromkeys(ordered))
 
 
-@dataclass(frozen=True)
-class EventProblem:
+class EventProblem(NamedTuple):
     """Part of an event that is not an upload this function can act on."""
 
     where: str
@@ -282,8 +279,7 @@ _COMPRESSION_NAMES = {
 }
 
 
-@dataclass(frozen=True)
-class ZipReport:
+class ZipReport(NamedTuple):
     entries: int
     unzipped_bytes: int
     checks_filename: str | None = None
@@ -308,8 +304,7 @@ class _Entry(NamedTuple):  # a NamedTuple: a hundred thousand of them build twic
         return self.name.endswith("/")
 
 
-@dataclass(frozen=True)
-class _Directory:
+class _Directory(NamedTuple):
     entries: int
     offset: int
     size: int

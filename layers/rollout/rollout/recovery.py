@@ -76,6 +76,8 @@ class Each(Protocol):
 
 @dataclass
 class RecoveryReport:
+    """The work one run handed back or gave up: uploads, releases and undelivered events."""
+
     uploads_handed_over: list[str] = field(default_factory=list)  # "bucket/key@version"
     releases_resumed: list[str] = field(default_factory=list)
     releases_abandoned: list[str] = field(default_factory=list)

@@ -5,8 +5,7 @@ Listing the bucket's object versions, which only the reconciler does, is `s3_ver
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from rollout import aws
 
@@ -18,14 +17,13 @@ _MISSING = {"404", "NoSuchKey", "NoSuchVersion", "NotFound", "400", "InvalidArgu
 READ_CHUNK = 256 * 1024
 
 
-@dataclass(frozen=True)
-class StoredObject:
+class StoredObject(NamedTuple):
     bucket: str
     key: str
     version_id: str
     size: int
     etag: str
-    metadata: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, str]
 
     def meta(self, name: str) -> str:
         # Imported here: only the deployer reads an upload's metadata; the hooks, which read the AppSpec

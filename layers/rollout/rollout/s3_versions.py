@@ -4,16 +4,14 @@ these types at init."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from rollout import aws
 
 
-@dataclass(frozen=True)
-class ObjectVersion:
+class ObjectVersion(NamedTuple):
     key: str
     version_id: str
     last_modified: datetime
@@ -21,8 +19,7 @@ class ObjectVersion:
     etag: str
 
 
-@dataclass(frozen=True)
-class VersionsPage:
+class VersionsPage(NamedTuple):
     """One ListObjectVersions answer: versions (delete markers left out) in S3's order, where the
     next page starts ('' markers when this was the last), and S3's own clock at answer time."""
 

@@ -20,9 +20,9 @@ error FAILED; both are recorded and announced through `transitions.move`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 from rollout import canary_alarms, claims, codedeploy_ops, lambda_ops, release_gate, steps
 from rollout.actions import KIND_ROLLBACK
@@ -72,8 +72,7 @@ class FunctionLock:
             self._ledger.release_lock(self._release.function, self._release.release_id)
 
 
-@dataclass(frozen=True)
-class Created:
+class Created(NamedTuple):
     """A deployment CodeDeploy accepted for a release."""
 
     release: Release
