@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rollout import codedeploy_ops, gates, lambda_ops
-from rollout.gates import Gate, GateStatus
+from rollout import codedeploy_ops, lambda_ops
 from rollout.observability import logger
 from rollout.states import State
 from rollout.transitions import ReleaseContext
+
+if TYPE_CHECKING:
+    from rollout.gates import Gate
 
 
 def sweep(
@@ -37,7 +39,13 @@ def sweep(
         logger.exception("could not list the deploying releases for their gates")
         counts["failed"] += 1
         return counts
-    for release in deploying:
+    gated = [release for release in deploying if release.approval]
+    if not gated:
+        return counts
+    # Imported here: approval gates are opt-in (rollout.json), and most runs find no release with one.
+    from rollout.gates import Gate, GateStatus
+
+    for release in gated:
         gate = Gate.from_record(release.approval)
         if gate is None or (gate.status != GateStatus.AWAITING and gate.reported):
             continue
@@ -54,9 +62,11 @@ def sweep(
 
 
 def _sweep_action(gate: Gate) -> str:
+    from rollout import gates  # loaded by sweep already, for a release with a gate
+
     info, clock = codedeploy_ops.deployment_and_clock(gate.deployment_id)
     if info.get("status") not in codedeploy_ops.ACTIVE_STATUSES:
         return ""
-    if gate.status != GateStatus.AWAITING:
+    if gate.status != gates.GateStatus.AWAITING:
         return "report"
     return "expire" if gates.due(gate, clock or datetime.now(UTC)) else ""
