@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rollout.approvals import sweep
 from rollout.config import Settings
 from rollout.deadlines import Deadline
-from rollout.deployment_events import DeploymentFacts
+from rollout.deployment_facts import DeploymentFacts
+from rollout.gate_sweep import sweep
 from rollout.ledger import Ledger
 from rollout.observability import logger, metrics, tracer
 from rollout.reconcile import reconcile
 from rollout.release_queue import QueueEffects
 from rollout.transitions import ReleaseContext
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 @logger.inject_lambda_context(clear_state=True)

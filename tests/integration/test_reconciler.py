@@ -10,9 +10,8 @@ import boto3
 import pytest
 
 from functions.reconciler import app
-from rollout import reconcile as reconcile_module
-from rollout import release_queue
-from rollout.deployment_events import DeploymentFacts
+from rollout import deployment_events, release_queue
+from rollout.deployment_facts import DeploymentFacts
 from rollout.ledger import LOCK_SK, Ledger
 from rollout.reconcile import reconcile
 from rollout.release_queue import QueueEffects
@@ -317,14 +316,15 @@ def test_one_bad_item_is_counted_and_the_rest_of_each_loop_still_runs(
     healthy = world.deploying("payments", "2")
     world.succeed(poisoned)
     world.succeed(healthy)
-    real_apply = reconcile_module.apply_state
+    real_apply = deployment_events.apply_state
 
     def apply_state(release: Any, *args: Any, **kwargs: Any) -> Any:
         if release.release_id == poisoned.release_id:
             raise ValueError("item the ledger cannot read")
         return real_apply(release, *args, **kwargs)
 
-    monkeypatch.setattr(reconcile_module, "apply_state", apply_state)
+    # The reconciler imports apply_state when it has something to settle: patch it where it lives.
+    monkeypatch.setattr(deployment_events, "apply_state", apply_state)
     capsys.readouterr()
 
     summary = app.lambda_handler({}, lambda_context)

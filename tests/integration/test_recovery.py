@@ -17,9 +17,9 @@ import pytest
 from functions.artifact_deployer import app as deployer_app
 from functions.deployment_events import app as events_app
 from functions.reconciler import app as reconciler_app
-from rollout import deployer, recovery, release_queue, s3_ops, upload_ops
+from rollout import deployer, recovery, release_queue, s3_versions, upload_ops
 from rollout.config import Settings
-from rollout.deployment_events import DeploymentFacts
+from rollout.deployment_facts import DeploymentFacts
 from rollout.ledger import Ledger, Release, new_release_id
 from rollout.reconcile import reconcile
 from rollout.release_queue import QueueEffects
@@ -207,13 +207,13 @@ def test_the_sweep_lists_a_bounded_number_of_versions_per_run_and_resumes_from_i
     monkeypatch.setattr(recovery, "SWEEP_PAGES", 1)
     lost = [world.upload(f"{FUNCTION}/lost-{n}.zip", function_zip(f"lost{n}")) for n in range(4)]
     listings: list[dict[str, str]] = []
-    real_list = s3_ops.list_versions_page
+    real_list = s3_versions.list_versions_page
 
     def counted(bucket: str, key_marker: str = "", version_marker: str = "", max_keys: int = 1000) -> Any:
         listings.append({"key_marker": key_marker, "max_keys": str(max_keys)})
         return real_list(bucket, key_marker, version_marker, max_keys)
 
-    monkeypatch.setattr(s3_ops, "list_versions_page", counted)
+    monkeypatch.setattr(s3_versions, "list_versions_page", counted)
     monkeypatch.setattr(
         deployer, "start_release", lambda ctx, release, managed=None: release
     )  # recording is enough

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import pytest
 
@@ -74,7 +73,7 @@ def test_a_refused_move_raises_and_announces_nothing(ctx: ReleaseContext, stack:
 def test_a_failed_publish_keeps_the_recorded_state_and_is_counted(
     ctx: ReleaseContext, stack: StackUnderTest, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    broken = replace(ctx, notifier=Notifier(stack.topic_arn + "-missing", ctx.notifier.region))
+    broken = ctx._replace(notifier=Notifier(stack.topic_arn + "-missing", ctx.notifier.region))
     release = received(ctx)
 
     queued = move(broken, release, State.QUEUED, reason_code=ReasonCode.WAITING, reason="busy")

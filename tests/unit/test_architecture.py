@@ -22,6 +22,7 @@ CLIENT_MODULES = frozenset(
         "lambda_ops.py",
         "codedeploy_ops.py",
         "s3_ops.py",
+        "s3_versions.py",
         "canary_alarms.py",
         "lambda_metrics.py",
         "ledger.py",

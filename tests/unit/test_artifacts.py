@@ -17,17 +17,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rollout import artifacts
+from rollout import artifact_keys, artifacts
+from rollout.artifact_keys import NO_FUNCTION, function_segment, parse_key
 from rollout.artifacts import (
-    NO_FUNCTION,
     Rejected,
     Upload,
     check_handler_present,
     check_object_size,
     decode_metadata,
-    function_segment,
     inspect_zip,
-    parse_key,
     unsafe_path,
     uploads_from_event,
 )
@@ -542,14 +540,14 @@ def test_the_report_lists_every_entry_name() -> None:
 
 def test_key_length_limit_counts_utf8_bytes() -> None:
     prefix, suffix = "orders/", ".zip"
-    fill = artifacts.MAX_KEY_BYTES - len(prefix) - len(suffix)
+    fill = artifact_keys.MAX_KEY_BYTES - len(prefix) - len(suffix)
     at_limit = prefix + "é" * (fill // 2) + "x" * (fill % 2) + suffix  # é is two bytes
-    assert len(at_limit.encode()) == artifacts.MAX_KEY_BYTES
+    assert len(at_limit.encode()) == artifact_keys.MAX_KEY_BYTES
     assert parse_key(at_limit).function == "orders"
     over = at_limit[: -len(suffix)] + "x" + suffix
     error = rejected(parse_key, over)
     assert error.code == "KEY_TOO_LONG"
-    assert f"is {artifacts.MAX_KEY_BYTES + 1} bytes of UTF-8" in error.reason
+    assert f"is {artifact_keys.MAX_KEY_BYTES + 1} bytes of UTF-8" in error.reason
 
 
 def test_a_key_that_is_not_text_is_rejected() -> None:

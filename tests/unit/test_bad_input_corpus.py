@@ -24,13 +24,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rollout import artifacts, checks
+from rollout.artifact_keys import parse_key
 from rollout.artifacts import (
     Rejected,
     ZipReport,
     check_handler_present,
     check_object_size,
     inspect_zip,
-    parse_key,
 )
 from rollout.checks import ChecksError, parse_checks
 from tests.support.artifacts_world import build_zip

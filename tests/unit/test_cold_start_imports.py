@@ -1,5 +1,6 @@
 """What each function imports at init (issue 14, cold start): a fresh interpreter imports one handler
-with the environment benchmarks/cold_start.py measures under, and reports the modules it loaded.
+with the environment benchmarks/cold_start.py measures under, and reports the modules it loaded and
+the dataclasses and enums the rollout package built meanwhile.
 
 Libraries and rollout modules that only a rare path needs are imported where that path runs; what a
 function needs on every invocation is loaded at its init. Tracing still patches botocore.
@@ -30,7 +31,16 @@ patched = [
     type(owner.__dict__[name]).__name__ == "FunctionWrapper"
     for owner, name in ((botocore.client.BaseClient, "_make_api_call"), (botocore.endpoint.Endpoint, "prepare_request"))
 ]
-print(json.dumps({"modules": sorted(sys.modules), "botocore_traced": all(patched)}))
+import dataclasses, enum
+built = sorted(
+    f"{name}.{attr}"
+    for name, module in list(sys.modules.items())
+    if name.startswith("rollout")
+    for attr, value in vars(module).items()
+    if isinstance(value, type) and value.__module__ == name
+    and (dataclasses.is_dataclass(value) or issubclass(value, enum.Enum))
+)
+print(json.dumps({"modules": sorted(sys.modules), "botocore_traced": all(patched), "built": built}))
 """
 
 
@@ -49,7 +59,7 @@ def _lambda_like_env() -> dict[str, str]:
 
 
 @functools.cache
-def _probes() -> dict[str, tuple[frozenset[str], bool]]:
+def _probes() -> dict[str, tuple[frozenset[str], bool, tuple[str, ...]]]:
     """Every handler probed at once (one fresh interpreter each, run side by side)."""
     env = _lambda_like_env()
     running = {
@@ -68,13 +78,23 @@ def _probes() -> dict[str, tuple[frozenset[str], bool]]:
         out, err = process.communicate(timeout=120)
         assert process.returncode == 0, f"{function}: {err}"
         report = json.loads(out)
-        probes[function] = (frozenset(report["modules"]), bool(report["botocore_traced"]))
+        probes[function] = (
+            frozenset(report["modules"]),
+            bool(report["botocore_traced"]),
+            tuple(report["built"]),
+        )
     return probes
 
 
 def loaded(function: str) -> tuple[frozenset[str], bool]:
     """The modules importing `function`'s handler loads, and whether botocore calls are traced."""
-    return _probes()[function]
+    modules, traced, _ = _probes()[function]
+    return modules, traced
+
+
+def built_types(function: str) -> tuple[str, ...]:
+    """The rollout dataclasses and enums importing `function`'s handler built."""
+    return _probes()[function][2]
 
 
 def test_every_function_is_probed() -> None:
@@ -136,3 +156,48 @@ def test_approval_requests_parts_are_loaded_by_deployment_actions_at_init() -> N
     assert {"rollout.identity", "rollout.sts_ops", "rollout.slack_interactions"} <= modules
     for function in ("pre_traffic_hook", "reconciler"):
         assert "rollout.sts_ops" not in loaded(function)[0], function
+
+
+def test_the_deployer_loads_the_upload_path_and_no_other() -> None:
+    # The queue (a start that ended at once), orphan adoption (a retried upload) and the gates' limits
+    # (a checks file asking for approval) load where those paths run; the bucket's version listing,
+    # the deployment events and deployment_actions' side of approvals belong to other functions.
+    modules = loaded("artifact_deployer")[0]
+    for module in (
+        "rollout.release_queue",
+        "rollout.orphans",
+        "rollout.gates",
+        "rollout.s3_versions",
+        "rollout.deployment_events",
+        "rollout.approvals",
+    ):
+        assert module not in modules, module
+
+
+def test_the_reconciler_loads_neither_the_zip_rules_nor_its_repairs() -> None:
+    # The sweep needs a key's meaning, not the zip rules; a lost event is settled, work handed over, an
+    # undelivered event replayed and an approval gate swept by modules loaded when there is such work.
+    modules = loaded("reconciler")[0]
+    assert {"rollout.artifact_keys", "rollout.s3_versions", "rollout.gate_sweep"} <= modules
+    for module in (
+        "rollout.artifacts",
+        "rollout.s3_ops",
+        "rollout.redelivery",
+        "rollout.deployment_events",
+        "rollout.approvals",
+        "rollout.gates",
+    ):
+        assert module not in modules, module
+
+
+# Building a dataclass or an enum at import is most of what the rollout package adds to a cold start
+# (a dataclass compiles its generated methods); immutable records are NamedTuples and reason codes
+# plain strings (docs/DESIGN.md). The deployer and the reconciler were the two functions over issue
+# 14's target, building 29 and 40 dataclasses and two enums (one of seventy members).
+BUILT_AT_MOST = {"artifact_deployer": 6, "reconciler": 14}
+
+
+@pytest.mark.parametrize("function", sorted(BUILT_AT_MOST))
+def test_init_builds_few_dataclasses_and_enums(function: str) -> None:
+    built = built_types(function)
+    assert len(built) <= BUILT_AT_MOST[function], built

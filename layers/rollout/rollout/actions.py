@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from rollout.errors import Rejected
 from rollout.ledger import FREEZE_ALL, Release
@@ -125,8 +125,7 @@ def parse_version(text: str) -> str:
 # --- freeze ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Freeze:
+class Freeze(NamedTuple):
     scope: str  # a function name, or FREEZE_ALL
     reason: str
     by: str = ""
@@ -298,6 +297,8 @@ def retain_count(tags: dict[str, str]) -> int | None:
 
 @dataclass
 class RetentionPlan:
+    """Which old versions of a function go, and why each other old one stays."""
+
     delete: list[str] = field(default_factory=list)
     # version -> why it stays although it is not among the newest N
     protected: dict[str, str] = field(default_factory=dict)

@@ -7,8 +7,8 @@ Who reports what to CodeDeploy:
   CLI (`rollout approve/reject`) and the Slack endpoint invoke it; it checks the request against the
   gate (`gates.refusal`: fail closed), writes the answer with one conditional update (a gate is
   answered once), records why a rejected release failed, reports, and announces;
-- the reconciler (`sweep`) asks `deployment_actions` to expire gates past their deadline, and to
-  report answers whose report was lost. It holds no CodeDeploy reporting permission itself.
+- the reconciler (`gate_sweep.sweep`) asks `deployment_actions` to expire gates past their deadline,
+  and to report answers whose report was lost. It holds no CodeDeploy reporting permission itself.
 
 `deployment_actions` also rolls a function back from the deployment that put its live release out
 (Slack's Roll back button on the success message): `rollback.request_rollback`, as the CLI's
@@ -17,7 +17,6 @@ Who reports what to CodeDeploy:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -31,7 +30,7 @@ from rollout.errors import Rejected
 from rollout.gates import Approver, Gate, GateStatus
 from rollout.ledger import Release, now_iso
 from rollout.observability import logger
-from rollout.states import ReasonCode, State
+from rollout.states import ReasonCode
 from rollout.transitions import ReleaseContext
 
 ACTIVE = frozenset({"Created", "Queued", "InProgress", "Baking", "Ready"})
@@ -368,50 +367,6 @@ def _refused(code: str, reason: str, **detail: str) -> dict[str, Any]:
 def _announce(ctx: ReleaseContext, release: Release, gate: Gate) -> None:
     by = Approver.parse(gate.answered_by).describe() if gate.answered_by else None
     ctx.notifier.announce(gates.GATE_KINDS[gate.status], release, approval={**gate.public(), "by": by})
-
-
-# --- the reconciler's side ------------------------------------------------------------------------
-def sweep(
-    ctx: ReleaseContext,
-    actions_function: str,
-    hand_over: Callable[[str, dict[str, Any]], None] = lambda_ops.invoke_async,
-) -> dict[str, int]:
-    """Hand gates past their deadline (and answers whose report was lost) to deployment_actions.
-
-    Each gate is handled on its own; one that raises is counted and the sweep goes on.
-    """
-    counts = {"expired": 0, "reported": 0, "failed": 0}
-    if not actions_function:
-        return counts
-    try:
-        deploying = ctx.ledger.open_releases(State.DEPLOYING)
-    except Exception:
-        logger.exception("could not list the deploying releases for their gates")
-        counts["failed"] += 1
-        return counts
-    for release in deploying:
-        gate = Gate.from_record(release.approval)
-        if gate is None or (gate.status != GateStatus.AWAITING and gate.reported):
-            continue
-        try:
-            action = _sweep_action(gate)
-            if action:
-                by = {"kind": "rollout", "id": ctx.settings.reconciler_function or "reconciler"}
-                hand_over(actions_function, {"action": action, "deployment_id": gate.deployment_id, "by": by})
-                counts["expired" if action == "expire" else "reported"] += 1
-        except Exception:
-            logger.exception("could not sweep the gate", extra={"release_id": release.release_id})
-            counts["failed"] += 1
-    return counts
-
-
-def _sweep_action(gate: Gate) -> str:
-    info, clock = codedeploy_ops.deployment_and_clock(gate.deployment_id)
-    if info.get("status") not in ACTIVE:
-        return ""
-    if gate.status != GateStatus.AWAITING:
-        return "report"
-    return "expire" if gates.due(gate, clock or datetime.now(UTC)) else ""
 
 
 def handle(event: Any, settings: Settings | None = None, deadline: Deadline = NO_DEADLINE) -> dict[str, Any]:

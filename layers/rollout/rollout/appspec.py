@@ -9,16 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from rollout.errors import AppSpecError
 
 RESOURCE_TYPE = "AWS::Lambda::Function"
 
 
-@dataclass(frozen=True)
-class LambdaAppSpec:
+class LambdaAppSpec(NamedTuple):
     function: str
     alias: str
     current_version: str

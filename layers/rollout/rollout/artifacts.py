@@ -1,4 +1,5 @@
-"""Artifact rules (pure): which uploads an event carries, what a key means, whether a zip is safe.
+"""Artifact rules (pure): which uploads an event carries and whether a zip is safe (what a key means
+is `artifact_keys`).
 
 Nothing here calls AWS. The zip is inspected through any seekable binary file (the deployer passes a
 ranged reader over the S3 object), reading only the central directory and the checks file: an
@@ -14,7 +15,6 @@ import re
 import struct
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.header import decode_header, make_header
 from typing import IO, Any, NamedTuple
@@ -22,13 +22,6 @@ from urllib.parse import unquote_plus
 
 from rollout.checks import CHECKS_FILENAMES, MAX_DOCUMENT_BYTES
 from rollout.errors import Rejected
-
-SUFFIX = ".zip"
-# S3 keys are at most 1024 bytes of UTF-8, and the key goes to Lambda's UpdateFunctionCode as S3Key,
-# whose botocore model (lambda/2015-03-31) says max 1024: nothing longer is a valid upload.
-MAX_KEY_BYTES = 1024
-FUNCTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
-NO_FUNCTION = "(none)"  # ledger partition for uploads whose key names no function (not a valid name)
 
 # Lambda's documented limit is 250 MB unzipped (262144000 bytes in its error messages); the 50 MB
 # zipped limit applies only to direct uploads, not to code fetched from S3. A zip can hardly be
@@ -52,8 +45,7 @@ _S_IFDIR = 0o040000
 # --- events -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Upload:
+class Upload(NamedTuple):
     """One object upload as an event reports it; `key` exactly as delivered."""
 
     bucket: str
@@ -93,8 +85,7 @@ class Upload:
         return list(dict.fromkeys(ordered))
 
 
-@dataclass(frozen=True)
-class EventProblem:
+class EventProblem(NamedTuple):
     """Part of an event that is not an upload this function can act on."""
 
     where: str
@@ -207,48 +198,7 @@ def _int_or_none(value: Any) -> int | None:
     return None
 
 
-# --- keys and objects ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ArtifactKey:
-    function: str
-    build: str  # the rest of the key after `<function>/`
-
-
-def function_segment(key: str) -> str:
-    """The function the key names, or NO_FUNCTION (for the ledger partition of a rejected upload)."""
-    head, sep, _ = key.partition("/")
-    return head if sep and FUNCTION_NAME.fullmatch(head) else NO_FUNCTION
-
-
-def parse_key(key: str) -> ArtifactKey:
-    """Split `<function-name>/<anything>.zip`; raise Rejected saying what is wrong."""
-    try:
-        key_bytes = len(key.encode("utf-8"))
-    except UnicodeEncodeError as exc:
-        # JSON can carry "\ud800"; S3 keys are UTF-8, so no object has this key.
-        raise Rejected("BAD_KEY", f"key {key[:100]!r} is not UTF-8 text (a lone surrogate)") from exc
-    if key_bytes > MAX_KEY_BYTES:
-        raise Rejected(
-            "KEY_TOO_LONG",
-            f"key {key[:60]!r}... is {key_bytes} bytes of UTF-8; S3 and Lambda take at most {MAX_KEY_BYTES}",
-        )
-    head, sep, rest = key.partition("/")
-    if not sep or not head:
-        raise Rejected(
-            "NO_FUNCTION_SEGMENT",
-            f"key {key!r} has no function segment: upload to <function-name>/<build>.zip",
-        )
-    if not FUNCTION_NAME.fullmatch(head):
-        raise Rejected(
-            "NO_FUNCTION_SEGMENT",
-            f"key {key!r}: first segment {head!r} is not a Lambda function name "
-            "(1-64 letters, digits, hyphens or underscores)",
-        )
-    if not rest.endswith(SUFFIX) or rest.rsplit("/", 1)[-1] == SUFFIX:
-        raise Rejected("BAD_SUFFIX", f"key {key!r} must name a {SUFFIX} file (e.g. {head}/build-42{SUFFIX})")
-    return ArtifactKey(function=head, build=rest)
+# --- objects -------------------------------------------------------------------------------------
 
 
 def check_object_size(size: int) -> None:
@@ -329,8 +279,7 @@ _COMPRESSION_NAMES = {
 }
 
 
-@dataclass(frozen=True)
-class ZipReport:
+class ZipReport(NamedTuple):
     entries: int
     unzipped_bytes: int
     checks_filename: str | None = None
@@ -355,8 +304,7 @@ class _Entry(NamedTuple):  # a NamedTuple: a hundred thousand of them build twic
         return self.name.endswith("/")
 
 
-@dataclass(frozen=True)
-class _Directory:
+class _Directory(NamedTuple):
     entries: int
     offset: int
     size: int

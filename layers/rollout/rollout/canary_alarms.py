@@ -9,8 +9,7 @@ the release ends.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from rollout import aws
 from rollout.checks import CANARY_DEFAULTS
@@ -26,8 +25,7 @@ def alarm_name(prefix: str, function: str, version: str, metric: str) -> str:
     return f"{prefix}-{function}-v{version}-{metric}"
 
 
-@dataclass(frozen=True)
-class CanaryScope:
+class CanaryScope(NamedTuple):
     function: str
     alias: str
     version: str

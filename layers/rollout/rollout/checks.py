@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     pass
 
 from rollout.errors import ChecksError
-from rollout.gates import DEFAULT_TIMEOUT_MINUTES, MAX_TIMEOUT_MINUTES, MIN_TIMEOUT_MINUTES
 
 CHECKS_FILENAMES = ("rollout.json", "rollout.yaml", "rollout.yml")
 
@@ -432,6 +431,10 @@ def _approval(value: Any) -> dict[str, Any]:
         raise ChecksError(
             f"approval.{unknown[0]}", f"unknown field (allowed: {', '.join(sorted(_APPROVAL_FIELDS))})"
         )
+    # Imported here: the deployer validates every checks file, and only those asking for a person
+    # need the gates' limits (rollout.gates builds its types at import).
+    from rollout.gates import DEFAULT_TIMEOUT_MINUTES, MAX_TIMEOUT_MINUTES, MIN_TIMEOUT_MINUTES
+
     before = value.get("before")
     if before not in APPROVAL_POSITIONS:
         raise ChecksError(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
+    """What a function reads from its environment (template.yaml sets it): tables, topic, bucket,
+    CodeDeploy, hooks and the other functions of the stack."""
+
     stack_name: str
     ledger_table: str
     idempotency_table: str

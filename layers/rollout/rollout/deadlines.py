@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 # Enough for a conditional ledger write, a metric and an SNS publish after a wait gives up (the
 # clients retry: a throttled write can take a few seconds).
 RESERVE_SECONDS = 10.0
 
 
-@dataclass(frozen=True)
-class Deadline:
+class Deadline(NamedTuple):
     """A `time.monotonic()` value by which waiting must stop; `at=None` means no invocation limit
     (scripts, tests and the CLI run outside Lambda). `ends` is when Lambda ends the invocation
     (`at` plus the reserve); without it, `at` is taken as the end."""

@@ -28,15 +28,14 @@ from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import D
 
 from rollout import aws, lambda_ops, s3_ops, steps, upload_ops
 from rollout.actions import HOTFIX_METADATA, KIND_HOTFIX, hotfix_config, hotfix_requested
+from rollout.artifact_keys import function_segment, parse_key
 from rollout.artifacts import (
     EventProblem,
     Upload,
     ZipReport,
     check_handler_present,
     check_object_size,
-    function_segment,
     inspect_zip,
-    parse_key,
     uploads_from_event,
 )
 from rollout.checks import default_checks, parse_checks
@@ -45,8 +44,6 @@ from rollout.deadlines import NO_DEADLINE, Deadline
 from rollout.errors import ChecksError, Rejected
 from rollout.ledger import Ledger, Release, new_release_id
 from rollout.observability import logger, metrics, tracer
-from rollout.orphans import adopt_orphaned_deployment
-from rollout.release_queue import advance_queue
 from rollout.starter import start_release
 from rollout.states import ReasonCode, State
 from rollout.targets import ManagedFunction
@@ -182,7 +179,7 @@ def _process_upload(
             "(the deployer was killed, timed out or ran out of memory); it is not tried again",
             code=ReasonCode.PROCESSING_ABANDONED,
         )
-    elif attempt > 1 and (adopted := adopt_orphaned_deployment(ctx, release)) is not None:
+    elif attempt > 1 and (adopted := _adopt_orphan(ctx, release)) is not None:
         release = adopted
     else:
         release = _validate_and_start(ctx, release, upload["key"], stored, lookup_error)
@@ -195,6 +192,13 @@ def _process_upload(
         "target_version": release.target_version or None,
         "deployment_id": release.deployment_id or None,
     }
+
+
+def _adopt_orphan(ctx: ReleaseContext, release: Release) -> Release | None:
+    """The release on the deployment an earlier attempt created before it died, if any."""
+    from rollout.orphans import adopt_orphaned_deployment  # only a retried upload looks
+
+    return adopt_orphaned_deployment(ctx, release)
 
 
 def _record_upload(
@@ -287,7 +291,10 @@ def _validate_and_start(
     steps.end()
     if started.is_terminal:
         # It held the function's lock until it ended (bootstrapped, unchanged, superseded...):
-        # uploads that queued behind it meanwhile start now.
+        # uploads that queued behind it meanwhile start now. Imported here: a release that deploys,
+        # the usual ending, leaves the queue to its deployment's end.
+        from rollout.release_queue import advance_queue
+
         advance_queue(release.function, ctx)
     return started
 

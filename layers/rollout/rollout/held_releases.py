@@ -24,6 +24,8 @@ MOVED_ON = frozenset({State.DEPLOYING, State.QUEUED, State.BOOTSTRAPPED, State.U
 
 @dataclass
 class HeldReport:
+    """What releasing the held releases did, by release id."""
+
     started: list[str] = field(default_factory=list)
     superseded: list[str] = field(default_factory=list)
     still_held: list[str] = field(default_factory=list)

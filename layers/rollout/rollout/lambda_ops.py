@@ -12,8 +12,7 @@ import json
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from botocore.exceptions import WaiterError
 
@@ -43,8 +42,7 @@ UPDATE_WAIT = {"Delay": 1, "MaxAttempts": 300}
 sleep: Callable[[float], None] = time.sleep  # replaced in tests to observe the backoff
 
 
-@dataclass(frozen=True)
-class CodeUpdate:
+class CodeUpdate(NamedTuple):
     code_sha256: str
     revision_id: str
 

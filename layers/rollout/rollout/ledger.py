@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from boto3.dynamodb.conditions import Attr, Key
 
@@ -50,6 +50,9 @@ def new_release_id() -> str:
 
 @dataclass
 class Release:
+    """One release as its ledger item holds it: from the upload (or the request) that made it, through
+    its state changes, to how it ended."""
+
     function: str
     release_id: str
     state: State = State.RECEIVED
@@ -139,8 +142,7 @@ def _without_execution_id(record: Any) -> Any:
     return {k: v for k, v in record.items() if k != "execution_id"} if isinstance(record, dict) else record
 
 
-@dataclass(frozen=True)
-class ClaimTaken:
+class ClaimTaken(NamedTuple):
     """A start claim just written (`Ledger.claim_start`): the release as stored now, and as it was
     before the write (its `starting_by` names the start whose claim this one replaced, if any)."""
 

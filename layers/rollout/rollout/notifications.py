@@ -6,9 +6,8 @@ Subscribers filter on the message attributes `kind`, `function` and `severity`.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -47,8 +46,7 @@ KINDS: dict[str, tuple[str, str]] = {
 SUBJECT_LIMIT = 100  # SNS rejects longer subjects, and any that are not plain ASCII
 
 
-@dataclass(frozen=True)
-class Notification:
+class Notification(NamedTuple):
     kind: str
     severity: str
     subject: str

@@ -7,9 +7,8 @@ and what it returned. The outcome combines both into one reason a person can act
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from rollout.ledger import Release
 from rollout.states import State, notification_kind
@@ -40,8 +39,7 @@ REASON_LIMIT = 700
 EXCERPT_LIMIT = 300
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """The transition a deployment state asks for; `target` None means nothing to change."""
 
     target: State | None

@@ -16,7 +16,7 @@ import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from rollout import lambda_ops, steps
 from rollout.appspec import release_description
@@ -31,8 +31,7 @@ PUBLISH_ATTEMPTS = 3  # update+publish rounds when another upload changes the co
 PUBLISH_LEASE_WAIT_SECONDS = 180.0
 
 
-@dataclass(frozen=True)
-class Published:
+class Published(NamedTuple):
     """The version a release's code lives in; `unchanged` when the alias already serves that code."""
 
     version: str

@@ -16,17 +16,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rollout import lambda_ops
 from rollout.config import Settings
 from rollout.deadlines import NO_DEADLINE, Deadline
-from rollout.deployment_events import Applied, DeploymentFacts, apply_state
+from rollout.deployment_facts import DeploymentFacts
 from rollout.errors import TransitionRefused
 from rollout.held_releases import HeldReport, release_held
 from rollout.ledger import Ledger, Release
 from rollout.observability import logger
-from rollout.outcomes import FINAL_STATUS_TO_STATE
+from rollout.outcomes import FINAL_STATUS_TO_STATE, DeploymentState
 from rollout.recovery import (
     Deliver,
     Recovery,
@@ -40,6 +40,9 @@ from rollout.retention import prune_function
 from rollout.states import ReasonCode, State
 from rollout.transitions import NOT_ENDED, ReleaseContext, move
 
+if TYPE_CHECKING:
+    from rollout.deployment_events import Applied
+
 # Longer than any Lambda invocation can run (15 minutes): a lock taken this long ago with no
 # deployment attached, or a DEPLOYING release CodeDeploy has no record of, belongs to a start
 # that died.
@@ -52,6 +55,8 @@ Item = TypeVar("Item")
 
 @dataclass
 class ReconcileSummary:
+    """What one reconciler run repaired, and what it could not."""
+
     settled: list[dict[str, Any]] = field(default_factory=list)
     locks_released: list[dict[str, str]] = field(default_factory=list)
     queue: QueueReport = field(default_factory=QueueReport)
@@ -199,7 +204,14 @@ def _settle_if_ended(run: _Run, release: Release, info: dict[str, Any]) -> None:
     current = run.ctx.ledger.get(release.function, release.release_id)
     if current is None or current.state != State.DEPLOYING:
         return
-    run.summary.record(apply_state(current, state, run.ctx, run.effects, run.facts, deployment=info))
+    _apply(run, current, state, info)
+
+
+def _apply(run: _Run, release: Release, state: DeploymentState, info: dict[str, Any] | None) -> None:
+    """Apply a deployment's final state, as its lost event would have (`deployment_events`)."""
+    from rollout.deployment_events import apply_state  # only a run with something to settle
+
+    run.summary.record(apply_state(release, state, run.ctx, run.effects, run.facts, deployment=info))
 
 
 def _release_orphaned_locks(run: _Run) -> None:
@@ -225,7 +237,7 @@ def _repair_lock(lock: dict[str, Any], run: _Run) -> None:
             # The release's own deployment ended but its release never settled: settle it
             # (which also releases the lock and starts the queue).
             holder.deployment_id = holder.deployment_id or deployment_id
-            run.summary.record(apply_state(holder, state, run.ctx, run.effects, run.facts, deployment=info))
+            _apply(run, holder, state, info)
         return
     elif run.older_than_grace(str(lock.get("acquired_at") or "")):
         why = "no deployment started within the grace period"
@@ -305,6 +317,8 @@ def _fail_lost(release: Release, run: _Run) -> None:
         )
     except TransitionRefused:
         return
+    from rollout.deployment_events import Applied
+
     queue = finish_release(failed, run.ctx, run.effects)
     applied = Applied(failed.release_id, failed.function, str(release.state), str(failed.state), True, queue)
     run.summary.record(applied)

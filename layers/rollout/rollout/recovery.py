@@ -22,15 +22,20 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from rollout import s3_ops, sqs_ops, upload_ops
-from rollout.artifacts import SUFFIX, function_segment
+from rollout import s3_versions, sqs_ops, upload_ops
+from rollout.artifact_keys import SUFFIX, function_segment
 from rollout.ledger import Release
 from rollout.observability import logger
-from rollout.redelivery import Discard, Functions, Keep, Redelivery, from_dead_letter, upload_event
 from rollout.states import ReasonCode, State
 from rollout.transitions import ReleaseContext, fail
+
+if TYPE_CHECKING:
+    from rollout.redelivery import Functions
+
+# rollout.redelivery (the events handed over) is imported where work is handed over: most runs find
+# nothing to hand over, and it builds its types at import.
 
 Item = TypeVar("Item")
 Deliver = Callable[[str, dict[str, Any]], None]
@@ -71,6 +76,8 @@ class Each(Protocol):
 
 @dataclass
 class RecoveryReport:
+    """The work one run handed back or gave up: uploads, releases and undelivered events."""
+
     uploads_handed_over: list[str] = field(default_factory=list)  # "bucket/key@version"
     releases_resumed: list[str] = field(default_factory=list)
     releases_abandoned: list[str] = field(default_factory=list)
@@ -109,7 +116,14 @@ class Recovery:
     report: RecoveryReport = field(default_factory=RecoveryReport)
 
     @property
+    def deployer(self) -> str:
+        """The artifact deployer, to which uploads and stalled releases are handed ('' when unset)."""
+        return self.ctx.settings.artifact_deployer_function
+
+    @property
     def functions(self) -> Functions:
+        from rollout.redelivery import Functions
+
         settings = self.ctx.settings
         return Functions(
             settings.artifact_deployer_function,
@@ -124,7 +138,7 @@ class Recovery:
 
 def resume_stalled_releases(recovery: Recovery) -> None:
     """RECEIVED releases nobody is carrying on: hand them to the deployer again, or give them up."""
-    if not recovery.functions.artifact_deployer:
+    if not recovery.deployer:
         return
     stalled = recovery.ctx.ledger.open_releases(State.RECEIVED)
     recovery.each("resume release", stalled, _release_name, lambda release: _resume(recovery, release))
@@ -156,6 +170,8 @@ def _resume(recovery: Recovery, release: Release) -> None:
         )
         recovery.report.releases_abandoned.append(release.release_id)
         return
+    from rollout.redelivery import upload_event
+
     event = upload_event(
         release.bucket,
         release.key,
@@ -165,7 +181,7 @@ def _resume(recovery: Recovery, release: Release) -> None:
         release.etag,
         recovery.ctx.settings.region,
     )
-    recovery.deliver(recovery.functions.artifact_deployer, event)
+    recovery.deliver(recovery.deployer, event)
     recovery.report.releases_resumed.append(release.release_id)
     logger.warning("handed a stalled release back to the deployer", extra={"release_id": release.release_id})
 
@@ -177,11 +193,13 @@ def recover_lost_uploads(recovery: Recovery) -> None:
     """Sweep the artifact bucket's object versions from the bookmark; hand over those nobody recorded."""
     settings = recovery.ctx.settings
     bucket = settings.artifact_bucket
-    if not bucket or not recovery.functions.artifact_deployer:
+    if not bucket or not recovery.deployer:
         return
     bookmark = upload_ops.get_sweep(settings.ledger_table, bucket)
     for _ in range(SWEEP_PAGES):
-        page = s3_ops.list_versions_page(bucket, bookmark.key_marker, bookmark.version_marker, SWEEP_PAGE)
+        page = s3_versions.list_versions_page(
+            bucket, bookmark.key_marker, bookmark.version_marker, SWEEP_PAGE
+        )
         s3_now = page.server_time or recovery.now
         if not bookmark.key_marker:
             _start_sweep(bookmark, s3_now)
@@ -220,7 +238,9 @@ def _finish_sweep(bookmark: upload_ops.SweepBookmark) -> None:
     bookmark.key_marker = bookmark.version_marker = bookmark.oldest_handed_over = ""
 
 
-def _recover(recovery: Recovery, bookmark: upload_ops.SweepBookmark, version: s3_ops.ObjectVersion) -> None:
+def _recover(
+    recovery: Recovery, bookmark: upload_ops.SweepBookmark, version: s3_versions.ObjectVersion
+) -> None:
     if len(recovery.report.uploads_handed_over) >= HANDOVER_LIMIT:
         return
     settings = recovery.ctx.settings
@@ -230,6 +250,8 @@ def _recover(recovery: Recovery, bookmark: upload_ops.SweepBookmark, version: s3
     )
     if recorded is not None:
         return
+    from rollout.redelivery import upload_event
+
     event = upload_event(
         settings.artifact_bucket,
         version.key,
@@ -239,7 +261,7 @@ def _recover(recovery: Recovery, bookmark: upload_ops.SweepBookmark, version: s3
         version.etag,
         settings.region,
     )
-    recovery.deliver(recovery.functions.artifact_deployer, event)
+    recovery.deliver(recovery.deployer, event)
     recovery.report.uploads_handed_over.append(_version_name(version))
     oldest = _parse(bookmark.oldest_handed_over)
     if oldest is None or version.last_modified < oldest:
@@ -278,6 +300,8 @@ def replay_undelivered(recovery: Recovery) -> None:
 def _replay(
     recovery: Recovery, queue_url: str, message: sqs_ops.QueuedMessage, kept: list[sqs_ops.QueuedMessage]
 ) -> None:
+    from rollout.redelivery import Discard, Keep, Redelivery, from_dead_letter
+
     verdict = from_dead_letter(message.body, message.attributes, recovery.functions)
     if isinstance(verdict, Redelivery) and verdict.event_id:
         replays = upload_ops.count_replay(recovery.ctx.settings.ledger_table, verdict.event_id)
@@ -303,7 +327,7 @@ def _release_name(release: Release) -> str:
     return f"{release.function}/{release.release_id}"
 
 
-def _version_name(version: s3_ops.ObjectVersion) -> str:
+def _version_name(version: s3_versions.ObjectVersion) -> str:
     return f"{version.key}@{version.version_id or '-'}"
 
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from rollout import aws
 
 RECEIVE_LIMIT = 10  # ReceiveMessage returns at most 10 messages
 
 
-@dataclass(frozen=True)
-class QueuedMessage:
+class QueuedMessage(NamedTuple):
     message_id: str
     receipt_handle: str
     body: str

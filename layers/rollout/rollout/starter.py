@@ -20,11 +20,11 @@ error FAILED; both are recorded and announced through `transitions.move`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
-from rollout import canary_alarms, claims, codedeploy_ops, lambda_ops, orphans, release_gate, steps
+from rollout import canary_alarms, claims, codedeploy_ops, lambda_ops, release_gate, steps
 from rollout.actions import KIND_ROLLBACK
 from rollout.appspec import build_appspec, release_description, revision_for
 from rollout.errors import DeploymentLimitExceeded, Rejected, TransitionRefused
@@ -72,8 +72,7 @@ class FunctionLock:
             self._ledger.release_lock(self._release.function, self._release.release_id)
 
 
-@dataclass(frozen=True)
-class Created:
+class Created(NamedTuple):
     """A deployment CodeDeploy accepted for a release."""
 
     release: Release
@@ -221,6 +220,8 @@ def _adopt_after_dead_start(ctx: ReleaseContext, claim: StartClaim) -> Release |
     if not claim.after_dead_start:
         return None
     claim.after_dead_start = False
+    from rollout import orphans  # only after a start that died
+
     try:
         return orphans.adopt_orphaned_deployment(ctx, claim.release)
     except Exception:  # fail closed: queued, not started, not FAILED (a deployment may be running)

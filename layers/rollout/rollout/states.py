@@ -101,11 +101,13 @@ def is_terminal(state: State | str) -> bool:
     return State(state) in TERMINAL
 
 
-class ReasonCode(StrEnum):
+class ReasonCode:
     """Why a release ended as it did (`reason.code` in notifications, `reason_code` in the ledger).
 
     Rollout's own codes first; then CodeDeploy's `ErrorCode` values (botocore's codedeploy model,
-    shape ErrorCode), which a deployment's ending passes through unchanged.
+    shape ErrorCode), which a deployment's ending passes through unchanged. Plain strings rather
+    than a StrEnum: the codes are only ever used as strings, and building an enum of seventy members
+    is a measurable part of every function's cold start.
     """
 
     # The upload and the event
@@ -193,6 +195,11 @@ class ReasonCode(StrEnum):
     REVISION_MISSING = "REVISION_MISSING"
     THROTTLED = "THROTTLED"
     TIMEOUT = "TIMEOUT"
+
+
+REASON_CODES: frozenset[str] = frozenset(
+    value for name, value in vars(ReasonCode).items() if name.isupper() and isinstance(value, str)
+)
 
 
 def notification_kind(before: State, after: State, reason_code: str = "") -> str | None:

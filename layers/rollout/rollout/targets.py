@@ -71,6 +71,8 @@ class AliasRouting:
 
 @dataclass(frozen=True)
 class ManagedFunction:
+    """A function Rollout releases, as its `rollout:` tags and configuration describe it."""
+
     name: str
     alias: str
     deployment_config: str

@@ -12,8 +12,7 @@ through `move`, so each transition is recorded, counted and announced the same w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -44,8 +43,7 @@ NOT_YET_DEPLOYED = frozenset({State.RECEIVED, State.QUEUED, State.HELD})
 NOT_ENDED = OPEN
 
 
-@dataclass(frozen=True)
-class ReleaseContext:
+class ReleaseContext(NamedTuple):
     """What every step on a release's path needs: where releases are kept, the settings, the
     announcer, and when the invocation doing the work must stop waiting."""
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from rollout import aws
 from rollout.ledger import now_iso
@@ -27,8 +27,7 @@ UPLOAD_SK_PREFIX = "UPLOAD#"
 SWEEP_PK = "RECONCILER"
 
 
-@dataclass(frozen=True)
-class UploadRecord:
+class UploadRecord(NamedTuple):
     """What the ledger knows of one object version: its release and how often it was processed."""
 
     release_id: str
