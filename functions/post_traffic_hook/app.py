@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+# boto3 before anything else: its import, the largest, run nested inside other imports hits CPython
+# 3.13's frame-stack chunk churn (gh-142183, fixed in 3.13 releases after March 2026), up to ~30 ms.
+import boto3  # noqa: F401
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 # Every post-traffic run judges the canary, which rollout.hooks imports only where it is judged (the

@@ -1,6 +1,7 @@
-"""S3 adapter for the reconciler's sweep of the artifact bucket: list its object versions a page at a
-time. Apart from `s3_ops` (which reads one upload) so that the functions reading uploads do not build
-these types at init."""
+"""S3 adapter for the reconciler's sweep of the artifact bucket: its object versions, a page at a time.
+
+Apart from `s3_ops` (which reads one upload), so that the functions reading uploads do not build these
+types at init."""
 
 from __future__ import annotations
 
