@@ -7,7 +7,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
 from botocore.config import Config
 
@@ -74,15 +73,10 @@ def test_the_provisioned_functions_run_from_their_zips_and_the_layer(
     # Its reserved concurrency is 1 and its schedule runs it every sandbox minute (one real second at
     # speed 60), so a hand-made invoke can meet that run and be throttled (429), as on AWS: retry the
     # way an operator's SDK would, with standard-mode backoff, until the one slot is free.
-    lambda_client = boto3.client(
-        "lambda",
-        endpoint_url=sandbox.endpoint_url,
-        region_name=sandbox.region,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(retries={"mode": "standard", "max_attempts": 12}),
+    patient = clients_for(
+        sandbox.endpoint_url, sandbox.region, Config(retries={"mode": "standard", "max_attempts": 12})
     )
-    response = lambda_client.invoke(FunctionName=stack.outputs["ReconcilerName"], Payload=b"{}")
+    response = patient("lambda").invoke(FunctionName=stack.outputs["ReconcilerName"], Payload=b"{}")
     payload = json.loads(response["Payload"].read())
     assert "FunctionError" not in response, payload
     assert isinstance(payload, dict)

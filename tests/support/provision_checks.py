@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
 from sandbox.provision import ProvisionedResource, ProvisionedStack
 from sandbox.queue_policy import let_aws_services_send
@@ -16,7 +17,7 @@ Clients = Callable[[str], Any]
 SLACK_SECRET_NAME = "rollout-slack-webhook"
 
 
-def clients_for(endpoint_url: str, region: str = "us-east-1") -> Clients:
+def clients_for(endpoint_url: str, region: str = "us-east-1", config: Config | None = None) -> Clients:
     cache: dict[str, Any] = {}
 
     def client(service: str) -> Any:
@@ -27,6 +28,7 @@ def clients_for(endpoint_url: str, region: str = "us-east-1") -> Clients:
                 region_name=region,
                 aws_access_key_id="testing",
                 aws_secret_access_key="testing",
+                config=config,
             )
         return cache[service]
 
