@@ -7,20 +7,15 @@ the endpoint's answer comes back to the receiver as a reply in the message's thr
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from typing import TYPE_CHECKING
-from urllib.parse import urlencode
-
-from slack_sdk.signature import SignatureVerifier
 
 from cli.errors import CliError, ExitCode
 from cli.follow import Waiter, find_release, follow_release
 from cli.operations import upload_artifact
+from cli.slack_click import post_signed_click
 from examples.hello.build import artifact_bytes
 from rollout.ledger import Release
 
@@ -47,26 +42,8 @@ def click(endpoint: str, signing_secret: str, deployment_id: str, response_url: 
         "response_url": response_url,
         "actions": [{"action_id": "rollout-approve", "value": deployment_id, "type": "button"}],
     }
-    body = urlencode({"payload": json.dumps(payload)})
-    stamp = str(int(time.time()))
-    signature = SignatureVerifier(signing_secret).generate_signature(timestamp=stamp, body=body)
-    if not endpoint.startswith("http://127.0.0.1:"):
-        raise CliError(f"the demo clicks only on the local sandbox, not {endpoint}", ExitCode.USAGE)
-    request = urllib.request.Request(  # noqa: S310 - checked above: the local sandbox
-        endpoint,
-        data=body.encode(),
-        method="POST",
-        headers={
-            "Content-Type": "application/x-www-form-urlencoded",
-            "X-Slack-Request-Timestamp": stamp,
-            "X-Slack-Signature": str(signature),
-        },
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - the local sandbox
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return int(error.code)
+    status, _ = post_signed_click(endpoint, signing_secret, payload)
+    return status
 
 
 def approval_from_slack(demo: Demo, slack_origin: str, signing_secret: str) -> Outcome:

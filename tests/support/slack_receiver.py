@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from cli.slack_click import post_signed_click
+
 
 @dataclass
 class Answer:
@@ -93,13 +95,6 @@ class SlackReceiver:
         signature: str | None = None,
     ) -> tuple[int, str]:
         """POST a signed block_actions request, as Slack does when someone clicks a button."""
-        import time
-        import urllib.error
-        import urllib.request
-        from urllib.parse import urlencode
-
-        from slack_sdk.signature import SignatureVerifier
-
         payload = {
             "type": "block_actions",
             "user": {"id": user_id, "username": user_name, "team_id": "T000LOCAL"},
@@ -117,24 +112,7 @@ class SlackReceiver:
                 }
             ],
         }
-        body = urlencode({"payload": json.dumps(payload)})
-        stamp = str(int(time.time()) if timestamp is None else timestamp)
-        signed = signature or SignatureVerifier(signing_secret).generate_signature(timestamp=stamp, body=body)
-        request = urllib.request.Request(
-            endpoint,
-            data=body.encode(),
-            method="POST",
-            headers={
-                "Content-Type": "application/x-www-form-urlencoded",
-                "X-Slack-Request-Timestamp": stamp,
-                "X-Slack-Signature": str(signed),
-            },
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read().decode()
+        return post_signed_click(endpoint, signing_secret, payload, timestamp, signature)
 
 
 @contextmanager
