@@ -675,3 +675,51 @@ def test_forked_workers_each_get_their_version_environment_and_code(sb):  # noqa
     assert one["env"]["AWS_ACCESS_KEY_ID"] != two["env"]["AWS_ACCESS_KEY_ID"]  # each its own role session
     assert one["cwd"] == one["path0"] != two["cwd"] == two["path0"]  # each in its own task root
     assert {one["pid"], two["pid"]} <= set(sb.lambda_service.worker_pids())
+
+
+SDK_MODELS = """
+import boto3
+from botocore import loaders
+from botocore.exceptions import ClientError
+
+def handler(event, context):
+    # Count the SDK data files this worker parses itself while making clients, then use one.
+    parsed = []
+    parse = loaders.JSONFileLoader._load_file
+
+    def counting(self, full_path, open_method):
+        found = parse(self, full_path, open_method)
+        if found is not None:
+            parsed.append(full_path)
+        return found
+
+    loaders.JSONFileLoader._load_file = counting
+    dynamodb = boto3.client("dynamodb")
+    lam = boto3.client("lambda")
+    model = dynamodb.meta.service_model._service_description
+    seen = model["metadata"].get("sandboxMark")
+    model["metadata"]["sandboxMark"] = context.function_name  # changed in this worker's memory only
+    try:
+        dynamodb.list_tables()
+        refused = None
+    except ClientError as error:
+        refused = error.response["Error"]["Code"]
+    dry_run = lam.invoke(FunctionName=context.function_name, InvocationType="DryRun")["StatusCode"]
+    return {"parsed": parsed, "seen": seen, "dry_run": dry_run, "refused": refused}
+"""
+
+
+def test_forked_workers_share_the_sdk_models_the_zygote_parsed_and_keep_their_own_changes(sb):  # noqa: F811
+    # A cold worker's clients take the service models and endpoint data the zygote parsed before forking
+    # (sandbox/lambda_zygote.py), not parse them again; what one worker does to a model stays in it.
+    assert sb.fork_workers
+    first, second = unique("sdk-a"), unique("sdk-b")
+    for name in (first, second):
+        create_function(sb, name, SDK_MODELS)
+    _, one = invoke_json(sb, first)
+    _, two = invoke_json(sb, second)
+    for answer in (one, two):
+        assert answer["parsed"] == []
+        # The shared models make working clients: a call served, a refusal (this role may not list tables) read.
+        assert (answer["dry_run"], answer["refused"]) == (204, "AccessDeniedException")
+        assert answer["seen"] is None  # the other worker's change did not reach this one

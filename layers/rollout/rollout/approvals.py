@@ -79,14 +79,6 @@ def open_gate(
     return gate
 
 
-def stored_gate(release: Release | None, hook: str, execution_id: str) -> Gate | None:
-    """The release's gate when it belongs to this hook execution (a repeated invocation)."""
-    gate = Gate.from_record(release.approval if release else None)
-    if gate is not None and gate.hook == hook and gate.execution_id == execution_id:
-        return gate
-    return None
-
-
 def _hook_started(deployment_id: str, hook: str) -> datetime | None:
     """When the gated lifecycle event started, on CodeDeploy's clock (its one-hour limit counts from then)."""
     try:

@@ -252,3 +252,11 @@ def parse_iso(stamp: str) -> datetime | None:
     except (AttributeError, ValueError):
         return None
     return moment if moment.tzinfo is not None else None
+
+
+def stored_gate(record: dict[str, Any] | None, hook: str, execution_id: str) -> Gate | None:
+    """The gate of a release's approval record when it belongs to this hook execution (a repeated invocation)."""
+    gate = Gate.from_record(record)
+    if gate is not None and gate.hook == hook and gate.execution_id == execution_id:
+        return gate
+    return None

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from rollout import approvals, aws, codedeploy_ops, gates, lambda_ops, s3_ops
+from rollout import aws, codedeploy_ops, gates, lambda_ops, s3_ops
 from rollout.appspec import LambdaAppSpec, parse_appspec, release_id_in
 from rollout.check_runner import (
     FAILED,
@@ -228,6 +228,9 @@ def _hold_for_approval(
     # The test results are on the release before the gate opens: whoever answers sees what passed.
     outcome.awaiting_approval = True
     _record(ledger, release, lifecycle, outcome, reported=False)
+    # Only a gated release needs the approval machinery (and its imports): not at every hook's init.
+    from rollout import approvals
+
     ctx = ReleaseContext.from_settings(settings, ledger)
     try:
         gate = approvals.open_gate(
@@ -327,7 +330,7 @@ def _evaluate(
     release = release_of(ledger, deployment) if ledger else None
     with progress.lock:
         progress.release = release
-    gate = approvals.stored_gate(release, hook, lifecycle.execution_id)
+    gate = gates.stored_gate(release.approval if release else None, hook, lifecycle.execution_id)
     if gate is not None:
         return _outcome_of_gate(hook, gate)
     previous = (release.hook_results or {}).get(hook) if release else None
