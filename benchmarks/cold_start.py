@@ -75,6 +75,7 @@ def sample(module: str) -> float:
     return float(out.stdout.strip())
 
 
+CACHEGRIND = ("valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null")
 _INSTRUCTIONS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 
@@ -82,8 +83,7 @@ def instructions(module: str | None) -> int:
     """CPU instructions of a fresh interpreter importing `module` (None: importing nothing)."""
     code = f"import {module}" if module else "pass"
     out = subprocess.run(
-        ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
-        + [sys.executable, "-c", code],
+        [*CACHEGRIND, sys.executable, "-c", code],
         env=probe_env(),
         cwd=ROOT,
         capture_output=True,

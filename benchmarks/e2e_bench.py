@@ -45,6 +45,7 @@ THROTTLES = (
     ("codedeploy", "CreateDeployment", "ThrottlingException", "Rate exceeded"),
 )
 THROTTLE_CODES = {code for _, _, code, _ in THROTTLES}
+BURST_POLL_SECONDS = 1.0
 
 
 def tree_cpu_seconds() -> tuple[float, float]:
@@ -107,8 +108,10 @@ def bootstrapped(world: RolloutWorld, prefix: str, count: int, config: str = CAN
     return functions
 
 
-def whole_release(world: RolloutWorld, upload: Upload, timeout: float = 300) -> tuple[Release, float]:
-    release = world.wait_release(upload, timeout=timeout)
+def whole_release(
+    world: RolloutWorld, upload: Upload, timeout: float = 300, interval: float = 0.2
+) -> tuple[Release, float]:
+    release = world.wait_release(upload, timeout=timeout, interval=interval)
     assert str(release.state) == "SUCCEEDED", (upload.key, release.state, release.reason)
     return release, parse_time(release.completed_at).timestamp() - upload.uploaded_at
 
@@ -189,7 +192,10 @@ def burst(
     deadline = time.monotonic() + 150 + 3 * len(functions)
     for upload in uploads:
         try:
-            ends.append(whole_release(world, upload, timeout=max(1.0, deadline - time.monotonic()))[0])
+            # The figures come from the ledger's own stamps, so reading it once a second loses nothing,
+            # and keeps this benchmark's own reads (its process is the sandbox's) out of the burst's CPU.
+            remaining = max(1.0, deadline - time.monotonic())
+            ends.append(whole_release(world, upload, timeout=remaining, interval=BURST_POLL_SECONDS)[0])
         except AssertionError:
             lost.append(upload.key)  # never recorded, or did not succeed
     for fault in faults:

@@ -292,8 +292,10 @@ class RolloutWorld:
         )
         return dict(item) if item else None
 
-    def wait_release(self, upload: Upload, timeout: float = 90.0, state: str | None = None) -> Release:
-        """The upload's release once terminal (or once in `state`)."""
+    def wait_release(
+        self, upload: Upload, timeout: float = 90.0, state: str | None = None, interval: float = 0.2
+    ) -> Release:
+        """The upload's release once terminal (or once in `state`), read every `interval` real seconds."""
 
         def done() -> Release | None:
             release = self.release_of(upload)
@@ -304,7 +306,7 @@ class RolloutWorld:
             return release if is_terminal(release.state) else None
 
         want = state or "a terminal state"
-        return wait_for(done, timeout, f"the release of {upload.key} to reach {want}")
+        return wait_for(done, timeout, f"the release of {upload.key} to reach {want}", interval)
 
     def wait_terminal(self, function: str, count: int, timeout: float = 120.0) -> list[Release]:
         """The function's releases once `count` exist and all are terminal."""
