@@ -130,15 +130,7 @@ def reaction_latency(world: RolloutWorld, functions: list[str]) -> dict[str, Any
         uploads.append(upload)
         release = wait_for(partial(deploying, world, upload), 60, f"{upload.key} to deploy", interval=0.05)
         latencies.append(parse_time(release.deploying_at).timestamp() - upload.uploaded_at)
-        # Upload to the release in the ledger (S3 event, EventBridge, the deployer's start), then the
-        # deployer's own steps (rollout.steps), in milliseconds.
-        received = parse_time(release.received_at).timestamp() - upload.uploaded_at
-        steps.setdefault("upload_to_received", []).append(received * 1000)
-        timed = dict(release.steps or {})
-        if timed:
-            timed["unnamed"] = timed["total"] - sum(v for k, v in timed.items() if k != "total")
-        for name, millis in timed.items():
-            steps.setdefault(name, []).append(float(millis))
+        add_step_timings(steps, release, upload.uploaded_at)
     for upload in uploads:
         whole_release(world, upload)
     return {
@@ -149,6 +141,18 @@ def reaction_latency(world: RolloutWorld, functions: list[str]) -> dict[str, Any
         "max_s": round(max(latencies), 3),
         "median_step_ms": {name: round(statistics.median(values)) for name, values in steps.items()},
     }
+
+
+def add_step_timings(steps: dict[str, list[float]], release: Release, uploaded_at: float) -> None:
+    """Upload to the release in the ledger (S3 event, EventBridge, the deployer's start), then the deployer's
+    own steps (rollout.steps), in milliseconds."""
+    received = parse_time(release.received_at).timestamp() - uploaded_at
+    steps.setdefault("upload_to_received", []).append(received * 1000)
+    timed = dict(release.steps or {})
+    if timed:
+        timed["unnamed"] = timed["total"] - sum(v for k, v in timed.items() if k != "total")
+    for name, millis in timed.items():
+        steps.setdefault(name, []).append(float(millis))
 
 
 def overhead(world: RolloutWorld, function: str, config: str, label: str) -> dict[str, Any]:
@@ -183,6 +187,8 @@ def burst(
         world.sb.faults.fail(service, operation, code, share=throttle, message=message)
         for service, operation, code, message in (THROTTLES if throttle else ())
     ]
+    lambdas = world.sb.lambda_service
+    cold_before, invocations_before = lambdas.cold_starts, lambdas.invocations
     sandbox_cpu, functions_cpu = tree_cpu_seconds()
     with ThreadPoolExecutor(len(functions)) as pool:
         uploads = list(pool.map(lambda f: world.release_build(f, "healthy", label), functions))
@@ -204,6 +210,7 @@ def burst(
     sandbox_after, functions_after = tree_cpu_seconds()
     sandbox_cpu, functions_cpu = sandbox_after - sandbox_cpu, functions_after - functions_cpu
     cpu = sandbox_cpu + functions_cpu
+    invocations = lambdas.invocations - invocations_before
     calls = world.sb.calls.since(mark)
     return {
         "functions": len(functions),
@@ -218,6 +225,11 @@ def burst(
         "cpu_s_sandbox": round(sandbox_cpu, 1),
         "cpu_s_lambda_workers": round(functions_cpu, 1),
         "cpu_s_per_release": round(cpu / len(functions), 2),
+        # Lambda invocations the burst made (control plane and the released functions), how many started a
+        # new worker, and the workers' CPU per invocation.
+        "lambda_invocations": invocations,
+        "lambda_cold_starts": lambdas.cold_starts - cold_before,
+        "lambda_worker_cpu_ms_per_invocation": round(functions_cpu * 1000 / max(1, invocations), 1),
         "cpu_floor_ratio": round(cpu / (os.cpu_count() or 1) / single_wall, 2),
         # Where the burst's time went: waiting to deploy (upload -> DEPLOYING) or deploying.
         **burst_spans(ends, uploads),
@@ -279,6 +291,9 @@ def burst_spans(ends: list[Release], uploads: list[Upload]) -> dict[str, Any]:
         return {}
     uploaded = {u.key: u.uploaded_at for u in uploads}
     waits = [parse_time(r.deploying_at).timestamp() - uploaded[r.key] for r in ends if r.deploying_at]
+    steps: dict[str, list[float]] = {}
+    for release in ends:
+        add_step_timings(steps, release, uploaded[release.key])
     deploying = [seconds(r.deploying_at, r.completed_at) for r in ends if r.deploying_at]
     spans = [(parse_time(r.deploying_at), parse_time(r.completed_at)) for r in ends if r.deploying_at]
     most = max(sum(1 for s, e in spans if s <= start < e) for start, _ in spans) if spans else 0
@@ -289,6 +304,7 @@ def burst_spans(ends: list[Release], uploads: list[Upload]) -> dict[str, Any]:
             "max": round(max(deploying), 2),
         },
         "most_deploying_at_once": most,
+        "median_step_ms": {name: round(statistics.median(values)) for name, values in steps.items()},
     }
 
 

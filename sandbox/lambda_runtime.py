@@ -239,6 +239,7 @@ class LambdaService:
         self._timers_lock = threading.Lock()
         self._random = random.Random()
         self.cold_starts = 0
+        self.invocations = 0  # invocations a worker ran (each attempt of an async event counts)
         # Workers are forked from a zygote that has imported the runtime's libraries (lambda_forks.py);
         # off: each worker is a new interpreter.
         self.fork_workers = sandbox.fork_workers
@@ -576,6 +577,8 @@ class LambdaService:
     ) -> Outcome:
         pool = self.pool_for(fn, version)
         worker, cold = pool.acquire()
+        with self._inflight_lock:
+            self.invocations += 1
         request = _worker_request(pool.spec, qualifier, event, client_context, request_id)
         started = time.monotonic()
         result = self._exchange(worker, request)
