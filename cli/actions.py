@@ -207,7 +207,19 @@ def _scopes(functions: list[str] | None, all_functions: bool) -> list[str]:
         raise CliError("name functions or pass --all, not both", ExitCode.USAGE)
     if not all_functions and not functions:
         raise CliError("name at least one function, or pass --all", ExitCode.USAGE)
-    return [FREEZE_ALL] if all_functions else list(dict.fromkeys(functions or []))
+    return [FREEZE_ALL] if all_functions else _named(functions or [])
+
+
+def _named(functions: list[str]) -> list[str]:
+    """Named functions as freeze scopes. FREEZE_ALL is the scope of every function in the ledger, so a
+    function of that name would freeze, or unfreeze and start the held uploads of, every function."""
+    if FREEZE_ALL in functions:
+        raise CliError(
+            f"{FREEZE_ALL} is the freeze of every function, and a function of that name cannot be frozen "
+            "or unfrozen by name: use --all for every function",
+            ExitCode.USAGE,
+        )
+    return list(dict.fromkeys(functions))
 
 
 def freeze(
@@ -257,7 +269,7 @@ def freeze_functions(backend: Backend, function: str, reason: str = "") -> dict[
     """`rollout freeze FUNCTION --reason TEXT`, as the dashboard calls it."""
     if not reason.strip():
         raise CliError("a freeze needs a reason", ExitCode.USAGE)
-    frozen = freeze_scopes(backend, [function], reason, "")
+    frozen = freeze_scopes(backend, _named([function]), reason, "")
     return {"freezes": [item.to_record() for item in frozen], "status_message": frozen[0].describe()}
 
 
@@ -316,7 +328,7 @@ def unfreeze_scopes(backend: Backend, scopes: list[str], all_functions: bool) ->
 
 def unfreeze_functions(backend: Backend, function: str) -> dict[str, Any]:
     """`rollout unfreeze FUNCTION`, as the dashboard calls it; nothing frozen is refused (exit 6)."""
-    ended, report = unfreeze_scopes(backend, [function], False)
+    ended, report = unfreeze_scopes(backend, _named([function]), False)
     if not ended:
         raise CliError(f"{function} is not frozen", ExitCode.CONFLICT)
     started = ", ".join(report.started)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any, cast
 
 import pytest
 from typer.testing import CliRunner
@@ -22,6 +23,11 @@ runner = CliRunner()
         (["freeze", "orders", "--reason", "x", "--until", "soon"], "not an ISO 8601 time"),
         (["freeze", "orders", "--reason", "x", "--until", "2020-01-01T00:00:00Z"], "already passed"),
         (["unfreeze"], "name at least one function"),
+        # A function named ALL is the ledger's every-function scope: unfreezing "it" would end a freeze
+        # of every function and start their held uploads.
+        (["freeze", "ALL", "--reason", "x"], "use --all"),
+        (["unfreeze", "ALL"], "use --all"),
+        (["unfreeze", "orders", "ALL"], "use --all"),
     ],
 )
 def test_bad_freeze_arguments_are_usage_errors(args: list[str], words: str) -> None:
@@ -45,3 +51,14 @@ def test_approve_refuses_what_is_not_exactly_a_deployment_id_before_any_aws_call
     with pytest.raises(CliError) as refused:
         answer_gate(object(), "approve", deployment_id, "looks good")  # type: ignore[arg-type]
     assert refused.value.code == ExitCode.USAGE and "is not a deployment id" in str(refused.value)
+
+
+def test_the_dashboard_cannot_freeze_or_unfreeze_every_function_by_naming_one_all() -> None:
+    from cli.actions import freeze_functions, unfreeze_functions
+    from cli.errors import CliError
+
+    backend = cast(Any, object())  # refused before any AWS call
+    for act in (lambda: freeze_functions(backend, "ALL", "x"), lambda: unfreeze_functions(backend, "ALL")):
+        with pytest.raises(CliError) as refused:
+            act()
+        assert refused.value.code == ExitCode.USAGE and "use --all" in str(refused.value)

@@ -100,3 +100,25 @@ def test_a_checks_tag_may_name_only_a_checks_document(uri: str) -> None:
     # The hooks' role may read only keys ending in rollout.json, .yaml or .yml: never an artifact.
     with pytest.raises(ChecksUnavailable, match=r"must name a key ending in rollout\.json"):
         parse_s3_uri(uri)
+
+
+@pytest.mark.parametrize("junk", ["not an object", ["a", "list"], 7])
+def test_a_destination_record_with_malformed_contexts_is_still_reported_failed(
+    junk: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The lifecycle event is readable, so the dead hook's execution is reported Failed (fail closed),
+    # whatever the rest of the record holds; a crash here would leave CodeDeploy waiting an hour.
+    from rollout import hook_failures
+
+    reported: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        hook_failures, "report_status", lambda event, verdict: reported.append((event.execution_id, verdict))
+    )
+    record = json.loads((EVENTS / "hook_failure_destination.json").read_text())
+    record.update(requestContext=junk, responseContext=junk)
+
+    answer = hook_failures.report_dead_hook(record, settings())
+
+    execution_id = record["requestPayload"]["LifecycleEventHookExecutionId"]
+    assert reported == [(execution_id, "Failed")] and answer["status"] == "Failed"
+    assert answer["reason"].startswith("lifecycle hook failed without reporting (unknown condition)")

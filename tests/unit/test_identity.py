@@ -38,6 +38,10 @@ def test_missing_and_malformed_proofs_are_refused() -> None:
     assert refused_code(with_host) == identity.MALFORMED
     unsigned = {**good, "headers": {k: v for k, v in good["headers"].items() if k != "Authorization"}}
     assert refused_code(unsigned) == identity.MALFORMED
+    # HTTP cannot carry it as signed: refused as what it is, not sent on to fail as "STS unreachable".
+    for value in ("20260101T000000Z\u4e2d", "20260101T000000Z\u00e9", "20260101T000000Z\x00"):
+        not_ascii = {**good, "headers": {**good["headers"], "X-Amz-Date": value}}
+        assert refused_code(not_ascii) == identity.MALFORMED
 
 
 @pytest.mark.parametrize(

@@ -96,6 +96,8 @@ def test_a_stale_request_is_refused_even_with_a_valid_signature(age: int) -> Non
         (lambda e: e["requestContext"]["http"].update({"method": "GET"}), 405),
         (lambda e: e.update({"body": "A" * (si.MAX_BODY_BYTES * 2 + 1)}), 413),
         (lambda e: e.pop("headers"), 400),
+        (lambda e: e.update({"requestContext": ["not", "an", "object"]}), 400),
+        (lambda e: e["requestContext"].update({"http": "POST"}), 400),
     ],
 )
 def test_malformed_requests_are_refused(mutate: Any, status: int) -> None:
@@ -230,6 +232,7 @@ class Recorded:
     def __init__(self) -> None:
         self.invoked: list[tuple[str, dict[str, Any]]] = []
         self.posted: list[dict[str, Any]] = []
+        self.posted_to: list[str] = []  # the response_url of each answer
         self.post_ok = True
 
 
@@ -256,6 +259,7 @@ def endpoint_world(monkeypatch: pytest.MonkeyPatch) -> Recorded:
 
     def post(click: si.Click, body: dict[str, Any], origin: str, log: Any) -> bool:
         seen.posted.append(body)
+        seen.posted_to.append(click.response_url)
         return seen.post_ok
 
     monkeypatch.setattr(si, "_post", post)
@@ -275,8 +279,9 @@ def test_a_click_is_handed_over_asynchronously_and_slack_is_answered_at_once(
     ((function, request),) = endpoint_world.invoked
     assert function == "rollout-dev-DeploymentActions"
     assert request["action"] == "approve" and request["by"]["id"] == "U0APPROVER"
-    assert request["slack"]["response_url"] == "https://hooks.slack.com/actions/T1/1/abc"
-    assert request["slack"]["thread_ts"] == "1700000000.000100"
+    # Slack's signed request is the click's only record: DeploymentActions proves it and answers its thread.
+    assert set(request) == {"action", "deployment_id", "by", "text", si.SIGNED_KEY}
+    assert request[si.SIGNED_KEY]["body"] == form(payload())
     assert endpoint_world.posted == []  # DeploymentActions answers the thread once it is done
 
 
@@ -387,8 +392,18 @@ def test_deployment_actions_acts_on_a_click_slack_signed_in_the_clickers_name(
         (lambda r: r.update({"action": "abort"}), "not the one the signed Slack click"),
         (lambda r: r[si.SIGNED_KEY].update({"signature": "v0=" + "0" * 64}), "signature does not match"),
         (lambda r: r[si.SIGNED_KEY].update({"body": form(payload(user="U0OTHER"))}), "does not match"),
+        # No UTF-8 Slack could have signed: refused, never a crash answered in some thread.
+        (lambda r: r[si.SIGNED_KEY].update({"body": "payload=\ud800"}), "not valid UTF-8"),
     ],
-    ids=["unsigned", "another-user", "another-deployment", "another-action", "forged", "body-swapped"],
+    ids=[
+        "unsigned",
+        "another-user",
+        "another-deployment",
+        "another-action",
+        "forged",
+        "body-swapped",
+        "not-utf8",
+    ],
 )
 def test_a_slack_claim_deployment_actions_cannot_verify_is_refused_and_answered_nowhere(
     endpoint_world: Recorded, acted: list[Any], tamper: Any, why: str
@@ -460,8 +475,64 @@ def test_a_click_whose_secret_cannot_be_read_is_refused_and_answered_nowhere(
     assert acted == [] and endpoint_world.posted == []
 
 
-def test_a_malformed_click_handed_over_is_not_answered_anywhere(endpoint_world: Recorded) -> None:
-    assert (
-        si.answer_in_thread({"response_url": "https://hooks.slack.com/actions/T1/1/abc"}, None, LOG) is False
-    )
-    assert endpoint_world.posted == []
+# --- only a click Slack signed is answered, and only in the thread Slack signed -------------------------
+def test_a_hand_over_refused_before_its_proof_is_answered_nowhere(
+    endpoint_world: Recorded, acted: list[Any]
+) -> None:
+    # Whoever may invoke DeploymentActions could name any thread: nothing unproven is answered.
+    from rollout import approvals
+
+    request = {**handed_over(endpoint_world), "action": "promote"}
+
+    answer = approvals.handle(request, settings=cast(Any, object()))
+
+    assert (answer["ok"], answer["refused"]) == (False, "bad_request")
+    assert "unknown action" in answer["reason"]
+    assert acted == [] and endpoint_world.posted == []
+
+
+def test_the_answer_goes_to_the_thread_slack_signed_not_one_the_hand_over_names(
+    endpoint_world: Recorded, acted: list[Any]
+) -> None:
+    from rollout import approvals
+
+    request = handed_over(endpoint_world)
+    elsewhere = {
+        "user_id": "U0APPROVER",
+        "user_name": "alice",
+        "action": "approve",
+        "deployment_id": DEPLOYMENT,
+        "response_url": "https://hooks.slack.com/actions/T9/9/another-thread",
+        "thread_ts": "1600000000.000001",
+    }
+
+    approvals.handle({**request, "slack": elsewhere}, settings=cast(Any, object()))
+
+    assert len(acted) == 1
+    assert endpoint_world.posted_to == ["https://hooks.slack.com/actions/T1/1/abc"]
+    assert endpoint_world.posted[0]["thread_ts"] == "1700000000.000100"
+
+
+@pytest.mark.parametrize(
+    ("broken", "why"),
+    [("secret", "signing secret could not be read"), ("ledger", "could not be recorded")],
+)
+def test_a_click_the_endpoint_cannot_check_is_refused_with_why_and_nothing_is_handed_over(
+    endpoint_world: Recorded, monkeypatch: pytest.MonkeyPatch, broken: str, why: str
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from rollout.ledger import Ledger
+
+    def unavailable(*args: Any) -> Any:
+        raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "down"}}, "Call")
+
+    if broken == "secret":
+        monkeypatch.setattr(si, "_signing_secret", unavailable)
+    else:
+        monkeypatch.setattr(Ledger, "first_sighting", unavailable)
+
+    answer = si.handle(event(form(payload())), ENDPOINT, LOG, lambda: NOW)
+
+    assert answer["statusCode"] == 503 and why in json.loads(answer["body"])["message"]
+    assert endpoint_world.invoked == [] and endpoint_world.posted == []

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rollout import aws, codedeploy_ops, gates, lambda_ops
 from rollout.actions import MAX_REASON, RefusedAction, not_live_reason
@@ -32,6 +32,9 @@ from rollout.ledger import Release, now_iso
 from rollout.observability import logger
 from rollout.states import ReasonCode
 from rollout.transitions import ReleaseContext
+
+if TYPE_CHECKING:
+    from rollout.slack_interactions import Click
 
 ACTIVE = frozenset({"Created", "Queued", "InProgress", "Baking", "Ready"})
 ACTIONS = ("approve", "reject", "expire", "report", "abort", "rollback")
@@ -102,6 +105,8 @@ class ActionRequest:
     deployment_id: str
     by: Approver
     text: str = ""
+    # The click Slack signed, once proven (`proven`): the outcome is answered in its thread.
+    click: Click | None = None
 
     @classmethod
     def parse(cls, event: Any) -> ActionRequest:
@@ -164,7 +169,7 @@ def _proven_slack(request: ActionRequest, signed: Any) -> ActionRequest:
             slack_interactions.NOT_SIGNED_BY_SLACK,
             "the request is not the one the signed Slack click asked for",
         )
-    return clicked
+    return replace(clicked, click=click)
 
 
 def act(ctx: ReleaseContext, request: ActionRequest) -> dict[str, Any]:
@@ -362,41 +367,35 @@ def _announce(ctx: ReleaseContext, release: Release, gate: Gate) -> None:
 
 
 def handle(event: Any, settings: Settings | None = None, deadline: Deadline = NO_DEADLINE) -> dict[str, Any]:
-    """deployment_actions' whole invocation: parse, act; a bad request is refused, never raised. A
-    click handed over by the Slack endpoint (asynchronously) is answered in its thread, failures too:
-    nobody else would hear of them. `deadline` is the invocation's: a release this action starts is
-    claimed only for as long as the invocation can live (see claims.py)."""
+    """deployment_actions' whole invocation: parse, prove, act; a bad or unproven request is refused,
+    never raised. A click Slack signed (handed over by the Slack endpoint, asynchronously) is answered
+    in its thread, failures too: nobody else would hear of them. Nothing unproven is answered
+    anywhere: the thread is the one in Slack's signed request, never one the payload names.
+    `deadline` is the invocation's: a release this action starts is claimed only for as long as the
+    invocation can live (see claims.py)."""
     # The request's parts (identity proofs, Slack clicks) are imported with the request: the hooks and
     # the reconciler, which use this module's gates only, skip them at init; deployment_actions' app.py
     # loads them at its init.
-    from rollout import slack_interactions
-
-    click = event.get(slack_interactions.SLACK_KEY) if isinstance(event, dict) else None
-    if click is None:
-        return _handle(event, settings, deadline)
-    try:
-        answer: dict[str, Any] | None = _handle(event, settings, deadline)
-    except Exception:
-        logger.exception("the Slack action failed")
-        answer = None
-    if answer is not None and answer.get("proof") == slack_interactions.NOT_SIGNED_BY_SLACK:
-        # Not a click Slack signed (`_refused` logged why): its response_url is nobody's to answer.
-        return answer
-    slack_interactions.answer_in_thread(click, answer, logger)
-    return answer or {"ok": False, "error": "the action failed; see the deployment_actions logs"}
-
-
-def _handle(event: Any, settings: Settings | None, deadline: Deadline) -> dict[str, Any]:
-    from rollout import identity  # see handle
+    from rollout import identity, slack_interactions
 
     try:
-        request = ActionRequest.parse(event)
+        request = proven(ActionRequest.parse(event), event)
     except ValueError as exc:
         return _refused(BAD_REQUEST, str(exc))
-    try:
-        request = proven(request, event)
     except identity.ProofRefused as refused:
         return _refused(UNAUTHENTICATED, refused.reason, proof=refused.code)
     logger.set_correlation_id(request.deployment_id)
     logger.append_keys(action=request.action, by=request.by.describe())
+    if request.click is None:
+        return _act(request, settings, deadline)
+    try:
+        answer: dict[str, Any] | None = _act(request, settings, deadline)
+    except Exception:
+        logger.exception("the Slack action failed")
+        answer = None
+    slack_interactions.answer_in_thread(request.click, answer, logger)
+    return answer or {"ok": False, "error": "the action failed; see the deployment_actions logs"}
+
+
+def _act(request: ActionRequest, settings: Settings | None, deadline: Deadline) -> dict[str, Any]:
     return act(ReleaseContext.from_settings(settings or Settings.from_env(), deadline=deadline), request)

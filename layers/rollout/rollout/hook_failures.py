@@ -49,7 +49,7 @@ def hook_of(function_arn: str, settings: Settings) -> str | None:
 def failure_reason(hook: str | None, record: Mapping[str, Any]) -> str:
     """A sentence saying which hook died and how, from the destination record."""
     label = f"{LABELS[hook]} hook" if hook else "lifecycle hook"
-    context = record.get("requestContext") or {}
+    context = _mapping(record.get("requestContext"))
     condition = str(context.get("condition") or "unknown condition")
     if condition == "EventAgeExceeded":
         return f"{label} never ran: its event expired in Lambda's queue (EventAgeExceeded)"
@@ -64,11 +64,17 @@ def failure_reason(hook: str | None, record: Mapping[str, Any]) -> str:
         detail = f"{kind}: {message}" if kind and message else kind or message
     elif response:
         detail = str(response)
-    function_error = (record.get("responseContext") or {}).get("functionError")
+    function_error = _mapping(record.get("responseContext")).get("functionError")
     if not detail and function_error:
         detail = str(function_error)
     reason = f"{label} failed without reporting ({condition})"
     return f"{reason}: {excerpt(detail, 300)}" if detail else reason
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """A part of the record that should be an object; empty when it is not (the lifecycle event alone
+    decides what is reported)."""
+    return value if isinstance(value, Mapping) else {}
 
 
 def _readable_deployment(deployment_id: str) -> dict[str, Any] | None:
@@ -98,7 +104,7 @@ def report_dead_hook(record: Any, settings: Settings | None = None) -> dict[str,
     except HookEventError as exc:
         raise DestinationRecordError(f"the record's requestPayload is not a lifecycle event: {exc}") from exc
     logger.set_correlation_id(lifecycle.deployment_id)
-    hook = hook_of(str((record.get("requestContext") or {}).get("functionArn") or ""), settings)
+    hook = hook_of(str(_mapping(record.get("requestContext")).get("functionArn") or ""), settings)
     reason = failure_reason(hook, record)
     logger.warning("a hook died without reporting; reporting Failed", extra={"reason": reason, "hook": hook})
 

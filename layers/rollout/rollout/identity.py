@@ -91,7 +91,8 @@ class Proof:
 
 
 def _fits(value: Any) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= MAX_HEADER and "\n" not in value and "\r" not in value
+    """A header value SigV4 can have signed and HTTP can carry: printable ASCII, bounded."""
+    return isinstance(value, str) and 0 < len(value) <= MAX_HEADER and value.isascii() and value.isprintable()
 
 
 def approver_from(status: int, body: bytes) -> Approver:

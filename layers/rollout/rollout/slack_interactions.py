@@ -45,7 +45,6 @@ SLACK_ORIGIN = "https://hooks.slack.com/"
 TIMESTAMP = re.compile(r"[0-9]{1,12}")
 SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
 RESPONSE_PATH = "actions/"  # Slack's response_url: https://hooks.slack.com/actions/T…/…/…
-SLACK_KEY = "slack"  # the click, in the request handed to deployment_actions, so it answers the thread
 # Slack's signed request itself, handed over with the click: deployment_actions verifies it again, since
 # anyone allowed to invoke deployment_actions could otherwise name any Slack user as the approver.
 SIGNED_KEY = "slack_request"
@@ -75,8 +74,10 @@ class SignedRequest:
         """The body and Slack's headers from a function URL event (payload format 2.0)."""
         if not isinstance(event, dict) or not isinstance(event.get("headers"), dict):
             raise Refused(400, "not a function URL request")
-        method = ((event.get("requestContext") or {}).get("http") or {}).get("method")
-        if method != "POST":
+        http = _mapping(event.get("requestContext")).get("http")
+        if not isinstance(http, dict):
+            raise Refused(400, "not a function URL request")
+        if http.get("method") != "POST":
             raise Refused(405, "only POST is accepted")
         raw = event.get("body") or ""
         if not isinstance(raw, str) or len(raw) > MAX_BODY_BYTES * 2:
@@ -87,12 +88,7 @@ class SignedRequest:
             )
         except (ValueError, UnicodeDecodeError):
             raise Refused(400, "the body is not valid base64 UTF-8") from None
-        try:
-            size = len(body.encode("utf-8"))
-        except UnicodeEncodeError:  # a lone surrogate in a text body: no UTF-8 Slack could have signed
-            raise Refused(400, "the body is not valid UTF-8") from None
-        if size > MAX_BODY_BYTES:
-            raise Refused(413, "the body is too large")
+        _check_size(body)
         headers = {str(k).lower(): str(v) for k, v in event["headers"].items()}
         return cls(body, headers.get("x-slack-request-timestamp", ""), headers.get("x-slack-signature", ""))
 
@@ -103,15 +99,23 @@ class SignedRequest:
             isinstance(value.get(name), str) for name in ("body", "timestamp", "signature")
         ):
             raise Refused(401, "the Slack click carries no request signed by Slack")
-        body = value["body"]
-        if len(body) > MAX_BODY_BYTES:
-            raise Refused(413, "the body is too large")
-        return cls(body, value["timestamp"], value["signature"])
+        _check_size(value["body"])
+        return cls(value["body"], value["timestamp"], value["signature"])
 
     @property
     def fingerprint(self) -> str:
         """Names this exact request (for refusing replays) without storing the signature."""
         return hashlib.sha256(f"{self.timestamp}:{self.signature}".encode()).hexdigest()
+
+
+def _check_size(body: str) -> None:
+    """Refused unless `body` is UTF-8 text of at most MAX_BODY_BYTES (what Slack signs)."""
+    try:
+        size = len(body.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate in a text body: no UTF-8 Slack could have signed
+        raise Refused(400, "the body is not valid UTF-8") from None
+    if size > MAX_BODY_BYTES:
+        raise Refused(413, "the body is too large")
 
 
 def verify(
@@ -322,10 +326,8 @@ def handle(event: Any, endpoint: Endpoint, log: Any, now: Callable[[], float] = 
 
     try:
         request = SignedRequest.from_function_url_event(event)
-        verify(request, _signing_secret(endpoint.signing_secret_arn), now)
-        if not Ledger(endpoint.ledger_table).first_sighting(
-            f"SLACK#{request.fingerprint}", MAX_AGE_SECONDS * 2
-        ):
+        verify(request, _readable_signing_secret(endpoint.signing_secret_arn), now)
+        if not _first_sighting(Ledger(endpoint.ledger_table), request):
             raise Refused(401, "the request was already received (replay)")
         click = parse_click(request.body)
     except Refused as refused:
@@ -358,9 +360,9 @@ def handle(event: Any, endpoint: Endpoint, log: Any, now: Callable[[], float] = 
 
 
 def handover(click: Click, request: SignedRequest) -> dict[str, Any]:
-    """What the endpoint hands deployment_actions: the action, the click to answer, and Slack's signed
-    request, which deployment_actions verifies again (`proven_click`)."""
-    return {**action_request(click), SLACK_KEY: asdict(click), SIGNED_KEY: asdict(request)}
+    """What the endpoint hands deployment_actions: the action and Slack's signed request, which
+    deployment_actions verifies again (`proven_click`) and whose click it answers in its thread."""
+    return {**action_request(click), SIGNED_KEY: asdict(request)}
 
 
 def proven_click(handed_over: Any, endpoint: Endpoint, now: Callable[[], float] = time.time) -> Click:
@@ -368,28 +370,17 @@ def proven_click(handed_over: Any, endpoint: Endpoint, now: Callable[[], float] 
     signing secret, no older than HANDOVER_MAX_AGE_SECONDS, by a user on the allow-list. Refused
     (fail closed) otherwise, including when this stack has no signing secret."""
     request = SignedRequest.from_handover(handed_over)
-    try:
-        secret = _signing_secret(endpoint.signing_secret_arn)
-    except Refused:
-        raise
-    except Exception as exc:  # noqa: BLE001 - unverifiable is refused; its response_url is nobody's to answer
-        raise Refused(503, f"the signing secret could not be read ({type(exc).__name__})") from None
-    verify(request, secret, now, HANDOVER_MAX_AGE_SECONDS)
+    verify(request, _readable_signing_secret(endpoint.signing_secret_arn), now, HANDOVER_MAX_AGE_SECONDS)
     click = parse_click(request.body)
     authorise(click, endpoint.allowed)
     return click
 
 
-def answer_in_thread(context: Any, answer: Any, log: Any) -> bool:
-    """deployment_actions' half: tell the click's thread the outcome (`answer` None: it failed).
-    `context` is the click the endpoint handed over; True if Slack took the answer."""
+def answer_in_thread(click: Click, answer: Any, log: Any) -> bool:
+    """deployment_actions' half: tell the thread of a click Slack signed (`proven_click`) the outcome
+    (`answer` None: it failed); True if Slack took the answer."""
     import os
 
-    try:
-        click = Click(**{name: str(context[name]) for name in Click.__dataclass_fields__})
-    except (KeyError, TypeError):
-        log.error("the Slack click handed over is malformed; not answered")
-        return False
     origin = os.environ.get("SLACK_WEBHOOK_ORIGIN") or SLACK_ORIGIN
     return _post(click, reply(click, reply_text(click, answer)), origin, log)
 
@@ -407,6 +398,27 @@ def _post(click: Click, payload: dict[str, Any], origin: str, log: Any) -> bool:
         log.error("could not answer in the thread", extra={"error": str(exc)})
         return False
     return True
+
+
+def _readable_signing_secret(secret_arn: str) -> str:
+    """The signing secret; Refused (fail closed) when it is not set, empty or cannot be read."""
+    try:
+        return _signing_secret(secret_arn)
+    except Refused:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a request that cannot be verified is refused, never acted on
+        raise Refused(503, f"the signing secret could not be read ({type(exc).__name__})") from None
+
+
+def _first_sighting(ledger: Any, request: SignedRequest) -> bool:
+    """Whether the request is seen for the first time; Refused when that cannot be recorded (a replay
+    could not be told apart)."""
+    try:
+        return bool(ledger.first_sighting(f"SLACK#{request.fingerprint}", MAX_AGE_SECONDS * 2))
+    except Exception as exc:  # noqa: BLE001 - unrecorded is refused, never acted on
+        raise Refused(
+            503, f"the request could not be recorded against replays ({type(exc).__name__})"
+        ) from None
 
 
 def _signing_secret(secret_arn: str) -> str:
