@@ -5,8 +5,11 @@ address nothing local answers; while a sandbox runs, a config's `FunctionUrl` is
 instead, and requests to it invoke the function with the payload format 2.0 event, as Lambda does:
 https://docs.aws.amazon.com/lambda/latest/dg/urls-invocation.html
 
-- `AuthType: NONE` needs a resource-policy statement allowing `lambda:InvokeFunctionUrl` to `*` with
-  `FunctionUrlAuthType: NONE` (what SAM's `FunctionUrlConfig` adds); without one the answer is 403.
+- `AuthType: NONE` needs two resource-policy statements for `*`: `lambda:InvokeFunctionUrl` with
+  `FunctionUrlAuthType: NONE`, and `lambda:InvokeFunction` (SAM's `FunctionUrlConfig` adds it with
+  `InvokedViaFunctionUrl: true`); without both the answer is 403. "Starting in October 2025, new function
+  URLs will require both lambda:InvokeFunctionUrl and lambda:InvokeFunction permissions" (Lambda Developer
+  Guide, "Control access to Lambda function URLs").
 - `AuthType: AWS_IAM` is not emulated (SigV4 for function URLs): such requests answer 403, so
   nothing is ever served unsigned that AWS would refuse.
 - The body reaches the function base64-encoded unless its content type is text or JSON
@@ -91,21 +94,40 @@ class FunctionUrls:
 
 
 def _public(fn: Any) -> bool:
-    """A resource-policy statement lets anyone invoke the URL without signing (AuthType NONE)."""
-    for statement in getattr(getattr(fn, "policy", None), "statements", []) or []:
-        if (
-            statement.get("Effect", "Allow") != "Allow"
-            or statement.get("Action") != "lambda:InvokeFunctionUrl"
-        ):
-            continue
-        principal = statement.get("Principal")
-        anyone = principal == "*" or (isinstance(principal, dict) and principal.get("AWS") == "*")
-        auth = statement.get("FunctionUrlAuthType") or (
-            ((statement.get("Condition") or {}).get("StringEquals") or {}).get("lambda:FunctionUrlAuthType")
-        )
-        if anyone and auth == "NONE":
-            return True
-    return False
+    """The resource policy lets anyone invoke the URL without signing (AuthType NONE): both actions."""
+    statements = [
+        statement
+        for statement in getattr(getattr(fn, "policy", None), "statements", []) or []
+        if statement.get("Effect", "Allow") == "Allow" and _to_anyone(statement)
+    ]
+    url = any(
+        _allows(statement, "lambda:InvokeFunctionUrl")
+        and _condition(statement, "FunctionUrlAuthType", "StringEquals") == "NONE"
+        for statement in statements
+    )
+    invoke = any(
+        _allows(statement, "lambda:InvokeFunction")
+        and str(_condition(statement, "InvokedViaFunctionUrl", "Bool") or "true").lower() == "true"
+        for statement in statements
+    )
+    return url and invoke
+
+
+def _to_anyone(statement: dict[str, Any]) -> bool:
+    principal = statement.get("Principal")
+    return principal == "*" or (isinstance(principal, dict) and principal.get("AWS") == "*")
+
+
+def _allows(statement: dict[str, Any], action: str) -> bool:
+    actions = statement.get("Action")
+    return action in (actions if isinstance(actions, list) else [actions])
+
+
+def _condition(statement: dict[str, Any], key: str, operator: str) -> Any:
+    """An AddPermission field as moto keeps it (`key` on the statement), or AWS's condition form."""
+    if key in statement:
+        return statement[key]
+    return ((statement.get("Condition") or {}).get(operator) or {}).get(f"lambda:{key}")
 
 
 def function_url_event(

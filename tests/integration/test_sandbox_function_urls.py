@@ -28,7 +28,7 @@ def handler(event, context):
 """
 
 
-def _url_function(sb: Any, public: bool = True, auth: str = "NONE") -> str:  # noqa: F811
+def _url_function(sb: Any, public: bool = True, auth: str = "NONE", invoke: bool = True) -> str:  # noqa: F811
     name = unique("url")
     lam = client(sb, "lambda")
     create_function(sb, name, ECHO)
@@ -41,6 +41,14 @@ def _url_function(sb: Any, public: bool = True, auth: str = "NONE") -> str:  # n
             Action="lambda:InvokeFunctionUrl",
             Principal="*",
             FunctionUrlAuthType="NONE",
+        )
+    if public and invoke:
+        lam.add_permission(
+            FunctionName=name,
+            StatementId="public-invoke",
+            Action="lambda:InvokeFunction",
+            Principal="*",
+            InvokedViaFunctionUrl=True,
         )
     return str(url)
 
@@ -90,5 +98,7 @@ def test_plain_json_answers_200_and_a_function_error_502(sb: Any) -> None:  # no
 
 def test_without_a_public_permission_or_with_iam_auth_the_url_is_forbidden(sb: Any) -> None:  # noqa: F811
     assert _request(_url_function(sb, public=False) + "x")[0] == 403
+    # Since October 2025 a URL needs lambda:InvokeFunction as well as lambda:InvokeFunctionUrl.
+    assert _request(_url_function(sb, invoke=False) + "x")[0] == 403
     assert _request(_url_function(sb, auth="AWS_IAM") + "x")[0] == 403
     assert _request(f"{sb.endpoint_url}/_lambda-url/nosuchurl/x")[0] == 403
