@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -13,6 +14,9 @@ from rollout.errors import DeploymentLimitExceeded
 ROLLBACK_EVENTS = ("DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM", "DEPLOYMENT_STOP_ON_REQUEST")
 BATCH_GET_LIMIT = 25  # BatchGetDeployments takes at most 25 ids
 ACTIVE_STATUSES = ["Created", "Queued", "InProgress", "Baking", "Ready"]
+# CreateDeployment's answers that say nothing about whether an earlier attempt created the deployment:
+# the group's running deployment may be that attempt's, and a throttle may follow a committed request.
+NOT_REFUSALS = frozenset({"DeploymentLimitExceededException", "ThrottlingException"})
 
 
 def desired_group(
@@ -150,6 +154,33 @@ def create_deployment(
             raise DeploymentLimitExceeded(group) from exc
         raise
     return str(resp["deploymentId"])
+
+
+def refused_outright(exc: BaseException) -> bool:
+    """Whether CreateDeployment's error proves it created nothing: one of the refusals CodeDeploy models
+    for it (botocore's codedeploy model, CreateDeployment's errors: invalid names, a missing group or
+    revision...), answered to the first and only attempt.
+
+    Anything else may follow a deployment that was created: CreateDeployment takes no client token, so
+    an answer lost after CodeDeploy committed (a 5xx, a throttle, a reset connection) is resent as is
+    by botocore's standard retries, which retry "transient errors" and "throttling errors" (Boto3
+    guide, "Retries", "Standard retry mode"), and the resent request meets the deployment the first
+    one created. After a retry (`RetryAttempts` above 0) even a refusal may follow such an attempt.
+    """
+    code = aws.error_code(exc)
+    if not code or code in NOT_REFUSALS or code not in _create_refusals():
+        return False
+    metadata = getattr(exc, "response", {}).get("ResponseMetadata") or {}
+    return not metadata.get("RetryAttempts")
+
+
+@functools.cache
+def _create_refusals() -> frozenset[str]:
+    """The error codes botocore's codedeploy model lists for CreateDeployment (read on an error only)."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("codedeploy")
+    return frozenset(shape.name for shape in model.operation_model("CreateDeployment").error_shapes)
 
 
 def get_deployment(deployment_id: str) -> dict[str, Any]:
