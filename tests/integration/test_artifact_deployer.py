@@ -7,6 +7,7 @@ import hashlib
 import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
@@ -1090,7 +1091,6 @@ def test_a_create_deployment_answered_an_error_after_it_created_the_deployment_r
 @pytest.mark.parametrize(
     ("error", "state", "looked"),
     [
-        (client_error("InternalFailure", "nothing was created", "CreateDeployment"), "FAILED", True),
         (
             client_error("DeploymentLimitExceededException", "another one runs", "CreateDeployment"),
             "QUEUED",
@@ -1100,7 +1100,7 @@ def test_a_create_deployment_answered_an_error_after_it_created_the_deployment_r
         (client_error("InvalidRevisionException", "bad revision", "CreateDeployment"), "FAILED", False),
     ],
 )
-def test_a_create_deployment_error_that_created_nothing_stands_once_codedeploy_has_no_deployment_of_the_release(
+def test_a_create_deployment_refusal_or_another_running_deployment_stands_when_the_release_has_none(
     world: ArtifactWorld,
     ledger: Ledger,
     codedeploy: CodeDeployStandIn,
@@ -1116,6 +1116,61 @@ def test_a_create_deployment_error_that_created_nothing_stands_once_codedeploy_h
 
     assert result["state"] == state
     assert ("list_deployments" in calls_after_create(codedeploy)) is looked
+    assert codedeploy.deployments == {} and ledger.get_lock(FUNCTION) is None
+
+
+@pytest.fixture
+def create_pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The pauses the starter takes before sending CreateDeployment again (recorded, not slept)."""
+    pauses: list[float] = []
+    monkeypatch.setattr(codedeploy_ops, "sleep", pauses.append)
+    return pauses
+
+
+def test_a_create_deployment_that_failed_is_sent_again_only_once_codedeploy_shows_it_created_nothing(
+    world: ArtifactWorld,
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    bootstrapped: dict[str, Any],
+    lambda_context: Any,
+    create_pauses: list[float],
+) -> None:
+    # Throttled before it was served, three times (the request never reached CodeDeploy).
+    codedeploy.fail_next["create_deployment"] = [
+        client_error("ThrottlingException", "Rate exceeded", "CreateDeployment") for _ in range(3)
+    ]
+
+    result = release_upload(world, "2", lambda_context)
+
+    (deployment_id,) = codedeploy.deployments
+    assert (result["state"], result["deployment_id"]) == ("DEPLOYING", deployment_id)
+    assert len(codedeploy.calls_to("create_deployment")) == 4
+    operations = [operation for operation, _ in codedeploy.calls]
+    creates = [i for i, operation in enumerate(operations) if operation == "create_deployment"]
+    between = [operations[sent:resent] for sent, resent in pairwise(creates)]
+    assert all("list_deployments" in calls for calls in between), "looked before each resend"
+    # botocore standard mode's pauses: a random share of 1, 2, 4 seconds
+    assert len(create_pauses) == 3 and all(0 <= p <= 2**i for i, p in enumerate(create_pauses))
+
+
+def test_a_create_deployment_that_keeps_failing_ends_the_release_failed_after_its_last_attempt(
+    world: ArtifactWorld,
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    bootstrapped: dict[str, Any],
+    lambda_context: Any,
+    create_pauses: list[float],
+) -> None:
+    codedeploy.fail_next["create_deployment"] = [
+        client_error("InternalFailure", "CodeDeploy is down", "CreateDeployment") for _ in range(20)
+    ]
+
+    result = release_upload(world, "2", lambda_context)
+
+    assert result["state"] == "FAILED" and "InternalFailure" in result["reason"]
+    assert len(codedeploy.calls_to("create_deployment")) == codedeploy_ops.CREATE_ATTEMPTS
+    assert len(create_pauses) == codedeploy_ops.CREATE_ATTEMPTS - 1
+    assert all(0 <= pause <= codedeploy_ops.CREATE_MAX_PAUSE for pause in create_pauses)
     assert codedeploy.deployments == {} and ledger.get_lock(FUNCTION) is None
 
 

@@ -421,23 +421,50 @@ def _create_deployment(
 
 
 def _create_or_find(ctx: ReleaseContext, release: Release, create: Callable[[], str]) -> str:
-    """The deployment `create` (CreateDeployment) made; when it raised, the one it made all the same.
+    """The deployment `create` (one CreateDeployment request) made; when it raised, the one it made
+    all the same; resent, with pauses, only once CodeDeploy shows it made none.
 
-    CreateDeployment takes no client token (botocore's codedeploy model has no idempotency token
-    among its members), so its error may come after CodeDeploy created the deployment, and botocore's
-    retry of it then meets that very deployment as DeploymentLimitExceeded (`codedeploy_ops.
-    refused_outright`). Unless the error is an outright refusal, a deployment whose description names
-    the release is looked for (`orphans.deployment_of`) and taken as this start's: the release is
-    recorded DEPLOYING on it rather than queued behind it or FAILED while it shifts traffic. None
-    found: the error stands (queued behind another deployment, or FAILED). CodeDeploy not answering
-    the look either: CreateOutcomeUnknown.
+    CreateDeployment takes no client token (botocore's codedeploy model has no idempotency token among
+    its members), so its error may come after CodeDeploy created the deployment (a 5xx, a throttle, a
+    reset connection: "Operations might also time out or encounter other server issues before they
+    complete, even though the request has already returned a result", Amazon EC2 developer guide,
+    "Ensuring idempotency in Amazon EC2 API requests"), and a resend then meets that very deployment
+    as DeploymentLimitExceeded, or makes a second one if it already ended. So unless the error is an
+    outright refusal (`codedeploy_ops.refused_outright`), a deployment whose description names the
+    release is looked for (`orphans.deployment_of`) and taken as this start's: the release is recorded
+    DEPLOYING on it rather than queued behind it or FAILED while it shifts traffic. None found: a
+    DeploymentLimitExceeded stands (another deployment runs: the release queues), any other error is
+    resent after a pause while attempts and the invocation last, then stands (FAILED). CodeDeploy not
+    answering the look: CreateOutcomeUnknown.
     """
-    try:
-        return create()
-    except Exception as exc:
-        if codedeploy_ops.refused_outright(exc):
-            raise
-        error = exc
+    attempt = 1
+    while True:
+        try:
+            return create()
+        except Exception as exc:
+            if codedeploy_ops.refused_outright(exc):
+                raise
+            error = exc
+        found = _created_anyway(ctx, release, error)
+        if found is not None:
+            return found
+        pause = codedeploy_ops.resend_pause(attempt)
+        if (
+            isinstance(error, DeploymentLimitExceeded)
+            or attempt >= codedeploy_ops.CREATE_ATTEMPTS
+            or pause > ctx.deadline.remaining()
+        ):
+            raise error
+        logger.info(
+            "CreateDeployment failed and created nothing: sending it again",
+            extra={"attempt": attempt, "pause": round(pause, 2), "error": _describe(error)},
+        )
+        codedeploy_ops.sleep(pause)
+        attempt += 1
+
+
+def _created_anyway(ctx: ReleaseContext, release: Release, error: Exception) -> str | None:
+    """The id of the deployment of `release` CodeDeploy has although CreateDeployment raised `error`."""
     from rollout import orphans  # only after CreateDeployment raised
 
     try:
@@ -448,7 +475,7 @@ def _create_or_find(ctx: ReleaseContext, release: Release, create: Callable[[], 
             f"created the deployment anyway ({_describe(look)}): looking again when this start's claim expires"
         ) from error
     if found is None:
-        raise error
+        return None
     deployment_id = str(found["deploymentId"])
     logger.warning(
         "CreateDeployment raised, but CodeDeploy created this release's deployment: recording it",
