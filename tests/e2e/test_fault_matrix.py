@@ -207,14 +207,10 @@ def lost_create_answers(world: RolloutWorld, code: str, status: int, count: int)
     )
 
 
-def assert_deployed_as_recorded(world: RolloutWorld, release: Release, outcome: str) -> None:
-    """The release went DEPLOYING on the one deployment that names it, then ended as that deployment did:
-    never queued behind it nor failed while it ran."""
-    states = [str(entry["state"]) for entry in release.history]
-    assert states[states.index("DEPLOYING") - 1 :] in (
-        ["RECEIVED", "DEPLOYING", outcome],
-        ["QUEUED", "DEPLOYING", outcome],
-    ), states
+def assert_deployed_as_recorded(world: RolloutWorld, release: Release, recorded: list[str]) -> None:
+    """The release went through `recorded` states, DEPLOYING on the one deployment that names it: never
+    queued behind it nor failed while it ran."""
+    assert [str(entry["state"]) for entry in release.history] == recorded
     assert deployments_by_release(world, release.function)[release.release_id] == [release.deployment_id]
 
 
@@ -227,7 +223,7 @@ def test_a_create_deployment_answered_an_error_after_it_created_the_deployment_i
     cell.inject(lost)
     (release,) = cell.settle([world.release_build(function, "healthy", "v2")])
     assert str(release.state) == "SUCCEEDED", (release.reason_code, release.reason)
-    assert_deployed_as_recorded(world, release, "SUCCEEDED")
+    assert_deployed_as_recorded(world, release, ["RECEIVED", "DEPLOYING", "SUCCEEDED"])
     assert fired(lost) == 1, "not sent again once its deployment was found"
 
 
@@ -250,7 +246,7 @@ def test_a_create_deployment_resent_after_a_throttle_and_answered_an_error_after
     )
     (release,) = cell.settle([world.release_build(function, "failing-check", "v2")])
     assert str(release.state) == "ROLLED_BACK", (release.reason_code, release.reason)
-    assert_deployed_as_recorded(world, release, "ROLLED_BACK")
+    assert_deployed_as_recorded(world, release, ["RECEIVED", "DEPLOYING", "ROLLED_BACK"])
 
 
 @matrix_only
@@ -272,11 +268,13 @@ def test_a_queued_start_answered_an_error_after_create_deployment_is_recorded_an
     lost = lost_create_answers(world, "InternalFailure", 500, count=2)
     cell.inject(lost)
     assert str((world.release_of(queued) or Release("", "")).state) == "QUEUED", "injected before it started"
-    world.wait_release(queued, state="DEPLOYING", timeout=HEALTHY_BOUND)
+    started = world.wait_release(queued, state="DEPLOYING", timeout=HEALTHY_BOUND)
+    # Its deployment holds the function's lock while it runs, as any release's does.
+    assert (world.lock(function) or {}).get("release_id") == started.release_id
     behind = world.release_build(function, "healthy", "v4")
     first, adopted, last = cell.settle([deploying, queued, behind])
     assert [str(r.state) for r in (first, adopted, last)] == ["SUCCEEDED"] * 3
-    assert_deployed_as_recorded(world, adopted, "SUCCEEDED")
+    assert_deployed_as_recorded(world, adopted, ["RECEIVED", "QUEUED", "DEPLOYING", "SUCCEEDED"])
     assert fired(lost) == 2, "build 3's and build 4's starts each sent CreateDeployment once"
     assert world.version_code(function, world.alias_version(function)) == behind.code_sha256
 
