@@ -1,5 +1,6 @@
-"""Fault injection for tests: failing API calls, killing Lambda workers (after some time, or when they
-make a given call), and dropping, duplicating or dead-lettering events."""
+"""Fault injection for tests: failing API calls (before they are served, or after: the service did it, the
+caller is told it failed), killing Lambda workers (after some time, or when they make a given call), and
+dropping, duplicating or dead-lettering events."""
 
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ class CallFault:
     remaining: int | None
     injected: int = 0
     path_contains: str | None = None  # only requests whose path has this (e.g. "/functions/orders/")
+    # False: the call fails before it is served (it never happens); True: it is served, then the caller
+    # is answered the error instead of the service's answer (it happened; the caller is told it failed)
+    after_serving: bool = False
 
 
 @dataclass
@@ -75,9 +79,16 @@ class Faults:
         message: str | None = None,
         status: int | None = None,
         path_contains: str | None = None,
+        after_serving: bool = False,
     ) -> CallFault:
         """Fail `share` of calls to `service`:`operation` (botocore names, e.g. "lambda", "Invoke") with
-        `error_code`, at most `count` times; with `path_contains`, only requests whose path has it."""
+        `error_code`, at most `count` times; with `path_contains`, only requests whose path has it.
+
+        With `after_serving` the call is served first and the caller is answered the error instead of
+        the service's answer: a 500 or a throttle after the service committed, as AWS can answer
+        ("Operations might also time out or encounter other server issues before they complete, even
+        though the request has already returned a result": Amazon EC2 developer guide, "Ensuring
+        idempotency in Amazon EC2 API requests"). The caller's SDK may then retry the call."""
         if not 0.0 <= share <= 1.0:
             raise ValueError("share must be between 0 and 1")
         fault = CallFault(
@@ -89,6 +100,7 @@ class Faults:
             status=status,
             remaining=count,
             path_contains=path_contains,
+            after_serving=after_serving,
         )
         with self._lock:
             self._calls.append(fault)
@@ -141,12 +153,18 @@ class Faults:
 
     # Consumers (the sandbox's own components)
 
-    def call_fault(self, service: str | None, operation: str | None, path: str = "") -> CallFault | None:
+    def call_fault(
+        self, service: str | None, operation: str | None, path: str = "", after_serving: bool = False
+    ) -> CallFault | None:
+        """The rule that fails this call (consumed if found): one that fails it before it is served, or
+        with `after_serving` one that replaces the answer of the call once served."""
         if service is None or operation is None:
             return None
         with self._lock:
             for fault in self._calls:
                 if fault.service != service or fault.operation != operation:
+                    continue
+                if fault.after_serving != after_serving:
                     continue
                 if fault.path_contains is not None and fault.path_contains not in path:
                     continue

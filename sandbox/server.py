@@ -134,13 +134,51 @@ class SandboxApp:
             if refused is not None:
                 return self._send(refused, start_response)
             fault = self.faults.call_fault(request.service, request.operation, request.path)
-            if fault is not None:
-                return self._send(
-                    error_response(
-                        request.protocol, request.service, fault.error_code, fault.message, fault.status
-                    ),
-                    start_response,
-                )
+        except AwsError as exc:
+            return self._send(self._aws_error(request, exc), start_response)
+        except Exception as exc:  # noqa: BLE001 - a sandbox bug must reach the client as an AWS error
+            return self._send(self._sandbox_error(request, exc), start_response)
+        if fault is None:
+            fault = self.faults.call_fault(
+                request.service, request.operation, request.path, after_serving=True
+            )
+            if fault is None:
+                return self._serve(request, environ, start_response)
+            # Served in full (the service did it); the caller hears the error instead of the answer.
+            self._discard(self._serve(request, environ, _unheard))
+        return self._send(
+            error_response(request.protocol, request.service, fault.error_code, fault.message, fault.status),
+            start_response,
+        )
+
+    @staticmethod
+    def _discard(answer: Iterable[bytes]) -> None:
+        for _ in answer:
+            pass
+        close = getattr(answer, "close", None)
+        if close is not None:
+            close()
+
+    @staticmethod
+    def _aws_error(request: AwsRequest, exc: AwsError) -> Response:
+        return error_response(request.protocol, request.service, exc.code, exc.message, exc.status)
+
+    def _sandbox_error(self, request: AwsRequest, exc: Exception) -> Response:
+        log.error(
+            "sandbox handler failed for %s %s:\n%s",
+            request.service,
+            request.operation,
+            traceback.format_exc(),
+        )
+        return error_response(
+            request.protocol, request.service, "InternalFailure", f"sandbox error: {exc}", 500
+        )
+
+    def _serve(
+        self, request: AwsRequest, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        """The service's own answer: the sandbox's handlers, else moto."""
+        try:
             if request.service == "codedeploy":
                 return self._send(self._codedeploy(request), start_response)
             handler = self.routes.get((request.service or "", request.operation or ""))
@@ -151,32 +189,15 @@ class SandboxApp:
             if self._hides_missing_objects(request):
                 return self._send(self._missing_object_or_denied(request), start_response)
         except AwsError as exc:
-            return self._send(
-                error_response(request.protocol, request.service, exc.code, exc.message, exc.status),
-                start_response,
-            )
+            return self._send(self._aws_error(request, exc), start_response)
         except Exception as exc:  # noqa: BLE001 - a sandbox bug must reach the client as an AWS error
-            log.error(
-                "sandbox handler failed for %s %s:\n%s",
-                request.service,
-                request.operation,
-                traceback.format_exc(),
-            )
-            return self._send(
-                error_response(
-                    request.protocol, request.service, "InternalFailure", f"sandbox error: {exc}", 500
-                ),
-                start_response,
-            )
+            return self._send(self._sandbox_error(request, exc), start_response)
         try:
             return self.moto_app(environ, start_response)
         except AwsError as exc:
             # Raised by sandbox behaviour running inside moto (metric math, alarm reads): the service's
             # 4xx in the request's protocol, never werkzeug's HTML 500.
-            return self._send(
-                error_response(request.protocol, request.service, exc.code, exc.message, exc.status),
-                start_response,
-            )
+            return self._send(self._aws_error(request, exc), start_response)
 
     def _authorize(self, request: AwsRequest) -> Response | None:
         """Who signed the request, and the refusal AWS would answer if IAM does not allow it."""
@@ -297,7 +318,7 @@ class SandboxApp:
         GET /_sandbox/health; GET /_sandbox/calls?since=<seq> (the calls served from sequence number
         <seq> on, and `next`, the number to ask from next time); POST /_sandbox/faults/{fail, kill-worker, kill-on-call, drop-event,
         duplicate-event, dead-letter-event, clear} with the keyword arguments of the Faults method of
-        the same name as a JSON body.
+        the same name as a JSON body (`fail` with `"after_serving": true` serves the call first).
         """
         path = str(environ.get("PATH_INFO", ""))
         if path == "/_sandbox/health":
@@ -392,6 +413,11 @@ class SandboxApp:
         reason = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content"}.get(response.status, "Error")
         start_response(f"{response.status} {reason}", list(headers.items()))
         return [response.body]
+
+
+def _unheard(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+    """start_response for an answer nobody hears (Faults.fail with after_serving)."""
+    return lambda data: None
 
 
 def _remember_backends(app: Any) -> None:

@@ -114,12 +114,16 @@ def moto() -> Iterator[None]:
 def codedeploy(monkeypatch: pytest.MonkeyPatch) -> CodeDeployStandIn:
     """Route the package's codedeploy client to the stand-in; other services stay on moto."""
     standin = CodeDeployStandIn()
-    real_client = aws.client
+    real_client, real_single_attempt_client = aws.client, aws.single_attempt_client
 
     def client(service: str) -> Any:
         return standin if service == "codedeploy" else real_client(service)
 
+    def single_attempt_client(service: str) -> Any:
+        return standin if service == "codedeploy" else real_single_attempt_client(service)
+
     monkeypatch.setattr(aws, "client", client)
+    monkeypatch.setattr(aws, "single_attempt_client", single_attempt_client)
     return standin
 
 

@@ -24,8 +24,10 @@ from typing import Any
 import pytest
 
 from examples.hello.build import artifact_bytes
+from rollout.ledger import Release
+from sandbox.faults import CallFault
 from tests.support.e2e_world import E2E_CHECKS, RolloutWorld, wait_for
-from tests.support.fault_matrix import Cell, at_least_once, fired
+from tests.support.fault_matrix import Cell, at_least_once, deployments_by_release, fired
 
 pytestmark = pytest.mark.e2e
 matrix_only = pytest.mark.fault_matrix
@@ -192,6 +194,89 @@ def test_a_share_of_a_control_plane_call_failing_still_ends_the_release(
     cell.inject(at_least_once(world, service, operation, code, 0.3, status))
     (release,) = cell.settle([world.release_build(function, "healthy", "v2")])
     assert str(release.state) == "SUCCEEDED", (release.reason_code, release.reason)
+
+
+# --- CreateDeployment served, its caller told it failed -------------------------------------------
+
+
+def lost_create_answers(world: RolloutWorld, code: str, status: int, count: int) -> CallFault:
+    """CodeDeploy creates the deployment, and the caller is answered `code` instead (at most `count`
+    times: a second would be a resend)."""
+    return world.sb.faults.fail(
+        "codedeploy", "CreateDeployment", code, count=count, status=status, after_serving=True
+    )
+
+
+def assert_deployed_as_recorded(world: RolloutWorld, release: Release, recorded: list[str]) -> None:
+    """The release went through `recorded` states, DEPLOYING on the one deployment that names it: never
+    queued behind it nor failed while it ran."""
+    assert [str(entry["state"]) for entry in release.history] == recorded
+    assert deployments_by_release(world, release.function)[release.release_id] == [release.deployment_id]
+
+
+def test_a_create_deployment_answered_an_error_after_it_created_the_deployment_is_the_releases_own(
+    cells: Cells, world: RolloutWorld
+) -> None:
+    function = live_on_v1(world, "lostanswer")
+    cell = cells("CreateDeployment served, answered 500", function, HEALTHY_BOUND, "one deployment")
+    lost = lost_create_answers(world, "InternalFailure", 500, count=2)
+    cell.inject(lost)
+    (release,) = cell.settle([world.release_build(function, "healthy", "v2")])
+    assert str(release.state) == "SUCCEEDED", (release.reason_code, release.reason)
+    assert_deployed_as_recorded(world, release, ["RECEIVED", "DEPLOYING", "SUCCEEDED"])
+    assert fired(lost) == 1, "not sent again once its deployment was found"
+
+
+@matrix_only
+def test_a_create_deployment_resent_after_a_throttle_and_answered_an_error_after_creating_is_the_releases_own(
+    cells: Cells, world: RolloutWorld
+) -> None:
+    function = live_on_v1(world, "lostresend")
+    cell = cells(
+        "CreateDeployment throttled, then served and answered a throttle",
+        function,
+        HEALTHY_BOUND,
+        "one deployment",
+    )
+    # The first request is refused before CodeDeploy acts; the resend creates the deployment and is
+    # answered the throttle all the same. The deployment fails its check and rolls back within seconds.
+    cell.inject(
+        world.sb.faults.fail("codedeploy", "CreateDeployment", "ThrottlingException", count=1, status=400),
+        lost_create_answers(world, "ThrottlingException", 400, count=2),
+    )
+    (release,) = cell.settle([world.release_build(function, "failing-check", "v2")])
+    assert str(release.state) == "ROLLED_BACK", (release.reason_code, release.reason)
+    assert_deployed_as_recorded(world, release, ["RECEIVED", "DEPLOYING", "ROLLED_BACK"])
+
+
+@matrix_only
+def test_a_queued_start_answered_an_error_after_create_deployment_is_recorded_and_the_queue_moves_on(
+    cells: Cells, world: RolloutWorld
+) -> None:
+    function = live_on_v1(world, "lostqueued")
+    cell = cells(
+        "queued starts: CreateDeployment served, answered 500",
+        function,
+        2 * HEALTHY_BOUND,
+        "three deployments",
+    )
+    deploying = world.release_build(function, "healthy", "v2")
+    world.wait_release(deploying, state="DEPLOYING", timeout=HEALTHY_BOUND)
+    queued = world.release_build(function, "healthy", "v3")
+    world.wait_release(queued, state="QUEUED", timeout=HEALTHY_BOUND)
+    # Aimed at the queue's starts: build 3's when build 2's deployment ends, build 4's after build 3's.
+    lost = lost_create_answers(world, "InternalFailure", 500, count=2)
+    cell.inject(lost)
+    assert str((world.release_of(queued) or Release("", "")).state) == "QUEUED", "injected before it started"
+    started = world.wait_release(queued, state="DEPLOYING", timeout=HEALTHY_BOUND)
+    # Its deployment holds the function's lock while it runs, as any release's does.
+    assert (world.lock(function) or {}).get("release_id") == started.release_id
+    behind = world.release_build(function, "healthy", "v4")
+    first, adopted, last = cell.settle([deploying, queued, behind])
+    assert [str(r.state) for r in (first, adopted, last)] == ["SUCCEEDED"] * 3
+    assert_deployed_as_recorded(world, adopted, ["RECEIVED", "QUEUED", "DEPLOYING", "SUCCEEDED"])
+    assert fired(lost) == 2, "build 3's and build 4's starts each sent CreateDeployment once"
+    assert world.version_code(function, world.alias_version(function)) == behind.code_sha256
 
 
 def dynamodb_writes_failing(world: RolloutWorld, cell: Cell) -> None:

@@ -7,6 +7,7 @@ import hashlib
 import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
@@ -1037,6 +1038,184 @@ def test_a_retry_adopts_the_deployment_a_dead_attempt_created_instead_of_deployi
     assert release is not None and (release.current_version, release.target_version) == ("1", "2")
     assert ledger.get_lock(FUNCTION)["deployment_id"] == deployment_id
     assert created["description"].startswith(f"rollout release {release.release_id}: ")
+
+
+# --- CreateDeployment's answer lost after it created the deployment ---------------------------------
+
+
+def lost_answer(code: str) -> Any:
+    """The error a caller is told after CodeDeploy created its deployment: a 5xx or throttle, or the
+    DeploymentLimitExceeded botocore's retry of the request meets (the first attempt's deployment)."""
+    return client_error(code, "answered after the deployment was created", "CreateDeployment")
+
+
+def calls_after_create(codedeploy: CodeDeployStandIn) -> list[str]:
+    """The CodeDeploy operations called after the last CreateDeployment."""
+    operations = [operation for operation, _ in codedeploy.calls]
+    last = len(operations) - 1 - operations[::-1].index("create_deployment")
+    return operations[last + 1 :]
+
+
+def recorded_states(release: Release | None) -> list[str]:
+    assert release is not None
+    return [str(entry["state"]) for entry in release.history]
+
+
+@pytest.mark.parametrize(
+    "code", ["InternalFailure", "ThrottlingException", "DeploymentLimitExceededException"]
+)
+def test_a_create_deployment_answered_an_error_after_it_created_the_deployment_records_the_release_on_it(
+    world: ArtifactWorld,
+    stack: StackUnderTest,
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    bootstrapped: dict[str, Any],
+    lambda_context: Any,
+    code: str,
+) -> None:
+    codedeploy.fail_after["create_deployment"] = [lost_answer(code)]
+
+    result = release_upload(world, "2", lambda_context)
+
+    (deployment_id,) = codedeploy.deployments
+    assert (result["state"], result["deployment_id"]) == ("DEPLOYING", deployment_id)
+    release = ledger.get(FUNCTION, result["release_id"])
+    assert recorded_states(release) == ["RECEIVED", "DEPLOYING"], "never queued nor failed"
+    assert release is not None and (release.current_version, release.target_version) == ("1", "2")
+    assert len(release.alarms) == 2, "its canary alarms are recorded, so its ending deletes them"
+    assert (ledger.get_lock(FUNCTION) or {}).get("deployment_id") == deployment_id
+    assert len(codedeploy.calls_to("create_deployment")) == 1
+    assert stack.kinds() == ["deployment.started"]
+
+
+@pytest.mark.parametrize(
+    ("error", "state", "looked"),
+    [
+        (
+            client_error("DeploymentLimitExceededException", "another one runs", "CreateDeployment"),
+            "QUEUED",
+            True,
+        ),
+        # An outright refusal of the first attempt: nothing was created, so nothing is looked for.
+        (client_error("InvalidRevisionException", "bad revision", "CreateDeployment"), "FAILED", False),
+    ],
+)
+def test_a_create_deployment_refusal_or_another_running_deployment_stands_when_the_release_has_none(
+    world: ArtifactWorld,
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    bootstrapped: dict[str, Any],
+    lambda_context: Any,
+    error: Any,
+    state: str,
+    looked: bool,
+) -> None:
+    codedeploy.fail_next["create_deployment"] = [error]
+
+    result = release_upload(world, "2", lambda_context)
+
+    assert result["state"] == state
+    assert ("list_deployments" in calls_after_create(codedeploy)) is looked
+    assert codedeploy.deployments == {} and ledger.get_lock(FUNCTION) is None
+
+
+@pytest.fixture
+def create_pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The pauses the starter takes before sending CreateDeployment again (recorded, not slept)."""
+    pauses: list[float] = []
+    monkeypatch.setattr(codedeploy_ops, "sleep", pauses.append)
+    return pauses
+
+
+def test_a_create_deployment_that_failed_is_sent_again_only_once_codedeploy_shows_it_created_nothing(
+    world: ArtifactWorld,
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    bootstrapped: dict[str, Any],
+    lambda_context: Any,
+    create_pauses: list[float],
+) -> None:
+    # Throttled before it was served, three times (the request never reached CodeDeploy).
+    codedeploy.fail_next["create_deployment"] = [
+        client_error("ThrottlingException", "Rate exceeded", "CreateDeployment") for _ in range(3)
+    ]
+
+    result = release_upload(world, "2", lambda_context)
+
+    (deployment_id,) = codedeploy.deployments
+    assert (result["state"], result["deployment_id"]) == ("DEPLOYING", deployment_id)
+    assert len(codedeploy.calls_to("create_deployment")) == 4
+    operations = [operation for operation, _ in codedeploy.calls]
+    creates = [i for i, operation in enumerate(operations) if operation == "create_deployment"]
+    between = [operations[sent:resent] for sent, resent in pairwise(creates)]
+    assert all("list_deployments" in calls for calls in between), "looked before each resend"
+    # botocore standard mode's pauses: a random share of 1, 2, 4 seconds
+    assert len(create_pauses) == 3 and all(0 <= p <= 2**i for i, p in enumerate(create_pauses))
+
+
+def test_a_create_deployment_that_keeps_failing_ends_the_release_failed_after_its_last_attempt(
+    world: ArtifactWorld,
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    bootstrapped: dict[str, Any],
+    lambda_context: Any,
+    create_pauses: list[float],
+) -> None:
+    codedeploy.fail_next["create_deployment"] = [
+        client_error("InternalFailure", "CodeDeploy is down", "CreateDeployment") for _ in range(20)
+    ]
+
+    result = release_upload(world, "2", lambda_context)
+
+    assert result["state"] == "FAILED" and "InternalFailure" in result["reason"]
+    assert len(codedeploy.calls_to("create_deployment")) == codedeploy_ops.CREATE_ATTEMPTS
+    assert len(create_pauses) == codedeploy_ops.CREATE_ATTEMPTS - 1
+    assert all(0 <= pause <= codedeploy_ops.CREATE_MAX_PAUSE for pause in create_pauses)
+    assert codedeploy.deployments == {} and ledger.get_lock(FUNCTION) is None
+
+
+def test_when_codedeploy_cannot_say_whether_create_deployment_created_it_the_release_waits_then_its_events_end_it(
+    world: ArtifactWorld,
+    stack: StackUnderTest,
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    bootstrapped: dict[str, Any],
+    lambda_context: Any,
+) -> None:
+    from functions.deployment_events.app import lambda_handler as deployment_events
+    from rollout import claims
+    from tests.support.release_world import ReleaseWorld
+
+    codedeploy.fail_after["create_deployment"] = [lost_answer("InternalFailure")]
+    codedeploy.fail_next["batch_get_deployments"] = [
+        client_error("ThrottlingException", "Rate exceeded", "BatchGetDeployments")
+    ]
+
+    result = release_upload(world, "2", lambda_context)
+
+    # Fail closed: neither FAILED (a deployment may shift traffic) nor deployed again (it would be the
+    # build's second), the lock kept and the release claimed until this invocation has certainly ended.
+    (deployment_id,) = codedeploy.deployments
+    assert result["state"] == "QUEUED" and "could not be asked" in result["reason"]
+    waiting = ledger.get(FUNCTION, result["release_id"])
+    assert waiting is not None and claims.claim_live(waiting, claims.wall_clock())
+    assert (ledger.get_lock(FUNCTION) or {}).get("release_id") == waiting.release_id
+    assert len(codedeploy.calls_to("create_deployment")) == 1
+
+    # The deployment's own events find the release by its description.
+    events = ReleaseWorld(stack, codedeploy)
+    deployment_events(events.event(deployment_id, "START"), lambda_context)
+    codedeploy.finish(deployment_id, "Succeeded")
+    boto3.client("lambda", region_name=REGION).update_alias(
+        FunctionName=FUNCTION, Name="live", FunctionVersion="2"
+    )
+    deployment_events(events.event(deployment_id, "SUCCESS"), lambda_context)
+
+    ended = ledger.get(FUNCTION, result["release_id"])
+    assert ended is not None and (ended.state, ended.deployment_id) == (State.SUCCEEDED, deployment_id)
+    assert recorded_states(ended) == ["RECEIVED", "QUEUED", "DEPLOYING", "SUCCEEDED"]
+    assert ledger.get_lock(FUNCTION) is None
+    assert len(codedeploy.calls_to("create_deployment")) == 1
 
 
 def test_an_upload_whose_processing_keeps_dying_ends_failed_after_the_last_attempt(

@@ -140,6 +140,37 @@ def test_a_fault_can_be_aimed_at_one_resource_by_its_path(sb):  # noqa: F811
     assert fault.injected == 1
 
 
+@pytest.mark.parametrize(("code", "status"), [("InternalFailure", 500), ("ThrottlingException", 400)])
+def test_a_call_can_be_served_and_its_caller_told_it_failed(sb, code, status):  # noqa: F811
+    url, _ = queue(sb, unique("served"))
+    fault = sb.faults.fail("sqs", "SendMessage", code, count=1, status=status, after_serving=True)
+    sqs = client(sb, "sqs", retries=False)
+    try:
+        assert error_code(lambda: sqs.send_message(QueueUrl=url, MessageBody="told it failed")) == code
+    finally:
+        sb.faults.clear()
+    assert fault.injected == 1
+    received = client(sb, "sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert [m["Body"] for m in received] == ["told it failed"], "the service did it"
+
+
+def test_an_sdk_retry_of_a_create_that_was_served_meets_what_the_first_attempt_created(sb):  # noqa: F811
+    # botocore resends a request answered 500; the service has the first attempt's application already.
+    codedeploy = client(sb, "codedeploy")
+    name = unique("served-app")
+    sb.faults.fail(
+        "codedeploy", "CreateApplication", "InternalFailure", count=1, status=500, after_serving=True
+    )
+    try:
+        retried = error_code(
+            lambda: codedeploy.create_application(applicationName=name, computePlatform="Lambda")
+        )
+    finally:
+        sb.faults.clear()
+    assert retried == "ApplicationAlreadyExistsException"
+    assert codedeploy.get_application(applicationName=name)["application"]["applicationName"] == name
+
+
 # A function that sends one message to the queue named in its event, then answers.
 SENDER = """
 import boto3

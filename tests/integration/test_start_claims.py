@@ -506,6 +506,73 @@ def test_a_dead_starts_deployment_is_not_looked_for_while_codedeploy_cannot_answ
     assert len(codedeploy.calls_to("create_deployment")) == 3
 
 
+# --- a queued start told CreateDeployment failed after it created the deployment ---------------------
+
+
+def test_a_queued_start_told_create_deployment_failed_after_it_created_the_deployment_is_recorded_on_it(
+    world: ArtifactWorld,
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    ended_with_one_queued: tuple[Release, Release],
+    publishes: list[str],
+) -> None:
+    ended, queued = ended_with_one_queued
+    # What botocore's retry of a CreateDeployment whose answer was lost hears: its own deployment runs.
+    codedeploy.fail_after["create_deployment"] = [
+        client_error(
+            "DeploymentLimitExceededException", "already has an active Deployment", "CreateDeployment"
+        )
+    ]
+
+    report = finish_release(ended, context(ledger))
+
+    assert (report.started, report.failed, report.waiting) == ([queued.release_id], [], [])
+    assert publishes == [queued.release_id]
+    assert_deployed_once(ledger, world, codedeploy, queued)
+    started = ledger.get(FUNCTION, queued.release_id)
+    assert started is not None and [entry["state"] for entry in started.history][-2:] == [
+        "QUEUED",
+        "DEPLOYING",
+    ]
+
+
+def test_a_queued_start_that_cannot_learn_whether_create_deployment_created_it_waits_then_adopts_it(
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    ended_with_one_queued: tuple[Release, Release],
+    publishes: list[str],
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ended, queued = ended_with_one_queued
+    codedeploy.fail_after["create_deployment"] = [
+        client_error("InternalFailure", "answered after the deployment was created", "CreateDeployment")
+    ]
+    codedeploy.fail_next["batch_get_deployments"] = [
+        client_error("ThrottlingException", "Rate exceeded", "BatchGetDeployments")
+    ]
+    invocation = Deadline.of_invocation(replace(lambda_context, remaining_ms=30_000))
+
+    report = finish_release(ended, context(ledger, invocation))
+
+    # Fail closed: not FAILED (its deployment runs) and not started again; claimed and locked meanwhile.
+    assert (report.started, report.failed) == ([], [])
+    waiting = ledger.get(FUNCTION, queued.release_id)
+    assert waiting is not None and waiting.state == State.QUEUED
+    assert claims.claimed_elsewhere(waiting, claims.wall_clock())
+    assert (ledger.get_lock(FUNCTION) or {}).get("release_id") == queued.release_id
+    orphan = orphan_of(codedeploy, queued)
+
+    # Its START event is lost: once that start's claim has expired, the reconciler looks again.
+    after_the_dead_claim_expired(monkeypatch)
+    run = reconciler.lambda_handler({}, lambda_context)["queue"]
+
+    assert (run["adopted"], run["started"]) == ([queued.release_id], [])
+    assert assert_adopted(ledger, codedeploy, queued, orphan).state == State.DEPLOYING
+    assert publishes == [queued.release_id] and len(codedeploy.calls_to("create_deployment")) == 2
+    assert (ledger.get_lock(FUNCTION) or {}).get("deployment_id") == orphan
+
+
 def test_the_orphans_own_ending_event_settles_its_queued_release_with_the_deployment_id(
     stack: StackUnderTest,
     ledger: Ledger,

@@ -55,6 +55,9 @@ class CodeDeployStandIn:
         self.deployments: dict[str, StandInDeployment] = {}
         # operation (python name) -> errors to raise, in order, before behaving normally
         self.fail_next: dict[str, list[ClientError]] = {}
+        # operation (python name) -> errors to raise, in order, after behaving normally: the call was
+        # served and the caller is told it failed (the sandbox's Faults.fail with after_serving)
+        self.fail_after: dict[str, list[ClientError]] = {}
 
     # --- test helpers ------------------------------------------------------------------------
     def calls_to(self, operation: str) -> list[dict[str, Any]]:
@@ -90,7 +93,11 @@ class CodeDeployStandIn:
             if queued:
                 raise queued.pop(0)
             handler = getattr(self, f"_op_{name}", None)
-            return handler(**params) if handler else {}
+            answer = handler(**params) if handler else {}
+            unheard = self.fail_after.get(name)
+            if unheard:
+                raise unheard.pop(0)
+            return answer
 
         return call
 

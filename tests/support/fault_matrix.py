@@ -166,7 +166,8 @@ class Cell:
 
 def describe(fault: Fault) -> str:
     if isinstance(fault, CallFault):
-        return f"{fault.service}:{fault.operation} {fault.error_code} share {fault.share}"
+        served = " after serving" if fault.after_serving else ""
+        return f"{fault.service}:{fault.operation} {fault.error_code}{served} share {fault.share}"
     if isinstance(fault, CallKill):
         when = "after" if fault.after_call else "before"
         return f"kill {fault.function_name} {when} {fault.service}:{fault.operation}"

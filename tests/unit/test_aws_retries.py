@@ -120,23 +120,35 @@ def test_a_throttled_lambda_control_plane_call_is_retried_with_backoff(
     assert len(backoff) == 3 and all(pause > 0 for pause in backoff)
 
 
-def test_a_rate_exceeded_create_deployment_is_retried_with_backoff(backoff: list[float]) -> None:
-    answers = Answers(CODEDEPLOY_THROTTLE, (200, b'{"deploymentId": "d-1"}'), throttled=4)
-    client = answered(aws.client("codedeploy"), "CreateDeployment", answers)
+def test_a_rate_exceeded_codedeploy_call_is_retried_with_backoff(backoff: list[float]) -> None:
+    answers = Answers(CODEDEPLOY_THROTTLE, (200, b'{"deployments": ["d-1"]}'), throttled=4)
+    client = answered(aws.client("codedeploy"), "ListDeployments", answers)
 
-    response = client.create_deployment(applicationName="rollout", deploymentGroupName="orders")
+    response = client.list_deployments(applicationName="rollout", deploymentGroupName="orders")
 
-    assert response["deploymentId"] == "d-1"
+    assert response["deployments"] == ["d-1"]
     assert answers.attempts == 5
     assert len(backoff) == 4 and all(pause > 0 for pause in backoff)
 
 
+def test_create_deployment_is_sent_once_by_its_client_never_resent_as_is(backoff: list[float]) -> None:
+    """It takes no client token: the starter looks for what an attempt created before it sends another."""
+    answers = Answers(CODEDEPLOY_THROTTLE, (200, b'{"deploymentId": "d-1"}'), throttled=1000)
+    client = answered(aws.single_attempt_client("codedeploy"), "CreateDeployment", answers)
+
+    with pytest.raises(ClientError):
+        client.create_deployment(applicationName="rollout", deploymentGroupName="orders")
+
+    assert answers.attempts == 1
+    assert backoff == []
+
+
 def test_throttling_gives_up_after_ten_attempts_with_capped_exponential_backoff(backoff: list[float]) -> None:
     answers = Answers(CODEDEPLOY_THROTTLE, (200, b"{}"), throttled=1000)
-    client = answered(aws.client("codedeploy"), "CreateDeployment", answers)
+    client = answered(aws.client("codedeploy"), "ListDeployments", answers)
 
     with pytest.raises(ClientError) as raised:
-        client.create_deployment(applicationName="rollout", deploymentGroupName="orders")
+        client.list_deployments(applicationName="rollout", deploymentGroupName="orders")
 
     assert aws.error_code(raised.value) == "ThrottlingException"
     assert answers.attempts == aws.RETRY_CONFIG.retries["total_max_attempts"] == 10

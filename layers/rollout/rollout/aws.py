@@ -38,7 +38,19 @@ HANDOVER_CONFIG = Config(
     retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=1, read_timeout=1.5
 )
 
-_CONFIGS = {"default": RETRY_CONFIG, "check-invoke": CHECK_INVOKE_CONFIG, "handover": HANDOVER_CONFIG}
+# A create that takes no client token (CodeDeploy's CreateDeployment): botocore would resend it as is after
+# an error that may have followed the create, making a second one if the first has already ended. One
+# attempt; the caller looks for what the attempt created before it sends another (`starter`).
+SINGLE_ATTEMPT_CONFIG = Config(
+    retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=70
+)
+
+_CONFIGS = {
+    "default": RETRY_CONFIG,
+    "check-invoke": CHECK_INVOKE_CONFIG,
+    "handover": HANDOVER_CONFIG,
+    "single-attempt": SINGLE_ATTEMPT_CONFIG,
+}
 
 
 @functools.cache
@@ -54,6 +66,11 @@ def client(service: str) -> Any:
 def check_invoke_client() -> Any:
     """A Lambda client that never retries an invocation (for validation checks)."""
     return _cached_client("lambda", "check-invoke")
+
+
+def single_attempt_client(service: str) -> Any:
+    """A client for `service` that sends each request once (for creates that take no client token)."""
+    return _cached_client(service, "single-attempt")
 
 
 def handover_client() -> Any:

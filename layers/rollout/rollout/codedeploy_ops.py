@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import random
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -13,6 +17,16 @@ from rollout.errors import DeploymentLimitExceeded
 ROLLBACK_EVENTS = ("DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM", "DEPLOYMENT_STOP_ON_REQUEST")
 BATCH_GET_LIMIT = 25  # BatchGetDeployments takes at most 25 ids
 ACTIVE_STATUSES = ["Created", "Queued", "InProgress", "Baking", "Ready"]
+# CreateDeployment's answers that say nothing about whether an earlier attempt created the deployment:
+# the group's running deployment may be that attempt's, and a throttle may follow a committed request.
+NOT_REFUSALS = frozenset({"DeploymentLimitExceededException", "ThrottlingException"})
+# CreateDeployment is sent at most this often for one start, the pauses between as botocore's standard
+# mode takes them (a random share of 2^(attempt-1) s, at most 20 s: Boto3 guide, "Retries", "Standard
+# retry mode"), the attempts as many as the clients' own configuration allows (aws.RETRY_CONFIG).
+CREATE_ATTEMPTS = 10
+CREATE_MAX_PAUSE = 20.0
+
+sleep: Callable[[float], None] = time.sleep  # replaced in tests to observe the pauses
 
 
 def desired_group(
@@ -137,8 +151,11 @@ def deployments_of_release(
 def create_deployment(
     application: str, group: str, revision: dict[str, Any], deployment_config: str, description: str
 ) -> str:
+    """One CreateDeployment request, never resent by the client: it takes no client token, so a resend
+    after an error that followed the create would make a second deployment once the first has ended.
+    The caller resends it, after looking for what this one created (`starter._create_or_find`)."""
     try:
-        resp = aws.client("codedeploy").create_deployment(
+        resp = aws.single_attempt_client("codedeploy").create_deployment(
             applicationName=application,
             deploymentGroupName=group,
             revision=revision,
@@ -150,6 +167,37 @@ def create_deployment(
             raise DeploymentLimitExceeded(group) from exc
         raise
     return str(resp["deploymentId"])
+
+
+def refused_outright(exc: BaseException) -> bool:
+    """Whether CreateDeployment's error proves it created nothing: one of the refusals CodeDeploy models
+    for it (botocore's codedeploy model, CreateDeployment's errors: invalid names, a missing group or
+    revision...), answered to the first and only attempt.
+
+    Anything else may follow a deployment that was created: an answer lost after CodeDeploy
+    committed (a 5xx, a throttle, a reset connection), or DeploymentLimitExceeded for the deployment an
+    earlier attempt created. After a client's own retry (`RetryAttempts` above 0) even a refusal may
+    follow such an attempt.
+    """
+    code = aws.error_code(exc)
+    if not code or code in NOT_REFUSALS or code not in _create_refusals():
+        return False
+    metadata = getattr(exc, "response", {}).get("ResponseMetadata") or {}
+    return not metadata.get("RetryAttempts")
+
+
+def resend_pause(attempt: int) -> float:
+    """Seconds to wait before sending CreateDeployment again after attempt `attempt` (from 1) failed."""
+    return min(random.random() * 2 ** (attempt - 1), CREATE_MAX_PAUSE)
+
+
+@functools.cache
+def _create_refusals() -> frozenset[str]:
+    """The error codes botocore's codedeploy model lists for CreateDeployment (read on an error only)."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("codedeploy")
+    return frozenset(shape.name for shape in model.operation_model("CreateDeployment").error_shapes)
 
 
 def get_deployment(deployment_id: str) -> dict[str, Any]:

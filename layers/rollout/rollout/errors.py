@@ -73,6 +73,10 @@ class DeploymentLimitExceeded(RolloutError):
     """CodeDeploy already runs a deployment in this group (matched on the error code only)."""
 
 
+class CreateOutcomeUnknown(RolloutError):
+    """CreateDeployment raised, and CodeDeploy could not be asked whether it created the deployment."""
+
+
 class MetricsUnreadable(RolloutError):
     """CloudWatch did not return a figure the canary analysis needs (its StatusCode was not Complete)."""
 

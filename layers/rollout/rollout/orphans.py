@@ -1,13 +1,17 @@
-"""Adopting a deployment that a dead start created but never recorded.
+"""Adopting a deployment that a start created but never recorded.
 
 A start that dies (Lambda timeout, out of memory) after CreateDeployment and before the ledger
-records DEPLOYING leaves a deployment no release names. Starting the release again would deploy the
-same build twice, or queue it behind its own deployment forever. So whoever carries the release on
-after such a death looks first for a deployment whose description names the release
-(`rollout release <id>: ...`) and records the release DEPLOYING on it:
+records DEPLOYING leaves a deployment no release names; so does a start whose CreateDeployment
+raised although CodeDeploy created the deployment (the answer was lost: a 5xx, a throttle, a reset
+connection; botocore's retry then meets that deployment as DeploymentLimitExceeded). Starting the
+release again would deploy the same build twice, or queue it behind its own deployment forever, and
+recording it FAILED would leave its deployment shifting traffic under a release that says it never
+went out. So whoever carries the release on looks first for a deployment whose description names
+the release (`rollout release <id>: ...`) and records the release DEPLOYING on it:
 
     the deployer        a RECEIVED upload's retry, after an earlier attempt died
     starter             a QUEUED release whose previous start claim expired (`claims.start_died`)
+    starter             its own CreateDeployment raised (`deployment_of`, before it queues or fails)
 
 Once recorded, the deployment's own events, or the reconciler's settling of finished deployments if
 they already went by, end the release as usual: the same path whether it is still running or ended.
@@ -36,15 +40,11 @@ def adopt_orphaned_deployment(ctx: ReleaseContext, release: Release) -> Release 
     The lock is taken (re-entrant: the dead start may still hold it) and names the deployment, so
     its ending releases the lock and starts the queue as for any deployment.
     """
-    settings = ctx.settings
-    found = codedeploy_ops.deployments_of_release(
-        settings.codedeploy_application, release.function, release.release_id, _arrival(release)
-    )
-    if not found:
+    info = deployment_of(ctx, release)
+    if info is None:
         return None
-    info = found[0]
     deployment_id = str(info["deploymentId"])
-    current, target = _appspec_versions(settings.codedeploy_application, info)
+    current, target = _appspec_versions(ctx.settings.codedeploy_application, info)
     if ctx.ledger.acquire_lock(release.function, release.release_id):
         ctx.ledger.attach_deployment(release.function, release.release_id, deployment_id)
     logger.warning(
@@ -67,6 +67,17 @@ def adopt_orphaned_deployment(ctx: ReleaseContext, release: Release) -> Release 
     except TransitionRefused as refused:
         # Its own deployment event (or another caller) recorded it first.
         return refused.release or release
+
+
+def deployment_of(ctx: ReleaseContext, release: Release) -> dict[str, Any] | None:
+    """The newest deployment whose description names `release` (its deploymentInfo), or None.
+
+    Raises when CodeDeploy cannot be asked: then whether one exists is not known.
+    """
+    found = codedeploy_ops.deployments_of_release(
+        ctx.settings.codedeploy_application, release.function, release.release_id, _arrival(release)
+    )
+    return found[0] if found else None
 
 
 def _arrival(release: Release) -> datetime | None:

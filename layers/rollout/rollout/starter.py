@@ -15,11 +15,15 @@ deployment lock, in order:
     canary alarms, group, AppSpec, create -> DEPLOYING (the lock stays with the release)
 
 Every other ending releases the lock. A rule broken on the way ends the release REJECTED, any other
-error FAILED; both are recorded and announced through `transitions.move`.
+error FAILED; both are recorded and announced through `transitions.move`. CreateDeployment's own
+error is not taken at its word: unless it is an outright refusal, the deployment it may have created
+anyway is looked for first (`_create_or_find`), and when CodeDeploy cannot even be asked the release
+waits QUEUED for the next start to look again, never FAILED while its deployment may shift traffic.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from types import TracebackType
 from typing import Any, NamedTuple
@@ -27,7 +31,7 @@ from typing import Any, NamedTuple
 from rollout import canary_alarms, claims, codedeploy_ops, lambda_ops, release_gate, steps
 from rollout.actions import KIND_ROLLBACK
 from rollout.appspec import build_appspec, release_description, revision_for
-from rollout.errors import DeploymentLimitExceeded, Rejected, TransitionRefused
+from rollout.errors import CreateOutcomeUnknown, DeploymentLimitExceeded, Rejected, TransitionRefused
 from rollout.ledger import Ledger, Release
 from rollout.observability import logger, tracer
 from rollout.publishing import publish_artifact
@@ -201,7 +205,11 @@ def _start_claimed(ctx: ReleaseContext, claim: StartClaim, managed: ManagedFunct
                 return claim.release
             logger.info("The lock's holder ended while this release queued: starting it now")
             release = claim.release
-        prepared = _prepare_and_create(ctx, release, managed)
+        try:
+            prepared = _prepare_and_create(ctx, release, managed)
+        except CreateOutcomeUnknown as unknown:
+            lock.keep()  # a deployment may run; its ending, or the start that looks again, frees the lock
+            return _await_lost_answer(ctx, claim, release, str(unknown))
         if isinstance(prepared, Release):
             if prepared.state == State.DEPLOYING:
                 lock.keep()  # another invocation started it meanwhile; its deployment owns the lock
@@ -230,14 +238,38 @@ def _adopt_after_dead_start(ctx: ReleaseContext, claim: StartClaim) -> Release |
         return claim.release
 
 
+def _await_lost_answer(ctx: ReleaseContext, claim: StartClaim, release: Release, why: str) -> Release:
+    """QUEUED, with this start's claim kept: whether CreateDeployment created a deployment is not known.
+
+    Not FAILED (the deployment may be shifting traffic) and not started again (it could be the build's
+    second deployment). The deployment's own START event records the release DEPLOYING on it if it
+    exists (`Ledger.of_deployment` finds the release by the description); once the claim expires, the
+    next start of the queue takes it over as a dead start's and looks again (`adopt_dead_start`).
+    """
+    logger.error("CreateDeployment's outcome is not known: the release waits", extra={"why": why})
+    queued = queue(ctx, release, why)
+    if queued.state != State.QUEUED:
+        return queued  # its deployment's START event recorded it meanwhile
+    if not claim.take(queued):
+        return claim.elsewhere or queued
+    claim.keep()
+    return claim.release
+
+
 def _prepare_and_create(
     ctx: ReleaseContext, release: Release, managed: ManagedFunction | None = None
 ) -> Release | Created:
-    """Every step up to CreateDeployment; a Release when it ended (or waits) instead."""
+    """Every step up to CreateDeployment; a Release when it ended (or waits) instead.
+
+    Raises CreateOutcomeUnknown when CreateDeployment raised and nobody can tell whether it created
+    the deployment (the caller keeps the lock and the release's claim).
+    """
     try:
         return _steps_to_deployment(ctx, release, managed)
     except DeploymentLimitExceeded:
         return queue(ctx, release, "CodeDeploy reports an active deployment for this function")
+    except CreateOutcomeUnknown:
+        raise
     except Rejected as rejected:
         return reject(ctx, release, rejected)
     except Exception as exc:  # the release ends FAILED with the error
@@ -374,14 +406,86 @@ def _create_deployment(
         after_allow_traffic=settings.post_traffic_hook or None,
     )
     with steps.step(steps.CREATE):
-        deployment_id = codedeploy_ops.create_deployment(
-            settings.codedeploy_application,
-            release.function,
-            revision_for(appspec),
-            config,
-            release_description(release.release_id, release.key),
+        deployment_id = _create_or_find(
+            ctx,
+            release,
+            lambda: codedeploy_ops.create_deployment(
+                settings.codedeploy_application,
+                release.function,
+                revision_for(appspec),
+                config,
+                release_description(release.release_id, release.key),
+            ),
         )
     return Created(release, deployment_id, alias.version, config, alarms)
+
+
+def _create_or_find(ctx: ReleaseContext, release: Release, create: Callable[[], str]) -> str:
+    """The deployment `create` (one CreateDeployment request) made; when it raised, the one it made
+    all the same; resent, with pauses, only once CodeDeploy shows it made none.
+
+    CreateDeployment takes no client token (botocore's codedeploy model has no idempotency token among
+    its members), so its error may come after CodeDeploy created the deployment (a 5xx, a throttle, a
+    reset connection: "Operations might also time out or encounter other server issues before they
+    complete, even though the request has already returned a result", Amazon EC2 developer guide,
+    "Ensuring idempotency in Amazon EC2 API requests"), and a resend then meets that very deployment
+    as DeploymentLimitExceeded, or makes a second one if it already ended. So unless the error is an
+    outright refusal (`codedeploy_ops.refused_outright`), a deployment whose description names the
+    release is looked for (`orphans.deployment_of`) and taken as this start's: the release is recorded
+    DEPLOYING on it rather than queued behind it or FAILED while it shifts traffic. None found: a
+    DeploymentLimitExceeded stands (another deployment runs: the release queues), any other error is
+    resent after a pause while attempts and the invocation last, then stands (FAILED). CodeDeploy not
+    answering the look: CreateOutcomeUnknown.
+    """
+    attempt = 1
+    while True:
+        try:
+            return create()
+        except Exception as exc:
+            if codedeploy_ops.refused_outright(exc):
+                raise
+            error = exc
+        found = _created_anyway(ctx, release, error)
+        if found is not None:
+            return found
+        pause = codedeploy_ops.resend_pause(attempt)
+        if (
+            isinstance(error, DeploymentLimitExceeded)
+            or attempt >= codedeploy_ops.CREATE_ATTEMPTS
+            or pause > ctx.deadline.remaining()
+        ):
+            raise error
+        logger.info(
+            "CreateDeployment failed and created nothing: sending it again",
+            extra={"attempt": attempt, "pause": round(pause, 2), "error": _describe(error)},
+        )
+        codedeploy_ops.sleep(pause)
+        attempt += 1
+
+
+def _created_anyway(ctx: ReleaseContext, release: Release, error: Exception) -> str | None:
+    """The id of the deployment of `release` CodeDeploy has although CreateDeployment raised `error`."""
+    from rollout import orphans  # only after CreateDeployment raised
+
+    try:
+        found = orphans.deployment_of(ctx, release)
+    except Exception as look:  # noqa: BLE001 - whatever kept CodeDeploy from answering, it is unknown
+        raise CreateOutcomeUnknown(
+            f"CreateDeployment failed ({_describe(error)}) and CodeDeploy could not be asked whether it "
+            f"created the deployment anyway ({_describe(look)}): looking again when this start's claim expires"
+        ) from error
+    if found is None:
+        return None
+    deployment_id = str(found["deploymentId"])
+    logger.warning(
+        "CreateDeployment raised, but CodeDeploy created this release's deployment: recording it",
+        extra={"deployment_id": deployment_id, "status": found.get("status"), "error": _describe(error)},
+    )
+    return deployment_id
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
 
 
 def _record_started(ctx: ReleaseContext, created: Created) -> Release:
