@@ -1038,6 +1038,12 @@ def test_a_retry_adopts_the_deployment_a_dead_attempt_created_instead_of_deployi
     assert release is not None and (release.current_version, release.target_version) == ("1", "2")
     assert ledger.get_lock(FUNCTION)["deployment_id"] == deployment_id
     assert created["description"].startswith(f"rollout release {release.release_id}: ")
+    # The dead attempt put the version's canary alarms: the adopted release names them, so its end
+    # deletes them (the alarms of a release nobody names would stay, and be billed, forever).
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    put = {a["AlarmName"] for a in cloudwatch.describe_alarms()["MetricAlarms"]}
+    assert release.alarms and set(release.alarms) <= put
+    assert all("-v2-" in name for name in release.alarms)
 
 
 # --- CreateDeployment's answer lost after it created the deployment ---------------------------------

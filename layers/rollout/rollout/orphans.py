@@ -24,6 +24,7 @@ from typing import Any
 
 from rollout import codedeploy_ops
 from rollout.appspec import parse_appspec
+from rollout.canary_alarms import CanaryScope, alarm_definitions
 from rollout.errors import AppSpecError, TransitionRefused
 from rollout.ledger import Release
 from rollout.observability import logger
@@ -45,6 +46,7 @@ def adopt_orphaned_deployment(ctx: ReleaseContext, release: Release) -> Release 
         return None
     deployment_id = str(info["deploymentId"])
     current, target = _appspec_versions(ctx.settings.codedeploy_application, info)
+    target_version = target or release.target_version
     if ctx.ledger.acquire_lock(release.function, release.release_id):
         ctx.ledger.attach_deployment(release.function, release.release_id, deployment_id)
     logger.warning(
@@ -59,7 +61,8 @@ def adopt_orphaned_deployment(ctx: ReleaseContext, release: Release) -> Release 
             deployment_id=deployment_id,
             deployment_config=str(info.get("deploymentConfigName") or release.deployment_config),
             current_version=current or release.current_version,
-            target_version=target or release.target_version,
+            target_version=target_version,
+            alarms=_canary_alarms(ctx, release, target_version),
             # A queued release no longer waits: drop the queue's reason, as a start does.
             reason_code="",
             reason="",
@@ -67,6 +70,17 @@ def adopt_orphaned_deployment(ctx: ReleaseContext, release: Release) -> Release 
     except TransitionRefused as refused:
         # Its own deployment event (or another caller) recorded it first.
         return refused.release or release
+
+
+def _canary_alarms(ctx: ReleaseContext, release: Release, target_version: str) -> list[str]:
+    """The canary alarms the dead start put before CreateDeployment (their names follow from the release):
+    recorded, they are deleted when the release ends, as any release's are."""
+    if not target_version:
+        return list(release.alarms)
+    scope = CanaryScope(release.function, release.alias, target_version)
+    canary = (release.checks or {}).get("canary")
+    names = [d["AlarmName"] for d in alarm_definitions(ctx.settings.canary_alarm_prefix, scope, canary)]
+    return sorted(set(release.alarms) | set(names))
 
 
 def deployment_of(ctx: ReleaseContext, release: Release) -> dict[str, Any] | None:
