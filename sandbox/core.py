@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sandbox.clock import Clock
-from sandbox.dynamodb_consistency import DEFAULT_GSI_LAG_SECONDS
+from sandbox.dynamodb_consistency import DEFAULT_EVENTUAL_READ_LAG_SECONDS, DEFAULT_GSI_LAG_SECONDS
 from sandbox.faults import Faults
 from sandbox.metrics import MetricIndex
 
@@ -58,7 +58,8 @@ class Sandbox:
     `speed` scales sandbox time (see Clock); `worker_idle_seconds` is how long (real seconds) an idle Lambda
     worker lives before it is reaped. `iam` enforces IAM on calls made with the credentials the sandbox
     issues to roles (function code, CodeDeploy); the operator's own credentials are never refused.
-    `gsi_lag` is how many real seconds DynamoDB global secondary indexes trail their tables;
+    `gsi_lag` is how many real seconds DynamoDB global secondary indexes trail their tables, and
+    `eventual_read_lag` how many a table's reads without ConsistentRead do (0: current);
     `lambda_update_seconds` how many sandbox seconds Lambda takes to apply a function's code or configuration
     update (LastUpdateStatus InProgress; DEFAULT_LAMBDA_UPDATE_SECONDS);
     `event_timing` how late, and how often twice, S3 and CodeDeploy events reach EventBridge rules (seeded
@@ -75,6 +76,7 @@ class Sandbox:
         codedeploy: bool = True,
         iam: bool = True,
         gsi_lag: float | None = None,
+        eventual_read_lag: float | None = None,
         event_timing: DeliveryTiming | None = None,
         fork_workers: bool = True,
         lambda_update_seconds: float = DEFAULT_LAMBDA_UPDATE_SECONDS,
@@ -92,6 +94,10 @@ class Sandbox:
         self._want_iam = iam
         # Real seconds a global secondary index trails its table (dynamodb_consistency.py); 0: current.
         self.gsi_lag = DEFAULT_GSI_LAG_SECONDS if gsi_lag is None else gsi_lag
+        # ... and a table read without ConsistentRead trails its writes.
+        self.eventual_read_lag = (
+            DEFAULT_EVENTUAL_READ_LAG_SECONDS if eventual_read_lag is None else eventual_read_lag
+        )
         self._fault_seed = fault_seed
         self._event_timing = event_timing
         self._workdir: Path | None = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -378,28 +379,34 @@ def _patch_iam() -> None:
 
 
 def _patch_dynamodb() -> None:
-    """Global secondary indexes lag their table (sandbox/dynamodb_consistency.py)."""
+    """Global secondary indexes lag their table, and so do the table's reads without ConsistentRead
+    (sandbox/dynamodb_consistency.py)."""
+    import contextvars
+
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.table import Table
+    from moto.dynamodb.responses import DynamoHandler
 
     from sandbox import dynamodb_consistency as consistency
 
-    def lag() -> float:
+    def lags() -> tuple[float, float]:
         sb = _sandbox()
-        return sb.gsi_lag if sb is not None else 0.0
+        return (sb.gsi_lag, sb.eventual_read_lag) if sb is not None else consistency.in_process_lags()
 
     def remembering(name: str) -> None:
         original = getattr(DynamoDBBackend, name)
 
-        # moto calls put_item(table_name, item, ...), update_item/delete_item(table_name, key, ...).
+        # moto calls put_item(table_name, item, ...), update_item/delete_item(table_name, key, ...);
+        # BatchWriteItem and TransactWriteItems write through these too.
         def write(self: Any, table_name: str, key: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-            seconds = lag()
-            if seconds <= 0:
+            gsi_lag, read_lag = lags()
+            if gsi_lag <= 0 and read_lag <= 0:
                 return original(self, table_name, key, *args, **kwargs)
             table = self.get_table(table_name)
-            before = consistency.before_write(table, key, seconds)
+            keep = consistency.kept_seconds(table, gsi_lag, read_lag)
+            before = consistency.before_write(table, key, keep)
             result = original(self, table_name, key, *args, **kwargs)
-            consistency.record(table, before, seconds)  # only writes that happened are remembered
+            consistency.record(table, before, keep)  # only writes that happened are remembered
             return result
 
         setattr(DynamoDBBackend, name, write)
@@ -407,22 +414,80 @@ def _patch_dynamodb() -> None:
     for name in ("put_item", "update_item", "delete_item"):
         remembering(name)
 
+    # The tables (as the request names them) that the GetItem or BatchGetItem being served reads
+    # without ConsistentRead. moto's backend.get_item also serves TransactGetItems and the reads a write
+    # makes for its condition and ReturnValues, which are strongly consistent: only these two requests
+    # set it.
+    eventually_read: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
+        "eventually_read", default=frozenset()
+    )
+
+    def reading(name: str, tables: Callable[[dict[str, Any]], list[str]]) -> None:
+        original = getattr(DynamoHandler, name)
+
+        def serve(self: Any) -> Any:
+            token = eventually_read.set(frozenset(tables(self.body)))
+            try:
+                return original(self)
+            finally:
+                eventually_read.reset(token)
+
+        setattr(DynamoHandler, name, serve)
+
+    reading("get_item", lambda body: [] if body.get("ConsistentRead") else [str(body.get("TableName"))])
+    reading(
+        "batch_get_item",
+        lambda body: [
+            name
+            for name, request in (body.get("RequestItems") or {}).items()
+            if not request.get("ConsistentRead")
+        ],
+    )
+
+    original_get_item = DynamoDBBackend.get_item
+
+    def get_item(self: Any, table_name: str, keys: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        item = original_get_item(self, table_name, keys, *args, **kwargs)  # validates the key, projects
+        read_lag = lags()[1]
+        if read_lag <= 0 or table_name not in eventually_read.get():
+            return item
+        table = self.get_table(table_name)
+        hash_value, range_value = self.get_keys_value(table, keys)
+        written, old = consistency.lagged_item(table, hash_value, range_value, read_lag)
+        if not written:
+            return item
+        projection = args[0] if args else kwargs.get("projection_expressions")
+        return old.project(projection) if old is not None and projection else old
+
+    DynamoDBBackend.get_item = get_item  # type: ignore[method-assign]
+
     original_query = Table.query
     original_scan = Table.scan
 
+    def read_lag_of(table: Any, index_name: str | None, consistent_read: bool) -> float:
+        """How far behind this Query or Scan reads: a GSI by the GSI lag, the table (or a local
+        secondary index) without ConsistentRead by the eventual read lag, else not at all."""
+        gsi_lag, read_lag = lags()
+        if consistency.is_global_index(table, index_name):
+            return gsi_lag
+        return 0.0 if consistent_read else read_lag
+
     def query(self: Any, *args: Any, **kwargs: Any) -> Any:
-        # moto's backend passes index_name as the eighth positional argument of Table.query
+        # moto's backend passes index_name and consistent_read as the eighth and ninth positional
+        # arguments of Table.query
         index_name = kwargs.get("index_name", args[7] if len(args) > 7 else None)
-        seconds = lag()
-        if seconds > 0 and consistency.is_global_index(self, index_name):
+        consistent_read = kwargs.get("consistent_read", args[8] if len(args) > 8 else False)
+        seconds = read_lag_of(self, index_name, consistent_read)
+        if seconds > 0:
             return original_query(consistency.lagged_view(self, seconds), *args, **kwargs)
         return original_query(self, *args, **kwargs)
 
     def scan(self: Any, *args: Any, **kwargs: Any) -> Any:
-        # ... and as the fifth of Table.scan
+        # ... and as the fifth and sixth of Table.scan
         index_name = kwargs.get("index_name", args[4] if len(args) > 4 else None)
-        seconds = lag()
-        if seconds > 0 and consistency.is_global_index(self, index_name):
+        consistent_read = kwargs.get("consistent_read", args[5] if len(args) > 5 else False)
+        seconds = read_lag_of(self, index_name, consistent_read)
+        if seconds > 0:
             return original_scan(consistency.lagged_view(self, seconds), *args, **kwargs)
         return original_scan(self, *args, **kwargs)
 

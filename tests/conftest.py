@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import uuid
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import pytest
 from moto import mock_aws
 
 from rollout import aws
+from sandbox.dynamodb_consistency import lagging_in_process
 from tests.support.aws_limits import LimitViolations
 from tests.support.aws_stack import REGION, StackUnderTest, create_stack, stack_environment
 from tests.support.codedeploy_standin import CodeDeployStandIn
@@ -24,6 +26,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="also run the whole fault matrix (tests marked fault_matrix; several minutes)",
     )
+    for name, what in (
+        ("gsi", "a global secondary index trails"),
+        ("eventual-read", "a read without ConsistentRead trails"),
+    ):
+        parser.addoption(
+            f"--{name}-lag",
+            type=float,
+            default=0.0,
+            metavar="SECONDS",
+            help=f"in-process moto (the `moto` fixture): how many real seconds {what} its table, as in the "
+            "sandbox (sandbox/dynamodb_consistency.py); 0, the default: current",
+        )
 
 
 # Longest first: with several xdist workers (`make pytest PYTEST_WORKERS=3`, one file each at a time), the
@@ -103,8 +117,9 @@ def aws_limits(monkeypatch: pytest.MonkeyPatch) -> Iterator[LimitViolations]:
 
 
 @pytest.fixture
-def moto() -> Iterator[None]:
-    with mock_aws():
+def moto(request: pytest.FixtureRequest) -> Iterator[None]:
+    lags = (request.config.getoption("--gsi-lag"), request.config.getoption("--eventual-read-lag"))
+    with mock_aws(), lagging_in_process(*lags) if any(lags) else contextlib.nullcontext():
         aws.reset_clients()
         yield
         aws.reset_clients()

@@ -259,7 +259,9 @@ def test_retention_keeps_exactly_the_right_versions(world: RolloutWorld) -> None
     # Newest two: 6 and 5. Kept besides: 1 (alias pinned), 2 (weighted on alias split),
     # 4 (where a rollback from live v5 would go). Only 3 goes.
     assert sorted(world.published_versions(function), key=int) == ["1", "2", "4", "5", "6"]
-    record = world.table.get_item(Key={"pk": f"FN#{function}", "sk": "RETENTION"})["Item"]
+    # Written by the run a moment ago: only a consistent read is sure to see it.
+    retention = {"pk": f"FN#{function}", "sk": "RETENTION"}
+    record = world.table.get_item(Key=retention, ConsistentRead=True)["Item"]
     assert record["deleted"] == ["3"]
     assert set(record["protected"]) == {"1", "2", "4"}
     assert "rollback" in record["protected"]["4"]

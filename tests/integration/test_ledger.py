@@ -7,6 +7,7 @@ import pytest
 from rollout.errors import TransitionRefused
 from rollout.ledger import Ledger, Release, new_release_id
 from rollout.states import State
+from sandbox.dynamodb_consistency import lagging_in_process
 from tests.support.aws_stack import LEDGER_TABLE, StackUnderTest
 
 
@@ -206,3 +207,22 @@ def test_a_lock_read_as_stale_is_not_released_once_its_release_took_it_again(led
     assert not ledger.release_lock("orders", "r1", acquired_at=read)
     assert ledger.get_lock("orders") is not None
     assert ledger.release_lock("orders", "r1", acquired_at="2099-01-01T00:00:00.000Z")
+
+
+def test_every_read_the_control_plane_decides_on_sees_a_write_made_a_moment_ago(ledger: Ledger) -> None:
+    # DynamoDB's eventually consistent reads "might not reflect the results of a recently completed
+    # write operation" (Developer Guide, "Read consistency"); here every such read is a minute behind.
+    with lagging_in_process(gsi_lag=0, eventual_read_lag=60):
+        release = ledger.transition(_release(ledger), State.QUEUED)
+        assert ledger.acquire_lock("orders", release.release_id)
+        ledger.attach_deployment("orders", release.release_id, "d-ABCDEFGHI")
+        ledger.put_freeze("orders", {"by": "ops", "why": "incident"})
+
+        assert ledger.get("orders", release.release_id) == release
+        assert ledger.releases("orders") == [release]
+        assert ledger.queued("orders") == [release]
+        assert (ledger.get_lock("orders") or {}).get("deployment_id") == "d-ABCDEFGHI"
+        assert [(lock["release_id"], lock.get("deployment_id")) for lock in ledger.locks()] == [
+            (release.release_id, "d-ABCDEFGHI")
+        ]
+        assert [freeze["scope"] for freeze in ledger.freezes()] == ["orders"]

@@ -212,6 +212,24 @@ def test_lock_without_a_deployment_is_kept_during_the_grace_period_then_released
     assert world.get(stuck).state == State.DEPLOYING
 
 
+def test_a_lock_its_release_took_again_after_the_reconciler_read_it_is_kept(
+    world: ReleaseWorld, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stuck = world.received("orders", "2")
+    world.ledger.transition(stuck, State.QUEUED)
+    assert world.ledger.acquire_lock("orders", stuck.release_id)
+    backdate_lock("orders", minutes=30)
+    as_read = world.ledger.locks()  # the reconciler's scan: no deployment for 30 minutes
+    assert world.ledger.acquire_lock("orders", stuck.release_id)  # meanwhile its start takes it again
+    taken = world.ledger.get_lock("orders")
+    monkeypatch.setattr(Ledger, "locks", lambda self: as_read)
+
+    summary = app.lambda_handler({}, lambda_context)
+
+    assert summary["locks_released"] == []
+    assert world.ledger.get_lock("orders") == taken
+
+
 def test_queued_release_with_no_lock_and_no_deployment_is_started(
     world: ReleaseWorld, stack: StackUnderTest, lambda_context: Any
 ) -> None:

@@ -1,4 +1,5 @@
-"""Consistency as AWS documents it: global secondary indexes trail their table; reads by key are current."""
+"""Consistency as AWS documents it: global secondary indexes trail their table, and so do the table's own
+reads unless they ask for ConsistentRead; consistent reads, transactions and write conditions are current."""
 
 from __future__ import annotations
 
@@ -113,6 +114,130 @@ def test_without_lag_the_index_is_current():
         item = {"pk": {"S": "FN#a"}, "sk": {"S": "REL#1"}, "deployment_id": {"S": "d-2"}}
         client(sb, "dynamodb").put_item(TableName=table, Item=item)
         assert by_deployment(sb, table, "d-2") == [item]
+
+
+def key_of(item: dict) -> dict:
+    return {"pk": item["pk"], "sk": item["sk"]}
+
+
+def eventual_reads(ddb, table: str, key: dict) -> dict[str, list[dict]]:
+    """The item as each eventually consistent read (DynamoDB's default) answers it, as a list."""
+    got = ddb.get_item(TableName=table, Key=key).get("Item")
+    return {
+        "GetItem": [got] if got else [],
+        "BatchGetItem": ddb.batch_get_item(RequestItems={table: {"Keys": [key]}})["Responses"][table],
+        "Query": ddb.query(
+            TableName=table,
+            KeyConditionExpression="pk = :p AND sk = :s",
+            ExpressionAttributeValues={":p": key["pk"], ":s": key["sk"]},
+        )["Items"],
+        "Scan": ddb.scan(TableName=table)["Items"],
+    }
+
+
+def consistent_reads(ddb, table: str, key: dict) -> dict[str, list[dict]]:
+    """The item as each strongly consistent read answers it: ConsistentRead=true, and TransactGetItems."""
+    got = ddb.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
+    in_transaction = ddb.transact_get_items(TransactItems=[{"Get": {"TableName": table, "Key": key}}])
+    transacted = in_transaction["Responses"][0].get("Item")
+    return {
+        "GetItem": [got] if got else [],
+        "BatchGetItem": ddb.batch_get_item(RequestItems={table: {"Keys": [key], "ConsistentRead": True}})[
+            "Responses"
+        ][table],
+        "Query": ddb.query(
+            TableName=table,
+            KeyConditionExpression="pk = :p AND sk = :s",
+            ExpressionAttributeValues={":p": key["pk"], ":s": key["sk"]},
+            ConsistentRead=True,
+        )["Items"],
+        "Scan": ddb.scan(TableName=table, ConsistentRead=True)["Items"],
+        "TransactGetItems": [transacted] if transacted else [],
+    }
+
+
+def every(reads: dict[str, list[dict]], expected: list[dict]) -> dict[str, list[dict]]:
+    """The reads that did not answer `expected` (empty when all did)."""
+    return {name: found for name, found in reads.items() if found != expected}
+
+
+def test_a_read_without_consistent_read_shows_the_old_image_until_the_lag_has_passed():
+    with Sandbox(speed=60, gsi_lag=0, eventual_read_lag=LAG) as sb:
+        ddb = client(sb, "dynamodb")
+        table = ledger(sb)
+        old = {"pk": {"S": "FN#a"}, "sk": {"S": "REL#1"}, "state": {"S": "DEPLOYING"}}
+        new = {**old, "state": {"S": "SUCCEEDED"}}
+        key = key_of(old)
+        ddb.put_item(TableName=table, Item=old)
+        wait_for(lambda: not every(eventual_reads(ddb, table, key), [old]), LAG + 5, what="the first write")
+
+        updated = time.monotonic()
+        ddb.update_item(
+            TableName=table,
+            Key=key,
+            UpdateExpression="SET #s = :s",
+            ExpressionAttributeNames={"#s": "state"},
+            ExpressionAttributeValues={":s": new["state"]},
+        )
+        stale = eventual_reads(ddb, table, key)
+        current = consistent_reads(ddb, table, key)
+        assert time.monotonic() - updated < LAG, "the machine was too slow to observe the lag"
+        assert every(stale, [old]) == {}, "an eventually consistent read saw the update at once"
+        assert every(current, [new]) == {}, "a strongly consistent read missed the update"
+
+        wait_for(lambda: not every(eventual_reads(ddb, table, key), [new]), LAG + 5, what="the update")
+        assert time.monotonic() - updated >= LAG
+        assert every(consistent_reads(ddb, table, key), [new]) == {}
+
+
+def test_a_new_item_is_missing_and_a_deleted_one_still_there_for_an_eventually_consistent_read():
+    with Sandbox(speed=60, gsi_lag=0, eventual_read_lag=LAG) as sb:
+        ddb = client(sb, "dynamodb")
+        table = ledger(sb)
+        item = {"pk": {"S": "FN#a"}, "sk": {"S": "LOCK"}, "release_id": {"S": "1"}}
+        key = key_of(item)
+        written = time.monotonic()
+        ddb.put_item(TableName=table, Item=item)
+        missing, found = eventual_reads(ddb, table, key), consistent_reads(ddb, table, key)
+        assert time.monotonic() - written < LAG, "the machine was too slow to observe the lag"
+        assert every(missing, []) == {} and every(found, [item]) == {}
+        wait_for(lambda: not every(eventual_reads(ddb, table, key), [item]), LAG + 5, what="the new item")
+
+        deleted = time.monotonic()
+        ddb.delete_item(TableName=table, Key=key)
+        lingering, gone = eventual_reads(ddb, table, key), consistent_reads(ddb, table, key)
+        assert time.monotonic() - deleted < LAG, "the machine was too slow to observe the lag"
+        assert every(lingering, [item]) == {} and every(gone, []) == {}
+        wait_for(lambda: not every(eventual_reads(ddb, table, key), []), LAG + 5, what="the delete")
+
+
+def test_a_write_condition_is_judged_on_the_current_item_whatever_an_eventual_read_shows():
+    with Sandbox(speed=60, gsi_lag=0, eventual_read_lag=LAG) as sb:
+        ddb = client(sb, "dynamodb")
+        table = ledger(sb)
+        lock = {"pk": {"S": "FN#a"}, "sk": {"S": "LOCK"}, "release_id": {"S": "1"}}
+        written = time.monotonic()
+        ddb.put_item(TableName=table, Item=lock, ConditionExpression="attribute_not_exists(pk)")
+        assert "Item" not in ddb.get_item(TableName=table, Key=key_of(lock))  # not propagated yet
+        assert time.monotonic() - written < LAG, "the machine was too slow to observe the lag"
+        with pytest.raises(ClientError) as caught:
+            ddb.put_item(
+                TableName=table,
+                Item={**lock, "release_id": {"S": "2"}},
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        assert caught.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+        old = ddb.delete_item(TableName=table, Key=key_of(lock), ReturnValues="ALL_OLD")["Attributes"]
+        assert old == lock
+
+
+def test_without_eventual_read_lag_every_read_is_current():
+    with Sandbox(speed=60, gsi_lag=0, eventual_read_lag=0) as sb:
+        ddb = client(sb, "dynamodb")
+        table = ledger(sb)
+        item = {"pk": {"S": "FN#a"}, "sk": {"S": "REL#1"}}
+        ddb.put_item(TableName=table, Item=item)
+        assert every(eventual_reads(ddb, table, key_of(item)), [item]) == {}
 
 
 def test_s3_events_reach_rules_late_and_sometimes_twice():

@@ -440,6 +440,7 @@ def rollout_world(
     fault_seed: int = 11,
     parameters: dict[str, str] | None = None,
     gsi_lag: float | None = None,
+    eventual_read_lag: float | None = None,
     slack_signing_secret: str = "",
     slack_approvers: str = "",
 ) -> Iterator[RolloutWorld]:
@@ -447,13 +448,20 @@ def rollout_world(
 
     `gsi_lag` None is the sandbox's AWS-like index lag; the hooks read their release by key, so a
     lagging by-deployment index cannot make them skip checks (tests/e2e/test_index_lag.py).
+    `eventual_read_lag` None is its AWS-like lag of table reads made without ConsistentRead.
     """
-    # S3 and CodeDeploy events arrive late and, at a low seeded rate, twice (as AWS allows); IAM, GSI lag
-    # and the rest of the sandbox's rules are on by default.
+    # S3 and CodeDeploy events arrive late and, at a low seeded rate, twice (as AWS allows); IAM, GSI lag,
+    # eventually consistent reads and the rest of the sandbox's rules are on by default.
     timing = DeliveryTiming(duplicate_rate=E2E_EVENT_DUPLICATE_RATE)
     with (
         slack_receiver() as slack,
-        Sandbox(speed=speed, fault_seed=fault_seed, event_timing=timing, gsi_lag=gsi_lag) as sb,
+        Sandbox(
+            speed=speed,
+            fault_seed=fault_seed,
+            event_timing=timing,
+            gsi_lag=gsi_lag,
+            eventual_read_lag=eventual_read_lag,
+        ) as sb,
     ):
         secrets = boto3.client(
             "secretsmanager",

@@ -627,7 +627,11 @@ class Ledger:
         )
 
     def functions(self) -> list[str]:
-        """Every function with a release in the ledger (a scan, like `locks`: the reconciler's)."""
+        """Every function with a release in the ledger (a scan, like `locks`: the reconciler's).
+
+        Eventually consistent on purpose: only version retention asks, and a function whose first
+        release was written a moment ago has no version of Rollout's to clean up yet; the next run
+        finds it. Half the read capacity of a consistent scan of the whole table."""
         names: set[str] = set()
         kwargs: dict[str, Any] = {
             "FilterExpression": Attr("sk").begins_with("REL#"),
@@ -642,9 +646,14 @@ class Ledger:
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
     def locks(self) -> list[dict[str, Any]]:
-        """Every held lock (the reconciler checks them against CodeDeploy)."""
+        """Every held lock (the reconciler checks them against CodeDeploy).
+
+        A consistent scan: the reconciler releases a lock that shows no deployment after the grace
+        period, and an eventually consistent read could show a lock from before its deployment was
+        recorded, or one released a moment ago (DynamoDB Developer Guide, "Read consistency": such a
+        read "might not reflect the results of a recently completed write operation")."""
         items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"FilterExpression": Attr("sk").eq(LOCK_SK)}
+        kwargs: dict[str, Any] = {"FilterExpression": Attr("sk").eq(LOCK_SK), "ConsistentRead": True}
         while True:
             resp = self._table.scan(**kwargs)
             items.extend({k: _from_dynamo(v) for k, v in i.items()} for i in resp.get("Items", []))

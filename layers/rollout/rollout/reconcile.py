@@ -241,7 +241,8 @@ def _repair_lock(lock: dict[str, Any], run: _Run) -> None:
         return
     elif run.older_than_grace(str(lock.get("acquired_at") or "")):
         why = "no deployment started within the grace period"
-    if why and ledger.release_lock(function, release_id):
+    # Only the lock as read: one its release took again since (a new acquired_at) is a start under way.
+    if why and ledger.release_lock(function, release_id, str(lock.get("acquired_at") or "")):
         run.summary.locks_released.append({"function": function, "release_id": release_id, "why": why})
         logger.warning("released an orphaned lock", extra={"function": function, "why": why})
         if holder is not None and holder.is_terminal:
