@@ -18,7 +18,7 @@ import typer
 from rich.text import Text
 
 from cli import model, render
-from cli.backend import Backend, aws_errors, configure_environment
+from cli.backend import ALIAS_TAG, Backend, aws_errors, configure_environment
 from cli.errors import CliError, ExitCode
 from cli.follow import Waiter, follow_release
 from cli.render import Output
@@ -169,9 +169,23 @@ def _reason(text: str) -> str:
         raise CliError(exc.reason, ExitCode.USAGE) from None
 
 
-def rollback_function(backend: Backend, function: str, reason: str = "") -> dict[str, Any]:
-    """`rollout rollback FUNCTION --reason TEXT`, as the dashboard calls it."""
-    backend.get_function(function)  # NOT_FOUND for a function that does not exist
+def rollback_function(
+    backend: Backend, function: str, reason: str = "", live_version: str = ""
+) -> dict[str, Any]:
+    """`rollout rollback FUNCTION --reason TEXT`, as the dashboard calls it. `live_version` is the version
+    the page showed live: when another is live now, nothing is rolled back (the person chose on a page
+    that no longer says what would be rolled back)."""
+    fn = backend.get_function(function)  # NOT_FOUND for a function that does not exist
+    if live_version:
+        alias_name = (fn.get("Tags") or {}).get(ALIAS_TAG, "live")
+        alias = backend.get_alias(function, alias_name)
+        now_live = str(alias["FunctionVersion"]) if alias else ""
+        if now_live != live_version:
+            raise CliError(
+                f"{function}: v{now_live or '(none)'} is live now, not v{live_version} as the page showed; "
+                "nothing was rolled back: look again, then roll back if you still mean to",
+                ExitCode.CONFLICT,
+            )
     result = _request_rollback(backend, RollbackRequest(function, caller(backend), reason, "", False, False))
     release = result.release
     return {

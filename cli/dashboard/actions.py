@@ -31,6 +31,9 @@ class Action:
     confirm: str  # the question asked before acting; {target} names what it acts on
     fields: tuple[str, ...] = ()  # text the person gives: reason, comment, ...
     danger: bool = False
+    # What the page showed that the operation checks still holds (e.g. the live version a rollback
+    # leaves): the page sends it with the request; a stale page is refused, not acted on.
+    seen: tuple[str, ...] = ()
 
     def resolve(self) -> Callable[..., Any] | None:
         module_name, _, attribute = self.operation.partition(":")
@@ -45,6 +48,7 @@ class Action:
         data = dataclasses.asdict(self)
         data.pop("operation")
         data["fields"] = list(self.fields)
+        data["seen"] = list(self.seen)
         return data
 
 
@@ -54,7 +58,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("abort", "Abort", DEPLOYMENT, "cli.operations:abort_deployment", "Stop deployment {target} and roll traffic back to the previous version?", danger=True),
     Action("approve", "Approve", GATE, "cli.approvals:approve_deployment", "Approve the gate of deployment {target}?", ("comment",)),
     Action("reject", "Reject", GATE, "cli.approvals:reject_deployment", "Reject deployment {target}? It rolls back.", ("reason",), danger=True),
-    Action("rollback", "Roll back", FUNCTION, "cli.actions:rollback_function", "Roll {target} back to its previous good version?", ("reason",), danger=True),
+    Action("rollback", "Roll back", FUNCTION, "cli.actions:rollback_function", "Roll {target} back to its previous good version?", ("reason",), danger=True, seen=("live_version",)),
     Action("freeze", "Freeze", FUNCTION, "cli.actions:freeze_functions", "Freeze {target}? Uploads are held until it is unfrozen.", ("reason",)),
     Action("unfreeze", "Unfreeze", FUNCTION, "cli.actions:unfreeze_functions", "Unfreeze {target}? The newest held upload starts."),
 )  # fmt: skip
@@ -72,7 +76,7 @@ def run(action: Action, backend: Backend, target: str, fields: dict[str, Any]) -
         raise CliError(f"action {action.name} is not available in this version", ExitCode.NOT_FOUND)
     if not target:
         raise CliError(f"{action.name}: say which {action.scope} to act on", ExitCode.USAGE)
-    given = {name: str(fields.get(name) or "") for name in action.fields if fields.get(name)}
+    given = {name: str(fields.get(name) or "") for name in (*action.fields, *action.seen) if fields.get(name)}
     result = operation(backend, target, **given)
     if hasattr(result, "to_json"):
         return result.to_json()

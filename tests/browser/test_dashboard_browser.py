@@ -230,3 +230,26 @@ def test_approving_a_gate_from_the_page_lets_the_deployment_complete(
     gate = next(r for r in world.history("invoicing") if r["release_id"] == release_id)["approval"]
     assert gate["status"] == "APPROVED" and gate["comment"] == "looked at the canary plan"
     assert "execution_id" not in gate
+
+
+def test_rolling_back_from_a_function_page_sends_the_live_version_the_page_showed(
+    world: DashboardWorld, page: Page
+) -> None:
+    # The server refuses a rollback whose page showed another live version (test_dashboard_sandbox); here
+    # the page's part: it sends what it showed. The answer is the server's refusal, so nothing changes.
+    sent: list[dict[str, Any]] = []
+
+    def refuse(route: Any) -> None:
+        sent.append(route.request.post_data_json)
+        message = "checkout: v3 is live now, not v2 as the page showed; nothing was rolled back"
+        route.fulfill(status=409, json={"error": {"message": message}})
+
+    page.route("**/api/actions/rollback", refuse)
+    page.goto(f"{world.dashboard.base_url}/functions/checkout")
+    page.locator('button[data-action="rollback"]').click()
+    dialog = page.locator("dialog#confirm")
+    dialog.locator("#field-reason").fill("v2 misbehaves")
+    dialog.get_by_role("button", name="Roll back").click()
+    expect(page.locator("#toast")).to_contain_text("v3 is live now, not v2 as the page showed")
+    assert sent == [{"target": "checkout", "live_version": "2", "reason": "v2 misbehaves"}]
+    assert world.alias_version("checkout") == "2"

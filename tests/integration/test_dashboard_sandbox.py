@@ -253,7 +253,11 @@ def test_rolling_back_through_the_dashboard_returns_to_the_previous_good_version
     assert here.deploy("rewind", "healthy", "v1")["release"]["state"] == "BOOTSTRAPPED"
     assert here.deploy("rewind", "healthy", "v2")["release"]["state"] == "SUCCEEDED"
     assert here.alias_version("rewind") == "2"
-    status, body = act(here, "rollback", "rewind", {"reason": "v2 misbehaves"})
+    # A page still showing v1 live: the person did not see what a rollback would leave. Refused, nothing done.
+    status, body = act(here, "rollback", "rewind", {"reason": "v1 misbehaves", "live_version": "1"})
+    assert status == 409 and "v2 is live now, not v1" in str(body), body
+    assert not [r for r in here.history("rewind") if r["kind"] == "rollback"]
+    status, body = act(here, "rollback", "rewind", {"reason": "v2 misbehaves", "live_version": "2"})
     assert status == 200, body
     rollback = body["result"]["release"]
     assert rollback["kind"] == "rollback" and rollback["target_version"] == "1"

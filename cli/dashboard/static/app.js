@@ -71,17 +71,18 @@ function toast(message, isError) {
 }
 
 // --- actions: a button, a confirmation dialog, a POST ------------------------------------------------
-function actionButtons(scope, target, when) {
+// `seen`: what this page shows that the action checks still holds when it runs (a stale page is refused).
+function actionButtons(scope, target, when, seen = {}) {
   if (!state.session || !when) return null;
   const offered = state.session.actions.filter((a) => a.scope === scope);
   if (!offered.length) return null;
   return h("div", { class: "actions", role: "group", "aria-label": "Actions" },
     offered.map((a) => h("button", {
       type: "button", class: a.danger ? "danger" : "", "data-action": a.name,
-      onclick: () => confirmAction(a, target),
+      onclick: () => confirmAction(a, target, seen),
     }, a.label)));
 }
-function confirmAction(action, target) {
+function confirmAction(action, target, seen = {}) {
   const dialog = document.getElementById("confirm");
   document.getElementById("confirm-title").textContent = `${action.label}: ${target}`;
   document.getElementById("confirm-question").textContent = action.confirm.replace("{target}", target);
@@ -98,7 +99,8 @@ function confirmAction(action, target) {
     if (dialog.returnValue !== "ok") return;
     const given = Object.fromEntries(action.fields.map((n) => [n, document.getElementById(`field-${n}`).value]));
     try {
-      const answer = await postAction(action.name, target, given);
+      const context = Object.fromEntries((action.seen || []).filter((n) => seen[n]).map((n) => [n, String(seen[n])]));
+      const answer = await postAction(action.name, target, { ...context, ...given });
       const result = answer.result || {};
       state.last = null;
       toast(`${action.label} ${target}: ${result.stop_status || "done"} ${result.status_message || ""}`.trim());
@@ -275,7 +277,7 @@ function renderFunction(data) {
     h("dt", {}, "queued"), h("dd", {}, String(data.queued)));
   main.replaceChildren(h("h1", {}, data.function),
     data.attention.length ? h("section", { class: "card attention", "aria-label": "Needs attention" }, h("div", { class: "flag" }, "⚠ needs attention"), h("ul", { class: "reasons" }, data.attention.map((r) => h("li", {}, r)))) : null,
-    card("Now", facts, actionButtons("function", data.function, true)),
+    card("Now", facts, actionButtons("function", data.function, true, { live_version: data.live_version })),
     card(`Releases (${data.releases.length})`, data.releases.length ? h("table", { class: "responsive", id: "releases-table" },
       h("thead", {}, h("tr", {}, ["release", "state", "versions", "deployment", "received (took)", "commit", "message", "why"].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, data.releases.map((r) => releaseRow(data.function, r)))) : h("p", { class: "empty" }, "no releases yet")));
