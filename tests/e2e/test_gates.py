@@ -13,12 +13,15 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
+from botocore.credentials import Credentials
 from typer.testing import CliRunner
 
 from cli.main import app
 from rollout.ledger import Release
 from tests.support.e2e_world import E2E_CHECKS, RolloutWorld, rollout_world, wait_for
+from tests.support.identity_proofs import signed_proof
 
 pytestmark = pytest.mark.e2e
 
@@ -131,6 +134,87 @@ def test_an_approver_named_without_proof_is_refused(
     assert (world.release_of_id(function, release.release_id).approval or {})["status"] == "AWAITING"
     code, approved = cli(world, "approve", release.deployment_id)
     assert code == 0, approved
+
+
+def approval_signed_by(world: RolloutWorld, issued: Any, deployment_id: str) -> dict[str, Any]:
+    """An identity proof for approving `deployment_id`, signed with role credentials the sandbox issued,
+    for the STS endpoint DeploymentActions uses (the sandbox's)."""
+    return signed_proof(
+        "approve",
+        deployment_id,
+        url=world.sb.endpoint_url + "/",
+        credentials=Credentials(issued.access_key_id, issued.secret_access_key, issued.session_token),
+        region=world.sb.region,
+    )
+
+
+def test_a_proof_signed_with_one_of_rollouts_own_roles_is_refused_and_a_persons_role_approves(
+    world: RolloutWorld,
+) -> None:
+    """Code running in a Rollout function that may invoke DeploymentActions (a compromised dependency, a
+    bug) signs a proof with its own execution role's credentials, which STS vouches for: that is Rollout,
+    not a person. A person's own role session is accepted."""
+    function, release = gated(world, "traffic")
+    deployment_id = release.deployment_id
+    functions = world.client("lambda")
+    for own in ("Reconciler", "SlackInteractions"):
+        name = f"{world.stack_name}-{own}"
+        role = functions.get_function_configuration(FunctionName=name)["Role"]
+        # The credentials Lambda gives that function's code; it invokes DeploymentActions with them too.
+        issued = world.sb.iam.issue(role, name)
+        event = {
+            "action": "approve",
+            "deployment_id": deployment_id,
+            "by": {"kind": "aws", "id": "arn:aws:iam::123456789012:user/ceo"},
+            "proof": approval_signed_by(world, issued, deployment_id),
+        }
+        as_function = boto3.client(
+            "lambda",
+            endpoint_url=world.sb.endpoint_url,
+            region_name=world.sb.region,
+            **issued.boto3_arguments(),
+        )
+        response = as_function.invoke(
+            FunctionName=world.outputs["DeploymentActionsName"], Payload=json.dumps(event).encode()
+        )
+        answer = json.loads(response["Payload"].read())
+        session = f"arn:aws:sts::{world.sb.account_id}:assumed-role/{role.rsplit('/', 1)[-1]}/{name}"
+        assert answer == {
+            "ok": False,
+            "refused": "unauthenticated",
+            "reason": f"{session} is one of Rollout's own roles, not a person",
+            "proof": "rollout_role",
+        }, own
+        assert (world.release_of_id(function, release.release_id).approval or {})["status"] == "AWAITING"
+
+    # A release manager's role session (not one of the stack's roles) is a person.
+    role = world.client("iam").create_role(
+        RoleName=f"{world.stack_name}-release-managers",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Principal": {"AWS": world.sb.account_id}, "Action": "sts:AssumeRole"}
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
+    proof = approval_signed_by(world, world.sb.iam.issue(role, "alice"), deployment_id)
+    event = {
+        "action": "approve",
+        "deployment_id": deployment_id,
+        "by": {"kind": "aws", "id": role},
+        "proof": proof,
+    }
+    response = functions.invoke(
+        FunctionName=world.outputs["DeploymentActionsName"], Payload=json.dumps(event).encode()
+    )
+    answer = json.loads(response["Payload"].read())
+    assert answer["ok"] is True and answer["verdict"] == "Succeeded", answer
+    final = ended(world, function, release)
+    assert str(final.state) == "SUCCEEDED", final.reason
+    person = f"arn:aws:sts::{world.sb.account_id}:assumed-role/{world.stack_name}-release-managers/alice"
+    assert (final.approval or {})["answered_by"]["id"] == person
 
 
 def test_a_gate_before_traffic_rejected_rolls_back_without_moving_traffic(world: RolloutWorld) -> None:

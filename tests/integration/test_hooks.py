@@ -16,7 +16,7 @@ import pytest
 from functions.hook_failure_reporter import app as reporter_app
 from functions.post_traffic_hook import app as post_app
 from functions.pre_traffic_hook import app as pre_app
-from rollout import aws, lambda_ops, sts_ops
+from rollout import aws, identity, lambda_ops, sts_ops
 from rollout.appspec import release_description
 from rollout.check_runner import PROBE_EVENT
 from rollout.checks import parse_checks
@@ -955,8 +955,12 @@ ALICE = {"kind": "aws", "id": ALICE_ARN}
 
 @pytest.fixture(autouse=True)
 def sts_vouches_for_alice(monkeypatch: pytest.MonkeyPatch) -> None:
-    """STS (not reachable from moto) answers every identity proof with Alice's ARN."""
+    """STS (not reachable from moto) answers every identity proof with Alice's ARN; DeploymentActions
+    knows the stack's roles (template.yaml), none of which is Alice."""
     monkeypatch.setattr(sts_ops, "send_signed", lambda headers, body: sts_answer(ALICE_ARN))
+    monkeypatch.setenv(
+        identity.ROLLOUT_ROLES_VARIABLE, "arn:aws:iam::123456789012:role/rollout-ReconcilerRole-1"
+    )
 
 
 def as_alice(event: dict[str, Any]) -> dict[str, Any]:

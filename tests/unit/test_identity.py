@@ -1,5 +1,6 @@
 """`rollout/identity.py`, `rollout/sts_ops.py` and the proof check in `rollout/approvals.py`: an AWS
-approver is whoever STS says signed the proof, never whoever the payload names (fail closed)."""
+approver is whoever STS says signed the proof, never whoever the payload names, and never one of the
+stack's own roles (fail closed)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,14 @@ from tests.support.identity_proofs import ALICE_ARN, signed_proof, sts_answer, s
 
 DEPLOYMENT = "d-ABCDEFGH1"
 MALLORY = {"kind": "aws", "id": "arn:aws:iam::123456789012:user/mallory"}
+# DeploymentActions' ROLLOUT_ROLE_ARNS as CloudFormation resolves it (template.yaml): the stack's roles.
+RECONCILER_ROLE = "arn:aws:iam::123456789012:role/rollout-ReconcilerRole-AbC123XyZ"
+SLACK_ROLE = "arn:aws:iam::123456789012:role/rollout-SlackInteractionsRole-QwE456RtY"
+STACK_ROLES = f"arn:aws:iam::123456789012:role/rollout-HookRole-ZxC789VbN {RECONCILER_ROLE}  {SLACK_ROLE}"
+# What STS answers for a proof signed with the Reconciler's credentials (any session name).
+RECONCILER_SESSION = (
+    "arn:aws:sts::123456789012:assumed-role/rollout-ReconcilerRole-AbC123XyZ/rollout-Reconciler"
+)
 
 
 def refused_code(raw: Any, action: str = "approve", deployment_id: str = DEPLOYMENT) -> str:
@@ -89,6 +98,7 @@ def http(monkeypatch: pytest.MonkeyPatch) -> FakeHttp:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_ENDPOINT_URL_STS", raising=False)
+    monkeypatch.setenv(identity.ROLLOUT_ROLES_VARIABLE, STACK_ROLES)
     aws.reset_clients()
     yield fake
     aws.reset_clients()
@@ -180,6 +190,97 @@ def test_rollouts_own_hand_overs_need_no_proof_and_a_slack_claim_needs_slacks_si
     approvals.handle(request("expire", by=rollout), settings=object())  # type: ignore[arg-type]
     assert claimed["proof"] == slack_interactions.NOT_SIGNED_BY_SLACK
     assert [r.by.kind for r in acted] == ["rollout"] and http.sent == []
+
+
+# --- Rollout's own roles are not people ------------------------------------------------------------
+def refusal_for(arn: str, roles: str | None = STACK_ROLES) -> str | None:
+    """The refusal code for the approver STS named, or None when it may act."""
+    try:
+        identity.RolloutRoles.parse(roles).refuse(Approver("aws", arn, "AROAX:session"))
+    except identity.ProofRefused as refused:
+        return refused.code
+    return None
+
+
+def test_a_session_of_one_of_the_stacks_roles_is_refused_as_rollout_not_a_person() -> None:
+    assert refusal_for(RECONCILER_SESSION) == identity.ROLLOUT_ROLE
+    slack = "arn:aws:sts::123456789012:assumed-role/rollout-SlackInteractionsRole-QwE456RtY/rollout-SlackInteractions"
+    assert refusal_for(slack) == identity.ROLLOUT_ROLE
+    # Whatever the session's name, and in any case: IAM role names are unique whatever their case.
+    assert refusal_for(RECONCILER_SESSION.rsplit("/", 1)[0] + "/alice") == identity.ROLLOUT_ROLE
+    assert (
+        refusal_for(RECONCILER_SESSION.replace("ReconcilerRole", "RECONCILERROLE")) == identity.ROLLOUT_ROLE
+    )
+    # A role with a path is listed by its full ARN; its sessions name it without the path.
+    with_path = "arn:aws:iam::123456789012:role/service-role/rollout-Mover-1"
+    assert (
+        refusal_for("arn:aws:sts::123456789012:assumed-role/rollout-Mover-1/s", with_path)
+        == identity.ROLLOUT_ROLE
+    )
+
+
+def test_people_are_accepted_whatever_role_or_user_they_prove() -> None:
+    for person in (
+        ALICE_ARN,  # an IAM user
+        "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_ReleaseManager_0123abcd/alice@example.com",
+        "arn:aws:sts::123456789012:assumed-role/rollout-ReconcilerRole-AbC123XyZ-ops/bob",  # another name
+        "arn:aws:sts::210987654321:assumed-role/rollout-ReconcilerRole-AbC123XyZ/carol",  # another account
+        "arn:aws-cn:sts::123456789012:assumed-role/rollout-ReconcilerRole-AbC123XyZ/dave",  # another partition
+        "arn:aws:sts::123456789012:federated-user/erin",
+    ):
+        assert refusal_for(person) is None, person
+
+
+@pytest.mark.parametrize(
+    "roles",
+    [
+        None,
+        "",
+        "   ",
+        "rollout-ReconcilerRole-AbC123XyZ",
+        f"{RECONCILER_ROLE},{SLACK_ROLE}",
+        "arn:aws:iam::1:role/x",
+    ],
+    ids=["missing", "empty", "blank", "a-name", "comma-separated", "short-account"],
+)
+def test_without_a_readable_list_of_the_stacks_roles_nobody_is_accepted(roles: str | None) -> None:
+    assert refusal_for(ALICE_ARN, roles) == identity.ROLES_UNKNOWN
+
+
+def test_deployment_actions_refuses_a_proof_signed_with_one_of_the_stacks_roles(
+    http: FakeHttp, acted: list[Any]
+) -> None:
+    http.answer = sts_answer(RECONCILER_SESSION, "AROARECONCILER:rollout-Reconciler")
+    for action, text in (("approve", ""), ("reject", "x"), ("abort", ""), ("rollback", "")):
+        proof = signed_proof(action, DEPLOYMENT)
+        answer = approvals.handle(request(action, proof=proof, text=text), settings=object())  # type: ignore[arg-type]
+        assert answer == {
+            "ok": False,
+            "refused": "unauthenticated",
+            "reason": f"{RECONCILER_SESSION} is one of Rollout's own roles, not a person",
+            "proof": identity.ROLLOUT_ROLE,
+        }
+    assert acted == [] and len(http.sent) == 4
+    # A person's role session in the same account is accepted.
+    person = "arn:aws:sts::123456789012:assumed-role/ReleaseManagers/alice"
+    http.answer = sts_answer(person, "AROAPEOPLE:alice")
+    answer = approvals.handle(request(proof=signed_proof("approve", DEPLOYMENT)), settings=object())  # type: ignore[arg-type]
+    assert answer == {"ok": True} and acted[0].by == Approver("aws", person, "AROAPEOPLE:alice")
+
+
+def test_deployment_actions_without_the_list_of_its_stacks_roles_refuses_every_aws_principal(
+    http: FakeHttp, acted: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(identity.ROLLOUT_ROLES_VARIABLE)
+    refused = approvals.handle(request(proof=signed_proof("approve", DEPLOYMENT)), settings=object())  # type: ignore[arg-type]
+    assert refused["refused"] == "unauthenticated" and refused["proof"] == identity.ROLES_UNKNOWN
+    assert "ROLLOUT_ROLE_ARNS is not set" in refused["reason"]
+    monkeypatch.setenv(identity.ROLLOUT_ROLES_VARIABLE, "ReconcilerRole")
+    refused = approvals.handle(request(proof=signed_proof("approve", DEPLOYMENT)), settings=object())  # type: ignore[arg-type]
+    assert (
+        refused["proof"] == identity.ROLES_UNKNOWN and "'ReconcilerRole', not a role ARN" in refused["reason"]
+    )
+    assert acted == [] and http.sent == []  # STS is not even asked
 
 
 def test_the_cli_signs_a_proof_deployment_actions_accepts(monkeypatch: pytest.MonkeyPatch) -> None:

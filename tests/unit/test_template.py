@@ -169,6 +169,16 @@ def mentions(value: Any, name: str) -> bool:
     )
 
 
+def deployment_actions_by_name(tpl: dict[str, Any]) -> dict[str, str]:
+    """DeploymentActions' ARN built from its fixed name: the roles that may invoke it name it so, since
+    it lists them among Rollout's own roles (a GetAtt back would be a dependency cycle)."""
+    name = tpl["Resources"]["DeploymentActions"]["Properties"]["FunctionName"]
+    assert name == {"Fn::Sub": "${AWS::StackName}-DeploymentActions"}
+    return {
+        "Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:" + name["Fn::Sub"]
+    }
+
+
 def function_role(tpl: dict[str, Any], function: str) -> str:
     role = tpl["Resources"][function]["Properties"]["Role"]
     return str(role["Fn::GetAtt"][0])
@@ -431,8 +441,9 @@ def test_actions_on_target_functions_require_the_managed_tag(translated: dict[st
         # The reconciler hands lost work back to these two (it may invoke them, never change them).
         '"ArtifactDeployer"',
         '"DeploymentEvents"',
-        # The reconciler and the Slack endpoint hand gate answers to it.
-        '"DeploymentActions"',
+        # The reconciler and the Slack endpoint hand gate answers to it (by name: see
+        # deployment_actions_by_name).
+        "${AWS::StackName}-DeploymentActions",
     )
     checked = 0
     for owner, stmt in allow_statements(translated):
@@ -466,7 +477,7 @@ def test_the_slack_endpoint_acts_only_through_deployment_actions(template: dict[
     actions = {a for s in role_statements(template, role) for a in actions_of(s)}
     assert not {a for a in actions if a.startswith("codedeploy:")}
     (invoke,) = allowed(template, role, "lambda:InvokeFunction")
-    assert invoke["Resource"] == {"Fn::GetAtt": ["DeploymentActions", "Arn"]}
+    assert invoke["Resource"] == deployment_actions_by_name(template)
     (remember,) = allowed(template, role, "dynamodb:PutItem")
     assert remember["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["SEEN"]}}
     assert actions == {
@@ -484,6 +495,47 @@ def test_the_slack_endpoint_acts_only_through_deployment_actions(template: dict[
     variables = props["Environment"]["Variables"]
     assert variables["SLACK_ALLOWED_USERS"] == {"Ref": "SlackApprovers"}
     assert template["Parameters"]["SlackApprovers"]["Default"] == ""  # nobody, until the operator says
+
+
+def test_deployment_actions_knows_every_role_the_stack_creates(translated: dict[str, Any]) -> None:
+    """An identity proof signed with one of the stack's roles is Rollout, not a person: DeploymentActions
+    refuses it, so every role the stack creates (as SAM translates it) must be in its list, each only
+    under the condition that creates it, and without a Path (a session's ARN names the role without it)."""
+    roles = resources_of(translated, "AWS::IAM::Role")
+    variables = translated["Resources"]["DeploymentActions"]["Properties"]["Environment"]["Variables"]
+    separator, listed = variables["ROLLOUT_ROLE_ARNS"]["Fn::Join"]
+    assert separator == " "  # role ARNs hold no space
+    found = {}
+    for item in listed:
+        condition = None
+        if "Fn::If" in item:
+            condition, item, otherwise = item["Fn::If"]
+            assert otherwise == ""
+        role, attribute = item["Fn::GetAtt"]
+        assert attribute == "Arn"
+        found[role] = condition
+    assert found == {name: role.get("Condition") for name, role in roles.items()}
+    assert {"ReconcilerRole", "SlackInteractionsRole", "DeploymentActionsRole"} <= set(found)
+    assert all(role["Properties"].get("Path", "/") == "/" for role in roles.values())
+
+
+def test_the_stack_has_no_dependency_loop_with_every_option_on() -> None:
+    """cfn-lint skips loops through SAM resources; the sandbox's planner orders the translated stack and
+    names any loop (the roles DeploymentActions lists may not refer back to it)."""
+    from sandbox.provision import plan_stack
+
+    secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:slack-AbCdEf"
+    every_option = {
+        "SlackWebhookSecretArn": secret,
+        "SlackSigningSecretArn": secret,
+        "SlackSecretKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "AlarmEmail": "ops@example.com",
+        "ExternalHookApplications": "payments-*",
+    }
+    for parameters in ({}, every_option):
+        plan = plan_stack(TEMPLATE_PATH, "rollout", parameters)
+        assert plan.order.index("ReconcilerRole") < plan.order.index("DeploymentActions")
+    assert plan.order.index("SlackInteractionsRole") < plan.order.index("DeploymentActions")
 
 
 def test_the_deployer_can_publish_and_bootstrap_but_not_move_traffic(template: dict[str, Any]) -> None:
@@ -507,7 +559,7 @@ def test_the_reconciler_hands_lost_work_only_to_the_deployer_deployment_events_a
     assert targets == [
         {"Fn::GetAtt": ["ArtifactDeployer", "Arn"]},
         {"Fn::GetAtt": ["DeploymentEvents", "Arn"]},
-        {"Fn::GetAtt": ["DeploymentActions", "Arn"]},
+        deployment_actions_by_name(template),
     ]
     # Expired gates are reported by DeploymentActions: the reconciler never reports a verdict itself.
     assert not allowed(template, "ReconcilerRole", "codedeploy:PutLifecycleEventHookExecutionStatus")
@@ -818,6 +870,18 @@ def test_layer_requirements_carry_the_runtime_pins_with_a_matching_sdk() -> None
 # --- optional parts ------------------------------------------------------------------------------
 
 
+def without_branches(value: Any, conditions: set[str]) -> Any:
+    """`value` with every Fn::If on one of `conditions` replaced by its other branch: what is left when
+    those conditions are false."""
+    if isinstance(value, list):
+        return [without_branches(v, conditions) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "Fn::If" in value and value["Fn::If"][0] in conditions:
+        return without_branches(value["Fn::If"][2], conditions)
+    return {k: without_branches(v, conditions) for k, v in value.items()}
+
+
 def test_slack_resources_exist_only_with_a_webhook_secret(translated: dict[str, Any]) -> None:
     slack = {n: r for n, r in translated["Resources"].items() if "Slack" in n}
     assert {"SlackNotifier", "SlackNotifierRole", "SlackNotifierLogGroup"} <= set(slack)
@@ -829,7 +893,8 @@ def test_slack_resources_exist_only_with_a_webhook_secret(translated: dict[str, 
         assert res.get("Condition") == want, name
     for name, res in translated["Resources"].items():
         if res.get("Condition") not in conditions:
-            assert not any(mentions(res, s) for s in slack), f"{name} needs a Slack resource"
+            unguarded = without_branches(res, conditions)
+            assert not any(mentions(unguarded, s) for s in slack), f"{name} needs a Slack resource"
     for name, output in translated["Outputs"].items():
         if any(mentions(output, s) for s in slack):
             assert output.get("Condition") in conditions, name

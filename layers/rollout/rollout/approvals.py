@@ -17,6 +17,7 @@ Who reports what to CodeDeploy:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -130,7 +131,9 @@ def proven(request: ActionRequest, event: dict[str, Any]) -> ActionRequest:
     (fail closed) when the proof is missing, bound to another request, or refused.
 
     - An AWS principal: STS names the signer of the event's `proof` (identity.py); refused when STS
-      refuses it or cannot be reached.
+      refuses it or cannot be reached, and when it names a session of one of the stack's own roles
+      (the Reconciler's and SlackInteractions' may invoke DeploymentActions): that is Rollout, not a
+      person. Without the list of those roles (ROLLOUT_ROLE_ARNS), every AWS principal is refused.
     - A Slack user: Slack's signed request, handed over by the Slack endpoint, is verified again here
       with the signing secret (slack_interactions.proven_click), and the request must be the one its
       click asked for. Lambda does not tell a function who invoked it, so without this anyone allowed
@@ -148,8 +151,11 @@ def proven(request: ActionRequest, event: dict[str, Any]) -> ActionRequest:
         return request
 
     checked = identity.Proof.parse(event.get(identity.PROOF_KEY), request.action, request.deployment_id)
+    rollout_roles = identity.RolloutRoles.parse(os.environ.get(identity.ROLLOUT_ROLES_VARIABLE))
     status, body = sts_ops.send_signed(checked.headers, checked.body)
-    return replace(request, by=identity.approver_from(status, body))
+    approver = identity.approver_from(status, body)
+    rollout_roles.refuse(approver)
+    return replace(request, by=approver)
 
 
 def _proven_slack(request: ActionRequest, signed: Any) -> ActionRequest:

@@ -12,6 +12,12 @@ The signature covers the headers named in SignedHeaders, so the caller signs an 
 deployment or another action (STS ignores the header; the signature binds it). An unsigned binding
 header is refused, since it could be added to any signed request.
 
+A proof STS accepts names a principal, not a person: code running as one of Rollout's own functions
+(a compromised dependency, a bug) could sign one with its execution role's credentials, and the
+Reconciler's and SlackInteractions' roles may invoke DeploymentActions. So the principal is refused
+when it is a session of one of the stack's roles (`RolloutRoles`, from the ROLLOUT_ROLE_ARNS variable
+template.yaml sets), and every AWS principal is refused when that list is missing or malformed.
+
 Pure logic: sending the request is `sts_ops.send_signed`.
 """
 
@@ -19,7 +25,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from xml.etree import ElementTree
 
 from rollout.gates import Approver
@@ -42,6 +48,23 @@ MALFORMED = "malformed_proof"
 NOT_BOUND = "proof_not_bound"
 STS_REFUSED = "sts_refused"
 STS_UNREACHABLE = "sts_unreachable"
+ROLLOUT_ROLE = "rollout_role"  # the signer is a session of one of the stack's own roles
+ROLES_UNKNOWN = "rollout_roles_unknown"  # DeploymentActions cannot tell the stack's roles from people
+
+# The stack's role ARNs, space separated (template.yaml, DeploymentActions' environment).
+ROLLOUT_ROLES_VARIABLE = "ROLLOUT_ROLE_ARNS"
+# An IAM role's ARN: arn:<partition>:iam::<account>:role/<path><name> ("IAM identifiers", IAM ARNs).
+# Role names are letters, digits and +=,.@_- (at most 64: "IAM and AWS STS quotas", IAM name
+# requirements and character quotas), so none holds a space. IAM would allow any printable character in
+# a path; these are read with name characters only, so that ARNs joined by anything but whitespace
+# (a comma, a colon) are malformed rather than one odd path.
+_ROLE_ARN = re.compile(r"arn:(aws[a-z-]*):iam::(\d{12}):role/(?:[\w+=,.@-]+/)*([\w+=,.@-]{1,64})", re.ASCII)
+# A session of a role, as GetCallerIdentity names it: arn:<partition>:sts::<account>:assumed-role/
+# <role name>/<session name>, the role's name without its path ("IAM identifiers", IAM ARNs: "The active
+# session of someone assuming the role of 'Accounting-Role' ...: arn:aws:sts::123456789012:assumed-role/
+# Accounting-Role/Mary"; "AWS JSON policy elements: Principal", Assumed-role session principals). The
+# stack's roles have no Path, so their name is the last part of their ARN either way.
+_ASSUMED_ROLE = re.compile(r"arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([\w+=,.@-]{1,64})/.+", re.ASCII)
 
 
 class ProofRefused(Exception):
@@ -112,6 +135,46 @@ def approver_from(status: int, body: bytes) -> Approver:
     if not arn.startswith("arn:"):
         raise ProofRefused(STS_REFUSED, "STS answered the identity proof without an ARN")
     return Approver("aws", arn[:2048], _text(root, "GetCallerIdentityResult/{*}UserId")[:200])
+
+
+class RolloutRoles(NamedTuple):
+    """The stack's own roles, as (partition, account, role name in lower case): IAM role names are
+    unique in an account whatever their case ("IAM and AWS STS quotas", IAM name requirements: "They
+    are not distinguished by case"), so a session of one is recognised whatever case it is spelled in."""
+
+    keys: frozenset[tuple[str, str, str]]
+
+    @classmethod
+    def parse(cls, raw: str | None) -> RolloutRoles:
+        """The roles ROLLOUT_ROLE_ARNS lists; ProofRefused (ROLES_UNKNOWN) when it is missing, empty or
+        holds anything but role ARNs: then no AWS principal can be told from Rollout itself (fail closed)."""
+        listed = (raw or "").split()
+        if not listed:
+            raise ProofRefused(
+                ROLES_UNKNOWN,
+                f"DeploymentActions cannot tell Rollout's own roles from people ({ROLLOUT_ROLES_VARIABLE} is "
+                "not set), so no AWS principal may act",
+            )
+        keys = set()
+        for arn in listed:
+            matched = _ROLE_ARN.fullmatch(arn)
+            if matched is None:
+                raise ProofRefused(
+                    ROLES_UNKNOWN,
+                    f"DeploymentActions cannot tell Rollout's own roles from people ({ROLLOUT_ROLES_VARIABLE} "
+                    f"holds {arn[:100]!r}, not a role ARN), so no AWS principal may act",
+                )
+            partition, account, name = matched.groups()
+            keys.add((partition, account, name.lower()))
+        return cls(frozenset(keys))
+
+    def refuse(self, approver: Approver) -> None:
+        """ProofRefused (ROLLOUT_ROLE) when STS named a session of one of these roles: Rollout, not a person."""
+        session = _ASSUMED_ROLE.fullmatch(approver.id)
+        if session is not None:
+            partition, account, name = session.groups()
+            if (partition, account, name.lower()) in self.keys:
+                raise ProofRefused(ROLLOUT_ROLE, f"{approver.id} is one of Rollout's own roles, not a person")
 
 
 def _text(root: ElementTree.Element | None, path: str) -> str:
