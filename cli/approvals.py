@@ -93,10 +93,14 @@ def summary(action: str, answer: dict[str, Any]) -> str:
     gate = answer.get("gate") or {}
     by = (gate.get("answered_by") or {}).get("id", "?")
     done = "approved" if action == "approve" else "rejected"
-    note = f" ({answer['note']})" if answer.get("note") else ""
+    told = (
+        f"CodeDeploy told {answer.get('verdict')}"
+        if answer.get("reported")
+        else f"CodeDeploy not told ({answer.get('note') or 'the step is closed'})"
+    )
     return (
         f"{answer.get('deployment_id')}: {answer.get('function')} {done} before {gate.get('position')} by {by}; "
-        f"CodeDeploy told {answer.get('verdict')}{note}"
+        f"{told}"
     )
 
 

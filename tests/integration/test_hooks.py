@@ -1009,6 +1009,29 @@ def test_a_gate_holds_the_report_until_deployment_actions_answers_it_once(
     assert after["status"] == "AlreadyReported" and world.statuses(deployment_id) == ["Succeeded"]
 
 
+def test_an_approval_after_codedeploy_closed_the_step_says_so_not_that_it_reported(
+    world: World, lambda_context: Any
+) -> None:
+    # The failure reporter (or CodeDeploy's one-hour limit) closed the step Failed before the answer came:
+    # the approval is recorded, nothing more is reported, and the answer does not claim CodeDeploy took it.
+    from rollout import codedeploy_ops
+
+    checks = {"pre_traffic": [HEALTH], "approval": {"before": "traffic", "timeout_minutes": 10}}
+    release, deployment_id = world.release(checks, current="6", target="7")
+    world.target.answer("7", "health", ok("7"))
+    result, execution_id = run_pre(world, deployment_id, lambda_context)
+    assert result["status"] == "AwaitingApproval"
+    codedeploy_ops.put_hook_status(deployment_id, execution_id, "Failed")
+
+    answer = as_alice({"action": "approve", "deployment_id": deployment_id, "by": ALICE})
+
+    assert answer["ok"] and answer["reported"] is False, answer
+    assert "already closed this step with its own status" in answer["note"]
+    assert world.reported(deployment_id, execution_id) == "Failed"  # CodeDeploy's status stands
+    gate = world.stored(release).approval or {}
+    assert gate["status"] == "APPROVED" and gate["reported"]  # nothing left for the reconciler to report
+
+
 def test_a_rejected_gate_reports_failed_with_the_reason_on_the_release(
     world: World, lambda_context: Any
 ) -> None:

@@ -62,3 +62,17 @@ def test_the_dashboard_cannot_freeze_or_unfreeze_every_function_by_naming_one_al
         with pytest.raises(CliError) as refused:
             act()
         assert refused.value.code == ExitCode.USAGE and "use --all" in str(refused.value)
+
+
+def test_an_approval_summary_says_whether_codedeploy_was_told() -> None:
+    from cli.approvals import summary
+
+    gate = {"answered_by": {"id": "arn:aws:iam::123456789012:user/alice"}, "position": "traffic"}
+    answer = {"deployment_id": "d-1", "function": "orders", "verdict": "Succeeded", "gate": gate}
+    assert summary("approve", {**answer, "reported": True}).endswith("CodeDeploy told Succeeded")
+    late = summary(
+        "approve", {**answer, "reported": False, "note": "CodeDeploy had already closed this step"}
+    )
+    assert "CodeDeploy told" not in late and late.endswith(
+        "CodeDeploy not told (CodeDeploy had already closed this step)"
+    )

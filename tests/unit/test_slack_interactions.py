@@ -168,9 +168,13 @@ def test_a_click_becomes_a_deployment_actions_request_naming_the_slack_user() ->
 # --- answering in the thread --------------------------------------------------------------------------
 def test_the_answer_goes_in_the_thread_and_refusals_only_to_the_user() -> None:
     click = si.parse_click(form(payload()))
-    done = si.reply(click, si.reply_text(click, {"ok": True, "verdict": "Succeeded"}))
+    done = si.reply(click, si.reply_text(click, {"ok": True, "verdict": "Succeeded", "reported": True}))
     assert done["thread_ts"] == "1700000000.000100" and done["response_type"] == "in_channel"
     assert done["replace_original"] is False and "approved by <@U0APPROVER>" in done["text"]
+    assert "(Succeeded reported to CodeDeploy)" in done["text"]
+    # CodeDeploy had closed the step (with its own status): the thread is not told it took this one.
+    late = si.reply_text(click, {"ok": True, "verdict": "Succeeded", "reported": False})
+    assert "reported to CodeDeploy" not in late and "recorded only" in late
     refused = si.reply_text(click, {"ok": False, "reason": "the gate expired <now>"})
     assert "refused: the gate expired &lt;now&gt;" in refused
     assert si.reply(click, refused, public=False)["response_type"] == "ephemeral"

@@ -53,6 +53,10 @@ GONE = (
     "DeploymentAlreadyCompletedException",
 )
 
+# What _report did: told CodeDeploy the verdict, or found the step already closed with a status of its own.
+REPORTED, ALREADY_CLOSED = "reported", "closed"
+CLOSED_NOTE = "CodeDeploy had already closed this step with its own status; the answer is recorded only"
+
 
 class GateNotOpened(Exception):
     """The release already has a gate for another hook execution: the hook must fail closed."""
@@ -219,8 +223,8 @@ def act(ctx: ReleaseContext, request: ActionRequest) -> dict[str, Any]:
 def _settle(ctx: ReleaseContext, release: Release, gate: Gate) -> dict[str, Any]:
     """Record why, report the verdict to CodeDeploy, announce; the answer for the caller."""
     _record_answer(ctx, release, gate)
-    reported = _report(gate)
-    if reported:
+    outcome = _report(gate)
+    if outcome:
         ctx.ledger.mark_gate_reported(release.function, release.release_id, gate.execution_id)
     stored = ctx.ledger.get(release.function, release.release_id) or release
     _announce(ctx, stored, gate)
@@ -232,15 +236,17 @@ def _settle(ctx: ReleaseContext, release: Release, gate: Gate) -> dict[str, Any]
         "release_id": release.release_id,
         "deployment_id": gate.deployment_id,
         "gate": gate.public(),
-        "reported": reported,
+        "reported": outcome == REPORTED,
     }
-    if not reported:
-        answer["note"] = "CodeDeploy had already closed this step; the answer is recorded only"
+    if outcome != REPORTED:
+        answer["note"] = CLOSED_NOTE
     return answer
 
 
-def _report(gate: Gate) -> bool:
-    """Tell CodeDeploy the gate's verdict with the hooks' authority; True when it has a status."""
+def _report(gate: Gate) -> str:
+    """Tell CodeDeploy the gate's verdict with the hooks' authority: REPORTED; ALREADY_CLOSED when the step
+    already had a status (CodeDeploy's one-hour limit or the failure reporter may have set it first, so it
+    need not be this verdict, and none is pending); "" when CodeDeploy no longer knows the step."""
     try:
         codedeploy_ops.put_hook_status(gate.deployment_id, gate.execution_id, gate.verdict)
     except Exception as exc:
@@ -248,18 +254,21 @@ def _report(gate: Gate) -> bool:
             logger.warning(
                 "CodeDeploy no longer takes this step's status", extra={"code": aws.error_code(exc)}
             )
-            return aws.error_code(exc) == "LifecycleEventAlreadyCompletedException"
+            return ALREADY_CLOSED if aws.error_code(exc) == "LifecycleEventAlreadyCompletedException" else ""
         raise  # the gate stays answered and unreported: the reconciler reports it again
-    return True
+    return REPORTED
 
 
 def _report_again(ctx: ReleaseContext, release: Release, gate: Gate | None) -> dict[str, Any]:
     if gate is None or gate.status == GateStatus.AWAITING or gate.reported:
         return _refused(NOTHING_TO_DO, "no answered gate waits for its report")
-    reported = _report(gate)
-    if reported:
+    outcome = _report(gate)
+    if outcome:
         ctx.ledger.mark_gate_reported(release.function, release.release_id, gate.execution_id)
-    return {"ok": True, "status": str(gate.status), "reported": reported, "gate": gate.public()}
+    answer = {"ok": True, "status": str(gate.status), "reported": outcome == REPORTED, "gate": gate.public()}
+    if outcome != REPORTED:
+        answer["note"] = CLOSED_NOTE
+    return answer
 
 
 def _record_answer(ctx: ReleaseContext, release: Release, gate: Gate) -> None:
