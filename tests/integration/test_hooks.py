@@ -970,15 +970,20 @@ def as_alice(event: dict[str, Any]) -> dict[str, Any]:
     return approvals.handle({**event, "proof": signed_proof(event["action"], event["deployment_id"])})
 
 
-def test_a_gate_holds_the_report_until_deployment_actions_answers_it_once(
-    world: World, lambda_context: Any
-) -> None:
-
+def gated_release(world: World, lambda_context: Any) -> tuple[Release, str, str, dict[str, Any]]:
+    """A release whose pre-traffic checks passed and whose gate before traffic opened: (release,
+    deployment id, hook execution id, the hook's answer)."""
     checks = {"pre_traffic": [HEALTH], "approval": {"before": "traffic", "timeout_minutes": 10}}
     release, deployment_id = world.release(checks, current="6", target="7")
     world.target.answer("7", "health", ok("7"))
-
     result, execution_id = run_pre(world, deployment_id, lambda_context)
+    return release, deployment_id, execution_id, result
+
+
+def test_a_gate_holds_the_report_until_deployment_actions_answers_it_once(
+    world: World, lambda_context: Any
+) -> None:
+    release, deployment_id, execution_id, result = gated_release(world, lambda_context)
 
     assert result["status"] == "AwaitingApproval"
     assert world.statuses(deployment_id) == []  # nothing reported while the gate waits
@@ -1016,10 +1021,7 @@ def test_an_approval_after_codedeploy_closed_the_step_says_so_not_that_it_report
     # the approval is recorded, nothing more is reported, and the answer does not claim CodeDeploy took it.
     from rollout import codedeploy_ops
 
-    checks = {"pre_traffic": [HEALTH], "approval": {"before": "traffic", "timeout_minutes": 10}}
-    release, deployment_id = world.release(checks, current="6", target="7")
-    world.target.answer("7", "health", ok("7"))
-    result, execution_id = run_pre(world, deployment_id, lambda_context)
+    release, deployment_id, execution_id, result = gated_release(world, lambda_context)
     assert result["status"] == "AwaitingApproval"
     codedeploy_ops.put_hook_status(deployment_id, execution_id, "Failed")
 
