@@ -7,8 +7,10 @@ The reads are made with the role's port, so IAM judges them as it judged each de
 
 Poll ticks sit on one grid of sandbox time (multiples of the interval), so the deployments of a role all
 poll in the same tick and the first one to ask reads for all of them. A deployment is answered only from a
-read made in its own tick, hence no older than its interval, and its first poll only from a read made
-after it asked (as its own call would be): the sandbox is never staler than a deployment polling alone."""
+read made in its own tick, hence no older than its interval. Its first poll (an alarm already in ALARM
+fails it rather than stopping it) is its own call, made at once, as before: it neither waits for the
+others' reads nor takes one made before it asked. The sandbox is never staler than a deployment polling
+alone."""
 
 from __future__ import annotations
 
@@ -89,6 +91,10 @@ class AlarmPoller:
                 del self._readings[name]
 
     # --- answers ---------------------------------------------------------------------------------
+    def read_alone(self, names: Iterable[str]) -> dict[str, str]:
+        """A deployment's first poll: its own alarms, read now in one call of their own."""
+        return self._port.alarm_states(list(names))
+
     def states(self, deployment_id: str, since: float) -> dict[str, str]:
         """The state of each of the deployment's alarms that exists, from a read made at sandbox time `since`
         or later; raises the AwsCallError that read ended with."""

@@ -372,8 +372,8 @@ class DeploymentRunner:
             )
 
     def _poll_alarms(self, at_start: bool = False) -> None:
-        """Judge the deployment's alarms on the role's latest read: the first poll on a read made after it
-        asked (as its own call would be), every other on one made in this poll tick."""
+        """Judge the deployment's alarms: the first poll on a call of its own, every other on the role's read
+        in this poll tick."""
         now = self.clock.now()
         self._next_alarm_poll = self.alarms.next_tick(now)
         names = self._alarm_names
@@ -381,7 +381,10 @@ class DeploymentRunner:
             return
         ignore_failures = bool(self.plan.alarm_configuration.get("ignorePollAlarmFailure"))
         try:
-            states = self.alarms.states(self.deployment_id, now if at_start else self.alarms.tick_start(now))
+            if at_start:
+                states = self.alarms.read_alone(names)
+            else:
+                states = self.alarms.states(self.deployment_id, self.alarms.tick_start(now))
         except AwsCallError as exc:
             self._alarm_failures += 1
             if not ignore_failures and self._alarm_failures >= ALARM_POLL_FAILURES_TOLERATED:
