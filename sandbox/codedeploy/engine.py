@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sandbox.codedeploy import appspec as appspec_module
+from sandbox.codedeploy.alarm_poller import AlarmPoller
 from sandbox.codedeploy.appspec import AppSpec, AppSpecError
 from sandbox.codedeploy.aws import AwsCallError, AwsPort, BotoAws
 from sandbox.codedeploy.configs import (
@@ -125,6 +126,9 @@ class CodeDeployEngine:
         # role_aws(service role ARN, service port): the port a deployment uses to act as its group's role.
         self._role_aws = role_aws
         self._role_ports: dict[str, AwsPort] = {}
+        # One alarm poller per service role ("" for the service's own port): the role's running deployments
+        # share its reads, and IAM still judges each read as the role.
+        self._alarm_pollers: dict[str, AlarmPoller] = {}
         self.hook_timeout = hook_timeout
         self._lock = threading.RLock()
         self._stopping = threading.Event()
@@ -559,19 +563,36 @@ class CodeDeployEngine:
         self._deployments[dep.deployment_id] = dep
         group.last_attempted = dep.deployment_id
         plan = Plan(dep.deployment_id, dep.appspec, dep.config.traffic_routing, dep.alarm_configuration)
-        runner = DeploymentRunner(self, plan, self._port_for(group), self.clock, self.hook_timeout)
+        runner = DeploymentRunner(
+            self, plan, self._port_for(group), self._alarm_poller_for(group), self.clock, self.hook_timeout
+        )
         self._runners[dep.deployment_id] = runner
         return runner
+
+    def _acting_role(self, group: DeploymentGroup) -> str:
+        """The role a deployment of the group acts as: its service role when the sandbox enforces IAM, else
+        "" (the service's own port)."""
+        return group.service_role_arn if self._role_aws is not None and group.service_role_arn else ""
 
     def _port_for(self, group: DeploymentGroup) -> AwsPort:
         """How the deployment reaches Lambda and CloudWatch: as the group's service role when the sandbox
         enforces IAM (the engine's lock is held by the caller)."""
-        if self._role_aws is None or not group.service_role_arn:
+        role = self._acting_role(group)
+        if self._role_aws is None or not role:
             return self.aws
-        port = self._role_ports.get(group.service_role_arn)
+        port = self._role_ports.get(role)
         if port is None:
-            port = self._role_ports[group.service_role_arn] = self._role_aws(group.service_role_arn, self.aws)
+            port = self._role_ports[role] = self._role_aws(role, self.aws)
         return port
+
+    def _alarm_poller_for(self, group: DeploymentGroup) -> AlarmPoller:
+        """The poller whose reads the deployment judges its alarms on: its role's (the engine's lock is held
+        by the caller)."""
+        role = self._acting_role(group)
+        poller = self._alarm_pollers.get(role)
+        if poller is None:
+            poller = self._alarm_pollers[role] = AlarmPoller(self._port_for(group), self.clock)
+        return poller
 
     def deployment_group_of(self, deployment_id: str) -> tuple[str, str] | None:
         """(application, deployment group) of a deployment, for IAM, which authorises on the group."""

@@ -1,7 +1,8 @@
 """Runs one Lambda deployment: Start → BeforeAllowTraffic → AllowTraffic → AfterAllowTraffic → End.
 
 One thread per deployment. Every wait is on the sandbox clock and wakes early when a hook reports,
-a stop is requested or the engine shuts down; alarms are polled throughout. Any way out of the
+a stop is requested or the engine shuts down; alarms are polled throughout, each poll answered by the
+role's shared `AlarmPoller` and judged here. Any way out of the
 lifecycle ends the deployment in a final, recorded status with its state-change event sent.
 
 The runner owns the flow, the engine owns the record: every change goes through a `RunnerEngine` call
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from sandbox.codedeploy.alarm_poller import AlarmPoller
 from sandbox.codedeploy.appspec import AFTER_ALLOW_TRAFFIC, BEFORE_ALLOW_TRAFFIC, AppSpec, render
 from sandbox.codedeploy.aws import AwsCallError, AwsPort
 from sandbox.codedeploy.configs import weight_schedule
@@ -38,7 +40,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HOOK_TIMEOUT_SECONDS = 3600.0
-ALARM_POLL_SECONDS = 60.0  # CodeDeploy polls alarms at least this often (sandbox time)
 ALARM_POLL_FAILURES_TOLERATED = 3
 THROTTLE_CODES = frozenset({"ThrottlingException", "TooManyRequestsException", "Throttling"})
 
@@ -115,23 +116,13 @@ class Halt(Exception):
     diagnostics: dict[str, str] | None = None
 
 
-def alarm_poll_interval(real_seconds: Callable[[float], float]) -> float:
-    """Sandbox seconds between alarm polls: every sandbox minute at most, every half minute at least (an
-    alarm judges whole one-minute periods, so polling more often only costs calls), and never more than
-    twice a real second (at speed 60, twenty deployments polling ten times a second each made DescribeAlarms
-    most of what the sandbox served during a burst)."""
-    per_minute = real_seconds(ALARM_POLL_SECONDS)
-    real = min(per_minute, max(real_seconds(30.0), 0.5))
-    real = max(real, 0.02)
-    return ALARM_POLL_SECONDS * real / per_minute
-
-
 class DeploymentRunner:
     def __init__(
         self,
         engine: RunnerEngine,
         plan: Plan,
         aws: AwsPort,
+        alarms: AlarmPoller,
         clock: SandboxClock,
         hook_timeout: float = HOOK_TIMEOUT_SECONDS,
     ) -> None:
@@ -139,6 +130,7 @@ class DeploymentRunner:
         self.plan = plan
         self.deployment_id = plan.deployment_id
         self.aws = aws
+        self.alarms = alarms
         self.clock = clock
         self.hook_timeout = hook_timeout
         self._wake = threading.Event()
@@ -148,7 +140,9 @@ class DeploymentRunner:
         self._alias_verified = False
         self._next_alarm_poll = 0.0
         self._alarm_failures = 0
-        self._poll_interval = alarm_poll_interval(clock.real_seconds)
+        config = plan.alarm_configuration
+        alarm_names = [a["name"] for a in config.get("alarms") or [] if a.get("name")]
+        self._alarm_names = tuple(alarm_names) if config.get("enabled") else ()
 
     def start(self) -> None:
         self._thread.start()
@@ -169,6 +163,8 @@ class DeploymentRunner:
 
     # --- the lifecycle -----------------------------------------------------------------------
     def _run(self) -> None:
+        if self._alarm_names:
+            self.alarms.watch(self.deployment_id, self._alarm_names)
         try:
             try:
                 self._start()
@@ -189,6 +185,8 @@ class DeploymentRunner:
             except Exception:
                 log.exception("deployment %s could not be ended cleanly", self.deployment_id)
         finally:
+            if self._alarm_names:
+                self.alarms.forget(self.deployment_id)
             self.engine.runner_done(self.deployment_id)
 
     def _start(self) -> None:
@@ -374,14 +372,19 @@ class DeploymentRunner:
             )
 
     def _poll_alarms(self, at_start: bool = False) -> None:
-        self._next_alarm_poll = self.clock.now() + self._poll_interval
-        config = self.plan.alarm_configuration
-        names = [a["name"] for a in config.get("alarms") or [] if a.get("name")]
-        if not config.get("enabled") or not names:
+        """Judge the deployment's alarms: the first poll on a call of its own, every other on the role's read
+        in this poll tick."""
+        now = self.clock.now()
+        self._next_alarm_poll = self.alarms.next_tick(now)
+        names = self._alarm_names
+        if not names:
             return
-        ignore_failures = bool(config.get("ignorePollAlarmFailure"))
+        ignore_failures = bool(self.plan.alarm_configuration.get("ignorePollAlarmFailure"))
         try:
-            states = self.aws.alarm_states(names)
+            if at_start:
+                states = self.alarms.read_alone(names)
+            else:
+                states = self.alarms.states(self.deployment_id, self.alarms.tick_start(now))
         except AwsCallError as exc:
             self._alarm_failures += 1
             if not ignore_failures and self._alarm_failures >= ALARM_POLL_FAILURES_TOLERATED:

@@ -21,6 +21,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from sandbox import Sandbox
+from sandbox.codedeploy.alarm_poller import alarm_poll_interval
 from sandbox.queue_policy import let_aws_services_send
 from tests.support.sandbox_support import trust_policy
 
@@ -79,7 +80,7 @@ class Env:
         self.cloudwatch = boto3.client("cloudwatch", **kwargs)
         self.events = boto3.client("events", **kwargs)
         self.sqs = boto3.client("sqs", **kwargs)
-        iam = boto3.client("iam", **kwargs)
+        self.iam = iam = boto3.client("iam", **kwargs)
         # CodeDeploy acts with the group's service role (AWS's managed policy for Lambda deployments);
         # the functions and hooks run with a role of their own.
         self.role = iam.create_role(
@@ -157,11 +158,11 @@ class Env:
         ) or {}
 
     # --- CodeDeploy --------------------------------------------------------------------------------
-    def group(self, function: str, config: str, **extra: Any) -> None:
+    def group(self, function: str, config: str, role: str | None = None, **extra: Any) -> None:
         self.codedeploy.create_deployment_group(
             applicationName=APP,
             deploymentGroupName=function,
-            serviceRoleArn=self.role,
+            serviceRoleArn=role or self.role,
             deploymentConfigName=config,
             deploymentStyle={"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
             **extra,
@@ -404,6 +405,22 @@ def test_silent_hook_times_out(env):
     assert env.alias(function) == (v1, {})
 
 
+def errors_alarm(env, name, function):
+    """An alarm on the function's errors over an hour: not in ALARM until a test sets it so."""
+    env.cloudwatch.put_metric_alarm(
+        AlarmName=name,
+        Namespace="AWS/Lambda",
+        MetricName="Errors",
+        Dimensions=[{"Name": "FunctionName", "Value": function}],
+        Statistic="Sum",
+        Period=3600,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+    return name
+
+
 def long_canary(env, function):
     """A canary holding 10% for ten sandbox hours (a real minute at speed 600), for tests that act during
     the 10% step: the predefined 30-minute canary gives them only 3 real seconds, which a loaded machine
@@ -419,18 +436,7 @@ def long_canary(env, function):
 def test_alarm_stops_and_rolls_back(env):
     function, (v1, v2) = env.function()
     queue = env.event_queue(function)
-    alarm = f"{function}-errors"
-    env.cloudwatch.put_metric_alarm(
-        AlarmName=alarm,
-        Namespace="AWS/Lambda",
-        MetricName="Errors",
-        Dimensions=[{"Name": "FunctionName", "Value": function}],
-        Statistic="Sum",
-        Period=3600,
-        EvaluationPeriods=1,
-        Threshold=1,
-        ComparisonOperator="GreaterThanOrEqualToThreshold",
-    )
+    alarm = errors_alarm(env, f"{function}-errors", function)
     env.group(
         function,
         long_canary(env, function),
@@ -525,3 +531,116 @@ def test_bad_requests_get_aws_error_codes(env):
     )
     configs = env.codedeploy.list_deployment_configs()["deploymentConfigsList"]
     assert sum(1 for c in configs if c.startswith("CodeDeployDefault.Lambda")) == 9
+
+
+def test_deployments_of_one_role_read_their_alarms_once_per_poll_tick(env):
+    """Six deployments running as one service role make about one DescribeAlarms per poll tick between them
+    (each made its own before: six a tick), and each still judges its own alarms."""
+    deployments = {}
+    for _ in range(6):
+        function, (v1, v2) = env.function()
+        alarm = errors_alarm(env, f"{function}-errors", function)
+        env.group(
+            function,
+            long_canary(env, function),
+            alarmConfiguration={"enabled": True, "alarms": [{"name": alarm}]},
+        )
+        deployments[function] = (env.deploy(function, env.appspec(function, v1, v2)), v1, v2)
+    for function, (_, v1, v2) in deployments.items():
+        wait_until(lambda f=function, v1=v1, v2=v2: env.alias(f) == (v1, {v2: 0.1}), timeout=10)
+
+    clock = env.sb.clock
+    interval = alarm_poll_interval(clock.real_seconds)
+    began = clock.now()
+    mark = env.sb.calls.mark()
+    wait_until(lambda: clock.now() >= began + 30 * interval)
+    polls = [
+        call
+        for call in env.sb.calls.since(mark)
+        if (call.service, call.operation, call.role) == ("cloudwatch", "DescribeAlarms", "sandbox-codedeploy")
+    ]
+    ended = clock.now()
+    ticks = int(ended // interval - began // interval) + 1
+    assert 0 < len(polls) <= ticks + 1  # a call logged after the mark may have begun in the tick before
+    assert all(call.ok for call in polls)
+
+    fired = next(iter(deployments))
+    env.cloudwatch.set_alarm_state(AlarmName=f"{fired}-errors", StateValue="ALARM", StateReason="test")
+    info = env.finished(deployments[fired][0])
+    assert info["status"] == "Stopped" and info["errorInformation"]["code"] == "ALARM_ACTIVE"
+    assert f"{fired}-errors" in info["errorInformation"]["message"]
+    for function, (deployment_id, _, _) in deployments.items():
+        if function != fired:
+            assert env.info(deployment_id)["status"] == "InProgress"
+            env.codedeploy.stop_deployment(deploymentId=deployment_id, autoRollbackEnabled=False)
+            assert env.finished(deployment_id)["errorInformation"]["code"] == "MANUAL_STOP"
+
+
+def test_each_service_role_reads_the_alarms_itself(env):
+    """Two roles' deployments watch the same alarm at once: the one whose role may not DescribeAlarms fails
+    after its tolerated poll failures (or, told to ignore them, goes on blind), the other reads it and stops
+    when it fires. Neither is answered from the other role's reads."""
+    blind = "sandbox-codedeploy-blind"
+    blind_role = env.iam.create_role(RoleName=blind, AssumeRolePolicyDocument=trust_policy("codedeploy"))[
+        "Role"
+    ]["Arn"]
+    env.iam.put_role_policy(
+        RoleName=blind,
+        PolicyName="lambda-only",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Action": ["lambda:GetAlias", "lambda:UpdateAlias"], "Resource": "*"}
+                ],
+            }
+        ),
+    )
+    alarm = errors_alarm(env, f"shared-{uuid.uuid4().hex[:8]}", "any")
+    started = {}
+    for name, role, ignore in (
+        ("reads", env.role, False),
+        ("fails", blind_role, False),
+        ("ignores", blind_role, True),
+    ):
+        function, (v1, v2) = env.function()
+        env.group(
+            function,
+            long_canary(env, function),
+            role=role,
+            alarmConfiguration={
+                "enabled": True,
+                "ignorePollAlarmFailure": ignore,
+                "alarms": [{"name": alarm}],
+            },
+        )
+        started[name] = (function, env.deploy(function, env.appspec(function, v1, v2)), v1, v2)
+
+    _, fails_id, v1, _ = started["fails"]
+    info = env.finished(fails_id)
+    assert info["status"] == "Failed" and info["errorInformation"]["code"] == "INTERNAL_ERROR"
+    assert (
+        f"assumed-role/{blind}/AWSCodeDeploy is not authorized to perform: cloudwatch:DescribeAlarms"
+        in info["errorInformation"]["message"]
+    )
+    for name in ("reads", "ignores"):
+        function, deployment_id, v1, v2 = started[name]
+        wait_until(lambda f=function, v1=v1, v2=v2: env.alias(f) == (v1, {v2: 0.1}), timeout=10)
+        assert env.info(deployment_id)["status"] == "InProgress"
+
+    env.cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="test")
+    info = env.finished(started["reads"][1])
+    assert info["status"] == "Stopped" and info["errorInformation"]["code"] == "ALARM_ACTIVE"
+    # The blind role never learns of the alarm: its deployment goes on, as one polling alone did. Two of its
+    # polls after the alarm fired: the first one's verdict is in by the time the second is made.
+    ignores_id = started["ignores"][1]
+    mark = env.sb.calls.mark()
+    wait_until(
+        lambda: (
+            sum(1 for c in env.sb.calls.since(mark) if c.role == blind and c.operation == "DescribeAlarms")
+            >= 2
+        )
+    )
+    assert env.info(ignores_id)["status"] == "InProgress"
+    env.codedeploy.stop_deployment(deploymentId=ignores_id, autoRollbackEnabled=False)
+    assert env.finished(ignores_id)["errorInformation"]["code"] == "MANUAL_STOP"

@@ -25,6 +25,9 @@ class FakeLambdaAws:
         self.hooks: dict[str, HookBehaviour] = {}
         self.invocations: list[tuple[str, dict[str, Any]]] = []
         self.alarms: dict[str, str] = {}
+        self.alarm_reads: list[list[str]] = []  # the names of each DescribeAlarms, in order
+        self.fail_alarm_reads: AwsCallError | None = None
+        self.denied_alarms: set[str] = set()  # alarms the caller may not describe (IAM checks each name)
         self.events: list[dict[str, Any]] = []
         self.fail_update_alias: AwsCallError | None = None
 
@@ -79,6 +82,14 @@ class FakeLambdaAws:
 
     def alarm_states(self, names: list[str]) -> dict[str, str]:
         with self.lock:
+            self.alarm_reads.append(list(names))
+            if self.fail_alarm_reads is not None:
+                raise self.fail_alarm_reads
+            denied = sorted(self.denied_alarms.intersection(names))
+            if denied:
+                raise AwsCallError(
+                    "AccessDenied", f"not authorized to perform: cloudwatch:DescribeAlarms on {denied[0]}"
+                )
             return {name: self.alarms[name] for name in names if name in self.alarms}
 
     def put_event(self, detail: dict[str, Any], resources: list[str], time: datetime) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from sandbox.clock import Clock
 from sandbox.codedeploy import api
+from sandbox.codedeploy.alarm_poller import alarm_poll_interval
 from sandbox.codedeploy.appspec import content_sha256
 from sandbox.codedeploy.engine import CodeDeployEngine
 from tests.support.fake_lambda_aws import FakeLambdaAws
@@ -42,15 +43,17 @@ def wait_until(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
     raise AssertionError("condition not met in time")
 
 
-def appspec(current: str = "1", target: str = "2", hooks: dict[str, str] | None = None) -> str:
+def appspec(
+    current: str = "1", target: str = "2", hooks: dict[str, str] | None = None, function: str = FN
+) -> str:
     doc: dict[str, Any] = {
         "version": 0.0,
         "Resources": [
             {
-                FN: {
+                function: {
                     "Type": "AWS::Lambda::Function",
                     "Properties": {
-                        "Name": FN,
+                        "Name": function,
                         "Alias": "live",
                         "CurrentVersion": current,
                         "TargetVersion": target,
@@ -69,6 +72,19 @@ def revision(content: str) -> dict[str, Any]:
         "revisionType": "AppSpecContent",
         "appSpecContent": {"content": content, "sha256": content_sha256(content)},
     }
+
+
+def canary_config(name: str, percentage: int, minutes: int) -> None:
+    routing = {
+        "type": "TimeBasedCanary",
+        "timeBasedCanary": {"canaryPercentage": percentage, "canaryInterval": minutes},
+    }
+    call(
+        "CreateDeploymentConfig",
+        deploymentConfigName=name,
+        computePlatform="Lambda",
+        trafficRoutingConfig=routing,
+    )
 
 
 class World:
@@ -349,6 +365,53 @@ def test_missing_alarm_fails_unless_poll_failures_are_ignored(world):
     assert world.finished(world.deploy())["status"] == "Succeeded"
 
 
+def test_deployments_of_one_role_poll_their_alarms_once_per_tick_and_each_judges_its_own(world):
+    """Six running deployments of one service role read their alarms about once per poll tick between
+    them, not six times (each polled on its own before); the alarm that fires stops only its deployment."""
+    canary_config("Hold", percentage=10, minutes=600)
+    deployments = {}
+    for n in range(6):
+        function = f"fn{n}"
+        world.aws.add_function(function, ["1", "2"], "live", "1")
+        world.aws.alarms[f"{function}-errors"] = "OK"
+        call(
+            "CreateDeploymentGroup",
+            applicationName=APP,
+            deploymentGroupName=function,
+            serviceRoleArn=ROLE,
+            deploymentConfigName="Hold",
+            alarmConfiguration={"enabled": True, "alarms": [{"name": f"{function}-errors"}]},
+        )
+        deployments[function] = call(
+            "CreateDeployment",
+            applicationName=APP,
+            deploymentGroupName=function,
+            revision=revision(appspec(function=function)),
+        )["deploymentId"]
+    wait_until(lambda: all(world.aws.alias(f, "live") == ("1", {"2": 0.1}) for f in deployments))
+
+    clock = world.engine.clock
+    interval = alarm_poll_interval(clock.real_seconds)
+    began = clock.now()
+    reads_before = len(world.aws.alarm_reads)
+    wait_until(lambda: clock.now() >= began + 50 * interval)
+    reads = len(world.aws.alarm_reads) - reads_before
+    ended = clock.now()
+    ticks = int(ended // interval - began // interval) + 1
+    assert 0 < reads <= ticks + 1
+    assert all(len(names) == 6 for names in world.aws.alarm_reads[reads_before:])
+
+    world.aws.alarms["fn3-errors"] = "ALARM"
+    info = world.finished(deployments["fn3"])
+    assert info["status"] == "Stopped" and info["errorInformation"]["code"] == "ALARM_ACTIVE"
+    assert "fn3-errors" in info["errorInformation"]["message"]
+    for function, deployment_id in deployments.items():
+        if function != "fn3":
+            assert world.info(deployment_id)["status"] == "InProgress"
+            call("StopDeployment", deploymentId=deployment_id, autoRollbackEnabled=False)
+            assert world.finished(deployment_id)["errorInformation"]["code"] == "MANUAL_STOP"
+
+
 @pytest.mark.parametrize(("rollback", "alias"), [(True, ("1", {})), (False, ("1", {"2": 0.1}))])
 def test_manual_stop_with_and_without_rollback(world, rollback, alias):
     world.group("CodeDeployDefault.LambdaCanary10Percent30Minutes")
@@ -597,13 +660,7 @@ def test_applications_groups_and_configs(world):
 
 
 def test_custom_canary_config_drives_the_schedule(world):
-    custom = {"type": "TimeBasedCanary", "timeBasedCanary": {"canaryPercentage": 25, "canaryInterval": 2}}
-    call(
-        "CreateDeploymentConfig",
-        deploymentConfigName="Canary25",
-        computePlatform="Lambda",
-        trafficRoutingConfig=custom,
-    )
+    canary_config("Canary25", percentage=25, minutes=2)
     world.group("Canary25")
     assert world.finished(world.deploy())["status"] == "Succeeded"
     assert world.aws.alias_history == [(FN, "live", "1", {"2": 0.25}), (FN, "live", "2", {})]
