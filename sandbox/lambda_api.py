@@ -51,6 +51,25 @@ def function_state(fn: Any) -> FunctionState:
         return state
 
 
+# "Function environment variables: 4 KB, for all environment variables associated with the function, in
+# aggregate" (Lambda Developer Guide, "Lambda quotas"); Lambda measures the variables as one JSON object and
+# quotes it in its refusal ("String measured: {...}").
+ENVIRONMENT_LIMIT_BYTES = 4096
+
+
+def _check_environment_size(environment: Any) -> None:
+    variables = (environment or {}).get("Variables") if isinstance(environment, dict) else None
+    if not variables:
+        return
+    measured = json.dumps(variables, separators=(",", ":"))
+    if len(measured.encode()) > ENVIRONMENT_LIMIT_BYTES:
+        raise AwsError(
+            "InvalidParameterValueException",
+            "Lambda was unable to configure your environment variables because the environment variables "
+            f"you have provided exceeded the 4KB limit. String measured: {measured}",
+        )
+
+
 def _function_name(request: AwsRequest) -> str:
     rest = request.path.split("/functions/", 1)[1]
     return unquote(rest.split("/", 1)[0])
@@ -157,6 +176,7 @@ class LambdaApi:
                 f"Value {runtime} at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: [{', '.join(sorted(_runtimes()))}] or be a valid ARN",
             )
         self._check_role(body.get("Role"))
+        _check_environment_size(body.get("Environment"))
         code = body.get("Code") or {}
         if "S3Bucket" in code:
             self._authorize_code_read(
@@ -204,6 +224,7 @@ class LambdaApi:
         name = _function_name(request)
         body = request.json()
         self._check_role(body.get("Role"))
+        _check_environment_size(body.get("Environment"))
         with self.lock:
             fn = self.latest(name)
             self._check_not_updating(fn)

@@ -594,6 +594,24 @@ def test_bogus_runtimes_are_rejected(sb):  # noqa: F811
     assert error.value.response["Error"]["Code"] == "InvalidParameterValueException"
 
 
+def test_environment_variables_over_4_kb_are_refused_as_lambda_refuses_them(sb):  # noqa: F811
+    # 4 KB for all of a function's variables, measured as one JSON object (Lambda quotas).
+    name = unique("env")
+    lam = client(sb, "lambda")
+    fits = {"AA": "x" * (4096 - len('{"AA":""}'))}  # exactly 4,096 bytes measured
+    create_function(sb, name, ECHO, Environment={"Variables": fits})
+    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    too_big = {"AA": fits["AA"], "BB": "y"}
+    with pytest.raises(ClientError) as error:
+        lam.update_function_configuration(FunctionName=name, Environment={"Variables": too_big})
+    assert error.value.response["Error"]["Code"] == "InvalidParameterValueException"
+    assert "exceeded the 4KB limit" in error.value.response["Error"]["Message"]
+    assert lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"] == fits
+    with pytest.raises(ClientError) as error:
+        create_function(sb, unique("env"), ECHO, Environment={"Variables": too_big})
+    assert error.value.response["Error"]["Code"] == "InvalidParameterValueException"
+
+
 def test_function_logs_reach_cloudwatch_logs(sb):  # noqa: F811
     name = unique("logged")
     create_function(
