@@ -1049,12 +1049,6 @@ def test_a_retry_adopts_the_deployment_a_dead_attempt_created_instead_of_deployi
 # --- CreateDeployment's answer lost after it created the deployment ---------------------------------
 
 
-def lost_answer(code: str) -> Any:
-    """The error a caller is told after CodeDeploy created its deployment: a 5xx or throttle, or the
-    DeploymentLimitExceeded botocore's retry of the request meets (the first attempt's deployment)."""
-    return client_error(code, "answered after the deployment was created", "CreateDeployment")
-
-
 def calls_after_create(codedeploy: CodeDeployStandIn) -> list[str]:
     """The CodeDeploy operations called after the last CreateDeployment."""
     operations = [operation for operation, _ in codedeploy.calls]
@@ -1079,7 +1073,7 @@ def test_a_create_deployment_answered_an_error_after_it_created_the_deployment_r
     lambda_context: Any,
     code: str,
 ) -> None:
-    codedeploy.fail_after["create_deployment"] = [lost_answer(code)]
+    codedeploy.lose_create_answer(code)
 
     result = release_upload(world, "2", lambda_context)
 
@@ -1192,10 +1186,8 @@ def test_when_codedeploy_cannot_say_whether_create_deployment_created_it_the_rel
     from rollout import claims
     from tests.support.release_world import ReleaseWorld
 
-    codedeploy.fail_after["create_deployment"] = [lost_answer("InternalFailure")]
-    codedeploy.fail_next["batch_get_deployments"] = [
-        client_error("ThrottlingException", "Rate exceeded", "BatchGetDeployments")
-    ]
+    codedeploy.lose_create_answer()
+    codedeploy.refuse_next_lookup()
 
     result = release_upload(world, "2", lambda_context)
 

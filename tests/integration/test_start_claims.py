@@ -518,11 +518,7 @@ def test_a_queued_start_told_create_deployment_failed_after_it_created_the_deplo
 ) -> None:
     ended, queued = ended_with_one_queued
     # What botocore's retry of a CreateDeployment whose answer was lost hears: its own deployment runs.
-    codedeploy.fail_after["create_deployment"] = [
-        client_error(
-            "DeploymentLimitExceededException", "already has an active Deployment", "CreateDeployment"
-        )
-    ]
+    codedeploy.lose_create_answer("DeploymentLimitExceededException")
 
     report = finish_release(ended, context(ledger))
 
@@ -545,12 +541,8 @@ def test_a_queued_start_that_cannot_learn_whether_create_deployment_created_it_w
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ended, queued = ended_with_one_queued
-    codedeploy.fail_after["create_deployment"] = [
-        client_error("InternalFailure", "answered after the deployment was created", "CreateDeployment")
-    ]
-    codedeploy.fail_next["batch_get_deployments"] = [
-        client_error("ThrottlingException", "Rate exceeded", "BatchGetDeployments")
-    ]
+    codedeploy.lose_create_answer()
+    codedeploy.refuse_next_lookup()
     invocation = Deadline.of_invocation(replace(lambda_context, remaining_ms=30_000))
 
     report = finish_release(ended, context(ledger, invocation))

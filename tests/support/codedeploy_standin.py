@@ -60,6 +60,19 @@ class CodeDeployStandIn:
         self.fail_after: dict[str, list[ClientError]] = {}
 
     # --- test helpers ------------------------------------------------------------------------
+    def lose_create_answer(self, code: str = "InternalFailure") -> None:
+        """The next CreateDeployment creates its deployment, and its caller is told `code`: a 5xx or a
+        throttle, or the DeploymentLimitExceeded botocore's resend meets (the first attempt's deployment)."""
+        self.fail_after["create_deployment"] = [
+            client_error(code, "answered after the deployment was created", "CreateDeployment")
+        ]
+
+    def refuse_next_lookup(self) -> None:
+        """The next read of deployments by id is throttled: whether a deployment exists cannot be learnt."""
+        self.fail_next["batch_get_deployments"] = [
+            client_error("ThrottlingException", "Rate exceeded", "BatchGetDeployments")
+        ]
+
     def calls_to(self, operation: str) -> list[dict[str, Any]]:
         return [params for op, params in self.calls if op == operation]
 
