@@ -48,10 +48,12 @@ typecheck: install
 cfn-lint: install
 	$(BIN)/cfn-lint template.yaml
 
-# sam build resolves the python3.13 runtime from PATH, so put the 3.13 interpreter's folder first.
+# sam build resolves the python3.13 runtime from PATH, so put the 3.13 interpreter's folder first. The
+# layer must then carry bytecode for every module (layers/rollout/Makefile says why).
 sam-build: $(SAM_VENV)/.installed
 	@test -n "$(PY313)" || { echo "sam build needs python3.13 (Lambda's runtime) on this machine"; exit 1; }
 	PATH="$(dir $(PY313)):$$PATH" $(SAM_VENV)/bin/sam build --template-file template.yaml --build-dir .aws-sam/build
+	$(PY313) scripts/layer_bytecode.py .aws-sam/build/RolloutLayer
 
 # Three pytest-xdist workers, one test file each at a time (an e2e module shares one provisioned sandbox
 # between its tests; every sandbox listens on port 0, moto's state is per process; on two cores the e2e

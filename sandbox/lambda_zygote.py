@@ -48,7 +48,7 @@ MAX_FDS = 3
 # endpoint rules and the SDK's endpoint and retry data of each client it makes: about 60% of the CPU the
 # workers spent in a burst of twenty releases (py-spy). Parsed once here, forked children share them.
 SERVICES = ("cloudwatch", "codedeploy", "dynamodb", "lambda", "s3", "secretsmanager", "sns", "sqs", "sts")
-MODEL_TYPES = ("service-2", "endpoint-rule-set-1", "paginators-1", "waiters-2")
+MODEL_TYPES = ("service-2", "endpoint-rule-set-1", "paginators-1", "waiters-2", "resources-1")
 SDK_DATA = ("endpoints", "partitions", "sdk-default-configuration", "_retry")
 
 
@@ -76,9 +76,9 @@ def _share_botocore_data() -> None:
     botocore already hands one parsed model to all the clients of a Loader; the one in-place change it makes
     (merging a service's `*-extras` file) gives the same result when repeated.
     """
+    import boto3.session
     from botocore import loaders
     from botocore.exceptions import DataNotFoundError, UnknownServiceError
-    from botocore.session import get_session
 
     parsed: dict[str, object] = {}
     parse = loaders.JSONFileLoader.load_file
@@ -92,7 +92,23 @@ def _share_botocore_data() -> None:
         return found
 
     loaders.JSONFileLoader.load_file = load_file
-    loader = get_session().get_component("data_loader")
+    # Each Loader also lists the services its search path holds (a directory walk over every service's
+    # folder, about 10 ms) before it loads its first model of each type: listed once here per search path.
+    listed: dict[tuple[object, ...], list[str]] = {}
+    list_services = loaders.Loader.list_available_services
+
+    def list_available_services(self: loaders.Loader, type_name: str) -> list[str]:
+        key = (tuple(self.search_paths), type_name)
+        found = listed.get(key)
+        if found is None:
+            found = listed[key] = list_services(self, type_name)
+        return list(found)
+
+    loaders.Loader.list_available_services = list_available_services
+    # A boto3 Session's loader: botocore's search path and boto3's own data (the resource models).
+    loader = boto3.session.Session()._loader
+    for type_name in ("service-2", "resources-1"):
+        loader.list_available_services(type_name)
     for name in SDK_DATA:
         try:
             loader.load_data(name)

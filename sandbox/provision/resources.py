@@ -541,9 +541,12 @@ def create_managed_policy(ctx: ResourceContext) -> Created:
 
 
 def _code(ctx: ResourceContext, location: dict[str, Any], *, layer: bool) -> dict[str, Any]:
-    folder = ctx.stack.local_code.folder(location)
+    local_code = ctx.stack.local_code
+    folder = local_code.folder(location)
     if folder is not None:
-        return {"ZipFile": packaging.layer_zip(folder) if layer else packaging.function_zip(folder)}
+        if layer:
+            return {"ZipFile": packaging.layer_zip(folder, compiled=local_code.is_compiled(location))}
+        return {"ZipFile": packaging.function_zip(folder)}
     if "ZipFile" in location:
         return {"ZipFile": packaging.inline_zip(location["ZipFile"], ctx.get("Runtime"))}
     return _pick(location, ["S3Bucket", "S3Key", "S3ObjectVersion", "ImageUri"])

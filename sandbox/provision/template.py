@@ -90,14 +90,23 @@ class LocalCode:
 
     base_dir: Path
     folders: dict[str, Path] = field(default_factory=dict)
+    # Folders whose build compiles every module to bytecode (a layer with `BuildMethod: makefile`:
+    # layers/rollout/Makefile); `sam build`'s language methods ship sources only.
+    compiled: set[str] = field(default_factory=set)
 
-    def placeholder(self, uri: str) -> str:
+    def placeholder(self, uri: str, build_method: Any = None) -> str:
         folder = (self.base_dir / uri).resolve()
         if not folder.is_dir():
             raise TemplateError(f"code folder {uri!r} does not exist (looked in {folder})")
         key = f"{len(self.folders)}/{folder.name}"
         self.folders[key] = folder
+        if build_method == "makefile":
+            self.compiled.add(key)
         return f"s3://{LOCAL_CODE_BUCKET}/{key}"
+
+    def is_compiled(self, location: Any) -> bool:
+        """Whether the build behind this placeholder location ships bytecode for every module."""
+        return isinstance(location, dict) and location.get("S3Key") in self.compiled
 
     def folder(self, location: Any) -> Path | None:
         """The local folder behind an S3 location {S3Bucket, S3Key}, or None for real S3 code."""
@@ -122,7 +131,9 @@ def _swap_local_code(template: dict[str, Any], local_code: LocalCode) -> None:
         if kind == "AWS::Serverless::Function" and _is_local(properties.get("CodeUri")):
             properties["CodeUri"] = local_code.placeholder(properties["CodeUri"])
         elif kind == "AWS::Serverless::LayerVersion" and _is_local(properties.get("ContentUri")):
-            properties["ContentUri"] = local_code.placeholder(properties["ContentUri"])
+            metadata = resource.get("Metadata")
+            method = metadata.get("BuildMethod") if isinstance(metadata, dict) else None
+            properties["ContentUri"] = local_code.placeholder(properties["ContentUri"], method)
         elif (
             kind == "AWS::Serverless::Function"
             and "CodeUri" not in properties

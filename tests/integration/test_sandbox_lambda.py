@@ -711,9 +711,20 @@ def handler(event, context):
             parsed.append(full_path)
         return found
 
+    # And the walks over the SDK's data folders that list which services it holds.
+    walks = []
+    locations = loaders.Loader._potential_locations
+
+    def walking(self, name=None, must_exist=False, is_dir=False):
+        if name is None:
+            walks.append(self.search_paths)
+        return locations(self, name, must_exist, is_dir)
+
     loaders.JSONFileLoader._load_file = counting
+    loaders.Loader._potential_locations = walking
     dynamodb = boto3.client("dynamodb")
     lam = boto3.client("lambda")
+    boto3.resource("dynamodb")
     model = dynamodb.meta.service_model._service_description
     seen = model["metadata"].get("sandboxMark")
     model["metadata"]["sandboxMark"] = context.function_name  # changed in this worker's memory only
@@ -723,13 +734,14 @@ def handler(event, context):
     except ClientError as error:
         refused = error.response["Error"]["Code"]
     dry_run = lam.invoke(FunctionName=context.function_name, InvocationType="DryRun")["StatusCode"]
-    return {"parsed": parsed, "seen": seen, "dry_run": dry_run, "refused": refused}
+    return {"parsed": parsed, "walks": len(walks), "seen": seen, "dry_run": dry_run, "refused": refused}
 """
 
 
 def test_forked_workers_share_the_sdk_models_the_zygote_parsed_and_keep_their_own_changes(sb):  # noqa: F811
     # A cold worker's clients take the service models and endpoint data the zygote parsed before forking
-    # (sandbox/lambda_zygote.py), not parse them again; what one worker does to a model stays in it.
+    # (sandbox/lambda_zygote.py), and the list of services it found, not parse or list them again; what one
+    # worker does to a model stays in it.
     assert sb.fork_workers
     first, second = unique("sdk-a"), unique("sdk-b")
     for name in (first, second):
@@ -738,6 +750,7 @@ def test_forked_workers_share_the_sdk_models_the_zygote_parsed_and_keep_their_ow
     _, two = invoke_json(sb, second)
     for answer in (one, two):
         assert answer["parsed"] == []
+        assert answer["walks"] == 0  # the services each search path holds were listed by the zygote too
         # The shared models make working clients: a call served, a refusal (this role may not list tables) read.
         assert (answer["dry_run"], answer["refused"]) == (204, "AccessDeniedException")
         assert answer["seen"] is None  # the other worker's change did not reach this one

@@ -849,7 +849,9 @@ def test_layer_is_built_for_the_runtime_from_the_package(template: dict[str, Any
     assert layer["Properties"]["ContentUri"] == "layers/rollout/"
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
-    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    # Built by layers/rollout/Makefile: the python3.13 method ships no bytecode (tests/unit/test_layer_bytecode.py).
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
+    assert (ROOT / "layers/rollout/Makefile").is_file()
     assert (ROOT / "layers/rollout/rollout/__init__.py").is_file()
 
 
