@@ -171,7 +171,42 @@ def overhead(world: RolloutWorld, function: str, config: str, label: str) -> dic
         "shifting_s": round(shifting, 2),
         "overhead_ratio": round(wall / shifting, 2),
         "deploying_to_completed_s": round(seconds(release.deploying_at, release.completed_at), 2),
+        "deployment_phases_s": deployment_phases(world, [release]),
     }
+
+
+def deployment_phases(world: RolloutWorld, releases: list[Release]) -> dict[str, float]:
+    """Median real seconds of each phase of the releases' CodeDeploy deployments: created -> started, each
+    lifecycle event (its hook's run, or the traffic shift), and completed -> the ledger's completion (the
+    state-change event's delivery and the DeploymentEvents function)."""
+    codedeploy = world.client("codedeploy")
+    clock = world.sb.clock
+
+    def real(stamp: Any) -> float:  # the deployment's stamps are sandbox time: back to this machine's
+        origin = clock.now() - (time.monotonic() - clock._real_origin) * clock.speed
+        return origin + (stamp.timestamp() - origin) / clock.speed
+
+    phases: dict[str, list[float]] = {}
+    for release in releases:
+        if not release.deployment_id:
+            continue
+        info = codedeploy.get_deployment(deploymentId=release.deployment_id)["deploymentInfo"]
+        (target,) = codedeploy.list_deployment_targets(deploymentId=release.deployment_id)["targetIds"]
+        lambda_target = codedeploy.get_deployment_target(deploymentId=release.deployment_id, targetId=target)[
+            "deploymentTarget"
+        ]["lambdaTarget"]
+        spans = [("created_to_started", info["createTime"], info.get("startTime"))]
+        spans += [
+            (event["lifecycleEventName"], event.get("startTime"), event.get("endTime"))
+            for event in lambda_target["lifecycleEvents"]
+        ]
+        for name, start, end in spans:
+            if start is not None and end is not None:
+                phases.setdefault(name, []).append(real(end) - real(start))
+        if info.get("completeTime") is not None and release.completed_at:
+            ledger = parse_time(release.completed_at).timestamp()
+            phases.setdefault("completed_to_ledger", []).append(ledger - real(info["completeTime"]))
+    return {name: round(statistics.median(values), 2) for name, values in phases.items()}
 
 
 def seconds(start: str, end: str) -> float:
@@ -233,6 +268,7 @@ def burst(
         "cpu_floor_ratio": round(cpu / (os.cpu_count() or 1) / single_wall, 2),
         # Where the burst's time went: waiting to deploy (upload -> DEPLOYING) or deploying.
         **burst_spans(ends, uploads),
+        "deployment_phases_s": deployment_phases(world, ends),
         # What the sandbox served meanwhile ("operator": this benchmark's own uploads and polls).
         "sandbox_calls": len(calls),
         "sandbox_calls_per_second": round(len(calls) / wall, 1) if ends else None,
