@@ -1054,6 +1054,83 @@ def test_a_rejected_gate_reports_failed_with_the_reason_on_the_release(
     assert stored.hook_results["pre_traffic"]["verdict"] == "Failed"
 
 
+class AnswererKilled(Exception):
+    """DeploymentActions' invocation ended (a timeout, a crash) right after the ledger took the answer."""
+
+
+def test_a_rejection_whose_answerer_died_before_reporting_is_reported_by_the_reconciler_with_its_reason(
+    world: World, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rollout import approvals, gate_sweep
+    from rollout.config import Settings
+    from rollout.deployment_facts import DeploymentFacts
+    from rollout.reconcile import reconcile
+    from rollout.release_queue import QueueEffects
+    from rollout.transitions import ReleaseContext
+
+    release, deployment_id, _, result = gated_release(world, lambda_context)
+    assert result["status"] == "AwaitingApproval"
+    assert [n["kind"] for n in world.stack.notifications()] == ["approval.requested"]
+    recorded_answer = Ledger.answer_gate
+
+    def answer_then_die(ledger: Ledger, *args: Any, **kwargs: Any) -> bool:
+        recorded_answer(ledger, *args, **kwargs)
+        raise AnswererKilled
+
+    with monkeypatch.context() as dying:
+        dying.setattr(Ledger, "answer_gate", answer_then_die)
+        with pytest.raises(AnswererKilled):
+            as_alice(
+                {
+                    "action": "reject",
+                    "deployment_id": deployment_id,
+                    "by": ALICE,
+                    "text": "not during the sale",
+                }
+            )
+    assert (
+        world.statuses(deployment_id) == [] and (world.stored(release).approval or {})["status"] == "REJECTED"
+    )
+
+    # The reconciler's sweep hands the recorded answer back to DeploymentActions, which reports it.
+    settings = Settings.from_env()
+    answers: list[dict[str, Any]] = []
+    counts = gate_sweep.sweep(
+        ReleaseContext.from_settings(settings, world.ledger),
+        "rollout-actions",
+        lambda function, event: answers.append(approvals.handle(event)),
+    )
+
+    why = f"approval before traffic rejected by {ALICE_ARN}: not during the sale"
+    assert counts["reported"] == 1 and world.statuses(deployment_id) == ["Failed"]
+    (answer,) = answers
+    assert (answer["ok"], answer["reported"], answer["reason"]) == (True, True, why), answer
+    stored = world.stored(release)
+    assert (stored.reason_code, stored.reason) == ("HOOK_EXECUTION_FAILURE", why)
+    assert (stored.hook_results["pre_traffic"]["verdict"], stored.hook_results["pre_traffic"]["reason"]) == (
+        "Failed",
+        why,
+    )
+    announced = world.stack.notifications()[1:]
+    assert [n["kind"] for n in announced] == ["approval.rejected"]
+    assert announced[0]["approval"]["comment"] == "not during the sale"
+
+    # CodeDeploy fails the deployment on that report and rolls back; its ending, settled by the
+    # reconciler, says who rejected it and why.
+    world.codedeploy.finish(
+        deployment_id,
+        "Failed",
+        error_information={"code": "HOOK_EXECUTION_FAILURE", "message": "BeforeAllowTraffic failed"},
+        rollback_info={"rollbackDeploymentId": "d-ROLLBACK1", "rollbackMessage": ""},
+    )
+    reconcile(world.ledger, settings, QueueEffects(), DeploymentFacts())
+
+    ended = world.stored(release)
+    assert ended.state == State.ROLLED_BACK and why in ended.reason, ended.reason
+    ending = world.stack.notifications()[2:]
+    assert [n["kind"] for n in ending] == ["deployment.rolled_back"] and why in ending[0]["reason"]["text"]
+
+
 def test_a_gate_not_yet_due_cannot_be_expired_and_unknown_deployments_have_none(
     world: World, lambda_context: Any
 ) -> None:
