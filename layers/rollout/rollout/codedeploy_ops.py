@@ -236,15 +236,21 @@ def inline_appspec(application: str, revision: dict[str, Any]) -> str:
     return str((stored.get(key) or {}).get("content") or (revision.get(key) or {}).get("content") or "")
 
 
-def lifecycle_events(deployment_id: str) -> list[dict[str, Any]] | None:
-    """The Lambda target's lifecycle events (with their times); None when the deployment lists no target."""
+def lambda_target(deployment_id: str) -> dict[str, Any] | None:
+    """The deployment's Lambda target (GetDeploymentTarget's lambdaTarget: its lifecycle events, and in
+    lambdaFunctionInfo the function, alias and versions); None when the deployment lists no target."""
     codedeploy = aws.client("codedeploy")
     target_ids = codedeploy.list_deployment_targets(deploymentId=deployment_id).get("targetIds") or []
     if not target_ids:
         return None
     target = codedeploy.get_deployment_target(deploymentId=deployment_id, targetId=target_ids[0])
-    lambda_target = (target.get("deploymentTarget") or {}).get("lambdaTarget") or {}
-    return list(lambda_target.get("lifecycleEvents") or [])
+    return dict((target.get("deploymentTarget") or {}).get("lambdaTarget") or {})
+
+
+def lifecycle_events(deployment_id: str) -> list[dict[str, Any]] | None:
+    """The Lambda target's lifecycle events (with their times); None when the deployment lists no target."""
+    target = lambda_target(deployment_id)
+    return None if target is None else list(target.get("lifecycleEvents") or [])
 
 
 def put_hook_status(deployment_id: str, execution_id: str, status: str) -> None:

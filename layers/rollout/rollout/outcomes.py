@@ -167,6 +167,8 @@ def failed_hook_reason(release: Release) -> str:
             more = f" (+{len(failing) - 1} more failing)" if len(failing) > 1 else ""
             # The hook's own reason usually names its phase already ("pre-traffic check ...").
             return f"{what}{more}" if what.startswith(label) else f"{label} {what}{more}"
+        if recorded.startswith(f"{label} hook"):
+            return recorded  # it names its hook already ("pre-traffic hook could not read ...")
         return f"{label} hook failed: {recorded or 'no reason recorded'}"
     return _unrecorded_answer(release)
 
