@@ -27,7 +27,6 @@ from rollout.hooks import (
     REASON_CODE,
     HookEventError,
     LifecycleEvent,
-    release_holding_lock,
     report_status,
 )
 from rollout.ledger import Ledger, Release, now_iso
@@ -94,7 +93,8 @@ def _release_of(ledger: Ledger, deployment_id: str) -> tuple[Release | None, boo
     no release was found, whose deployment it is stays unknown).
 
     A hook can die a moment after its deployment started, before the by-deployment index knows it, so
-    the deployment's description is read next, then the function's lock (`hooks.release_holding_lock`)."""
+    the deployment's description is read next. (Not the function's lock, as the hooks do: this role may
+    not read deployment targets, where the function is named.)"""
     read: list[bool] = []
 
     def describe(wanted: str) -> dict[str, Any] | None:
@@ -103,13 +103,7 @@ def _release_of(ledger: Ledger, deployment_id: str) -> tuple[Release | None, boo
         return info
 
     release = ledger.of_deployment(deployment_id, describe)
-    if release is not None or all(read):
-        return release, True
-    try:
-        return release_holding_lock(ledger, deployment_id), False
-    except Exception:  # the report matters more than the record
-        logger.exception("could not look up the release by its function's lock")
-        return None, False
+    return release, release is not None or all(read)
 
 
 def _failure_result(

@@ -809,10 +809,10 @@ def _release_of_deployment(
     whose function's lock names the deployment."""
     if deployment is not None:
         return release_of(ledger, deployment)
-    return ledger.by_deployment(deployment_id) or release_holding_lock(ledger, deployment_id)
+    return ledger.by_deployment(deployment_id) or _release_holding_lock(ledger, deployment_id)
 
 
-def release_holding_lock(ledger: Ledger, deployment_id: str) -> Release | None:
+def _release_holding_lock(ledger: Ledger, deployment_id: str) -> Release | None:
     """The release whose function's lock names the deployment, read by key: the function is in the
     deployment's target (LambdaFunctionInfo.functionName, "The name of a Lambda function", CodeDeploy API
     Reference, "LambdaFunctionInfo"), and the start records its deployment on the lock and the release in
