@@ -1174,6 +1174,33 @@ def test_a_create_deployment_that_keeps_failing_ends_the_release_failed_after_it
     assert codedeploy.deployments == {} and ledger.get_lock(FUNCTION) is None
 
 
+def test_a_create_deployment_the_deployers_role_may_not_make_fails_the_release_at_once_saying_why(
+    world: ArtifactWorld,
+    stack: StackUnderTest,
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    bootstrapped: dict[str, Any],
+    lambda_context: Any,
+    create_pauses: list[float],
+) -> None:
+    # A grant missing from the deployer's role: every attempt would be refused the same way.
+    denied = "User: arn:aws:sts::123456789012:assumed-role/deployer/x is not authorized to perform: codedeploy:CreateDeployment"
+    codedeploy.fail_next["create_deployment"] = [
+        client_error("AccessDeniedException", denied, "CreateDeployment") for _ in range(20)
+    ]
+
+    result = release_upload(world, "2", lambda_context)
+
+    assert result["state"] == "FAILED"
+    assert "AccessDeniedException" in result["reason"] and denied in result["reason"]
+    assert len(codedeploy.calls_to("create_deployment")) == 1, "refused outright: never sent again"
+    assert create_pauses == [] and "list_deployments" not in calls_after_create(codedeploy)
+    assert codedeploy.deployments == {} and ledger.get_lock(FUNCTION) is None
+    stored = ledger.get(FUNCTION, result["release_id"])
+    assert stored is not None and stored.state == State.FAILED and denied in stored.reason
+    assert stack.kinds() == ["release.failed"]
+
+
 def test_when_codedeploy_cannot_say_whether_create_deployment_created_it_the_release_waits_then_its_events_end_it(
     world: ArtifactWorld,
     stack: StackUnderTest,

@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -22,6 +23,7 @@ from rollout.check_runner import PROBE_EVENT
 from rollout.checks import parse_checks
 from rollout.ledger import Ledger, Release, new_release_id
 from rollout.states import State
+from sandbox.dynamodb_consistency import lagging_in_process
 from tests.support.aws_stack import LEDGER_TABLE, POST_HOOK, PRE_HOOK, REGION, StackUnderTest
 from tests.support.codedeploy_standin import client_error
 from tests.support.hook_world import (
@@ -39,6 +41,7 @@ from tests.support.hook_world import (
     teach_moto_percentiles,  # noqa: F401 - fixture
 )
 from tests.support.identity_proofs import ALICE_ARN, signed_proof, sts_answer
+from tests.support.sandbox_support import wait_for
 
 HEALTH = {"name": "health", "event": {"name": "health", "path": "/health"}, "expect": {"statusCode": 200}}
 ORDERS = {"name": "orders", "event": {"name": "orders", "path": "/orders"}, "expect": {"statusCode": 200}}
@@ -83,7 +86,8 @@ class World:
     ) -> tuple[Release, str]:
         """A Rollout release being deployed, with its checks, and its deployment id.
 
-        As the starter does: the release exists first, and the deployment's description names it.
+        As the starter does: the release exists first, the deployment's description names it, and the
+        release and the function's lock name the deployment.
         """
         release = Release(
             function=TARGET_FUNCTION,
@@ -99,6 +103,8 @@ class World:
         deployment_id = start_deployment(self.codedeploy, current, target, description=description)
         release.deployment_id = deployment_id
         self.ledger.create(release)
+        if self.ledger.acquire_lock(release.function, release.release_id):
+            self.ledger.attach_deployment(release.function, release.release_id, deployment_id)
         # CodeDeploy starts with BeforeAllowTraffic; run_post moves on to AfterAllowTraffic.
         self.codedeploy.at_event(deployment_id, "BeforeAllowTraffic")
         return release, deployment_id
@@ -295,8 +301,8 @@ def test_the_probe_can_be_switched_off(world: World, lambda_context: Any) -> Non
 
 def test_the_hooks_own_exception_still_reports_failed(world: World, lambda_context: Any) -> None:
     release, deployment_id = world.release({"pre_traffic": [HEALTH]})
-    world.codedeploy.fail_next["get_deployment"] = [
-        client_error("InternalFailure", "CodeDeploy is having a bad day", "GetDeployment")
+    world.codedeploy.fail_next["list_deployment_targets"] = [
+        client_error("InternalFailure", "CodeDeploy is having a bad day", "ListDeploymentTargets")
     ]
 
     result, execution_id = run_pre(world, deployment_id, lambda_context)
@@ -308,6 +314,114 @@ def test_the_hooks_own_exception_still_reports_failed(world: World, lambda_conte
     assert stored.reason.startswith("pre-traffic hook error: ClientError:")
     assert "CodeDeploy is having a bad day" in stored.reason
     assert stored.hook_results["pre_traffic"]["execution_id"] == execution_id
+
+
+def unreadable_deployment(world: World) -> list[Any]:
+    """GetDeployment fails for the hook (as often as botocore's retries would send it: once here)."""
+    return [client_error("InternalFailure", "CodeDeploy is having a bad day", "GetDeployment")]
+
+
+def started_release_the_index_trails(world: World) -> tuple[Release, str]:
+    """A release recorded DEPLOYING a moment ago (`World.release`), while the ledger's index and eventual
+    reads trail by a minute."""
+    release, deployment_id = world.release({"pre_traffic": [HEALTH]})
+    assert (world.ledger.get_lock(release.function) or {}).get("deployment_id") == deployment_id
+    assert world.ledger.by_deployment(deployment_id) is None, "the index does not know it yet"
+    return release, deployment_id
+
+
+def test_a_hook_that_cannot_read_its_deployment_records_why_on_the_release_the_index_does_not_show_yet(
+    world: World, lambda_context: Any
+) -> None:
+    with lagging_in_process(gsi_lag=60, eventual_read_lag=60):
+        release, deployment_id = started_release_the_index_trails(world)
+        world.codedeploy.fail_next["get_deployment"] = unreadable_deployment(world)
+
+        result, execution_id = run_pre(world, deployment_id, lambda_context)
+
+        assert result["status"] == "Failed" and world.statuses(deployment_id) == ["Failed"]
+        why = f"pre-traffic hook could not read deployment {deployment_id}: "
+        stored = world.stored(release)
+        assert stored.reason_code == "HOOK_EXECUTION_FAILURE"
+        assert stored.reason.startswith(why) and "CodeDeploy is having a bad day" in stored.reason
+        pre = stored.hook_results["pre_traffic"]
+        assert (pre["verdict"], pre["reported"], pre["execution_id"]) == ("Failed", True, execution_id)
+        assert world.target.calls == []
+
+
+@contextmanager
+def release_codedeploy_says_nothing_of(world: World) -> Iterator[tuple[Release, str]]:
+    """A release started a moment ago (`started_release_the_index_trails`), while CodeDeploy answers
+    nothing about its deployment: neither the deployment nor its target."""
+    with lagging_in_process(gsi_lag=60, eventual_read_lag=60):
+        release, deployment_id = started_release_the_index_trails(world)
+        world.codedeploy.fail_next["get_deployment"] = unreadable_deployment(world)
+        world.codedeploy.fail_next["list_deployment_targets"] = [
+            client_error("ThrottlingException", "Rate exceeded", "ListDeploymentTargets")
+        ]
+        yield release, deployment_id
+
+
+def ended_on_failed_hook(world: World, release: Release, deployment_id: str, lambda_context: Any) -> Release:
+    """CodeDeploy fails the deployment on the hook's report and rolls back; its event ends the release."""
+    from functions.deployment_events.app import lambda_handler as deployment_events
+    from tests.support.release_world import ReleaseWorld
+
+    world.codedeploy.finish(
+        deployment_id,
+        "Failed",
+        error_information={
+            "code": "HOOK_EXECUTION_FAILURE",
+            "message": "The BeforeAllowTraffic lifecycle event hook reported Failed",
+        },
+        rollback_info={"rollbackDeploymentId": "d-ROLLBACK1", "rollbackMessage": ""},
+    )
+    event = ReleaseWorld(world.stack, world.codedeploy).event(deployment_id, "FAILURE", TARGET_FUNCTION)
+    deployment_events(event, lambda_context)
+    ended = world.stored(release)
+    assert ended.state == State.ROLLED_BACK and ended.reason_code == "HOOK_EXECUTION_FAILURE"
+    (announced,) = [n for n in world.stack.notifications() if n["kind"] == "deployment.rolled_back"]
+    assert announced["reason"]["text"] == ended.reason
+    return ended
+
+
+def test_a_hook_that_finds_no_release_for_its_deployment_leaves_why_for_the_deployments_ending(
+    world: World, lambda_context: Any
+) -> None:
+    with release_codedeploy_says_nothing_of(world) as (release, deployment_id):
+        result, execution_id = run_pre(world, deployment_id, lambda_context)
+
+        assert result["status"] == "Failed" and world.statuses(deployment_id) == ["Failed"]
+        assert world.stored(release).hook_results == {}, "the hook found no release to record on"
+        ended = ended_on_failed_hook(world, release, deployment_id, lambda_context)
+
+    why = f"pre-traffic hook could not read deployment {deployment_id}: "
+    assert ended.reason.startswith(why), ended.reason
+    assert "CodeDeploy is having a bad day; no release found for it" in ended.reason
+    pre = ended.hook_results["pre_traffic"]
+    assert (pre["verdict"], pre["reported"], pre["execution_id"]) == ("Failed", True, execution_id)
+    assert world.ledger.kept_hook_results(deployment_id) == {}, "recorded on the release, kept no longer"
+
+
+def test_a_dead_hook_whose_release_is_not_found_leaves_why_for_the_deployments_ending(
+    world: World, lambda_context: Any
+) -> None:
+    with release_codedeploy_says_nothing_of(world) as (release, deployment_id):
+        execution_id = world.codedeploy.new_hook_execution(deployment_id)
+        record = destination_record(
+            deployment_id, execution_id, PRE_HOOK, "RetriesExhausted", {"errorMessage": "Runtime exited"}
+        )
+
+        reporter_app.lambda_handler(record, lambda_context)
+
+        assert world.reported(deployment_id, execution_id) == "Failed"
+        ended = ended_on_failed_hook(world, release, deployment_id, lambda_context)
+
+    assert ended.reason.startswith(
+        "pre-traffic hook failed without reporting (RetriesExhausted): Runtime exited; no release found for it"
+    ), ended.reason
+    pre = ended.hook_results["pre_traffic"]
+    assert (pre["verdict"], pre["reported"], pre["execution_id"]) == ("Failed", True, execution_id)
 
 
 def test_nearing_its_timeout_while_checks_hang_it_reports_failed_with_time_to_spare(
@@ -889,6 +1003,9 @@ def test_a_second_deployment_copying_a_releases_description_fails(world: World, 
     assert result["status"] == "Failed"
     assert f"whose own deployment is {first}" in result["reason"]
     assert world.target.calls == []
+    # The copy's failure is not the release's: its own record is left as it was.
+    stored = world.stored(release)
+    assert (stored.hook_results, stored.reason_code, stored.reason) == ({}, "", "")
 
 
 def test_the_pre_traffic_hook_never_answers_for_the_after_allow_traffic_step(
@@ -1052,6 +1169,93 @@ def test_a_rejected_gate_reports_failed_with_the_reason_on_the_release(
     assert stored.reason_code == "HOOK_EXECUTION_FAILURE"
     assert stored.reason == f"approval before traffic rejected by {ALICE['id']}: not during the sale"
     assert stored.hook_results["pre_traffic"]["verdict"] == "Failed"
+
+
+class AnswererKilled(Exception):
+    """DeploymentActions' invocation ended (a timeout, a crash) right after the ledger took the answer."""
+
+
+def test_a_rejection_whose_answerer_died_before_reporting_is_reported_by_the_reconciler_with_its_reason(
+    world: World, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rollout import approvals, gate_sweep
+    from rollout.config import Settings
+    from rollout.deployment_facts import DeploymentFacts
+    from rollout.reconcile import reconcile
+    from rollout.release_queue import QueueEffects
+    from rollout.transitions import ReleaseContext
+
+    release, deployment_id, _, result = gated_release(world, lambda_context)
+    assert result["status"] == "AwaitingApproval"
+    assert [n["kind"] for n in world.stack.notifications()] == ["approval.requested"]
+    recorded_answer = Ledger.answer_gate
+
+    def answer_then_die(ledger: Ledger, *args: Any, **kwargs: Any) -> bool:
+        recorded_answer(ledger, *args, **kwargs)
+        raise AnswererKilled
+
+    with monkeypatch.context() as dying:
+        dying.setattr(Ledger, "answer_gate", answer_then_die)
+        with pytest.raises(AnswererKilled):
+            as_alice(
+                {
+                    "action": "reject",
+                    "deployment_id": deployment_id,
+                    "by": ALICE,
+                    "text": "not during the sale",
+                }
+            )
+    assert (
+        world.statuses(deployment_id) == [] and (world.stored(release).approval or {})["status"] == "REJECTED"
+    )
+
+    # The reconciler's next run (minutes later: its open-releases index shows the answer by then) hands
+    # the recorded answer back to DeploymentActions, which reports it.
+    wait_for(
+        lambda: [
+            r
+            for r in world.ledger.open_releases(State.DEPLOYING)
+            if (r.approval or {}).get("status") == "REJECTED"
+        ],
+        timeout=30,
+        what="the open-releases index to show the answer",
+    )
+    settings = Settings.from_env()
+    answers: list[dict[str, Any]] = []
+    counts = gate_sweep.sweep(
+        ReleaseContext.from_settings(settings, world.ledger),
+        "rollout-actions",
+        lambda function, event: answers.append(approvals.handle(event)),
+    )
+
+    why = f"approval before traffic rejected by {ALICE_ARN}: not during the sale"
+    assert counts["reported"] == 1 and world.statuses(deployment_id) == ["Failed"]
+    (answer,) = answers
+    assert (answer["ok"], answer["reported"], answer["reason"]) == (True, True, why), answer
+    stored = world.stored(release)
+    assert (stored.reason_code, stored.reason) == ("HOOK_EXECUTION_FAILURE", why)
+    assert (stored.hook_results["pre_traffic"]["verdict"], stored.hook_results["pre_traffic"]["reason"]) == (
+        "Failed",
+        why,
+    )
+    announced = world.stack.notifications()[1:]
+    assert [n["kind"] for n in announced] == ["approval.rejected"]
+    assert announced[0]["approval"]["comment"] == "not during the sale"
+
+    # CodeDeploy fails the deployment on that report and rolls back; its ending, settled by the
+    # reconciler, says who rejected it and why.
+    world.codedeploy.finish(
+        deployment_id,
+        "Failed",
+        error_information={"code": "HOOK_EXECUTION_FAILURE", "message": "BeforeAllowTraffic failed"},
+        rollback_info={"rollbackDeploymentId": "d-ROLLBACK1", "rollbackMessage": ""},
+    )
+    reconcile(world.ledger, settings, QueueEffects(), DeploymentFacts())
+
+    ended = world.stored(release)
+    assert ended.state == State.ROLLED_BACK and why in ended.reason, ended.reason
+    ending = world.stack.notifications()[2:]
+    assert [n["kind"] for n in ending] == ["deployment.rolled_back"] and why in ending[0]["reason"]["text"]
 
 
 def test_a_gate_not_yet_due_cannot_be_expired_and_unknown_deployments_have_none(

@@ -84,7 +84,7 @@ class LifecycleCodeDeploy(CodeDeployStandIn):
         return {"targetIds": [f"{dep.group}:{ALIAS}"]}
 
     def _op_get_deployment_target(self, deploymentId: str, targetId: str) -> dict[str, Any]:
-        self._deployment(deploymentId, "GetDeploymentTarget")
+        dep = self._deployment(deploymentId, "GetDeploymentTarget")
         events = self._events(deploymentId)
         if events is None:
             raise client_error("DeploymentTargetDoesNotExistException", "no target", "GetDeploymentTarget")
@@ -96,6 +96,8 @@ class LifecycleCodeDeploy(CodeDeployStandIn):
                     "targetId": targetId,
                     "status": "InProgress",
                     "lifecycleEvents": events,
+                    # The deployment group is named after the function it deploys (a Rollout rule).
+                    "lambdaFunctionInfo": {"functionName": dep.group, "functionAlias": ALIAS},
                 },
             }
         }

@@ -252,3 +252,41 @@ def test_a_hook_reason_that_names_its_phase_is_not_prefixed_twice() -> None:
 
     assert reason.startswith("pre-traffic check 'health' failed against version 3")
     assert "pre-traffic pre-traffic" not in reason
+
+
+REJECTED_GATE = {
+    "position": "traffic",
+    "hook": "pre_traffic",
+    "deployment_id": "d-ABCDEFGHI",
+    "execution_id": "exec-1",
+    "timeout_minutes": 30,
+    "opened_at": "2026-11-29T12:00:00.000Z",
+    "deadline_at": "2026-11-29T12:30:00.000Z",
+    "status": "REJECTED",
+    "answered_by": {"kind": "aws", "id": "arn:aws:iam::123456789012:user/alice"},
+    "answered_at": "2026-11-29T12:05:00.000Z",
+    "comment": "not during the sale",
+}
+
+
+def test_a_rejected_gate_whose_answer_never_reached_the_hooks_record_still_names_who_and_why() -> None:
+    # The answer was written to the gate; its invocation died before it recorded why on the hook's
+    # record (which still shows the tests that passed before the gate opened), and the deployment
+    # ended before anyone reported the answer again.
+    passed = {"pre_traffic": {"verdict": "Succeeded", "awaiting_approval": True, "checks": [], "reason": ""}}
+    gated = release(hook_results=passed, approval=REJECTED_GATE)
+    deployment = {
+        "errorInformation": {"code": "HOOK_EXECUTION_FAILURE", "message": "BeforeAllowTraffic failed"}
+    }
+
+    outcome = decide(DeploymentState.FAILURE, gated, deployment, ON_OLD_VERSION)
+
+    assert (outcome.target, outcome.reason_code) == (State.ROLLED_BACK, "HOOK_EXECUTION_FAILURE")
+    assert outcome.reason == (
+        "pre-traffic hook failed: approval before traffic rejected by "
+        "arn:aws:iam::123456789012:user/alice: not during the sale"
+    )
+    still_awaiting = release(hook_results=passed, approval={**REJECTED_GATE, "status": "AWAITING"})
+    assert decide(DeploymentState.FAILURE, still_awaiting, deployment, ON_OLD_VERSION).reason == (
+        "BeforeAllowTraffic failed"
+    )

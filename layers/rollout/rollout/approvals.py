@@ -260,12 +260,30 @@ def _report(gate: Gate) -> str:
 
 
 def _report_again(ctx: ReleaseContext, release: Release, gate: Gate | None) -> dict[str, Any]:
+    """Report an answer whose first report was lost (the reconciler's hand-over), as `_settle` would have.
+
+    The invocation that took the answer may have died anywhere after the ledger took it, even before
+    it recorded why (a rejection's words and who said them) or announced it: both are done here
+    again, so the release's ending carries the answer's reason whichever step was lost. Announced only
+    once the report is settled (reported, or the step already closed): `_settle` announces after
+    marking the gate reported, so an unmarked gate was never announced.
+    """
     if gate is None or gate.status == GateStatus.AWAITING or gate.reported:
         return _refused(NOTHING_TO_DO, "no answered gate waits for its report")
+    _record_answer(ctx, release, gate)
     outcome = _report(gate)
     if outcome:
         ctx.ledger.mark_gate_reported(release.function, release.release_id, gate.execution_id)
-    answer = {"ok": True, "status": str(gate.status), "reported": outcome == REPORTED, "gate": gate.public()}
+        _announce(ctx, ctx.ledger.get(release.function, release.release_id) or release, gate)
+    answer = {
+        "ok": True,
+        "status": str(gate.status),
+        "verdict": gate.verdict,
+        "reported": outcome == REPORTED,
+        "gate": gate.public(),
+    }
+    if gate.status != GateStatus.APPROVED:
+        answer["reason"] = gates.failure_reason(gate)
     if outcome != REPORTED:
         answer["note"] = CLOSED_NOTE
     return answer

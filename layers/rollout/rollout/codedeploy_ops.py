@@ -20,6 +20,13 @@ ACTIVE_STATUSES = ["Created", "Queued", "InProgress", "Baking", "Ready"]
 # CreateDeployment's answers that say nothing about whether an earlier attempt created the deployment:
 # the group's running deployment may be that attempt's, and a throttle may follow a committed request.
 NOT_REFUSALS = frozenset({"DeploymentLimitExceededException", "ThrottlingException"})
+# IAM refusing the caller: a request is acted on only "after your request has been authenticated and
+# authorized" (IAM User Guide, "Understanding how IAM works", "Actions or operations"), so it created
+# nothing. Nor is it resent: the stack's grants are made when it is deployed, the "separate
+# initialization or setup routine" AWS advises for IAM changes, which take time to become visible (IAM
+# User Guide, "Troubleshooting general issues", "Changes that I make are not always immediately
+# visible"); a refusal on the start path is a missing grant that a minute of resends would not add.
+AUTHORIZATION_REFUSALS = frozenset({"AccessDeniedException"})
 # CreateDeployment is sent at most this often for one start, the pauses between as botocore's standard
 # mode takes them (a random share of 2^(attempt-1) s, at most 20 s: Boto3 guide, "Retries", "Standard
 # retry mode"), the attempts as many as the clients' own configuration allows (aws.RETRY_CONFIG).
@@ -172,7 +179,7 @@ def create_deployment(
 def refused_outright(exc: BaseException) -> bool:
     """Whether CreateDeployment's error proves it created nothing: one of the refusals CodeDeploy models
     for it (botocore's codedeploy model, CreateDeployment's errors: invalid names, a missing group or
-    revision...), answered to the first and only attempt.
+    revision...) or IAM's (`AUTHORIZATION_REFUSALS`), answered to the first and only attempt.
 
     Anything else may follow a deployment that was created: an answer lost after CodeDeploy
     committed (a 5xx, a throttle, a reset connection), or DeploymentLimitExceeded for the deployment an
@@ -180,7 +187,7 @@ def refused_outright(exc: BaseException) -> bool:
     follow such an attempt.
     """
     code = aws.error_code(exc)
-    if not code or code in NOT_REFUSALS or code not in _create_refusals():
+    if not code or code in NOT_REFUSALS or code not in _create_refusals() | AUTHORIZATION_REFUSALS:
         return False
     metadata = getattr(exc, "response", {}).get("ResponseMetadata") or {}
     return not metadata.get("RetryAttempts")
@@ -229,15 +236,21 @@ def inline_appspec(application: str, revision: dict[str, Any]) -> str:
     return str((stored.get(key) or {}).get("content") or (revision.get(key) or {}).get("content") or "")
 
 
-def lifecycle_events(deployment_id: str) -> list[dict[str, Any]] | None:
-    """The Lambda target's lifecycle events (with their times); None when the deployment lists no target."""
+def lambda_target(deployment_id: str) -> dict[str, Any] | None:
+    """The deployment's Lambda target (GetDeploymentTarget's lambdaTarget: its lifecycle events, and in
+    lambdaFunctionInfo the function, alias and versions); None when the deployment lists no target."""
     codedeploy = aws.client("codedeploy")
     target_ids = codedeploy.list_deployment_targets(deploymentId=deployment_id).get("targetIds") or []
     if not target_ids:
         return None
     target = codedeploy.get_deployment_target(deploymentId=deployment_id, targetId=target_ids[0])
-    lambda_target = (target.get("deploymentTarget") or {}).get("lambdaTarget") or {}
-    return list(lambda_target.get("lifecycleEvents") or [])
+    return dict((target.get("deploymentTarget") or {}).get("lambdaTarget") or {})
+
+
+def lifecycle_events(deployment_id: str) -> list[dict[str, Any]] | None:
+    """The Lambda target's lifecycle events (with their times); None when the deployment lists no target."""
+    target = lambda_target(deployment_id)
+    return None if target is None else list(target.get("lifecycleEvents") or [])
 
 
 def put_hook_status(deployment_id: str, execution_id: str, status: str) -> None:

@@ -7,7 +7,7 @@ ledger writes, so a duplicate or late event is refused by the ledger and changes
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rollout import aws
@@ -17,7 +17,14 @@ from rollout.deployment_facts import DeploymentFacts
 from rollout.errors import MalformedEvent, TransitionRefused
 from rollout.ledger import Release
 from rollout.observability import logger
-from rollout.outcomes import REASON_LIMIT, DeploymentState, Outcome, decide, explain_failure
+from rollout.outcomes import (
+    REASON_LIMIT,
+    DeploymentState,
+    Outcome,
+    decide,
+    explain_failure,
+    failed_hook_reason,
+)
 from rollout.release_queue import QueueEffects, QueueReport, advance_queue, finish_release
 from rollout.states import ReasonCode, State
 from rollout.transitions import NOT_ENDED, ReleaseContext, move
@@ -135,6 +142,7 @@ def _apply_ending(
         release = _move_quietly(release, State.DEPLOYING, ctx) or release
     if deployment is None:
         deployment = facts.deployment(release.deployment_id)
+    release = _with_kept_hook_results(release, state, ctx, deployment)
     outcome = _outcome(release, state, facts, deployment)
     assert outcome.target is not None  # every final state has a target
     try:
@@ -152,6 +160,30 @@ def _apply_ending(
         return Applied(release.release_id, release.function, before, after, changed=False)
     queue = finish_release(ended, ctx, effects)
     return Applied(release.release_id, release.function, before, str(ended.state), changed=True, queue=queue)
+
+
+def _with_kept_hook_results(
+    release: Release, state: DeploymentState, ctx: ReleaseContext, deployment: dict[str, Any] | None
+) -> Release:
+    """The release with what its hooks kept under the deployment id, recorded on it now: a hook that
+    failed without finding its release (its deployment unreadable, the index behind) kept why there
+    (`Ledger.keep_hook_result`). Read only when a hook failed the deployment and the release says nothing
+    of it (one consistent Query)."""
+    code = str(((deployment or {}).get("errorInformation") or {}).get("code") or "")
+    if (
+        state != DeploymentState.FAILURE
+        or code not in ("", ReasonCode.HOOK_EXECUTION_FAILURE)
+        or not release.deployment_id
+        or failed_hook_reason(release)
+    ):
+        return release
+    kept = ctx.ledger.kept_hook_results(release.deployment_id)
+    for hook, result in kept.items():
+        ctx.ledger.record_hook_result(release.function, release.release_id, hook, result)
+    if not kept:
+        return release
+    ctx.ledger.forget_kept_hook_results(release.deployment_id, list(kept))
+    return replace(release, hook_results={**(release.hook_results or {}), **kept})
 
 
 def _outcome(

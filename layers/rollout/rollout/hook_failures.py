@@ -88,10 +88,46 @@ def _readable_deployment(deployment_id: str) -> dict[str, Any] | None:
         return None
 
 
-def _release_of(ledger: Ledger | None, deployment_id: str) -> Release | None:
-    """The release to record the failure on. A hook can die a moment after its deployment started,
-    before the by-deployment index knows it, so the deployment's description is read next."""
-    return ledger.of_deployment(deployment_id, _readable_deployment) if ledger else None
+def _release_of(ledger: Ledger, deployment_id: str) -> tuple[Release | None, bool]:
+    """The release to record the failure on, and whether the deployment was read (when it was not and
+    no release was found, whose deployment it is stays unknown).
+
+    A hook can die a moment after its deployment started, before the by-deployment index knows it, so
+    the deployment's description is read next. (Not the function's lock, as the hooks do: this role may
+    not read deployment targets, where the function is named.)"""
+    read: list[bool] = []
+
+    def describe(wanted: str) -> dict[str, Any] | None:
+        info = _readable_deployment(wanted)
+        read.append(info is not None)
+        return info
+
+    release = ledger.of_deployment(deployment_id, describe)
+    return release, release is not None or all(read)
+
+
+def _failure_result(
+    release: Release | None, hook: str, lifecycle: LifecycleEvent, reason: str
+) -> dict[str, Any]:
+    """The hook's result as the destination records it. What the hook recorded for this execution
+    before it died (checks it ran) is kept."""
+    result: dict[str, Any] = {}
+    previous = ((release.hook_results or {}).get(hook) or {}) if release else {}
+    if previous.get("execution_id") == lifecycle.execution_id:
+        result.update(previous)
+    result.update(
+        verdict=FAILED,
+        reason=reason,
+        deployment_id=lifecycle.deployment_id,
+        execution_id=lifecycle.execution_id,
+        reported=False,
+        reported_by="on-failure destination",
+        at=now_iso(),
+    )
+    result.setdefault("checks", [])
+    result.setdefault("canary", None)
+    result.setdefault("warnings", [])
+    return result
 
 
 def report_dead_hook(record: Any, settings: Settings | None = None) -> dict[str, Any]:
@@ -109,7 +145,7 @@ def report_dead_hook(record: Any, settings: Settings | None = None) -> dict[str,
     logger.warning("a hook died without reporting; reporting Failed", extra={"reason": reason, "hook": hook})
 
     ledger = Ledger(settings.ledger_table) if settings.ledger_table else None
-    release = _release_of(ledger, lifecycle.deployment_id)
+    release, read = _release_of(ledger, lifecycle.deployment_id) if ledger else (None, True)
     if release is not None and hook:
         previous = (release.hook_results or {}).get(hook) or {}
         if previous.get("execution_id") == lifecycle.execution_id and previous.get("reported"):
@@ -119,31 +155,23 @@ def report_dead_hook(record: Any, settings: Settings | None = None) -> dict[str,
             return {"status": "AlreadyReported", "deploymentId": lifecycle.deployment_id}
 
     if ledger is not None and release is not None:
-        # Recorded before reporting, so that whoever hears of the failure can read why. What the hook
-        # recorded for this execution before it died (checks it ran) is kept.
-        result: dict[str, Any] = {}
+        # Recorded before reporting, so that whoever hears of the failure can read why.
+        result = _failure_result(release, hook, lifecycle, reason) if hook else {}
         if hook:
-            previous = (release.hook_results or {}).get(hook) or {}
-            if previous.get("execution_id") == lifecycle.execution_id:
-                result.update(previous)
-            result.update(
-                verdict=FAILED,
-                reason=reason,
-                deployment_id=lifecycle.deployment_id,
-                execution_id=lifecycle.execution_id,
-                reported=False,
-                reported_by="on-failure destination",
-                at=now_iso(),
-            )
-            result.setdefault("checks", [])
-            result.setdefault("canary", None)
-            result.setdefault("warnings", [])
             ledger.record_hook_result(release.function, release.release_id, hook, result)
         ledger.update(release.function, release.release_id, reason_code=REASON_CODE, reason=reason)
         if report_status(lifecycle, FAILED) and hook:
             ledger.record_hook_result(
                 release.function, release.release_id, hook, {**result, "reported": True}
             )
+    elif ledger is not None and hook and not read:
+        # Whose deployment it is cannot be known now: why is kept by the deployment id, for its
+        # ending to record on the release (`Ledger.keep_hook_result`).
+        reason = f"{reason}; no release found for it"
+        result = _failure_result(None, hook, lifecycle, reason)
+        ledger.keep_hook_result(lifecycle.deployment_id, hook, result)
+        if report_status(lifecycle, FAILED):
+            ledger.keep_hook_result(lifecycle.deployment_id, hook, {**result, "reported": True})
     else:
         report_status(lifecycle, FAILED)
     return {"status": FAILED, "reason": reason, "deploymentId": lifecycle.deployment_id}

@@ -187,18 +187,21 @@ def handle_lifecycle_event(
         return _not_reported(outcome, lifecycle)
 
     _emit_metrics(outcome)
-    release = progress.release or _release_to_record_on(ledger, lifecycle, outcome)
+    release = _release_to_record_on(ledger, lifecycle, outcome, progress)
     held = _hold_for_approval(settings, ledger, release, lifecycle, outcome)
     if held is not None:
         return held
-    _record(ledger, release, lifecycle, outcome, reported=False)
+    keep = release is None and _unread(progress) and not outcome.passed
+    if keep:
+        outcome.reason = _join(outcome.reason, "no release found for it")
+    _record(ledger, release, lifecycle, outcome, reported=False, keep=keep)
     log = logger.info if outcome.passed else logger.warning
     log(
         f"{LABELS[hook]} hook verdict: {outcome.verdict}",
         extra={"reason": outcome.reason, "checks": [c.to_record() for c in outcome.checks]},
     )
     if report_status(lifecycle, outcome.verdict):
-        _record(ledger, release, lifecycle, outcome, reported=True)
+        _record(ledger, release, lifecycle, outcome, reported=True, keep=keep)
     return {"status": outcome.verdict, "reason": outcome.reason, "deploymentId": lifecycle.deployment_id}
 
 
@@ -310,7 +313,9 @@ def _evaluate(
 ) -> HookOutcome | None:
     hook = caller.hook
     progress.at("reading the deployment")
-    deployment = describe_deployment(lifecycle.deployment_id)
+    deployment = _read_deployment(hook, lifecycle.deployment_id)
+    if isinstance(deployment, HookOutcome):
+        return deployment
     with progress.lock:
         progress.deployment = deployment
     progress.at(f"checking that {caller.lifecycle_event} is in progress and names this hook")
@@ -355,6 +360,20 @@ def _evaluate(
         return evaluate_pre_traffic(deployment, checks, origin, invoke, progress, deadline, clock)
     # AfterAllowTraffic is in progress, so the traffic window's times in `events` are final: read once.
     return evaluate_post_traffic(deployment, checks, origin, invoke, progress, deadline, clock, events)
+
+
+def _read_deployment(hook: str, deployment_id: str) -> Deployment | HookOutcome:
+    """The deployment, or (nothing can be judged) Failed, saying which deployment could not be read."""
+    try:
+        return describe_deployment(deployment_id)
+    except Exception as exc:
+        logger.exception("could not read the deployment; reporting Failed")
+        return HookOutcome(
+            hook,
+            FAILED,
+            f"{LABELS[hook]} hook could not read deployment {deployment_id}: "
+            f"{type(exc).__name__}: {excerpt(str(exc), 300)}",
+        )
 
 
 def _outcome_of_gate(hook: str, gate: gates.Gate) -> HookOutcome | None:
@@ -734,14 +753,19 @@ def _record(
     lifecycle: LifecycleEvent,
     outcome: HookOutcome,
     reported: bool,
+    keep: bool = False,
 ) -> None:
-    """Store the outcome on the release; a ledger failure never stops the report."""
-    if ledger is None or release is None:
+    """Store the outcome on the release, or with `keep` under the deployment id for the deployment's
+    ending to record on it (`Ledger.keep_hook_result`); a ledger failure never stops the report."""
+    if ledger is None:
         return
+    record = outcome.to_record(lifecycle, reported)
     try:
-        ledger.record_hook_result(
-            release.function, release.release_id, outcome.hook, outcome.to_record(lifecycle, reported)
-        )
+        if release is None:
+            if keep:
+                ledger.keep_hook_result(lifecycle.deployment_id, outcome.hook, record)
+            return
+        ledger.record_hook_result(release.function, release.release_id, outcome.hook, record)
         if not outcome.passed and not reported:
             ledger.update(
                 release.function, release.release_id, reason_code=REASON_CODE, reason=outcome.reason
@@ -750,19 +774,55 @@ def _record(
         logger.exception("could not record the hook result in the ledger")
 
 
+def _unread(progress: _Progress) -> bool:
+    """Whether the work never read its deployment (whose it is, Rollout's or not, is unknown)."""
+    with progress.lock:
+        return progress.deployment is None
+
+
 def _release_to_record_on(
-    ledger: Ledger | None, lifecycle: LifecycleEvent, outcome: HookOutcome
+    ledger: Ledger | None, lifecycle: LifecycleEvent, outcome: HookOutcome, progress: _Progress
 ) -> Release | None:
-    """Where to record a failure that came before the release was looked up (the deployment was
-    unreadable, say): the by-deployment index, best effort. It only says where to write; it never
-    decides a verdict, so its eventual consistency cannot let anything through."""
-    if ledger is None or outcome.passed:
+    """Where to record the outcome: the release the work looked up, or for a failure that came first
+    (its deployment unreadable, say) the release found by the deployment; never a release of another
+    deployment (a copied description must not overwrite that release's own record).
+
+    Finding it only says where to write, never what the verdict is."""
+    with progress.lock:
+        release, deployment = progress.release, progress.deployment
+    if release is None and ledger is not None and not outcome.passed:
+        try:
+            release = _release_of_deployment(ledger, lifecycle.deployment_id, deployment)
+        except Exception:  # the report matters more than the record
+            logger.exception("could not look up the release to record the failure on")
+    if release is not None and release.deployment_id not in ("", lifecycle.deployment_id):
         return None
-    try:
-        return ledger.by_deployment(lifecycle.deployment_id)
-    except Exception:  # the report matters more than the record
-        logger.exception("could not look up the release to record the failure on")
+    return release
+
+
+def _release_of_deployment(
+    ledger: Ledger, deployment_id: str, deployment: Deployment | None
+) -> Release | None:
+    """The release of a deployment, without judging it: the one its description names (read by key),
+    else, when it could not be read, the by-deployment index (a candidate read again by key; the index
+    trails its table on AWS, so a release recorded a moment ago is missing from it), then the release
+    whose function's lock names the deployment."""
+    if deployment is not None:
+        return release_of(ledger, deployment)
+    return ledger.by_deployment(deployment_id) or _release_holding_lock(ledger, deployment_id)
+
+
+def _release_holding_lock(ledger: Ledger, deployment_id: str) -> Release | None:
+    """The release whose function's lock names the deployment, read by key: the function is in the
+    deployment's target (LambdaFunctionInfo.functionName, "The name of a Lambda function", CodeDeploy API
+    Reference, "LambdaFunctionInfo"), and the start records its deployment on the lock and the release in
+    one write (`Ledger.start_deployment`)."""
+    target = codedeploy_ops.lambda_target(deployment_id) or {}
+    function = str((target.get("lambdaFunctionInfo") or {}).get("functionName") or "")
+    lock = ledger.get_lock(function) if function else None
+    if not lock or lock.get("deployment_id") != deployment_id or not lock.get("release_id"):
         return None
+    return ledger.get(function, str(lock["release_id"]))
 
 
 def _outcome_from_record(hook: str, record: Mapping[str, Any]) -> HookOutcome:

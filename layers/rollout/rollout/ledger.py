@@ -7,6 +7,9 @@ Items
 - lock:    pk=FN#<function>, sk=LOCK; holds the release (and deployment) that owns the function.
 - a queued release's start claim: `starting_by`/`starting_until` on its item (rollout.claims), set
   while one start is under way so that no other caller publishes it too.
+- a hook's result kept by deployment: pk=DEPLOYMENT#<deployment id>, sk=HOOK#<hook>; written by a
+  hook that failed without finding its release (its deployment unreadable, the index behind), recorded
+  on the release by the deployment's ending, then deleted.
 
 Every state change is a conditional write against the states it may come from (states.TRANSITIONS),
 so duplicate or out-of-order events cannot move a release backwards.
@@ -389,6 +392,35 @@ class Ledger:
             ExpressionAttributeValues={":r": _to_dynamo(result)},
         )
 
+    def keep_hook_result(self, deployment_id: str, hook: str, result: dict[str, Any]) -> None:
+        """Keep a hook's result under its deployment id, for a release the hook could not find.
+
+        An update, not a put: it creates the item all the same, with the permission the hooks
+        already have to record on releases."""
+        self._table.update_item(
+            Key=_kept_hook_result_key(deployment_id, hook),
+            UpdateExpression="SET #r = :r, #u = :u",
+            ExpressionAttributeNames={"#r": "result", "#u": "updated_at"},
+            ExpressionAttributeValues={":r": _to_dynamo(result), ":u": now_iso()},
+        )
+
+    def kept_hook_results(self, deployment_id: str) -> dict[str, dict[str, Any]]:
+        """The results hooks kept under `deployment_id` (`keep_hook_result`), by hook (a consistent read:
+        a hook reports moments before CodeDeploy ends its deployment)."""
+        resp = self._table.query(
+            KeyConditionExpression=Key("pk").eq(_kept_hook_result_key(deployment_id, "")["pk"]),
+            ConsistentRead=True,
+        )
+        return {
+            str(item["sk"]).removeprefix("HOOK#"): _from_dynamo(item["result"])
+            for item in resp.get("Items", [])
+            if isinstance(item.get("result"), dict)
+        }
+
+    def forget_kept_hook_results(self, deployment_id: str, hooks: list[str]) -> None:
+        for hook in hooks:
+            self._table.delete_item(Key=_kept_hook_result_key(deployment_id, hook))
+
     def first_sighting(self, key: str, keep_seconds: int) -> bool:
         """Record `key` (a request's fingerprint); False when it was recorded before (a replay).
 
@@ -664,6 +696,10 @@ class Ledger:
 
 def _release_key(function: str, release_id: str) -> dict[str, str]:
     return {"pk": f"FN#{function}", "sk": f"REL#{release_id}"}
+
+
+def _kept_hook_result_key(deployment_id: str, hook: str) -> dict[str, str]:
+    return {"pk": f"DEPLOYMENT#{deployment_id}", "sk": f"HOOK#{hook}"}
 
 
 def _transition_expression(

@@ -167,8 +167,24 @@ def failed_hook_reason(release: Release) -> str:
             more = f" (+{len(failing) - 1} more failing)" if len(failing) > 1 else ""
             # The hook's own reason usually names its phase already ("pre-traffic check ...").
             return f"{what}{more}" if what.startswith(label) else f"{label} {what}{more}"
+        if recorded.startswith(f"{label} hook"):
+            return recorded  # it names its hook already ("pre-traffic hook could not read ...")
         return f"{label} hook failed: {recorded or 'no reason recorded'}"
-    return ""
+    return _unrecorded_answer(release)
+
+
+def _unrecorded_answer(release: Release) -> str:
+    """A gate answered no (rejected, expired) whose reason never reached its hook's record: the answer
+    is written first, so an invocation that died next, or a deployment that ended before the answer
+    was reported again, leaves only the gate to say who refused and why."""
+    if not release.approval:
+        return ""
+    from rollout import gates  # only a release with a gate
+
+    gate = gates.Gate.from_record(release.approval)
+    if gate is None or gate.status not in (gates.GateStatus.REJECTED, gates.GateStatus.EXPIRED):
+        return ""
+    return f"{HOOK_LABELS.get(gate.hook, gate.hook)} hook failed: {gates.failure_reason(gate)}"
 
 
 def silent_hooks(release: Release) -> list[str]:
