@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
+from botocore.exceptions import ClientError
 
 from rollout.errors import TransitionRefused
 from rollout.ledger import Ledger, Release, new_release_id
@@ -84,6 +88,58 @@ def test_hook_results_are_kept_per_hook(ledger: Ledger) -> None:
         "pre_traffic": {"verdict": "Succeeded", "p99": 1.5},
         "post_traffic": {"verdict": "Failed"},
     }
+
+
+@pytest.fixture
+def writes(ledger: Ledger) -> Iterator[list[str]]:
+    """The ledger's UpdateItem calls during the test (its Table's client, shared by every Ledger here)."""
+    seen: list[str] = []
+    events = ledger._table.meta.client.meta.events
+
+    def count(**_: Any) -> None:
+        seen.append("UpdateItem")
+
+    events.register("before-call.dynamodb.UpdateItem", count, unique_id="test-ledger-writes")
+    yield seen
+    events.unregister("before-call.dynamodb.UpdateItem", unique_id="test-ledger-writes")
+
+
+def test_a_hook_result_is_one_write(ledger: Ledger, writes: list[str]) -> None:
+    release = _release(ledger)
+    writes.clear()
+
+    ledger.record_hook_result("orders", release.release_id, "pre_traffic", {"verdict": "Succeeded"})
+    ledger.record_hook_result("orders", release.release_id, "pre_traffic", {"verdict": "Succeeded", "r": 1})
+
+    assert writes == ["UpdateItem", "UpdateItem"]
+    stored = ledger.get("orders", release.release_id)
+    assert stored is not None and stored.hook_results == {"pre_traffic": {"verdict": "Succeeded", "r": 1}}
+
+
+def test_a_release_stored_without_the_map_still_gets_its_hook_results(ledger: Ledger) -> None:
+    release = _release(ledger)
+    ledger._table.update_item(Key=_key(release), UpdateExpression="REMOVE hook_results")
+
+    ledger.record_hook_result("orders", release.release_id, "pre_traffic", {"verdict": "Succeeded"})
+    ledger.record_hook_result("orders", release.release_id, "post_traffic", {"verdict": "Failed"})
+
+    stored = ledger.get("orders", release.release_id)
+    assert stored is not None
+    assert stored.hook_results == {
+        "pre_traffic": {"verdict": "Succeeded"},
+        "post_traffic": {"verdict": "Failed"},
+    }
+
+
+def test_a_hook_result_for_a_missing_release_is_refused(ledger: Ledger) -> None:
+    with pytest.raises(ClientError) as refused:
+        ledger.record_hook_result("orders", new_release_id(), "pre_traffic", {"verdict": "Failed"})
+    assert refused.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    assert ledger.releases("orders") == []
+
+
+def _key(release: Release) -> dict[str, str]:
+    return {"pk": f"FN#{release.function}", "sk": f"REL#{release.release_id}"}
 
 
 def test_queued_lists_oldest_first(ledger: Ledger) -> None:

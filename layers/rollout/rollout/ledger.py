@@ -377,20 +377,38 @@ class Ledger:
         return Release.from_item(resp["Attributes"])
 
     def record_hook_result(self, function: str, release_id: str, hook: str, result: dict[str, Any]) -> None:
-        """Store one hook's results (checks, canary figures, verdict) under hook_results.<hook>."""
-        self._table.update_item(
-            Key=_release_key(function, release_id),
-            UpdateExpression="SET #hr = if_not_exists(#hr, :empty), #u = :u",
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeNames={"#hr": "hook_results", "#u": "updated_at"},
-            ExpressionAttributeValues={":empty": {}, ":u": now_iso()},
-        )
-        self._table.update_item(
-            Key=_release_key(function, release_id),
-            UpdateExpression="SET #hr.#h = :r",
-            ExpressionAttributeNames={"#hr": "hook_results", "#h": hook},
-            ExpressionAttributeValues={":r": _to_dynamo(result)},
-        )
+        """Store one hook's results (checks, canary figures, verdict) under hook_results.<hook>.
+
+        One write: a release is stored with an empty `hook_results` map (`Release.to_item`), so the entry
+        is set into it directly. A release stored before releases carried the map gets the map with this
+        entry in a second write; a missing release raises ConditionalCheckFailedException."""
+        key = _release_key(function, release_id)
+        value, stamp = _to_dynamo(result), now_iso()
+        entry = {
+            "Key": key,
+            "UpdateExpression": "SET #hr.#h = :r, #u = :u",
+            "ConditionExpression": "attribute_exists(#hr)",
+            "ExpressionAttributeNames": {"#hr": "hook_results", "#h": hook, "#u": "updated_at"},
+            "ExpressionAttributeValues": {":r": value, ":u": stamp},
+        }
+        try:
+            self._table.update_item(**entry)
+            return
+        except Exception as exc:
+            if aws.error_code(exc) != "ConditionalCheckFailedException":
+                raise
+        try:
+            self._table.update_item(
+                Key=key,
+                UpdateExpression="SET #hr = :m, #u = :u",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(#hr)",
+                ExpressionAttributeNames={"#hr": "hook_results", "#u": "updated_at"},
+                ExpressionAttributeValues={":m": {hook: value}, ":u": stamp},
+            )
+        except Exception as exc:
+            if aws.error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            self._table.update_item(**entry)  # another writer made the map meanwhile (or no release: raises)
 
     def keep_hook_result(self, deployment_id: str, hook: str, result: dict[str, Any]) -> None:
         """Keep a hook's result under its deployment id, for a release the hook could not find.
