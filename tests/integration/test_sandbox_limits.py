@@ -1,0 +1,212 @@
+"""AWS's size limits in the sandbox: what AWS refuses is refused, with AWS's error, and what fits goes through.
+
+Each limit is tested on both sides: the largest request AWS accepts is accepted, one byte more is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import zipfile
+from functools import cache
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.support.sandbox_support import (
+    client,
+    create_function,
+    drain,
+    queue,
+    role_arn,
+    sb,  # noqa: F401 - module fixture
+    unique,
+    zip_of,
+)
+
+MIB = 1024 * 1024
+
+
+def refusal(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, int, str]:
+    error = exc.value.response["Error"]
+    return error["Code"], exc.value.response["ResponseMetadata"]["HTTPStatusCode"], error["Message"]
+
+
+# --- Lambda: Invoke payloads --------------------------------------------------------------------------
+
+SIZES = """
+import json, os
+import boto3
+
+def handler(event, context):
+    if "answer_bytes" in event:
+        return "x" * event["answer_bytes"]
+    size = len(json.dumps(event))
+    if os.environ.get("OUT_QUEUE"):
+        sqs = boto3.client("sqs")
+        url = sqs.get_queue_url(QueueName=os.environ["OUT_QUEUE"])["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"received_bytes": size}))
+    return {"received_bytes": size}
+"""
+
+
+def payload_of(total_bytes: int) -> bytes:
+    """A JSON object of exactly `total_bytes` bytes."""
+    overhead = len(json.dumps({"pad": ""}))
+    return json.dumps({"pad": "a" * (total_bytes - overhead)}).encode()
+
+
+@pytest.fixture(scope="module")
+def sizes(sb: Any) -> str:  # noqa: F811
+    """A function that answers the bytes it received."""
+    name = unique("sizes")
+    create_function(sb, name, SIZES, Timeout=30)
+    client(sb, "lambda").get_waiter("function_active_v2").wait(FunctionName=name)
+    return name
+
+
+@pytest.fixture(scope="module")
+def reported_sizes(sb: Any) -> tuple[str, str]:  # noqa: F811
+    """A function that sends the bytes it received to a queue (for asynchronous invocations)."""
+    out = unique("sizes-out")
+    url, _ = queue(sb, out)
+    name = unique("reported-sizes")
+    create_function(sb, name, SIZES, Environment={"Variables": {"OUT_QUEUE": out}}, Timeout=30)
+    client(sb, "lambda").get_waiter("function_active_v2").wait(FunctionName=name)
+    return name, url
+
+
+def test_a_synchronous_request_over_6_mb_is_refused_before_the_function_runs(sb, sizes: str) -> None:  # noqa: F811
+    name = sizes
+    lam = client(sb, "lambda", retries=False)
+    with pytest.raises(ClientError) as refused:
+        lam.invoke(FunctionName=name, Payload=payload_of(6 * MIB + 1))
+    assert refusal(refused) == (
+        "RequestEntityTooLargeException",
+        413,
+        "Request must be smaller than 6291456 bytes for the Invoke operation",
+    )
+    answer = lam.invoke(FunctionName=name, Payload=payload_of(6 * MIB))
+    assert "FunctionError" not in answer
+    assert json.loads(answer["Payload"].read()) == {"received_bytes": 6 * MIB}
+
+
+def test_an_asynchronous_request_over_1_mb_is_refused_and_one_of_1_mb_is_delivered(
+    sb,  # noqa: F811
+    reported_sizes: tuple[str, str],
+) -> None:
+    name, url = reported_sizes
+    lam = client(sb, "lambda", retries=False)
+    with pytest.raises(ClientError) as refused:
+        lam.invoke(FunctionName=name, InvocationType="Event", Payload=payload_of(MIB + 1))
+    assert refusal(refused) == (
+        "RequestEntityTooLargeException",
+        413,
+        "1048577 byte payload is too large for the Event invocation type (limit 1048576 bytes)",
+    )
+    accepted = lam.invoke(FunctionName=name, InvocationType="Event", Payload=payload_of(MIB))
+    assert accepted["StatusCode"] == 202
+    assert drain(sb, url, 1, timeout=30) == [{"received_bytes": MIB}]
+
+
+def test_a_response_over_6_mb_reaches_the_caller_as_a_function_error(sb, sizes: str) -> None:  # noqa: F811
+    name = sizes
+    lam = client(sb, "lambda", retries=False)
+    too_large = lam.invoke(FunctionName=name, Payload=json.dumps({"answer_bytes": 7 * MIB}).encode())
+    body = json.loads(too_large["Payload"].read())
+    assert too_large["StatusCode"] == 200 and too_large["FunctionError"] == "Unhandled"
+    assert body == {
+        "errorMessage": f"Response payload size ({7 * MIB + 2} bytes) exceeded maximum allowed payload "
+        "size (6291556 bytes).",
+        "errorType": "Function.ResponseSizeTooLarge",
+    }
+    fits = lam.invoke(FunctionName=name, Payload=json.dumps({"answer_bytes": 6 * MIB}).encode())
+    assert "FunctionError" not in fits
+    assert len(fits["Payload"].read()) == 6 * MIB + 2  # the JSON string's quotes
+
+
+# --- Lambda: unzipped code and layers -----------------------------------------------------------------
+
+UNZIPPED_LIMIT = 262_144_000
+
+
+@cache
+def zip_unzipping_to(total_bytes: int) -> bytes:
+    """A small zip (zeros compress well) whose handler file plus padding unzip to `total_bytes`."""
+    handler = b"def handler(event, context):\n    return 'ok'\n"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        archive.writestr("app.py", handler)
+        with archive.open("padding.bin", "w", force_zip64=True) as padding:
+            left = total_bytes - len(handler)
+            while left:
+                chunk = min(left, MIB)
+                padding.write(bytes(chunk))
+                left -= chunk
+    return buffer.getvalue()
+
+
+def function_with_code(sb: Any, prefix: str, code: bytes, **extra: Any) -> str:  # noqa: F811
+    """A new function running `code` (a zip), once Lambda reports it Active."""
+    lam = client(sb, "lambda")
+    name = unique(prefix)
+    lam.create_function(
+        FunctionName=name,
+        Runtime="python3.13",
+        Role=role_arn(sb),
+        Handler="app.handler",
+        Code={"ZipFile": code},
+        **extra,
+    )
+    lam.get_waiter("function_active_v2").wait(FunctionName=name)
+    return name
+
+
+def test_code_over_250_mb_unzipped_is_refused_and_code_of_250_mb_is_taken(sb) -> None:  # noqa: F811
+    name = function_with_code(
+        sb, "unzipped", zip_of({"app.py": "def handler(event, context):\n    return 1\n"})
+    )
+    lam = client(sb, "lambda", retries=False)
+    with pytest.raises(ClientError) as refused:
+        lam.update_function_code(FunctionName=name, ZipFile=zip_unzipping_to(UNZIPPED_LIMIT + 1))
+    assert refusal(refused) == (
+        "InvalidParameterValueException",
+        400,
+        "Unzipped size must be smaller than 262144000 bytes",
+    )
+    largest = zip_unzipping_to(UNZIPPED_LIMIT)
+    taken = lam.update_function_code(FunctionName=name, ZipFile=largest)
+    assert taken["CodeSha256"] == base64.b64encode(hashlib.sha256(largest).digest()).decode()
+
+
+def test_layers_count_toward_the_unzipped_limit(sb) -> None:  # noqa: F811
+    lam = client(sb, "lambda", retries=False)
+    layer_bytes = 200 * MIB
+    layer = lam.publish_layer_version(
+        LayerName=unique("padding"), Content={"ZipFile": zip_unzipping_to(layer_bytes)}
+    )["LayerVersionArn"]
+    code_left = UNZIPPED_LIMIT - layer_bytes
+
+    # New code that no longer fits beside the function's layer.
+    name = function_with_code(sb, "layered", zip_unzipping_to(code_left), Layers=[layer])
+    with pytest.raises(ClientError) as refused:
+        lam.update_function_code(FunctionName=name, ZipFile=zip_unzipping_to(code_left + 1))
+    assert refusal(refused) == (
+        "InvalidParameterValueException",
+        400,
+        f"Unzipped size must be smaller than {code_left} bytes",
+    )
+
+    # A layer that no longer fits beside the function's code.
+    other = function_with_code(sb, "unlayered", zip_unzipping_to(code_left + 1))
+    with pytest.raises(ClientError) as refused:
+        lam.update_function_configuration(FunctionName=other, Layers=[layer])
+    assert refusal(refused) == (
+        "InvalidParameterValueException",
+        400,
+        "Layers consume more than the available size of 262144000 bytes",
+    )
+    assert lam.get_function_configuration(FunctionName=other).get("Layers", []) == []
