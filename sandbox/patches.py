@@ -39,6 +39,9 @@ def install() -> None:
         _patch_lambda()
         _patch_bucket_policy()
         _patch_iam()
+        from sandbox import dynamodb_limits
+
+        dynamodb_limits.install()  # beneath the consistency patch: only writes that happened are remembered
         _patch_dynamodb()
         _patch_dynamodb_transactions()
         from sandbox import dynamodb_wire
@@ -514,8 +517,8 @@ def _patch_dynamodb_transactions() -> None:
     ORIGINALS["DynamoDBBackend.transact_write_items"] = original
 
     def named_items(backend: Any, transact_items: list[dict[str, Any]]) -> list[tuple[Any, ...]] | None:
-        """(table, hash value, range value, its bucket existed, item copy or None) per item; None when
-        moto's own path must run (no sandbox, a stream, or a request moto will refuse as malformed)."""
+        """(table, hash value, range value, item copy or None) per item; None when moto's own path must
+        run (no sandbox, a stream, or a request moto will refuse as malformed)."""
         if _sandbox() is None:
             return None
         saved = []
@@ -527,28 +530,15 @@ def _patch_dynamodb_transactions() -> None:
                         return None
                     key = op["Item"] if op_type == "Put" else op["Key"]
                     hash_value, range_value = consistency._key_values(table, key)
-                    had_bucket = not table.range_key_attr or hash_value in table.items
                     current = consistency._current(table, hash_value, range_value)
-                    saved.append((table, hash_value, range_value, had_bucket, copy.deepcopy(current)))
+                    saved.append((table, hash_value, range_value, copy.deepcopy(current)))
         except (KeyError, TypeError, AttributeError):
             return None
         return saved
 
     def put_back(saved: list[tuple[Any, ...]]) -> None:
-        for table, hash_value, range_value, had_bucket, item in reversed(saved):
-            if not table.range_key_attr:
-                if item is None:
-                    table.items.pop(hash_value, None)
-                else:
-                    table.items[hash_value] = item
-                continue
-            bucket = table.items[hash_value]
-            if item is None:
-                bucket.pop(range_value, None)
-            else:
-                bucket[range_value] = item
-            if not bucket and not had_bucket:
-                del table.items[hash_value]
+        for table, hash_value, range_value, item in reversed(saved):
+            consistency.put_back(table, hash_value, range_value, item)
 
     def itself(table: Any, memo: dict[int, Any]) -> Any:
         return table

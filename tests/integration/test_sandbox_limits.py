@@ -20,6 +20,7 @@ from tests.support.sandbox_support import (
     client,
     create_function,
     drain,
+    ledger_shaped_table,
     queue,
     role_arn,
     sb,  # noqa: F401 - module fixture
@@ -210,3 +211,118 @@ def test_layers_count_toward_the_unzipped_limit(sb) -> None:  # noqa: F811
         "Layers consume more than the available size of 262144000 bytes",
     )
     assert lam.get_function_configuration(FunctionName=other).get("Layers", []) == []
+
+
+# --- DynamoDB: 400 KB items ---------------------------------------------------------------------------
+
+ITEM_LIMIT = 400 * 1024
+
+
+def keyed(sk: str) -> dict[str, Any]:
+    return {"pk": {"S": "FN#f"}, "sk": {"S": sk}}
+
+
+KEY_BYTES = len("pk") + len("FN#f") + len("sk")  # plus the sort key value's own bytes
+
+
+def test_an_item_of_400_kb_is_stored_and_one_byte_more_is_refused(sb) -> None:  # noqa: F811
+    dynamodb, table = ledger_shaped_table(sb, "items")
+    # Attribute names count, as do values: "d" + its string.
+    fits = ITEM_LIMIT - KEY_BYTES - len("a") - len("d")
+    dynamodb.put_item(TableName=table, Item={**keyed("a"), "d": {"S": "x" * fits}})
+    with pytest.raises(ClientError) as refused:
+        dynamodb.put_item(TableName=table, Item={**keyed("b"), "d": {"S": "x" * (fits + 1)}})
+    assert refusal(refused) == ("ValidationException", 400, "Item size has exceeded the maximum allowed size")
+    assert "Item" not in dynamodb.get_item(TableName=table, Key=keyed("b"), ConsistentRead=True)
+
+
+def test_lists_and_maps_count_their_overhead(sb) -> None:  # noqa: F811
+    # "A List or Map requires 3 bytes of overhead ... each List or Map element also requires 1 byte":
+    # 30,000 nulls are 60,003 bytes, though their values alone are 30,000.
+    dynamodb, table = ledger_shaped_table(sb, "items")
+    nulls = {"L": [{"NULL": True}] * 30_000}
+    with pytest.raises(ClientError) as refused:
+        dynamodb.put_item(TableName=table, Item={**keyed("n"), "l": nulls, "s": {"S": "x" * 360_000}})
+    assert refusal(refused)[2] == "Item size has exceeded the maximum allowed size"
+    dynamodb.put_item(TableName=table, Item={**keyed("n"), "l": nulls, "s": {"S": "x" * 340_000}})
+
+
+def test_query_pages_are_filled_by_the_same_measure(sb) -> None:  # noqa: F811
+    # 25 items of 42 KB to DynamoDB: a 38,000-byte string and 1,000 empty lists ((3 + 1) bytes each, plus 3).
+    # Counted by their values alone they are 38 KB, and all 25 would fit in one 1 MB page.
+    dynamodb, table = ledger_shaped_table(sb, "pages")
+    for n in range(25):
+        history = {"L": [{"L": []}] * 1_000}
+        dynamodb.put_item(
+            TableName=table, Item={**keyed(f"REL#{n:02d}"), "reason": {"S": "r" * 38_000}, "history": history}
+        )
+    query = {"TableName": table, "KeyConditionExpression": "pk = :pk", "ConsistentRead": True}
+    query["ExpressionAttributeValues"] = {":pk": {"S": "FN#f"}}
+    first = dynamodb.query(**query)
+    assert "LastEvaluatedKey" in first and 20 <= len(first["Items"]) < 25
+    rest = dynamodb.query(**query, ExclusiveStartKey=first["LastEvaluatedKey"])
+    assert len(first["Items"]) + len(rest["Items"]) == 25 and "LastEvaluatedKey" not in rest
+
+
+def test_an_update_that_outgrows_the_item_is_refused_whole(sb) -> None:  # noqa: F811
+    # A hook result stored under hook_results.<hook>, as the ledger records it, onto a large release.
+    dynamodb, table = ledger_shaped_table(sb, "items")
+    release = {**keyed("r"), "checks": {"S": "c" * 300_000}, "hook_results": {"M": {}}}
+    dynamodb.put_item(TableName=table, Item=release)
+    with pytest.raises(ClientError) as refused:
+        dynamodb.update_item(
+            TableName=table,
+            Key=keyed("r"),
+            UpdateExpression="SET updated_at = :u, #hr.#h = :r",
+            ExpressionAttributeNames={"#hr": "hook_results", "#h": "pre_traffic"},
+            ExpressionAttributeValues={
+                ":u": {"S": "2026-01-01T00:00:00.000Z"},
+                ":r": {"M": {"reason": {"S": "r" * 150_000}}},
+            },
+        )
+    assert refusal(refused) == (
+        "ValidationException",
+        400,
+        "Item size to update has exceeded the maximum allowed size",
+    )
+    assert dynamodb.get_item(TableName=table, Key=keyed("r"), ConsistentRead=True)["Item"] == release
+
+
+def test_a_transaction_that_outgrows_an_item_is_cancelled_with_its_reason(sb) -> None:  # noqa: F811
+    # The ledger's start of a deployment: the release and the function's lock in one transaction.
+    dynamodb, table = ledger_shaped_table(sb, "items")
+    release = {**keyed("r"), "checks": {"S": "c" * 300_000}}
+    lock = {**keyed("LOCK"), "release_id": {"S": "r"}}
+    dynamodb.put_item(TableName=table, Item=release)
+    dynamodb.put_item(TableName=table, Item=lock)
+    with pytest.raises(ClientError) as refused:
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": table,
+                        "Key": keyed("r"),
+                        "UpdateExpression": "SET history = :h",
+                        "ExpressionAttributeValues": {":h": {"L": [{"S": "h" * 150_000}]}},
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": table,
+                        "Key": keyed("LOCK"),
+                        "UpdateExpression": "SET deployment_id = :d",
+                        "ExpressionAttributeValues": {":d": {"S": "d-1"}},
+                    }
+                },
+            ]
+        )
+    code, status, message = refusal(refused)
+    assert (code, status) == ("TransactionCanceledException", 400)
+    assert message.endswith("[ValidationError, None]")
+    assert [reason["Code"] for reason in refused.value.response["CancellationReasons"]] == [
+        "ValidationError",
+        "None",
+    ]
+    read = dynamodb.get_item
+    assert read(TableName=table, Key=keyed("r"), ConsistentRead=True)["Item"] == release
+    assert read(TableName=table, Key=keyed("LOCK"), ConsistentRead=True)["Item"] == lock
