@@ -152,8 +152,56 @@ def _patch_s3() -> None:
     notifications._send_event_bridge_message = send_event_bridge_message
 
 
+# "By default, a message can be at most 256 KiB in size (262,144 bytes, not 262,144 characters). When you
+# publish to a topic, the maximum size is determined by the topic's MaximumMessageSize attribute ... Amazon SNS
+# validates the combined size of the message body and message attributes against this value and returns an
+# InvalidParameter error if the limit is exceeded"; "All parts of the message attribute, including name, type,
+# and value, are included in the message size restriction" (SNS API reference, Publish and
+# MessageAttributeValue). moto counts the body's characters and leaves the attributes out.
+SNS_DEFAULT_MAXIMUM_MESSAGE_SIZE = 256 * 1024
+# "Valid values are 1024 to 1048576" (CreateTopic's attributes)
+SNS_LARGEST_MAXIMUM_MESSAGE_SIZE = 1024 * 1024
+
+
+def sns_message_size(message: str, attributes: dict[str, Any] | None) -> int:
+    """Bytes SNS counts against a topic's limit; `attributes` as moto keeps them ({name: {Type, Value}},
+    a Binary value base64-encoded, which SNS counts by its raw bytes)."""
+    import base64
+
+    total = len(message.encode())
+    for name, attribute in (attributes or {}).items():
+        data_type = str(attribute.get("Type", ""))
+        value = str(attribute.get("Value", ""))
+        raw = len(base64.b64decode(value)) if data_type.startswith("Binary") else len(value.encode())
+        total += len(name.encode()) + len(data_type.encode()) + raw
+    return total
+
+
 def _patch_sns() -> None:
-    from moto.sns.models import Subscription
+    import moto.sns.models as sns_models
+    from moto.sns.exceptions import SNSInvalidParameter
+    from moto.sns.models import SNSBackend, Subscription
+
+    original_backend_publish = SNSBackend.publish
+    moto_limit = sns_models.MAXIMUM_MESSAGE_LENGTH
+
+    def backend_publish(self: Any, message: str, arn: str | None, *args: Any, **kwargs: Any) -> str:
+        sb = _sandbox()
+        # moto's own check (characters, at 256 KiB for every topic) gives way to the topic's limit
+        sns_models.MAXIMUM_MESSAGE_LENGTH = SNS_LARGEST_MAXIMUM_MESSAGE_SIZE if sb is not None else moto_limit
+        topic = self.topics.get(arn) if sb is not None and arn else None
+        if topic is not None:
+            # moto keeps the attribute as CreateTopic's snake_case, or SetTopicAttributes' name as given
+            configured = getattr(topic, "maximum_message_size", None) or getattr(
+                topic, "MaximumMessageSize", None
+            )
+            limit = int(configured or SNS_DEFAULT_MAXIMUM_MESSAGE_SIZE)
+            attributes = kwargs.get("message_attributes", args[2] if len(args) > 2 else None)
+            if sns_message_size(message, attributes) > limit:
+                raise SNSInvalidParameter("Invalid parameter: Message too long")
+        return original_backend_publish(self, message, arn, *args, **kwargs)
+
+    SNSBackend.publish = backend_publish  # type: ignore[method-assign]
 
     original = Subscription.publish
 

@@ -326,3 +326,51 @@ def test_a_transaction_that_outgrows_an_item_is_cancelled_with_its_reason(sb) ->
     read = dynamodb.get_item
     assert read(TableName=table, Key=keyed("r"), ConsistentRead=True)["Item"] == release
     assert read(TableName=table, Key=keyed("LOCK"), ConsistentRead=True)["Item"] == lock
+
+
+# --- SNS: 256 KiB messages ----------------------------------------------------------------------------
+
+SNS_LIMIT = 256 * 1024
+
+
+def test_sns_counts_message_bytes_and_attributes_against_the_topic_limit(sb) -> None:  # noqa: F811
+    sns = client(sb, "sns", retries=False)
+    topic = sns.create_topic(Name=unique("notifications"))["TopicArn"]
+    # The notifier's attributes: name, data type and value all count.
+    attributes = {"kind": {"DataType": "String", "StringValue": "deployment.rolled_back"}}
+    attribute_bytes = len("kind") + len("String") + len("deployment.rolled_back")
+    sns.publish(TopicArn=topic, Message="m" * (SNS_LIMIT - attribute_bytes), MessageAttributes=attributes)
+    with pytest.raises(ClientError) as refused:
+        sns.publish(
+            TopicArn=topic, Message="m" * (SNS_LIMIT - attribute_bytes + 1), MessageAttributes=attributes
+        )
+    assert refusal(refused) == ("InvalidParameter", 400, "Invalid parameter: Message too long")
+    # Bytes, not characters: 100,000 three-byte characters are 300,000 bytes.
+    with pytest.raises(ClientError) as refused:
+        sns.publish(TopicArn=topic, Message="あ" * 100_000)
+    assert refusal(refused)[0] == "InvalidParameter"
+
+
+def test_a_topic_with_a_larger_maximum_message_size_takes_larger_messages(sb) -> None:  # noqa: F811
+    sns = client(sb, "sns", retries=False)
+    topic = sns.create_topic(Name=unique("large"), Attributes={"MaximumMessageSize": str(MIB)})["TopicArn"]
+    sns.publish(TopicArn=topic, Message="m" * MIB)
+    with pytest.raises(ClientError) as refused:
+        sns.publish(TopicArn=topic, Message="m" * (MIB + 1))
+    assert refusal(refused)[0] == "InvalidParameter"
+
+
+# --- S3: object keys ----------------------------------------------------------------------------------
+
+
+def test_an_object_key_over_1024_bytes_is_refused(sb) -> None:  # noqa: F811
+    s3 = client(sb, "s3", retries=False)
+    bucket = unique("artifacts")
+    s3.create_bucket(Bucket=bucket)
+    longest = "builds/" + "k" * (1024 - len("builds/"))
+    s3.put_object(Bucket=bucket, Key=longest, Body=zip_of({"app.py": "x = 1\n"}))
+    assert s3.head_object(Bucket=bucket, Key=longest)["ContentLength"] > 0
+    for too_long in (longest + "k", "builds/" + "é" * 509):  # 1,025 bytes; 7 + 1,018 bytes
+        with pytest.raises(ClientError) as refused:
+            s3.put_object(Bucket=bucket, Key=too_long, Body=b"x")
+        assert refusal(refused) == ("KeyTooLongError", 400, "Your key is too long")
