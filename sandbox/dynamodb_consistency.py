@@ -101,6 +101,24 @@ def _current(table: Any, hash_value: Any, range_value: Any) -> Any:
     return table.items.get(hash_value)
 
 
+def put_back(table: Any, hash_value: Any, range_value: Any, item: Any) -> None:
+    """Put an item back as it was before a write that did not count (None: it did not exist); a sort-key
+    bucket left empty goes too, as if never written."""
+    if not table.range_key_attr:
+        if item is None:
+            table.items.pop(hash_value, None)
+        else:
+            table.items[hash_value] = item
+        return
+    bucket = table.items[hash_value]
+    if item is None:
+        bucket.pop(range_value, None)
+    else:
+        bucket[range_value] = item
+    if not bucket:
+        del table.items[hash_value]
+
+
 def kept_seconds(table: Any, gsi_lag: float, eventual_read_lag: float) -> float:
     """How long the table's old images are needed: as long as its slowest lagging reader trails it."""
     return max(eventual_read_lag, gsi_lag if table.global_indexes else 0.0, 0.0)

@@ -3,10 +3,12 @@ on PublishVersion, UpdateFunctionCode/Configuration, CreateFunction and Create/U
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import threading
 import uuid
+import zipfile
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -70,6 +72,93 @@ def _check_environment_size(environment: Any) -> None:
         )
 
 
+# Invoke's payload limits: "For synchronous invocations, the maximum payload size is 6 MB. For asynchronous
+# invocations, the maximum payload size is 1 MB" (Lambda API reference, Invoke; raised from 256 KB in October
+# 2025), MB meaning MiB ("Lambda quotas": "the abbreviation MB (rather than MiB) to refer to 1,024 KB"). Lambda
+# refuses a larger request with 413 RequestEntityTooLargeException before it looks for the function.
+SYNC_REQUEST_LIMIT_BYTES = 6 * 1024 * 1024
+ASYNC_REQUEST_LIMIT_BYTES = 1024 * 1024
+# "Invocation payload (request and response): 6 MB each for request and response (synchronous)" ("Lambda
+# quotas"). A larger answer reaches the caller as a function error, not as the answer: Lambda measures it
+# against 6291556 bytes, the figure its Function.ResponseSizeTooLarge message quotes.
+SYNC_RESPONSE_LIMIT_BYTES = 6_291_556
+
+
+def _check_request_size(payload: bytes, invocation_type: str) -> None:
+    if invocation_type == "Event" and len(payload) > ASYNC_REQUEST_LIMIT_BYTES:
+        raise AwsError(
+            "RequestEntityTooLargeException",
+            f"{len(payload)} byte payload is too large for the Event invocation type "
+            f"(limit {ASYNC_REQUEST_LIMIT_BYTES} bytes)",
+            413,
+        )
+    if len(payload) > SYNC_REQUEST_LIMIT_BYTES:
+        raise AwsError(
+            "RequestEntityTooLargeException",
+            f"Request must be smaller than {SYNC_REQUEST_LIMIT_BYTES} bytes for the Invoke operation",
+            413,
+        )
+
+
+def _response_too_large(payload: bytes) -> bytes | None:
+    """The error Lambda answers instead of a synchronous response over its limit; None if it fits."""
+    if len(payload) <= SYNC_RESPONSE_LIMIT_BYTES:
+        return None
+    error = {
+        "errorMessage": f"Response payload size ({len(payload)} bytes) exceeded maximum allowed payload "
+        f"size ({SYNC_RESPONSE_LIMIT_BYTES} bytes).",
+        "errorType": "Function.ResponseSizeTooLarge",
+    }
+    return json.dumps(error).encode()
+
+
+# "Deployment package (.zip file archive) size: 250 MB (unzipped)", and "This quota applies to all the files
+# you upload, including layers and custom runtimes" ("Lambda quotas"). Lambda refuses code whose unzipped size
+# with the function's layers is over it with InvalidParameterValueException "Unzipped size must be smaller than
+# <what the layers leave> bytes", and layers that no longer fit beside the code with "Layers consume more than
+# the available size of 262144000 bytes" (the wording AWS answers, as quoted in public bug reports).
+UNZIPPED_LIMIT_BYTES = 262_144_000
+
+
+def unzipped_size(code: bytes) -> int:
+    """The bytes a zip holds once extracted, from its central directory (nothing is decompressed)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(code)) as archive:
+            return sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, ValueError):
+        return 0  # not a zip: moto refuses it on its own terms
+
+
+def _layers_size(backend: Any, arns: list[str]) -> int:
+    """The layers' unzipped bytes; an unknown layer counts nothing (moto refuses it by name)."""
+    layers = (backend.layers_versions_by_arn(str(arn)) for arn in arns)
+    return sum(_layer_unzipped_size(layer) for layer in layers if layer is not None)
+
+
+def _layer_unzipped_size(layer: Any) -> int:
+    size = layer.__dict__.get("_sandbox_unzipped_size")
+    if size is None:  # a layer version's content never changes: measured once
+        size = unzipped_size(layer.code_bytes or b"")
+        layer.__dict__["_sandbox_unzipped_size"] = size
+    return int(size)
+
+
+def _check_code_fits(code_size: int, layers_size: int) -> None:
+    if code_size + layers_size > UNZIPPED_LIMIT_BYTES:
+        raise AwsError(
+            "InvalidParameterValueException",
+            f"Unzipped size must be smaller than {UNZIPPED_LIMIT_BYTES - layers_size} bytes",
+        )
+
+
+def _check_layers_fit(code_size: int, layers_size: int) -> None:
+    if code_size + layers_size > UNZIPPED_LIMIT_BYTES:
+        raise AwsError(
+            "InvalidParameterValueException",
+            f"Layers consume more than the available size of {UNZIPPED_LIMIT_BYTES} bytes",
+        )
+
+
 def _function_name(request: AwsRequest) -> str:
     rest = request.path.split("/functions/", 1)[1]
     return unquote(rest.split("/", 1)[0])
@@ -118,6 +207,7 @@ class LambdaApi:
         qualifier = request.query_value("Qualifier")
         invocation_type = request.header("X-Amz-Invocation-Type") or "RequestResponse"
         payload = request.body
+        _check_request_size(payload, invocation_type)
         if invocation_type == "DryRun":
             self.service.resolve(name, qualifier)
             return Response(204, b"", {"x-amzn-RequestId": str(uuid.uuid4())})
@@ -139,11 +229,15 @@ class LambdaApi:
             "X-Amz-Executed-Version": outcome.executed_version,
             "x-amzn-RequestId": outcome.request_id,
         }
-        if outcome.function_error:
-            headers["X-Amz-Function-Error"] = outcome.function_error
+        answer, function_error = outcome.payload, outcome.function_error
+        too_large = _response_too_large(answer)
+        if too_large is not None:
+            answer, function_error = too_large, "Unhandled"
+        if function_error:
+            headers["X-Amz-Function-Error"] = function_error
         if (request.header("X-Amz-Log-Type") or "None") == "Tail":
             headers["X-Amz-Log-Result"] = outcome.log_tail
-        return Response(200, outcome.payload, headers)
+        return Response(200, answer, headers)
 
     # Control plane preconditions
 
@@ -182,7 +276,7 @@ class LambdaApi:
             self._authorize_code_read(
                 request, code["S3Bucket"], code.get("S3Key", ""), code.get("S3ObjectVersion")
             )
-            self._s3_code(code["S3Bucket"], code.get("S3Key", ""), code.get("S3ObjectVersion"))
+        self._check_new_code_fits(code, body.get("Layers") or [])
         with self.lock:
             response = self.forward(request)
         if response.status < 300 and "S3Bucket" in code:
@@ -202,7 +296,7 @@ class LambdaApi:
                 self._authorize_code_read(
                     request, body["S3Bucket"], body.get("S3Key", ""), body.get("S3ObjectVersion")
                 )
-                self._s3_code(body["S3Bucket"], body.get("S3Key", ""), body.get("S3ObjectVersion"))
+            self._check_new_code_fits(body, [layer["Arn"] for layer in fn.layers or []])
             if body.get("DryRun"):
                 return json_response(fn.get_configuration())
             publish = bool(body.pop("Publish", False))
@@ -229,6 +323,10 @@ class LambdaApi:
             fn = self.latest(name)
             self._check_not_updating(fn)
             self._check_revision(function_state(fn).revision_id, body.pop("RevisionId", None))
+            if "Layers" in body:
+                _check_layers_fit(
+                    unzipped_size(fn.code_bytes or b""), _layers_size(self.service.backend(), body["Layers"])
+                )
             response = self.forward(request, body)
             if response.status >= 300:
                 return response
@@ -305,6 +403,20 @@ class LambdaApi:
                 "S3 Error Message: Access Denied",
                 403,
             )
+
+    def _check_new_code_fits(self, code: dict[str, Any], layer_arns: list[str]) -> None:
+        """New code (a ZipFile, or an S3 object, which must exist) fits Lambda's unzipped limit beside the
+        function's layers."""
+        if "S3Bucket" in code:
+            raw = self._s3_code(code["S3Bucket"], code.get("S3Key", ""), code.get("S3ObjectVersion")).value
+        elif isinstance(code.get("ZipFile"), str):
+            try:
+                raw = base64.b64decode(code["ZipFile"])
+            except ValueError:
+                return  # moto refuses what is not base64
+        else:
+            return
+        _check_code_fits(unzipped_size(raw), _layers_size(self.service.backend(), layer_arns))
 
     def _s3_code(self, bucket: str, key: str, version_id: str | None) -> Any:
         from moto.s3.exceptions import MissingBucket, MissingKey, MissingVersion

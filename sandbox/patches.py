@@ -39,6 +39,9 @@ def install() -> None:
         _patch_lambda()
         _patch_bucket_policy()
         _patch_iam()
+        from sandbox import dynamodb_limits
+
+        dynamodb_limits.install()  # beneath the consistency patch: only writes that happened are remembered
         _patch_dynamodb()
         _patch_dynamodb_transactions()
         from sandbox import dynamodb_wire
@@ -149,8 +152,56 @@ def _patch_s3() -> None:
     notifications._send_event_bridge_message = send_event_bridge_message
 
 
+# "By default, a message can be at most 256 KiB in size (262,144 bytes, not 262,144 characters). When you
+# publish to a topic, the maximum size is determined by the topic's MaximumMessageSize attribute ... Amazon SNS
+# validates the combined size of the message body and message attributes against this value and returns an
+# InvalidParameter error if the limit is exceeded"; "All parts of the message attribute, including name, type,
+# and value, are included in the message size restriction" (SNS API reference, Publish and
+# MessageAttributeValue). moto counts the body's characters and leaves the attributes out.
+SNS_DEFAULT_MAXIMUM_MESSAGE_SIZE = 256 * 1024
+# "Valid values are 1024 to 1048576" (CreateTopic's attributes)
+SNS_LARGEST_MAXIMUM_MESSAGE_SIZE = 1024 * 1024
+
+
+def sns_message_size(message: str, attributes: dict[str, Any] | None) -> int:
+    """Bytes SNS counts against a topic's limit; `attributes` as moto keeps them ({name: {Type, Value}},
+    a Binary value base64-encoded, which SNS counts by its raw bytes)."""
+    import base64
+
+    total = len(message.encode())
+    for name, attribute in (attributes or {}).items():
+        data_type = str(attribute.get("Type", ""))
+        value = str(attribute.get("Value", ""))
+        raw = len(base64.b64decode(value)) if data_type.startswith("Binary") else len(value.encode())
+        total += len(name.encode()) + len(data_type.encode()) + raw
+    return total
+
+
 def _patch_sns() -> None:
-    from moto.sns.models import Subscription
+    import moto.sns.models as sns_models
+    from moto.sns.exceptions import SNSInvalidParameter
+    from moto.sns.models import SNSBackend, Subscription
+
+    original_backend_publish = SNSBackend.publish
+    moto_limit = sns_models.MAXIMUM_MESSAGE_LENGTH
+
+    def backend_publish(self: Any, message: str, arn: str | None, *args: Any, **kwargs: Any) -> str:
+        sb = _sandbox()
+        # moto's own check (characters, at 256 KiB for every topic) gives way to the topic's limit
+        sns_models.MAXIMUM_MESSAGE_LENGTH = SNS_LARGEST_MAXIMUM_MESSAGE_SIZE if sb is not None else moto_limit
+        topic = self.topics.get(arn) if sb is not None and arn else None
+        if topic is not None:
+            # moto keeps the attribute as CreateTopic's snake_case, or SetTopicAttributes' name as given
+            configured = getattr(topic, "maximum_message_size", None) or getattr(
+                topic, "MaximumMessageSize", None
+            )
+            limit = int(configured or SNS_DEFAULT_MAXIMUM_MESSAGE_SIZE)
+            attributes = kwargs.get("message_attributes", args[2] if len(args) > 2 else None)
+            if sns_message_size(message, attributes) > limit:
+                raise SNSInvalidParameter("Invalid parameter: Message too long")
+        return original_backend_publish(self, message, arn, *args, **kwargs)
+
+    SNSBackend.publish = backend_publish  # type: ignore[method-assign]
 
     original = Subscription.publish
 
@@ -514,8 +565,8 @@ def _patch_dynamodb_transactions() -> None:
     ORIGINALS["DynamoDBBackend.transact_write_items"] = original
 
     def named_items(backend: Any, transact_items: list[dict[str, Any]]) -> list[tuple[Any, ...]] | None:
-        """(table, hash value, range value, its bucket existed, item copy or None) per item; None when
-        moto's own path must run (no sandbox, a stream, or a request moto will refuse as malformed)."""
+        """(table, hash value, range value, item copy or None) per item; None when moto's own path must
+        run (no sandbox, a stream, or a request moto will refuse as malformed)."""
         if _sandbox() is None:
             return None
         saved = []
@@ -527,28 +578,15 @@ def _patch_dynamodb_transactions() -> None:
                         return None
                     key = op["Item"] if op_type == "Put" else op["Key"]
                     hash_value, range_value = consistency._key_values(table, key)
-                    had_bucket = not table.range_key_attr or hash_value in table.items
                     current = consistency._current(table, hash_value, range_value)
-                    saved.append((table, hash_value, range_value, had_bucket, copy.deepcopy(current)))
+                    saved.append((table, hash_value, range_value, copy.deepcopy(current)))
         except (KeyError, TypeError, AttributeError):
             return None
         return saved
 
     def put_back(saved: list[tuple[Any, ...]]) -> None:
-        for table, hash_value, range_value, had_bucket, item in reversed(saved):
-            if not table.range_key_attr:
-                if item is None:
-                    table.items.pop(hash_value, None)
-                else:
-                    table.items[hash_value] = item
-                continue
-            bucket = table.items[hash_value]
-            if item is None:
-                bucket.pop(range_value, None)
-            else:
-                bucket[range_value] = item
-            if not bucket and not had_bucket:
-                del table.items[hash_value]
+        for table, hash_value, range_value, item in reversed(saved):
+            consistency.put_back(table, hash_value, range_value, item)
 
     def itself(table: Any, memo: dict[int, Any]) -> Any:
         return table

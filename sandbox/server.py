@@ -247,6 +247,9 @@ class SandboxApp:
                 for key, value in request.environ.items()
                 if key.startswith("HTTP_X_AMZ_META_")
             }
+            key = str(wire_params.parameters(request).get("Key", ""))
+            if len(key.encode()) > validation.S3_KEY_LIMIT:
+                return error_response(request.protocol, "s3", "KeyTooLongError", "Your key is too long", 400)
             if validation.s3_metadata_size(headers) > validation.S3_METADATA_LIMIT:
                 return error_response(
                     request.protocol,

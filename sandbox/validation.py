@@ -5,7 +5,8 @@ members and `min` only). AWS answers a violation with ValidationException (400) 
 length less than or equal to 64" (the Smithy/Coral validation message every JSON service returns).
 
 Checked for the JSON services whose errors have that shape (Lambda, DynamoDB, CloudWatch Logs,
-EventBridge, Secrets Manager); CodeDeploy validates in its own engine, S3 limits its user metadata (2 KB).
+EventBridge, Secrets Manager); CodeDeploy validates in its own engine, S3 limits its user metadata (2 KB) and
+its keys (1,024 bytes).
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ MAX_ERRORS = 10
 S3_METADATA_LIMIT = (
     2048  # "the user-defined metadata is limited to 2 KB in size" (S3 user guide, Object metadata)
 )
+# "The object key name is a sequence of Unicode characters with UTF-8 encoding of up to 1,024 bytes long" (S3
+# user guide, "Naming Amazon S3 objects"); a longer one is KeyTooLongError, "Your key is too long" (400, S3 API
+# reference, "Error responses"). moto stores any key.
+S3_KEY_LIMIT = 1024
 
 
 @cache

@@ -8,22 +8,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.dynamodb.models.table import Table
 
-from tests.support.sandbox_support import client, sb, unique  # noqa: F401 - module fixture
-
-
-def keyed_table(sb: Any) -> tuple[Any, str]:  # noqa: F811
-    dynamodb = client(sb, "dynamodb")
-    name = unique("txn")
-    dynamodb.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    return dynamodb, name
+from tests.support.sandbox_support import ledger_shaped_table, sb  # noqa: F401 - module fixture
 
 
 def everything(dynamodb: Any, table: str) -> list[dict[str, Any]]:
@@ -36,7 +21,7 @@ def key(pk: str, sk: str) -> dict[str, Any]:
 
 
 def test_a_failed_transaction_leaves_every_item_as_it_was(sb) -> None:  # noqa: F811
-    dynamodb, table = keyed_table(sb)
+    dynamodb, table = ledger_shaped_table(sb, "txn")
     dynamodb.put_item(TableName=table, Item={**key("a", "1"), "n": {"N": "1"}})
     dynamodb.put_item(TableName=table, Item={**key("b", "1"), "n": {"N": "1"}})
     dynamodb.put_item(TableName=table, Item={**key("c", "1"), "n": {"N": "1"}})
@@ -82,7 +67,7 @@ def test_a_failed_transaction_leaves_every_item_as_it_was(sb) -> None:  # noqa: 
 
 
 def test_a_transaction_that_names_one_item_twice_changes_nothing(sb) -> None:  # noqa: F811
-    dynamodb, table = keyed_table(sb)
+    dynamodb, table = ledger_shaped_table(sb, "txn")
     dynamodb.put_item(TableName=table, Item={**key("a", "1"), "n": {"N": "1"}})
     before = everything(dynamodb, table)
     with pytest.raises(ClientError) as refused:
@@ -97,7 +82,7 @@ def test_a_transaction_that_names_one_item_twice_changes_nothing(sb) -> None:  #
 
 
 def test_a_transaction_whose_conditions_hold_applies_every_write(sb) -> None:  # noqa: F811
-    dynamodb, table = keyed_table(sb)
+    dynamodb, table = ledger_shaped_table(sb, "txn")
     dynamodb.put_item(TableName=table, Item={**key("a", "1"), "n": {"N": "1"}})
     dynamodb.transact_write_items(
         TransactItems=[

@@ -123,6 +123,22 @@ def create_function(
     return config
 
 
+def ledger_shaped_table(sb: Any, prefix: str = "table") -> tuple[Any, str]:
+    """A DynamoDB client and a new on-demand table keyed as the ledger is (string `pk` and `sk`)."""
+    dynamodb = client(sb, "dynamodb")
+    name = unique(prefix)
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return dynamodb, name
+
+
 def invoke_json(sb: Any, name: str, payload: Any = None, **extra: Any) -> tuple[dict[str, Any], Any]:
     response = client(sb, "lambda").invoke(
         FunctionName=name, Payload=json.dumps(payload or {}).encode(), **extra
