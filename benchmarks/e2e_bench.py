@@ -30,7 +30,7 @@ from functools import partial
 from typing import Any
 
 from rollout.ledger import Release
-from sandbox.call_log import OPERATOR, Call, by_operation
+from sandbox.call_log import OPERATOR, Call, by_operation, cpu_by_operation
 from tests.support.e2e_world import RolloutWorld, Upload, parse_time, rollout_world, wait_for
 
 CANARY = "Canary10Percent5Minutes"
@@ -283,6 +283,10 @@ def burst(
         "sandbox_calls": len(calls),
         "sandbox_calls_per_second": round(len(calls) / wall, 1) if ends else None,
         "top_calls": dict(by_operation(calls).most_common(12)),
+        # The sandbox's request threads' CPU for those calls (the rest of its CPU is CodeDeploy's runner, the
+        # alarm evaluator, the Lambda runtime's and the event delivery's threads), and the costliest operations.
+        "sandbox_request_cpu_s": round(sum(c.cpu_ms for c in calls) / 1000, 1),
+        "sandbox_cpu_by_operation": dict(list(cpu_by_operation(calls).items())[:12]),
         # A release that went QUEUED waited behind another release of its own function; none should here,
         # each function has one upload in the burst.
         "queued": sorted(r.key for r in ends if any(h.get("state") == "QUEUED" for h in r.history or [])),

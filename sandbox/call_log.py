@@ -28,6 +28,9 @@ class Call:
     session: str  # the role session (a function's name, "AWSCodeDeploy"), or ""
     status: int
     error: str  # the error code when the service named one (x-amzn-ErrorType), else ""
+    # CPU the sandbox's request thread spent on it, from the request's arrival to its answer's status
+    # (parsing, authorising, serving, rendering; not the HTTP server's reading and writing).
+    cpu_ms: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -51,11 +54,18 @@ class CallLog:
         self._lock = threading.Lock()
 
     def record(
-        self, service: str, operation: str, role: str, session: str, status: int, error: str = ""
+        self,
+        service: str,
+        operation: str,
+        role: str,
+        session: str,
+        status: int,
+        error: str = "",
+        cpu_ms: float = 0.0,
     ) -> None:
         with self._lock:
             self._calls.append(
-                Call(len(self._calls), time.time(), service, operation, role, session, status, error)
+                Call(len(self._calls), time.time(), service, operation, role, session, status, error, cpu_ms)
             )
 
     def mark(self) -> int:
@@ -84,6 +94,21 @@ def by_operation(calls: Iterable[Call], by_role: bool = True) -> Counter[str]:
             key = f"{call.role} {key}"
         counts[key] += 1
     return counts
+
+
+def cpu_by_operation(calls: Iterable[Call]) -> dict[str, dict[str, float]]:
+    """Per "service:Operation": how many calls, the sandbox CPU they took in all (ms) and per call (ms),
+    the costliest first."""
+    totals: dict[str, list[float]] = {}
+    for call in calls:
+        entry = totals.setdefault(f"{call.service}:{call.operation}", [0, 0.0])
+        entry[0] += 1
+        entry[1] += call.cpu_ms
+    ordered = sorted(totals.items(), key=lambda item: -item[1][1])
+    return {
+        name: {"calls": int(count), "cpu_ms": round(cpu, 1), "ms_per_call": round(cpu / count, 2)}
+        for name, (count, cpu) in ordered
+    }
 
 
 def from_json(items: Iterable[dict[str, Any]]) -> list[Call]:

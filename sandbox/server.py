@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -73,8 +74,9 @@ class SandboxApp:
             return self._send(self._control(environ), start_response)
         if str(environ.get("PATH_INFO", "")).startswith("/_lambda-url/") and self.function_urls is not None:
             return self._send(self._function_url(environ), start_response)
+        started = time.thread_time()  # the request is served on this thread, start to answer
         request = identify(environ)
-        start_response = self._recording(request, start_response)
+        start_response = self._recording(request, start_response, started)
         doomed = self._caller_to_kill(request)
         if doomed is not None and not doomed[0].after_call:
             doomed[1]()  # the caller dies before its call is served: the call never happens
@@ -98,8 +100,11 @@ class SandboxApp:
                 500, b'{"Message": "Internal Server Error"}', {"Content-Type": "application/json"}
             )
 
-    def _recording(self, request: AwsRequest, start_response: Callable[..., Any]) -> Callable[..., Any]:
-        """start_response that also records the call in `self.calls` once its status is known."""
+    def _recording(
+        self, request: AwsRequest, start_response: Callable[..., Any], started: float
+    ) -> Callable[..., Any]:
+        """start_response that also records the call in `self.calls` once its status is known, with the
+        CPU its thread spent serving it (`started`: the thread's CPU clock when the request came in)."""
 
         def record(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             code = int(status.split(" ", 1)[0])
@@ -112,6 +117,7 @@ class SandboxApp:
                 str(principal.session_name or "") if principal is not None else "",
                 code,
                 error.split(":", 1)[0],
+                cpu_ms=(time.thread_time() - started) * 1000,
             )
             return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
 

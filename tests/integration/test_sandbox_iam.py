@@ -17,6 +17,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from sandbox import Sandbox
+from sandbox.call_log import cpu_by_operation
 from tests.support.sandbox_support import client, drain, invoke_json, queue, trust_policy, wait_for, zip_of
 
 ACCOUNT = "123456789012"
@@ -736,3 +737,11 @@ def test_every_call_is_recorded_with_its_caller_role_and_outcome(sb):
         body = json.loads(answer.read())
     assert [c["operation"] for c in body["calls"]] == ["ListQueues", "CreateQueue", "ListQueues"]
     assert body["calls"][1]["outcome"] == "AccessDenied" and body["next"] >= mark + 3
+    # Each with the CPU the sandbox spent serving it, and summed by operation, costliest first.
+    assert all(0 < c.cpu_ms < 5000 for c in calls)
+    summary = cpu_by_operation(calls)
+    assert summary["sqs:ListQueues"]["calls"] == 2 and summary["sqs:CreateQueue"]["calls"] == 1
+    assert summary["sqs:ListQueues"]["cpu_ms"] == round(calls[0].cpu_ms + calls[2].cpu_ms, 1)
+    assert [entry["cpu_ms"] for entry in summary.values()] == sorted(
+        (entry["cpu_ms"] for entry in summary.values()), reverse=True
+    )
