@@ -163,6 +163,37 @@ def test_a_failing_pre_traffic_check_rolls_back_before_any_traffic(world: Rollou
     assert "degraded" in post  # the excerpt of the response a reader needs to see
 
 
+def test_fifty_failing_checks_named_with_emoji_are_announced_whole(world: RolloutWorld) -> None:
+    # Names of 128 emoji and `expect` keys of 342 the answer lacks, as long as the checks file may hold:
+    # as ASCII-only JSON the rollback's notification came to over SNS's 262,144 bytes and was lost.
+    emoji = "\N{GRINNING FACE}"
+    pre_traffic = [
+        {
+            "name": f"{i:02d}" + emoji * 126,
+            "event": {"path": "/health"},
+            "expect": {f"{i:02d}" + emoji * 340: 1},
+        }
+        for i in range(50)
+    ]
+    function = world.create_target("emoji")
+    bootstrap(world, function)
+
+    upload = world.release_build(function, "healthy", "v2", checks={**E2E_CHECKS, "pre_traffic": pre_traffic})
+    release = world.wait_release(upload)
+
+    assert (str(release.state), release.reason_code) == ("ROLLED_BACK", "HOOK_EXECUTION_FAILURE"), (
+        release.reason
+    )
+    notices = of_release(world.wait_notices(function, ["deployment.rolled_back"]), release)
+    rolled_back = next(n for n in notices if n.kind == "deployment.rolled_back")
+    assert rolled_back.message["reason"] == {"code": "HOOK_EXECUTION_FAILURE", "text": release.reason}
+    checks = rolled_back.message["hook_results"]["pre_traffic"]["checks"]
+    assert [c["name"] for c in checks] == [c["name"] for c in pre_traffic]
+    assert all(c["verdict"] == "Failed" and c["error"].endswith(": missing") for c in checks)
+    assert "truncated" not in rolled_back.message
+    world.wait_slack(function, ["rolled back", pre_traffic[0]["name"], "and 47 more failing checks"])
+
+
 def test_an_upload_that_fits_alone_but_not_beside_the_functions_layers_is_rejected_too_large(
     world: RolloutWorld,
 ) -> None:
