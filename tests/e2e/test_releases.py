@@ -6,6 +6,8 @@ examples/hello; all share the module's stack.
 
 from __future__ import annotations
 
+import io
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from functools import partial
@@ -13,9 +15,11 @@ from itertools import pairwise
 
 import pytest
 
+from examples.hello.build import artifact_bytes
 from examples.hello.traffic import TrafficGenerator
 from rollout.ledger import Release
-from tests.support.e2e_world import ALIAS, Notice, RolloutWorld, parse_time, wait_for
+from tests.support.e2e_world import ALIAS, E2E_CHECKS, Notice, RolloutWorld, parse_time, wait_for
+from tests.support.sandbox_support import zip_unzipping_to
 
 pytestmark = pytest.mark.e2e
 
@@ -25,6 +29,8 @@ SPEED = 60.0
 PARAMETERS = {"DeployerReservedConcurrency": "5"}
 CANARY = "CodeDeployDefault.LambdaCanary10Percent5Minutes"
 TRAFFIC_RATE = 12.0  # calls a real second: a dozen calls a sandbox minute to the canary's 10%
+# "Deployment package (.zip file archive) size: 250 MB (unzipped)", code and layers together ("Lambda quotas")
+LAMBDA_UNZIPPED_LIMIT = 262_144_000
 
 
 def bootstrap(world: RolloutWorld, function: str) -> Release:
@@ -35,6 +41,11 @@ def bootstrap(world: RolloutWorld, function: str) -> Release:
 
 def of_release(notices: list[Notice], release: Release) -> list[Notice]:
     return [n for n in notices if n.message.get("release_id") == release.release_id]
+
+
+def unzipped_bytes(artifact: bytes) -> int:
+    with zipfile.ZipFile(io.BytesIO(artifact)) as archive:
+        return sum(info.file_size for info in archive.infolist())
 
 
 def traffic(world: RolloutWorld, function: str, rate: float = TRAFFIC_RATE) -> TrafficGenerator:
@@ -150,6 +161,73 @@ def test_a_failing_pre_traffic_check_rolls_back_before_any_traffic(world: Rollou
     assert failed["name"] == "health" and "503" in failed["excerpt"]
     post = world.wait_slack(function, ["rolled back", "health", "503"])
     assert "degraded" in post  # the excerpt of the response a reader needs to see
+
+
+def test_fifty_failing_checks_named_with_emoji_are_announced_whole(world: RolloutWorld) -> None:
+    # Names of 128 emoji and `expect` keys of 342 the answer lacks, as long as the checks file may hold:
+    # as ASCII-only JSON the rollback's notification came to over SNS's 262,144 bytes and was lost.
+    emoji = "\N{GRINNING FACE}"
+    pre_traffic = [
+        {
+            "name": f"{i:02d}" + emoji * 126,
+            "event": {"path": "/health"},
+            "expect": {f"{i:02d}" + emoji * 340: 1},
+        }
+        for i in range(50)
+    ]
+    function = world.create_target("emoji")
+    bootstrap(world, function)
+
+    upload = world.release_build(function, "healthy", "v2", checks={**E2E_CHECKS, "pre_traffic": pre_traffic})
+    release = world.wait_release(upload)
+
+    assert (str(release.state), release.reason_code) == ("ROLLED_BACK", "HOOK_EXECUTION_FAILURE"), (
+        release.reason
+    )
+    notices = of_release(world.wait_notices(function, ["deployment.rolled_back"]), release)
+    rolled_back = next(n for n in notices if n.kind == "deployment.rolled_back")
+    assert rolled_back.message["reason"] == {"code": "HOOK_EXECUTION_FAILURE", "text": release.reason}
+    checks = rolled_back.message["hook_results"]["pre_traffic"]["checks"]
+    assert [c["name"] for c in checks] == [c["name"] for c in pre_traffic]
+    assert all(c["verdict"] == "Failed" and c["error"].endswith(": missing") for c in checks)
+    assert "truncated" not in rolled_back.message
+    world.wait_slack(function, ["rolled back", pre_traffic[0]["name"], "and 47 more failing checks"])
+
+
+def test_an_upload_that_fits_alone_but_not_beside_the_functions_layers_is_rejected_too_large(
+    world: RolloutWorld,
+) -> None:
+    function = world.create_target("layered")
+    first = bootstrap(world, function)
+    lam = world.client("lambda")
+    # A layer that takes all the room Lambda leaves beside the live code: the next build, a few bytes
+    # larger unzipped and far below Rollout's own limit for the artifact alone, no longer fits.
+    live_code = artifact_bytes("healthy", "v1", checks=E2E_CHECKS)
+    layer_bytes = LAMBDA_UNZIPPED_LIMIT - unzipped_bytes(live_code)
+    layer = lam.publish_layer_version(
+        LayerName=f"{function}-deps", Content={"ZipFile": zip_unzipping_to(layer_bytes)}
+    )["LayerVersionArn"]
+    lam.update_function_configuration(FunctionName=function, Layers=[layer])
+    lam.get_waiter("function_updated_v2").wait(FunctionName=function, WaiterConfig={"Delay": 1})
+    latest_before = lam.get_function_configuration(FunctionName=function)["CodeSha256"]
+
+    upload = world.release_build(function, "healthy", "v2-a-little-larger")
+    assert unzipped_bytes(
+        artifact_bytes("healthy", "v2-a-little-larger", checks=E2E_CHECKS)
+    ) + layer_bytes > (LAMBDA_UNZIPPED_LIMIT)
+    release = world.wait_release(upload)
+
+    assert (str(release.state), release.reason_code) == ("REJECTED", "TOO_LARGE"), release.reason
+    assert "262144000 bytes" in release.reason and "layers" in release.reason
+    assert world.published_versions(function) == [first.target_version]
+    assert lam.get_function_configuration(FunctionName=function)["CodeSha256"] == latest_before
+    assert world.alias_version(function) == first.target_version
+    assert world.lock(function) is None
+    assert not world.deployments(function)
+    (rejected,) = [
+        n for n in world.wait_notices(function, ["release.rejected"]) if n.kind == "release.rejected"
+    ]
+    assert rejected.message["reason"] == {"code": "TOO_LARGE", "text": release.reason}
 
 
 def test_a_slower_version_fails_post_traffic_analysis(world: RolloutWorld) -> None:

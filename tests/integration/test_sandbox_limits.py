@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
-import zipfile
-from functools import cache
 from typing import Any
 
 import pytest
@@ -26,6 +23,7 @@ from tests.support.sandbox_support import (
     sb,  # noqa: F401 - module fixture
     unique,
     zip_of,
+    zip_unzipping_to,
 )
 
 MIB = 1024 * 1024
@@ -132,22 +130,6 @@ def test_a_response_over_6_mb_reaches_the_caller_as_a_function_error(sb, sizes: 
 # --- Lambda: unzipped code and layers -----------------------------------------------------------------
 
 UNZIPPED_LIMIT = 262_144_000
-
-
-@cache
-def zip_unzipping_to(total_bytes: int) -> bytes:
-    """A small zip (zeros compress well) whose handler file plus padding unzip to `total_bytes`."""
-    handler = b"def handler(event, context):\n    return 'ok'\n"
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-        archive.writestr("app.py", handler)
-        with archive.open("padding.bin", "w", force_zip64=True) as padding:
-            left = total_bytes - len(handler)
-            while left:
-                chunk = min(left, MIB)
-                padding.write(bytes(chunk))
-                left -= chunk
-    return buffer.getvalue()
 
 
 def function_with_code(sb: Any, prefix: str, code: bytes, **extra: Any) -> str:  # noqa: F811

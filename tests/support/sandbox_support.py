@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import textwrap
@@ -42,6 +43,22 @@ def zip_of(files: dict[str, str]) -> bytes:
     with zipfile.ZipFile(buffer, "w") as archive:
         for name, text in files.items():
             archive.writestr(name, textwrap.dedent(text))
+    return buffer.getvalue()
+
+
+@functools.cache
+def zip_unzipping_to(total_bytes: int) -> bytes:
+    """A small zip (zeros compress well) whose handler file plus padding unzip to `total_bytes`."""
+    handler = b"def handler(event, context):\n    return 'ok'\n"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        archive.writestr("app.py", handler)
+        with archive.open("padding.bin", "w", force_zip64=True) as padding:
+            left = total_bytes - len(handler)
+            while left:
+                chunk = min(left, 1024 * 1024)
+                padding.write(bytes(chunk))
+                left -= chunk
     return buffer.getvalue()
 
 

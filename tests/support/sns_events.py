@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
-from rollout.notifications import Notification
+from rollout.notifications import Notification, encoded, message_to_publish
 
 TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:rollout-test-notifications"
 
@@ -38,7 +37,7 @@ def sns_event(*notifications: Notification) -> dict[str, Any]:
     return {
         "Records": [
             sns_record(
-                json.dumps(n.message),
+                encoded(message_to_publish(n)).decode(),
                 n.subject,
                 {k: v["StringValue"] for k, v in n.attributes.items()},
             )

@@ -214,3 +214,47 @@ def test_conflict_retries_pause_only_while_the_invocation_has_time(monkeypatch: 
         # 0.4 s left: the first pause (0.5 to 1 s) would outlive the invocation, so none is taken.
         lambda_ops.retry_conflicts(conflicting, "X", Deadline(time.monotonic() + 0.4))
     assert (len(calls), pauses) == (1, [])
+
+
+class _RefusingUpdate:
+    """UpdateFunctionCode refused with Lambda's InvalidParameterValueException and `message`."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def update_function_code(self, **_: Any) -> dict[str, Any]:
+        error = {"Error": {"Code": "InvalidParameterValueException", "Message": self.message}}
+        raise ClientError(error, "UpdateFunctionCode")
+
+
+@pytest.mark.parametrize(
+    ("message", "room"),
+    [
+        ("Unzipped size must be smaller than 1853 bytes", "its layers take all but 1853 bytes"),
+        (
+            "Function code combined with layers exceeds the maximum allowed size of 262144000 bytes. "
+            "The actual size is 267227776 bytes.",
+            "counts the function's layers with its code:",
+        ),
+    ],
+)
+def test_code_that_does_not_fit_beside_the_layers_is_rejected_too_large(
+    monkeypatch: pytest.MonkeyPatch, message: str, room: str
+) -> None:
+    monkeypatch.setattr(aws, "client", lambda service: _RefusingUpdate(message))
+    with pytest.raises(Rejected) as rejected:
+        lambda_ops.update_code("orders", "bucket", "orders/b.zip", "v1")
+    assert rejected.value.code == "TOO_LARGE"
+    assert "262144000 bytes (250 MB) unzipped" in rejected.value.reason
+    assert room in rejected.value.reason and message in rejected.value.reason
+
+
+def test_another_refusal_of_the_package_keeps_lambdas_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = "Could not unzip uploaded file. Please check your file, then try to upload again."
+    monkeypatch.setattr(aws, "client", lambda service: _RefusingUpdate(message))
+    with pytest.raises(Rejected) as rejected:
+        lambda_ops.update_code("orders", "bucket", "orders/b.zip", "v1")
+    assert (rejected.value.code, rejected.value.reason) == (
+        "LAMBDA_REFUSED_CODE",
+        f"Lambda refused the package: {message}",
+    )

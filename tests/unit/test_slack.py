@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from rollout.ledger import Release
-from rollout.notifications import build
+from rollout.notifications import build, fit
 from rollout.slack import (
     GREEN,
     ORANGE,
@@ -21,6 +21,7 @@ from rollout.slack import (
     webhook_url_from_secret,
 )
 from rollout.states import State
+from tests.support.releases import rolled_back_release
 
 HOOK_RESULTS = {
     "pre_traffic": {
@@ -40,28 +41,7 @@ HOOK_RESULTS = {
 
 
 def notification(kind: str, **fields: Any) -> dict[str, Any]:
-    release = Release(
-        function="orders",
-        release_id="01h0000000000abcdef",
-        state=State.ROLLED_BACK,
-        bucket="artifacts",
-        key="orders/build-42.zip",
-        alias="live",
-        deployment_config="CodeDeployDefault.LambdaCanary10Percent5Minutes",
-        current_version="3",
-        target_version="4",
-        deployment_id="d-ABCDEFGHI",
-        commit="0123456789abcdef0123",
-        author="alice",
-        message="Fix checkout totals",
-        received_at="2025-01-01T10:00:00.000Z",
-        deploying_at="2025-01-01T10:00:20.000Z",
-        completed_at="2025-01-01T10:06:32.000Z",
-        updated_at="2025-01-01T10:06:32.000Z",
-    )
-    for key, value in fields.items():
-        setattr(release, key, value)
-    return build(kind, release, "eu-west-1").message
+    return build(kind, rolled_back_release(**fields), "eu-west-1").message
 
 
 def texts(payload: dict[str, Any]) -> str:
@@ -149,6 +129,24 @@ def test_block_kit_limits_hold_for_huge_inputs() -> None:
         if block["type"] == "section" and "text" in block:
             assert len(block["text"]["text"]) <= 3000
     assert "and 2 more failing checks" in texts(blocks)
+
+
+def test_failing_checks_a_shortened_notification_left_out_are_still_counted() -> None:
+    failing = {"verdict": "Failed", "error": "statusCode: expected 200, got 500", "excerpt": "x" * 400}
+    checks = [{"name": f"check {i}", **failing} for i in range(60)]
+    whole = notification(
+        "deployment.rolled_back",
+        reason="r",
+        reason_code="HOOK_EXECUTION_FAILURE",
+        hook_results={"pre_traffic": {"checks": checks}},
+    )
+    shortened = fit(whole, 8 * 1024)
+    listed = len(shortened["hook_results"]["pre_traffic"]["checks"])
+    assert 3 < listed < 60
+
+    text = texts(render(shortened)["attachments"][0]["blocks"])
+
+    assert "`check 0`" in text and "and 57 more failing checks" in text
 
 
 def test_durations_read_naturally() -> None:

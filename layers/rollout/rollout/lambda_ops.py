@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import re
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
@@ -140,9 +141,8 @@ def update_code(
         )
     except Exception as exc:
         if aws.error_code(exc) in ("InvalidParameterValueException", "CodeStorageExceededException"):
-            # Lambda's own verdict on the package (e.g. unzipped size, unreadable zip).
-            message = str(getattr(exc, "response", {}).get("Error", {}).get("Message", exc))
-            raise Rejected("LAMBDA_REFUSED_CODE", f"Lambda refused the package: {message}") from exc
+            # Lambda's own verdict on the package (e.g. unzipped size, unreadable zip): nothing was applied.
+            raise refusal_of_package(exc) from exc
         raise
     waited = 0.0
     if meanwhile is not None:
@@ -156,6 +156,44 @@ def update_code(
     if configuration.get("CodeSha256") != ours:
         raise CodeChanged(f"$LATEST changed to {configuration.get('CodeSha256')} while our update applied")
     return CodeUpdate(code_sha256=ours, revision_id=str(configuration.get("RevisionId") or ""))
+
+
+# Lambda counts the function's layers with its code: "Deployment package (.zip file archive) size: 250 MB
+# (unzipped) ... This quota applies to all the files you upload, including layers and custom runtimes"
+# ("Lambda quotas"). So an artifact within Rollout's own limit (artifacts.MAX_UNZIPPED_BYTES, the artifact
+# alone) can still be refused: InvalidParameterValueException "Unzipped size must be smaller than <what the
+# layers leave> bytes", or in Lambda's other wording "Function code combined with layers exceeds the maximum
+# allowed size of 262144000 bytes. The actual size is <n> bytes." (both as quoted in public bug reports).
+_TOO_LARGE_WITH_LAYERS = re.compile(
+    r"unzipped size must be smaller than (?P<left>\d+) bytes|combined with layers exceeds the maximum",
+    re.IGNORECASE,
+)
+
+
+def refusal_of_package(exc: BaseException) -> Rejected:
+    """The rejection for UpdateFunctionCode's refusal of the package: TOO_LARGE, the code the artifact check
+    uses, when it does not fit beside the function's layers; LAMBDA_REFUSED_CODE otherwise."""
+    message = str(getattr(exc, "response", {}).get("Error", {}).get("Message", exc))
+    too_large = (
+        _TOO_LARGE_WITH_LAYERS.search(message)
+        if aws.error_code(exc) == "InvalidParameterValueException"
+        else None
+    )
+    if too_large is None:
+        return Rejected("LAMBDA_REFUSED_CODE", f"Lambda refused the package: {message}")
+    from rollout.artifacts import MAX_UNZIPPED_BYTES  # only on this refusal
+
+    left = too_large.group("left")
+    room = (
+        f", and its layers take all but {left} bytes"
+        if left is not None and int(left) < MAX_UNZIPPED_BYTES
+        else ""
+    )
+    return Rejected(
+        "TOO_LARGE",
+        f"Lambda's limit of {MAX_UNZIPPED_BYTES} bytes (250 MB) unzipped counts the function's layers with "
+        f"its code{room}: this artifact does not fit (Lambda: {message})",
+    )
 
 
 def _wait_until_updated(

@@ -6,6 +6,7 @@ Subscribers filter on the message attributes `kind`, `function` and `severity`.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NamedTuple
 from urllib.parse import quote
@@ -44,6 +45,37 @@ KINDS: dict[str, tuple[str, str]] = {
 }
 
 SUBJECT_LIMIT = 100  # SNS rejects longer subjects, and any that are not plain ASCII
+
+# Amazon SNS API Reference, "Publish" (Message): "messages must be UTF-8 encoded strings and at most 256 KB in
+# size (262,144 bytes, not 262,144 characters)", the limit being the topic's MaximumMessageSize, which
+# template.yaml leaves at its default; "MessageAttributeValue": "All parts of the message attribute, including
+# name, type, and value, are included in the message size restriction". A message over it is refused
+# (InvalidParameter) and the announcement would be lost.
+SNS_MESSAGE_LIMIT_BYTES = 256 * 1024
+# What one notification may take, its body and attributes as sent: 16 KiB under SNS's limit.
+MESSAGE_BUDGET_BYTES = SNS_MESSAGE_LIMIT_BYTES - 16 * 1024
+# A shortened message keeps its failing checks' texts to these lengths (characters)...
+CHECK_ERROR_CHARS = 500
+CHECK_EXCERPT_CHARS = 300
+# ...and, should it still not fit without them, every text to this, then only its summary fields to the last.
+CLIPPED_TEXT_CHARS = 1000
+SUMMARY_TEXT_CHARS = 300
+SUMMARY_FIELDS = (
+    "schema",
+    "kind",
+    "severity",
+    "title",
+    "function",
+    "alias",
+    "release_id",
+    "state",
+    "versions",
+    "deployment_id",
+    "deployment_config",
+    "reason",
+    "links",
+    "at",
+)
 
 
 class Notification(NamedTuple):
@@ -182,6 +214,149 @@ def build_action(kind: str, function: str, title: str, **fields: Any) -> Notific
     return Notification(kind=kind, severity="warning", subject=subject, message=message)
 
 
+def encoded(message: dict[str, Any]) -> bytes:
+    """The message as SNS receives it: JSON in UTF-8, other scripts and emoji as themselves (an emoji is 4
+    bytes, where ASCII-only JSON spends 12 on its two \\u escapes). A lone surrogate, which UTF-8 cannot
+    carry, stays a JSON escape (`backslashreplace` writes the same \\uXXXX)."""
+    return json.dumps(message, default=str, ensure_ascii=False).encode("utf-8", "backslashreplace")
+
+
+def attribute_bytes(attributes: dict[str, dict[str, str]]) -> int:
+    """Bytes SNS counts for the message attributes: each one's name, data type and value."""
+    return sum(
+        len(name.encode()) + len(value["DataType"].encode()) + len(value["StringValue"].encode())
+        for name, value in attributes.items()
+    )
+
+
+def message_to_publish(notification: Notification) -> dict[str, Any]:
+    """The notification's message as published: whole when it fits MESSAGE_BUDGET_BYTES beside its
+    attributes, else shortened (`fit`)."""
+    return fit(notification.message, MESSAGE_BUDGET_BYTES - attribute_bytes(notification.attributes))
+
+
+def fit(message: dict[str, Any], room: int) -> dict[str, Any]:
+    """`message` itself when its encoding fits in `room` bytes, else a shorter one, always in the same order:
+
+    1. only failing checks are listed, as many of the first ones as fit (pre-traffic first), their errors,
+       excerpts and their hooks' reasons clipped; `truncated` says how many checks were left out and where
+       to read them all;
+    2. the same with every text in the message clipped;
+    3. last, the summary fields alone (kind, title, function, release, state, versions, reason, links).
+    """
+    if len(encoded(message)) <= room:
+        return message
+    failing = _failing_checks(message.get("hook_results"))
+
+    def listing(keep: int) -> dict[str, Any]:
+        return _listing_failing_checks(message, failing, keep)
+
+    def clipped_listing(keep: int) -> dict[str, Any]:
+        return dict(_clip_texts(listing(keep), CLIPPED_TEXT_CHARS))
+
+    for candidate in (listing, clipped_listing):
+        kept = _most_that_fit(candidate, len(failing), room)
+        if kept is not None:
+            return kept
+    summary = _clip_texts({k: message[k] for k in SUMMARY_FIELDS if k in message}, SUMMARY_TEXT_CHARS)
+    summary["truncated"] = {**listing(0)["truncated"], "text": _left_out_text(message, "the details")}
+    return dict(summary)
+
+
+def _failing_checks(hook_results: Any) -> list[tuple[str, int]]:
+    """(hook, index in its checks) of every failing check, pre-traffic first."""
+    if not isinstance(hook_results, dict):
+        return []
+    lifecycle = [hook for hook in ("pre_traffic", "post_traffic") if hook in hook_results]
+    return [
+        (hook, index)
+        for hook in lifecycle + [hook for hook in hook_results if hook not in lifecycle]
+        for index, check in enumerate(_checks_of(hook_results[hook]))
+        if isinstance(check, dict) and check.get("verdict") == "Failed"
+    ]
+
+
+def _checks_of(hook_result: Any) -> list[Any]:
+    checks = hook_result.get("checks") if isinstance(hook_result, dict) else None
+    return checks if isinstance(checks, list) else []
+
+
+def _most_that_fit(candidate: Callable[[int], dict[str, Any]], most: int, room: int) -> dict[str, Any] | None:
+    """The candidate with the largest `keep` (0 to `most`) that fits in `room`; None if none does. The size
+    grows with `keep`, so a binary search finds it in a few encodings."""
+    best = candidate(0)
+    if len(encoded(best)) > room:
+        return None
+    low, high = 1, most
+    while low <= high:
+        middle = (low + high) // 2
+        attempt = candidate(middle)
+        if len(encoded(attempt)) <= room:
+            best, low = attempt, middle + 1
+        else:
+            high = middle - 1
+    return best
+
+
+def _listing_failing_checks(
+    message: dict[str, Any], failing: list[tuple[str, int]], keep: int
+) -> dict[str, Any]:
+    """`message` listing only the first `keep` failing checks, clipped, and saying how many checks it left out."""
+    listed = set(failing[:keep])
+    hook_results = message.get("hook_results")
+    hooks = hook_results if isinstance(hook_results, dict) else {}
+    shortened = dict(message)
+    if hooks:
+        shortened["hook_results"] = {
+            hook: {
+                **_clip_texts({k: v for k, v in result.items() if k != "checks"}, CLIPPED_TEXT_CHARS),
+                "checks": [
+                    _clipped_check(check)
+                    for index, check in enumerate(_checks_of(result))
+                    if (hook, index) in listed
+                ],
+            }
+            if isinstance(result, dict)
+            else result
+            for hook, result in hooks.items()
+        }
+    left_out = sum(len(_checks_of(result)) for result in hooks.values()) - len(listed)
+    shortened["truncated"] = {
+        "checks_left_out": left_out,
+        "failed_checks_left_out": len(failing) - len(listed),
+        "text": _left_out_text(message, f"{left_out} more checks" if left_out else "the checks' full texts"),
+    }
+    return shortened
+
+
+def _clipped_check(check: dict[str, Any]) -> dict[str, Any]:
+    clipped = dict(check)
+    for field, limit in (("error", CHECK_ERROR_CHARS), ("excerpt", CHECK_EXCERPT_CHARS)):
+        if isinstance(clipped.get(field), str):
+            clipped[field] = _clip(clipped[field], limit)
+    return clipped
+
+
+def _left_out_text(message: dict[str, Any], what: str) -> str:
+    function = str(message.get("function") or "FUNCTION")
+    return f"…and {what}, see `rollout status {function} --json` (a notification must fit in SNS's 256 KiB)"
+
+
+def _clip_texts(value: Any, limit: int) -> Any:
+    """`value` with every string in it clipped to `limit` characters."""
+    if isinstance(value, str):
+        return _clip(value, limit)
+    if isinstance(value, dict):
+        return {key: _clip_texts(item, limit) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clip_texts(item, limit) for item in value]
+    return value
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class Notifier:
     """Publishes notifications on the stack's topic: the only place Rollout talks to SNS.
 
@@ -223,10 +398,16 @@ class Notifier:
         return True
 
     def publish(self, notification: Notification) -> str:
+        message = message_to_publish(notification)
+        if message is not notification.message:
+            logger.warning(
+                "Notification shortened to fit SNS's message size",
+                extra={"kind": notification.kind, "truncated": message.get("truncated")},
+            )
         resp = aws.client("sns").publish(
             TopicArn=self.topic_arn,
             Subject=notification.subject,
-            Message=json.dumps(notification.message, default=str),
+            Message=encoded(message).decode(),
             MessageAttributes=notification.attributes,
         )
         return str(resp.get("MessageId", ""))

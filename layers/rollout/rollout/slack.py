@@ -107,8 +107,13 @@ def render(message: dict[str, Any], interactive: bool = False) -> dict[str, Any]
             }
         )
     failing = failing_checks(message.get("hook_results"))
-    if failing:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _failing_text(failing)}})
+    # A notification shortened to fit SNS lists only its first failing checks and counts the others.
+    left_out = _dict(message.get("truncated")).get("failed_checks_left_out")
+    left_out = left_out if isinstance(left_out, int) else 0
+    if failing or left_out:
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": _failing_text(failing, left_out)}}
+        )
     context = _context(message)
     if context:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
@@ -189,7 +194,7 @@ def _fields(message: dict[str, Any], function: str) -> list[dict[str, str]]:
     return [{"type": "mrkdwn", "text": _clip(text, FIELD_LIMIT)} for text in fields[:10]]
 
 
-def _failing_text(failing: list[dict[str, str]]) -> str:
+def _failing_text(failing: list[dict[str, str]], left_out: int = 0) -> str:
     parts = []
     budget = SECTION_LIMIT - 200
     for check in failing[:3]:
@@ -200,8 +205,9 @@ def _failing_text(failing: list[dict[str, str]]) -> str:
             excerpt = _clip(check["excerpt"], min(EXCERPT_LIMIT, max(budget // len(failing[:3]), 100)))
             line += "\n```" + _escape(excerpt.replace("```", "'''")) + "```"
         parts.append(line)
-    if len(failing) > 3:
-        parts.append(f"_and {len(failing) - 3} more failing checks_")
+    more = max(len(failing) - 3, 0) + left_out
+    if more:
+        parts.append(f"_and {more} more failing checks_")
     return _clip("\n".join(parts), SECTION_LIMIT)
 
 
