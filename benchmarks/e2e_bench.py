@@ -182,8 +182,9 @@ def deployment_phases(world: RolloutWorld, releases: list[Release]) -> dict[str,
     codedeploy = world.client("codedeploy")
     clock = world.sb.clock
 
+    origin = clock._sandbox_origin  # sandbox time and this machine's clock agree there
+
     def real(stamp: Any) -> float:  # the deployment's stamps are sandbox time: back to this machine's
-        origin = clock.now() - (time.monotonic() - clock._real_origin) * clock.speed
         return origin + (stamp.timestamp() - origin) / clock.speed
 
     phases: dict[str, list[float]] = {}
