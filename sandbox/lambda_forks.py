@@ -27,7 +27,9 @@ log = logging.getLogger("sandbox.lambda")
 
 ZYGOTE_SCRIPT = Path(__file__).with_name("lambda_zygote.py")
 READY_SECONDS = 60.0  # the zygote's imports, on a loaded machine
-FORK_SECONDS = 10.0
+# A live zygote answers every fork it is asked for, and one that dies wakes every waiter at once (_read):
+# this only bounds a hung zygote. 10 s was too short when the machine ran at a load of 14 on two cores.
+FORK_SECONDS = 60.0
 
 
 class ForkedProcess:

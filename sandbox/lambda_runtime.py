@@ -419,6 +419,10 @@ class LambdaService:
         result_r, result_w = os.pipe()
         try:
             process = self._start_process(env, request_r, result_w)
+        except BaseException:
+            os.close(request_w)
+            os.close(result_r)
+            raise
         finally:
             os.close(request_r)
             os.close(result_w)
