@@ -12,7 +12,10 @@ VENV := .venv
 SAM_VENV := .venv-sam
 BIN := $(VENV)/bin
 export SAM_CLI_TELEMETRY := 0
-export PYTHONDONTWRITEBYTECODE := 1
+# The machine may say not to write bytecode; the suite's many processes (xdist workers, the CLI and
+# sandbox subprocesses) would then compile the project's modules again in each. Lambda workers in the
+# sandbox still never write any (sandbox/lambda_runtime.py sets it for them, as Lambda's /opt is read-only).
+unexport PYTHONDONTWRITEBYTECODE
 # Tests and the demo never reach AWS: fake credentials, a fixed region.
 export AWS_ACCESS_KEY_ID ?= testing
 export AWS_SECRET_ACCESS_KEY ?= testing
