@@ -1313,3 +1313,22 @@ def test_a_repeated_invocation_racing_an_answered_gate_reports_the_answer_not_it
     again = pre_app.lambda_handler(hook_event(deployment_id, execution_id), lambda_context)
     assert again["status"] == "Failed"
     assert "Succeeded" not in world.statuses(deployment_id)
+
+
+def test_a_deployment_outside_rollout_whose_checks_ask_for_a_person_fails(
+    world: World, lambda_context: Any
+) -> None:
+    """Only a Rollout release can hold a gate (DeploymentActions answers Rollout's application alone):
+    a tag's checks document that asks for a person must not pass without one."""
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="team-checks")
+    document = {"pre_traffic": [HEALTH], "approval": {"before": "traffic"}}
+    s3.put_object(Bucket="team-checks", Key="orders/rollout.json", Body=json.dumps(document))
+    tag_target({"rollout:checks": "s3://team-checks/orders/rollout.json"})
+    deployment_id = start_deployment(world.codedeploy, "4", "5", application=EXTERNAL_APPLICATION)
+    world.target.answer("5", "health", ok("5"))
+
+    result, _ = run_pre(world, deployment_id, lambda_context)
+
+    assert world.statuses(deployment_id) == ["Failed"]
+    assert "asks for approval before traffic" in result["reason"]
