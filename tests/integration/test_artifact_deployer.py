@@ -245,6 +245,29 @@ def test_same_code_as_the_live_version_is_unchanged_and_publishes_nothing(
     assert codedeploy.calls_to("create_deployment") == []
 
 
+def test_an_alias_on_latest_is_refused_before_any_code_reaches_it(
+    world: ArtifactWorld,
+    stack: StackUnderTest,
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    lambda_context: Any,
+) -> None:
+    """An alias that invokes $LATEST serves whatever UpdateFunctionCode puts there: updating it would put
+    the build live untested, so nothing is updated, published or deployed."""
+    world.create_function(FUNCTION)
+    world.lambda_client.create_alias(FunctionName=FUNCTION, Name="live", FunctionVersion="$LATEST")
+    before = world.lambda_client.get_function(FunctionName=FUNCTION)["Configuration"]["CodeSha256"]
+
+    result = release_upload(world, "2", lambda_context)
+
+    assert result["state"] == "REJECTED"
+    assert "$LATEST" in result["reason"]
+    assert world.lambda_client.get_function(FunctionName=FUNCTION)["Configuration"]["CodeSha256"] == before
+    assert world.published_versions(FUNCTION) == []
+    assert codedeploy.calls_to("create_deployment") == []
+    assert ledger.get_lock(FUNCTION) is None
+
+
 # --- queueing -----------------------------------------------------------------------------------
 
 

@@ -292,6 +292,14 @@ def _steps_to_deployment(
             raise RuntimeError(
                 f"alias {release.alias} of {release.function} disappeared before the deployment"
             )
+    if not alias.version.isdigit():
+        # An alias may invoke $LATEST (botocore's lambda model: CreateAlias FunctionVersion matches
+        # "(\$LATEST(\.PUBLISHED)?|[0-9]+)"): UpdateFunctionCode would then put the build live untested.
+        raise Rejected(
+            ReasonCode.ALIAS_NOT_ON_VERSION,
+            f"alias {release.alias} of {release.function} invokes {alias.version}, not a published version: "
+            "any code update would reach its traffic untested; point the alias at a published version",
+        )
     from concurrent.futures import ThreadPoolExecutor  # here: only a start that gets this far pays for it
 
     # The two reads that decide whether the release may go out are made at once (two round trips in the
