@@ -576,6 +576,26 @@ def test_a_tag_naming_a_missing_document_fails_with_the_reason(world: World, lam
     )
 
 
+def test_a_tag_naming_an_empty_document_fails_rather_than_testing_nothing(
+    world: World, lambda_context: Any
+) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="team-checks")
+    s3.put_object(Bucket="team-checks", Key="orders/rollout.yaml", Body=b"")
+    tag_target({"rollout:checks": "s3://team-checks/orders/rollout.yaml"})
+    deployment_id = start_deployment(world.codedeploy, application=EXTERNAL_APPLICATION)
+    world.target.answer("2", "", ok("2"))
+
+    result, _ = run_pre(world, deployment_id, lambda_context)
+
+    assert world.statuses(deployment_id) == ["Failed"]
+    assert (
+        "s3://team-checks/orders/rollout.yaml (named by the rollout:checks tag) is invalid"
+        in result["reason"]
+    )
+    assert "is empty" in result["reason"]
+
+
 def test_an_untagged_function_outside_rollout_has_no_checks(world: World, lambda_context: Any) -> None:
     deployment_id = start_deployment(world.codedeploy, application=EXTERNAL_APPLICATION)
     world.target.answer("2", "", ok("2"))

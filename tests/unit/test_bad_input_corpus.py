@@ -741,12 +741,12 @@ CHECKS_DOCUMENTS = [
     refused("json-not-utf8", checks_file(b'{"canary": "\xff"}'), "INVALID_CHECKS", "is not UTF-8 text"),
     refused("json-utf16", checks_file("{}".encode("utf-16")), "INVALID_CHECKS", "is not UTF-8 text"),
     refused("json-top-level-list", checks_file(b"[]"), "INVALID_CHECKS", "(document): must be a mapping"),
-    refused("json-empty-file", checks_file(b""), "INVALID_CHECKS", "(document): is not valid JSON"),
-    no_op(
+    refused("json-empty-file", checks_file(b""), "INVALID_CHECKS", "rollout.json: (document): is empty"),
+    refused(
         "yaml-empty-file",
         checks_file(b"", "rollout.yaml"),
-        "rollout.yaml",
-        "an empty YAML file means no checks and the default canary",
+        "INVALID_CHECKS",
+        "rollout.yaml: (document): is empty",
     ),
     no_op(
         "checks-file-below-the-root",
