@@ -192,6 +192,29 @@ def test_new_code_starts_a_canary_deployment_with_the_appspec_and_alarms(
     assert note["versions"] == {"current": "1", "target": "2"}
 
 
+@pytest.mark.parametrize("unset", ["PRE_TRAFFIC_HOOK", "POST_TRAFFIC_HOOK"])
+def test_without_both_hooks_configured_nothing_is_deployed_untested(
+    world: ArtifactWorld,
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    bootstrapped: dict[str, Any],
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    unset: str,
+) -> None:
+    """The AppSpec names the hooks from the function's environment: without one, CodeDeploy would shift
+    traffic with nothing to test that step."""
+    monkeypatch.setenv(unset, "")
+
+    result = release_upload(world, "2", lambda_context)
+
+    assert result["state"] == "FAILED"
+    assert unset in result["reason"]
+    assert codedeploy.calls_to("create_deployment") == []
+    assert world.published_versions(FUNCTION) == ["1"] and world.alias_version(FUNCTION) == "1"
+    assert ledger.get_lock(FUNCTION) is None
+
+
 def test_a_second_release_reuses_the_group_without_updating_it_needlessly(
     world: ArtifactWorld,
     ledger: Ledger,
