@@ -954,6 +954,21 @@ def test_a_deployment_of_rollouts_application_without_a_release_fails(
     assert world.target.calls == []
 
 
+def test_a_hook_that_does_not_know_rollouts_application_fails_a_deployment_without_a_release(
+    world: World, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without CODEDEPLOY_APPLICATION the hook cannot tell Rollout's deployments from other tools': one
+    # naming no release must not pass as another tool's, untested.
+    monkeypatch.setenv("CODEDEPLOY_APPLICATION", "")
+    deployment_id = start_deployment(world.codedeploy, description="hotfix by hand")
+    world.target.answer("2", "", ok("2"))
+
+    result, _ = run_pre(world, deployment_id, lambda_context)
+
+    assert world.statuses(deployment_id) == ["Failed"]
+    assert "CODEDEPLOY_APPLICATION" in result["reason"]
+
+
 def release_the_index_does_not_know(world: World) -> tuple[Release, str]:
     """A release whose deployment the by-deployment index cannot find yet."""
     release, deployment_id = world.release({"pre_traffic": [HEALTH]})

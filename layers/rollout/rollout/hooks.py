@@ -431,7 +431,13 @@ def _unproven_release(caller: HookCaller, deployment: Deployment, release: Relea
     """Why the deployment cannot be judged against a release ('' when it can, or is not Rollout's)."""
     spec = deployment.appspec
     if release is None:
-        if caller.application and deployment.application == caller.application:
+        if not caller.application:
+            # Rollout's own deployments cannot be told from other tools' (fail closed).
+            return (
+                f"deployment {deployment.deployment_id} names no release, and this hook does not know "
+                "Rollout's application (CODEDEPLOY_APPLICATION is not set); nothing is passed untested"
+            )
+        if deployment.application == caller.application:
             return (
                 f"deployment {deployment.deployment_id} of Rollout's application {caller.application} "
                 "names no release in the ledger; a version nobody validated is never passed"
