@@ -754,6 +754,18 @@ CHECKS_DOCUMENTS = [
         "lib/rollout.json",
         "only the root rollout.json is a checks file; this one is code",
     ),
+    refused(
+        "checks-file-named-in-another-case",
+        files({"Rollout.json": b'{"pre_traffic": [{"name": "health"}]}'}),
+        "INVALID_CHECKS",
+        "the archive holds 'Rollout.json', not rollout.json",
+    ),
+    refused(
+        "checks-file-named-in-upper-case-yaml",
+        files({"ROLLOUT.YAML": b"pre_traffic: []\n"}),
+        "INVALID_CHECKS",
+        "the archive holds 'ROLLOUT.YAML', not rollout.yaml",
+    ),
     no_op(
         "checks-name-as-a-folder",
         files({"rollout.json/": b"", "rollout.json/x": b"{"}),

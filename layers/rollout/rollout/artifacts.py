@@ -693,6 +693,17 @@ def _checks_entry(entries: list[_Entry]) -> _Entry | None:
     if len(present) > 1:
         listed = " and ".join(entry.name for entry in present)
         raise Rejected("INVALID_CHECKS", f"the archive holds {listed}: keep exactly one checks file")
+    if not present:
+        # Lambda's file system tells the cases apart, so `Rollout.json` is not the checks file: its owner
+        # meant checks that would silently never run.
+        for entry in entries:
+            path = _extracted_path(entry.name)
+            if not entry.is_folder and path.lower() in CHECKS_FILENAMES:
+                raise Rejected(
+                    "INVALID_CHECKS",
+                    f"the archive holds {entry.name!r}, not {path.lower()}: a checks file is named in "
+                    "lower case, and this one would be ignored",
+                )
     return present[0] if present else None
 
 
