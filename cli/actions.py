@@ -23,6 +23,7 @@ from cli.errors import CliError, ExitCode
 from cli.follow import Waiter, follow_release
 from cli.render import Output
 from rollout.actions import Freeze, RefusedAction, parse_until, reason_text
+from rollout.artifact_keys import FUNCTION_NAME
 from rollout.config import Settings
 from rollout.errors import Rejected
 from rollout.held_releases import HeldReport, release_held
@@ -236,6 +237,15 @@ def _named(functions: list[str]) -> list[str]:
     return list(dict.fromkeys(functions))
 
 
+def _function_name(backend: Backend, scope: str) -> str:
+    """The function's own name for `scope` as Lambda resolves it (a name, `name:qualifier` or an ARN):
+    releases are held by that name, so a freeze recorded under another spelling would hold nothing."""
+    if scope == FREEZE_ALL or FUNCTION_NAME.fullmatch(scope):
+        return scope
+    name = str(backend.get_function(scope)["Configuration"]["FunctionName"])
+    return _named([name])[0]
+
+
 def freeze(
     functions: Annotated[list[str] | None, typer.Argument(help="Functions to freeze.")] = None,
     all_functions: Annotated[bool, typer.Option("--all", help="Freeze every managed function.")] = False,
@@ -266,6 +276,7 @@ def freeze(
 def freeze_scopes(backend: Backend, scopes: list[str], reason: str, ends: str) -> list[Freeze]:
     """Record and announce a freeze of each scope (a function, or every function)."""
     reason = _reason(reason)  # bounded before anything is read or written
+    scopes = list(dict.fromkeys(_function_name(backend, scope) for scope in scopes))
     for scope in scopes:
         if scope != FREEZE_ALL:
             backend.get_function(scope)  # NOT_FOUND for a function that does not exist
@@ -314,6 +325,7 @@ def unfreeze(
 
 def unfreeze_scopes(backend: Backend, scopes: list[str], all_functions: bool) -> tuple[list[str], HeldReport]:
     """End the freezes of `scopes`; start the newest held upload of each function they held."""
+    scopes = list(dict.fromkeys(_function_name(backend, scope) for scope in scopes))
     ctx = control_plane(backend)
     by = caller(backend)
     with aws_errors("end the freeze"):

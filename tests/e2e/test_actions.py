@@ -186,6 +186,32 @@ def test_a_freeze_holds_three_uploads_and_releases_the_newest(world: RolloutWorl
     assert code == ExitCode.CONFLICT  # nothing left to unfreeze
 
 
+def test_a_freeze_named_by_arn_or_qualified_name_holds_the_function_itself(
+    world: RolloutWorld, rollout: Any
+) -> None:
+    """Lambda answers a function's ARN and `name:alias` as the function; a freeze recorded under those
+    spellings held nothing, since releases are held by the function's name."""
+    function = world.create_target("frozenarn", config="AllAtOnce")
+    release(world, function, "healthy", "v1", "BOOTSTRAPPED")
+    arn = world.client("lambda").get_function(FunctionName=function)["Configuration"]["FunctionArn"]
+    code, out = rollout("freeze", arn, "--reason", "audit")
+    assert code == ExitCode.OK and [f["scope"] for f in out["freezes"]] == [function], out
+
+    upload = world.release_build(function, "healthy", "v2")
+
+    def settled() -> Release | None:  # held, or (not held) on its way to the end
+        found = world.release_of(upload)
+        return found if found is not None and (str(found.state) == "HELD" or found.is_terminal) else None
+
+    held = wait_for(settled, 90, "the upload to be held or to end")
+    assert (str(held.state), held.reason_code) == ("HELD", "FROZEN"), (held.state, held.reason)
+    assert world.alias_version(function) == "1"
+
+    code, out = rollout("unfreeze", f"{function}:live")
+    assert code == ExitCode.OK and out["unfrozen"] == [function], out
+    assert str(world.wait_release(upload).state) == "SUCCEEDED"
+
+
 def test_the_reconciler_releases_uploads_held_by_a_freeze_that_has_expired(
     world: RolloutWorld, rollout: Any
 ) -> None:

@@ -192,6 +192,29 @@ def test_new_code_starts_a_canary_deployment_with_the_appspec_and_alarms(
     assert note["versions"] == {"current": "1", "target": "2"}
 
 
+@pytest.mark.parametrize("unset", ["PRE_TRAFFIC_HOOK", "POST_TRAFFIC_HOOK"])
+def test_without_both_hooks_configured_nothing_is_deployed_untested(
+    world: ArtifactWorld,
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    bootstrapped: dict[str, Any],
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    unset: str,
+) -> None:
+    """The AppSpec names the hooks from the function's environment: without one, CodeDeploy would shift
+    traffic with nothing to test that step."""
+    monkeypatch.setenv(unset, "")
+
+    result = release_upload(world, "2", lambda_context)
+
+    assert result["state"] == "FAILED"
+    assert unset in result["reason"]
+    assert codedeploy.calls_to("create_deployment") == []
+    assert world.published_versions(FUNCTION) == ["1"] and world.alias_version(FUNCTION) == "1"
+    assert ledger.get_lock(FUNCTION) is None
+
+
 def test_a_second_release_reuses_the_group_without_updating_it_needlessly(
     world: ArtifactWorld,
     ledger: Ledger,
@@ -243,6 +266,29 @@ def test_same_code_as_the_live_version_is_unchanged_and_publishes_nothing(
     assert "already serves this code" in release.reason
     assert [n["kind"] for n in stack.notifications()] == ["release.unchanged"]
     assert codedeploy.calls_to("create_deployment") == []
+
+
+def test_an_alias_on_latest_is_refused_before_any_code_reaches_it(
+    world: ArtifactWorld,
+    stack: StackUnderTest,
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    lambda_context: Any,
+) -> None:
+    """An alias that invokes $LATEST serves whatever UpdateFunctionCode puts there: updating it would put
+    the build live untested, so nothing is updated, published or deployed."""
+    world.create_function(FUNCTION)
+    world.lambda_client.create_alias(FunctionName=FUNCTION, Name="live", FunctionVersion="$LATEST")
+    before = world.lambda_client.get_function(FunctionName=FUNCTION)["Configuration"]["CodeSha256"]
+
+    result = release_upload(world, "2", lambda_context)
+
+    assert result["state"] == "REJECTED"
+    assert "$LATEST" in result["reason"]
+    assert world.lambda_client.get_function(FunctionName=FUNCTION)["Configuration"]["CodeSha256"] == before
+    assert world.published_versions(FUNCTION) == []
+    assert codedeploy.calls_to("create_deployment") == []
+    assert ledger.get_lock(FUNCTION) is None
 
 
 # --- queueing -----------------------------------------------------------------------------------

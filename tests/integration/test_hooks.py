@@ -576,6 +576,26 @@ def test_a_tag_naming_a_missing_document_fails_with_the_reason(world: World, lam
     )
 
 
+def test_a_tag_naming_an_empty_document_fails_rather_than_testing_nothing(
+    world: World, lambda_context: Any
+) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="team-checks")
+    s3.put_object(Bucket="team-checks", Key="orders/rollout.yaml", Body=b"")
+    tag_target({"rollout:checks": "s3://team-checks/orders/rollout.yaml"})
+    deployment_id = start_deployment(world.codedeploy, application=EXTERNAL_APPLICATION)
+    world.target.answer("2", "", ok("2"))
+
+    result, _ = run_pre(world, deployment_id, lambda_context)
+
+    assert world.statuses(deployment_id) == ["Failed"]
+    assert (
+        "s3://team-checks/orders/rollout.yaml (named by the rollout:checks tag) is invalid"
+        in result["reason"]
+    )
+    assert "is empty" in result["reason"]
+
+
 def test_an_untagged_function_outside_rollout_has_no_checks(world: World, lambda_context: Any) -> None:
     deployment_id = start_deployment(world.codedeploy, application=EXTERNAL_APPLICATION)
     world.target.answer("2", "", ok("2"))
@@ -932,6 +952,21 @@ def test_a_deployment_of_rollouts_application_without_a_release_fails(
     assert world.statuses(deployment_id) == ["Failed"]
     assert "names no release in the ledger" in result["reason"]
     assert world.target.calls == []
+
+
+def test_a_hook_that_does_not_know_rollouts_application_fails_a_deployment_without_a_release(
+    world: World, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without CODEDEPLOY_APPLICATION the hook cannot tell Rollout's deployments from other tools': one
+    # naming no release must not pass as another tool's, untested.
+    monkeypatch.setenv("CODEDEPLOY_APPLICATION", "")
+    deployment_id = start_deployment(world.codedeploy, description="hotfix by hand")
+    world.target.answer("2", "", ok("2"))
+
+    result, _ = run_pre(world, deployment_id, lambda_context)
+
+    assert world.statuses(deployment_id) == ["Failed"]
+    assert "CODEDEPLOY_APPLICATION" in result["reason"]
 
 
 def release_the_index_does_not_know(world: World) -> tuple[Release, str]:
@@ -1313,3 +1348,22 @@ def test_a_repeated_invocation_racing_an_answered_gate_reports_the_answer_not_it
     again = pre_app.lambda_handler(hook_event(deployment_id, execution_id), lambda_context)
     assert again["status"] == "Failed"
     assert "Succeeded" not in world.statuses(deployment_id)
+
+
+def test_a_deployment_outside_rollout_whose_checks_ask_for_a_person_fails(
+    world: World, lambda_context: Any
+) -> None:
+    """Only a Rollout release can hold a gate (DeploymentActions answers Rollout's application alone):
+    a tag's checks document that asks for a person must not pass without one."""
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="team-checks")
+    document = {"pre_traffic": [HEALTH], "approval": {"before": "traffic"}}
+    s3.put_object(Bucket="team-checks", Key="orders/rollout.json", Body=json.dumps(document))
+    tag_target({"rollout:checks": "s3://team-checks/orders/rollout.json"})
+    deployment_id = start_deployment(world.codedeploy, "4", "5", application=EXTERNAL_APPLICATION)
+    world.target.answer("5", "health", ok("5"))
+
+    result, _ = run_pre(world, deployment_id, lambda_context)
+
+    assert world.statuses(deployment_id) == ["Failed"]
+    assert "asks for approval before traffic" in result["reason"]

@@ -741,18 +741,30 @@ CHECKS_DOCUMENTS = [
     refused("json-not-utf8", checks_file(b'{"canary": "\xff"}'), "INVALID_CHECKS", "is not UTF-8 text"),
     refused("json-utf16", checks_file("{}".encode("utf-16")), "INVALID_CHECKS", "is not UTF-8 text"),
     refused("json-top-level-list", checks_file(b"[]"), "INVALID_CHECKS", "(document): must be a mapping"),
-    refused("json-empty-file", checks_file(b""), "INVALID_CHECKS", "(document): is not valid JSON"),
-    no_op(
+    refused("json-empty-file", checks_file(b""), "INVALID_CHECKS", "rollout.json: (document): is empty"),
+    refused(
         "yaml-empty-file",
         checks_file(b"", "rollout.yaml"),
-        "rollout.yaml",
-        "an empty YAML file means no checks and the default canary",
+        "INVALID_CHECKS",
+        "rollout.yaml: (document): is empty",
     ),
     no_op(
         "checks-file-below-the-root",
         files({"lib/rollout.json": b"{"}),
         "lib/rollout.json",
         "only the root rollout.json is a checks file; this one is code",
+    ),
+    refused(
+        "checks-file-named-in-another-case",
+        files({"Rollout.json": b'{"pre_traffic": [{"name": "health"}]}'}),
+        "INVALID_CHECKS",
+        "the archive holds 'Rollout.json', not rollout.json",
+    ),
+    refused(
+        "checks-file-named-in-upper-case-yaml",
+        files({"ROLLOUT.YAML": b"pre_traffic: []\n"}),
+        "INVALID_CHECKS",
+        "the archive holds 'ROLLOUT.YAML', not rollout.yaml",
     ),
     no_op(
         "checks-name-as-a-folder",

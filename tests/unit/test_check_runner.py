@@ -36,6 +36,7 @@ from rollout.check_runner import (
         (None, None),
         ({"body": '{"ok": true}'}, {"body": '{"ok": true}'}),
         ({"flag": False}, {"flag": False}),
+        ({"sizes": [1, {"n": 2}]}, {"sizes": [1.0, {"n": 2.0}]}),
     ],
 )
 def test_subset_matches(expected: Any, actual: Any) -> None:
@@ -51,6 +52,9 @@ def test_subset_matches(expected: Any, actual: Any) -> None:
         ([1, 2], [1, 2, 3], "$: expected [1, 2], got [1, 2, 3]"),
         ([{"a": 1}], [{"a": 1, "b": 2}], "$: expected"),
         ({"ok": True}, {"ok": 1}, "$.ok: expected true, got 1"),
+        # Inside lists too: JSON's true is not 1, nor false 0.
+        ({"flags": [True, False]}, {"flags": [1, 0]}, "$.flags: expected [true, false], got [1, 0]"),
+        ([{"ok": True}], [{"ok": 1}], '$: expected [{"ok": true}], got [{"ok": 1}]'),
         ({"n": 1}, {"n": "1"}, '$.n: expected 1, got "1"'),
         # A JSON body is compared as the string it is.
         ({"body": {"ok": True}}, {"body": '{"ok": true}'}, "$.body: expected an object"),

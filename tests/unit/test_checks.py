@@ -61,7 +61,17 @@ def test_no_document_means_no_checks_and_default_thresholds() -> None:
         "canary": DEFAULT_CANARY,
         "probe": True,
     }
-    assert parse_checks(b"", "rollout.yaml") == default_checks()
+
+
+@pytest.mark.parametrize("filename", ["rollout.json", "rollout.yaml", "rollout.yml"])
+@pytest.mark.parametrize("body", [b"", b"  \n\t\n", "\ufeff".encode()])
+def test_an_empty_checks_file_is_refused_not_read_as_no_checks(filename: str, body: bytes) -> None:
+    """A checks file that is there but says nothing (truncated, or written by a step that failed) is not
+    a file asking for no checks: that is `{}`."""
+    with pytest.raises(ChecksError) as refused:
+        parse_checks(body, filename)
+    assert refused.value.field == "(document)"
+    assert "is empty" in str(refused.value)
 
 
 def test_yaml_documents_parse_like_json() -> None:

@@ -686,10 +686,24 @@ def _earliest_end(entry: _Entry) -> int:
 
 def _checks_entry(entries: list[_Entry]) -> _Entry | None:
     # Matched on where Lambda extracts it: `./rollout.json` (as some packers write it) is the root's.
-    present = [entry for entry in entries if _extracted_path(entry.name) in CHECKS_FILENAMES]
+    # A folder of that name holds code, not checks.
+    present = [
+        entry for entry in entries if not entry.is_folder and _extracted_path(entry.name) in CHECKS_FILENAMES
+    ]
     if len(present) > 1:
         listed = " and ".join(entry.name for entry in present)
         raise Rejected("INVALID_CHECKS", f"the archive holds {listed}: keep exactly one checks file")
+    if not present:
+        # Lambda's file system tells the cases apart, so `Rollout.json` is not the checks file: its owner
+        # meant checks that would silently never run.
+        for entry in entries:
+            path = _extracted_path(entry.name)
+            if not entry.is_folder and path.lower() in CHECKS_FILENAMES:
+                raise Rejected(
+                    "INVALID_CHECKS",
+                    f"the archive holds {entry.name!r}, not {path.lower()}: a checks file is named in "
+                    "lower case, and this one would be ignored",
+                )
     return present[0] if present else None
 
 

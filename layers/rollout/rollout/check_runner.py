@@ -134,16 +134,23 @@ def subset_mismatch(expected: Any, actual: Any, path: str = "$") -> str | None:
             if found:
                 return found
         return None
-    if isinstance(expected, bool) or isinstance(actual, bool):
-        # In Python True == 1; in JSON they differ.
-        same = type(expected) is type(actual) and expected == actual
-    elif isinstance(expected, int | float) and isinstance(actual, int | float):
-        same = expected == actual
-    else:
-        same = type(expected) is type(actual) and expected == actual
-    if same:
+    if _json_equal(expected, actual):
         return None
     return f"{path}: expected {_short(expected)}, got {_short(actual)}"
+
+
+def _json_equal(first: Any, second: Any) -> bool:
+    """Whether two JSON values are equal as JSON: 1 and 1.0 are, true and 1 are not (Python's == says
+    True == 1, also inside lists and objects, so every level is compared here)."""
+    if isinstance(first, bool) or isinstance(second, bool):
+        return type(first) is type(second) and first == second
+    if isinstance(first, int | float) and isinstance(second, int | float):
+        return first == second
+    if isinstance(first, list) and isinstance(second, list):
+        return len(first) == len(second) and all(map(_json_equal, first, second))
+    if isinstance(first, dict) and isinstance(second, dict):
+        return first.keys() == second.keys() and all(_json_equal(first[k], second[k]) for k in first)
+    return type(first) is type(second) and first == second
 
 
 def judge(

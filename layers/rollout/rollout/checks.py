@@ -118,6 +118,10 @@ def _parse(raw: bytes | str, filename: str) -> Any:
             raise ChecksError("(document)", f"is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     if len(raw) > MAX_DOCUMENT_BYTES:
         raise ChecksError("(document)", f"is longer than {MAX_DOCUMENT_BYTES} bytes")
+    if not raw.strip():
+        # A file that says nothing (cut short, or written by a step that failed) is not one asking for
+        # no checks: read as none, its version would go out with no check its owner wrote.
+        raise ChecksError("(document)", "is empty; a checks file with no checks is {}")
     if filename.lower().endswith(".json"):
         return _parse_json(raw)
     return _parse_yaml(raw)
@@ -154,8 +158,6 @@ def _parse_yaml(text: str) -> Any:
     # PyYAML costs ~40 ms of cold start; most artifacts carry JSON or nothing.
     import yaml
 
-    if not text.strip():
-        return {}
     loader = _bounded_yaml_loader()(text)
     try:
         return loader.get_single_data()

@@ -431,7 +431,13 @@ def _unproven_release(caller: HookCaller, deployment: Deployment, release: Relea
     """Why the deployment cannot be judged against a release ('' when it can, or is not Rollout's)."""
     spec = deployment.appspec
     if release is None:
-        if caller.application and deployment.application == caller.application:
+        if not caller.application:
+            # Rollout's own deployments cannot be told from other tools' (fail closed).
+            return (
+                f"deployment {deployment.deployment_id} names no release, and this hook does not know "
+                "Rollout's application (CODEDEPLOY_APPLICATION is not set); nothing is passed untested"
+            )
+        if deployment.application == caller.application:
             return (
                 f"deployment {deployment.deployment_id} of Rollout's application {caller.application} "
                 "names no release in the ledger; a version nobody validated is never passed"
@@ -699,9 +705,18 @@ def find_checks(release: Release | None, function: str) -> tuple[dict[str, Any] 
         code = aws.error_code(exc) or type(exc).__name__
         raise ChecksUnavailable(f"cannot read {uri} (named by the {CHECKS_TAG} tag): {code}") from exc
     try:
-        return parse_checks(body, filename=key.rsplit("/", 1)[-1]), f"{uri} ({CHECKS_TAG} tag)"
+        checks = parse_checks(body, filename=key.rsplit("/", 1)[-1])
     except ChecksError as exc:
         raise ChecksUnavailable(f"{uri} (named by the {CHECKS_TAG} tag) is invalid: {exc}") from exc
+    approval = checks.get("approval")
+    if approval:
+        # A gate lives on a Rollout release and only Rollout's application's gates are answered
+        # (approvals.act): outside Rollout nobody could approve, so the hook must not pass without one.
+        raise ChecksUnavailable(
+            f"{uri} (named by the {CHECKS_TAG} tag) asks for approval before {approval['before']}, "
+            "which only a Rollout release can wait for"
+        )
+    return checks, f"{uri} ({CHECKS_TAG} tag)"
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:

@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 from rollout import canary_alarms, claims, codedeploy_ops, lambda_ops, release_gate, steps
 from rollout.actions import KIND_ROLLBACK
 from rollout.appspec import build_appspec, release_description, revision_for
+from rollout.config import Settings
 from rollout.errors import CreateOutcomeUnknown, DeploymentLimitExceeded, Rejected, TransitionRefused
 from rollout.ledger import Ledger, Release
 from rollout.observability import logger, tracer
@@ -292,6 +293,14 @@ def _steps_to_deployment(
             raise RuntimeError(
                 f"alias {release.alias} of {release.function} disappeared before the deployment"
             )
+    if not alias.version.isdigit():
+        # An alias may invoke $LATEST (botocore's lambda model: CreateAlias FunctionVersion matches
+        # "(\$LATEST(\.PUBLISHED)?|[0-9]+)"): UpdateFunctionCode would then put the build live untested.
+        raise Rejected(
+            ReasonCode.ALIAS_NOT_ON_VERSION,
+            f"alias {release.alias} of {release.function} invokes {alias.version}, not a published version: "
+            "any code update would reach its traffic untested; point the alias at a published version",
+        )
     from concurrent.futures import ThreadPoolExecutor  # here: only a start that gets this far pays for it
 
     # The two reads that decide whether the release may go out are made at once (two round trips in the
@@ -311,10 +320,28 @@ def _steps_to_deployment(
         active = deployments.result()
     if active:
         return queue(ctx, release, f"CodeDeploy deployment {active[0]} is active for this function")
+    _require_hooks(ctx.settings)
     release = _publish(ctx, release, alias)
     if release.is_terminal:
         return release
     return _create_deployment(ctx, release, alias, managed)
+
+
+def _require_hooks(settings: Settings) -> None:
+    """The AppSpec names both hooks or no deployment is made: CodeDeploy runs a step the AppSpec names
+    no hook for untested (the hooks' names come from the environment template.yaml sets)."""
+    missing = [
+        variable
+        for variable, hook in (
+            ("PRE_TRAFFIC_HOOK", settings.pre_traffic_hook),
+            ("POST_TRAFFIC_HOOK", settings.post_traffic_hook),
+        )
+        if not hook
+    ]
+    if missing:
+        raise RuntimeError(
+            f"{' and '.join(missing)} not set: a deployment would shift traffic with no hook to test it"
+        )
 
 
 def _bootstrap(ctx: ReleaseContext, release: Release) -> Release:

@@ -132,6 +132,8 @@ class ReasonCode:
     FUNCTION_NOT_ZIP = "FUNCTION_NOT_ZIP"
     BAD_TAG = "BAD_TAG"
     LAMBDA_REFUSED_CODE = "LAMBDA_REFUSED_CODE"
+    # The alias invokes $LATEST rather than a published version: updating the code would put it live
+    ALIAS_NOT_ON_VERSION = "ALIAS_NOT_ON_VERSION"
     # The release's path through the queue
     CODE_UNCHANGED = "CODE_UNCHANGED"
     WAITING = "WAITING"
