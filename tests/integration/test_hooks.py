@@ -596,6 +596,36 @@ def test_a_tag_naming_an_empty_document_fails_rather_than_testing_nothing(
     assert "is empty" in result["reason"]
 
 
+def test_a_tag_naming_a_huge_document_fails_having_read_only_past_the_bound(
+    world: World, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.response import StreamingBody
+
+    limit = 1024 * 1024
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="team-checks")
+    s3.put_object(Bucket="team-checks", Key="orders/rollout.json", Body=b" " * (3 * limit))
+    tag_target({"rollout:checks": "s3://team-checks/orders/rollout.json"})
+    deployment_id = start_deployment(world.codedeploy, application=EXTERNAL_APPLICATION)
+    asked: list[int | None] = []
+    read = StreamingBody.read
+
+    def counted(body: StreamingBody, amt: int | None = None) -> bytes:
+        asked.append(amt)
+        return read(body, amt)
+
+    monkeypatch.setattr(StreamingBody, "read", counted)
+
+    result, _ = run_pre(world, deployment_id, lambda_context)
+
+    assert world.statuses(deployment_id) == ["Failed"]
+    assert result["reason"] == (
+        "pre-traffic checks unavailable: cannot read s3://team-checks/orders/rollout.json (named by the "
+        f"rollout:checks tag): s3://team-checks/orders/rollout.json is longer than {limit} bytes"
+    )
+    assert asked == [limit + 1]  # never the whole object
+
+
 def test_an_untagged_function_outside_rollout_has_no_checks(world: World, lambda_context: Any) -> None:
     deployment_id = start_deployment(world.codedeploy, application=EXTERNAL_APPLICATION)
     world.target.answer("2", "", ok("2"))

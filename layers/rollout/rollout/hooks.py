@@ -35,7 +35,7 @@ from rollout.check_runner import (
     excerpt,
     run_checks,
 )
-from rollout.checks import CHECKS_FILENAMES, ChecksError, parse_checks
+from rollout.checks import CHECKS_FILENAMES, MAX_DOCUMENT_BYTES, ChecksError, parse_checks
 from rollout.config import Settings
 from rollout.errors import ChecksUnavailable, HookEventError, MetricsUnreadable
 from rollout.ledger import Ledger, Release, now_iso
@@ -664,7 +664,11 @@ def appspec_content(application: str, revision: Mapping[str, Any]) -> str:
         return content
     if revision_type == "S3":
         location = revision.get("s3Location") or {}
-        body = s3_ops.read_object(location["bucket"], location["key"], location.get("version") or "")
+        # A Lambda AppSpec is a few hundred bytes; the checks file's bound keeps an odd object from
+        # exhausting the hook's memory (it fails with the reason instead).
+        body = s3_ops.read_object(
+            location["bucket"], location["key"], location.get("version") or "", limit=MAX_DOCUMENT_BYTES
+        )
         return body.decode("utf-8")
     raise ValueError(f"unsupported revision type {revision_type!r} for a Lambda deployment")
 
@@ -700,7 +704,9 @@ def find_checks(release: Release | None, function: str) -> tuple[dict[str, Any] 
         return None, f"not a Rollout release and {function} has no {CHECKS_TAG} tag"
     bucket, key = parse_s3_uri(uri)
     try:
-        body = s3_ops.read_object(bucket, key)
+        body = s3_ops.read_object(bucket, key, limit=MAX_DOCUMENT_BYTES)
+    except s3_ops.DocumentTooLarge as exc:
+        raise ChecksUnavailable(f"cannot read {uri} (named by the {CHECKS_TAG} tag): {exc}") from exc
     except Exception as exc:  # re-raised as the reason the hook failed
         code = aws.error_code(exc) or type(exc).__name__
         raise ChecksUnavailable(f"cannot read {uri} (named by the {CHECKS_TAG} tag): {code}") from exc

@@ -113,13 +113,22 @@ def open_object(obj: StoredObject) -> io.BufferedReader:
     return io.BufferedReader(RangedObjectReader(obj), buffer_size=READ_CHUNK)
 
 
-def read_object(bucket: str, key: str, version_id: str = "") -> bytes:
-    """A whole (small) object: AppSpecs and checks documents, never artifacts."""
+class DocumentTooLarge(ValueError):
+    """An S3 document longer than the caller can read."""
+
+
+def read_object(bucket: str, key: str, version_id: str = "", *, limit: int) -> bytes:
+    """A whole small object (AppSpecs and checks documents, never artifacts), refused past `limit` bytes
+    without reading the rest (at most limit + 1 bytes are read, whatever the object's size): a hook must
+    fail with the reason, not run out of memory."""
     params: dict[str, Any] = {"Bucket": bucket, "Key": key}
     if version_id:
         params["VersionId"] = version_id
     body = aws.client("s3").get_object(**params)["Body"]
     try:
-        return bytes(body.read())
+        data = bytes(body.read(limit + 1))
     finally:
         body.close()
+    if len(data) > limit:
+        raise DocumentTooLarge(f"s3://{bucket}/{key} is longer than {limit} bytes")
+    return data
