@@ -15,8 +15,9 @@ from moto import mock_aws
 from rollout import aws
 from sandbox.dynamodb_consistency import lagging_in_process
 from tests.support.aws_limits import LimitViolations
-from tests.support.aws_stack import REGION, StackUnderTest, create_stack, stack_environment
+from tests.support.aws_stack import StackUnderTest, create_stack, stack_environment
 from tests.support.codedeploy_standin import CodeDeployStandIn
+from tests.support.offline_aws import offline_environment
 from tests.support.paid_once import paid_once
 
 
@@ -73,20 +74,7 @@ def _paid_once() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _offline_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No test ever reaches AWS: fake credentials, a fixed region, no endpoint override."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_SECURITY_TOKEN", "testing")
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_REGION", REGION)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    # pytest-xdist's workers set COLUMNS=80; the CLI's tables are asserted at its default off a terminal.
-    monkeypatch.delenv("COLUMNS", raising=False)
-    monkeypatch.delenv("LINES", raising=False)
-    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-    monkeypatch.setenv("POWERTOOLS_DEV", "false")
-    aws.reset_clients()
+    offline_environment(monkeypatch)
     yield
     aws.reset_clients()
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.offline_aws import offline_environment
+
 CHROMIUM = Path(os.environ.get("ROLLOUT_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--headless",
@@ -41,6 +43,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "tests/browser" in str(item.fspath):
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _offline_aws(monkeypatch: pytest.MonkeyPatch, world: Any) -> Iterator[None]:
+    """The suite's own (tests/conftest.py), but the endpoint stays the module's sandbox from one test to the
+    next: the open page keeps polling the in-process dashboard, and a client it made while the endpoint was
+    unset (between two tests) was aimed at AWS itself ("cannot reach https://dynamodb.us-east-1...")."""
+    offline_environment(monkeypatch, world.sandbox.endpoint_url)
+    yield
 
 
 @pytest.fixture(scope="session")
