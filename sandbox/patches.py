@@ -50,6 +50,9 @@ def install() -> None:
         dynamodb_wire.install()
 
         install_patch()
+        from sandbox import value_picking  # moto's response values, picked with a memo
+
+        value_picking.install()
         _installed = True
 
 

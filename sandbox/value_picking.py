@@ -1,0 +1,107 @@
+"""Where moto's response serializer looks for a member's value, worked out once per member instead of per value.
+
+moto renders every response through botocore's model. For each member of each structure it asks its
+XFormedAttributePicker which attribute of the Python object (or key of the dict) holds the member: six
+alias providers propose spellings in turn (an alias the object's class declares in `Meta`, the shape's
+name, the member's own name, the name without the parent shape's or the class's prefix, the model's wire
+name), each followed by its snake_case, and the first spelling the object carries wins. Building the
+providers and their proposals for every value was most of the time a DescribeAlarms of 100 alarms took
+(a py-spy profile of `benchmarks.sandbox_front_bench`: about 45% of the sandbox's request time).
+
+Every proposal but the `Meta` alias depends only on the member's key, its shape, the structure that shape
+sits in (`shape.parent`, which moto sets before it asks) and the name of the object's class, and botocore's
+shapes do not change once loaded. So those proposals are remembered per (shape, parent, key, class name);
+the `Meta` alias is still read from the object every time, which spelling the object carries is still asked
+of the object every time, and the response transformers (which moto's responses may add to at run time)
+are still applied as moto applies them. The answer is moto's: tests/integration/test_sandbox_value_picking.py
+compares the two pickers on every response shape the sandbox serves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+_NO_PARENT = object()
+
+
+def install() -> None:
+    """Pick values through the memo while a sandbox runs (moto's own picker otherwise)."""
+    from botocore import xform_name
+    from moto.core import serialize
+    from moto.core.utils import MISSING
+    from moto.core.utils import get_value as value_of
+
+    from sandbox import core
+
+    original: Callable[..., Any] = serialize.ResponseSerializer.get_value
+    if hasattr(original, "original"):
+        return  # installed already
+    providers = serialize.DEFAULT_ALIAS_PROVIDERS
+    expected = list(providers)
+    # The Meta alias is read live, first, as moto's first provider; the others are remembered.
+    assert expected[0] is serialize.ExplicitAlias
+    remembered: list[Any] = expected[1:]
+    memo: dict[tuple[int, int, str, str], tuple[Any, Any, tuple[str, ...]]] = {}
+
+    def proposals(value: Any, key: str, shape: Any, parent: Any, class_name: str) -> tuple[str, ...] | None:
+        entry = memo.get((id(shape), id(parent), key, class_name))
+        if entry is not None and entry[0] is shape and entry[1] is parent:
+            return entry[2]
+        context = serialize.AttributePickerContext(obj=value, key=key, shape=shape)
+        found: list[str] = []
+        try:
+            for provider in remembered:
+                alias_provider = provider(context)
+                if alias_provider.has_alias(key):
+                    alias = alias_provider.get_alias(key)
+                    found += [alias, xform_name(alias)]
+        except Exception:  # noqa: BLE001 - moto's own picker meets it (or not) as it always did
+            return None
+        keys = tuple(found)
+        # The entry holds the shape and its parent, so their ids cannot be reused by other shapes.
+        memo[(id(shape), id(parent), key, class_name)] = (shape, parent, keys)
+        return keys
+
+    def get_value(self: Any, value: Any, key: str, shape: Any) -> Any:
+        picker = self._value_picker
+        if (
+            type(picker) is not serialize.XFormedAttributePicker
+            or picker.alias_providers != expected
+            or core.active() is None
+        ):
+            return original(self, value, key, shape)
+        try:
+            class_name = value.__class__.__name__
+        except AttributeError:
+            return original(self, value, key, shape)
+        tail = proposals(value, key, shape, getattr(shape, "parent", _NO_PARENT), class_name)
+        if tail is None:
+            return original(self, value, key, shape)
+        # ExplicitAlias, as moto asks it
+        if (
+            hasattr(value, "Meta")
+            and hasattr(value.Meta, "serialization_aliases")
+            and key in value.Meta.serialization_aliases
+        ):
+            alias = value.Meta.serialization_aliases[key]
+            keys: tuple[str, ...] = (alias, xform_name(alias), *tail)
+        else:
+            keys = tail
+        for possible_key in keys:
+            found = value_of(value, possible_key, MISSING)
+            if found is not MISSING:
+                break
+        else:
+            found = None
+        transformers = picker.response_transformers
+        if transformers:
+            key_path = f"{'.'.join(self.path)}.{key}"
+            for transform_path, transform in transformers.items():
+                if key_path.endswith(transform_path):
+                    found = transform(found)
+                    break
+        return found
+
+    get_value.original = original  # type: ignore[attr-defined]
+    serialize.ResponseSerializer.get_value = get_value  # type: ignore[method-assign]
