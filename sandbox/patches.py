@@ -50,9 +50,9 @@ def install() -> None:
         dynamodb_wire.install()
 
         install_patch()
-        from sandbox import value_picking  # moto's response values, picked with a memo
+        from sandbox import moto_speed  # moto's per-request costs, cut with the same answers
 
-        value_picking.install()
+        moto_speed.install()
         _installed = True
 
 
