@@ -42,12 +42,14 @@ def install() -> None:
     # The Meta alias is read live, first, as moto's first provider; the others are remembered.
     assert expected[0] is serialize.ExplicitAlias
     remembered: list[Any] = expected[1:]
-    memo: dict[tuple[int, int, str, str], tuple[Any, Any, tuple[str, ...]]] = {}
+    # (shape, parent, key, class name) -> the spellings to try; botocore's shapes hash by identity, and
+    # the memo holds them, so a key never stands for another shape.
+    memo: dict[tuple[Any, Any, str, str], tuple[str, ...]] = {}
 
     def proposals(value: Any, key: str, shape: Any, parent: Any, class_name: str) -> tuple[str, ...] | None:
-        entry = memo.get((id(shape), id(parent), key, class_name))
-        if entry is not None and entry[0] is shape and entry[1] is parent:
-            return entry[2]
+        keys = memo.get((shape, parent, key, class_name))
+        if keys is not None:
+            return keys
         context = serialize.AttributePickerContext(obj=value, key=key, shape=shape)
         found: list[str] = []
         try:
@@ -59,8 +61,7 @@ def install() -> None:
         except Exception:  # noqa: BLE001 - moto's own picker meets it (or not) as it always did
             return None
         keys = tuple(found)
-        # The entry holds the shape and its parent, so their ids cannot be reused by other shapes.
-        memo[(id(shape), id(parent), key, class_name)] = (shape, parent, keys)
+        memo[(shape, parent, key, class_name)] = keys
         return keys
 
     def get_value(self: Any, value: Any, key: str, shape: Any) -> Any:
@@ -88,12 +89,7 @@ def install() -> None:
             keys: tuple[str, ...] = (alias, xform_name(alias), *tail)
         else:
             keys = tail
-        for possible_key in keys:
-            found = value_of(value, possible_key, MISSING)
-            if found is not MISSING:
-                break
-        else:
-            found = None
+        found = _first_present(value, keys)
         transformers = picker.response_transformers
         if transformers:
             key_path = f"{'.'.join(self.path)}.{key}"
@@ -102,6 +98,25 @@ def install() -> None:
                     found = transform(found)
                     break
         return found
+
+    def _first_present(value: Any, keys: tuple[str, ...]) -> Any:
+        """The value under the first key `value` has, read as moto's get_value reads it, else None."""
+        # moto.core.utils.get_value: a dotted key is a path; otherwise value[key] when the object has
+        # __getitem__ (None for KeyError, IndexError, TypeError, AttributeError), else getattr.
+        indexable = hasattr(value, "__getitem__")
+        for possible_key in keys:
+            if not isinstance(possible_key, int) and "." in possible_key:
+                found = value_of(value, possible_key, MISSING)
+            elif indexable:
+                try:
+                    found = value[possible_key]
+                except (KeyError, IndexError, TypeError, AttributeError):
+                    continue
+            else:
+                found = getattr(value, str(possible_key), MISSING)
+            if found is not MISSING:
+                return found
+        return None
 
     get_value.original = original  # type: ignore[attr-defined]
     serialize.ResponseSerializer.get_value = get_value  # type: ignore[method-assign]

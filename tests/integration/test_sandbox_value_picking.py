@@ -191,10 +191,20 @@ class Aliased:
         self.__dict__.update(values)
 
 
+class Pathed:
+    """An alias that is a path: moto reads "inner.title" as value.inner.title."""
+
+    class Meta:
+        serialization_aliases = {"AlarmName": "inner.title", "AlarmArn": "inner.missing"}
+
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(values)
+
+
 class Indexed:
     """An object read with [] (moto's get_value uses __getitem__ when an object has one)."""
 
-    def __init__(self, values: dict[str, Any]) -> None:
+    def __init__(self, values: Any) -> None:
         self._values = values
 
     def __getitem__(self, key: str) -> Any:
@@ -218,6 +228,8 @@ def every_shape() -> list[Any]:
         {"MetricAlarms": [MetricAlarm(Name="class prefix", Arn="arn", alarm_description="d", Period=60)]},
         {"MetricAlarms": [Aliased(title="aliased", mood="INSUFFICIENT_DATA", AlarmName="not this one")]},
         {"MetricAlarms": [Indexed({"AlarmName": "indexed", "StateUpdatedTimestamp": now})]},
+        {"MetricAlarms": [Pathed(inner=Aliased(title="by path"), alarm_arn="arn")]},
+        {"MetricAlarms": [Indexed(["a list: [] with a name is a TypeError"])]},
         {"MetricAlarms": [Dynamic()]},
         {"MetricAlarms": [{"AlarmName": None, "Dimensions": [{"Name": "n", "Value": "v"}], "Metrics": []}]},
         {"CompositeAlarms": [{"AlarmName": "composite", "AlarmRule": "ALARM(a)"}], "NextToken": "t"},
