@@ -6,6 +6,8 @@ leaves moto as it is when no sandbox runs:
 - the serializer's value picking (sandbox/value_picking.py);
 - which methods a response class has (moto lists them all, with `inspect.getmembers`, to ask whether one
   operation's method is among them);
+- Flask's debug-mode hook on every request's `files` (moto's apps run with debug on), which made a new
+  class per request; one class per kind of `files` does the same;
 - an SQS queue's message counts, read on every SendMessage (moto computes every queue attribute to read
   ContentBasedDeduplication): counted at one instant rather than one instant per message, which made a
   publish to a topic with a queue subscribed cost time in proportion to the messages waiting there.
@@ -26,6 +28,7 @@ def install() -> None:
     if _installed:
         return
     value_picking.install()
+    _install_debug_files()
     _install_method_names()
     _install_sqs_counts()
     _installed.append(True)
@@ -69,6 +72,48 @@ def _install_method_names() -> None:
         return MethodNames(clazz, listed)
 
     responses.method_names_from_class = method_names_from_class
+
+
+def _install_debug_files() -> None:
+    """flask.debughelpers.attach_enctype_error_multidict, which Flask calls for each request in debug mode,
+    with its subclass of the request's `files` class made once per class instead of once per request. The
+    request it names in its error is kept on the `files` object instead of in the class's closure."""
+    from flask import debughelpers
+
+    attach = debughelpers.attach_enctype_error_multidict
+    made: dict[type, type] = {}
+
+    def debug_class(oldcls: type) -> type:
+        class newcls(oldcls):
+            def __getitem__(self, key: str) -> Any:
+                try:
+                    return super().__getitem__(key)
+                except KeyError as e:
+                    request = self.__dict__["_sandbox_debug_request"]
+                    if key not in request.form:
+                        raise
+                    raise debughelpers.DebugFilesKeyError(request, key).with_traceback(
+                        e.__traceback__
+                    ) from None
+
+        newcls.__name__ = oldcls.__name__
+        newcls.__qualname__ = f"{attach.__qualname__}.<locals>.newcls"
+        newcls.__module__ = oldcls.__module__
+        return newcls
+
+    def attach_enctype_error_multidict(request: Any) -> None:
+        files = request.files
+        if core.active() is None or not hasattr(files, "__dict__"):
+            attach(request)
+            return
+        oldcls = files.__class__
+        if oldcls not in made:
+            made[oldcls] = debug_class(oldcls)
+        files._sandbox_debug_request = request
+        files.__class__ = made[oldcls]
+
+    attach_enctype_error_multidict.original = attach  # type: ignore[attr-defined]
+    debughelpers.attach_enctype_error_multidict = attach_enctype_error_multidict
 
 
 def _install_sqs_counts() -> None:

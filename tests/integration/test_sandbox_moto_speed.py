@@ -77,3 +77,38 @@ def test_queue_counts_are_moto_s_at_one_instant(sb, monkeypatch: pytest.MonkeyPa
             "approximate_number_of_messages_delayed": len([m for m in queue._messages if m.delayed]),
         }
         assert {name: getattr(queue, name) for name in names} == expected
+
+
+def test_flask_s_debug_files_behave_as_flask_makes_them(sb) -> None:  # noqa: F811
+    """moto's apps run Flask in debug mode, which gives each request's `files` a class that explains a
+    missing file sent as a form field; the sandbox's shared class explains it in the same words."""
+    from flask import Flask, debughelpers, request
+
+    app = Flask("debug-files")
+    app.debug = True
+    flask_s_own = debughelpers.attach_enctype_error_multidict.original  # type: ignore[attr-defined]
+    seen = []
+    for attach in (flask_s_own, debughelpers.attach_enctype_error_multidict):
+        outcome = []
+        for form in ({"upload": "a name, not a file"}, {"other": "x"}):
+            with app.test_request_context("/", method="POST", data=form):
+                files = request.files
+                oldcls = type(files)
+                attach(request._get_current_object())  # type: ignore[attr-defined]
+                newcls = type(request.files)
+                with pytest.raises(KeyError) as missing:
+                    request.files["upload"]
+                outcome.append(
+                    (
+                        type(missing.value).__name__,
+                        str(missing.value),
+                        newcls.__name__,
+                        newcls.__qualname__,
+                        newcls.__module__,
+                        newcls.__mro__[1] is oldcls,
+                        request.files is files and dict(request.files) == {},
+                    )
+                )
+        seen.append(outcome)
+    assert seen[0] == seen[1]
+    assert seen[0][0][0] == "DebugFilesKeyError" and seen[0][1][0] == "BadRequestKeyError"
