@@ -3,7 +3,8 @@
 Each patch here replaces work moto repeats on every request by work that gives the same result, and
 leaves moto as it is when no sandbox runs:
 
-- the serializer's value picking (sandbox/value_picking.py);
+- the serializer's value picking (sandbox/value_picking.py) and its writing of a structure's scalar
+  members (sandbox/structure_rendering.py);
 - which methods a response class has (moto lists them all, with `inspect.getmembers`, to ask whether one
   operation's method is among them);
 - Flask's debug-mode hook on every request's `files` (moto's apps run with debug on), which made a new
@@ -19,7 +20,7 @@ import inspect
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from sandbox import core, value_picking
+from sandbox import core, structure_rendering, value_picking
 
 _installed: list[bool] = []
 
@@ -28,6 +29,7 @@ def install() -> None:
     if _installed:
         return
     value_picking.install()
+    structure_rendering.install()
     _install_debug_files()
     _install_method_names()
     _install_sqs_counts()

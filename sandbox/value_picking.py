@@ -66,11 +66,16 @@ def install() -> None:
 
     def get_value(self: Any, value: Any, key: str, shape: Any) -> Any:
         picker = self._value_picker
-        if (
-            type(picker) is not serialize.XFormedAttributePicker
-            or picker.alias_providers != expected
-            or core.active() is None
-        ):
+        # A picker serves one response: whether it is moto's default one is asked once.
+        state = getattr(picker, "__dict__", None)  # moto's pickers have one
+        default = state.get("_sandbox_default") if state is not None else False
+        if default is None:
+            default = state["_sandbox_default"] = (  # type: ignore[index]
+                type(picker) is serialize.XFormedAttributePicker
+                and picker.alias_providers == expected
+                and core.active() is not None
+            )
+        if not default:
             return original(self, value, key, shape)
         try:
             class_name = value.__class__.__name__
