@@ -42,14 +42,16 @@ def install() -> None:
     # The Meta alias is read live, first, as moto's first provider; the others are remembered.
     assert expected[0] is serialize.ExplicitAlias
     remembered: list[Any] = expected[1:]
-    # (shape, parent, key, class name) -> the spellings to try; botocore's shapes hash by identity, and
-    # the memo holds them, so a key never stands for another shape.
-    memo: dict[tuple[Any, Any, str, str], tuple[str, ...]] = {}
+    # (shape, parent, key, class name) -> the spellings to try, and whether each is a plain name (no path);
+    # botocore's shapes hash by identity, and the memo holds them, so a key never stands for another shape.
+    memo: dict[tuple[Any, Any, str, str], tuple[tuple[str, ...], bool]] = {}
 
-    def proposals(value: Any, key: str, shape: Any, parent: Any, class_name: str) -> tuple[str, ...] | None:
-        keys = memo.get((shape, parent, key, class_name))
-        if keys is not None:
-            return keys
+    def proposals(
+        value: Any, key: str, shape: Any, parent: Any, class_name: str
+    ) -> tuple[tuple[str, ...], bool] | None:
+        known = memo.get((shape, parent, key, class_name))
+        if known is not None:
+            return known
         context = serialize.AttributePickerContext(obj=value, key=key, shape=shape)
         found: list[str] = []
         try:
@@ -60,9 +62,9 @@ def install() -> None:
                     found += [alias, xform_name(alias)]
         except Exception:  # noqa: BLE001 - moto's own picker meets it (or not) as it always did
             return None
-        keys = tuple(found)
-        memo[(shape, parent, key, class_name)] = keys
-        return keys
+        known = (tuple(found), all(isinstance(k, str) and "." not in k for k in found))
+        memo[(shape, parent, key, class_name)] = known
+        return known
 
     def get_value(self: Any, value: Any, key: str, shape: Any) -> Any:
         picker = self._value_picker
@@ -75,26 +77,31 @@ def install() -> None:
                 and picker.alias_providers == expected
                 and core.active() is not None
             )
+            state["_sandbox_classes"] = {}  # type: ignore[index]
         if not default:
             return original(self, value, key, shape)
+        assert state is not None
         try:
             class_name = value.__class__.__name__
         except AttributeError:
             return original(self, value, key, shape)
-        tail = proposals(value, key, shape, getattr(shape, "parent", _NO_PARENT), class_name)
-        if tail is None:
+        proposed = proposals(value, key, shape, getattr(shape, "parent", _NO_PARENT), class_name)
+        if proposed is None:
             return original(self, value, key, shape)
+        tail, plain_names = proposed
+        has_meta, indexable = _has_meta_and_getitem(value, state["_sandbox_classes"])
         # ExplicitAlias, as moto asks it
         if (
-            hasattr(value, "Meta")
+            has_meta
             and hasattr(value.Meta, "serialization_aliases")
             and key in value.Meta.serialization_aliases
         ):
             alias = value.Meta.serialization_aliases[key]
-            keys: tuple[str, ...] = (alias, xform_name(alias), *tail)
+            found = _first_present(value, (alias, xform_name(alias), *tail), indexable)
+        elif plain_names:
+            found = _first_named(value, tail, indexable)
         else:
-            keys = tail
-        found = _first_present(value, keys)
+            found = _first_present(value, tail, indexable)
         transformers = picker.response_transformers
         if transformers:
             key_path = f"{'.'.join(self.path)}.{key}"
@@ -104,11 +111,54 @@ def install() -> None:
                     break
         return found
 
-    def _first_present(value: Any, keys: tuple[str, ...]) -> Any:
+    def _has_meta_and_getitem(
+        value: Any, classes: dict[type, tuple[bool, bool, bool] | None]
+    ) -> tuple[bool, bool]:
+        """hasattr(value, "Meta"), hasattr(value, "__getitem__"). For an object of a class that leaves
+        attribute lookup to Python (no __getattribute__ or __getattr__ of its own), whether the class has
+        either is found once per response, and the object's own __dict__ is asked for the rest."""
+        cls = type(value)
+        if cls not in classes:
+            mro = cls.__mro__
+            ordinary = cls.__getattribute__ is object.__getattribute__ and not any(
+                "__getattr__" in c.__dict__ for c in mro
+            )
+            classes[cls] = (
+                (
+                    any("Meta" in c.__dict__ for c in mro),
+                    any("__getitem__" in c.__dict__ for c in mro),
+                    any("__dict__" in c.__dict__ for c in mro),
+                )
+                if ordinary
+                else None
+            )
+        facts = classes[cls]
+        if facts is not None:
+            own = value.__dict__ if facts[2] else None
+            if own is None or ("Meta" not in own and "__getitem__" not in own):
+                return facts[0], facts[1]
+        return hasattr(value, "Meta"), hasattr(value, "__getitem__")
+
+    def _first_named(value: Any, names: tuple[str, ...], indexable: bool) -> Any:
+        """_first_present for names that are no paths."""
+        if type(value) is dict:
+            for name in names:
+                found = value.get(name, MISSING)
+                if found is not MISSING:
+                    return found
+            return None
+        if indexable:
+            return _first_present(value, names, indexable)
+        for name in names:
+            found = getattr(value, name, MISSING)
+            if found is not MISSING:
+                return found
+        return None
+
+    def _first_present(value: Any, keys: tuple[str, ...], indexable: bool) -> Any:
         """The value under the first key `value` has, read as moto's get_value reads it, else None."""
         # moto.core.utils.get_value: a dotted key is a path; otherwise value[key] when the object has
         # __getitem__ (None for KeyError, IndexError, TypeError, AttributeError), else getattr.
-        indexable = hasattr(value, "__getitem__")
         for possible_key in keys:
             if not isinstance(possible_key, int) and "." in possible_key:
                 found = value_of(value, possible_key, MISSING)

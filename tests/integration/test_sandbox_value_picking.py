@@ -247,6 +247,9 @@ def every_shape() -> list[Any]:
         {"MetricAlarms": [Aliased(title="aliased", mood="INSUFFICIENT_DATA", AlarmName="not this one")]},
         {"MetricAlarms": [Indexed({"AlarmName": "indexed", "StateUpdatedTimestamp": now})]},
         {"MetricAlarms": [Pathed(inner=Aliased(title="by path"), alarm_arn="arn")]},
+        # Meta and __getitem__ on the object itself, not its class
+        {"MetricAlarms": [MetricAlarm(Meta=Aliased.Meta, title="own meta", AlarmName="not this one")]},
+        {"MetricAlarms": [MetricAlarm(__getitem__=len, Name="own __getitem__: moto indexes, and fails")]},
         {"MetricAlarms": [Indexed(["a list: [] with a name is a TypeError"])]},
         {"MetricAlarms": [Dynamic()]},
         {"MetricAlarms": [{"AlarmName": None, "Dimensions": [{"Name": "n", "Value": "v"}], "Metrics": []}]},
