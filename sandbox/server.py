@@ -466,8 +466,10 @@ class HttpServer:
     """A threaded werkzeug server on 127.0.0.1 running in a background thread (sandbox/request_threads.py)."""
 
     def __init__(self, app: SandboxApp, port: int = 0) -> None:
+        from sandbox import http_headers
         from sandbox.request_threads import ReusedThreadsWSGIServer
 
+        http_headers.install()
         _QuietHandler = _quiet_handler(app.clock)
         self._server: BaseWSGIServer = ReusedThreadsWSGIServer("127.0.0.1", port, app, _QuietHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox-http", daemon=True)
