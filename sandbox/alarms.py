@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,17 @@ COMPARISONS = {
 }
 
 
+@dataclass(frozen=True)
+class Judged:
+    """An alarm's last evaluation: what it read, and the state it found (None: it changed nothing whatever
+    the state, as an alarm that ignores missing data and had none)."""
+
+    alarm: Any  # the alarm object (moto makes a new one when PutMetricAlarm changes an alarm)
+    metrics: list[metrics.MetricKey]
+    inputs: tuple[Any, ...]  # the window judged and the version of the datapoints of `metrics`
+    state: str | None
+
+
 class AlarmEvaluator:
     """Evaluates every metric and metric-math alarm a few times per sandbox period.
 
@@ -33,6 +45,11 @@ class AlarmEvaluator:
     holding the breaching datapoint ends. A state set with SetAlarmState holds for one period (at least a
     sandbox minute), as AWS
     keeps it until the alarm's next evaluation.
+
+    An evaluation depends on the alarm, the window of periods it judges and the datapoints of the metrics
+    it reads, nothing else; it changes the alarm only when it finds another state than the alarm's. So an
+    alarm whose window and datapoints are those of its last evaluation, and whose state is still the one
+    that evaluation found, is not evaluated again: it would find the same and change nothing.
     """
 
     def __init__(self, sandbox: Sandbox) -> None:
@@ -43,6 +60,7 @@ class AlarmEvaluator:
         self._thread = threading.Thread(target=self._loop, name="sandbox-alarms", daemon=True)
         self._lock = threading.Lock()
         self._next_sqs_sample = 0.0
+        self._judged: dict[str, Judged] = {}  # alarm name -> its last evaluation
 
     def start(self) -> None:
         self._thread.start()
@@ -73,15 +91,18 @@ class AlarmEvaluator:
                 metrics.record_sqs_queues(self.sandbox)
                 self._next_sqs_sample = self.clock.now() + metrics.SQS_SAMPLE_SECONDS
             backend = metrics.backend(self.sandbox)
-            for alarm in list(backend.alarms.values()):
+            alarms = list(backend.alarms.values())
+            for alarm in alarms:
                 if getattr(alarm, "rule", None):
                     continue  # composite alarms are not evaluated
                 try:
-                    self.evaluate(alarm)
+                    self.evaluate(alarm, backend)
                 except Exception:
                     log.exception("evaluating alarm %s failed", alarm.name)
+            for name in self._judged.keys() - {alarm.name for alarm in alarms}:
+                del self._judged[name]  # deleted
 
-    def evaluate(self, alarm: Any) -> None:
+    def evaluate(self, alarm: Any, backend: Any) -> None:
         now = self.clock.now()
         if self.manual_until.get(alarm.name, 0) > now:
             return
@@ -91,6 +112,24 @@ class AlarmEvaluator:
         to_alarm = int(alarm.datapoints_to_alarm or periods)
         end = now - now % period  # the start of the period still filling: it is not judged
         start = end - periods * period
+        judged = self._judged.get(alarm.name)
+        if judged is None or judged.alarm is not alarm:
+            judged = Judged(alarm, self._metrics(alarm), (), None)
+        inputs = (
+            start,
+            end,
+            self.sandbox.metric_index.version(backend, judged.metrics),
+        )
+        if judged.inputs == inputs and judged.state in (None, alarm.state_value):
+            return  # the same evaluation would find the same state
+        self._judged.pop(alarm.name, None)  # until this evaluation ends
+        found = self._judge(alarm, now, period, periods, to_alarm, start, end)
+        self._judged[alarm.name] = Judged(alarm, judged.metrics, inputs, found)
+
+    def _judge(
+        self, alarm: Any, now: float, period: int, periods: int, to_alarm: int, start: float, end: float
+    ) -> str | None:
+        """Evaluate the alarm over the periods from `start` to `end`; the state it found (None: none set)."""
         series = self._series(alarm, period, start, end)
         buckets = [start + i * period for i in range(periods)]
         values = [series.get(b) for b in buckets]
@@ -100,14 +139,14 @@ class AlarmEvaluator:
         present = [(b, v) for b, v in zip(buckets, values, strict=True) if v is not None]
         if not present and treat in ("missing", "ignore"):
             if treat == "ignore":
-                return
+                return None
             self._set(
                 alarm,
                 "INSUFFICIENT_DATA",
                 "Insufficient Data: no datapoints were received for the evaluation periods.",
                 {},
             )
-            return
+            return "INSUFFICIENT_DATA"
         breaching = 0
         for value in values:
             if value is None:
@@ -138,6 +177,14 @@ class AlarmEvaluator:
             ],
         }
         self._set(alarm, state, reason, data)
+        return state
+
+    def _metrics(self, alarm: Any) -> list[metrics.MetricKey]:
+        """The metrics whose datapoints the alarm reads (as `_series` reads them)."""
+        if alarm.metric_data_queries:
+            return metrics.query_metrics([_query_dict(q) for q in alarm.metric_data_queries])
+        dims = [{"Name": d.name, "Value": d.value} for d in alarm.dimensions]
+        return [metrics.metric_key(alarm.namespace, alarm.metric_name, dims)]
 
     def _series(self, alarm: Any, period: int, start: float, end: float) -> metrics.Series:
         if alarm.metric_data_queries:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from sandbox.core import Sandbox
 
 Series = dict[float, float]  # period start (epoch seconds) -> value
+MetricKey = tuple[str, str, tuple[tuple[str, str], ...]]  # namespace, metric name, dimensions
 
 
 def backend(sandbox: Sandbox) -> Any:
@@ -126,6 +127,25 @@ def _dims_key(dimensions: Iterable[Any]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(pairs))
 
 
+def metric_key(namespace: str, metric_name: str, dimensions: Iterable[Any]) -> MetricKey:
+    return (namespace, metric_name, _dims_key(dimensions))
+
+
+def query_metrics(queries: list[dict[str, Any]]) -> list[MetricKey]:
+    """The metrics a set of metric data queries reads (their MetricStat queries), as evaluate_queries reads them."""
+    keys = []
+    for query in queries:
+        stat = query.get("MetricStat")
+        if stat:
+            metric = stat["Metric"]
+            keys.append(
+                metric_key(
+                    metric.get("Namespace", ""), metric.get("MetricName", ""), metric.get("Dimensions") or []
+                )
+            )
+    return keys
+
+
 def _statistic(stat: str, datapoints: Sequence[Any]) -> float | None:
     values: list[float] = []
     total = 0.0
@@ -179,7 +199,7 @@ def metric_series(
     """Statistic per period over [start, end), periods starting at `start`."""
     if period <= 0:
         raise AwsError("InvalidParameterValue", "The parameter Period must be greater than 0.")
-    points = sandbox.metric_index.points(backend(sandbox), namespace, metric_name, _dims_key(dimensions))
+    points = sandbox.metric_index.points(backend(sandbox), *metric_key(namespace, metric_name, dimensions))
     buckets: dict[float, list[Any]] = {}
     for ts, datum in points:
         if not start <= ts < end:
@@ -237,21 +257,33 @@ class MetricIndex:
         self._lock = threading.Lock()
         self._source: int | None = None
         self._position = 0
-        self._by_metric: dict[tuple[str, str, tuple[tuple[str, str], ...]], list[tuple[float, Any]]] = {}
+        self._generation = 0  # a new one each time the index starts again from an empty list
+        self._by_metric: dict[MetricKey, list[tuple[float, Any]]] = {}
 
     def points(
         self, cloudwatch: Any, namespace: str, name: str, dimensions: tuple[tuple[str, str], ...]
     ) -> list[tuple[float, Any]]:
         with self._lock:
-            data = cloudwatch.metric_data
-            if id(data) != self._source or len(data) < self._position:
-                self._source, self._position, self._by_metric = id(data), 0, {}
-            fresh = data[self._position :]  # other threads may append meanwhile: count only what we read
-            for datum in fresh:
-                key = (datum.namespace, datum.name, _dims_key(datum.dimensions))
-                self._by_metric.setdefault(key, []).append((epoch(datum.timestamp), datum))
-            self._position += len(fresh)
+            self._catch_up(cloudwatch)
             return list(self._by_metric.get((namespace, name, dimensions), []))
+
+    def version(self, cloudwatch: Any, metrics: list[MetricKey]) -> tuple[int, ...]:
+        """Changes whenever a datapoint of one of `metrics` is added (or the datapoints start again): the
+        same version, the same datapoints of those metrics."""
+        with self._lock:
+            self._catch_up(cloudwatch)
+            return (self._generation, *(len(self._by_metric.get(metric, ())) for metric in metrics))
+
+    def _catch_up(self, cloudwatch: Any) -> None:
+        data = cloudwatch.metric_data
+        if id(data) != self._source or len(data) < self._position:
+            self._source, self._position, self._by_metric = id(data), 0, {}
+            self._generation += 1
+        fresh = data[self._position :]  # other threads may append meanwhile: count only what we read
+        for datum in fresh:
+            key = (datum.namespace, datum.name, _dims_key(datum.dimensions))
+            self._by_metric.setdefault(key, []).append((epoch(datum.timestamp), datum))
+        self._position += len(fresh)
 
 
 def evaluate_queries(

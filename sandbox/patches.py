@@ -50,6 +50,9 @@ def install() -> None:
         dynamodb_wire.install()
 
         install_patch()
+        from sandbox import moto_speed  # moto's per-request costs, cut with the same answers
+
+        moto_speed.install()
         _installed = True
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler
 
 from sandbox.call_log import OPERATOR, CallLog
 from sandbox.clock import Clock
@@ -463,13 +463,15 @@ def _quiet_handler(clock: Clock | None = None) -> type[WSGIRequestHandler]:
 
 
 class HttpServer:
-    """A threaded werkzeug server on 127.0.0.1 running in a background thread."""
+    """A threaded werkzeug server on 127.0.0.1 running in a background thread (sandbox/request_threads.py)."""
 
     def __init__(self, app: SandboxApp, port: int = 0) -> None:
+        from sandbox import http_headers
+        from sandbox.request_threads import ReusedThreadsWSGIServer
+
+        http_headers.install()
         _QuietHandler = _quiet_handler(app.clock)
-        self._server: BaseWSGIServer = make_server(
-            "127.0.0.1", port, app, threaded=True, request_handler=_QuietHandler
-        )
+        self._server: BaseWSGIServer = ReusedThreadsWSGIServer("127.0.0.1", port, app, _QuietHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox-http", daemon=True)
 
     @property

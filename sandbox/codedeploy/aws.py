@@ -6,12 +6,15 @@ fake. Every failure comes back as `AwsCallError` carrying the AWS error code."""
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime
 from typing import Any, Protocol
 
 import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.loaders import Loader
 
 # Generous retries: the sandbox can inject throttling, and a deployment should survive it as on AWS.
 RETRY_CONFIG = Config(
@@ -49,13 +52,51 @@ def _call_error(exc: Exception) -> AwsCallError:
     return AwsCallError(type(exc).__name__, str(exc))
 
 
+# What CodeDeploy reads of each alarm DescribeAlarms returns.
+ALARM_MEMBERS = frozenset({"AlarmName", "StateValue"})
+
+
+class AlarmStatesLoader(Loader):
+    """botocore's models, with CloudWatch's alarm shapes cut to the members CodeDeploy reads.
+
+    A poll's answer holds up to a hundred whole alarms; parsing every member of each (metrics, dimensions,
+    timestamps, reasons) was most of the CPU a poll cost the sandbox's CodeDeploy. With these shapes botocore
+    builds only the name and state of each alarm from the same answer. Requests are built from the input
+    shapes, which are untouched: the same call reaches the sandbox, is authorised, and is answered as before.
+    """
+
+    def load_service_model(self, service_name: str, type_name: str, api_version: str | None = None) -> Any:
+        model = super().load_service_model(service_name, type_name, api_version)
+        if service_name != "cloudwatch" or type_name != "service-2":
+            return model
+        shapes = dict(model["shapes"])
+        for name in ("MetricAlarm", "CompositeAlarm"):
+            shape = dict(shapes[name])
+            shape["members"] = {k: v for k, v in shape["members"].items() if k in ALARM_MEMBERS}
+            if "required" in shape:
+                shape["required"] = [k for k in shape["required"] if k in ALARM_MEMBERS]
+            shapes[name] = shape
+        return {**model, "shapes": shapes}
+
+
+def _botocore_session() -> botocore.session.Session:
+    session = botocore.session.Session()
+    data_path = session.get_config_variable("data_path")
+    # as botocore.loaders.create_loader reads AWS_DATA_PATH
+    paths = (
+        [os.path.expanduser(os.path.expandvars(p)) for p in data_path.split(os.pathsep)] if data_path else []
+    )
+    session.register_component("data_loader", AlarmStatesLoader(extra_search_paths=paths))
+    return session
+
+
 class BotoAws:
     def __init__(self, endpoint_url: str, region: str, credentials: dict[str, str] | None = None) -> None:
         # Without credentials (the service's own calls) fixed fake ones keep the host's out of the picture;
         # the sandbox treats them as its operator's.
         fake = "sandbox"
         arguments = credentials or {"aws_access_key_id": fake, "aws_secret_access_key": fake}
-        session = boto3.session.Session(region_name=region, **arguments)
+        session = boto3.session.Session(region_name=region, botocore_session=_botocore_session(), **arguments)
 
         def make(service: str) -> Any:
             return session.client(service, endpoint_url=endpoint_url, config=RETRY_CONFIG)

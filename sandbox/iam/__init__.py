@@ -17,7 +17,7 @@ from sandbox.iam import actions, state
 from sandbox.iam.access_log import AccessLog
 from sandbox.iam.actions import Check
 from sandbox.iam.credentials import Credentials, CredentialStore, InvalidToken
-from sandbox.iam.policy import Decision, Principal, evaluate
+from sandbox.iam.policy import Decision, Policy, Principal, evaluate
 from sandbox.policy_conditions import ContextValue, request_context
 
 __all__ = ["Check", "Credentials", "Denial", "Iam", "InvalidToken", "Principal"]
@@ -102,9 +102,12 @@ class Iam:
     def authorize(
         self, principal: Principal, checks: list[Check], context: dict[str, ContextValue] | None = None
     ) -> Denial | None:
-        """The first check the principal may not do (each check is recorded), or None when all pass."""
+        """The first check the principal may not do (each check is recorded), or None when all pass. A
+        request is judged on one reading of the caller's policies, however many checks it needs (a
+        DescribeAlarms of a hundred alarms needs a hundred)."""
+        identity = self._identity_policies(principal)
         for check in checks:
-            decision = self.decide(principal, check, context)
+            decision = self.decide(principal, check, context, identity)
             if not decision.allowed:
                 return Denial(principal, check, decision)
         return None
@@ -115,18 +118,28 @@ class Iam:
         return self.decide(principal, Check(action, resource), context).allowed
 
     def decide(
-        self, principal: Principal, check: Check, context: dict[str, ContextValue] | None = None
+        self,
+        principal: Principal,
+        check: Check,
+        context: dict[str, ContextValue] | None = None,
+        identity: list[Policy] | None = None,
     ) -> Decision:
+        """`identity`: the principal's policies, when the caller read them already."""
         if not self.enforce:
             return Decision(True, "not-enforced")
-        policies = state.resource_policies(self.account_id, self.region, check.resource)
-        if principal.role_arn:
-            policies = state.identity_policies(self.account_id, principal.role_arn) + policies
+        if identity is None:
+            identity = self._identity_policies(principal)
+        policies = identity + state.resource_policies(self.account_id, self.region, check.resource)
         full = self._context(principal, check)
         full.update(context or {})
         decision = evaluate(principal, check.action, check.resource, full, policies)
         self.log.record(principal.key, check.action, check.resource, decision)
         return decision
+
+    def _identity_policies(self, principal: Principal) -> list[Policy]:
+        if not self.enforce or not principal.role_arn:
+            return []
+        return state.identity_policies(self.account_id, principal.role_arn)
 
     def _context(self, principal: Principal, check: Check) -> dict[str, ContextValue]:
         context: dict[str, ContextValue] = dict(request_context(self.account_id))

@@ -16,12 +16,15 @@ import fnmatch
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from sandbox.policy_conditions import Context, arn_like, condition_holds
 
 IDENTITY = "identity"
 RESOURCE = "resource"
+# Entries each memo below keeps at most before it starts again (distinct documents; distinct requests).
+MEMO_LIMIT = 4096
 
 
 @dataclass(frozen=True)
@@ -58,12 +61,25 @@ class Policy:
 
     @staticmethod
     def parse(kind: str, name: str, document: str | bytes | dict[str, Any]) -> Policy:
-        if isinstance(document, bytes):
-            document = document.decode()
-        if isinstance(document, str):
-            document = json.loads(document)
-        assert isinstance(document, dict)
-        return Policy(kind, name, document)
+        """The policy a document says. Authorisation reads a role's policies for every check it makes, so a
+        document given as text is parsed once: the text is all it means."""
+        if not isinstance(document, str | bytes):
+            return Policy(kind, name, document)
+        known = _PARSED.get((kind, name, document))
+        if known is not None:
+            return known
+        text = document.decode() if isinstance(document, bytes) else document
+        parsed = json.loads(text)
+        assert isinstance(parsed, dict)
+        policy = Policy(kind, name, parsed)
+        _remember(_PARSED, (kind, name, document), policy)
+        return policy
+
+    @cached_property
+    def content(self) -> tuple[str, str, str]:
+        """The policy as a key: two policies with the same content decide every request alike. The repr of
+        a JSON document tells its values and their types apart."""
+        return (self.kind, self.name, repr(self.document))
 
     def statements(self) -> Iterator[tuple[int, dict[str, Any]]]:
         statements = self.document.get("Statement", [])
@@ -177,7 +193,51 @@ def _statement_applies(
     return scope
 
 
+_PARSED: dict[tuple[str, str, str | bytes], Policy] = {}
+_DECIDED: dict[tuple[Any, ...], Decision] = {}
+
+
+def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(memo) >= MEMO_LIMIT:
+        memo.clear()
+    memo[key] = value
+
+
 def evaluate(
+    principal: Principal, action: str, resource: str, context: Context, policies: list[Policy]
+) -> Decision:
+    """The decision for one request. It depends on nothing but these arguments, so the same request
+    against the same policies is decided once (a CodeDeploy poll asks the same hundred alarms again and
+    again); a changed policy, tag or condition key is a different request."""
+    key = _request_key(principal, action, resource, context, policies)
+    if key is None:
+        return _evaluate(principal, action, resource, context, policies)
+    decided = _DECIDED.get(key)
+    if decided is None:
+        decided = _evaluate(principal, action, resource, context, policies)
+        _remember(_DECIDED, key, decided)
+    return decided
+
+
+def _request_key(
+    principal: Principal, action: str, resource: str, context: Context, policies: list[Policy]
+) -> tuple[Any, ...] | None:
+    # A list of values and a single value are different context values: tagged apart.
+    keys = tuple(
+        sorted(
+            (name, True, tuple(value)) if isinstance(value, list) else (name, False, value)
+            for name, value in context.items()
+        )
+    )
+    key = (principal, action, resource, keys, tuple(policy.content for policy in policies))
+    try:
+        hash(key)
+    except TypeError:
+        return None  # a value that is no key (never in the sandbox's contexts): decided afresh
+    return key
+
+
+def _evaluate(
     principal: Principal, action: str, resource: str, context: Context, policies: list[Policy]
 ) -> Decision:
     deny: Decision | None = None

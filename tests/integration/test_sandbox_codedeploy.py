@@ -533,6 +533,35 @@ def test_bad_requests_get_aws_error_codes(env):
     assert sum(1 for c in configs if c.startswith("CodeDeployDefault.Lambda")) == 9
 
 
+def test_codedeploy_reads_each_alarm_state_as_describe_alarms_answers_it(env):
+    """CodeDeploy's own client parses only the name and state of each alarm (sandbox/codedeploy/aws.py):
+    it reads them as a full client reads the same answer, for a hundred names at once, and
+    a refusal reaches it with the service's code and message."""
+    from sandbox.codedeploy.aws import AwsCallError, BotoAws
+
+    names = []
+    for index in range(99):
+        names.append(errors_alarm(env, f"states-{uuid.uuid4().hex[:8]}", f"fn-{index}"))
+        if index % 3 == 0:
+            env.cloudwatch.set_alarm_state(AlarmName=names[-1], StateValue="ALARM", StateReason="test")
+    names.append("states-no-such-alarm")
+    credentials = env.sb.iam.issue(env.role, "AWSCodeDeploy").boto3_arguments()
+    read = BotoAws(env.sb.endpoint_url, "us-east-1", credentials).alarm_states(names)
+    answer = env.cloudwatch.describe_alarms(AlarmNames=names, AlarmTypes=["MetricAlarm", "CompositeAlarm"])
+    expected = {a["AlarmName"]: a["StateValue"] for a in answer["MetricAlarms"] + answer["CompositeAlarms"]}
+    assert read == expected and len(read) == 99 and "states-no-such-alarm" not in read
+    assert list(read.values()).count("ALARM") == 33
+
+    blind = env.iam.create_role(
+        RoleName=f"blind-{uuid.uuid4().hex[:6]}", AssumeRolePolicyDocument=trust_policy("codedeploy")
+    )["Role"]["Arn"]
+    credentials = env.sb.iam.issue(blind, "AWSCodeDeploy").boto3_arguments()
+    with pytest.raises(AwsCallError) as refused:
+        BotoAws(env.sb.endpoint_url, "us-east-1", credentials).alarm_states(names[:1])
+    assert refused.value.code == "AccessDenied"
+    assert "is not authorized to perform: cloudwatch:DescribeAlarms" in refused.value.message
+
+
 def test_deployments_of_one_role_read_their_alarms_once_per_poll_tick(env):
     """Six deployments running as one service role make about one DescribeAlarms per poll tick between them
     (each made its own before: six a tick), and each still judges its own alarms."""

@@ -237,6 +237,48 @@ def test_customer_and_aws_managed_policies_apply(sb):
     assert invoke[0]["Resource"] == "arn:aws:lambda:*:*:function:CodeDeployHook_*"
 
 
+def test_a_policy_changed_between_two_calls_decides_the_second(sb):
+    """Each call is decided on the policies as they are when it arrives, however often the same call was
+    decided before: inline policies replaced or deleted, managed policies given a new default version,
+    attached or detached."""
+    iam = client(sb, "iam")
+    name = table(sb)
+    get_item = {"Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": table_arn(name)}
+    role = new_role(sb, [get_item])
+    role_name = role.rsplit("/", 1)[-1]
+    ddb = as_role(sb, role, "dynamodb")
+    for _ in range(3):
+        ddb.get_item(TableName=name, Key=ITEM)
+    deny = {"Effect": "Deny", "Action": "dynamodb:GetItem", "Resource": table_arn(name)}
+    iam.put_role_policy(
+        RoleName=role_name,
+        PolicyName="inline",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [get_item, deny]}),
+    )
+    assert refusal(ddb.get_item, TableName=name, Key=ITEM)[2].endswith(
+        "explicit deny in an identity-based policy"
+    )
+    iam.delete_role_policy(RoleName=role_name, PolicyName="inline")
+    assert "because no identity-based policy allows" in refusal(ddb.get_item, TableName=name, Key=ITEM)[2]
+    document = {"Version": "2012-10-17", "Statement": [get_item]}
+    managed = iam.create_policy(PolicyName=f"p-{uuid.uuid4().hex[:6]}", PolicyDocument=json.dumps(document))[
+        "Policy"
+    ]["Arn"]
+    iam.attach_role_policy(RoleName=role_name, PolicyArn=managed)
+    ddb.get_item(TableName=name, Key=ITEM)
+    narrowed = {**get_item, "Resource": table_arn(name) + "-other"}
+    iam.create_policy_version(
+        PolicyArn=managed,
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [narrowed]}),
+        SetAsDefault=True,
+    )
+    assert refusal(ddb.get_item, TableName=name, Key=ITEM)[0] == "AccessDeniedException"
+    iam.set_default_policy_version(PolicyArn=managed, VersionId="v1")
+    ddb.get_item(TableName=name, Key=ITEM)
+    iam.detach_role_policy(RoleName=role_name, PolicyArn=managed)
+    assert refusal(ddb.get_item, TableName=name, Key=ITEM)[0] == "AccessDeniedException"
+
+
 def test_an_operation_the_sandbox_cannot_map_is_refused_loudly(sb):
     role = new_role(sb, [{"Effect": "Allow", "Action": "*", "Resource": "*"}])
     code, status, message = refusal(as_role(sb, role, "dynamodb").list_backups)
@@ -353,6 +395,8 @@ def test_a_function_policy_alone_lets_a_role_invoke(sb):
         FunctionName=target, StatementId="caller", Action="lambda:InvokeFunction", Principal=role
     )
     assert lam.invoke(FunctionName=target, Payload=b"{}")["StatusCode"] == 200
+    client(sb, "lambda").remove_permission(FunctionName=target, StatementId="caller")
+    assert refusal(lam.invoke, FunctionName=target, Payload=b"{}")[0] == "AccessDeniedException"
 
 
 def test_pass_role_is_checked_with_the_service_it_is_passed_to(sb):
