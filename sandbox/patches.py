@@ -44,7 +44,9 @@ def install() -> None:
         dynamodb_limits.install()  # beneath the consistency patch: only writes that happened are remembered
         _patch_dynamodb()
         _patch_dynamodb_transactions()
-        from sandbox import dynamodb_wire
+        from sandbox import dynamodb_expressions, dynamodb_wire
+
+        dynamodb_expressions.install()
         from sandbox.function_urls import install_patch
 
         dynamodb_wire.install()

@@ -1,0 +1,258 @@
+"""DynamoDB expressions parsed once per expression string, and validated without the work that cannot change.
+
+moto parses an UpdateExpression twice per UpdateItem (the handler, to check the names and values it uses; the
+backend, to apply it) and lexes a ConditionExpression twice (the handler's check, the backend's evaluation).
+Its validator deep-copies the parsed tree and walks the copy ten times; the first three walks check the tree
+alone (at most one SET, REMOVE, ADD and DELETE clause; no path set twice or overlapping another; no key
+attribute updated), and the first of them looks at every clause below every node, so its cost grows with the
+square of the number of actions. The ledger's transitions set a dozen attributes in one expression, and a
+py-spy profile of `benchmarks.dynamodb_bench` put parsing and validation at over half of UpdateItem's and
+TransactWriteItems' time in the sandbox.
+
+With a Sandbox running:
+- an UpdateExpression's parsed tree is kept per expression string; moto never changes that tree (the validator
+  works on its own copy), so every request with the same string gets the same tree;
+- a ConditionExpression's tokens are kept per expression string (names and values are looked up after lexing);
+- the validator's copy of the tree is made node by node, as deepcopy would make it, without deepcopy's
+  general machinery;
+- the three checks of the tree alone are run once per expression, names and table key: passed once, they pass
+  again, and they change nothing in the tree. Every other step (values, the item's paths, functions, types)
+  runs on every request, so every error moto answers is still answered, with the same words;
+- moto's walk over the tree looks each node's class up once instead of asking Python's abstract base class
+  machinery at every node for every walk.
+Without one, moto's own code runs. tests/integration/test_sandbox_expressions.py runs both paths on many
+expressions, items and errors and compares the outcomes.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import deque
+from typing import Any
+
+from sandbox import core
+
+# Expressions kept at most; past that the cache starts again (a stack sends a few dozen distinct ones).
+CACHE_LIMIT = 2048
+
+_trees: dict[str, Any] = {}  # UpdateExpression string -> moto's parsed tree (never changed)
+_kept: dict[int, Any] = {}  # id of a kept tree -> the tree
+_passed: dict[tuple[Any, ...], bool] = {}  # (id of a kept tree, names, table keys) -> its tree checks passed
+_tokens: dict[str, tuple[Any, ...]] = {}  # ConditionExpression string -> its lexed tokens
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(cache) >= CACHE_LIMIT:
+        cache.clear()
+        if cache is _trees:
+            _kept.clear()
+            _passed.clear()  # keyed by the ids of trees no longer kept
+    cache[key] = value
+    if cache is _trees:
+        _kept[id(value)] = value
+
+
+class NotClonable(Exception):
+    """The tree holds something the node-by-node copy does not reproduce exactly; deepcopy it instead."""
+
+
+def clone_tree(root: Any) -> Any:
+    """A copy of a parsed expression tree equal to copy.deepcopy(root): new nodes with the same `type`, new
+    children lists, each node's `parent` the copy of its parent. Raises NotClonable for a tree that is not
+    plain parser output (other attributes, a node or list in two places, a parent that is not the node's
+    parent, a leaf that is not a str, int, bool or None)."""
+    from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]
+
+    seen: set[int] = set()
+
+    def node_copy(node: Any, parent: Any, parent_copy: Any) -> Any:
+        state = node.__dict__
+        if (
+            id(node) in seen
+            or state.keys() != {"type", "children", "parent"}
+            or state["parent"] is not parent
+        ):
+            raise NotClonable(type(node).__name__)
+        seen.add(id(node))
+        new = object.__new__(type(node))
+        children = state["children"]
+        copied = None
+        if children is not None:
+            if type(children) is not list or id(children) in seen:
+                raise NotClonable("children")
+            seen.add(id(children))
+            copied = []
+            for child in children:
+                if isinstance(child, Node):
+                    copied.append(node_copy(child, node, new))
+                elif child is None or type(child) in (str, int, bool):
+                    copied.append(child)
+                else:
+                    raise NotClonable(type(child).__name__)
+        new.__dict__.update(type=state["type"], children=copied, parent=parent_copy)
+        return new
+
+    return node_copy(root, None, None)
+
+
+def _validator_deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
+    """moto's validators module's `deepcopy`: parsed trees copied node by node while a sandbox runs."""
+    from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]
+
+    if core.active() is not None and isinstance(value, Node) and memo is None:
+        try:
+            return clone_tree(value)
+        except NotClonable:
+            pass
+    return copy.deepcopy(value, memo)
+
+
+def install() -> None:
+    """Called once, from sandbox.patches."""
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+    from moto.dynamodb.parsing import validators
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser  # type: ignore[attr-defined]
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
+    from moto.dynamodb.parsing.validators import UpdateExpressionValidator
+
+    from sandbox import dynamodb_fast
+
+    parse = UpdateExpressionParser.make.__func__
+
+    def make(cls: Any, expression_str: str) -> Any:
+        if core.active() is None or cls is not UpdateExpressionParser or type(expression_str) is not str:
+            return parse(cls, expression_str)
+        tree = _trees.get(expression_str)
+        if tree is None:
+            tree = parse(cls, expression_str)  # a refused expression raises every time, as it did
+            _remember(_trees, expression_str, tree)
+        return tree
+
+    dynamodb_fast.replace(UpdateExpressionParser, "make", classmethod(make))
+
+    lex = ConditionExpressionParser._lex_condition_expression
+
+    def lex_condition_expression(self: Any) -> deque[Any]:
+        expression = self.condition_expression
+        if core.active() is None or type(expression) is not str:
+            return lex(self)
+        tokens = _tokens.get(expression)
+        if tokens is None:
+            tokens = tuple(lex(self))  # namedtuples; nothing downstream changes them
+            _remember(_tokens, expression, tokens)
+        return deque(tokens)
+
+    dynamodb_fast.replace(ConditionExpressionParser, "_lex_condition_expression", lex_condition_expression)
+    dynamodb_fast.replace(validators, "deepcopy", _validator_deepcopy)
+
+    initialise = UpdateExpressionValidator.__init__
+    validate = UpdateExpressionValidator.validate
+
+    def validator_init(self: Any, expression: Any, *args: Any, **kwargs: Any) -> None:
+        initialise(self, expression, *args, **kwargs)
+        self.sandbox_source = expression  # the kept tree, when make() gave it; validate() checks
+
+    def validate_expression(self: Any) -> Any:
+        source = getattr(self, "sandbox_source", None)
+        if core.active() is None or source is None or _kept.get(id(source)) is not source:
+            return validate(self)
+        names = self.expression_attribute_names
+        try:
+            key = (
+                id(source),
+                None if names is None else tuple(names.items()),
+                tuple(self.table.table_key_attrs),
+            )
+            hash(key)
+        except TypeError:
+            return validate(self)
+        processors = self.processors
+        checks = _leading_tree_checks(processors)
+        start = checks if _passed.get(key) else 0
+        tree = self.node_to_validate
+        for index in range(start, len(processors)):
+            tree = processors[index].traverse(tree)
+            if index == checks - 1:
+                _remember(_passed, key, True)
+        return tree
+
+    dynamodb_fast.replace(UpdateExpressionValidator, "__init__", validator_init)
+    dynamodb_fast.replace(UpdateExpressionValidator, "validate", validate_expression)
+
+    traverse = DepthFirstTraverser.traverse
+
+    def traverse_fast(self: Any, node: Any) -> Any:
+        cls = type(self)
+        if (
+            core.active() is None
+            or cls.traverse_node_recursively is not DepthFirstTraverser.traverse_node_recursively
+            or cls.nodes_to_be_processed is not DepthFirstTraverser.nodes_to_be_processed
+            or cls.process is not DepthFirstTraverser.process
+        ):
+            return traverse(self, node)
+        return _Walk(self).node(node, -1)
+
+    dynamodb_fast.replace(DepthFirstTraverser, "traverse", traverse_fast)
+
+
+def _leading_tree_checks(processors: list[Any]) -> int:
+    """How many of the validator's first processors check the tree alone (they raise or pass, and change
+    nothing): moto's ActionCountValidator, OverlappingPathsValidator and UpdateHashRangeKeyValidator."""
+    from moto.dynamodb.parsing.validators import (
+        ActionCountValidator,
+        OverlappingPathsValidator,
+        UpdateHashRangeKeyValidator,
+    )
+
+    tree_only = (ActionCountValidator, OverlappingPathsValidator, UpdateHashRangeKeyValidator)
+    count = 0
+    for processor in processors:
+        if type(processor) not in tree_only:
+            break
+        count += 1
+    return count
+
+
+_subclass: dict[tuple[type, Any], bool] = {}
+
+
+def _is(cls: type, kinds: Any) -> bool:
+    """isinstance by the object's class, remembered: moto's node classes are ABCs, whose isinstance goes
+    through Python code on every call."""
+    key = (cls, kinds)
+    known = _subclass.get(key)
+    if known is None:
+        known = _subclass[key] = issubclass(cls, kinds)
+    return known
+
+
+class _Walk:
+    """moto's DepthFirstTraverser.traverse_node_recursively, step for step, with the processor's map read
+    once per walk instead of once per node."""
+
+    def __init__(self, processor: Any) -> None:
+        from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]
+
+        self.processor = processor
+        self.handlers = list(processor._processing_map().items())
+        self.kinds = tuple(kind for kind, _ in self.handlers)
+        self.node_class = Node
+
+    def node(self, node: Any, child_id: int) -> Any:
+        if not _is(type(node), self.node_class):
+            return node
+        processor = self.processor
+        parent_node = node.parent
+        if node.children is not None:
+            for i, child_node in enumerate(node.children):
+                processor.pre_processing_of_child(node, i)
+                self.node(child_node, i)
+        if _is(type(node), self.kinds):
+            for kind, handler in self.handlers:
+                if _is(type(node), kind):
+                    node = handler(node)
+                    break
+            node.parent = parent_node
+            if parent_node:
+                parent_node.children[child_id] = node
+        return node

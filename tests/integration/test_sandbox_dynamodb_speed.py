@@ -1,0 +1,414 @@
+"""The sandbox's faster DynamoDB paths answer byte for byte what moto's own code answers.
+
+Each script of requests runs three times on three identical tables: with the sandbox's code (its caches
+cold, as the first request of an expression finds them), with moto's own code put back for every request
+(sandbox/dynamodb_fast.py records what was replaced), and with the sandbox's code again (caches warm). The
+raw response bodies and status codes must be the same, call for call, and so must the items left behind.
+Reads run with no lag and with a lag longer than the test, so that both the current table and the lagging
+view of it are compared.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import pytest
+
+from sandbox import Sandbox, dynamodb_fast
+from sandbox.dynamodb_expressions import NotClonable, clone_tree
+from tests.support.sandbox_support import client, unique
+
+Call = tuple[str, dict[str, Any]]
+
+
+@pytest.fixture(scope="module", params=[0.0, 600.0], ids=["current", "lagging"])
+def sb(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    with Sandbox(
+        speed=60, codedeploy=False, iam=False, gsi_lag=request.param, eventual_read_lag=request.param
+    ) as running:
+        yield running
+
+
+@contextmanager
+def motos_own_code(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    with monkeypatch.context() as patched:
+        for owner, name, before in reversed(dynamodb_fast.REPLACED):
+            if before is dynamodb_fast.MISSING:
+                patched.delattr(owner, name)
+            else:
+                patched.setattr(owner, name, before)
+        yield
+
+
+class RawDynamoDB:
+    """A DynamoDB client that keeps each answer as it came over the wire: (status, body bytes)."""
+
+    def __init__(self, sb: Sandbox) -> None:
+        self.client = client(sb, "dynamodb", retries=False)
+        self.client.meta.events.register("before-parse.dynamodb.*", self._keep)
+        self.last: tuple[int, bytes] = (0, b"")
+
+    def _keep(self, response_dict: dict[str, Any], **_: Any) -> None:
+        self.last = (response_dict["status_code"], response_dict["body"])
+
+    def call(self, operation: str, params: dict[str, Any], table: str, other: str) -> tuple[int, bytes]:
+        """The answer, with the tables' names (UpdateItem's ConsumedCapacity names one) written TABLE, OTHER."""
+        with suppress(self.client.exceptions.ClientError):
+            getattr(self.client, operation)(**params)
+        status, body = self.last
+        return status, body.replace(table.encode(), b"TABLE").replace(other.encode(), b"OTHER")
+
+
+def table(sb: Sandbox) -> str:
+    """A ledger-shaped table with a global index on `g` (and `n` defined as a number, for type checks)."""
+    name = unique("speed")
+    client(sb, "dynamodb").create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": a, "AttributeType": t}
+            for a, t in (("pk", "S"), ("sk", "S"), ("g", "S"), ("gr", "N"))
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by-g",
+                "KeySchema": [
+                    {"AttributeName": "g", "KeyType": "HASH"},
+                    {"AttributeName": "gr", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            },
+            {
+                "IndexName": "by-g-keys",
+                "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            },
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name
+
+
+def other_table(sb: Sandbox) -> str:
+    """A table keyed by `sk` alone: what is a key attribute there is an ordinary one in `table`."""
+    name = unique("speed-other")
+    client(sb, "dynamodb").create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "sk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "sk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name
+
+
+def with_tables(calls: list[Call], name: str, other: str) -> list[Call]:
+    """The script's calls aimed at tables `name` and `other` (TABLE and OTHER in any TableName)."""
+    text = json.dumps(calls).replace('"TABLE"', json.dumps(name)).replace('"OTHER"', json.dumps(other))
+    return [(operation, params) for operation, params in json.loads(text)]
+
+
+def same_answers(sb: Sandbox, monkeypatch: pytest.MonkeyPatch, calls: list[Call]) -> None:
+    raw = RawDynamoDB(sb)
+    answers = []
+    for fast in (True, False, True):
+        name, other = table(sb), other_table(sb)
+        got = []
+        for operation, params in with_tables(calls, name, other):
+            if fast:
+                got.append(raw.call(operation, params, name, other))
+            else:
+                with motos_own_code(monkeypatch):
+                    got.append(raw.call(operation, params, name, other))
+        for scanned in (name, other):
+            got.append(raw.call("scan", {"TableName": scanned, "ConsistentRead": True}, name, other))
+        answers.append(got)
+    for index, (operation, params) in enumerate(calls):
+        assert answers[0][index] == answers[1][index] == answers[2][index], (index, operation, params)
+    assert answers[0][-2:] == answers[1][-2:] == answers[2][-2:]
+
+
+def key(pk: str = "FN#a", sk: str = "REL#1") -> dict[str, Any]:
+    return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+
+BASE = {
+    **key(),
+    "s": {"S": "x"},
+    "n": {"N": "5"},
+    "l": {"L": [{"N": "1"}, {"S": "a"}, {"M": {"k": {"S": "v"}}}]},
+    "m": {"M": {"a": {"M": {"b": {"S": "c"}}}, "l": {"L": [{"BOOL": True}]}}},
+    "ss": {"SS": ["p", "q"]},
+    "ns": {"NS": ["1", "2"]},
+    "g": {"S": "G1"},
+    "gr": {"N": "1"},
+    "state": {"S": "QUEUED"},
+    "history": {"L": [{"M": {"state": {"S": "RECEIVED"}, "at": {"S": "t0"}}}]},
+}
+
+# (UpdateExpression, names, values): what the ledger writes, every kind of action, and every refusal.
+UPDATES: list[tuple[str, dict[str, str] | None, dict[str, Any] | None]] = [
+    ("SET #a = :a, #b = :b", {"#a": "s", "#b": "new"}, {":a": {"S": "y"}, ":b": {"N": "2"}}),
+    ("SET m.a.b = :a", None, {":a": {"S": "deep"}}),
+    ("SET m.#x = :a", {"#x": "fresh"}, {":a": {"M": {"z": {"NULL": True}}}}),
+    ("SET l[1] = :a, l[9] = :b", None, {":a": {"S": "one"}, ":b": {"S": "appended"}}),
+    (
+        "SET #h = list_append(if_not_exists(#h, :empty), :e)",
+        {"#h": "history"},
+        {":empty": {"L": []}, ":e": {"L": [{"M": {"state": {"S": "DEPLOYING"}}}]}},
+    ),
+    (
+        "SET #h = list_append(if_not_exists(#h, :empty), :e)",
+        {"#h": "absent"},
+        {":empty": {"L": []}, ":e": {"L": [{"S": "first"}]}},
+    ),
+    ("SET n = n + :one, #c = :one - :one", {"#c": "counter"}, {":one": {"N": "1"}}),
+    ("SET n = n - :one", None, {":one": {"N": "1.5"}}),
+    ("SET copy = m, m.a.b = :a", None, {":a": {"S": "changed"}}),
+    ("REMOVE s, l[0], l[2]", None, None),
+    ("ADD n :one, ss :s, added :one", None, {":one": {"N": "1"}, ":s": {"SS": ["r"]}}),
+    ("DELETE ss :s", None, {":s": {"SS": ["p"]}}),
+    ("SET s = :a REMOVE m.a ADD n :one", None, {":a": {"S": "z"}, ":one": {"N": "3"}}),
+    ("set s = :a", None, {":a": {"S": "lower-case keyword"}}),
+    (
+        "SET #r.#h = :r, #u = :u",
+        {"#r": "m", "#h": "hook", "#u": "updated_at"},
+        {":r": {"M": {}}, ":u": {"S": "t"}},
+    ),
+    # refused
+    ("SET s = :a SET n = :one", None, {":a": {"S": "y"}, ":one": {"N": "1"}}),
+    ("SET s = :a, s = :b", None, {":a": {"S": "y"}, ":b": {"S": "z"}}),
+    ("SET m = :a, m.a = :b", None, {":a": {"M": {}}, ":b": {"S": "z"}}),
+    ("SET #p = :a", {"#p": "pk"}, {":a": {"S": "y"}}),
+    ("SET sk = :a", None, {":a": {"S": "y"}}),
+    ("SET #undefined = :a", {"#other": "s"}, {":a": {"S": "y"}}),
+    ("SET s = :missing", None, {":a": {"S": "y"}}),
+    ("SET s = list_append(s, :e)", None, {":e": {"L": []}}),
+    ("SET nope.deeper = :a", None, {":a": {"S": "y"}}),
+    ("SET s = ", None, None),
+    ("SET g = :a", None, {":a": {"N": "1"}}),
+    ("SET g = :a", None, {":a": {"S": ""}}),
+    ("SET status = :a", None, {":a": {"S": "reserved word"}}),
+    ("ADD s :one", None, {":one": {"N": "1"}}),
+    ("SET n = n + :a", None, {":a": {"S": "text"}}),
+    ("SET l[1].x = :a", None, {":a": {"S": "y"}}),
+    ("REMOVE m.a.b.c.d", None, None),
+    ("SET s = :a", {"#unused": "s"}, {":a": {"S": "y"}}),
+]
+
+CONDITIONS: list[tuple[str | None, dict[str, str] | None, dict[str, Any] | None]] = [
+    (None, None, None),
+    ("attribute_exists(pk)", None, None),
+    ("#st IN (:q, :h)", {"#st": "state"}, {":q": {"S": "QUEUED"}, ":h": {"S": "HELD"}}),
+    ("#st IN (:h)", {"#st": "state"}, {":h": {"S": "HELD"}}),
+    ("attribute_not_exists(zzz) AND s = :x", None, {":x": {"S": "x"}}),
+    ("size(l) > :two OR begins_with(s, :x)", None, {":two": {"N": "2"}, ":x": {"S": "x"}}),
+    ("NOT (n BETWEEN :lo AND :hi)", None, {":lo": {"N": "1"}, ":hi": {"N": "3"}}),
+    ("s = = :x", None, {":x": {"S": "x"}}),
+    ("attribute_exists(#missing)", None, None),
+]
+
+
+def merged(*parts: dict[str, Any] | None) -> dict[str, Any] | None:
+    out: dict[str, Any] = {}
+    for part in parts:
+        out.update(part or {})
+    return out or None
+
+
+def update(
+    expression: str, names: Any, values: Any, condition: Any = (None, None, None), **extra: Any
+) -> Call:
+    params: dict[str, Any] = {"TableName": "TABLE", "Key": key(), "UpdateExpression": expression, **extra}
+    if condition[0]:
+        params["ConditionExpression"] = condition[0]
+    if merged(names, condition[1]):
+        params["ExpressionAttributeNames"] = merged(names, condition[1])
+    if merged(values, condition[2]):
+        params["ExpressionAttributeValues"] = merged(values, condition[2])
+    return ("update_item", params)
+
+
+RETURN_VALUES = ["ALL_NEW", "NONE", "ALL_OLD", "UPDATED_OLD", "UPDATED_NEW"]
+
+
+@pytest.mark.parametrize("case", range(len(UPDATES)))
+def test_update_expressions_answer_as_motos_own_code(sb, monkeypatch, case) -> None:
+    expression, names, values = UPDATES[case]
+    calls: list[Call] = []
+    for index, condition in enumerate(CONDITIONS):
+        calls.append(("put_item", {"TableName": "TABLE", "Item": BASE}))
+        returned = RETURN_VALUES[(case + index) % len(RETURN_VALUES)]
+        extra = {"ReturnValuesOnConditionCheckFailure": "ALL_OLD"} if index % 2 else {}
+        calls.append(update(expression, names, values, condition, ReturnValues=returned, **extra))
+        calls.append(
+            update(expression, names, values, condition, ReturnValues=returned, **extra)
+        )  # applied again
+        calls.append(("get_item", {"TableName": "TABLE", "Key": key(), "ConsistentRead": True}))
+    calls.append(("delete_item", {"TableName": "TABLE", "Key": key()}))
+    calls.append(update(expression, names, values, ReturnValues="ALL_NEW"))  # an item that did not exist
+    same_answers(sb, monkeypatch, calls)
+
+
+def test_the_ledgers_writes_answer_as_motos_own_code(sb, monkeypatch) -> None:
+    sets = {f"#f{i}": name for i, name in enumerate(("state", "updated_at", "deploying_at", "deployment_id"))}
+    values = {f":v{i}": {"S": f"value {i}"} for i in range(len(sets))}
+    transition = (
+        "SET "
+        + ", ".join(f"#f{i} = :v{i}" for i in range(len(sets)))
+        + ", #history = list_append(if_not_exists(#history, :empty), :entry), #open = :open"
+    )
+    names = {**sets, "#history": "history", "#open": "open_state", "#st": "state"}
+    values = {
+        **values,
+        ":empty": {"L": []},
+        ":entry": {"L": [{"M": {"state": {"S": "DEPLOYING"}, "at": {"S": "t1"}}}]},
+        ":open": {"S": "DEPLOYING"},
+        ":from0": {"S": "QUEUED"},
+        ":from1": {"S": "RECEIVED"},
+    }
+    release = {
+        "Update": {
+            "TableName": "TABLE",
+            "Key": key(),
+            "UpdateExpression": transition,
+            "ConditionExpression": "#st IN (:from0, :from1)",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+    }
+    lock = {
+        "Update": {
+            "TableName": "TABLE",
+            "Key": key(sk="LOCK"),
+            "UpdateExpression": "SET #d = :d",
+            "ConditionExpression": "#r = :r",
+            "ExpressionAttributeNames": {"#d": "deployment_id", "#r": "release_id"},
+            "ExpressionAttributeValues": {":d": {"S": "d-1"}, ":r": {"S": "1"}},
+        }
+    }
+    wrong_lock = copy.deepcopy(lock)
+    wrong_lock["Update"]["ExpressionAttributeValues"][":r"] = {"S": "2"}
+    calls: list[Call] = [
+        ("put_item", {"TableName": "TABLE", "Item": BASE, "ConditionExpression": "attribute_not_exists(pk)"}),
+        ("put_item", {"TableName": "TABLE", "Item": BASE, "ConditionExpression": "attribute_not_exists(pk)"}),
+        ("put_item", {"TableName": "TABLE", "Item": {**key(sk="LOCK"), "release_id": {"S": "1"}}}),
+        ("transact_write_items", {"TransactItems": [release, wrong_lock]}),
+        ("get_item", {"TableName": "TABLE", "Key": key(), "ConsistentRead": True}),
+        ("transact_write_items", {"TransactItems": [release, lock]}),
+        ("transact_write_items", {"TransactItems": [release, lock]}),
+        ("get_item", {"TableName": "TABLE", "Key": key(), "ConsistentRead": True}),
+        ("get_item", {"TableName": "TABLE", "Key": key()}),
+        (
+            "delete_item",
+            {
+                "TableName": "TABLE",
+                "Key": key(sk="LOCK"),
+                "ConditionExpression": "release_id = :r",
+                "ExpressionAttributeValues": {":r": {"S": "2"}},
+            },
+        ),
+        (
+            "delete_item",
+            {
+                "TableName": "TABLE",
+                "Key": key(sk="LOCK"),
+                "ConditionExpression": "release_id = :r",
+                "ExpressionAttributeValues": {":r": {"S": "1"}},
+                "ReturnValues": "ALL_OLD",
+            },
+        ),
+        update(transition, names, values, ("#st IN (:from0, :from1)", None, None), ReturnValues="ALL_NEW"),
+    ]
+    same_answers(sb, monkeypatch, calls)
+
+
+def test_the_checks_kept_per_expression_are_kept_per_names_and_table_too(sb, monkeypatch) -> None:
+    """The same expression passes or is refused by what its names stand for and by the table's keys."""
+    values = {":a": {"S": "y"}, ":b": {"S": "z"}}
+    calls: list[Call] = [("put_item", {"TableName": "TABLE", "Item": BASE})]
+    for names in (
+        {"#a": "s", "#b": "new"},
+        {"#a": "pk", "#b": "new"},
+        {"#a": "s", "#b": "s"},
+        {"#a": "sk", "#b": "x"},
+    ):
+        calls.append(update("SET #a = :a, #b = :b", names, values, ReturnValues="ALL_NEW"))
+        other = update("SET #a = :a, #b = :b", names, values, ReturnValues="ALL_NEW")
+        other[1].update(TableName="OTHER", Key={"sk": {"S": "k"}})
+        calls.append(other)
+    same_answers(sb, monkeypatch, calls)
+
+
+def shape(node: Any, copies: dict[int, Any]) -> Any:
+    """A tree as nested (class, children) with each node's parent named by its place."""
+    from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]
+
+    copies[id(node)] = len(copies)
+    parent = copies.get(id(node.parent)) if node.parent is not None else None
+    children = [
+        shape(c, copies) if isinstance(c, Node) else (type(c).__name__, c) for c in node.children or []
+    ]
+    return (type(node).__name__, node.type, sorted(node.__dict__), parent, children)
+
+
+@pytest.mark.parametrize("case", range(len(UPDATES)))
+def test_a_tree_copied_node_by_node_is_what_deepcopy_makes(sb, case) -> None:
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
+
+    try:
+        tree = UpdateExpressionParser.make(UPDATES[case][0])
+    except Exception:
+        return  # refused by the parser itself: there is no tree
+    copied = clone_tree(tree)
+    assert shape(copied, {}) == shape(copy.deepcopy(tree), {}) == shape(tree, {})
+    assert not ({id(n) for n in nodes(copied)} & {id(n) for n in nodes(tree)})
+
+
+def nodes(tree: Any) -> list[Any]:
+    from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]
+
+    found = [tree]
+    for child in tree.children or []:
+        if isinstance(child, Node):
+            found += nodes(child)
+    return found
+
+
+def test_a_tree_that_is_not_plain_parser_output_is_left_to_deepcopy(sb) -> None:
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.parsing.ast_nodes import DDBTypedValue  # type: ignore[attr-defined]
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
+
+    with pytest.raises(NotClonable):
+        clone_tree(DDBTypedValue(DynamoType({"S": "x"})))
+    tree = copy.deepcopy(UpdateExpressionParser.make("SET a = :a"))
+    tree.children[0].extra = "state deepcopy would copy"
+    with pytest.raises(NotClonable):
+        clone_tree(tree)
+    shared = copy.deepcopy(UpdateExpressionParser.make("SET a = :a, b = :b"))
+    shared.children.append(shared.children[0])
+    with pytest.raises(NotClonable):
+        clone_tree(shared)
+
+
+def test_a_kept_tree_is_never_changed_by_the_requests_that_use_it(sb, monkeypatch) -> None:
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
+
+    expression = "SET #h = list_append(if_not_exists(#h, :empty), :e), n = n + :one REMOVE l[0]"
+    kept = UpdateExpressionParser.make(expression)
+    before = shape(kept, {})
+    calls = [("put_item", {"TableName": "TABLE", "Item": BASE})] + [
+        update(
+            expression,
+            {"#h": "history"},
+            {":empty": {"L": []}, ":e": {"L": [{"S": "e"}]}, ":one": {"N": "1"}},
+            ReturnValues="ALL_NEW",
+        )
+    ] * 3
+    same_answers(sb, monkeypatch, calls)
+    assert UpdateExpressionParser.make(expression) is kept
+    assert shape(kept, {}) == before
