@@ -13,10 +13,16 @@ directly and applies the same conversions moto applies per member type (strings 
 base64-encoded, booleans as they are, lists and maps member by member). Anything else (an object, a
 dict with other keys) goes through moto's own path. tests/integration/test_sandbox_dynamodb_wire.py
 checks the two agree on every kind of value.
+
+Before that, moto turns items into those dicts (`Item.to_json`, for UpdateItem's and PutItem's answers and
+for projections) with DynamoType.to_regular_json, which deep-copies a value before converting it, at every
+level again; `regular_json` builds the same dicts without the copies.
 """
 
 from __future__ import annotations
 
+import base64
+import copy
 from enum import Enum
 from typing import Any
 
@@ -97,11 +103,39 @@ def _map(serializer: Any, values: Any, shape: Any) -> dict[str, Any]:
     return out
 
 
+def regular_json(value: Any) -> dict[str, Any]:
+    """moto's DynamoType.to_regular_json, without its deep copy of the value at every level (a map nested
+    n deep was copied n times over): the value's maps and lists are built anew member by member, as that
+    copy and the conversion after it built them."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    inner = value.value
+    if isinstance(inner, dict):
+        inner = {
+            k: regular_json(v) if isinstance(v, DynamoType) else copy.deepcopy(v) for k, v in inner.items()
+        }
+    elif isinstance(inner, list):
+        inner = [regular_json(v) if isinstance(v, DynamoType) else copy.deepcopy(v) for v in inner]
+    else:
+        inner = copy.deepcopy(inner)
+    if value.is_binary() and isinstance(inner, str):
+        inner = base64.b64decode(inner)
+    return {value.type: inner}
+
+
 def install() -> None:
     """Render wire-shaped AttributeValues with `render` while a sandbox runs (moto's path otherwise)."""
     from moto.core.serialize import BaseJSONSerializer
+    from moto.dynamodb.models.dynamo_type import DynamoType
 
-    from sandbox import core
+    from sandbox import core, dynamodb_fast
+
+    to_regular_json = DynamoType.to_regular_json
+
+    def regular(self: Any) -> dict[str, Any]:
+        return regular_json(self) if core.active() is not None else to_regular_json(self)
+
+    dynamodb_fast.replace(DynamoType, "to_regular_json", regular)
 
     original = BaseJSONSerializer._serialize_type_structure
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 from typing import Any
@@ -10,6 +11,8 @@ import pytest
 from moto.core.responses import get_service_model
 from moto.core.serialize import BaseJSONSerializer, XFormedAttributePicker, get_serializer_class
 
+from sandbox import dynamodb_fast
+from sandbox.dynamodb_wire import regular_json
 from tests.support.sandbox_support import client, sb, unique  # noqa: F401 - module fixture
 
 EVERY_KIND: dict[str, Any] = {
@@ -118,3 +121,23 @@ def test_an_item_of_every_kind_comes_back_as_it_was_put(sb) -> None:  # noqa: F8
     assert {k: sorted(next(iter(got[k].values()))) for k in ("ss", "ns", "bs")} == {
         k: sorted(next(iter(item[k].values()))) for k in ("ss", "ns", "bs")
     }
+
+
+def moto_to_regular_json() -> Any:
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    return next(b for o, n, b in dynamodb_fast.REPLACED if o is DynamoType and n == "to_regular_json")
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_values_convert_to_plain_json_as_moto_converts_them(sb, seed: int) -> None:  # noqa: F811
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    rng = random.Random(seed)
+    values = [random_value(rng) for _ in range(5)] + ([*EVERY_KIND.values()] if seed == 0 else [])
+    for value in values:
+        typed = DynamoType(value)
+        assert regular_json(typed) == moto_to_regular_json()(typed) == typed.to_regular_json()
+        if "B" in value:
+            typed.value = base64.b64encode(value["B"]).decode()  # as the wire brings it
+            assert regular_json(typed) == moto_to_regular_json()(typed)
