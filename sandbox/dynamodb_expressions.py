@@ -52,6 +52,10 @@ def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
         _kept[id(value)] = value
 
 
+NODE_STATE = frozenset({"type", "children", "parent"})  # all a parsed node holds
+LEAVES = (str, int, bool, type(None))  # what deepcopy gives back as it is
+
+
 class NotClonable(Exception):
     """The tree holds something the node-by-node copy does not reproduce exactly; deepcopy it instead."""
 
@@ -67,11 +71,7 @@ def clone_tree(root: Any) -> Any:
 
     def node_copy(node: Any, parent: Any, parent_copy: Any) -> Any:
         state = node.__dict__
-        if (
-            id(node) in seen
-            or state.keys() != {"type", "children", "parent"}
-            or state["parent"] is not parent
-        ):
+        if id(node) in seen or state.keys() != NODE_STATE or state["parent"] is not parent:
             raise NotClonable(type(node).__name__)
         seen.add(id(node))
         new = object.__new__(type(node))
@@ -83,12 +83,13 @@ def clone_tree(root: Any) -> Any:
             seen.add(id(children))
             copied = []
             for child in children:
-                if isinstance(child, Node):
-                    copied.append(node_copy(child, node, new))
-                elif child is None or type(child) in (str, int, bool):
+                kind = type(child)
+                if kind in LEAVES:
                     copied.append(child)
+                elif _is(kind, Node):
+                    copied.append(node_copy(child, node, new))
                 else:
-                    raise NotClonable(type(child).__name__)
+                    raise NotClonable(kind.__name__)
         new.__dict__.update(type=state["type"], children=copied, parent=parent_copy)
         return new
 
