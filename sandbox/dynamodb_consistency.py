@@ -75,7 +75,7 @@ class Write:
     at: float  # time.monotonic()
     hash_key: Any
     range_key: Any
-    old: Any  # the item before the write (a deep copy), or None if there was none
+    old: Any  # the item before the write (dynamodb_items.snapshot), or None if there was none
 
 
 def _writes(table: Any) -> list[Write]:
@@ -132,8 +132,11 @@ def before_write(table: Any, key_or_item: dict[str, Any], keep: float) -> Write 
         hash_value, range_value = _key_values(table, key_or_item)
     except KeyError:
         return None  # the write will fail validation; nothing to remember
-    old = _current(table, hash_value, range_value)
-    return Write(time.monotonic(), hash_value, range_value, copy.deepcopy(old))
+    from sandbox.dynamodb_items import snapshot
+
+    return Write(
+        time.monotonic(), hash_value, range_value, snapshot(_current(table, hash_value, range_value))
+    )
 
 
 def record(table: Any, write: Write | None, keep: float) -> None:

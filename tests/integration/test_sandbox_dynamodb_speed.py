@@ -4,8 +4,8 @@ Each script of requests runs three times on three identical tables: with the san
 cold, as the first request of an expression finds them), with moto's own code put back for every request
 (sandbox/dynamodb_fast.py records what was replaced), and with the sandbox's code again (caches warm). The
 raw response bodies and status codes must be the same, call for call, and so must the items left behind.
-Reads run with no lag and with a lag longer than the test, so that both the current table and the lagging
-view of it are compared.
+Reads run with no lag, and with a lag of LAG calls: the consistency model's clock (real seconds) is a
+counter here that moves one second per call, so a lagging read sees the same writes in every run.
 """
 
 from __future__ import annotations
@@ -23,14 +23,34 @@ from sandbox.dynamodb_expressions import NotClonable, clone_tree
 from tests.support.sandbox_support import client, unique
 
 Call = tuple[str, dict[str, Any]]
+LAG = 2.5  # calls
 
 
-@pytest.fixture(scope="module", params=[0.0, 600.0], ids=["current", "lagging"])
+class CallClock:
+    """Stands for the `time` module in sandbox/dynamodb_consistency.py: one second per call."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module", params=[0.0, LAG], ids=["current", "lagging"])
 def sb(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
     with Sandbox(
         speed=60, codedeploy=False, iam=False, gsi_lag=request.param, eventual_read_lag=request.param
     ) as running:
         yield running
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> CallClock:
+    from sandbox import dynamodb_consistency
+
+    counter = CallClock()
+    monkeypatch.setattr(dynamodb_consistency, "time", counter)
+    return counter
 
 
 @contextmanager
@@ -111,18 +131,20 @@ def with_tables(calls: list[Call], name: str, other: str) -> list[Call]:
     return [(operation, params) for operation, params in json.loads(text)]
 
 
-def same_answers(sb: Sandbox, monkeypatch: pytest.MonkeyPatch, calls: list[Call]) -> None:
+def same_answers(sb: Sandbox, monkeypatch: pytest.MonkeyPatch, clock: CallClock, calls: list[Call]) -> None:
     raw = RawDynamoDB(sb)
     answers = []
     for fast in (True, False, True):
         name, other = table(sb), other_table(sb)
         got = []
-        for operation, params in with_tables(calls, name, other):
+        for index, (operation, params) in enumerate(with_tables(calls, name, other)):
+            clock.now = float(index)
             if fast:
                 got.append(raw.call(operation, params, name, other))
             else:
                 with motos_own_code(monkeypatch):
                     got.append(raw.call(operation, params, name, other))
+        clock.now = float(len(calls) + 1000)  # every write long past
         for scanned in (name, other):
             got.append(raw.call("scan", {"TableName": scanned, "ConsistentRead": True}, name, other))
         answers.append(got)
@@ -236,7 +258,7 @@ RETURN_VALUES = ["ALL_NEW", "NONE", "ALL_OLD", "UPDATED_OLD", "UPDATED_NEW"]
 
 
 @pytest.mark.parametrize("case", range(len(UPDATES)))
-def test_update_expressions_answer_as_motos_own_code(sb, monkeypatch, case) -> None:
+def test_update_expressions_answer_as_motos_own_code(sb, monkeypatch, clock, case) -> None:
     expression, names, values = UPDATES[case]
     calls: list[Call] = []
     for index, condition in enumerate(CONDITIONS):
@@ -250,10 +272,10 @@ def test_update_expressions_answer_as_motos_own_code(sb, monkeypatch, case) -> N
         calls.append(("get_item", {"TableName": "TABLE", "Key": key(), "ConsistentRead": True}))
     calls.append(("delete_item", {"TableName": "TABLE", "Key": key()}))
     calls.append(update(expression, names, values, ReturnValues="ALL_NEW"))  # an item that did not exist
-    same_answers(sb, monkeypatch, calls)
+    same_answers(sb, monkeypatch, clock, calls)
 
 
-def test_the_ledgers_writes_answer_as_motos_own_code(sb, monkeypatch) -> None:
+def test_the_ledgers_writes_answer_as_motos_own_code(sb, monkeypatch, clock) -> None:
     sets = {f"#f{i}": name for i, name in enumerate(("state", "updated_at", "deploying_at", "deployment_id"))}
     values = {f":v{i}": {"S": f"value {i}"} for i in range(len(sets))}
     transition = (
@@ -323,10 +345,10 @@ def test_the_ledgers_writes_answer_as_motos_own_code(sb, monkeypatch) -> None:
         ),
         update(transition, names, values, ("#st IN (:from0, :from1)", None, None), ReturnValues="ALL_NEW"),
     ]
-    same_answers(sb, monkeypatch, calls)
+    same_answers(sb, monkeypatch, clock, calls)
 
 
-def test_the_checks_kept_per_expression_are_kept_per_names_and_table_too(sb, monkeypatch) -> None:
+def test_the_checks_kept_per_expression_are_kept_per_names_and_table_too(sb, monkeypatch, clock) -> None:
     """The same expression passes or is refused by what its names stand for and by the table's keys."""
     values = {":a": {"S": "y"}, ":b": {"S": "z"}}
     calls: list[Call] = [("put_item", {"TableName": "TABLE", "Item": BASE})]
@@ -340,7 +362,7 @@ def test_the_checks_kept_per_expression_are_kept_per_names_and_table_too(sb, mon
         other = update("SET #a = :a, #b = :b", names, values, ReturnValues="ALL_NEW")
         other[1].update(TableName="OTHER", Key={"sk": {"S": "k"}})
         calls.append(other)
-    same_answers(sb, monkeypatch, calls)
+    same_answers(sb, monkeypatch, clock, calls)
 
 
 def shape(node: Any, copies: dict[int, Any]) -> Any:
@@ -395,7 +417,7 @@ def test_a_tree_that_is_not_plain_parser_output_is_left_to_deepcopy(sb) -> None:
         clone_tree(shared)
 
 
-def test_a_kept_tree_is_never_changed_by_the_requests_that_use_it(sb, monkeypatch) -> None:
+def test_a_kept_tree_is_never_changed_by_the_requests_that_use_it(sb, monkeypatch, clock) -> None:
     from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
 
     expression = "SET #h = list_append(if_not_exists(#h, :empty), :e), n = n + :one REMOVE l[0]"
@@ -409,6 +431,174 @@ def test_a_kept_tree_is_never_changed_by_the_requests_that_use_it(sb, monkeypatc
             ReturnValues="ALL_NEW",
         )
     ] * 3
-    same_answers(sb, monkeypatch, calls)
+    same_answers(sb, monkeypatch, clock, calls)
     assert UpdateExpressionParser.make(expression) is kept
     assert shape(kept, {}) == before
+
+
+def read_everything(pk: str = "FN#a") -> list[Call]:
+    """Every read of the table and its indexes, consistent and not."""
+    by_g = {":g": {"S": "G1"}}
+    return [
+        ("get_item", {"TableName": "TABLE", "Key": key(pk)}),
+        ("get_item", {"TableName": "TABLE", "Key": key(pk), "ConsistentRead": True}),
+        ("get_item", {"TableName": "TABLE", "Key": key(pk), "ProjectionExpression": "s, m.a, l[0]"}),
+        (
+            "query",
+            {
+                "TableName": "TABLE",
+                "KeyConditionExpression": "pk = :p",
+                "ExpressionAttributeValues": {":p": {"S": pk}},
+            },
+        ),
+        (
+            "query",
+            {
+                "TableName": "TABLE",
+                "KeyConditionExpression": "pk = :p AND begins_with(sk, :r)",
+                "FilterExpression": "#st IN (:q, :d)",
+                "ExpressionAttributeNames": {"#st": "state"},
+                "ExpressionAttributeValues": {
+                    ":p": {"S": pk},
+                    ":r": {"S": "REL#"},
+                    ":q": {"S": "QUEUED"},
+                    ":d": {"S": "DEPLOYING"},
+                },
+                "ScanIndexForward": False,
+                "ConsistentRead": True,
+            },
+        ),
+        (
+            "query",
+            {
+                "TableName": "TABLE",
+                "KeyConditionExpression": "pk = :p",
+                "ExpressionAttributeValues": {":p": {"S": pk}},
+                "Limit": 1,
+                "ExclusiveStartKey": key(pk, "REL#1"),
+            },
+        ),
+        (
+            "query",
+            {
+                "TableName": "TABLE",
+                "IndexName": "by-g",
+                "KeyConditionExpression": "g = :g",
+                "ExpressionAttributeValues": by_g,
+            },
+        ),
+        (
+            "query",
+            {
+                "TableName": "TABLE",
+                "IndexName": "by-g",
+                "KeyConditionExpression": "g = :g AND gr > :one",
+                "ExpressionAttributeValues": {**by_g, ":one": {"N": "1"}},
+                "ProjectionExpression": "pk, sk, gr",
+                "ScanIndexForward": False,
+            },
+        ),
+        (
+            "query",
+            {
+                "TableName": "TABLE",
+                "IndexName": "by-g-keys",
+                "KeyConditionExpression": "g = :g",
+                "ExpressionAttributeValues": by_g,
+                "Limit": 1,
+            },
+        ),
+        (
+            "query",
+            {
+                "TableName": "TABLE",
+                "IndexName": "by-g",
+                "KeyConditionExpression": "g = :g",
+                "ExpressionAttributeValues": {":g": {"N": "1"}},
+            },
+        ),
+        (
+            "query",
+            {
+                "TableName": "TABLE",
+                "IndexName": "by-g",
+                "KeyConditionExpression": "g = :g",
+                "ExpressionAttributeValues": by_g,
+                "ConsistentRead": True,
+            },
+        ),
+        ("scan", {"TableName": "TABLE", "FilterExpression": "attribute_exists(s)"}),
+        ("scan", {"TableName": "TABLE", "IndexName": "by-g-keys"}),
+        (
+            "batch_get_item",
+            {
+                "RequestItems": {
+                    "TABLE": {"Keys": [key(pk), key(pk, "REL#2"), key(pk, "REL#3")], "ConsistentRead": True}
+                }
+            },
+        ),
+        (
+            "batch_get_item",
+            {"RequestItems": {"TABLE": {"Keys": [key(pk), key(pk, "REL#2"), key(pk, "REL#3")]}}},
+        ),
+    ]
+
+
+def test_reads_after_every_kind_of_write_answer_as_motos_own_code(sb, monkeypatch, clock) -> None:
+    """Lagging reads see the old images the writes kept; failed writes leave nothing behind."""
+    second = {**BASE, **key(sk="REL#2"), "gr": {"N": "2"}, "state": {"S": "DEPLOYING"}}
+    third = {**key(sk="REL#3"), "g": {"S": "G1"}, "gr": {"N": "3"}}
+    set_s = update(
+        "SET s = :a, #h = list_append(#h, :e)",
+        {"#h": "history"},
+        {":a": {"S": "y"}, ":e": {"L": [{"S": "e"}]}},
+        ReturnValues="ALL_OLD",
+    )
+    failing = update("SET s = :a", None, {":a": {"S": "z"}}, ("s = :nope", None, {":nope": {"S": "nope"}}))
+    too_large = update("SET m.big = :big", None, {":big": {"S": "x" * (400 * 1024)}})
+    failing_transaction = {
+        "TransactItems": [
+            {
+                "Update": {
+                    "TableName": "TABLE",
+                    "Key": key(),
+                    "UpdateExpression": "SET s = :a",
+                    "ExpressionAttributeValues": {":a": {"S": "t"}},
+                }
+            },
+            {"Put": {"TableName": "TABLE", "Item": third}},
+            {
+                "ConditionCheck": {
+                    "TableName": "TABLE",
+                    "Key": key(sk="REL#2"),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+        ]
+    }
+    calls: list[Call] = [
+        ("put_item", {"TableName": "TABLE", "Item": BASE}),
+        ("put_item", {"TableName": "TABLE", "Item": second}),
+        *read_everything(),
+        set_s,
+        *read_everything(),
+        set_s,
+        set_s,
+        *read_everything(),
+        failing,
+        too_large,
+        ("transact_write_items", failing_transaction),
+        *read_everything(),
+        ("put_item", {"TableName": "TABLE", "Item": third}),
+        ("delete_item", {"TableName": "TABLE", "Key": key(sk="REL#2"), "ReturnValues": "ALL_OLD"}),
+        *read_everything(),
+        (
+            "put_item",
+            {"TableName": "TABLE", "Item": {**BASE, "s": {"S": "replaced"}}, "ReturnValues": "ALL_OLD"},
+        ),
+        set_s,
+        *read_everything(),
+        ("delete_item", {"TableName": "TABLE", "Key": key()}),
+        *read_everything(),
+    ]
+    same_answers(sb, monkeypatch, clock, calls)

@@ -1,0 +1,81 @@
+"""Stored DynamoDB items are values while a sandbox runs: a write replaces an item, it never changes one.
+
+moto's UpdateItem changes the stored item in place, so whatever needs the item as it was copies it first:
+moto's handler (for ReturnValues), the sandbox's size limit (to put the item back when the update fails or
+leaves it too large), its consistency model (the image a lagging read sees) and its transactions (to put
+items back when one fails). Query and Scan deep-copy every item they return, so that a later write cannot
+reach into an answer. A ledger item with its history is deep, and those copies were a fifth of the
+sandbox's DynamoDB time.
+
+With a sandbox running, the sandbox's UpdateItem hands moto a copy of the item to change and stores that
+copy (dynamodb_limits); PutItem stores a new item and DeleteItem removes one, as moto does. The item that
+was stored is then never changed again, by anything: every other change of an item goes through moto's
+backend.update_item. So a snapshot of a stored item is the item itself, moto's copies of stored items in
+its handler and in Query and Scan are the items themselves, and an item's size, measured once, stays its
+size. Without a sandbox moto's own code runs, with its copies.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from typing import Any
+
+from sandbox import core
+
+SIZE = "_sandbox_size"  # an item's measured size, kept on the item (items are values)
+
+
+def items_are_values() -> bool:
+    """Whether every write now replaces a stored item instead of changing it: moto's own code, never;
+    the sandbox's, while it runs (install() puts that answer here)."""
+    return False
+
+
+def snapshot(item: Any) -> Any:
+    """The stored item (or None) as it is now, kept for later: the item itself while items are values."""
+    return item if items_are_values() else copy.deepcopy(item)
+
+
+class StoredItemCopies:
+    """Stands for the `copy` module in moto's DynamoDB handler and table modules: deepcopy of a stored
+    item, or of a list of them, gives the item (a new list of the items) while items are values."""
+
+    def deepcopy(self, value: Any, memo: dict[int, Any] | None = None) -> Any:
+        from moto.dynamodb.models.dynamo_type import Item
+
+        if memo is None and items_are_values():
+            if type(value) is Item:
+                return value
+            if type(value) is list and all(type(element) is Item for element in value):
+                return list(value)
+        return copy.deepcopy(value, memo)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+
+def install() -> None:
+    """Called once, from sandbox.patches (after dynamodb_limits, whose item size this keeps)."""
+    import moto.dynamodb.models.table as table_module
+    import moto.dynamodb.responses as responses_module
+    from moto.dynamodb.models.dynamo_type import Item
+
+    from sandbox import dynamodb_fast
+
+    dynamodb_fast.replace(sys.modules[__name__], "items_are_values", lambda: core.active() is not None)
+    copies = StoredItemCopies()
+    dynamodb_fast.replace(responses_module, "copy", copies)
+    dynamodb_fast.replace(table_module, "copy", copies)
+
+    measure = Item.size
+
+    def size(self: Any) -> int:
+        if not items_are_values():
+            return int(measure(self))
+        known = self.__dict__.get(SIZE)
+        if known is None:
+            known = self.__dict__[SIZE] = measure(self)
+        return int(known)
+
+    dynamodb_fast.replace(Item, "size", size)
