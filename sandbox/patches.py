@@ -43,9 +43,10 @@ def install() -> None:
         dynamodb_limits.install()  # beneath the consistency patch: only writes that happened are remembered
         _patch_dynamodb()
         _patch_dynamodb_transactions()
-        from sandbox import dynamodb_expressions, dynamodb_items, dynamodb_wire
+        from sandbox import dynamodb_expressions, dynamodb_items, dynamodb_queries, dynamodb_wire
 
         dynamodb_expressions.install()
+        dynamodb_queries.install()
         dynamodb_items.install()  # after dynamodb_limits: keeps the size it measures
         from sandbox.function_urls import install_patch
 
@@ -436,7 +437,7 @@ def _patch_iam() -> None:
 
 def _patch_dynamodb() -> None:
     """Global secondary indexes lag their table, and so do the table's reads without ConsistentRead
-    (sandbox/dynamodb_consistency.py)."""
+    (sandbox/dynamodb_consistency.py). A Query reads only the items it can match (dynamodb_queries.py)."""
     import contextvars
 
     from moto.dynamodb.models import DynamoDBBackend
@@ -444,6 +445,7 @@ def _patch_dynamodb() -> None:
     from moto.dynamodb.responses import DynamoHandler
 
     from sandbox import dynamodb_consistency as consistency
+    from sandbox import dynamodb_queries
 
     def lags() -> tuple[float, float]:
         sb = _sandbox()
@@ -534,9 +536,8 @@ def _patch_dynamodb() -> None:
         index_name = kwargs.get("index_name", args[7] if len(args) > 7 else None)
         consistent_read = kwargs.get("consistent_read", args[8] if len(args) > 8 else False)
         seconds = read_lag_of(self, index_name, consistent_read)
-        if seconds > 0:
-            return original_query(consistency.lagged_view(self, seconds), *args, **kwargs)
-        return original_query(self, *args, **kwargs)
+        table = consistency.lagged_view(self, seconds) if seconds > 0 else self
+        return original_query(dynamodb_queries.candidates(table, args, kwargs), *args, **kwargs)
 
     def scan(self: Any, *args: Any, **kwargs: Any) -> Any:
         # ... and as the fifth and sixth of Table.scan

@@ -107,6 +107,11 @@ def table(sb: Sandbox) -> str:
                 "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
                 "Projection": {"ProjectionType": "KEYS_ONLY"},
             },
+            {
+                "IndexName": "by-gr",
+                "KeySchema": [{"AttributeName": "gr", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            },
         ],
         BillingMode="PAY_PER_REQUEST",
     )
@@ -527,6 +532,31 @@ def read_everything(pk: str = "FN#a") -> list[Call]:
                 "ConsistentRead": True,
             },
         ),
+        (
+            "query",
+            {
+                "TableName": "TABLE",
+                "IndexName": "by-gr",
+                "KeyConditionExpression": "gr = :one",
+                "ExpressionAttributeValues": {":one": {"N": "1.0"}},
+            },
+        ),
+        (
+            "query",
+            {
+                "TableName": "OTHER",
+                "KeyConditionExpression": "sk = :k",
+                "ExpressionAttributeValues": {":k": {"S": "k"}},
+            },
+        ),
+        (
+            "query",
+            {
+                "TableName": "TABLE",
+                "KeyConditionExpression": "pk = :p",
+                "ExpressionAttributeValues": {":p": {"S": "FN#none"}},
+            },
+        ),
         ("scan", {"TableName": "TABLE", "FilterExpression": "attribute_exists(s)"}),
         ("scan", {"TableName": "TABLE", "IndexName": "by-g-keys"}),
         (
@@ -579,6 +609,8 @@ def test_reads_after_every_kind_of_write_answer_as_motos_own_code(sb, monkeypatc
     calls: list[Call] = [
         ("put_item", {"TableName": "TABLE", "Item": BASE}),
         ("put_item", {"TableName": "TABLE", "Item": second}),
+        ("put_item", {"TableName": "TABLE", "Item": {**key("FN#b"), "g": {"S": "G1"}, "gr": {"N": "1.00"}}}),
+        ("put_item", {"TableName": "OTHER", "Item": {"sk": {"S": "k"}, "a": {"S": "b"}}}),
         *read_everything(),
         set_s,
         *read_everything(),
