@@ -227,32 +227,56 @@ def _is(cls: type, kinds: Any) -> bool:
     return known
 
 
+NOT_A_NODE = -2  # a leaf value under a node: returned as it is
+UNPROCESSED = -1  # a node the processor has no handler for
+
+# (processor class, node class) -> index of the processor's handler for that node class, or one of the two
+_plans: dict[tuple[type, type], int] = {}
+
+
 class _Walk:
     """moto's DepthFirstTraverser.traverse_node_recursively, step for step, with the processor's map read
-    once per walk instead of once per node."""
+    once per walk and each node class's handler looked up once per processor class, instead of building
+    the map and asking isinstance of every class in it at every node."""
 
     def __init__(self, processor: Any) -> None:
-        from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]
+        from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser  # type: ignore[attr-defined]
 
         self.processor = processor
-        self.handlers = list(processor._processing_map().items())
-        self.kinds = tuple(kind for kind, _ in self.handlers)
-        self.node_class = Node
+        self.handlers = list(processor._processing_map().values())
+        self.kinds = list(processor._processing_map())
+        pre = type(processor).pre_processing_of_child
+        self.pre = (
+            None if pre is DepthFirstTraverser.pre_processing_of_child else processor.pre_processing_of_child
+        )
+
+    def plan(self, cls: type) -> int:
+        from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]
+
+        key = (type(self.processor), cls)
+        plan = _plans.get(key)
+        if plan is None:
+            if not issubclass(cls, Node):
+                plan = NOT_A_NODE
+            else:
+                plan = next((i for i, kind in enumerate(self.kinds) if issubclass(cls, kind)), UNPROCESSED)
+            _plans[key] = plan
+        return plan
 
     def node(self, node: Any, child_id: int) -> Any:
-        if not _is(type(node), self.node_class):
+        plan = self.plan(type(node))
+        if plan == NOT_A_NODE:
             return node
-        processor = self.processor
         parent_node = node.parent
-        if node.children is not None:
-            for i, child_node in enumerate(node.children):
-                processor.pre_processing_of_child(node, i)
+        children = node.children
+        if children is not None:
+            pre = self.pre
+            for i, child_node in enumerate(children):
+                if pre is not None:
+                    pre(node, i)
                 self.node(child_node, i)
-        if _is(type(node), self.kinds):
-            for kind, handler in self.handlers:
-                if _is(type(node), kind):
-                    node = handler(node)
-                    break
+        if plan != UNPROCESSED:
+            node = self.handlers[plan](node)
             node.parent = parent_node
             if parent_node:
                 parent_node.children[child_id] = node

@@ -37,6 +37,78 @@ def snapshot(item: Any) -> Any:
     return item if items_are_values() else copy.deepcopy(item)
 
 
+def clone(item: Any) -> Any:
+    """copy.deepcopy(item) for a moto Item, made directly: the same new Item, keys and attributes (each
+    DynamoType copied as DynamoType.__deepcopy__ copies it, a value reached twice copied once), without
+    deepcopy's dispatch for every value of the item."""
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
+
+    memo: dict[int, Any] = {}
+
+    def typed(value: Any) -> Any:
+        if type(value) is not DynamoType:
+            return copy.deepcopy(value, memo)
+        found = memo.get(id(value))
+        if found is not None:
+            return found
+        result = DynamoType.__new__(DynamoType)
+        memo[id(value)] = result
+        result.type = kind = value.type
+        inner = value.value
+        if kind == "L":
+            result.value = [typed(element) for element in inner]
+        elif kind == "M":
+            result.value = {name: typed(element) for name, element in inner.items()}
+        elif kind in ("SS", "NS", "BS"):
+            result.value = list(inner)
+        else:
+            result.value = inner
+        return result
+
+    new: Any = Item.__new__(Item)  # through moto's BaseModel.__new__, as deepcopy's copy is
+    new.hash_key = typed(item.hash_key)
+    new.range_key = typed(item.range_key)
+    attrs = LimitedSizeDict.__new__(LimitedSizeDict)
+    dict.__init__(attrs)
+    for name, value in item.attrs.items():
+        dict.__setitem__(attrs, name, typed(value))
+    new.attrs = attrs
+    return new
+
+
+# (the copy an UpdateItem is about to change, the stored item it was copied from), until moto copies it
+_about_to_change: list[tuple[Any, Any]] = []
+
+
+def to_change(item: Any) -> Any:
+    """A copy of stored `item` for moto's UpdateItem to change (dynamodb_limits stores it in its place).
+    moto's update_item deep-copies the item it changes before it starts (for a stream record); that copy
+    is `item` itself, which is the same and never changes (ModelCopies)."""
+    changing = clone(item)
+    _about_to_change[:] = [(changing, item)]
+    return changing
+
+
+def changed() -> None:
+    """The UpdateItem that asked for `to_change` is over."""
+    _about_to_change.clear()
+
+
+class ModelCopies:
+    """Stands for the `copy` module in moto's DynamoDB backend module: its one deep copy of an item, in
+    update_item, is of the copy `to_change` just made, and gets the stored item that copy was made from."""
+
+    def deepcopy(self, value: Any, memo: dict[int, Any] | None = None) -> Any:
+        if memo is None and _about_to_change and value is _about_to_change[0][0] and items_are_values():
+            stored = _about_to_change[0][1]
+            _about_to_change.clear()
+            return stored
+        return copy.deepcopy(value, memo)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+
 class StoredItemCopies:
     """Stands for the `copy` module in moto's DynamoDB handler and table modules: deepcopy of a stored
     item, or of a list of them, gives the item (a new list of the items) while items are values."""
@@ -57,6 +129,7 @@ class StoredItemCopies:
 
 def install() -> None:
     """Called once, from sandbox.patches (after dynamodb_limits, whose item size this keeps)."""
+    import moto.dynamodb.models as models_module
     import moto.dynamodb.models.table as table_module
     import moto.dynamodb.responses as responses_module
     from moto.dynamodb.models.dynamo_type import Item
@@ -67,6 +140,7 @@ def install() -> None:
     copies = StoredItemCopies()
     dynamodb_fast.replace(responses_module, "copy", copies)
     dynamodb_fast.replace(table_module, "copy", copies)
+    dynamodb_fast.replace(models_module, "copy", ModelCopies())
 
     measure = Item.size
 

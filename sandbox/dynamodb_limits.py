@@ -145,7 +145,7 @@ def install() -> None:
         if current is not None and dynamodb_items.items_are_values():
             # moto changes the item in place: it changes a copy, and the stored item stays as it was
             before = current
-            consistency.put_back(table, hash_value, range_value, copy.deepcopy(current))
+            consistency.put_back(table, hash_value, range_value, dynamodb_items.to_change(current))
         else:
             before = copy.deepcopy(current)
         try:
@@ -154,6 +154,8 @@ def install() -> None:
             # DynamoDB applies an update whole or not at all; moto can stop half-way through one.
             consistency.put_back(table, hash_value, range_value, before)
             raise
+        finally:
+            dynamodb_items.changed()
         if item.size() > ITEM_LIMIT_BYTES:  # DynamoDB's measure (Item.size, above)
             consistency.put_back(table, hash_value, range_value, before)
             refused = ItemTooLarge(table_name, key, UPDATE_REFUSED)

@@ -16,13 +16,15 @@ checks the two agree on every kind of value.
 
 Before that, moto turns items into those dicts (`Item.to_json`, for UpdateItem's and PutItem's answers and
 for projections) with DynamoType.to_regular_json, which deep-copies a value before converting it, at every
-level again; `regular_json` builds the same dicts without the copies.
+level again; `regular_json` builds the same dicts without the copies. Every answer then goes through
+dynamo_to_dict, which asks each string whether it has a to_json method; `plain` decides by class.
 """
 
 from __future__ import annotations
 
 import base64
 import copy
+from decimal import Decimal
 from enum import Enum
 from typing import Any
 
@@ -123,6 +125,30 @@ def regular_json(value: Any) -> dict[str, Any]:
     return {value.type: inner}
 
 
+# Values dynamo_to_dict gives back as they are: not a datetime, a DynamoType, a dict or a list, and
+# without a to_json method.
+AS_THEY_ARE = frozenset({str, int, float, bool, bytes, type(None), Decimal})
+
+
+def plain(value: Any) -> Any:
+    """moto's dynamo_to_dict (what every DynamoDB answer goes through before it is rendered), deciding by
+    the value's exact class what moto decides by asking each string and number whether it is a datetime
+    and has a to_json method. Anything else is left to moto's function."""
+    from moto.dynamodb.models.dynamo_type import DynamoType, LimitedSizeDict
+    from moto.dynamodb.models.utilities import dynamo_to_dict
+
+    kind = type(value)
+    if kind in AS_THEY_ARE:
+        return value
+    if kind is dict or kind is LimitedSizeDict:
+        return {k: plain(v) for k, v in value.items()}
+    if kind is list:
+        return [plain(v) for v in value]
+    if kind is DynamoType and value.type not in ("B", "BS"):
+        return {value.type: plain(value.value)}
+    return dynamo_to_dict(value)
+
+
 def install() -> None:
     """Render wire-shaped AttributeValues with `render` while a sandbox runs (moto's path otherwise)."""
     from moto.core.serialize import BaseJSONSerializer
@@ -136,6 +162,15 @@ def install() -> None:
         return regular_json(self) if core.active() is not None else to_regular_json(self)
 
     dynamodb_fast.replace(DynamoType, "to_regular_json", regular)
+
+    import moto.dynamodb.responses as responses
+
+    to_dict = responses.dynamo_to_dict
+
+    def dynamo_to_dict(value: Any) -> Any:
+        return plain(value) if core.active() is not None else to_dict(value)
+
+    dynamodb_fast.replace(responses, "dynamo_to_dict", dynamo_to_dict)
 
     original = BaseJSONSerializer._serialize_type_structure
 

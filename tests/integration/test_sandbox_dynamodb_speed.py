@@ -119,15 +119,34 @@ def table(sb: Sandbox) -> str:
 
 
 def other_table(sb: Sandbox) -> str:
-    """A table keyed by `sk` alone: what is a key attribute there is an ordinary one in `table`."""
+    """A table keyed by `sk` alone (what is a key attribute there is an ordinary one in `table`), with a
+    stream of old and new images."""
     name = unique("speed-other")
     client(sb, "dynamodb").create_table(
         TableName=name,
         KeySchema=[{"AttributeName": "sk", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "sk", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
     )
     return name
+
+
+def stream_records(sb: Sandbox, name: str) -> list[Any]:
+    """What the table's stream recorded: each write's kind, key and images."""
+    arn = client(sb, "dynamodb").describe_table(TableName=name)["Table"]["LatestStreamArn"]
+    streams = client(sb, "dynamodbstreams")
+    records = []
+    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(
+            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        for record in streams.get_records(ShardIterator=iterator)["Records"]:
+            change = record["dynamodb"]
+            records.append(
+                (record["eventName"], change.get("Keys"), change.get("OldImage"), change.get("NewImage"))
+            )
+    return records
 
 
 def with_tables(calls: list[Call], name: str, other: str) -> list[Call]:
@@ -152,10 +171,11 @@ def same_answers(sb: Sandbox, monkeypatch: pytest.MonkeyPatch, clock: CallClock,
         clock.now = float(len(calls) + 1000)  # every write long past
         for scanned in (name, other):
             got.append(raw.call("scan", {"TableName": scanned, "ConsistentRead": True}, name, other))
+        got.append(stream_records(sb, other))
         answers.append(got)
     for index, (operation, params) in enumerate(calls):
         assert answers[0][index] == answers[1][index] == answers[2][index], (index, operation, params)
-    assert answers[0][-2:] == answers[1][-2:] == answers[2][-2:]
+    assert answers[0][-3:] == answers[1][-3:] == answers[2][-3:]
 
 
 def key(pk: str = "FN#a", sk: str = "REL#1") -> dict[str, Any]:
@@ -274,6 +294,10 @@ def test_update_expressions_answer_as_motos_own_code(sb, monkeypatch, clock, cas
         calls.append(
             update(expression, names, values, condition, ReturnValues=returned, **extra)
         )  # applied again
+        calls.append(("put_item", {"TableName": "OTHER", "Item": {**BASE, "sk": {"S": "k"}}}))
+        other = update(expression, names, values, condition, ReturnValues=returned, **extra)
+        other[1].update(TableName="OTHER", Key={"sk": {"S": "k"}})
+        calls.append(other)
         calls.append(("get_item", {"TableName": "TABLE", "Key": key(), "ConsistentRead": True}))
     calls.append(("delete_item", {"TableName": "TABLE", "Key": key()}))
     calls.append(update(expression, names, values, ReturnValues="ALL_NEW"))  # an item that did not exist
@@ -634,3 +658,44 @@ def test_reads_after_every_kind_of_write_answer_as_motos_own_code(sb, monkeypatc
         *read_everything(),
     ]
     same_answers(sb, monkeypatch, clock, calls)
+
+
+def described(value: Any, seen: dict[int, int]) -> Any:
+    """An item or value as nested tuples, each DynamoType and Item numbered where it is first met, so that
+    two descriptions are equal only if the objects are shared in the same places."""
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    if type(value) in (DynamoType, Item):
+        if id(value) in seen:
+            return ("again", seen[id(value)])
+        seen[id(value)] = len(seen)
+        state = value.__dict__
+        return (type(value).__name__, list(state), [described(v, seen) for v in state.values()])
+    if isinstance(value, dict):
+        return (type(value).__name__, [(k, described(v, seen)) for k, v in value.items()])
+    if isinstance(value, list):
+        return ("list", [described(v, seen) for v in value])
+    return (type(value).__name__, value)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_an_item_copied_for_an_update_is_what_deepcopy_makes(sb, seed) -> None:
+    import random
+
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    from sandbox.dynamodb_items import clone
+    from tests.integration.test_sandbox_dynamodb_wire import EVERY_KIND, random_value
+
+    rng = random.Random(seed)
+    attrs = {f"a{i}": random_value(rng) for i in range(rng.randint(1, 8))}
+    item = Item(
+        DynamoType({"S": "pk"}), DynamoType({"N": "1"}) if seed % 2 else None, {**attrs, **EVERY_KIND}
+    )
+    item.attrs["alias"] = item.attrs["nested"]  # SET alias = nested makes the two attributes one value
+    item.attrs["nested"].value["deep"].value["again"] = item.attrs["a0"]
+    item.__dict__["_sandbox_size"] = 1  # not copied, by either
+    copied = clone(item)
+    assert described(copied, {}) == described(copy.deepcopy(item), {})
+    assert copied.attrs["alias"] is copied.attrs["nested"] is not item.attrs["nested"]
+    assert not {id(v) for v in copied.attrs.values()} & {id(v) for v in item.attrs.values()}

@@ -12,7 +12,7 @@ from moto.core.responses import get_service_model
 from moto.core.serialize import BaseJSONSerializer, XFormedAttributePicker, get_serializer_class
 
 from sandbox import dynamodb_fast
-from sandbox.dynamodb_wire import regular_json
+from sandbox.dynamodb_wire import plain, regular_json
 from tests.support.sandbox_support import client, sb, unique  # noqa: F401 - module fixture
 
 EVERY_KIND: dict[str, Any] = {
@@ -141,3 +141,28 @@ def test_values_convert_to_plain_json_as_moto_converts_them(sb, seed: int) -> No
         if "B" in value:
             typed.value = base64.b64encode(value["B"]).decode()  # as the wire brings it
             assert regular_json(typed) == moto_to_regular_json()(typed)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_answers_turn_into_plain_values_as_moto_turns_them(sb, seed: int) -> None:  # noqa: F811
+    """What DynamoResult hands the serializer: items, their attributes, key maps, counts, capacities."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+    from moto.dynamodb.models.utilities import dynamo_to_dict
+
+    rng = random.Random(seed)
+    values = [random_value(rng) for _ in range(4)] + ([*EVERY_KIND.values()] if seed == 0 else [])
+    item = Item(DynamoType({"S": "pk"}), DynamoType({"S": "sk"}), {f"a{i}": v for i, v in enumerate(values)})
+    wire_binary = DynamoType({"B": base64.b64encode(b"bytes").decode()})
+    answer = {
+        "Items": [item.attrs, item.to_json()["Attributes"]],
+        "Item": item,
+        "Count": rng.randint(0, 9),
+        "LastEvaluatedKey": {"pk": DynamoType({"S": "pk"}), "b": wire_binary},
+        "ConsumedCapacity": {"TableName": "t", "CapacityUnits": 0.5, "Exact": Decimal("1.5")},
+        "When": datetime(2026, 1, 1, tzinfo=UTC),
+        "Flags": [True, None, b"raw", 3],
+    }
+    assert plain(answer) == dynamo_to_dict(answer)
