@@ -191,7 +191,7 @@ def install() -> None:
             or cls.process is not DepthFirstTraverser.process
         ):
             return traverse(self, node)
-        return _Walk(self).node(node, -1)
+        return walk(self, node)
 
     dynamodb_fast.replace(DepthFirstTraverser, "traverse", traverse_fast)
 
@@ -234,50 +234,52 @@ UNPROCESSED = -1  # a node the processor has no handler for
 _plans: dict[tuple[type, type], int] = {}
 
 
-class _Walk:
-    """moto's DepthFirstTraverser.traverse_node_recursively, step for step, with the processor's map read
-    once per walk and each node class's handler looked up once per processor class, instead of building
-    the map and asking isinstance of every class in it at every node."""
+def walk(processor: Any, root: Any) -> Any:
+    """moto's DepthFirstTraverser.traverse_node_recursively over `root`, step for step: children first
+    (each announced to pre_processing_of_child), then the node through its handler, the result put in the
+    node's place. The processor's map is read once per walk and each node class's handler looked up once
+    per processor class, instead of building the map and asking isinstance of each class in it at every
+    node; a leaf value is not visited (moto's visit returns it untouched)."""
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node  # type: ignore[attr-defined]
 
-    def __init__(self, processor: Any) -> None:
-        from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser  # type: ignore[attr-defined]
+    processor_map = processor._processing_map()
+    kinds = list(processor_map)
+    handlers = list(processor_map.values())
+    pre = None
+    if type(processor).pre_processing_of_child is not DepthFirstTraverser.pre_processing_of_child:
+        pre = processor.pre_processing_of_child
+    plans: dict[type, int] = {}
 
-        self.processor = processor
-        self.handlers = list(processor._processing_map().values())
-        self.kinds = list(processor._processing_map())
-        pre = type(processor).pre_processing_of_child
-        self.pre = (
-            None if pre is DepthFirstTraverser.pre_processing_of_child else processor.pre_processing_of_child
-        )
-
-    def plan(self, cls: type) -> int:
-        from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]
-
-        key = (type(self.processor), cls)
+    def plan_of(cls: type) -> int:
+        key = (type(processor), cls)
         plan = _plans.get(key)
         if plan is None:
             if not issubclass(cls, Node):
                 plan = NOT_A_NODE
             else:
-                plan = next((i for i, kind in enumerate(self.kinds) if issubclass(cls, kind)), UNPROCESSED)
+                plan = next((i for i, kind in enumerate(kinds) if issubclass(cls, kind)), UNPROCESSED)
             _plans[key] = plan
+        plans[cls] = plan
         return plan
 
-    def node(self, node: Any, child_id: int) -> Any:
-        plan = self.plan(type(node))
-        if plan == NOT_A_NODE:
-            return node
+    def visit(node: Any, child_id: int, plan: int) -> Any:
         parent_node = node.parent
         children = node.children
         if children is not None:
-            pre = self.pre
             for i, child_node in enumerate(children):
                 if pre is not None:
                     pre(node, i)
-                self.node(child_node, i)
+                child_plan = plans.get(type(child_node))
+                if child_plan is None:
+                    child_plan = plan_of(type(child_node))
+                if child_plan != NOT_A_NODE:
+                    visit(child_node, i, child_plan)
         if plan != UNPROCESSED:
-            node = self.handlers[plan](node)
+            node = handlers[plan](node)
             node.parent = parent_node
             if parent_node:
                 parent_node.children[child_id] = node
         return node
+
+    root_plan = plan_of(type(root))
+    return root if root_plan == NOT_A_NODE else visit(root, -1, root_plan)
