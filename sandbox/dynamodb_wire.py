@@ -105,6 +105,127 @@ def _map(serializer: Any, values: Any, shape: Any) -> dict[str, Any]:
     return out
 
 
+# (member shape, its structure, member name, class of the value) -> the keys moto's picker tries, in order
+_picked: dict[tuple[int, int, str, type], tuple[Any, Any, tuple[str, ...]]] = {}
+NOT_PICKED = ("",)  # a member whose keys would be looked up as a path: left to moto's own path
+
+
+def _keys(serializer: Any, value: Any, shape: Any, member: Any, name: str) -> tuple[str, ...]:
+    """The keys moto's value picker tries for `name` of a `value` of this class, in its order: they depend
+    on the shapes, the name and the value's class (a plain dict has no Meta aliases)."""
+    from moto.core.serialize import AttributePickerContext
+
+    cache_key = (id(member), id(shape), name, type(value))
+    found = _picked.get(cache_key)
+    if found is not None and found[0] is member and found[1] is shape:
+        return found[2]
+    context = AttributePickerContext(
+        obj=value,
+        key=name,
+        shape=member,
+        operation_model=serializer.operation_model,
+        service_model=serializer.operation_model.service_model,
+    )
+    keys = tuple(serializer._value_picker.get_possible_keys(context))
+    if any("." in key for key in keys):
+        keys = NOT_PICKED
+    _picked[cache_key] = (member, shape, keys)
+    return keys
+
+
+def _structure(serializer: Any, into: dict[str, Any], value: dict[str, Any], shape: Any, key: str) -> bool:
+    """moto's structure serializer for a plain dict: each member under the first key the picker would find
+    it at, rendered by `_value`. False (nothing written) when a member's keys are not plain keys."""
+    wrapper: dict[str, Any] = {} if key else into
+    members = []
+    for name, member in shape.members.items():
+        member.parent = shape  # as moto's serializer sets it (its picker reads it)
+        keys = _keys(serializer, value, shape, member, name)
+        if keys is NOT_PICKED:
+            return False
+        members.append((name, member, keys))
+    for name, member, keys in members:
+        for candidate in keys:
+            if candidate in value:
+                picked = value[candidate]
+                if picked is not None:
+                    _value(serializer, wrapper, picked, member, name)
+                break
+    if key:
+        into[serializer.get_serialized_name(shape, key)] = wrapper
+    return True
+
+
+def _value(serializer: Any, into: dict[str, Any], value: Any, shape: Any, key: str) -> None:
+    """moto's serializer for one value of a DynamoDB answer (ResponseSerializer._serialize and the JSON
+    serializer's method for the shape's type), for the types its answers hold; others take moto's path."""
+    kind = shape.type_name
+    name = serializer.get_serialized_name(shape, key)
+    if kind == "structure":
+        if value is None:
+            return
+        if shape.name == ATTRIBUTE_VALUE and is_wire_shaped(value, shape):
+            _attribute(serializer, value, shape, into, key)
+        elif (
+            shape.is_document_type
+            or type(value) is not dict
+            or not _structure(serializer, into, value, shape, key)
+        ):
+            serializer._serialize(into, value, shape, key)
+    elif kind == "map" and type(value) is dict:
+        entries: dict[str, Any] = {}
+        into[name] = entries
+        for entry, element in value.items():
+            _value(serializer, entries, element, shape.value, entry)
+    elif kind == "list" and type(value) is list:
+        member = shape.member
+        out: list[Any] = []
+        for element in value:
+            slot: dict[str, Any] = {}
+            _value(serializer, slot, element, member, member.name)
+            out.append(slot.get(member.name, element))
+        into[name] = out
+    elif kind == "string":
+        into[name] = _string(value)
+    elif kind in ("integer", "long"):
+        into[name] = int(value)
+    elif kind in ("float", "double"):
+        into[name] = float(value)
+    elif kind == "boolean":
+        into[name] = value
+    elif kind == "blob":
+        into[name] = serializer._base64(value)
+    else:
+        serializer._serialize(into, value, shape, key)
+
+
+def _renders_as_moto(serializer: Any) -> bool:
+    """Whether `_value` is what this serializer would do: moto's JSON type methods and picker, and no
+    response transformers (BaseResponse's class-wide map, which other services' handlers can fill)."""
+    from moto.core.serialize import AttributePicker, BaseJSONSerializer, ResponseSerializer
+
+    picker = serializer._value_picker
+    cls = type(serializer)
+    return (
+        not getattr(picker, "response_transformers", None)
+        and isinstance(picker, AttributePicker)
+        and type(picker).__call__ is AttributePicker.__call__
+        and cls._serialize is ResponseSerializer._serialize
+        and cls._serialize_structure_member is ResponseSerializer._serialize_structure_member
+        and cls._serialize_type_map is BaseJSONSerializer._serialize_type_map
+        and cls._serialize_type_list is BaseJSONSerializer._serialize_type_list
+        and cls._serialize_type_string is BaseJSONSerializer._serialize_type_string
+        and cls._serialize_type_integer is ResponseSerializer._serialize_type_integer
+        and cls._serialize_type_long is ResponseSerializer._serialize_type_long
+        and cls._serialize_type_float is ResponseSerializer._serialize_type_float
+        and cls._serialize_type_double is ResponseSerializer._serialize_type_double
+        and cls._serialize_type_blob is ResponseSerializer._serialize_type_blob
+        and not hasattr(cls, "_serialize_type_boolean")
+        and cls._default_serialize is ResponseSerializer._default_serialize
+        and cls.get_serialized_name is ResponseSerializer.get_serialized_name
+    )
+
+
 def regular_json(value: Any) -> dict[str, Any]:
     """moto's DynamoType.to_regular_json, without its deep copy of the value at every level (a map nested
     n deep was copied n times over): the value's maps and lists are built anew member by member, as that
@@ -175,15 +296,18 @@ def install() -> None:
     original = BaseJSONSerializer._serialize_type_structure
 
     def serialize_structure(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
-        if (
-            shape.name == ATTRIBUTE_VALUE
-            and (value is None or is_wire_shaped(value, shape))
-            and core.active() is not None
-            and self.operation_model.service_model.service_name == "dynamodb"
-        ):
-            _attribute(self, value, shape, serialized, key)
-            return
+        if core.active() is not None and self.operation_model.service_model.service_name == "dynamodb":
+            if shape.name == ATTRIBUTE_VALUE and (value is None or is_wire_shaped(value, shape)):
+                _attribute(self, value, shape, serialized, key)
+                return
+            if (
+                type(value) is dict
+                and not shape.is_document_type
+                and _renders_as_moto(self)
+                and _structure(self, serialized, value, shape, key)
+            ):
+                return
         original(self, serialized, value, shape, key)
 
     serialize_structure.original = original  # type: ignore[attr-defined]
-    BaseJSONSerializer._serialize_type_structure = serialize_structure  # type: ignore[method-assign]
+    dynamodb_fast.replace(BaseJSONSerializer, "_serialize_type_structure", serialize_structure)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -166,3 +167,79 @@ def test_answers_turn_into_plain_values_as_moto_turns_them(sb, seed: int) -> Non
         "Flags": [True, None, b"raw", 3],
     }
     assert plain(answer) == dynamo_to_dict(answer)
+
+
+def answers(rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
+    """An answer of every shape the DynamoDB operations give, around random items: capacities, metrics,
+    unprocessed requests, keys, counts, the odd None, a snake_case key moto's picker also reads, and keys
+    no member has."""
+    items = [
+        {"pk": {"S": f"p{i}"}, **{f"a{j}": random_value(rng) for j in range(rng.randint(0, 4))}}
+        for i in range(3)
+    ]
+    key = {"pk": {"S": "p0"}, "sk": {"N": str(rng.randint(0, 9))}}
+    capacity = {
+        "TableName": "t",
+        "CapacityUnits": rng.choice([0.5, 1, Decimal("2.5")]),
+        "Table": {"CapacityUnits": 1.0},
+    }
+    metrics = {"ItemCollectionKey": key, "SizeEstimateRangeGB": [0.0, 1.5]}
+    return [
+        ("GetItem", {"Item": items[0], "ConsumedCapacity": capacity}),
+        ("GetItem", {"Item": None}),
+        ("PutItem", {"Attributes": items[1], "ConsumedCapacity": capacity, "ItemCollectionMetrics": metrics}),
+        (
+            "UpdateItem",
+            {"Attributes": items[2], "ConsumedCapacity": {"TableName": "t", "CapacityUnits": 0.5}},
+        ),
+        ("DeleteItem", {"attributes": items[0], "Unknown": 1}),
+        ("Query", {"Items": items, "Count": 3, "ScannedCount": "5", "LastEvaluatedKey": key}),
+        ("Scan", {"Items": [], "Count": 0, "ScannedCount": 0, "ConsumedCapacity": capacity}),
+        (
+            "BatchGetItem",
+            {
+                "Responses": {"t": items, "u": []},
+                "UnprocessedKeys": {
+                    "t": {
+                        "Keys": [key, key],
+                        "ConsistentRead": rng.random() < 0.5,
+                        "ProjectionExpression": "a, #b",
+                        "ExpressionAttributeNames": {"#b": "b"},
+                    }
+                },
+                "ConsumedCapacity": [capacity, capacity],
+            },
+        ),
+        (
+            "BatchWriteItem",
+            {
+                "UnprocessedItems": {
+                    "t": [{"PutRequest": {"Item": items[0]}}, {"DeleteRequest": {"Key": key}}]
+                }
+            },
+        ),
+        ("TransactWriteItems", {"ConsumedCapacity": [capacity], "ItemCollectionMetrics": {"t": [metrics]}}),
+        ("TransactGetItems", {"Responses": [{"Item": items[0]}, {}, {"Item": None}]}),
+        ("ListTables", {"TableNames": ["a", "b"], "LastEvaluatedTableName": "b"}),
+        ("ListTables", {"table_names": ["snake"], "LastEvaluatedTableName": None}),
+    ]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_whole_answers_render_as_moto_renders_them(sb, monkeypatch: pytest.MonkeyPatch, seed: int) -> None:  # noqa: F811
+    for operation, result in answers(random.Random(seed)):
+        assert rendered(operation, result) == generic(monkeypatch, operation, result), operation
+
+
+def test_a_table_description_renders_as_moto_renders_it(sb, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    from moto.dynamodb.models import dynamodb_backends
+
+    from tests.support.sandbox_support import ledger_shaped_table
+
+    _, name = ledger_shaped_table(sb, "described")
+    table = dynamodb_backends[sb.account_id][sb.region].tables[name]
+    for operation, result in (
+        ("DescribeTable", table.describe(base_key="Table")),
+        ("CreateTable", table.describe()),
+    ):
+        assert rendered(operation, result) == generic(monkeypatch, operation, result), operation
