@@ -12,7 +12,9 @@ TransactWriteItems' time in the sandbox.
 With a Sandbox running:
 - an UpdateExpression's parsed tree is kept per expression string; moto never changes that tree (the validator
   works on its own copy), so every request with the same string gets the same tree;
-- a ConditionExpression's tokens are kept per expression string (names and values are looked up after lexing);
+- a ConditionExpression's tokens are kept per expression string (names and values are looked up after lexing),
+  and its parsed condition per expression, names and values (a write's condition is parsed again by the
+  backend after the handler checked it; moto never changes a parsed condition);
 - the validator's copy of the tree is made node by node, as deepcopy would make it, without deepcopy's
   general machinery;
 - the three checks of the tree alone are run once per expression, names and table key: passed once, they pass
@@ -20,13 +22,14 @@ With a Sandbox running:
   runs on every request, so every error moto answers is still answered, with the same words;
 - moto's walk over the tree looks each node's class up once instead of asking Python's abstract base class
   machinery at every node for every walk.
-Without one, moto's own code runs. tests/integration/test_sandbox_expressions.py runs both paths on many
-expressions, items and errors and compares the outcomes.
+Without one, moto's own code runs. tests/integration/test_sandbox_dynamodb_speed.py runs both paths on many
+expressions, items and errors and compares the answers.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from collections import deque
 from typing import Any
 
@@ -39,6 +42,8 @@ _trees: dict[str, Any] = {}  # UpdateExpression string -> moto's parsed tree (ne
 _kept: dict[int, Any] = {}  # id of a kept tree -> the tree
 _passed: dict[tuple[Any, ...], bool] = {}  # (id of a kept tree, names, table keys) -> its tree checks passed
 _tokens: dict[str, tuple[Any, ...]] = {}  # ConditionExpression string -> its lexed tokens
+# (ConditionExpression, names, values as JSON) -> (parsed condition, names found, values found)
+_conditions: dict[tuple[str, str, str], tuple[Any, list[str], list[str]]] = {}
 
 
 def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
@@ -118,14 +123,14 @@ def install() -> None:
 
     from sandbox import dynamodb_fast
 
-    parse = UpdateExpressionParser.make.__func__
+    parse_update = UpdateExpressionParser.make.__func__
 
     def make(cls: Any, expression_str: str) -> Any:
         if core.active() is None or cls is not UpdateExpressionParser or type(expression_str) is not str:
-            return parse(cls, expression_str)
+            return parse_update(cls, expression_str)
         tree = _trees.get(expression_str)
         if tree is None:
-            tree = parse(cls, expression_str)  # a refused expression raises every time, as it did
+            tree = parse_update(cls, expression_str)  # a refused expression raises every time, as it did
             _remember(_trees, expression_str, tree)
         return tree
 
@@ -144,6 +149,36 @@ def install() -> None:
         return deque(tokens)
 
     dynamodb_fast.replace(ConditionExpressionParser, "_lex_condition_expression", lex_condition_expression)
+
+    parse_condition = ConditionExpressionParser.parse
+
+    def parse_once(self: Any) -> Any:
+        expression = self.condition_expression
+        if core.active() is None or type(expression) is not str:
+            return parse_condition(self)
+        try:  # the names and values as given, in their order; a value JSON cannot hold is not kept
+            key = (
+                expression,
+                json.dumps(self.expression_attribute_names),
+                json.dumps(self.expression_attribute_values),
+            )
+        except (TypeError, ValueError):
+            return parse_condition(self)
+        kept = _conditions.get(key)
+        if kept is None:
+            condition = parse_condition(self)  # a refused condition raises every time, as it did
+            _remember(
+                _conditions,
+                key,
+                (condition, list(self.expr_attr_names_found), list(self.expr_attr_values_found)),
+            )
+            return condition
+        condition, names_found, values_found = kept
+        self.expr_attr_names_found.extend(names_found)
+        self.expr_attr_values_found.extend(values_found)
+        return condition
+
+    dynamodb_fast.replace(ConditionExpressionParser, "parse", parse_once)
     dynamodb_fast.replace(validators, "deepcopy", _validator_deepcopy)
 
     initialise = UpdateExpressionValidator.__init__
