@@ -105,6 +105,8 @@ class ModelCopies:
             return stored
         return copy.deepcopy(value, memo)
 
+    copy = staticmethod(copy.copy)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(copy, name)
 
@@ -122,6 +124,8 @@ class StoredItemCopies:
             if type(value) is list and all(type(element) is Item for element in value):
                 return list(value)
         return copy.deepcopy(value, memo)
+
+    copy = staticmethod(copy.copy)  # Table.attribute_keys copies its key names
 
     def __getattr__(self, name: str) -> Any:
         return getattr(copy, name)
