@@ -34,12 +34,15 @@ ITEM_LIMIT_BYTES = 400 * 1024
 
 
 def value_size(value: Any) -> int:
-    """The bytes DynamoDB counts for one attribute value in its wire form ({"S": "..."}, moto's too)."""
-    if not isinstance(value, dict):
-        value = value.to_json()  # moto's DynamoType
-    if not value:
-        return 0
-    (kind, inner), *_ = value.items()
+    """The bytes DynamoDB counts for one attribute value in its wire form ({"S": "..."}) or as moto's
+    DynamoType (its type and value: what its to_json() gives, but for a binary value's bytes, which
+    to_json() base64-encodes and binary_size counts as the same bytes)."""
+    if isinstance(value, dict):
+        if not value:
+            return 0
+        kind, inner = next(iter(value.items()))
+    else:
+        kind, inner = value.type, value.value
     if kind == "S":
         return len(str(inner).encode())
     if kind == "N":

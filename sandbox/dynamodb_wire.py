@@ -254,19 +254,46 @@ AS_THEY_ARE = frozenset({str, int, float, bool, bytes, type(None), Decimal})
 def plain(value: Any) -> Any:
     """moto's dynamo_to_dict (what every DynamoDB answer goes through before it is rendered), deciding by
     the value's exact class what moto decides by asking each string and number whether it is a datetime
-    and has a to_json method. Anything else is left to moto's function."""
+    and has a to_json method. Anything else is left to moto's function.
+
+    moto builds every dict and list anew; here a dict or list below the answer whose contents need no
+    change is used as it is (an UpdateItem's answer is already plain: Item.to_json), so only the serializer
+    reads it, as it would have read the copy. The answer's own dict is always new: moto's handlers add
+    ConsumedCapacity to it afterwards."""
+    if type(value) is dict:
+        return {k: _plain(v) for k, v in value.items()}
+    return _plain(value)
+
+
+def _plain(value: Any) -> Any:
+    """plain(value), or `value` itself when it holds nothing to convert."""
     from moto.dynamodb.models.dynamo_type import DynamoType, LimitedSizeDict
     from moto.dynamodb.models.utilities import dynamo_to_dict
 
     kind = type(value)
     if kind in AS_THEY_ARE:
         return value
-    if kind is dict or kind is LimitedSizeDict:
-        return {k: plain(v) for k, v in value.items()}
+    if kind is dict:
+        converted: dict[str, Any] | None = None
+        for key, element in value.items():
+            element_plain = _plain(element)
+            if converted is None:
+                if element_plain is element:
+                    continue
+                converted = {}
+                for earlier, unchanged in value.items():  # the entries before `key`, as they are
+                    if earlier == key:
+                        break
+                    converted[earlier] = unchanged
+            converted[key] = element_plain
+        return value if converted is None else converted
     if kind is list:
-        return [plain(v) for v in value]
+        elements = [_plain(element) for element in value]
+        return value if all(a is b for a, b in zip(elements, value, strict=True)) else elements
+    if kind is LimitedSizeDict:  # moto's answer holds a plain dict in its place
+        return {k: _plain(v) for k, v in value.items()}
     if kind is DynamoType and value.type not in ("B", "BS"):
-        return {value.type: plain(value.value)}
+        return {value.type: _plain(value.value)}
     return dynamo_to_dict(value)
 
 

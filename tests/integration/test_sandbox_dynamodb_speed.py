@@ -699,3 +699,19 @@ def test_an_item_copied_for_an_update_is_what_deepcopy_makes(sb, seed) -> None:
     assert described(copied, {}) == described(copy.deepcopy(item), {})
     assert copied.attrs["alias"] is copied.attrs["nested"] is not item.attrs["nested"]
     assert not {id(v) for v in copied.attrs.values()} & {id(v) for v in item.attrs.values()}
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_a_stored_value_measures_as_its_wire_form(sb, seed) -> None:
+    """The size limit measures moto's DynamoType by its type and value, as it measures the wire form."""
+    import random
+
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    from sandbox.dynamodb_limits import value_size
+    from tests.integration.test_sandbox_dynamodb_wire import EVERY_KIND, random_value
+
+    rng = random.Random(seed)
+    for value in [random_value(rng) for _ in range(10)] + [*EVERY_KIND.values()]:
+        typed = DynamoType(value)
+        assert value_size(typed) == value_size(value) == value_size(typed.to_json())

@@ -167,6 +167,7 @@ def test_answers_turn_into_plain_values_as_moto_turns_them(sb, seed: int) -> Non
         "Flags": [True, None, b"raw", 3],
     }
     assert plain(answer) == dynamo_to_dict(answer)
+    assert plain(answer) is not answer  # moto's handlers add ConsumedCapacity to the answer's own dict
 
 
 def answers(rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
