@@ -226,6 +226,14 @@ def _renders_as_moto(serializer: Any) -> bool:
     )
 
 
+# What copy.deepcopy gives back as it is (its atomic types).
+ATOMIC = frozenset({str, bytes, int, float, bool, complex, type(None)})
+
+
+def _deep(value: Any) -> Any:
+    return value if type(value) in ATOMIC else copy.deepcopy(value)
+
+
 def regular_json(value: Any) -> dict[str, Any]:
     """moto's DynamoType.to_regular_json, without its deep copy of the value at every level (a map nested
     n deep was copied n times over): the value's maps and lists are built anew member by member, as that
@@ -234,14 +242,12 @@ def regular_json(value: Any) -> dict[str, Any]:
 
     inner = value.value
     if isinstance(inner, dict):
-        inner = {
-            k: regular_json(v) if isinstance(v, DynamoType) else copy.deepcopy(v) for k, v in inner.items()
-        }
+        inner = {k: regular_json(v) if isinstance(v, DynamoType) else _deep(v) for k, v in inner.items()}
     elif isinstance(inner, list):
-        inner = [regular_json(v) if isinstance(v, DynamoType) else copy.deepcopy(v) for v in inner]
+        inner = [regular_json(v) if isinstance(v, DynamoType) else _deep(v) for v in inner]
     else:
-        inner = copy.deepcopy(inner)
-    if value.is_binary() and isinstance(inner, str):
+        inner = _deep(inner)
+    if value.type == "B" and isinstance(inner, str):  # DynamoType.is_binary()
         inner = base64.b64decode(inner)
     return {value.type: inner}
 
