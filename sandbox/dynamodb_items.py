@@ -13,6 +13,9 @@ was stored is then never changed again, by anything: every other change of an it
 backend.update_item. So a snapshot of a stored item is the item itself, moto's copies of stored items in
 its handler and in Query and Scan are the items themselves, and an item's size, measured once, stays its
 size. Without a sandbox moto's own code runs, with its copies.
+
+moto projects an item (an index's KEYS_ONLY or INCLUDE, a ProjectionExpression) by converting the whole
+item to plain values once for every path it keeps; the sandbox converts it once.
 """
 
 from __future__ import annotations
@@ -157,3 +160,27 @@ def install() -> None:
         return int(known)
 
     dynamodb_fast.replace(Item, "size", size)
+
+    from moto.dynamodb.models import dynamo_type
+
+    project = Item.project
+
+    def project_once(self: Any, projection_expressions: list[list[str]]) -> Any:
+        """moto's Item.project, converting the item to plain values once instead of once per projected
+        path: find_nested_key only reads the converted item, and merge_dicts writes into it at most what
+        is already there (each path's value is taken from that same conversion)."""
+        if core.active() is None:
+            return project(self, projection_expressions)
+        result: dict[str, Any] = {}
+        converted = None
+        for expression in projection_expressions:
+            if converted is None:
+                converted = self.to_regular_json()
+            dynamo_type.merge_dicts(result, dynamo_type.find_nested_key(expression, converted))
+        return Item(
+            hash_key=self.hash_key,
+            range_key=self.range_key,
+            attrs=dynamo_type.serializer.serialize(result)["M"],
+        )
+
+    dynamodb_fast.replace(Item, "project", project_once)

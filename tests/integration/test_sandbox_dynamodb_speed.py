@@ -715,3 +715,41 @@ def test_a_stored_value_measures_as_its_wire_form(sb, seed) -> None:
     for value in [random_value(rng) for _ in range(10)] + [*EVERY_KIND.values()]:
         typed = DynamoType(value)
         assert value_size(typed) == value_size(value) == value_size(typed.to_json())
+
+
+PROJECTIONS = [
+    [["a0"]],
+    [["pk"], ["sk"], ["a1"], ["pk"]],
+    [["nested"], ["nested", "deep"], ["nested", "history"]],
+    [["nested", "deep", "l"], ["nested"]],
+    [
+        ["nested", "history[0]", "state"],
+        ["nested", "history[1]"],
+        ["l[0]"],
+        ["missing"],
+        ["missing", "deeper"],
+    ],
+    [["ss"], ["bs"], ["b"], ["n"], ["null"], ["empty_m"], ["empty_l"], ["alias"], ["a0"], ["a2"]],
+    [],
+]
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_an_item_projects_as_moto_projects_it(sb, seed) -> None:
+    import random
+
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    from tests.integration.test_sandbox_dynamodb_wire import EVERY_KIND, random_value
+
+    moto_project = next(b for o, n, b in dynamodb_fast.REPLACED if o is Item and n == "project")
+    rng = random.Random(seed)
+    attrs = {f"a{i}": random_value(rng) for i in range(4)}
+    item = Item(
+        DynamoType({"S": "pk"}),
+        DynamoType({"S": "sk"}),
+        {"pk": {"S": "pk"}, "sk": {"S": "sk"}, **attrs, **EVERY_KIND},
+    )
+    item.attrs["alias"] = item.attrs["nested"]
+    for paths in PROJECTIONS:
+        assert item.project(paths).to_json() == moto_project(item, paths).to_json(), paths
