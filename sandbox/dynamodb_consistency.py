@@ -168,15 +168,14 @@ def lagged_view(table: Any, lag: float) -> Any:
         recent = [w for w in _writes(table) if w.at > cutoff]
     if not recent:
         return table
-    if table.range_key_attr:
-        items: Any = type(table.items)(dict)
-        for hash_value, by_range in table.items.items():
-            items[hash_value] = dict(by_range)
-    else:
-        items = type(table.items)(dict)
-        items.update(table.items)
+    items: Any = type(table.items)(dict)
+    items.update(table.items)  # the view only reads: a partition no recent write touched is the table's own
+    copied: set[Any] = set()
     for write in reversed(recent):
         if table.range_key_attr:
+            if write.hash_key not in copied:
+                items[write.hash_key] = dict(items.get(write.hash_key, {}))
+                copied.add(write.hash_key)
             bucket = items[write.hash_key]
             if write.old is None:
                 bucket.pop(write.range_key, None)
