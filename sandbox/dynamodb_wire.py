@@ -14,6 +14,12 @@ base64-encoded, booleans as they are, lists and maps member by member). Anything
 dict with other keys) goes through moto's own path. tests/integration/test_sandbox_dynamodb_wire.py
 checks the two agree on every kind of value.
 
+The rest of a DynamoDB answer (counts, keys, capacities, the lists and maps around the items) is rendered
+in the same pass when it is a plain dict: each member is read at the first of the keys moto's picker
+would try (the picker's own list, kept per member shape, parent shape and class of the value), with the
+conversions of moto's JSON methods, while the serializer's methods and picker are moto's and no response
+transformer is set; anything else takes moto's path.
+
 Before that, moto turns items into those dicts (`Item.to_json`, for UpdateItem's and PutItem's answers and
 for projections) with DynamoType.to_regular_json, which deep-copies a value before converting it, at every
 level again; `regular_json` builds the same dicts without the copies. Every answer then goes through
