@@ -14,7 +14,6 @@ would have passed over are not looked at.
 
 from __future__ import annotations
 
-import copy
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -77,7 +76,9 @@ def _narrowed(table: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 
 
 def _view(table: Any, items: list[Any]) -> Any:
-    view = copy.copy(table)
+    from sandbox.dynamodb_consistency import view_of
+
+    view = view_of(table)
     all_items: Callable[[], list[Any]] = lambda: list(items)  # noqa: E731
     view.all_items = all_items
     return view

@@ -753,3 +753,32 @@ def test_an_item_projects_as_moto_projects_it(sb, seed) -> None:
     item.attrs["alias"] = item.attrs["nested"]
     for paths in PROJECTIONS:
         assert item.project(paths).to_json() == moto_project(item, paths).to_json(), paths
+
+
+def test_reads_through_a_view_leave_no_table_behind(sb, clock) -> None:
+    """A lagging read's view of a table and a Query's view of its candidates are what copy.copy makes, and
+    they are not kept in moto's list of every Table made (which lives until the sandbox stops)."""
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.dynamodb.models.table import Table
+
+    from sandbox.dynamodb_consistency import view_of
+
+    name = table(sb)
+    dynamodb = client(sb, "dynamodb")
+    moto_table = dynamodb_backends[sb.account_id][sb.region].tables[name]
+    view = view_of(moto_table)
+    assert type(view) is Table and view.__dict__ == copy.copy(moto_table).__dict__
+    before = len(Table.instances_tracked)
+    for n in range(5):
+        clock.now = float(n)
+        dynamodb.put_item(TableName=name, Item={**key(sk=f"REL#{n}"), "g": {"S": "G1"}, "gr": {"N": str(n)}})
+        dynamodb.query(
+            TableName=name,
+            IndexName="by-g",
+            KeyConditionExpression="g = :g",
+            ExpressionAttributeValues={":g": {"S": "G1"}},
+        )
+        dynamodb.query(
+            TableName=name, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "FN#a"}}
+        )
+    assert len(Table.instances_tracked) == before
