@@ -38,33 +38,41 @@ ATTRIBUTE_VALUE = "AttributeValue"
 
 
 def render(serializer: Any, value: dict[str, Any], shape: Any, into: dict[str, Any]) -> None:
-    """Write AttributeValue `value`'s members into `into`, as moto's structure serializer would."""
-    for name, member in shape.members.items():
-        if name not in value:
-            continue
-        item = value[name]
-        if item is None:
-            continue
-        kind = member.type_name
-        if kind == "string":
-            rendered = _string(item)
-        elif kind == "blob":
-            rendered = serializer._base64(item)
-        elif kind == "boolean":
-            rendered = item
-        elif kind == "list":
-            rendered = _list(serializer, item, member)
-        elif kind == "map":
-            rendered = _map(serializer, item, member)
-        else:
-            serializer._serialize(into, item, member, name)
-            continue
-        into[serializer.get_serialized_name(member, name)] = rendered
+    """Write AttributeValue `value`'s members into `into`, as moto's structure serializer would (in the
+    shape's order of members; an AttributeValue has one)."""
+    members = shape.members
+    if len(value) == 1:
+        name = next(iter(value))
+        _member(serializer, name, members[name], value[name], into)
+        return
+    for name, member in members.items():
+        if name in value:
+            _member(serializer, name, member, value[name], into)
+
+
+def _member(serializer: Any, name: str, member: Any, item: Any, into: dict[str, Any]) -> None:
+    if item is None:
+        return
+    kind = member.type_name
+    if kind == "string":
+        rendered = _string(item)
+    elif kind == "blob":
+        rendered = serializer._base64(item)
+    elif kind == "boolean":
+        rendered = item
+    elif kind == "list":
+        rendered = _list(serializer, item, member)
+    elif kind == "map":
+        rendered = _map(serializer, item, member)
+    else:
+        serializer._serialize(into, item, member, name)
+        return
+    into[serializer.get_serialized_name(member, name)] = rendered
 
 
 def is_wire_shaped(value: Any, shape: Any) -> bool:
     """A plain dict whose keys are all member names: the picker would find each member under its name."""
-    return type(value) is dict and all(key in shape.members for key in value)
+    return type(value) is dict and value.keys() <= shape.members.keys()
 
 
 def _string(value: Any) -> Any:
