@@ -52,6 +52,7 @@ def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
         if cache is _trees:
             _kept.clear()
             _passed.clear()  # keyed by the ids of trees no longer kept
+            _can_hold.clear()
     cache[key] = value
     if cache is _trees:
         _kept[id(value)] = value
@@ -65,11 +66,12 @@ class NotClonable(Exception):
     """The tree holds something the node-by-node copy does not reproduce exactly; deepcopy it instead."""
 
 
-def clone_tree(root: Any) -> Any:
+def clone_tree(root: Any, order: list[Any] | None = None) -> Any:
     """A copy of a parsed expression tree equal to copy.deepcopy(root): new nodes with the same `type`, new
     children lists, each node's `parent` the copy of its parent. Raises NotClonable for a tree that is not
     plain parser output (other attributes, a node or list in two places, a parent that is not the node's
-    parent, a leaf that is not a str, int, bool or None)."""
+    parent, a leaf that is not a str, int, bool or None). `order`, if given, gets the new nodes in
+    pre-order."""
     from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]
 
     seen: set[int] = set()
@@ -80,6 +82,8 @@ def clone_tree(root: Any) -> Any:
             raise NotClonable(type(node).__name__)
         seen.add(id(node))
         new = object.__new__(type(node))
+        if order is not None:
+            order.append(new)
         children = state["children"]
         copied = None
         if children is not None:
@@ -106,11 +110,19 @@ def _validator_deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
     from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]
 
     if core.active() is not None and isinstance(value, Node) and memo is None:
+        order: list[Any] = []
         try:
-            return clone_tree(value)
+            copied = clone_tree(value, order)
         except NotClonable:
             pass
+        else:
+            _last_clone[:] = [(value, copied, order)]
+            return copied
     return copy.deepcopy(value, memo)
+
+
+# (a kept tree, the validator's copy of it, the copy's nodes in pre-order): the last copy made
+_last_clone: list[tuple[Any, Any, list[Any]]] = []
 
 
 def install() -> None:
@@ -185,8 +197,12 @@ def install() -> None:
     validate = UpdateExpressionValidator.validate
 
     def validator_init(self: Any, expression: Any, *args: Any, **kwargs: Any) -> None:
+        _last_clone.clear()
         initialise(self, expression, *args, **kwargs)
         self.sandbox_source = expression  # the kept tree, when make() gave it; validate() checks
+        if _last_clone and _last_clone[0][0] is expression and _last_clone[0][1] is self.node_to_validate:
+            self.sandbox_copied = _last_clone[0][2]  # the copy's nodes in pre-order (walk() prunes by them)
+        _last_clone.clear()
 
     def validate_expression(self: Any) -> Any:
         source = getattr(self, "sandbox_source", None)
@@ -206,8 +222,13 @@ def install() -> None:
         checks = _leading_tree_checks(processors)
         start = checks if _passed.get(key) else 0
         tree = self.node_to_validate
+        below = _below_copy(source, getattr(self, "sandbox_copied", None))
         for index in range(start, len(processors)):
-            tree = processors[index].traverse(tree)
+            processor = processors[index]
+            if below is not None and walks_as_moto(processor):
+                tree = walk(processor, tree, below)
+            else:
+                tree = processor.traverse(tree)
             if index == checks - 1:
                 _remember(_passed, key, True)
         return tree
@@ -218,17 +239,80 @@ def install() -> None:
     traverse = DepthFirstTraverser.traverse
 
     def traverse_fast(self: Any, node: Any) -> Any:
-        cls = type(self)
-        if (
-            core.active() is None
-            or cls.traverse_node_recursively is not DepthFirstTraverser.traverse_node_recursively
-            or cls.nodes_to_be_processed is not DepthFirstTraverser.nodes_to_be_processed
-            or cls.process is not DepthFirstTraverser.process
-        ):
+        if core.active() is None or not walks_as_moto(self):
             return traverse(self, node)
         return walk(self, node)
 
     dynamodb_fast.replace(DepthFirstTraverser, "traverse", traverse_fast)
+
+
+def walks_as_moto(processor: Any) -> bool:
+    """Whether the processor walks a tree with DepthFirstTraverser's own methods (walk() is those)."""
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser  # type: ignore[attr-defined]
+
+    cls = type(processor)
+    return (
+        cls.traverse_node_recursively is DepthFirstTraverser.traverse_node_recursively
+        and cls.nodes_to_be_processed is DepthFirstTraverser.nodes_to_be_processed
+        and cls.process is DepthFirstTraverser.process
+    )
+
+
+# id of a kept tree -> for each of its nodes in pre-order, the node classes its subtree can hold while the
+# validator works on a copy of it
+_can_hold: dict[int, list[frozenset[type]]] = {}
+
+
+def _below_copy(source: Any, copied: list[Any] | None) -> dict[int, tuple[Any, frozenset[type]]] | None:
+    """For the validator's copy of kept tree `source` (its nodes in pre-order): id of each node -> (the node,
+    the classes its subtree can hold). None when the copy's nodes are not known."""
+    if copied is None:
+        return None
+    classes = _can_hold.get(id(source))
+    if classes is None:
+        classes = _remember_classes(source)
+    if len(classes) != len(copied):
+        return None
+    return {id(node): (node, held) for node, held in zip(copied, classes, strict=True)}
+
+
+def _remember_classes(source: Any) -> list[frozenset[type]]:
+    """The node classes each node's subtree holds, and those the validator's steps can put there: a value,
+    path, function or arithmetic below can become a DDBTypedValue; a path (or a function of one) a
+    NoneExistingPath; every other step keeps a node or puts one from the same subtree in its place."""
+    from moto.dynamodb.parsing.ast_nodes import (  # type: ignore[attr-defined]
+        DDBTypedValue,
+        ExpressionAttributeValue,
+        Node,
+        NoneExistingPath,
+        UpdateExpressionFunction,
+        UpdateExpressionPath,
+        UpdateExpressionValue,
+    )
+
+    typed = (ExpressionAttributeValue, UpdateExpressionPath, UpdateExpressionFunction, UpdateExpressionValue)
+    missing = (UpdateExpressionPath, UpdateExpressionFunction)
+    found: list[frozenset[type]] = []
+
+    def holds(node: Any) -> frozenset[type]:
+        place = len(found)
+        found.append(frozenset())
+        classes = {type(node)}
+        for child in node.children or []:
+            if _is(type(child), Node):
+                classes |= holds(child)
+        if any(_is(cls, typed) for cls in classes):
+            classes.add(DDBTypedValue)
+        if any(_is(cls, missing) for cls in classes):
+            classes.add(NoneExistingPath)
+        found[place] = frozenset(classes)
+        return found[place]
+
+    holds(source)
+    if len(_can_hold) >= CACHE_LIMIT:
+        _can_hold.clear()
+    _can_hold[id(source)] = found
+    return found
 
 
 def _leading_tree_checks(processors: list[Any]) -> int:
@@ -269,12 +353,19 @@ UNPROCESSED = -1  # a node the processor has no handler for
 _plans: dict[tuple[type, type], int] = {}
 
 
-def walk(processor: Any, root: Any) -> Any:
+# (processor class, classes a subtree can hold) -> whether the processor has a handler for any of them
+_handles_any: dict[tuple[type, frozenset[type]], bool] = {}
+
+
+def walk(processor: Any, root: Any, below: dict[int, tuple[Any, frozenset[type]]] | None = None) -> Any:
     """moto's DepthFirstTraverser.traverse_node_recursively over `root`, step for step: children first
     (each announced to pre_processing_of_child), then the node through its handler, the result put in the
     node's place. The processor's map is read once per walk and each node class's handler looked up once
     per processor class, instead of building the map and asking isinstance of each class in it at every
-    node; a leaf value is not visited (moto's visit returns it untouched)."""
+    node; a leaf value is not visited (moto's visit returns it untouched). With `below` (_below_copy), a
+    subtree that can hold no node the processor handles is not visited either: moto's visit of it calls no
+    handler and changes nothing (the calls to pre_processing_of_child inside it change nothing either: the
+    one processor that has it acts on action nodes, whose paths it handles, so their subtrees are visited)."""
     from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node  # type: ignore[attr-defined]
 
     processor_map = processor._processing_map()
@@ -297,6 +388,13 @@ def walk(processor: Any, root: Any) -> Any:
         plans[cls] = plan
         return plan
 
+    def handles_any(classes: frozenset[type]) -> bool:
+        key = (type(processor), classes)
+        known = _handles_any.get(key)
+        if known is None:
+            known = _handles_any[key] = any(issubclass(cls, kind) for cls in classes for kind in kinds)
+        return known
+
     def visit(node: Any, child_id: int, plan: int) -> Any:
         parent_node = node.parent
         children = node.children
@@ -307,8 +405,13 @@ def walk(processor: Any, root: Any) -> Any:
                 child_plan = plans.get(type(child_node))
                 if child_plan is None:
                     child_plan = plan_of(type(child_node))
-                if child_plan != NOT_A_NODE:
-                    visit(child_node, i, child_plan)
+                if child_plan == NOT_A_NODE:
+                    continue
+                if below is not None:
+                    known = below.get(id(child_node))
+                    if known is not None and known[0] is child_node and not handles_any(known[1]):
+                        continue
+                visit(child_node, i, child_plan)
         if plan != UNPROCESSED:
             node = handlers[plan](node)
             node.parent = parent_node

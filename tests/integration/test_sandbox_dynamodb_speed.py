@@ -244,6 +244,11 @@ UPDATES: list[tuple[str, dict[str, str] | None, dict[str, Any] | None]] = [
     ("SET l[1].x = :a", None, {":a": {"S": "y"}}),
     ("REMOVE m.a.b.c.d", None, None),
     ("SET s = :a", {"#unused": "s"}, {":a": {"S": "y"}}),
+    ("SET s = nothere", None, None),
+    ("SET s = nothere.deeper, n = :one", None, {":one": {"N": "1"}}),
+    ("SET s = if_not_exists(nothere, :a), m.a = m.nothere", None, {":a": {"S": "y"}}),
+    ("SET n = nothere + :one", None, {":one": {"N": "1"}}),
+    ("SET #h = list_append(#none, :e)", {"#h": "history", "#none": "none"}, {":e": {"L": []}}),
 ]
 
 CONDITIONS: list[tuple[str | None, dict[str, str] | None, dict[str, Any] | None]] = [
