@@ -33,7 +33,6 @@ correct under that too only if it never infers "written" from one read and then 
 
 from __future__ import annotations
 
-import copy
 import threading
 import time
 from collections.abc import Iterator
@@ -75,7 +74,7 @@ class Write:
     at: float  # time.monotonic()
     hash_key: Any
     range_key: Any
-    old: Any  # the item before the write (a deep copy), or None if there was none
+    old: Any  # the item before the write (dynamodb_items.snapshot), or None if there was none
 
 
 def _writes(table: Any) -> list[Write]:
@@ -132,8 +131,11 @@ def before_write(table: Any, key_or_item: dict[str, Any], keep: float) -> Write 
         hash_value, range_value = _key_values(table, key_or_item)
     except KeyError:
         return None  # the write will fail validation; nothing to remember
-    old = _current(table, hash_value, range_value)
-    return Write(time.monotonic(), hash_value, range_value, copy.deepcopy(old))
+    from sandbox.dynamodb_items import snapshot
+
+    return Write(
+        time.monotonic(), hash_value, range_value, snapshot(_current(table, hash_value, range_value))
+    )
 
 
 def record(table: Any, write: Write | None, keep: float) -> None:
@@ -165,15 +167,14 @@ def lagged_view(table: Any, lag: float) -> Any:
         recent = [w for w in _writes(table) if w.at > cutoff]
     if not recent:
         return table
-    if table.range_key_attr:
-        items: Any = type(table.items)(dict)
-        for hash_value, by_range in table.items.items():
-            items[hash_value] = dict(by_range)
-    else:
-        items = type(table.items)(dict)
-        items.update(table.items)
+    items: Any = type(table.items)(dict)
+    items.update(table.items)  # the view only reads: a partition no recent write touched is the table's own
+    copied: set[Any] = set()
     for write in reversed(recent):
         if table.range_key_attr:
+            if write.hash_key not in copied:
+                items[write.hash_key] = dict(items.get(write.hash_key, {}))
+                copied.add(write.hash_key)
             bucket = items[write.hash_key]
             if write.old is None:
                 bucket.pop(write.range_key, None)
@@ -183,8 +184,17 @@ def lagged_view(table: Any, lag: float) -> Any:
             items.pop(write.hash_key, None)
         else:
             items[write.hash_key] = write.old
-    view = copy.copy(table)
+    view = view_of(table)
     view.items = items
+    return view
+
+
+def view_of(table: Any) -> Any:
+    """A shallow copy of a moto Table to read through, as copy.copy makes it but not recorded in moto's
+    list of every Table ever made (BaseModel.__new__, for its dashboard), where each view, and what it
+    holds, stayed until the sandbox stopped."""
+    view = object.__new__(type(table))
+    view.__dict__.update(table.__dict__)
     return view
 
 

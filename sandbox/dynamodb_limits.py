@@ -34,12 +34,15 @@ ITEM_LIMIT_BYTES = 400 * 1024
 
 
 def value_size(value: Any) -> int:
-    """The bytes DynamoDB counts for one attribute value in its wire form ({"S": "..."}, moto's too)."""
-    if not isinstance(value, dict):
-        value = value.to_json()  # moto's DynamoType
-    if not value:
-        return 0
-    (kind, inner), *_ = value.items()
+    """The bytes DynamoDB counts for one attribute value in its wire form ({"S": "..."}) or as moto's
+    DynamoType (its type and value: what its to_json() gives, but for a binary value's bytes, which
+    to_json() base64-encodes and binary_size counts as the same bytes)."""
+    if isinstance(value, dict):
+        if not value:
+            return 0
+        kind, inner = next(iter(value.items()))
+    else:
+        kind, inner = value.type, value.value
     if kind == "S":
         return len(str(inner).encode())
     if kind == "N":
@@ -103,6 +106,7 @@ def install() -> None:
     from moto.dynamodb.models.dynamo_type import Item, LimitedSizeDict
 
     from sandbox import dynamodb_consistency as consistency
+    from sandbox import dynamodb_items
 
     original_setitem = LimitedSizeDict.__setitem__
 
@@ -140,14 +144,22 @@ def install() -> None:
             hash_value, range_value = consistency._key_values(table, key)
         except (KeyError, TypeError):
             return original_update(self, table_name, key, *args, **kwargs)  # moto refuses the key itself
-        before = copy.deepcopy(consistency._current(table, hash_value, range_value))
+        current = consistency._current(table, hash_value, range_value)
+        if current is not None and dynamodb_items.items_are_values():
+            # moto changes the item in place: it changes a copy, and the stored item stays as it was
+            before = current
+            consistency.put_back(table, hash_value, range_value, dynamodb_items.to_change(current))
+        else:
+            before = copy.deepcopy(current)
         try:
             item = original_update(self, table_name, key, *args, **kwargs)
         except Exception:
             # DynamoDB applies an update whole or not at all; moto can stop half-way through one.
             consistency.put_back(table, hash_value, range_value, before)
             raise
-        if item_size(item.attrs) > ITEM_LIMIT_BYTES:
+        finally:
+            dynamodb_items.changed()
+        if item.size() > ITEM_LIMIT_BYTES:  # DynamoDB's measure (Item.size, above)
             consistency.put_back(table, hash_value, range_value, before)
             refused = ItemTooLarge(table_name, key, UPDATE_REFUSED)
             raise MockValidationException(UPDATE_REFUSED) from refused

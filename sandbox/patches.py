@@ -3,7 +3,6 @@ to moto's own behaviour when none runs (so plain moto users in the same process 
 
 from __future__ import annotations
 
-import copy
 import threading
 import uuid
 from collections.abc import Callable
@@ -44,7 +43,11 @@ def install() -> None:
         dynamodb_limits.install()  # beneath the consistency patch: only writes that happened are remembered
         _patch_dynamodb()
         _patch_dynamodb_transactions()
-        from sandbox import dynamodb_wire
+        from sandbox import dynamodb_expressions, dynamodb_items, dynamodb_queries, dynamodb_wire
+
+        dynamodb_expressions.install()
+        dynamodb_queries.install()
+        dynamodb_items.install()  # after dynamodb_limits: keeps the size it measures
         from sandbox.function_urls import install_patch
 
         dynamodb_wire.install()
@@ -434,7 +437,7 @@ def _patch_iam() -> None:
 
 def _patch_dynamodb() -> None:
     """Global secondary indexes lag their table, and so do the table's reads without ConsistentRead
-    (sandbox/dynamodb_consistency.py)."""
+    (sandbox/dynamodb_consistency.py). A Query reads only the items it can match (dynamodb_queries.py)."""
     import contextvars
 
     from moto.dynamodb.models import DynamoDBBackend
@@ -442,6 +445,7 @@ def _patch_dynamodb() -> None:
     from moto.dynamodb.responses import DynamoHandler
 
     from sandbox import dynamodb_consistency as consistency
+    from sandbox import dynamodb_queries
 
     def lags() -> tuple[float, float]:
         sb = _sandbox()
@@ -532,9 +536,8 @@ def _patch_dynamodb() -> None:
         index_name = kwargs.get("index_name", args[7] if len(args) > 7 else None)
         consistent_read = kwargs.get("consistent_read", args[8] if len(args) > 8 else False)
         seconds = read_lag_of(self, index_name, consistent_read)
-        if seconds > 0:
-            return original_query(consistency.lagged_view(self, seconds), *args, **kwargs)
-        return original_query(self, *args, **kwargs)
+        table = consistency.lagged_view(self, seconds) if seconds > 0 else self
+        return original_query(dynamodb_queries.candidates(table, args, kwargs), *args, **kwargs)
 
     def scan(self: Any, *args: Any, **kwargs: Any) -> Any:
         # ... and as the fifth and sixth of Table.scan
@@ -555,20 +558,21 @@ def _patch_dynamodb_transactions() -> None:
     moto backs up every table a transaction writes to (a deep copy of all its items) so that a failed
     transaction can put the table back. On the ledger that copy took tens of milliseconds, under the lock
     every DynamoDB request takes (_patch_dynamodb_requests), so every other call waited meanwhile. A
-    transaction names at most 100 items: the sandbox copies those before moto runs (with its table backup
-    made a no-op) and puts them back on every failure, which is every path on which moto puts its backup
+    transaction names at most 100 items: the sandbox keeps those as they were before moto runs (a snapshot,
+    sandbox/dynamodb_items.py; its table backup made a no-op) and puts them back on every failure, which is every path on which moto puts its backup
     back. The outcome is the same; a table with a stream takes moto's own path (a rolled-back write's
     stream record would stay)."""
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.table import Table
 
     from sandbox import dynamodb_consistency as consistency
+    from sandbox import dynamodb_items
 
     original = DynamoDBBackend.transact_write_items
     ORIGINALS["DynamoDBBackend.transact_write_items"] = original
 
     def named_items(backend: Any, transact_items: list[dict[str, Any]]) -> list[tuple[Any, ...]] | None:
-        """(table, hash value, range value, item copy or None) per item; None when moto's own path must
+        """(table, hash value, range value, item snapshot or None) per item; None when moto's own path must
         run (no sandbox, a stream, or a request moto will refuse as malformed)."""
         if _sandbox() is None:
             return None
@@ -582,7 +586,7 @@ def _patch_dynamodb_transactions() -> None:
                     key = op["Item"] if op_type == "Put" else op["Key"]
                     hash_value, range_value = consistency._key_values(table, key)
                     current = consistency._current(table, hash_value, range_value)
-                    saved.append((table, hash_value, range_value, copy.deepcopy(current)))
+                    saved.append((table, hash_value, range_value, dynamodb_items.snapshot(current)))
         except (KeyError, TypeError, AttributeError):
             return None
         return saved
