@@ -242,6 +242,11 @@ def _function_name(backend: Backend, scope: str) -> str:
     releases are held by that name, so a freeze recorded under another spelling would hold nothing."""
     if scope == FREEZE_ALL or FUNCTION_NAME.fullmatch(scope):
         return scope
+    return _existing_function_name(backend, scope)
+
+
+def _existing_function_name(backend: Backend, scope: str) -> str:
+    """The function's own name, read from Lambda: NOT_FOUND for a function that does not exist."""
     name = str(backend.get_function(scope)["Configuration"]["FunctionName"])
     return _named([name])[0]
 
@@ -276,10 +281,12 @@ def freeze(
 def freeze_scopes(backend: Backend, scopes: list[str], reason: str, ends: str) -> list[Freeze]:
     """Record and announce a freeze of each scope (a function, or every function)."""
     reason = _reason(reason)  # bounded before anything is read or written
-    scopes = list(dict.fromkeys(_function_name(backend, scope) for scope in scopes))
-    for scope in scopes:
-        if scope != FREEZE_ALL:
-            backend.get_function(scope)  # NOT_FOUND for a function that does not exist
+    # One GetFunction a function: it proves the function exists and gives its own name.
+    scopes = list(
+        dict.fromkeys(
+            scope if scope == FREEZE_ALL else _existing_function_name(backend, scope) for scope in scopes
+        )
+    )
     by = caller(backend)
     ctx = control_plane(backend)
     frozen = [Freeze(scope, reason, by, now_iso(), ends) for scope in scopes]
