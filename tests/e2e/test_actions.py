@@ -209,7 +209,8 @@ def test_a_freeze_named_by_arn_or_qualified_name_holds_the_function_itself(
 
     code, out = rollout("unfreeze", f"{function}:live")
     assert code == ExitCode.OK and out["unfrozen"] == [function], out
-    assert str(world.wait_release(upload).state) == "SUCCEEDED"
+    done = world.wait_release(upload)
+    assert str(done.state) == "SUCCEEDED", (done.reason_code, done.reason)
 
 
 def test_the_reconciler_releases_uploads_held_by_a_freeze_that_has_expired(
