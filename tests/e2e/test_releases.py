@@ -134,6 +134,27 @@ def test_the_first_upload_bootstraps_the_alias_and_the_same_code_again_is_unchan
     world.wait_slack(function, ["code unchanged"])
 
 
+def test_a_first_upload_that_fails_its_checks_never_gets_an_alias(world: RolloutWorld) -> None:
+    """No deployment, so no hook, tests a function's first version: Rollout runs its checks itself
+    against the new version, and creates the alias only when they pass."""
+    function = world.create_target("firstcheck")
+    failing = world.wait_release(world.release_build(function, "failing-check", "v1"))
+    assert (str(failing.state), failing.reason_code) == ("REJECTED", "CHECKS_FAILED"), failing.reason
+    assert "health" in failing.reason and "version 1" in failing.reason
+    assert world.alias(function) is None, "nothing may invoke the alias of a version that failed"
+    pre = failing.hook_results["pre_traffic"]
+    assert pre["verdict"] == "Failed" and [c["executed_version"] for c in pre["checks"]] == ["1"]
+    assert "post_traffic" not in failing.hook_results  # CodeDeploy too stops at the first failed hook
+    assert world.wait_notices(function, ["release.rejected"])
+
+    healthy = bootstrap(world, function)
+    assert world.alias_version(function) == healthy.target_version == "2"
+    assert not world.deployments(function)
+    tested = healthy.hook_results
+    assert (tested["pre_traffic"]["verdict"], tested["post_traffic"]["verdict"]) == ("Succeeded", "Succeeded")
+    assert {c["executed_version"] for hook in tested.values() for c in hook["checks"]} == {"2"}
+
+
 def test_a_failing_pre_traffic_check_rolls_back_before_any_traffic(world: RolloutWorld) -> None:
     function = world.create_target("precheck")
     bootstrap(world, function)

@@ -25,9 +25,6 @@ from rollout import aws, codedeploy_ops, gates, lambda_ops, s3_ops
 from rollout.appspec import LambdaAppSpec, parse_appspec, release_id_in
 from rollout.check_runner import (
     FAILED,
-    PROBE_EVENT,
-    PROBE_MAX_DURATION_MS,
-    PROBE_NAME,
     SUCCEEDED,
     Check,
     CheckResult,
@@ -38,17 +35,22 @@ from rollout.check_runner import (
 from rollout.checks import CHECKS_FILENAMES, MAX_DOCUMENT_BYTES, ChecksError, parse_checks
 from rollout.config import Settings
 from rollout.errors import ChecksUnavailable, HookEventError, MetricsUnreadable
-from rollout.ledger import Ledger, Release, now_iso
+from rollout.hook_outcome import (
+    LABELS,
+    POST_TRAFFIC,
+    PRE_TRAFFIC,
+    HookOutcome,
+    LifecycleEvent,
+    judge_checks,
+    start_probe,
+)
+from rollout.ledger import Ledger, Release
 from rollout.observability import logger, metrics
 from rollout.transitions import ReleaseContext
 
 if TYPE_CHECKING:
     from rollout.canary import CanaryPolicy, CanaryVerdict
 
-PRE_TRAFFIC = "pre_traffic"
-POST_TRAFFIC = "post_traffic"
-HOOKS = (PRE_TRAFFIC, POST_TRAFFIC)
-LABELS = {PRE_TRAFFIC: "pre-traffic", POST_TRAFFIC: "post-traffic"}
 REASON_CODE = "HOOK_EXECUTION_FAILURE"
 # The lifecycle event each hook answers; it acts only while that event is in progress.
 LIFECYCLE_EVENTS = {PRE_TRAFFIC: "BeforeAllowTraffic", POST_TRAFFIC: "AfterAllowTraffic"}
@@ -60,26 +62,6 @@ CHECKS_TAG = "rollout:checks"
 REPORT_MARGIN_MS = 10_000
 # Time kept back from the work's deadline for the check runner to wrap up its results.
 WRAP_UP_MS = 500
-
-
-@dataclass(frozen=True)
-class LifecycleEvent:
-    deployment_id: str
-    execution_id: str
-
-    @classmethod
-    def parse(cls, event: Any) -> LifecycleEvent:
-        if not isinstance(event, Mapping):
-            raise HookEventError(f"expected a lifecycle hook event object, got {type(event).__name__}")
-        # Read as the plain mapping it is: Powertools' CodeDeployLifecycleHookEvent would add nothing
-        # here but the import of its whole data_classes package (some 40 event modules) at init.
-        ids = []
-        for name in ("DeploymentId", "LifecycleEventHookExecutionId"):
-            value = event.get(name)
-            if not isinstance(value, str) or not value:
-                raise HookEventError(f"the event has no {name}")
-            ids.append(value)
-        return cls(*ids)
 
 
 @dataclass(frozen=True)
@@ -95,39 +77,6 @@ class Deployment:
     description: str = ""
     # Set only on the deployment CodeDeploy itself creates to roll another one back.
     rollback_of: str = ""
-
-
-@dataclass
-class HookOutcome:
-    hook: str
-    verdict: str
-    reason: str
-    checks: list[CheckResult] = field(default_factory=list)
-    canary: dict[str, Any] | None = None
-    warnings: list[str] = field(default_factory=list)
-    checks_origin: str = ""
-    tested: str = ""
-    awaiting_approval: bool = False
-
-    @property
-    def passed(self) -> bool:
-        return self.verdict == SUCCEEDED
-
-    def to_record(self, event: LifecycleEvent, reported: bool) -> dict[str, Any]:
-        return {
-            "verdict": self.verdict,
-            "reason": self.reason,
-            "checks": [c.to_record() for c in self.checks],
-            "canary": self.canary,
-            "warnings": list(self.warnings),
-            "checks_origin": self.checks_origin,
-            "tested": self.tested,
-            "awaiting_approval": self.awaiting_approval,
-            "deployment_id": event.deployment_id,
-            "execution_id": event.execution_id,
-            "reported": reported,
-            "at": now_iso(),
-        }
 
 
 @dataclass
@@ -492,7 +441,7 @@ def evaluate_pre_traffic(
         )
         outcome.warnings.append(outcome.reason)
         return outcome
-    to_run = [Check.from_spec(s) for s in specs] if specs else [_start_probe()]
+    to_run = [Check.from_spec(s) for s in specs] if specs else [start_probe()]
     if not specs:
         outcome.warnings.append(
             f"no pre-traffic checks configured ({origin}); probed that the version starts"
@@ -507,17 +456,12 @@ def evaluate_pre_traffic(
         expected_version=spec.target_version,
         clock=clock,
     )
-    _judge_checks(outcome, f"version {spec.target_version}")
+    judge_checks(outcome, f"version {spec.target_version}")
     if not specs and outcome.passed:
         outcome.reason = (
             f"version {spec.target_version} starts (start probe); no pre-traffic checks configured ({origin})"
         )
     return outcome
-
-
-def _start_probe() -> Check:
-    """Without pre-traffic checks, one invocation still proves the version imports and starts."""
-    return Check(PROBE_NAME, PROBE_EVENT, max_duration_ms=PROBE_MAX_DURATION_MS, probe=True)
 
 
 def evaluate_post_traffic(
@@ -547,7 +491,7 @@ def evaluate_post_traffic(
             expected_version=spec.target_version,
             clock=clock,
         )
-        _judge_checks(outcome, f"alias {spec.alias}")
+        judge_checks(outcome, f"alias {spec.alias}")
     else:
         outcome.warnings.append(f"no post-traffic checks configured ({origin})")
 
@@ -605,20 +549,6 @@ def _canary_analysis(
     )
     verdict.warnings.extend(notes + window_notes)
     return verdict
-
-
-def _judge_checks(outcome: HookOutcome, target: str) -> None:
-    label = LABELS[outcome.hook]
-    failed = [c for c in outcome.checks if not c.passed]
-    if not failed:
-        outcome.verdict = SUCCEEDED
-        outcome.reason = f"{len(outcome.checks)} {label} check(s) passed against {target}"
-        return
-    first = failed[0]
-    detail = first.error + (f": {excerpt(first.excerpt, 200)}" if first.excerpt else "")
-    more = f" (and {len(failed) - 1} more of {len(outcome.checks)} failed)" if len(failed) > 1 else ""
-    outcome.verdict = FAILED
-    outcome.reason = f"{label} check '{first.name}' failed against {target}: {detail}{more}"
 
 
 def _policy(checks: dict[str, Any] | None) -> CanaryPolicy:

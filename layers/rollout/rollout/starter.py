@@ -8,7 +8,7 @@ the deployment that start may have created and adopts it (`orphans`). Then, unde
 deployment lock, in order:
 
     the lock is held by another release   -> QUEUED (nothing published)
-    the function has no alias yet         -> publish, create the alias     -> BOOTSTRAPPED
+    the function has no alias yet         -> publish, test, create alias   -> BOOTSTRAPPED
     a newer upload already went out       -> SUPERSEDED (nothing published)
     CodeDeploy runs a deployment already  -> QUEUED (nothing published)
     publish the pinned artifact           -> UNCHANGED when the alias already serves that code
@@ -345,7 +345,15 @@ def _require_hooks(settings: Settings) -> None:
 
 
 def _bootstrap(ctx: ReleaseContext, release: Release) -> Release:
-    """The function's first release: publish and create the alias on it (no traffic to shift)."""
+    """The function's first release: publish, test the version, create the alias on it.
+
+    No deployment shifts traffic to a first version, so no hook tests it: the release's checks run
+    against it here, and the alias is created only when they pass (`first_release`); a failed or
+    unrun check ends the release REJECTED with no alias. The results are recorded where the hooks
+    record theirs.
+    """
+    from rollout import first_release  # only a first release runs checks from the starter
+
     published = publish_artifact(ctx.ledger, release, None, ctx.deadline)
     release = ctx.ledger.update(
         release.function,
@@ -354,11 +362,15 @@ def _bootstrap(ctx: ReleaseContext, release: Release) -> Release:
         target_version=published.version,
     )
     logger.append_keys(target_version=published.version)
+    verdict = first_release.evaluate(release, published.version, lambda_ops.invoke_once, ctx.deadline)
+    tested = first_release.records(verdict.outcomes)  # written with the ending: no write of their own
+    if verdict.refusal is not None:
+        return reject(ctx, release, verdict.refusal, hook_results=tested)
     description = f"created by rollout release {release.release_id}"
     if not lambda_ops.create_alias(release.function, release.alias, published.version, description):
-        return release  # another release created it first: deploy over it as usual
+        return release  # another release created it first: deploy over it as usual (the hooks test it)
     logger.info("First release: alias created", extra={"alias": release.alias})
-    return move(ctx, release, State.BOOTSTRAPPED, **_step_timings())
+    return move(ctx, release, State.BOOTSTRAPPED, hook_results=tested, **_step_timings())
 
 
 def _newer_release_out(ctx: ReleaseContext, release: Release) -> Release | None:

@@ -134,6 +134,11 @@ class ReasonCode:
     LAMBDA_REFUSED_CODE = "LAMBDA_REFUSED_CODE"
     # The alias invokes $LATEST rather than a published version: updating the code would put it live
     ALIAS_NOT_ON_VERSION = "ALIAS_NOT_ON_VERSION"
+    # A first release (no alias yet, so no deployment and no hook) is tested before its alias is
+    # created (rollout.first_release): a check failed or could not run, or its checks ask for an
+    # approval that only a deployment can wait for. No alias was created.
+    CHECKS_FAILED = "CHECKS_FAILED"
+    APPROVAL_UNAVAILABLE = "APPROVAL_UNAVAILABLE"
     # The release's path through the queue
     CODE_UNCHANGED = "CODE_UNCHANGED"
     WAITING = "WAITING"

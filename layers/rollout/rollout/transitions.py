@@ -108,11 +108,18 @@ def _count_and_announce(
         ctx.notifier.announce(kind, moved, **(announce or {}))
 
 
-def reject(ctx: ReleaseContext, release: Release, rejected: Rejected) -> Release:
-    """End a release that breaks a rule: REJECTED with the rule's code and sentence."""
+def reject(ctx: ReleaseContext, release: Release, rejected: Rejected, **changes: Any) -> Release:
+    """End a release that breaks a rule: REJECTED with the rule's code and sentence (and `changes`,
+    written in the same update)."""
     logger.warning("Release rejected", extra={"reason_code": rejected.code, "reason": rejected.reason})
     return _settle(
-        ctx, release, State.REJECTED, only_from=None, reason_code=rejected.code, reason=rejected.reason
+        ctx,
+        release,
+        State.REJECTED,
+        only_from=None,
+        reason_code=rejected.code,
+        reason=rejected.reason,
+        **changes,
     )
 
 
