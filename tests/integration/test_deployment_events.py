@@ -304,6 +304,26 @@ def test_a_queued_release_older_than_the_one_that_went_out_never_deploys_over_it
     assert world.ledger.get_lock("orders") is None
 
 
+def test_an_older_build_never_goes_out_over_a_newer_one_however_many_uploads_came_between(
+    world: ReleaseWorld, codedeploy: CodeDeployStandIn, lambda_context: Any
+) -> None:
+    """A start reads the function's newest releases by arrival; the build that went out can lie behind
+    a hundred rejected uploads, and an older build found late must still not go out over it."""
+    second, first = "2026-11-20T10:00:02.000Z|" + "0" * 32, "2026-11-20T10:00:01.000Z|" + "0" * 32
+    newer = world.deploying("orders", "3", upload_order=second)
+    world.succeed(newer)
+    send(world, newer, "SUCCESS", lambda_context)
+    for _ in range(101):  # uploads rejected since (a bad key, an unsafe zip): none went out
+        world.received("orders", "", state=State.REJECTED)
+
+    older = starter.start_release(world.context, world.received("orders", "2", upload_order=first))
+
+    assert older.state == State.SUPERSEDED, (older.state, older.reason)
+    assert newer.release_id in older.reason
+    assert len(codedeploy.calls_to("create_deployment")) == 1
+    assert world.alias("orders")["FunctionVersion"] == "3"
+
+
 def test_a_start_codedeploy_refuses_is_recorded_and_the_next_queued_release_starts(
     world: ReleaseWorld, stack: StackUnderTest, codedeploy: CodeDeployStandIn, lambda_context: Any
 ) -> None:

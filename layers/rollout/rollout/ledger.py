@@ -35,6 +35,8 @@ from rollout.states import State, is_terminal, sources_of
 BY_DEPLOYMENT_INDEX = "by-deployment"
 OPEN_RELEASES_INDEX = "open-releases"
 LOCK_SK = "LOCK"
+# The newest upload (in upload order) that went out, or was let go out, for a function (`mark_going_out`).
+OUT_SK = "OUT"
 PUBLISH_LOCK_SK = "PUBLISH"
 # Freezes: one item per frozen function (sk FN#<function>) or for every function (sk ALL).
 FREEZE_PK = "FREEZE"
@@ -229,6 +231,36 @@ class Ledger:
         """The newest upload (in upload order) that put, or tried to put, its version behind the alias."""
         out = [r for r in self.releases(function, limit) if r.deploying_at or r.state == State.BOOTSTRAPPED]
         return max(out, key=lambda r: r.order, default=None)
+
+    def mark_going_out(self, release: Release) -> str | None:
+        """Record `release` as the function's newest upload to go out, unless a newer one already
+        went: then that one's release id (None when `release` is now the newest).
+
+        `newest_out` reads only the newest releases by arrival, so a build can be older than one
+        that went out hundreds of rejected uploads ago; this one conditional write sees every release
+        that went out since, however many came after it. Written under the function's lock, before
+        the version is published, so a start that dies after it errs towards superseding (an older
+        build never goes out over a newer one; a newer build is never blocked by an older one).
+        """
+        key = {"pk": f"FN#{release.function}", "sk": OUT_SK}
+        # Tab sorts below every character of an upload order or release id: the joined string sorts as
+        # the `Release.order` tuple does.
+        order = "\t".join(release.order)
+        try:
+            self._table.update_item(
+                Key=key,
+                UpdateExpression="SET #o = :o, #r = :r, #u = :u",
+                ConditionExpression="attribute_not_exists(#o) OR #o <= :o",
+                ExpressionAttributeNames={"#o": "upload_order", "#r": "release_id", "#u": "updated_at"},
+                ExpressionAttributeValues={":o": order, ":r": release.release_id, ":u": now_iso()},
+            )
+            return None
+        except Exception as exc:
+            if aws.error_code(exc) != "ConditionalCheckFailedException":
+                raise
+        item = self._table.get_item(Key=key, ConsistentRead=True).get("Item") or {}
+        # The marker only ever moves to a newer release; one read as gone still names a newer release.
+        return str(item.get("release_id") or "a newer release")
 
     def queued(self, function: str, state: State = State.QUEUED) -> list[Release]:
         """The function's queued releases (or those in `state`: HELD), oldest upload first."""
