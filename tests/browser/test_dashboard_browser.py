@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from examples.hello.build import CHECKS
 from examples.hello.traffic import TrafficGenerator
 from tests.browser.conftest import Screenshots
 from tests.support.dashboard_world import DashboardWorld, dashboard_world
+from tests.support.e2e_world import E2E_CHECKS
 
 pytestmark = pytest.mark.e2e
 WAIT_MS = 90_000
@@ -207,7 +207,7 @@ def test_approving_a_gate_from_the_page_lets_the_deployment_complete(
 ) -> None:
     world.create_function("invoicing", "AllAtOnce")
     assert world.deploy("invoicing", "healthy", "v1")["release"]["state"] == "BOOTSTRAPPED"
-    gated = {**CHECKS, "approval": {"before": "traffic", "timeout_minutes": 30}}
+    gated = {**E2E_CHECKS, "approval": {"before": "traffic", "timeout_minutes": 30}}
     upload = world.deploy("invoicing", "healthy", "v2", wait=False, checks=gated)
     release_id, deployment_id = world.deployment_of("invoicing", upload["key"])
     page.goto(f"{world.dashboard.base_url}/functions/invoicing/releases/{release_id}")

@@ -155,6 +155,22 @@ def test_a_first_upload_that_fails_its_checks_never_gets_an_alias(world: Rollout
     assert {c["executed_version"] for hook in tested.values() for c in hook["checks"]} == {"2"}
 
 
+def test_a_canary_without_traffic_is_inconclusive_and_rolls_back_by_default(world: RolloutWorld) -> None:
+    """Nobody called the new version through the alias: its canary proves nothing, and with the default
+    policy (strict) that is a "no", never a silent pass. The reason says how to get a verdict."""
+    function = world.create_target("quietcanary", config="AllAtOnce")
+    bootstrap(world, function)
+    default_policy = {**E2E_CHECKS, "canary": {"min_invocations": 2}}
+
+    release = world.wait_release(world.release_build(function, "healthy", "v2", checks=default_policy))
+
+    assert str(release.state) == "ROLLED_BACK", (release.reason_code, release.reason)
+    assert "canary inconclusive" in release.reason and "fewer than the 2 needed" in release.reason
+    assert "canary.strict to false" in release.reason
+    assert release.hook_results["post_traffic"]["canary"]["inconclusive"] is True
+    assert world.alias_version(function) == "1"
+
+
 def test_a_failing_pre_traffic_check_rolls_back_before_any_traffic(world: RolloutWorld) -> None:
     function = world.create_target("precheck")
     bootstrap(world, function)

@@ -113,7 +113,7 @@ def test_first_release_creates_the_alias_on_the_new_version(
             "max_error_rate": 0.01,
             "max_p99_duration_ratio": 1.5,
             "min_invocations": 20,
-            "strict": False,
+            "strict": True,
         },
         "probe": True,
     }

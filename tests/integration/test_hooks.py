@@ -732,9 +732,25 @@ def test_a_better_canary_passes(post_world: World, lambda_context: Any) -> None:
     assert world.stored(release).hook_results["post_traffic"]["canary"]["failures"] == []
 
 
-def test_too_little_canary_traffic_passes_with_a_warning(post_world: World, lambda_context: Any) -> None:
+def test_too_little_canary_traffic_fails_as_inconclusive(post_world: World, lambda_context: Any) -> None:
+    """Pain point: low traffic must never pass silently. Without a checks file the defaults apply."""
     world = post_world
     release, deployment_id = world.release(None)
+    allow, _ = shifted(world, deployment_id)
+    put_invocations("2", allow + timedelta(minutes=1), 4)
+
+    run_post(world, deployment_id, lambda_context)
+
+    assert world.statuses(deployment_id) == ["Failed"]
+    reason = world.stored(release).reason
+    assert "canary inconclusive: version 2 had 4 invocation(s)" in reason and "fewer than the 20" in reason
+
+
+def test_too_little_canary_traffic_passes_unjudged_only_when_asked_and_says_so(
+    post_world: World, lambda_context: Any
+) -> None:
+    world = post_world
+    release, deployment_id = world.release({"canary": {"strict": False, "min_invocations": 10}})
     allow, _ = shifted(world, deployment_id)
     put_invocations("2", allow + timedelta(minutes=1), 4, errors=2)
 
@@ -742,20 +758,9 @@ def test_too_little_canary_traffic_passes_with_a_warning(post_world: World, lamb
 
     assert world.statuses(deployment_id) == ["Succeeded"]
     post = world.stored(release).hook_results["post_traffic"]
-    assert any("4 invocation(s)" in w and "fewer than the 20" in w for w in post["warnings"])
-    assert any("no post-traffic checks configured" in w for w in post["warnings"])
-
-
-def test_too_little_canary_traffic_fails_in_strict_mode(post_world: World, lambda_context: Any) -> None:
-    world = post_world
-    release, deployment_id = world.release({"canary": {"strict": True, "min_invocations": 10}})
-    allow, _ = shifted(world, deployment_id)
-    put_invocations("2", allow + timedelta(minutes=1), 4)
-
-    run_post(world, deployment_id, lambda_context)
-
-    assert world.statuses(deployment_id) == ["Failed"]
-    assert "fewer than the 10 needed to judge it (strict mode)" in world.stored(release).reason
+    assert any("4 invocation(s)" in w and "fewer than the 10" in w for w in post["warnings"])
+    assert "canary inconclusive, passed unjudged (canary.strict is false)" in post["reason"]
+    assert post["canary"]["inconclusive"] is True
 
 
 def test_the_canary_window_is_the_deployments_own_not_the_local_clocks(

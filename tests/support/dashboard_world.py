@@ -24,7 +24,7 @@ from cli.main import TEMPLATE, app
 from cli.sandbox_run import RunningSandbox, running_sandbox
 from examples.hello.build import artifact_bytes, build_artifact
 from rollout import aws
-from tests.support.e2e_world import wait_for
+from tests.support.e2e_world import E2E_CHECKS, wait_for
 
 STACK = "rollout-dash"
 SPEED = 120.0
@@ -96,7 +96,7 @@ class DashboardWorld:
     def deploy(
         self, name: str, variant: str, label: str, wait: bool = True, checks: dict[str, Any] | None = None
     ) -> dict[str, Any]:
-        path = build_artifact(variant, label, self.artifacts, **({"checks": checks} if checks else {}))
+        path = build_artifact(variant, label, self.artifacts, checks=checks or E2E_CHECKS)
         args = [
             "deploy",
             name,

@@ -41,8 +41,14 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 ALIAS = "live"
 # The per-release alarms judge a sandbox minute only once it has `min_invocations` calls to the new
-# version; a small sample keeps the traffic a test must send low.
-E2E_CHECKS: dict[str, Any] = {**CHECKS, "canary": {**CHECKS["canary"], "min_invocations": 2}}
+# version; a small sample keeps the traffic a test must send low. Most of the suite's releases see no
+# traffic through the alias, as a quiet function's do: their canary is inconclusive and passes unjudged
+# only because `strict` is off, as such a function's owner sets it (by default it fails them:
+# test_releases' test_a_canary_without_traffic_is_inconclusive_and_rolls_back_by_default).
+E2E_CHECKS: dict[str, Any] = {
+    **CHECKS,
+    "canary": {**CHECKS["canary"], "min_invocations": 2, "strict": False},
+}
 # The test process talks to the sandbox a lot at once (traffic, polls): more connections, fewer retries
 # than a throttled control plane would want, so a failure shows up instead of hiding behind backoff.
 E2E_EVENT_DUPLICATE_RATE = 0.05

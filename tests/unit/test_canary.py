@@ -23,11 +23,11 @@ def judge(new: VersionFigures, old: VersionFigures, policy: CanaryPolicy = POLIC
 
 
 def test_policy_defaults_and_overrides() -> None:
-    assert CanaryPolicy.from_checks(None) == CanaryPolicy(0.01, 1.5, 20, False)
+    assert CanaryPolicy.from_checks(None) == CanaryPolicy(0.01, 1.5, 20, True)
     custom = CanaryPolicy.from_checks(
-        {"canary": {"max_error_rate": 0.05, "min_invocations": 3, "strict": True}}
+        {"canary": {"max_error_rate": 0.05, "min_invocations": 3, "strict": False}}
     )
-    assert custom == CanaryPolicy(0.05, 1.5, 3, True)
+    assert custom == CanaryPolicy(0.05, 1.5, 3, False)
 
 
 def test_equal_versions_pass() -> None:
@@ -86,17 +86,21 @@ def test_both_failures_are_reported() -> None:
     assert len(verdict.failures) == 2
 
 
-def test_too_little_data_passes_with_warning() -> None:
-    verdict = judge(figures("2", 3, 3), figures("1", 900))
-    assert verdict.passed
-    assert verdict.failures == []
+def test_too_little_data_is_inconclusive_and_fails_by_default() -> None:
+    """Three calls prove nothing about a version: by default that is a "no", and the reason says how
+    to get a verdict instead."""
+    verdict = judge(figures("2", 3), figures("1", 900))
+    assert not verdict.passed and verdict.to_record()["inconclusive"] is True
+    assert verdict.reason.startswith("canary inconclusive: version 2 had 3 invocation(s)")
+    assert "fewer than the 20 needed" in verdict.reason and "canary.strict to false" in verdict.reason
+
+
+def test_too_little_data_passes_unjudged_only_when_strict_is_off_and_says_so() -> None:
+    verdict = judge(figures("2", 3, 3), figures("1", 900), CanaryPolicy(strict=False))
+    assert verdict.passed and verdict.failures == []
     assert "3 invocation(s)" in verdict.warnings[0] and "fewer than the 20" in verdict.warnings[0]
-
-
-def test_too_little_data_fails_in_strict_mode() -> None:
-    verdict = judge(figures("2", 3), figures("1", 900), CanaryPolicy(strict=True))
-    assert not verdict.passed
-    assert "strict mode" in verdict.reason
+    # Never "within thresholds": nothing was judged.
+    assert verdict.reason.startswith("canary inconclusive, passed unjudged (canary.strict is false)")
 
 
 def test_no_baseline_duration_is_a_warning_not_a_failure() -> None:

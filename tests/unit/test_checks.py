@@ -16,7 +16,7 @@ DEFAULT_CANARY = {
     "max_error_rate": 0.01,
     "max_p99_duration_ratio": 1.5,
     "min_invocations": 20,
-    "strict": False,
+    "strict": True,  # too little traffic to judge fails the canary (fail closed)
 }
 
 

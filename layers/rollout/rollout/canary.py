@@ -30,7 +30,9 @@ class CanaryPolicy:
     max_error_rate: float = DEFAULT_MAX_ERROR_RATE
     max_p99_duration_ratio: float = DEFAULT_MAX_P99_DURATION_RATIO
     min_invocations: int = DEFAULT_MIN_INVOCATIONS
-    strict: bool = False
+    # Fewer invocations than `min_invocations` prove nothing: strict (the default) fails the canary as
+    # inconclusive; `canary.strict: false` passes it unjudged, saying so (a quiet function's choice).
+    strict: bool = True
 
     @classmethod
     def from_checks(cls, checks: Mapping[str, Any] | None) -> CanaryPolicy:
@@ -42,7 +44,7 @@ class CanaryPolicy:
                 section.get("max_p99_duration_ratio", DEFAULT_MAX_P99_DURATION_RATIO)
             ),
             min_invocations=int(section.get("min_invocations", DEFAULT_MIN_INVOCATIONS)),
-            strict=bool(section.get("strict", False)),
+            strict=bool(section.get("strict", True)),
         )
 
 
@@ -77,10 +79,15 @@ class CanaryVerdict:
     failures: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
+    # Set when too few invocations left the figures unjudged (passed only if the policy is not strict).
+    inconclusive: bool = False
+
     @property
     def reason(self) -> str:
         if self.failures:
             return "; ".join(self.failures)
+        if self.inconclusive:
+            return "canary inconclusive, passed unjudged (canary.strict is false): " + self.warnings[0]
         return "canary within thresholds"
 
     def to_record(self) -> dict[str, Any]:
@@ -92,6 +99,7 @@ class CanaryVerdict:
             "window": {"start": _iso(self.window_start), "end": _iso(self.window_end)},
             "failures": list(self.failures),
             "warnings": list(self.warnings),
+            "inconclusive": self.inconclusive,
         }
 
 
@@ -104,20 +112,24 @@ def judge_canary(
 ) -> CanaryVerdict:
     """Fail when the new version errs more than allowed (and more than the old one) or is much slower.
 
-    With fewer invocations than `min_invocations` the figures say too little: pass with a warning,
-    unless the policy is strict.
+    With fewer invocations than `min_invocations` the figures say too little: the canary is
+    inconclusive, which fails it unless the policy is not strict (then it passes unjudged, saying so).
     """
     verdict = CanaryVerdict(True, new, old, policy, window_start, window_end)
     if new.invocations < policy.min_invocations:
+        verdict.inconclusive = True
         note = (
             f"version {new.version} had {new.invocations} invocation(s) through the alias during the "
             f"canary window, fewer than the {policy.min_invocations} needed to judge it"
         )
         if policy.strict:
-            verdict.failures.append(note + " (strict mode)")
+            verdict.failures.append(
+                f"canary inconclusive: {note}; send traffic through the alias during the shift, lower "
+                "canary.min_invocations, or set canary.strict to false to pass it unjudged"
+            )
             verdict.passed = False
         else:
-            verdict.warnings.append(note + "; passed without judging")
+            verdict.warnings.append(note)
         return verdict
 
     if new.error_rate > policy.max_error_rate and new.error_rate > old.error_rate:

@@ -48,7 +48,8 @@ CANARY_DEFAULTS: dict[str, Any] = {
     "max_error_rate": 0.01,
     "max_p99_duration_ratio": 1.5,
     "min_invocations": 20,
-    "strict": False,
+    # Too little traffic to judge the canary fails it (fail closed): a quiet function opts out with false.
+    "strict": True,
 }
 
 _CHECK_FIELDS = {"name", "event", "expect", "max_duration_ms"}
