@@ -338,6 +338,11 @@ def unfreeze_scopes(backend: Backend, scopes: list[str], all_functions: bool) ->
     with aws_errors("end the freeze"):
         if all_functions:
             scopes = [str(record.get("scope")) for record in ctx.ledger.freezes()] or scopes
+        named = [scope for scope in scopes if scope != FREEZE_ALL]
+        everywhere = FREEZE_ALL in scopes
+        # What the freezes hold before they end: a release the reconciler starts (it looks every run)
+        # before this call reaches it is still reported, where it went.
+        seen = _held_by_function(ctx, named, everywhere)
         ended = []
         for scope in scopes:
             record = ctx.ledger.delete_freeze(scope)
@@ -346,17 +351,31 @@ def unfreeze_scopes(backend: Backend, scopes: list[str], all_functions: bool) ->
                 item = Freeze.from_record(record)
                 whom = "every function" if scope == FREEZE_ALL else scope
                 _announce(ctx, "freeze.ended", item, f"{whom} unfrozen by {by}", ended_by=by)
-        named = [scope for scope in scopes if scope != FREEZE_ALL]
         # Named functions are read by key (consistent); --all finds them through the open-releases
         # index, which may lag a moment: the reconciler starts whatever it missed.
-        everywhere = FREEZE_ALL in scopes
         wanted = sorted(
-            set(named) | ({r.function for r in ctx.ledger.open_releases(State.HELD)} if everywhere else set())
+            set(named)
+            | set(seen)
+            | ({r.function for r in ctx.ledger.open_releases(State.HELD)} if everywhere else set())
         )
         report = HeldReport()
         for function in wanted:
-            report.merge(release_held(ctx, function))
+            report.merge(release_held(ctx, function, seen.get(function, {}).values()))
     return ended, report
+
+
+def _held_by_function(
+    ctx: ReleaseContext, named: list[str], everywhere: bool
+) -> dict[str, dict[str, Release]]:
+    """The held releases of `named` (consistent reads), and with `everywhere` those the open-releases
+    index lists, by function and release id."""
+    held = [release for function in named for release in ctx.ledger.queued(function, State.HELD)]
+    if everywhere:
+        held += ctx.ledger.open_releases(State.HELD)
+    found: dict[str, dict[str, Release]] = {}
+    for release in held:
+        found.setdefault(release.function, {})[release.release_id] = release
+    return found
 
 
 def unfreeze_functions(backend: Backend, function: str) -> dict[str, Any]:

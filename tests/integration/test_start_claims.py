@@ -3,8 +3,9 @@
 When a release ends, deployment events and the reconciler both advance the function's queue. The
 function's lock is re-entrant for the release, so without the start claim (`rollout/claims.py`,
 `starter.StartClaim`) both would publish a version of it, one of which nobody deploys (or which
-even becomes the release's recorded target). Real uploads through the deployer, moto and the
-CodeDeploy stand-in.
+even becomes the release's recorded target). The same for a held release whose freeze ends while
+the reconciler looks at it: only the caller that takes it out of HELD starts it. Real uploads through
+the deployer, moto and the CodeDeploy stand-in.
 """
 
 from __future__ import annotations
@@ -20,15 +21,19 @@ from typing import Any
 import boto3
 import pytest
 
+from cli import actions as cli_actions
+from cli.backend import Backend
 from functions.artifact_deployer.app import lambda_handler as deployer
 from functions.deployment_events.app import lambda_handler as deployment_events
 from functions.reconciler import app as reconciler
-from rollout import aws, claims, lambda_ops, release_queue
+from rollout import aws, claims, lambda_ops, release_gate, release_queue
+from rollout.actions import Freeze
 from rollout.appspec import parse_appspec, release_id_in
 from rollout.config import Settings
 from rollout.deadlines import Deadline
+from rollout.held_releases import HeldReport, release_held
 from rollout.ledger import Ledger, Release
-from rollout.release_queue import QueueReport, advance_queue, finish_release
+from rollout.release_queue import advance_queue, finish_release
 from rollout.starter import start_release
 from rollout.states import State
 from rollout.transitions import ReleaseContext
@@ -36,6 +41,7 @@ from tests.support.artifacts_world import ArtifactWorld, eventbridge_event, func
 from tests.support.aws_stack import LEDGER_TABLE, REGION, StackUnderTest
 from tests.support.codedeploy_standin import CodeDeployStandIn, client_error
 from tests.support.release_world import ReleaseWorld
+from tests.support.sandbox_support import wait_for
 
 FUNCTION = "orders"
 
@@ -167,11 +173,11 @@ class Rendezvous:
                 self._changed.notify_all()
 
 
-def run_together(rendezvous: Rendezvous, callers: dict[str, Callable[[], QueueReport]]) -> dict[str, Any]:
+def run_together(rendezvous: Rendezvous, callers: dict[str, Callable[[], Any]]) -> dict[str, Any]:
     """Run each caller in its own thread (named after it); their reports, or what they raised."""
     results: dict[str, Any] = {}
 
-    def run(name: str, call: Callable[[], QueueReport]) -> None:
+    def run(name: str, call: Callable[[], Any]) -> None:
         with rendezvous.party():
             try:
                 results[name] = call()
@@ -265,6 +271,126 @@ def test_a_start_while_another_is_between_claim_and_create_stops_without_publish
     assert other.state == State.QUEUED and other.target_version == ""
     assert claims.claimed_elsewhere(other, claims.wall_clock())
     assert_deployed_once(ledger, world, codedeploy, queued)
+
+
+# --- a held release whose hold ends while the reconciler looks ----------------------------------
+
+
+@pytest.fixture
+def held_by_a_freeze(world: ArtifactWorld, ledger: Ledger, lambda_context: Any) -> str:
+    """Build 1 bootstrapped, then the function frozen and build 2 held: its release id."""
+    world.create_function(FUNCTION)
+    assert upload(world, "1", lambda_context)["state"] == "BOOTSTRAPPED"
+    ledger.put_freeze(FUNCTION, Freeze(FUNCTION, "audit").to_record())
+    held = upload(world, "2", lambda_context)
+    assert held["state"] == "HELD"
+    # The reconciler finds held releases through the open-releases index, which may trail its table.
+    wait_for(
+        lambda: [r for r in ledger.open_releases(State.HELD) if r.release_id == held["release_id"]],
+        10,
+        what="the open-releases index to list the held release",
+    )
+    return str(held["release_id"])
+
+
+def test_an_unfreeze_just_after_the_reconciler_found_the_release_frozen_publishes_and_deploys_it_once(
+    world: ArtifactWorld,
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    held_by_a_freeze: str,
+    publishes: list[str],
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    held = held_by_a_freeze
+    # The reconciler finds the release frozen; the unfreeze ends the freeze right after. Both then go
+    # as far as they can towards publishing before either publishes: the widest the race can be.
+    rendezvous = Rendezvous({"unfreeze", "reconciler"})
+    found_frozen, unfrozen = threading.Event(), threading.Event()
+    gate, update_code = release_gate.hold_reason, lambda_ops.update_code
+
+    def hold_reason(*args: Any, **kwargs: Any) -> tuple[str, str] | None:
+        found = gate(*args, **kwargs)
+        if threading.current_thread().name == "reconciler" and not found_frozen.is_set():
+            found_frozen.set()
+            assert unfrozen.wait(60), "the unfreeze never ended the freeze"
+        return found
+
+    def meet_then_update(*args: Any) -> Any:
+        rendezvous.meet("publish")
+        return update_code(*args)
+
+    def unfreeze() -> HeldReport:
+        assert found_frozen.wait(60), "the reconciler never asked whether the release is held"
+        assert ledger.delete_freeze(FUNCTION) is not None
+        unfrozen.set()
+        return release_held(context(ledger), FUNCTION)
+
+    monkeypatch.setattr(release_gate, "hold_reason", hold_reason)
+    monkeypatch.setattr(lambda_ops, "update_code", meet_then_update)
+    monkeypatch.setattr(Ledger, "_table", property(lambda self: AtomicTable(aws.table(self.table_name))))
+
+    reports = run_together(
+        rendezvous,
+        {"unfreeze": unfreeze, "reconciler": lambda: reconciler.lambda_handler({}, lambda_context)["held"]},
+    )
+
+    assert publishes == [held], "exactly one PublishVersion"
+    started = ledger.get(FUNCTION, held)
+    assert started is not None and started.state == State.DEPLOYING, reports
+    (created,) = codedeploy.calls_to("create_deployment")
+    assert parse_appspec(created["revision"]["appSpecContent"]["content"]).target_version == "2"
+    assert started.target_version == "2" and world.published_versions(FUNCTION) == ["1", "2"]
+    assert (ledger.get_lock(FUNCTION) or {}).get("deployment_id") == started.deployment_id
+    # The unfreeze says the upload is on its way; the reconciler found it frozen.
+    assert reports["unfreeze"].started == [held], reports
+    assert reports["reconciler"]["still_held"] == [held], reports
+
+
+@pytest.mark.parametrize(
+    "reconciler_runs", ["once the freeze is deleted", "once the unfreeze found the hold ended"]
+)
+def test_an_unfreeze_reports_the_held_release_the_reconciler_started_while_it_ran(
+    reconciler_runs: str,
+    ledger: Ledger,
+    held_by_a_freeze: str,
+    publishes: list[str],
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    held = held_by_a_freeze
+    # The reconciler's run (every five minutes) falls inside the unfreeze's, and it starts the release.
+    owner, name = (
+        (Ledger, "delete_freeze")
+        if reconciler_runs == "once the freeze is deleted"
+        else (release_gate, "hold_reason")
+    )
+    real = getattr(owner, name)
+    runs: list[dict[str, Any]] = []
+
+    def then_the_reconciler(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        if not runs:
+            runs.append({})
+            runs[0] = reconciler.lambda_handler({}, lambda_context)["held"]
+        return result
+
+    monkeypatch.setattr(owner, name, then_the_reconciler)
+    monkeypatch.setattr(cli_actions, "control_plane", lambda backend: context(ledger))
+
+    ended, report = cli_actions.unfreeze_scopes(Backend("rollout-test", outputs={}), [FUNCTION], False)
+
+    assert runs[0]["started"] == [held], runs
+    started = ledger.get(FUNCTION, held)
+    assert started is not None and started.state == State.DEPLOYING
+    assert publishes == [held], "exactly one PublishVersion"
+    # What the person who unfroze it reads: the upload is on its way.
+    assert ended == [FUNCTION] and report.as_dict() == {
+        "started": [held],
+        "superseded": [],
+        "still_held": [],
+        "failed": [],
+    }
 
 
 # --- a claimer that dies -------------------------------------------------------------------------

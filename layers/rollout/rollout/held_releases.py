@@ -8,6 +8,7 @@ goes through `starter.start_release` again, so the gate decides afresh: one stil
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from rollout.actions import hold_newest
@@ -24,7 +25,8 @@ MOVED_ON = frozenset({State.DEPLOYING, State.QUEUED, State.BOOTSTRAPPED, State.U
 
 @dataclass
 class HeldReport:
-    """What releasing the held releases did, by release id."""
+    """What became of the held releases a caller found, by release id. A release another caller
+    (the reconciler, a second unfreeze) took out of HELD first is reported where it went, read again."""
 
     started: list[str] = field(default_factory=list)
     superseded: list[str] = field(default_factory=list)
@@ -46,21 +48,26 @@ class HeldReport:
         }
 
 
-def release_held(ctx: ReleaseContext, function: str) -> HeldReport:
+def release_held(ctx: ReleaseContext, function: str, seen_held: Iterable[Release] = ()) -> HeldReport:
     """Start the newest held release of `function` if nothing holds it any more; newest first, a
-    release that fails to start gives way to the next, older held releases are superseded."""
+    release that fails to start gives way to the next, older held releases are superseded.
+
+    `seen_held` are the releases the caller found held before it ended the hold (an unfreeze): one
+    no longer held now was moved by another caller meanwhile, and is reported where it went."""
     report = HeldReport()
-    newest, older = hold_newest(ctx.ledger.queued(function, State.HELD))
+    held = ctx.ledger.queued(function, State.HELD)
+    still = {r.release_id for r in held}
+    for gone in (r for r in seen_held if r.release_id not in still):
+        _report_moved_elsewhere(ctx, report, gone)
+    newest, older = hold_newest(held)
     candidates = [newest, *reversed(older)] if newest else []
     for index, candidate in enumerate(candidates):
         claimed = _claim(ctx, candidate)
         if claimed is None:
-            return report  # another caller (an unfreeze, the reconciler) is starting them
-        # Imported once a held release is there to start: the reconciler, which looks every run,
-        # skips the start path at init when nothing is held.
-        from rollout import starter
-
-        outcome = starter.start_release(ctx, claimed)
+            # Another caller (an unfreeze, the reconciler) saw the hold end first and starts them.
+            _report_moved_elsewhere(ctx, report, candidate)
+            return report
+        outcome = _start(ctx, claimed) if claimed.state == State.QUEUED else claimed
         if outcome.state == State.HELD:
             report.still_held = [r.release_id for r in candidates[index:]]
             return report
@@ -76,19 +83,56 @@ def release_held(ctx: ReleaseContext, function: str) -> HeldReport:
     return report
 
 
+def _start(ctx: ReleaseContext, claimed: Release) -> Release:
+    # Imported once a held release is there to start: the reconciler, which looks every run, skips
+    # the start path at init when nothing is held.
+    from rollout import starter
+
+    return starter.start_release(ctx, claimed)
+
+
 def _claim(ctx: ReleaseContext, release: Release) -> Release | None:
-    """The held release, QUEUED by this caller alone once nothing holds it (a conditional move: of an
-    unfreeze and the reconciler, only one starts it, so only one publishes); None if another caller
-    claimed it first. Still held: returned as it is, and the start path keeps it HELD."""
+    """The held release QUEUED by this caller alone once nothing holds it; as the gate recorded it
+    while something still does (HELD, or REJECTED by a rule no wait mends); None if another caller
+    moved it out of HELD first.
+
+    Only a release this caller moved out of HELD is handed to the start path, which claims it there
+    (`starter.StartClaim`). A release still HELD must never be: the start path claims QUEUED releases
+    only, so a caller that found it frozen and asked the gate again after an unfreeze deleted the
+    freeze would publish and deploy it unclaimed, beside the unfreeze's own start of it (two versions
+    of one build, the release recording the one its deployment does not target).
+    """
     from rollout import release_gate  # with the start path (see release_held)
 
-    if release_gate.hold_reason(ctx, release) is not None:
-        return release
+    held = release_gate.hold_if_needed(ctx, release)
+    if held is not None:
+        return held
     try:
-        return move(ctx, release, State.QUEUED, reason_code=ReasonCode.WAITING, reason="its hold ended")
+        return move(
+            ctx,
+            release,
+            State.QUEUED,
+            only_from=frozenset({State.HELD}),
+            reason_code=ReasonCode.WAITING,
+            reason="its hold ended",
+        )
     except TransitionRefused:
         logger.info("Held release claimed by another caller", extra={"release_id": release.release_id})
         return None
+
+
+def _report_moved_elsewhere(ctx: ReleaseContext, report: HeldReport, release: Release) -> None:
+    """Report a held release another caller took out of HELD by where it went, read again: the hold
+    ended for this caller too, and its user asks whether the upload is on its way."""
+    current = ctx.ledger.get(release.function, release.release_id) or release
+    if current.state == State.HELD:
+        report.still_held.append(current.release_id)
+    elif current.state == State.SUPERSEDED:
+        report.superseded.append(current.release_id)
+    elif current.state in (State.FAILED, State.REJECTED):
+        report.failed.append(current.release_id)
+    else:
+        report.started.append(current.release_id)
 
 
 def release_all_held(ctx: ReleaseContext, functions: list[str] | None = None) -> HeldReport:
