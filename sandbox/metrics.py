@@ -28,6 +28,22 @@ def backend(sandbox: Sandbox) -> Any:
     return cloudwatch_backends[sandbox.account_id][sandbox.region]
 
 
+# "Lambda sends metric data to CloudWatch in 1-minute intervals" (AWS Lambda Developer Guide, "Using
+# CloudWatch metrics with Lambda"): an invocation's figures cannot be read before its minute ends, and
+# CloudWatch takes a while more to make them readable (no bound is documented; AWS re:Post,
+# "Understanding CloudWatch Alarm Evaluation: Why Alarms Delay"). The sandbox makes a minute's AWS/Lambda
+# figures readable, to GetMetricData and to alarms, a minute after that minute ends: a deterministic
+# lag, so a reader that judges a window before its figures are in misses them on every run.
+LAMBDA_NAMESPACE = "AWS/Lambda"
+LAMBDA_PUBLISH_LAG = 60.0
+
+
+def lambda_readable_before(now: float) -> float:
+    """AWS/Lambda datapoints stamped before this are readable at sandbox time `now`."""
+    published_up_to = now - LAMBDA_PUBLISH_LAG
+    return published_up_to - published_up_to % 60
+
+
 def record_lambda(
     sandbox: Sandbox,
     function_name: str,
@@ -195,11 +211,15 @@ def metric_series(
     start: float,
     end: float,
     unit: str | None = None,
+    now: float | None = None,
 ) -> Series:
-    """Statistic per period over [start, end), periods starting at `start`."""
+    """Statistic per period over [start, end), periods starting at `start`; with `now`, only the
+    datapoints CloudWatch would have made readable by then (see LAMBDA_PUBLISH_LAG)."""
     if period <= 0:
         raise AwsError("InvalidParameterValue", "The parameter Period must be greater than 0.")
     points = sandbox.metric_index.points(backend(sandbox), *metric_key(namespace, metric_name, dimensions))
+    if now is not None and namespace == LAMBDA_NAMESPACE:
+        end = min(end, lambda_readable_before(now))
     buckets: dict[float, list[Any]] = {}
     for ts, datum in points:
         if not start <= ts < end:
@@ -287,9 +307,10 @@ class MetricIndex:
 
 
 def evaluate_queries(
-    sandbox: Sandbox, queries: list[dict[str, Any]], start: float, end: float
+    sandbox: Sandbox, queries: list[dict[str, Any]], start: float, end: float, now: float | None = None
 ) -> dict[str, Series]:
-    """Every query's series by id: MetricStat queries first, then expressions over them."""
+    """Every query's series by id: MetricStat queries first, then expressions over them (with `now`,
+    on the datapoints readable by then)."""
     results: dict[str, Series] = {}
     for query in queries:
         stat = query.get("MetricStat")
@@ -305,6 +326,7 @@ def evaluate_queries(
                 start,
                 end,
                 stat.get("Unit"),
+                now,
             )
     periods = [int(q["MetricStat"]["Period"]) for q in queries if q.get("MetricStat")]
     periods += [int(q["Period"]) for q in queries if q.get("Period")]
@@ -339,7 +361,7 @@ def get_metric_data(
     start, end = epoch(start_time), epoch(end_time)
     if start >= end:
         raise AwsError("ValidationError", "The parameter EndTime must be greater than StartTime.")
-    series = evaluate_queries(sandbox, queries, start, end)
+    series = evaluate_queries(sandbox, queries, start, end, sandbox.clock.now())
     output = []
     for query in queries:
         if not query.get("ReturnData", True):

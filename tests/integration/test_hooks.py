@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import boto3
@@ -17,7 +17,7 @@ import pytest
 from functions.hook_failure_reporter import app as reporter_app
 from functions.post_traffic_hook import app as post_app
 from functions.pre_traffic_hook import app as pre_app
-from rollout import aws, identity, lambda_ops, sts_ops
+from rollout import aws, identity, lambda_metrics, lambda_ops, sts_ops
 from rollout.appspec import release_description
 from rollout.check_runner import PROBE_EVENT
 from rollout.checks import parse_checks
@@ -643,8 +643,10 @@ def post_world(world: World, teach_moto_percentiles: None) -> World:  # noqa: F8
 
 
 def shifted(world: World, deployment_id: str, minutes: float = 6) -> tuple[Any, Any]:
-    """Lifecycle times: traffic began shifting `minutes` ago and AfterAllowTraffic started now."""
-    allow, after = minutes_ago(minutes), minutes_ago(0)
+    """Lifecycle times: traffic shifted for `minutes`, and AfterAllowTraffic started long enough ago
+    for CloudWatch's figures of the window to be final (moto answers on the real clock)."""
+    settled = lambda_metrics.METRICS_SETTLE.total_seconds() / 60 + 1
+    allow, after = minutes_ago(minutes + settled), minutes_ago(settled)
     world.codedeploy.set_lifecycle(
         deployment_id,
         {
@@ -763,14 +765,21 @@ def test_too_little_canary_traffic_passes_unjudged_only_when_asked_and_says_so(
     assert post["canary"]["inconclusive"] is True
 
 
+def services_answer_at(monkeypatch: pytest.MonkeyPatch, when: datetime) -> None:
+    """The services' clock (the Date of their answers) reads `when`: moto answers on the local clock,
+    where the sandbox runs CloudWatch and CodeDeploy on one faster clock."""
+    monkeypatch.setattr(aws, "server_time", lambda response: when)
+
+
 def test_the_canary_window_is_the_deployments_own_not_the_local_clocks(
-    post_world: World, lambda_context: Any
+    post_world: World, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The local sandbox runs CodeDeploy on a faster clock: its times may lie hours ahead of ours."""
     world = post_world
     release, deployment_id = world.release(None)
     allow = minutes_ago(-180)
     after = allow + timedelta(minutes=30)
+    services_answer_at(monkeypatch, after + lambda_metrics.METRICS_SETTLE + timedelta(minutes=2))
     world.codedeploy.set_lifecycle(
         deployment_id, {"AllowTraffic": (allow, after), "AfterAllowTraffic": (after, None)}
     )
@@ -789,10 +798,12 @@ def test_the_canary_window_is_the_deployments_own_not_the_local_clocks(
 
 
 def test_without_lifecycle_times_the_window_starts_with_the_deployment(
-    post_world: World, lambda_context: Any
+    post_world: World, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     world = post_world
     release, deployment_id = world.release(None)
+    # The window then ends when the hook runs; CloudWatch's figures of it are final a few minutes on.
+    services_answer_at(monkeypatch, minutes_ago(-5))
     world.codedeploy.deployments[deployment_id].create_time = minutes_ago(8)
     put_invocations("2", minutes_ago(5), 25)
     put_invocations("1", minutes_ago(5), 200)

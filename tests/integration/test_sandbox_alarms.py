@@ -125,32 +125,41 @@ def test_metric_math_alarm_on_error_rate(sb):  # noqa: F811
     wait_for(lambda: alarm_state(sb, alarm)["StateValue"] == "OK", 5, what="initial OK")
     invoke_until(sb, function, alarm, "ALARM", fail=True, qualifier="live")
 
-    now = sb.clock.now_datetime()
-    data = cloudwatch.get_metric_data(
-        MetricDataQueries=[
-            {
-                "Id": "e",
-                "MetricStat": {
-                    "Metric": {"Namespace": "AWS/Lambda", "MetricName": "Errors", "Dimensions": dims},
-                    "Period": 60,
-                    "Stat": "Sum",
+    def readable_error_rate() -> dict | None:
+        now = sb.clock.now_datetime()
+        data = cloudwatch.get_metric_data(
+            MetricDataQueries=[
+                {
+                    "Id": "e",
+                    "MetricStat": {
+                        "Metric": {"Namespace": "AWS/Lambda", "MetricName": "Errors", "Dimensions": dims},
+                        "Period": 60,
+                        "Stat": "Sum",
+                    },
+                    "ReturnData": False,
                 },
-                "ReturnData": False,
-            },
-            {
-                "Id": "i",
-                "MetricStat": {
-                    "Metric": {"Namespace": "AWS/Lambda", "MetricName": "Invocations", "Dimensions": dims},
-                    "Period": 60,
-                    "Stat": "Sum",
+                {
+                    "Id": "i",
+                    "MetricStat": {
+                        "Metric": {
+                            "Namespace": "AWS/Lambda",
+                            "MetricName": "Invocations",
+                            "Dimensions": dims,
+                        },
+                        "Period": 60,
+                        "Stat": "Sum",
+                    },
+                    "ReturnData": False,
                 },
-                "ReturnData": False,
-            },
-            {"Id": "pct", "Expression": "100 * e / i"},
-        ],
-        StartTime=now - timedelta(minutes=5),
-        EndTime=now + timedelta(minutes=1),
-    )
+                {"Id": "pct", "Expression": "100 * e / i"},
+            ],
+            StartTime=now - timedelta(minutes=5),
+            EndTime=now + timedelta(minutes=1),
+        )
+        return data if data["MetricDataResults"][0]["Values"] else None
+
+    # Lambda's figures become readable a minute after their minute ends (sandbox/metrics.py).
+    data = wait_for(readable_error_rate, what="the error rate's figures")
     [result] = data["MetricDataResults"]
     assert result["Id"] == "pct"
     assert result["Values"] and all(v == 100.0 for v in result["Values"])

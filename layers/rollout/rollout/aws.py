@@ -7,6 +7,8 @@ knows whether it talks to AWS or to the sandbox.
 from __future__ import annotations
 
 import functools
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import boto3
@@ -104,3 +106,22 @@ def error_code(exc: BaseException) -> str:
     if isinstance(response, dict):
         return str(response.get("Error", {}).get("Code", ""))
     return ""
+
+
+def server_time(response: dict[str, Any]) -> datetime | None:
+    """The service's clock when it answered (the Date header, RFC 7231); None when it carries none.
+
+    Ages of what a service stamped are measured on that service's clock, never the local one (the
+    local sandbox runs its services faster than real time).
+    """
+    stamp = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    try:
+        clock = parsedate_to_datetime(stamp) if stamp else None
+    except (TypeError, ValueError):
+        return None
+    if clock is not None and clock.tzinfo is None:
+        # parsedate_to_datetime answers a naive datetime for the zone "-0000" (UTC, per RFC 5322):
+        # "if the input date has a timezone of -0000, the datetime will be a naive datetime"
+        # (https://docs.python.org/3/library/email.utils.html#email.utils.parsedate_to_datetime).
+        clock = clock.replace(tzinfo=UTC)
+    return clock

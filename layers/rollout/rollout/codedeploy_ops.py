@@ -6,8 +6,7 @@ import functools
 import random
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from typing import Any
 
 from rollout import aws
@@ -267,16 +266,7 @@ def deployment_and_clock(deployment_id: str) -> tuple[dict[str, Any], datetime |
     local sandbox runs it faster than real time); None when the answer carries no Date.
     """
     resp = aws.client("codedeploy").get_deployment(deploymentId=deployment_id)
-    stamp = resp.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
-    try:
-        clock = parsedate_to_datetime(stamp) if stamp else None
-    except (TypeError, ValueError):
-        clock = None
-    if clock is not None and clock.tzinfo is None:
-        # parsedate_to_datetime answers a naive datetime for the zone "-0000" (UTC, per RFC 5322):
-        # "if the input date has a timezone of -0000, the datetime will be a naive datetime"
-        # (https://docs.python.org/3/library/email.utils.html#email.utils.parsedate_to_datetime).
-        clock = clock.replace(tzinfo=UTC)
+    clock = aws.server_time(resp)
     return dict(resp["deploymentInfo"]), clock
 
 

@@ -473,6 +473,7 @@ def evaluate_post_traffic(
     deadline: float,
     clock: Callable[[], float] = time.monotonic,
     events: list[dict[str, Any]] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> HookOutcome:
     """Run the post-traffic checks through the alias, then compare the new version with the old
     (over the traffic window of `events`, the deployment target's lifecycle events, read if None)."""
@@ -501,7 +502,7 @@ def evaluate_post_traffic(
         return outcome
 
     try:
-        verdict = _canary_analysis(deployment, checks, progress, events)
+        verdict = _canary_analysis(deployment, checks, progress, events, deadline, clock, sleep)
     except MetricsUnreadable as error:
         # A figure CloudWatch could not return is unknown: the canary cannot be judged, so it fails.
         outcome.verdict = FAILED
@@ -526,7 +527,10 @@ def _canary_analysis(
     deployment: Deployment,
     checks: dict[str, Any] | None,
     progress: _Progress,
-    known_events: list[dict[str, Any]] | None = None,
+    known_events: list[dict[str, Any]] | None,
+    deadline: float,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
 ) -> CanaryVerdict:
     """The new version against the old over the deployment's own traffic window (CloudWatch metrics)."""
     # Imported here: only the post-traffic hook judges a canary (and its app.py loads these at init);
@@ -540,9 +544,16 @@ def _canary_analysis(
     start, end, window_notes = traffic_window(
         events, deployment.start_time or deployment.create_time, datetime.now(UTC)
     )
-    progress.at("reading CloudWatch metrics for the canary analysis")
+    progress.at("reading CloudWatch metrics for the canary analysis (once the window's are final)")
     figures = read_version_figures(
-        spec.function, spec.alias, [spec.target_version, spec.current_version], start, end
+        spec.function,
+        spec.alias,
+        [spec.target_version, spec.current_version],
+        start,
+        end,
+        deadline,
+        clock,
+        sleep,
     )
     verdict = judge_canary(
         figures[spec.target_version], figures[spec.current_version], _policy(checks), start, end

@@ -8,7 +8,8 @@ canary's traffic reaches each version.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +19,18 @@ from rollout.errors import MetricsUnreadable
 
 _SUMS = ("Invocations", "Errors", "Throttles")
 _PERIOD_UNIT = 60
+
+# How long after a minute ends its figures are taken as complete. "Lambda sends metric data to
+# CloudWatch in 1-minute intervals" (AWS Lambda Developer Guide, "Using CloudWatch metrics with
+# Lambda"): a minute's invocations reach CloudWatch only after that minute ends, and CloudWatch then
+# takes a while more to make them readable (AWS re:Post, "Understanding CloudWatch Alarm Evaluation:
+# Why Alarms Delay"); neither documents a bound. Read earlier, the canary's last minute (and its
+# errors) may be missing, and a version that failed at the end of its canary would pass.
+METRICS_SETTLE = timedelta(minutes=2)
+# Pauses between reads while the window's figures settle: doubling from the first, at most the last
+# (CloudWatch's clock, in the Date of its answers, decides when they are final; see read_version_figures).
+FIRST_PAUSE_S = 1.0
+MAX_PAUSE_S = 30.0
 
 
 def query_window(start: datetime, end: datetime) -> tuple[datetime, datetime, int]:
@@ -59,16 +72,48 @@ def metric_queries(function: str, alias: str, versions: Iterable[str], period: i
 
 
 def read_version_figures(
-    function: str, alias: str, versions: list[str], start: datetime, end: datetime
+    function: str,
+    alias: str,
+    versions: list[str],
+    start: datetime,
+    end: datetime,
+    deadline: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, VersionFigures]:
-    """Each version's invocations, errors, throttles (sums) and p99 duration over the window.
+    """Each version's invocations, errors, throttles (sums) and p99 duration over the window, read
+    once CloudWatch's own clock (the Date of its answer) is METRICS_SETTLE past the window's last minute.
 
     Raises MetricsUnreadable when CloudWatch did not return a figure in full: GetMetricData answers
     each query with a StatusCode (Complete, PartialData while a NextToken follows, InternalError or
-    Forbidden, the latter two with no values), and a figure it could not return is unknown, never 0.
+    Forbidden, the latter two with no values), and a figure it could not return is unknown, never 0;
+    and when the window's figures are not yet final by `deadline` (on `clock`): figures that may
+    still lack the window's last minute prove nothing.
     """
+    final_from = query_window(start, end)[1] + METRICS_SETTLE
+    pause = FIRST_PAUSE_S
+    while True:
+        figures, cloudwatch_now = _read_figures(function, alias, versions, start, end)
+        if cloudwatch_now >= final_from:
+            return figures
+        wait = min(pause, (final_from - cloudwatch_now).total_seconds())
+        if clock() + wait >= deadline:
+            raise MetricsUnreadable(
+                f"CloudWatch's figures for the canary window (to {_iso(end)}) are not final before the "
+                f"hook's deadline: Lambda sends them a minute at a time, so they are read from "
+                f"{_iso(final_from)} on CloudWatch's clock, which said {_iso(cloudwatch_now)}"
+            )
+        sleep(wait)
+        pause = min(pause * 2, MAX_PAUSE_S)
+
+
+def _read_figures(
+    function: str, alias: str, versions: list[str], start: datetime, end: datetime
+) -> tuple[dict[str, VersionFigures], datetime]:
+    """One reading of the figures, and CloudWatch's clock when it answered (the local one if unsaid)."""
     query_start, query_end, period = query_window(start, end)
     queries = metric_queries(function, alias, versions, period)
+    answered: datetime | None = None
     values: dict[str, list[float]] = {q["Id"]: [] for q in queries}
     status: dict[str, str] = {}  # each query's last StatusCode (and message), page after page
     kwargs: dict[str, Any] = {
@@ -80,6 +125,7 @@ def read_version_figures(
     cloudwatch = aws.client("cloudwatch")
     while True:
         response = cloudwatch.get_metric_data(**kwargs)
+        answered = answered or aws.server_time(response)
         for result in response.get("MetricDataResults", []):
             values.setdefault(result["Id"], []).extend(float(v) for v in result.get("Values", []))
             messages = "; ".join(str(m.get("Value") or m.get("Code")) for m in result.get("Messages", []))
@@ -109,7 +155,11 @@ def read_version_figures(
             # One period normally covers the window; should CloudWatch split it, the worst p99 counts.
             p99_duration_ms=max(durations) if durations else None,
         )
-    return figures
+    return figures, answered or datetime.now(UTC)
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _described(query: dict[str, Any]) -> str:
