@@ -22,6 +22,7 @@ from cli.main import TEMPLATE, app
 from cli.sandbox_run import RunningSandbox, running_sandbox
 from examples.hello.build import artifact_bytes, build_artifact
 from rollout import aws
+from tests.support.e2e_world import E2E_CHECKS
 
 pytestmark = pytest.mark.e2e
 
@@ -105,7 +106,8 @@ def create_function(name: str) -> None:
 @pytest.fixture
 def artifacts(tmp_path: Path) -> Callable[[str, str], Path]:
     def make(variant: str, label: str) -> Path:
-        return build_artifact(variant, label, tmp_path)
+        # No traffic reaches these releases: their canary passes unjudged only with strict off (E2E_CHECKS).
+        return build_artifact(variant, label, tmp_path, checks=E2E_CHECKS)
 
     return make
 

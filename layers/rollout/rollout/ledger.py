@@ -30,12 +30,13 @@ from boto3.dynamodb.conditions import Attr, Key
 from rollout import aws
 from rollout.appspec import release_id_in
 from rollout.errors import TransitionRefused
+from rollout.observability import logger
 from rollout.states import State, is_terminal, sources_of
 
 BY_DEPLOYMENT_INDEX = "by-deployment"
 OPEN_RELEASES_INDEX = "open-releases"
 LOCK_SK = "LOCK"
-# The newest upload (in upload order) that went out, or was let go out, for a function (`mark_going_out`).
+# Names the newest upload (in upload order) that went out for a function (`Ledger._note_out`).
 OUT_SK = "OUT"
 PUBLISH_LOCK_SK = "PUBLISH"
 # Freezes: one item per frozen function (sk FN#<function>) or for every function (sk ALL).
@@ -228,39 +229,51 @@ class Ledger:
         return [Release.from_item(i) for i in resp.get("Items", [])]
 
     def newest_out(self, function: str, limit: int = 100) -> Release | None:
-        """The newest upload (in upload order) that put, or tried to put, its version behind the alias."""
-        out = [r for r in self.releases(function, limit) if r.deploying_at or r.state == State.BOOTSTRAPPED]
-        return max(out, key=lambda r: r.order, default=None)
+        """The newest upload (in upload order) that put, or tried to put, its version behind the alias.
 
-    def mark_going_out(self, release: Release) -> str | None:
-        """Record `release` as the function's newest upload to go out, unless a newer one already
-        went: then that one's release id (None when `release` is now the newest).
-
-        `newest_out` reads only the newest releases by arrival, so a build can be older than one
-        that went out hundreds of rejected uploads ago; this one conditional write sees every release
-        that went out since, however many came after it. Written under the function's lock, before
-        the version is published, so a start that dies after it errs towards superseding (an older
-        build never goes out over a newer one; a newer build is never blocked by an older one).
+        Read from the `limit` newest releases by arrival. A function with more has releases this read
+        did not see (a build that went out behind a hundred rejected uploads, or past a 1 MB page), so
+        then the `OUT` item (`_note_out`) is read too: it names the newest release that ever went out.
         """
-        key = {"pk": f"FN#{release.function}", "sk": OUT_SK}
-        # Tab sorts below every character of an upload order or release id: the joined string sorts as
-        # the `Release.order` tuple does.
-        order = "\t".join(release.order)
+        resp = self._table.query(
+            KeyConditionExpression=Key("pk").eq(f"FN#{function}") & Key("sk").begins_with("REL#"),
+            ScanIndexForward=False,
+            Limit=limit,
+            ConsistentRead=True,
+        )
+        items = resp.get("Items", [])
+        out = [r for r in map(Release.from_item, items) if r.deploying_at or r.state == State.BOOTSTRAPPED]
+        newest = max(out, key=lambda r: r.order, default=None)
+        if len(items) < limit and "LastEvaluatedKey" not in resp:
+            return newest  # every release of the function was read
+        marker = self._table.get_item(Key={"pk": f"FN#{function}", "sk": OUT_SK}, ConsistentRead=True)
+        noted = (marker.get("Item") or {}).get("upload_order")
+        if noted is not None and (newest is None or str(noted) > _order_key(newest)):
+            release_id = str(marker["Item"].get("release_id") or "")
+            newest = self.get(function, release_id) or newest
+        return newest
+
+    def _note_out(self, release: Release) -> None:
+        """Name `release` in the function's `OUT` item if it is the newest upload to go out so far.
+
+        One conditional write after the release went out (DEPLOYING or BOOTSTRAPPED): an older one
+        never replaces a newer. A write that fails is logged, not raised: the release is out either
+        way, and `newest_out` still sees it among the newest releases until a hundred more arrive."""
         try:
             self._table.update_item(
-                Key=key,
+                Key={"pk": f"FN#{release.function}", "sk": OUT_SK},
                 UpdateExpression="SET #o = :o, #r = :r, #u = :u",
-                ConditionExpression="attribute_not_exists(#o) OR #o <= :o",
+                ConditionExpression="attribute_not_exists(#o) OR #o < :o",
                 ExpressionAttributeNames={"#o": "upload_order", "#r": "release_id", "#u": "updated_at"},
-                ExpressionAttributeValues={":o": order, ":r": release.release_id, ":u": now_iso()},
+                ExpressionAttributeValues={
+                    ":o": _order_key(release),
+                    ":r": release.release_id,
+                    ":u": now_iso(),
+                },
             )
-            return None
         except Exception as exc:
             if aws.error_code(exc) != "ConditionalCheckFailedException":
-                raise
-        item = self._table.get_item(Key=key, ConsistentRead=True).get("Item") or {}
-        # The marker only ever moves to a newer release; one read as gone still names a newer release.
-        return str(item.get("release_id") or "a newer release")
+                logger.exception("could not note the release as the newest out")
 
     def queued(self, function: str, state: State = State.QUEUED) -> list[Release]:
         """The function's queued releases (or those in `state`: HELD), oldest upload first."""
@@ -336,7 +349,10 @@ class Ledger:
             if aws.error_code(exc) == "ConditionalCheckFailedException":
                 raise TransitionRefused(self.get(release.function, release.release_id), target) from exc
             raise
-        return Release.from_item(resp["Attributes"])
+        moved = Release.from_item(resp["Attributes"])
+        if target in (State.DEPLOYING, State.BOOTSTRAPPED):
+            self._note_out(moved)
+        return moved
 
     def start_deployment(self, release: Release, deployment_id: str, **changes: Any) -> Release:
         """DEPLOYING with `deployment_id`, written to the release and the function's lock in one
@@ -391,6 +407,7 @@ class Ledger:
         started = self.get(release.function, release.release_id)
         if started is None:  # written a moment ago by primary key; a consistent read finds it
             raise TransitionRefused(None, State.DEPLOYING)
+        self._note_out(started)
         return started
 
     def update(self, function: str, release_id: str, **changes: Any) -> Release:
@@ -742,6 +759,12 @@ class Ledger:
             if "LastEvaluatedKey" not in resp:
                 return items
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+
+def _order_key(release: Release) -> str:
+    """`Release.order` as one string that sorts as the tuple does: tab sorts below every character of
+    an upload order or a release id."""
+    return "\t".join(release.order)
 
 
 def _release_key(function: str, release_id: str) -> dict[str, str]:

@@ -321,9 +321,6 @@ def _steps_to_deployment(
     if active:
         return queue(ctx, release, f"CodeDeploy deployment {active[0]} is active for this function")
     _require_hooks(ctx.settings)
-    newer = _mark_going_out(ctx, release)
-    if newer is not None:
-        return newer
     release = _publish(ctx, release, alias)
     if release.is_terminal:
         return release
@@ -357,9 +354,6 @@ def _bootstrap(ctx: ReleaseContext, release: Release) -> Release:
     """
     from rollout import first_release  # only a first release runs checks from the starter
 
-    newer = _mark_going_out(ctx, release)
-    if newer is not None:
-        return newer
     published = publish_artifact(ctx.ledger, release, None, ctx.deadline)
     release = ctx.ledger.update(
         release.function,
@@ -377,16 +371,6 @@ def _bootstrap(ctx: ReleaseContext, release: Release) -> Release:
         return release  # another release created it first: deploy over it as usual (the hooks test it)
     logger.info("First release: alias created", extra={"alias": release.alias})
     return move(ctx, release, State.BOOTSTRAPPED, hook_results=tested, **_step_timings())
-
-
-def _mark_going_out(ctx: ReleaseContext, release: Release) -> Release | None:
-    """None once `release` is recorded as the newest to go out; else it, superseded by the newer one
-    that went out beyond the releases `_newer_release_out` reads."""
-    newer_id = ctx.ledger.mark_going_out(release)
-    if newer_id is None:
-        return None
-    newer = ctx.ledger.get(release.function, newer_id) or Release(release.function, newer_id)
-    return supersede(ctx, release, newer) or ctx.ledger.get(release.function, release.release_id) or release
 
 
 def _newer_release_out(ctx: ReleaseContext, release: Release) -> Release | None:
