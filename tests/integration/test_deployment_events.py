@@ -324,6 +324,20 @@ def test_an_older_build_never_goes_out_over_a_newer_one_however_many_uploads_cam
     assert world.alias("orders")["FunctionVersion"] == "3"
 
 
+def test_a_held_release_handed_to_the_start_path_is_left_held(
+    world: ReleaseWorld, codedeploy: CodeDeployStandIn
+) -> None:
+    """Only a caller that moved a release out of HELD itself may start it (held_releases): the start
+    path claims QUEUED releases only, so a HELD one handed to it would go on unclaimed."""
+    held = world.received("orders", "", state=State.HELD, reason_code="FROZEN", reason="frozen: audit")
+
+    outcome = starter.start_release(world.context, held)
+
+    assert (outcome.state, outcome.reason_code) == (State.HELD, "FROZEN")
+    assert world.get(held).state == State.HELD and world.ledger.get_lock("orders") is None
+    assert codedeploy.calls_to("create_deployment") == []
+
+
 def test_a_start_codedeploy_refuses_is_recorded_and_the_next_queued_release_starts(
     world: ReleaseWorld, stack: StackUnderTest, codedeploy: CodeDeployStandIn, lambda_context: Any
 ) -> None:

@@ -159,6 +159,11 @@ def start_release(ctx: ReleaseContext, release: Release, managed: ManagedFunctio
     release another caller is starting comes back as it is (`claims.claimed_elsewhere`).
     """
     logger.append_keys(release_id=release.release_id, function=release.function)
+    if release.state == State.HELD:
+        # Started only by the caller whose own conditional move took it out of HELD (held_releases):
+        # this path claims QUEUED releases only, so a HELD one would go on unclaimed beside that start.
+        logger.warning("A held release was handed to the start path: left held")
+        return release
     with StartClaim(ctx, release) as claim:
         if claim.elsewhere is not None:
             return claim.elsewhere  # claimed before anything was published: nothing to undo
