@@ -6,6 +6,7 @@ a malformed Slack signature) and shows the refusal."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -28,6 +29,7 @@ def rel(n: int, state: State, target: str, current: str = "") -> Release:
         current_version=current,
         alias="live",
         received_at=f"2026-11-28T10:{n:02d}:00.000Z",
+        code_sha256=f"sha-of-v{target}",
     )
 
 
@@ -63,6 +65,7 @@ def rollback_world(monkeypatch: pytest.MonkeyPatch) -> RollbackLedger:
     monkeypatch.setattr(rollback.lambda_ops, "get_managed_function", lambda name, config: managed)
     monkeypatch.setattr(rollback.lambda_ops, "get_alias", lambda fn, alias: AliasRouting("4", name="live"))
     monkeypatch.setattr(rollback.lambda_ops, "version_exists", lambda fn, version: version in "1234")
+    monkeypatch.setattr(rollback.lambda_ops, "code_sha256", lambda fn, version: f"sha-of-v{version}")
     monkeypatch.setattr(rollback.codedeploy_ops, "active_deployments", lambda app, group: [])
     monkeypatch.setattr(rollback.starter, "start_release", lambda ctx, release: release)
     return ledger
@@ -85,6 +88,34 @@ def test_a_rollback_to_a_version_that_went_live_is_recorded(rollback_world: Roll
     started = rollback.request_rollback(_rollback_ctx(rollback_world), request).release
     assert (started.target_version, started.current_version) == ("1", "4")
     assert [r.release_id for r in rollback_world.created] == [started.release_id]
+
+
+@pytest.mark.parametrize("to_version", ["2", ""])
+def test_a_rollback_to_a_version_number_whose_code_is_not_what_went_live_is_refused(
+    to_version: str, rollback_world: RollbackLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A function deleted and created again under its name (a CloudFormation replacement) numbers its
+    versions from 1 again: the ledger's v2 went live, Lambda's v2 now is another build that passed
+    nothing. Restoring is returning to the bytes that were live, so a number alone proves nothing."""
+    monkeypatch.setattr(
+        rollback.lambda_ops,
+        "code_sha256",
+        lambda fn, version: "sha-of-another-build" if version == "2" else "",
+    )
+    request = rollback.RollbackRequest("fn", "arn:aws:iam::1:user/alice", "v4 is bad", to_version=to_version)
+    with pytest.raises(RefusedAction, match="version 2 of fn is not the code that went live"):
+        rollback.request_rollback(_rollback_ctx(rollback_world), request)
+    assert rollback_world.created == []  # nothing recorded, nothing started
+
+
+def test_a_rollback_to_a_version_whose_live_code_was_never_recorded_is_refused(
+    rollback_world: RollbackLedger,
+) -> None:
+    rollback_world._releases[1] = replace(rollback_world._releases[1], code_sha256="")
+    request = rollback.RollbackRequest("fn", "arn:aws:iam::1:user/alice", "v4 is bad", to_version="2")
+    with pytest.raises(RefusedAction, match="recorded no code fingerprint"):
+        rollback.request_rollback(_rollback_ctx(rollback_world), request)
+    assert rollback_world.created == []
 
 
 # --- approvals: only a person approves or rejects --------------------------------------------------------

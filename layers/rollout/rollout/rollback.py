@@ -121,7 +121,38 @@ def _target_version(
         target = previous.target_version
     if target == alias.version and not alias.has_weights:
         raise RefusedAction(f"version {target} of {function} is already live on alias {alias.name}")
+    _check_same_code(function, target, release_of_version(releases, target))
     return target
+
+
+def _check_same_code(function: str, version: str, source: Release | None) -> None:
+    """Refused unless Lambda's `version` holds the code that went live under that number (fail closed).
+
+    A version number names a build only within one function's life: a function deleted and created again
+    under its name (a CloudFormation replacement) numbers its versions from 1 again, while the ledger keeps
+    the releases of the old one. A rollback restores the bytes that were live; another build under the
+    same number never passed anything, and a rollback (AllAtOnce, checks skippable) must not put it live.
+    """
+    recorded = source.code_sha256 if source else ""
+    if not recorded:
+        raise RefusedAction(
+            f"the release that put version {version} of {function} live recorded no code fingerprint "
+            "(CodeSha256): Rollout cannot prove the version still holds that code; deploy that build as "
+            "an upload instead"
+        )
+    try:
+        actual = lambda_ops.code_sha256(function, version)
+    except Exception as exc:
+        if aws.error_code(exc) == "ResourceNotFoundException":
+            raise Rejected("VERSION_NOT_FOUND", f"{function} has no version {version}") from None
+        raise
+    if actual != recorded:
+        raise RefusedAction(
+            f"version {version} of {function} is not the code that went live under that number "
+            f"(CodeSha256 {actual or 'unknown'}, release {source.release_id if source else '?'} put "
+            f"{recorded} live; was the function created again?): nothing was rolled back; deploy that "
+            "build as an upload instead"
+        )
 
 
 def _stop(deployment: str) -> bool:
