@@ -323,6 +323,13 @@ def test_an_older_build_never_goes_out_over_a_newer_one_however_many_uploads_cam
     assert len(codedeploy.calls_to("create_deployment")) == 1
     assert world.alias("orders")["FunctionVersion"] == "3"
 
+    # The release the OUT item names cannot be read (deleted by hand): it still went out, so an older
+    # build found later is still superseded by it, not deployed.
+    world.ledger._table.delete_item(Key={"pk": "FN#orders", "sk": f"REL#{newer.release_id}"})
+    oldest = starter.start_release(world.context, world.received("orders", "1", upload_order=first))
+    assert oldest.state == State.SUPERSEDED and newer.release_id in oldest.reason, oldest.reason
+    assert len(codedeploy.calls_to("create_deployment")) == 1
+
 
 def test_a_held_release_handed_to_the_start_path_is_left_held(
     world: ReleaseWorld, codedeploy: CodeDeployStandIn

@@ -220,13 +220,19 @@ class Ledger:
     def releases(self, function: str, limit: int = 50) -> list[Release]:
         """The function's releases, newest first (a consistent read: the start path, rollback and
         retention decide on it, and a release recorded a moment ago must be among them)."""
+        return self._newest_releases(function, limit)[0]
+
+    def _newest_releases(self, function: str, limit: int) -> tuple[list[Release], bool]:
+        """Up to `limit` newest releases by arrival, and whether the function may have more (the read
+        stopped at `limit` or at a 1 MB page)."""
         resp = self._table.query(
             KeyConditionExpression=Key("pk").eq(f"FN#{function}") & Key("sk").begins_with("REL#"),
             ScanIndexForward=False,
             Limit=limit,
             ConsistentRead=True,
         )
-        return [Release.from_item(i) for i in resp.get("Items", [])]
+        items = resp.get("Items", [])
+        return [Release.from_item(i) for i in items], len(items) >= limit or "LastEvaluatedKey" in resp
 
     def newest_out(self, function: str, limit: int = 100) -> Release | None:
         """The newest upload (in upload order) that put, or tried to put, its version behind the alias.
@@ -235,23 +241,21 @@ class Ledger:
         did not see (a build that went out behind a hundred rejected uploads, or past a 1 MB page), so
         then the `OUT` item (`_note_out`) is read too: it names the newest release that ever went out.
         """
-        resp = self._table.query(
-            KeyConditionExpression=Key("pk").eq(f"FN#{function}") & Key("sk").begins_with("REL#"),
-            ScanIndexForward=False,
-            Limit=limit,
-            ConsistentRead=True,
-        )
-        items = resp.get("Items", [])
-        out = [r for r in map(Release.from_item, items) if r.deploying_at or r.state == State.BOOTSTRAPPED]
+        releases, more = self._newest_releases(function, limit)
+        out = [r for r in releases if r.deploying_at or r.state == State.BOOTSTRAPPED]
         newest = max(out, key=lambda r: r.order, default=None)
-        if len(items) < limit and "LastEvaluatedKey" not in resp:
+        if not more:
             return newest  # every release of the function was read
-        marker = self._table.get_item(Key={"pk": f"FN#{function}", "sk": OUT_SK}, ConsistentRead=True)
-        noted = (marker.get("Item") or {}).get("upload_order")
-        if noted is not None and (newest is None or str(noted) > _order_key(newest)):
-            release_id = str(marker["Item"].get("release_id") or "")
-            newest = self.get(function, release_id) or newest
-        return newest
+        noted = self._table.get_item(Key={"pk": f"FN#{function}", "sk": OUT_SK}, ConsistentRead=True)
+        item = noted.get("Item") or {}
+        order = str(item.get("upload_order") or "")
+        if not order or (newest is not None and order <= _order_key(newest)):
+            return newest
+        release_id = str(item.get("release_id") or "")
+        # A newer release went out; one that cannot be read still counts (fail closed), by its order.
+        return self.get(function, release_id) or Release(
+            function, release_id, upload_order=order.split("\t", 1)[0]
+        )
 
     def _note_out(self, release: Release) -> None:
         """Name `release` in the function's `OUT` item if it is the newest upload to go out so far.
