@@ -33,7 +33,7 @@ from rollout.hook_outcome import (
     HookOutcome,
     LifecycleEvent,
     judge_checks,
-    start_probe,
+    pre_traffic_plan,
 )
 from rollout.ledger import Release
 from rollout.states import ReasonCode
@@ -88,19 +88,17 @@ def evaluate(
         return _refused([gated], ReasonCode.APPROVAL_UNAVAILABLE)
     outcomes: list[HookOutcome] = []
     for hook in (PRE_TRAFFIC, POST_TRAFFIC):
-        specs = (checks or {}).get(hook) or []
         outcome = HookOutcome(hook, SUCCEEDED, "", checks_origin=origin, tested=tested)
         outcomes.append(outcome)
-        if hook == PRE_TRAFFIC and not specs and (checks or {}).get("probe") is not False:
-            to_run = [start_probe()]
-            outcome.warnings.append(
-                f"no pre-traffic checks configured ({origin}); probed that the version starts"
-            )
+        if hook == PRE_TRAFFIC:
+            to_run, warning = pre_traffic_plan(checks, origin)
         else:
-            to_run = [Check.from_spec(spec) for spec in specs]
+            to_run = [Check.from_spec(spec) for spec in (checks or {}).get(hook) or []]
+            warning = "" if to_run else f"no {LABELS[hook]} checks configured ({origin})"
+        if warning:
+            outcome.warnings.append(warning)
         if not to_run:
-            outcome.reason = f"no {LABELS[hook]} checks configured ({origin})"
-            outcome.warnings.append(outcome.reason)
+            outcome.reason = warning
             continue
         outcome.checks = run_checks(
             to_run, invoke, release.function, version, until, expected_version=version, clock=clock

@@ -84,6 +84,17 @@ def start_probe() -> Check:
     return Check(PROBE_NAME, PROBE_EVENT, max_duration_ms=PROBE_MAX_DURATION_MS, probe=True)
 
 
+def pre_traffic_plan(checks: Mapping[str, Any] | None, origin: str) -> tuple[list[Check], str]:
+    """The pre-traffic checks to run and the warning to record ('' for none): the configured checks;
+    without any, the start probe; with the probe switched off too, nothing (the warning says so)."""
+    specs = (checks or {}).get(PRE_TRAFFIC) or []
+    if specs:
+        return [Check.from_spec(spec) for spec in specs], ""
+    if (checks or {}).get("probe") is False:
+        return [], f"no pre-traffic checks configured ({origin}) and the start probe is off; nothing tested"
+    return [start_probe()], f"no pre-traffic checks configured ({origin}); probed that the version starts"
+
+
 def judge_checks(outcome: HookOutcome, target: str) -> None:
     label = LABELS[outcome.hook]
     failed = [c for c in outcome.checks if not c.passed]

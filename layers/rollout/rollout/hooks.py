@@ -42,7 +42,7 @@ from rollout.hook_outcome import (
     HookOutcome,
     LifecycleEvent,
     judge_checks,
-    start_probe,
+    pre_traffic_plan,
 )
 from rollout.ledger import Ledger, Release
 from rollout.observability import logger, metrics
@@ -432,20 +432,14 @@ def evaluate_pre_traffic(
 ) -> HookOutcome:
     """Run the pre-traffic checks against the exact target version (no traffic reaches it yet)."""
     spec = deployment.appspec
-    specs = (checks or {}).get(PRE_TRAFFIC) or []
     outcome = HookOutcome(PRE_TRAFFIC, SUCCEEDED, "", checks_origin=origin)
     outcome.tested = f"{spec.function} version {spec.target_version}"
-    if not specs and (checks or {}).get("probe") is False:
-        outcome.reason = (
-            f"no pre-traffic checks configured ({origin}) and the start probe is off; nothing tested"
-        )
-        outcome.warnings.append(outcome.reason)
+    to_run, warning = pre_traffic_plan(checks, origin)
+    if warning:
+        outcome.warnings.append(warning)
+    if not to_run:
+        outcome.reason = warning
         return outcome
-    to_run = [Check.from_spec(s) for s in specs] if specs else [start_probe()]
-    if not specs:
-        outcome.warnings.append(
-            f"no pre-traffic checks configured ({origin}); probed that the version starts"
-        )
     progress.at(f"running {len(to_run)} pre-traffic check(s) against version {spec.target_version}")
     outcome.checks = run_checks(
         to_run,
@@ -457,7 +451,7 @@ def evaluate_pre_traffic(
         clock=clock,
     )
     judge_checks(outcome, f"version {spec.target_version}")
-    if not specs and outcome.passed:
+    if to_run[0].probe and outcome.passed:
         outcome.reason = (
             f"version {spec.target_version} starts (start probe); no pre-traffic checks configured ({origin})"
         )
