@@ -149,6 +149,17 @@ def test_queued_lists_oldest_first(ledger: Ledger) -> None:
     assert [r.release_id for r in ledger.releases("orders")][:2] == [second.release_id, first.release_id]
 
 
+def test_the_newest_releases_are_all_read_however_large_they_are(ledger: Ledger) -> None:
+    """A Query page stops at 1 MB: twelve releases of ~100 KB each (long hook results) span two pages,
+    and "the last 50 releases" (where rollback and retention find the version to return to) must hold
+    all twelve, not the first page's nine."""
+    made = [
+        ledger.update("orders", _release(ledger).release_id, reason="x" * 100_000).release_id for _ in range(12)
+    ]
+    assert [r.release_id for r in ledger.releases("orders", limit=50)] == made[::-1]
+    assert [r.release_id for r in ledger.releases("orders", limit=10)] == made[::-1][:10]
+
+
 def test_the_unfinished_releases_of_a_function_come_from_one_read(ledger: Ledger) -> None:
     from rollout.states import OPEN
 

@@ -223,16 +223,25 @@ class Ledger:
         return self._newest_releases(function, limit)[0]
 
     def _newest_releases(self, function: str, limit: int) -> tuple[list[Release], bool]:
-        """Up to `limit` newest releases by arrival, and whether the function may have more (the read
-        stopped at `limit` or at a 1 MB page)."""
-        resp = self._table.query(
-            KeyConditionExpression=Key("pk").eq(f"FN#{function}") & Key("sk").begins_with("REL#"),
-            ScanIndexForward=False,
-            Limit=limit,
-            ConsistentRead=True,
-        )
-        items = resp.get("Items", [])
-        return [Release.from_item(i) for i in items], len(items) >= limit or "LastEvaluatedKey" in resp
+        """Up to `limit` newest releases by arrival, and whether the function may have more.
+
+        A Query answers at most 1 MB a page (DynamoDB Developer Guide, "Paginating table query
+        results"), and releases that carry hook results are large, so pages are followed until `limit`
+        releases are read: a caller deciding on "the last N releases" (the version a rollback returns
+        to, which retention must keep) gets all N, not the first page's worth."""
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": Key("pk").eq(f"FN#{function}") & Key("sk").begins_with("REL#"),
+            "ScanIndexForward": False,
+            "ConsistentRead": True,
+        }
+        while len(items) < limit:
+            resp = self._table.query(**kwargs, Limit=limit - len(items))
+            items.extend(resp.get("Items", []))
+            if "LastEvaluatedKey" not in resp:
+                return [Release.from_item(i) for i in items], False
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        return [Release.from_item(i) for i in items], True
 
     def newest_out(self, function: str, limit: int = 100) -> Release | None:
         """The newest upload (in upload order) that put, or tried to put, its version behind the alias.
