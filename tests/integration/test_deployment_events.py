@@ -617,3 +617,45 @@ def test_another_deployments_success_does_not_end_a_release_whose_deployment_sti
         f"{stored.state}: a SUCCESS of {other_id} ended the release while its own deployment "
         f"{release.deployment_id} is still InProgress (lock held: {world.ledger.get_lock('orders')})"
     )
+
+
+# CodeDeploy completes a deployment once every hook reported Succeeded, but a hook's own verdict may
+# have lost the race to another status: a duplicate invocation of the same execution (Lambda's async
+# queue may deliver an event twice) whose flaky check passed reported first, or someone holding the
+# hooks' reporting permission. The release's record then says its hook failed it.
+@pytest.mark.parametrize("hook", ["pre_traffic", "post_traffic"])
+def test_a_success_whose_hook_recorded_failed_is_not_recorded_succeeded(
+    world: ReleaseWorld, stack: StackUnderTest, lambda_context: Any, hook: str
+) -> None:
+    release = world.deploying("orders", "2")
+    world.ledger.record_hook_result(
+        "orders",
+        release.release_id,
+        hook,
+        {
+            "verdict": "Failed",
+            "reason": f"{hook.replace('_', '-')} check 'checkout' failed against version 2: function error",
+            "checks": [
+                {"name": "checkout", "verdict": "Failed", "duration_ms": 20, "error": "function error"}
+            ],
+            "canary": None,
+            "warnings": [],
+            "deployment_id": release.deployment_id,
+            "execution_id": "exec-1",
+            "reported": True,
+        },
+    )
+    after_start(stack)
+    world.succeed(release)
+
+    send(world, release, "SUCCESS", lambda_context)
+
+    stored = world.get(release)
+    kinds = [n["kind"] for n in after_start(stack)]
+    assert stored.state == State.FAILED, (
+        f"{stored.state} (announced {kinds}): version 2 went live although its {hook} hook recorded Failed"
+    )
+    assert stored.reason_code == "UNPROVEN_SUCCESS"
+    assert "check 'checkout' failed" in stored.reason and "serves version 2" in stored.reason
+    assert kinds == ["deployment.failed"]
+    assert world.ledger.get_lock("orders") is None, "the function's lock is released all the same"

@@ -752,3 +752,28 @@ def test_any_start_of_a_release_whose_start_died_adopts_its_deployment_rather_th
     assert (started.starting_by, started.starting_until) == ("", None)
     assert len(codedeploy.calls_to("create_deployment")) == 2
     assert (ledger.get_lock(FUNCTION) or {}).get("deployment_id") == orphan
+
+
+def test_a_hold_found_on_a_stale_copy_never_rewrites_the_reason_of_a_release_that_moved_on(
+    ledger: Ledger, held_by_a_freeze: str
+) -> None:
+    # A caller read the release HELD; meanwhile the freeze ended, another caller started it, and a new
+    # freeze began. The gate asked with the stale copy finds the new freeze.
+    stale = ledger.get(FUNCTION, held_by_a_freeze)
+    assert stale is not None and stale.state == State.HELD
+    assert ledger.delete_freeze(FUNCTION) is not None
+    release_held(context(ledger), FUNCTION)
+    started = ledger.get(FUNCTION, held_by_a_freeze)
+    assert started is not None and started.state == State.DEPLOYING
+    ledger.put_freeze(FUNCTION, Freeze(FUNCTION, "incident 42").to_record())
+
+    answer = release_gate.hold_if_needed(context(ledger), stale)
+
+    stored = ledger.get(FUNCTION, held_by_a_freeze)
+    assert stored is not None
+    assert (stored.state, stored.reason_code, stored.reason) == (
+        State.DEPLOYING,
+        started.reason_code,
+        started.reason,
+    ), "a deploying release was given the hold reason of a freeze that began after it started"
+    assert answer is not None and answer.state == State.DEPLOYING, "the caller learns where it went"

@@ -119,6 +119,17 @@ def test_answer_from_another_version_fails() -> None:
     assert result.error == "answered by version 3, not version 4"
 
 
+@pytest.mark.parametrize("probe", [False, True], ids=["check", "start probe"])
+def test_an_answer_that_does_not_say_which_version_ran_proves_nothing_about_the_version(probe: bool) -> None:
+    # Through the alias, only X-Amz-Executed-Version says the new version answered, not the old one.
+    check = Check("probe", {}, 1000, probe=True) if probe else HEALTH
+    result = judge(check, answer({"statusCode": 200}, version=None), 5, expected_version="4")
+    assert (result.verdict, result.error) == (
+        FAILED,
+        "the answer does not name the version that ran (version 4 expected)",
+    )
+
+
 def test_excerpt_is_short_and_on_one_line() -> None:
     text = excerpt("line one\nline two " + "x" * 1000)
     assert len(text) == 300 and "\n" not in text and text.endswith("…")

@@ -290,3 +290,22 @@ def test_a_rejected_gate_whose_answer_never_reached_the_hooks_record_still_names
     assert decide(DeploymentState.FAILURE, still_awaiting, deployment, ON_OLD_VERSION).reason == (
         "BeforeAllowTraffic failed"
     )
+
+
+def test_a_success_is_a_success_only_when_nothing_rollout_recorded_refused_the_version() -> None:
+    passed = {"pre_traffic": {"verdict": "Succeeded", "awaiting_approval": True, "checks": [], "reason": ""}}
+    assert decide(DeploymentState.SUCCESS, release(hook_results=passed)).target == State.SUCCEEDED
+    approved = {**REJECTED_GATE, "status": "APPROVED", "comment": ""}
+    assert decide(DeploymentState.SUCCESS, release(hook_results=passed, approval=approved)).target == (
+        State.SUCCEEDED
+    )
+
+    # A person refused the gate, yet CodeDeploy was told Succeeded by someone else first.
+    refused = decide(DeploymentState.SUCCESS, release(hook_results=passed, approval=REJECTED_GATE))
+
+    assert (refused.target, refused.reason_code) == (State.FAILED, "UNPROVEN_SUCCESS")
+    assert refused.reason == (
+        "CodeDeploy completed deployment d-ABCDEFGHI, so alias live serves version 4, but Rollout did not "
+        "pass it: pre-traffic hook failed: approval before traffic rejected by "
+        "arn:aws:iam::123456789012:user/alice: not during the sale; roll it back (rollout rollback orders)"
+    )

@@ -163,10 +163,9 @@ def judge(
     text = invocation.payload.decode("utf-8", errors="replace")
     if invocation.function_error:
         return _failed(result, f"function error ({invocation.function_error})", text)
-    if expected_version and invocation.executed_version and invocation.executed_version != expected_version:
-        return _failed(
-            result, f"answered by version {invocation.executed_version}, not version {expected_version}", text
-        )
+    wrong_version = version_mismatch(invocation, expected_version)
+    if wrong_version:
+        return _failed(result, wrong_version, text)
     if duration_ms > check.max_duration_ms:
         return _failed(result, f"took {duration_ms} ms, over the {check.max_duration_ms} ms limit", text)
     if check.has_expect:
@@ -178,6 +177,21 @@ def judge(
         if mismatch:
             return _failed(result, f"response does not match expect: {mismatch}", text)
     return result
+
+
+def version_mismatch(invocation: Invocation, expected_version: str | None) -> str:
+    """Why the answer does not prove `expected_version` answered ('' when it does, or none is expected).
+
+    Invoke names the version that ran (ExecutedVersion, the X-Amz-Executed-Version header; botocore's
+    lambda model, InvocationResponse): through an alias, nothing else tells the new version's answer
+    from the old one's, so an answer that does not name it proves nothing (fail closed)."""
+    if not expected_version:
+        return ""
+    if not invocation.executed_version:
+        return f"the answer does not name the version that ran (version {expected_version} expected)"
+    if invocation.executed_version != expected_version:
+        return f"answered by version {invocation.executed_version}, not version {expected_version}"
+    return ""
 
 
 # errorType prefixes of failures that happen before or around the handler, never inside it: the
@@ -215,10 +229,9 @@ def judge_probe(
     failure = start_failure(invocation)
     if failure:
         return _failed(result, f"the version cannot start ({failure})", text)
-    if expected_version and invocation.executed_version and invocation.executed_version != expected_version:
-        return _failed(
-            result, f"answered by version {invocation.executed_version}, not version {expected_version}", text
-        )
+    wrong_version = version_mismatch(invocation, expected_version)
+    if wrong_version:
+        return _failed(result, wrong_version, text)
     if invocation.function_error:
         result.excerpt = excerpt(text)
     return result

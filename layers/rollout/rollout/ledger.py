@@ -423,19 +423,32 @@ class Ledger:
         self._note_out(started)
         return started
 
-    def update(self, function: str, release_id: str, **changes: Any) -> Release:
-        """Write fields of an existing release without touching its state; returns it as stored."""
+    def update(self, function: str, release_id: str, only_in: State | None = None, **changes: Any) -> Release:
+        """Write fields of an existing release without touching its state; returns it as stored.
+
+        With `only_in`, only while the release is stored in that state: a caller holding an old copy
+        must not rewrite a release that moved on (TransitionRefused, with the release as stored)."""
         changes["updated_at"] = now_iso()
         names = {f"#f{i}": k for i, k in enumerate(changes)}
         values = {f":v{i}": _to_dynamo(v) for i, v in enumerate(changes.values())}
-        resp = self._table.update_item(
-            Key=_release_key(function, release_id),
-            UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(changes))),
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-            ReturnValues="ALL_NEW",
-        )
+        condition = "attribute_exists(pk)"
+        if only_in is not None:
+            names["#st"] = "state"
+            values[":in"] = str(only_in)
+            condition += " AND #st = :in"
+        try:
+            resp = self._table.update_item(
+                Key=_release_key(function, release_id),
+                UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(changes))),
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except Exception as exc:
+            if only_in is not None and aws.error_code(exc) == "ConditionalCheckFailedException":
+                raise TransitionRefused(self.get(function, release_id), only_in) from exc
+            raise
         return Release.from_item(resp["Attributes"])
 
     def record_hook_result(self, function: str, release_id: str, hook: str, result: dict[str, Any]) -> None:

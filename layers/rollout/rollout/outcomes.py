@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 from rollout.ledger import Release
-from rollout.states import State, notification_kind
+from rollout.states import ReasonCode, State, notification_kind
 from rollout.targets import AliasRouting
 
 
@@ -77,6 +77,13 @@ def decide(
     if state == DeploymentState.START:
         return Outcome(State.DEPLOYING)
     if state == DeploymentState.SUCCESS:
+        unproven = failed_hook_reason(release)
+        if unproven:
+            return Outcome(
+                State.FAILED,
+                ReasonCode.UNPROVEN_SUCCESS,
+                _clip(_unproven_success(release, unproven), REASON_LIMIT),
+            )
         return Outcome(State.SUCCEEDED)
     if state in (DeploymentState.FAILURE, DeploymentState.STOP):
         code, reason = explain_failure(state, release, deployment or {}, firing_alarms or [])
@@ -86,6 +93,17 @@ def decide(
         return Outcome(State.ROLLED_BACK if rolled_back else State.FAILED, code, _clip(reason, REASON_LIMIT))
     # READY is a blue/green wait state that Lambda deployments do not use.
     return Outcome(None)
+
+
+def _unproven_success(release: Release, hook_reason: str) -> str:
+    """Why a deployment CodeDeploy completed is not a success: the status CodeDeploy acted on was not
+    the one Rollout's hook recorded (a duplicate invocation of the same execution, or someone with the
+    hooks' reporting permission, reported first), so the version went live unproven."""
+    return (
+        f"CodeDeploy completed deployment {release.deployment_id or '(unknown)'}, so alias "
+        f"{release.alias or 'live'} serves version {release.target_version}, but Rollout did not pass it: "
+        f"{hook_reason}; roll it back (rollout rollback {release.function})"
+    )
 
 
 def traffic_after_failure(

@@ -102,9 +102,15 @@ def hold_if_needed(
     if code in REJECTING:
         return reject(ctx, release, Rejected(code, reason))
     if release.state == State.HELD:
-        if release.reason_code != code or release.reason != reason:
-            return ctx.ledger.update(release.function, release.release_id, reason_code=code, reason=reason)
-        return release
+        if release.reason_code == code and release.reason == reason:
+            return release
+        try:
+            # Only while still HELD: `release` may be a copy read before another caller started it.
+            return ctx.ledger.update(
+                release.function, release.release_id, only_in=State.HELD, reason_code=code, reason=reason
+            )
+        except TransitionRefused as refused:
+            return refused.release or release
     logger.info("Release held", extra={"reason_code": code, "reason": reason})
     try:
         return move(ctx, release, State.HELD, reason_code=code, reason=reason)

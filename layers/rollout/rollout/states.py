@@ -168,6 +168,9 @@ class ReasonCode:
     DEPLOYMENT_LOST = "DEPLOYMENT_LOST"
     DEPLOYMENT_FAILED = "DEPLOYMENT_FAILED"
     ROLLBACK_FAILED = "ROLLBACK_FAILED"  # CodeDeploy's rollback deployment failed: the alias may be split
+    # CodeDeploy completed a deployment one of whose hooks Rollout recorded Failed (or whose gate was
+    # refused): the status CodeDeploy acted on was not Rollout's, so the version is live unproven
+    UNPROVEN_SUCCESS = "UNPROVEN_SUCCESS"
     # CodeDeploy's ErrorCode values
     AGENT_ISSUE = "AGENT_ISSUE"
     ALARM_ACTIVE = "ALARM_ACTIVE"
