@@ -154,7 +154,8 @@ def test_the_newest_releases_are_all_read_however_large_they_are(ledger: Ledger)
     and "the last 50 releases" (where rollback and retention find the version to return to) must hold
     all twelve, not the first page's nine."""
     made = [
-        ledger.update("orders", _release(ledger).release_id, reason="x" * 100_000).release_id for _ in range(12)
+        ledger.update("orders", _release(ledger).release_id, reason="x" * 100_000).release_id
+        for _ in range(12)
     ]
     assert [r.release_id for r in ledger.releases("orders", limit=50)] == made[::-1]
     assert [r.release_id for r in ledger.releases("orders", limit=10)] == made[::-1][:10]
