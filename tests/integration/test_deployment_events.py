@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from functions.deployment_events import app
-from rollout import release_queue, starter
+from rollout import approvals, release_queue, slack, starter
+from rollout.actions import rollback_target
 from rollout.deployment_events import parse_state_change
 from rollout.ledger import Ledger, Release
 from rollout.states import State
@@ -659,3 +660,46 @@ def test_a_success_whose_hook_recorded_failed_is_not_recorded_succeeded(
     assert "check 'checkout' failed" in stored.reason and "serves version 2" in stored.reason
     assert kinds == ["deployment.failed"]
     assert world.ledger.get_lock("orders") is None, "the function's lock is released all the same"
+
+
+def test_a_version_live_unproven_is_rolled_back_from_its_slack_message_to_the_last_good_version(
+    world: ReleaseWorld, stack: StackUnderTest, lambda_context: Any
+) -> None:
+    # The message's Roll back button, clicked, goes through deployment_actions as any click does; the
+    # rollback returns to version 2, which went live properly, never to version 3, which went live
+    # unproven, and a second rollback goes further back, not forward to 3.
+    sha = {v: world.lambda_client.get_function(FunctionName="orders", Qualifier=v)["Configuration"]["CodeSha256"]
+           for v in ("1", "2", "3")}  # fmt: skip
+    world.received("orders", "1", state=State.BOOTSTRAPPED, code_sha256=sha["1"])
+    good = world.deploying("orders", "2", code_sha256=sha["2"])
+    world.succeed(good)
+    send(world, good, "SUCCESS", lambda_context)
+    bad = world.deploying("orders", "3", code_sha256=sha["3"])
+    world.ledger.record_hook_result(
+        "orders",
+        bad.release_id,
+        "post_traffic",
+        {"verdict": "Failed", "reason": "post-traffic check 'x' failed"},
+    )
+    after_start(stack)
+    world.succeed(bad)
+    send(world, bad, "SUCCESS", lambda_context)
+
+    [message] = after_start(stack)
+    assert (message["kind"], message["reason"]["code"]) == ("deployment.failed", "UNPROVEN_SUCCESS")
+    blocks = slack.render(message, interactive=True)["attachments"][0]["blocks"]
+    [button] = [e for b in blocks if b.get("block_id") == "rollout-actions" for e in b["elements"]]
+    assert (button["action_id"], button["value"]) == ("rollout-rollback", bad.deployment_id)
+
+    by = {"kind": "slack", "id": "U0OPS", "name": "alice"}
+    click = {"action": "rollback", "deployment_id": button["value"], "by": by, "text": "rolled back"}
+    answer = approvals.act(world.context, approvals.ActionRequest.parse(click))
+
+    assert answer["ok"], answer
+    assert (answer["from_version"], answer["target_version"]) == ("3", "2")
+    rolled = world.ledger.get("orders", answer["release_id"])
+    assert rolled is not None and rolled.state == State.DEPLOYING
+    world.succeed(rolled)
+    send(world, rolled, "SUCCESS", lambda_context)
+    again = rollback_target(world.ledger.releases("orders"), world.alias("orders")["FunctionVersion"])
+    assert again is not None and again.target_version == "1"

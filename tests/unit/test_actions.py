@@ -30,7 +30,7 @@ from rollout.actions import (
 )
 from rollout.errors import Rejected
 from rollout.ledger import FREEZE_ALL, Release
-from rollout.states import State, can_move, is_terminal, notification_kind
+from rollout.states import ReasonCode, State, can_move, is_terminal, notification_kind
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -69,6 +69,33 @@ def test_rolling_back_twice_goes_further_back_never_forward_again() -> None:
         rel(2, State.SUCCEEDED, "2", "1"),
         rel(3, State.SUCCEEDED, "3", "2"),
         rel(4, State.SUCCEEDED, "2", "3", kind=KIND_ROLLBACK),  # rolled back from 3 to 2
+    ]
+    target = rollback_target(releases, live_version="2")
+    assert target is not None and target.target_version == "1"
+
+
+def test_a_version_live_unproven_is_rolled_back_from_and_never_returned_to() -> None:
+    unproven = {"reason_code": ReasonCode.UNPROVEN_SUCCESS}
+    releases = [
+        rel(1, State.BOOTSTRAPPED, "1"),
+        rel(2, State.SUCCEEDED, "2", "1"),
+        rel(3, State.FAILED, "3", "2", **unproven),  # CodeDeploy put 3 live although its hook failed it
+    ]
+    first = rollback_target(releases, live_version="3")
+    assert first is not None and first.target_version == "2"
+    releases.append(rel(4, State.SUCCEEDED, "2", "3", kind=KIND_ROLLBACK))
+    second = rollback_target(releases, live_version="2")
+    assert second is not None and second.target_version == "1"
+
+
+def test_a_rollback_that_went_live_unproven_still_left_its_version_behind() -> None:
+    # The rollback from 3 to 2 went live, its own check failed: rolling back again goes further back,
+    # never forward to the version 3 it left.
+    releases = [
+        rel(1, State.BOOTSTRAPPED, "1"),
+        rel(2, State.SUCCEEDED, "2", "1"),
+        rel(3, State.SUCCEEDED, "3", "2"),
+        rel(4, State.FAILED, "2", "3", kind=KIND_ROLLBACK, reason_code=ReasonCode.UNPROVEN_SUCCESS),
     ]
     target = rollback_target(releases, live_version="2")
     assert target is not None and target.target_version == "1"

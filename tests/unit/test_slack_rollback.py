@@ -1,5 +1,6 @@
-"""The Roll back button after a release SUCCEEDED: on the message, through the endpoint, and what
-deployment_actions does with it (fail closed: only the release still live is rolled back)."""
+"""The Roll back button after a release SUCCEEDED, or went live unproven (FAILED, UNPROVEN_SUCCESS): on the
+message, through the endpoint, and what deployment_actions does with it (fail closed: only the release
+still live is rolled back)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from rollout.actions import not_live_reason
 from rollout.appspec import release_description
 from rollout.ledger import Release
 from rollout.slack import render
-from rollout.states import State
+from rollout.states import ReasonCode, State
 from rollout.targets import AliasRouting
 from rollout.transitions import ReleaseContext
 
@@ -22,7 +23,7 @@ DEPLOYMENT = "d-ABCDEFGHI"
 APP = "rollout-app"
 
 
-def rel(n: int, state: State, target: str, deployment: str = "") -> Release:
+def rel(n: int, state: State, target: str, deployment: str = "", reason_code: str = "") -> Release:
     return Release(
         function="fn",
         release_id=f"{n:013x}aaaaaaaaaa",
@@ -31,12 +32,20 @@ def rel(n: int, state: State, target: str, deployment: str = "") -> Release:
         alias="live",
         deployment_id=deployment,
         received_at=f"2026-11-28T10:{n:02d}:00.000Z",
+        reason_code=reason_code,
     )
 
 
+def unproven(n: int, target: str, deployment: str = "") -> Release:
+    """CodeDeploy completed the release's deployment although Rollout's hook had failed it."""
+    return rel(n, State.FAILED, target, deployment, ReasonCode.UNPROVEN_SUCCESS)
+
+
 # --- the button -------------------------------------------------------------------------------------
-def _rollout_buttons(kind: str, interactive: bool = True) -> list[dict[str, Any]]:
+def _rollout_buttons(kind: str, interactive: bool = True, code: str = "") -> list[dict[str, Any]]:
     message = {"kind": kind, "title": "x", "function": "fn", "deployment_id": DEPLOYMENT}
+    if code:
+        message["reason"] = {"code": code, "text": "why"}
     blocks = render(message, interactive)["attachments"][0]["blocks"]
     return [e for b in blocks if b.get("block_id") == "rollout-actions" for e in b["elements"]]
 
@@ -49,6 +58,17 @@ def test_only_the_success_message_carries_roll_back_and_only_with_interactivity(
     assert _rollout_buttons("deployment.succeeded", interactive=False) == []
     for kind in ("deployment.started", "approval.requested", "deployment.rolled_back", "deployment.failed"):
         assert "rollout-rollback" not in [b["action_id"] for b in _rollout_buttons(kind)], kind
+
+
+def test_a_failure_whose_version_went_live_unproven_carries_the_same_roll_back_button() -> None:
+    assert _rollout_buttons("deployment.failed", code=ReasonCode.UNPROVEN_SUCCESS) == _rollout_buttons(
+        "deployment.succeeded"
+    )
+    assert _rollout_buttons("deployment.failed", interactive=False, code=ReasonCode.UNPROVEN_SUCCESS) == []
+    for code in ("HOOK_EXECUTION_FAILURE", "MANUAL_STOP", ReasonCode.ROLLBACK_FAILED):
+        assert _rollout_buttons("deployment.failed", code=code) == [], code
+    # Only a deployment's failure: the reason code on another kind adds nothing.
+    assert _rollout_buttons("deployment.rolled_back", code=ReasonCode.UNPROVEN_SUCCESS) == []
 
 
 # --- the endpoint -----------------------------------------------------------------------------------
@@ -86,6 +106,28 @@ def test_only_the_release_still_live_may_be_rolled_back_from_its_message() -> No
     assert "not SUCCEEDED" in not_live_reason(rel(2, State.ROLLED_BACK, "2"), [first], AliasRouting("1"))
     assert "no longer serves only" in not_live_reason(live, [live], AliasRouting("2", {"3": 0.1}))
     assert "no alias" in not_live_reason(live, [live], None)
+
+
+def test_a_release_live_unproven_may_be_rolled_back_only_while_it_is_the_last_to_go_out() -> None:
+    first, live = rel(1, State.SUCCEEDED, "1"), unproven(2, "2")
+    assert not_live_reason(live, [live, first], AliasRouting("2")) == ""
+    newer = rel(3, State.SUCCEEDED, "3")
+    assert "no longer the live one" in not_live_reason(live, [newer, live, first], AliasRouting("3"))
+    # ...even when the alias was put back on its version since: a newer release went out after it.
+    assert "no longer the live one" in not_live_reason(live, [newer, live, first], AliasRouting("2"))
+    assert "no longer serves only" in not_live_reason(live, [live, first], AliasRouting("2", {"3": 0.1}))
+    assert "no longer serves only" in not_live_reason(live, [live, first], AliasRouting("1"))
+    assert "no alias" in not_live_reason(live, [live, first], None)
+    # A failure that never went live is no rollback's business, whatever else it says.
+    failed = rel(2, State.FAILED, "2", reason_code="HOOK_EXECUTION_FAILURE")
+    assert "not SUCCEEDED" in not_live_reason(failed, [failed, first], AliasRouting("2"))
+    assert "not SUCCEEDED" in not_live_reason(rel(2, State.FAILED, "2"), [first], AliasRouting("2"))
+
+
+def test_a_success_is_no_longer_live_once_a_newer_release_went_live_unproven() -> None:
+    first, later = rel(1, State.SUCCEEDED, "1"), unproven(2, "2")
+    # Whatever the alias says now, the newer release went out after the clicked one.
+    assert "no longer the live one" in not_live_reason(first, [later, first], AliasRouting("1"))
 
 
 # --- deployment_actions ---------------------------------------------------------------------------
@@ -149,6 +191,13 @@ def test_the_live_release_is_rolled_back_through_request_rollback(world: SimpleN
     [asked] = world.asked
     assert asked.function == "fn" and asked.requested_by == "Slack user alice (U0OPS)"
     assert asked.reason == "rolled back from Slack by alice" and not asked.abort_current
+
+
+def test_a_release_live_unproven_is_rolled_back_through_request_rollback(world: SimpleNamespace) -> None:
+    world.releases[1] = unproven(2, "2", DEPLOYMENT)  # CodeDeploy: Succeeded; Rollout: FAILED
+    answer = _act(world)
+    assert answer["ok"] and answer["rolled_back_release"] == world.releases[1].release_id
+    assert answer["from_version"] == "2" and [a.function for a in world.asked] == ["fn"]
 
 
 def test_an_unknown_deployment_is_refused(world: SimpleNamespace) -> None:

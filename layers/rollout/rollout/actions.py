@@ -57,13 +57,44 @@ def went_live(release: Release) -> bool:
     return release.state in WENT_LIVE and bool(release.target_version)
 
 
+def went_live_unproven(release: Release) -> bool:
+    """CodeDeploy completed the release's deployment although Rollout failed it (outcomes.decide): its
+    version went live, but never counts as having gone live (no rollback returns to it)."""
+    return (
+        release.state == State.FAILED
+        and release.reason_code == ReasonCode.UNPROVEN_SUCCESS
+        and bool(release.target_version)
+    )
+
+
+def went_out(release: Release) -> bool:
+    """The alias served only the release's version when it ended, proven or not."""
+    return went_live(release) or went_live_unproven(release)
+
+
+def newest_went_out(releases: Iterable[Release]) -> Release | None:
+    """The release whose version the alias was last left serving by a release (the live one, unless
+    something outside Rollout moved the alias since)."""
+    return max((r for r in releases if went_out(r)), key=lambda r: r.order, default=None)
+
+
+def unproven_live(releases: Iterable[Release], live_version: str) -> Release | None:
+    """The release whose unproven version the alias serves now (`live_version`), or None: the newest
+    release that went out went live unproven, and the alias still serves its version."""
+    newest = newest_went_out(releases)
+    if newest is None or not went_live_unproven(newest) or newest.target_version != live_version:
+        return None
+    return newest
+
+
 def rollback_target(releases: Iterable[Release], live_version: str) -> Release | None:
     """The release whose version a rollback returns to: the newest one that went live, is not live
     now, and was not itself rolled back from (so rolling back twice goes further back, never forward
-    to the version the first rollback left). None when no earlier version went live."""
+    to the version the first rollback left, even when that rollback went live unproven). A version
+    that went live only unproven is never returned to. None when no earlier version went live."""
     ordered = sorted(releases, key=lambda r: r.order, reverse=True)
     left = {
-        r.current_version for r in ordered if r.kind == KIND_ROLLBACK and went_live(r) and r.current_version
+        r.current_version for r in ordered if r.kind == KIND_ROLLBACK and went_out(r) and r.current_version
     }
     for release in ordered:
         version = release.target_version
@@ -73,17 +104,18 @@ def rollback_target(releases: Iterable[Release], live_version: str) -> Release |
 
 
 def not_live_reason(clicked: Release, releases: Iterable[Release], alias: AliasRouting | None) -> str:
-    """Why a rollback asked for from `clicked`'s success message must not act (fail closed), or "".
+    """Why a rollback asked for from `clicked`'s message must not act (fail closed), or "".
 
     The button rolls back the release it was posted for: only while that release is still the live
-    one (it SUCCEEDED, it is the newest release that went live, and the alias serves only its version).
-    `alias` is the alias as read now, None when it is gone."""
+    one (it SUCCEEDED, or CodeDeploy completed it although Rollout failed it (UNPROVEN_SUCCESS); it is
+    the newest release that went out; and the alias serves only its version). `alias` is the alias as
+    read now, None when it is gone."""
     name = f"release {clicked.release_id} of {clicked.function}"
-    if clicked.state != State.SUCCEEDED:
+    if clicked.state != State.SUCCEEDED and not went_live_unproven(clicked):
         return (
             f"{name} is {clicked.state}, not SUCCEEDED: only a live release is rolled back from its message"
         )
-    newest = max((r for r in releases if went_live(r)), key=lambda r: r.order, default=None)
+    newest = newest_went_out(releases)
     if newest is not None and newest.release_id != clicked.release_id:
         return (
             f"{name} (version {clicked.target_version}) is no longer the live one: release "

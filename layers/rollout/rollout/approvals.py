@@ -326,8 +326,9 @@ def _abort(ctx: ReleaseContext, request: ActionRequest, release: Release | None)
 
 def _rollback(ctx: ReleaseContext, request: ActionRequest, info: dict[str, Any]) -> dict[str, Any]:
     """Roll the function back from the deployment that put the live release out (the Slack button on
-    its success message), through the same code as `rollout rollback FUNCTION`. Fail closed: refused
-    unless that deployment succeeded and its release is still the live one."""
+    its success message, or on its UNPROVEN_SUCCESS failure), through the same code as `rollout rollback
+    FUNCTION`. Fail closed: refused unless CodeDeploy completed that deployment and its release is still
+    the live one (actions.not_live_reason)."""
     if info.get("status") != "Succeeded":
         return _refused(
             NOTHING_TO_DO, f"deployment {request.deployment_id} did not succeed ({info.get('status')})"

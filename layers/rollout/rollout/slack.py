@@ -25,6 +25,7 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.webhook import WebhookClient
 
 from rollout.errors import MalformedNotification, SlackPostFailed, SlackWebhookSecretInvalid
+from rollout.states import ReasonCode
 
 SCHEMA = "rollout.notification/1"
 
@@ -263,6 +264,10 @@ ACTION_BUTTONS: dict[str, tuple[str, ...]] = {
     "approval.requested": ("approve", "reject", "abort"),
     "deployment.succeeded": ("rollback",),
 }
+# A failure whose version CodeDeploy put live anyway (UNPROVEN_SUCCESS) is rolled back as a success is.
+BUTTONS_BY_REASON: dict[tuple[str, str], tuple[str, ...]] = {
+    ("deployment.failed", ReasonCode.UNPROVEN_SUCCESS): ("rollback",),
+}
 _BUTTON_STYLE = {
     "approve": ("Approve", "primary", None),
     "reject": ("Reject", "danger", "Reject this version? The deployment rolls back."),
@@ -280,8 +285,9 @@ def action_buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
     deployment_id = str(message.get("deployment_id") or "")
     if not deployment_id:
         return []
+    kind, code = str(message.get("kind")), str(_dict(message.get("reason")).get("code") or "")
     buttons = []
-    for action in ACTION_BUTTONS.get(str(message.get("kind")), ()):
+    for action in BUTTONS_BY_REASON.get((kind, code)) or ACTION_BUTTONS.get(kind, ()):
         label, style, confirm = _BUTTON_STYLE[action]
         button: dict[str, Any] = {
             "type": "button",
