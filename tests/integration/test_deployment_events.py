@@ -526,7 +526,9 @@ def test_a_failed_rollback_reported_before_its_deployment_ends_the_release_once(
 
     stored = world.get(release)
     assert (stored.state, stored.reason_code) == (State.FAILED, "ROLLBACK_FAILED")
-    assert stored.reason.startswith("AfterAllowTraffic failed; then rollback deployment")
+    assert stored.reason.startswith(
+        "AfterAllowTraffic failed; no hook result was recorded; then rollback deployment"
+    )
     assert [h["state"] for h in stored.history] == ["RECEIVED", "DEPLOYING", "FAILED"]
     assert [n["kind"] for n in after_start(stack)] == ["deployment.rollback_failed"]
     assert world.ledger.get_lock("orders") is None

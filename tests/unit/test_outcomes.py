@@ -119,7 +119,21 @@ def test_hook_failure_without_recorded_results_falls_back_to_the_release_reason_
     assert decide(DeploymentState.FAILURE, reported, deployment, ON_OLD_VERSION).reason == (
         "pre-traffic hook crashed: Runtime.ExitError"
     )
-    assert decide(DeploymentState.FAILURE, release(), deployment, ON_OLD_VERSION).reason == "The hook failed"
+    assert decide(DeploymentState.FAILURE, release(), deployment, ON_OLD_VERSION).reason == (
+        "The hook failed; no hook result was recorded"
+    )
+
+
+def test_a_hook_failure_nothing_recorded_says_so_rather_than_that_a_hook_reported_failed() -> None:
+    silent = {"errorInformation": {"code": "HOOK_EXECUTION_FAILURE"}}
+    reason = decide(DeploymentState.FAILURE, release(), silent, ON_OLD_VERSION).reason
+    assert reason == "CodeDeploy failed a lifecycle hook; no hook result was recorded"
+    passed = {"verdict": "Succeeded", "checks": []}
+    for recorded in ({"pre_traffic": passed}, {"pre_traffic": passed, "post_traffic": passed}):
+        assert (
+            decide(DeploymentState.FAILURE, release(hook_results=recorded), silent, ON_OLD_VERSION).reason
+            == "CodeDeploy failed a lifecycle hook; no hook recorded Failed"
+        )
 
 
 def test_alarm_stop_names_the_alarm() -> None:
@@ -288,7 +302,7 @@ def test_a_rejected_gate_whose_answer_never_reached_the_hooks_record_still_names
     )
     still_awaiting = release(hook_results=passed, approval={**REJECTED_GATE, "status": "AWAITING"})
     assert decide(DeploymentState.FAILURE, still_awaiting, deployment, ON_OLD_VERSION).reason == (
-        "BeforeAllowTraffic failed"
+        "BeforeAllowTraffic failed; no hook recorded Failed"
     )
 
 

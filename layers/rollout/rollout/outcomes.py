@@ -141,8 +141,9 @@ def explain_failure(
     hook_reason = failed_hook_reason(release)
 
     if code == "HOOK_EXECUTION_FAILURE" or (not code and hook_reason):
-        reason = hook_reason or release.reason or message or "a validation hook reported Failed"
-        return "HOOK_EXECUTION_FAILURE", reason
+        return "HOOK_EXECUTION_FAILURE", hook_reason or release.reason or _unrecorded_hook_failure(
+            release, message
+        )
     if code == "ALARM_ACTIVE":
         alarms = alarm_names(message + " " + rollback_message, release.alarms) or list(firing_alarms or [])
         named = ", ".join(alarms) if alarms else "a deployment group alarm"
@@ -159,6 +160,15 @@ def explain_failure(
         return release.reason_code or "DEPLOYMENT_FAILED", release.reason
     detail = rollback_message or "CodeDeploy gave no error information"
     return "DEPLOYMENT_FAILED", f"deployment {state.value.lower()}: {detail}"
+
+
+def _unrecorded_hook_failure(release: Release, message: str) -> str:
+    """CodeDeploy failed a hook but Rollout's record holds no failing verdict nor a reason: say what the
+    record lacks rather than guess which check failed (the hook may have died before recording, or
+    someone with the hooks' reporting permission reported Failed)."""
+    # A hook that is not recorded is no clue: a post-traffic hook never runs after a pre-traffic failure.
+    what = "no hook recorded Failed" if release.hook_results else "no hook result was recorded"
+    return f"{message or 'CodeDeploy failed a lifecycle hook'}; {what}"
 
 
 def failed_hook_reason(release: Release) -> str:
