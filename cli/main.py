@@ -255,7 +255,7 @@ def watch(
         snap = follow_deployment(backend, deployment_id, Waiter(timeout, interval), on_update)
     if as_json:
         out.json(snap.to_json())
-    raise typer.Exit(int(model.deployment_exit_code(snap.status)))
+    raise typer.Exit(int(model.deployment_exit_code(snap.status, snap.release)))
 
 
 # --- status / history ------------------------------------------------------------------------------
@@ -332,6 +332,8 @@ def history(
     out.say(
         render.releases_table(releases, title=f"Releases of {function}", plain=not out.console.is_terminal)
     )
+    for line in function_status(backend, function).attention:  # what the alias needs now, as status says
+        out.say(Text(line, style="bold red"))
 
 
 # --- abort -----------------------------------------------------------------------------------------

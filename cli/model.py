@@ -12,7 +12,9 @@ from typing import Any
 
 from cli.errors import CliError, ExitCode
 from rollout import targets
+from rollout.actions import went_live_unproven
 from rollout.ledger import Release
+from rollout.outcomes import failed_hook_reason
 from rollout.states import ReasonCode, State
 
 # The tag rules are the control plane's own: the CLI checks names exactly as the deployer will.
@@ -120,12 +122,24 @@ def release_exit_code(state: State | str) -> ExitCode:
     return ExitCode.OK if State(state) in SUCCESS_STATES else ExitCode.RELEASE_FAILED
 
 
-def deployment_exit_code(status: str) -> ExitCode:
+def deployment_exit_code(status: str, release: Release | None = None) -> ExitCode:
+    """OK for a deployment CodeDeploy completed, unless its release went live unproven (fail closed)."""
+    if release is not None and went_live_unproven(release):
+        return ExitCode.RELEASE_FAILED
     return ExitCode.OK if status == "Succeeded" else ExitCode.RELEASE_FAILED
+
+
+def _unproven_failure(release: Release) -> str:
+    return failed_hook_reason(release) or release.reason or "Rollout failed it"
 
 
 def release_why(release: Release) -> str:
     """One line on why a release is where it is."""
+    if went_live_unproven(release):
+        return (
+            f"v{release.target_version} went live UNPROVEN: CodeDeploy completed its deployment although "
+            f"{_unproven_failure(release)}; while it is live, run `rollout rollback {release.function}`"
+        )
     # A release that went live needs no excuse: a reason left from its wait in the queue would mislead.
     if release.reason and release.state not in (State.SUCCEEDED, State.BOOTSTRAPPED):
         return release.reason
@@ -146,6 +160,18 @@ def release_why(release: Release) -> str:
         State.UNCHANGED: "same code as the live version",
         State.SUPERSEDED: "a newer upload replaced it in the queue",
     }.get(release.state, "")
+
+
+def unproven_attention(function: str, alias: str, unproven: Release | None) -> list[str]:
+    """What to do when the alias serves a version that went live unproven (pure): roll it back."""
+    if unproven is None:
+        return []
+    return [
+        f"{function}: v{unproven.target_version} is LIVE on alias {alias} but UNPROVEN: CodeDeploy completed "
+        f"deployment {unproven.deployment_id or '?'} (release {unproven.release_id}) although "
+        f"{_unproven_failure(unproven)}.",
+        f"  Roll it back to the last version that went live properly: rollout rollback {function}",
+    ]
 
 
 def alias_attention(
@@ -257,6 +283,8 @@ class DeploymentSnapshot:
         return self.release.hook_results if self.release else {}
 
     def outcome_text(self) -> str:
+        if self.release is not None and went_live_unproven(self.release):
+            return f"{self.status} in CodeDeploy, but {release_why(self.release)}"
         if self.status == "Succeeded":
             return f"Succeeded: version {self.target_version} is live on {self.alias}"
         if self.status in {"Failed", "Stopped"}:

@@ -10,6 +10,12 @@ from cli import model
 from cli.backend import ALARMS_TAG, ALIAS_TAG, CONFIG_TAG, MANAGED_TAG, Backend
 from cli.errors import CliError, ExitCode
 from cli.render import FunctionStatus
+from rollout.actions import unproven_live, went_out
+from rollout.ledger import Release
+
+# Releases read back, past rejected, unchanged and queued uploads, to the one that last left the alias
+# on a version, to tell whether that version went live unproven.
+UNPROVEN_DEPTH = 20
 
 
 @dataclass
@@ -188,7 +194,17 @@ def function_status(backend: Backend, function: str) -> FunctionStatus:
     row.live_version = str(alias["FunctionVersion"]) if alias else ""
     weights = ((alias or {}).get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
     row.alias_weights = {str(v): float(w) for v, w in weights.items()}
+    if row.live_version and row.latest is not None:
+        row.unproven = unproven_live(_back_to_newest_went_out(backend, row.latest), row.live_version)
     return row
+
+
+def _back_to_newest_went_out(backend: Backend, latest: Release) -> list[Release]:
+    """The newest releases, back to the one that last left the alias on a version (its own read only
+    when the latest did not: a rejected, unchanged or queued upload moved nothing)."""
+    if went_out(latest):
+        return [latest]
+    return backend.ledger.releases(latest.function, limit=UNPROVEN_DEPTH)
 
 
 def status_names(backend: Backend) -> list[str]:

@@ -18,7 +18,14 @@ from rich.table import Table
 from rich.text import Text
 
 from cli.errors import CliError
-from cli.model import DeploymentSnapshot, alias_attention, release_why, versions_text, when_text
+from cli.model import (
+    DeploymentSnapshot,
+    alias_attention,
+    release_why,
+    unproven_attention,
+    versions_text,
+    when_text,
+)
 from rollout.ledger import Release
 
 STATE_STYLE = {
@@ -139,10 +146,15 @@ class FunctionStatus:
     alias: str = ""
     live_version: str = ""
     alias_weights: dict[str, float] = field(default_factory=dict)
+    # The release whose version the alias serves although it went live unproven (actions.unproven_live).
+    unproven: Release | None = None
 
     @property
     def attention(self) -> list[str]:
-        return alias_attention(self.function, self.alias or "live", self.alias_weights, self.latest)
+        alias = self.alias or "live"
+        return unproven_attention(self.function, alias, self.unproven) + alias_attention(
+            self.function, alias, self.alias_weights, self.latest
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -153,6 +165,7 @@ class FunctionStatus:
             "latest": self.latest.to_public() if self.latest else None,
             "lock": self.lock,
             "queued": self.queued,
+            "live_unproven": self.unproven.release_id if self.unproven else None,
             "attention": self.attention,
         }
 

@@ -52,11 +52,12 @@ def release_json(release: Release) -> dict[str, Any]:
 
 # --- fleet -------------------------------------------------------------------------------------------
 def attention_reasons(row: FunctionStatus, now: datetime, in_flight: Release | None = None) -> list[str]:
-    """Why a function needs a person now (pure): a bad recent ending, a gate awaiting an answer, a stuck
-    deployment, an odd lock."""
+    """Why a function needs a person now (pure): a version live unproven (for as long as it is live), a
+    bad recent ending, a gate awaiting an answer, a stuck deployment, an odd lock."""
     reasons = list(row.attention)
     latest = row.latest
-    if latest is not None and latest.state in BAD_ENDINGS:
+    said = row.unproven is not None and latest is not None and latest.release_id == row.unproven.release_id
+    if latest is not None and latest.state in BAD_ENDINGS and not said:
         ended = parse_time(latest.completed_at or latest.updated_at)
         if ended is None or now - ended <= RECENT_FAILURE:
             reasons.append(f"latest release {latest.state}: {clip(release_why(latest))}")
@@ -114,6 +115,7 @@ def fleet_row(backend: Backend, name: str, now: datetime) -> dict[str, Any]:
         "lock": row.lock,
         "queued": row.queued,
         "in_flight": in_flight_json(row, holder),
+        "live_unproven": row.unproven.release_id if row.unproven else None,
         "attention": reasons,
     }
 
@@ -145,6 +147,7 @@ def function_view(backend: Backend, function: str, limit: int = 50) -> dict[str,
         "alias_weights": row.alias_weights,
         "lock": row.lock,
         "queued": row.queued,
+        "live_unproven": row.unproven.release_id if row.unproven else None,
         "attention": attention_reasons(row, datetime.now(UTC)),
         "releases": [release_json(r) for r in releases],
     }

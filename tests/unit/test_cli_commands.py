@@ -434,6 +434,70 @@ def test_status_says_the_alias_may_be_split_after_a_failed_rollback_and_how_to_f
     assert row["attention"][0].startswith("orders: CodeDeploy's rollback of v2 failed")
 
 
+def live_unproven_then(*later: State) -> Ledger:
+    """v1 went live (BOOTSTRAPPED), then CodeDeploy completed v2 although its post-traffic hook recorded
+    Failed (UNPROVEN_SUCCESS); the alias serves v2. `later` releases follow, moving nothing."""
+    lam = moto_client("lambda")
+    for label in ("v1", "v2"):
+        lam.update_function_code(FunctionName=FUNCTION, ZipFile=zip_bytes(label))
+        lam.publish_version(FunctionName=FUNCTION)
+    lam.create_alias(FunctionName=FUNCTION, Name="live", FunctionVersion="2")
+    ledger = Ledger(LEDGER_TABLE)
+    first = ledger.create(Release(function=FUNCTION, release_id="0001", key="orders/a.zip"))
+    ledger.transition(first, State.BOOTSTRAPPED, target_version="1")
+    second = ledger.create(Release(function=FUNCTION, release_id="0002", key="orders/b.zip"))
+    second = ledger.transition(
+        second, State.DEPLOYING, current_version="1", target_version="2", deployment_id="d-ABCDEFGH2"
+    )
+    ledger.record_hook_result(
+        FUNCTION,
+        "0002",
+        "post_traffic",
+        {"verdict": "Failed", "reason": "post-traffic canary: error rate 9%"},
+    )
+    ledger.transition(
+        second,
+        State.FAILED,
+        reason_code="UNPROVEN_SUCCESS",
+        reason="CodeDeploy completed deployment d-ABCDEFGH2, so alias live serves version 2, but ...",
+    )
+    for n, state in enumerate(later, start=3):
+        ledger.transition(ledger.create(Release(function=FUNCTION, release_id=f"000{n}", key="k.zip")), state)
+    return ledger
+
+
+@pytest.mark.parametrize("later", [(), (State.UNCHANGED, State.REJECTED)], ids=["latest", "past-others"])
+def test_status_and_history_say_a_version_is_live_unproven_and_what_to_run(
+    world: StackUnderTest, later: tuple[State, ...]
+) -> None:
+    invoke("register", FUNCTION)
+    live_unproven_then(*later)
+
+    for command in ("status", "history"):
+        flat = " ".join(invoke(command, FUNCTION).stdout.split())
+        assert "orders: v2 is LIVE on alias live but UNPROVEN" in flat, command
+        assert "post-traffic canary: error rate 9%" in flat and "rollout rollback orders" in flat, command
+    (row,) = json.loads(invoke("status", "--json").stdout)["functions"]
+    assert row["live_unproven"] == "0002" and "UNPROVEN" in row["attention"][0]
+
+
+def test_a_version_live_unproven_is_no_longer_flagged_once_rolled_back(world: StackUnderTest) -> None:
+    invoke("register", FUNCTION)
+    ledger = live_unproven_then()
+    rollback = ledger.create(Release(function=FUNCTION, release_id="0003", key="", kind="rollback"))
+    rollback = ledger.transition(
+        rollback, State.DEPLOYING, current_version="2", target_version="1", deployment_id="d-ABCDEFGH3"
+    )
+    ledger.transition(rollback, State.SUCCEEDED)
+    moto_client("lambda").update_alias(FunctionName=FUNCTION, Name="live", FunctionVersion="1")
+
+    (row,) = json.loads(invoke("status", "--json").stdout)["functions"]
+    assert row["live_unproven"] is None and row["attention"] == []
+    assert "LIVE on alias" not in invoke("history", FUNCTION).stdout
+    # The release itself still says what happened to it.
+    assert "v2 went live UNPROVEN" in " ".join(invoke("history", FUNCTION).stdout.split())
+
+
 def test_status_has_nothing_to_say_about_a_healthy_alias(world: StackUnderTest) -> None:
     invoke("register", FUNCTION)
     seed_releases()

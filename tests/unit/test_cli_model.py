@@ -227,3 +227,42 @@ def test_a_release_waiting_at_its_gate_says_how_to_answer() -> None:
     )
     rel.approval = {**rel.approval, "status": "APPROVED"}
     assert model.release_why(rel) == "deployment in progress"
+
+
+def unproven_release() -> Release:
+    """CodeDeploy completed the deployment of v4 although Rollout's post-traffic hook recorded Failed."""
+    return Release(
+        function="orders",
+        release_id="0003",
+        state=State.FAILED,
+        current_version="3",
+        target_version="4",
+        deployment_id="d-ABCDEFGH3",
+        reason_code="UNPROVEN_SUCCESS",
+        reason="CodeDeploy completed deployment d-ABCDEFGH3, so alias live serves version 4, but ...",
+        hook_results={"post_traffic": {"verdict": "Failed", "reason": "post-traffic canary: error rate 9%"}},
+    )
+
+
+def test_a_release_that_went_live_unproven_says_so_and_what_to_run() -> None:
+    rel = unproven_release()
+    assert model.release_why(rel) == (
+        "v4 went live UNPROVEN: CodeDeploy completed its deployment although post-traffic hook failed: "
+        "post-traffic canary: error rate 9%; while it is live, run `rollout rollback orders`"
+    )
+    assert model.unproven_attention("orders", "live", rel) == [
+        "orders: v4 is LIVE on alias live but UNPROVEN: CodeDeploy completed deployment d-ABCDEFGH3 "
+        "(release 0003) although post-traffic hook failed: post-traffic canary: error rate 9%.",
+        "  Roll it back to the last version that went live properly: rollout rollback orders",
+    ]
+    assert model.unproven_attention("orders", "live", None) == []
+
+
+def test_watching_a_deployment_that_went_live_unproven_does_not_end_as_a_success() -> None:
+    snap = model.build_snapshot(
+        canary_info("Succeeded"), [lambda_target({})], {"FunctionVersion": "4"}, unproven_release()
+    )
+    assert snap.outcome_text().startswith("Succeeded in CodeDeploy, but v4 went live UNPROVEN")
+    assert model.deployment_exit_code(snap.status, snap.release) == ExitCode.RELEASE_FAILED
+    snap.release = None  # a deployment no release names: CodeDeploy's word is all there is
+    assert model.deployment_exit_code(snap.status, snap.release) == ExitCode.OK

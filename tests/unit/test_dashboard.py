@@ -15,7 +15,7 @@ from cli.errors import CliError, ExitCode
 from cli.model import DeploymentSnapshot, LifecycleEvent
 from cli.render import FunctionStatus
 from rollout.ledger import Release
-from rollout.states import State
+from rollout.states import ReasonCode, State
 
 PORT = 3999
 BASE = f"http://127.0.0.1:{PORT}"
@@ -221,6 +221,28 @@ def release(state: State, **fields: Any) -> Release:
 
 def status_row(latest: Release | None, lock: dict[str, Any] | None = None) -> FunctionStatus:
     return FunctionStatus("fn", latest, lock, 0, alias="live", live_version="3")
+
+
+def test_a_version_live_unproven_needs_attention_for_as_long_as_it_is_live() -> None:
+    long_ago = (NOW - timedelta(days=3)).isoformat()
+    unproven = release(
+        State.FAILED,
+        target_version="3",
+        deployment_id="d-7",
+        completed_at=long_ago,
+        reason_code=ReasonCode.UNPROVEN_SUCCESS,
+        reason="CodeDeploy completed deployment d-7, so alias live serves version 3, but ...",
+        hook_results={"pre_traffic": {"verdict": "Failed", "reason": "pre-traffic hook failed: boom"}},
+    )
+    row = status_row(unproven)
+    row.unproven = unproven
+    reasons = views.attention_reasons(row, NOW)
+    assert reasons[0].startswith("fn: v3 is LIVE on alias live but UNPROVEN") and "boom" in reasons[0]
+    assert "rollout rollback fn" in reasons[1] and len(reasons) == 2  # said once, not also as a failure
+    later = release(State.UNCHANGED, completed_at=NOW.isoformat())
+    row = status_row(later)
+    row.unproven = unproven
+    assert views.attention_reasons(row, NOW)[0].startswith("fn: v3 is LIVE on alias live but UNPROVEN")
 
 
 def test_what_needs_attention() -> None:

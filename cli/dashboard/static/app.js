@@ -72,9 +72,10 @@ function toast(message, isError) {
 
 // --- actions: a button, a confirmation dialog, a POST ------------------------------------------------
 // `seen`: what this page shows that the action checks still holds when it runs (a stale page is refused).
-function actionButtons(scope, target, when, seen = {}) {
+// `only`: the names of the actions to offer (all of the scope's when absent).
+function actionButtons(scope, target, when, seen = {}, only = null) {
   if (!state.session || !when) return null;
-  const offered = state.session.actions.filter((a) => a.scope === scope);
+  const offered = state.session.actions.filter((a) => a.scope === scope && (!only || only.includes(a.name)));
   if (!offered.length) return null;
   return h("div", { class: "actions", role: "group", "aria-label": "Actions" },
     offered.map((a) => h("button", {
@@ -215,7 +216,9 @@ function fleetRow(fn) {
     td("function", h("a", { href: `/functions/${esc(fn.function)}` }, fn.function),
       attention ? h("div", { class: "flag" }, "⚠ needs attention") : null,
       fn.frozen ? h("div", { class: "frozen" }, "❄ frozen") : null,
-      attention ? h("ul", { class: "reasons" }, fn.attention.map((r) => h("li", {}, r))) : null),
+      attention ? h("ul", { class: "reasons" }, fn.attention.map((r) => h("li", {}, r))) : null,
+      // A version live unproven is rolled back from here too, as from its function's page.
+      actionButtons("function", fn.function, fn.live_unproven, { live_version: fn.live_version }, ["rollback"])),
     td("live", fn.live_version ? `${fn.alias} → v${fn.live_version}` : h("span", { class: "muted" }, "no alias yet")),
     td("latest", latest ? h("a", { class: "mono", href: `/functions/${esc(fn.function)}/releases/${esc(latest.release_id)}` }, latest.release_id) : "none"),
     td("state", latest ? stateBadge(latest.state) : "-"),
