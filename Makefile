@@ -58,13 +58,14 @@ sam-build: $(SAM_VENV)/.installed
 	PATH="$(dir $(PY313)):$$PATH" $(SAM_VENV)/bin/sam build --template-file template.yaml --build-dir .aws-sam/build
 	$(PY313) scripts/layer_bytecode.py .aws-sam/build/RolloutLayer
 
-# Three pytest-xdist workers, one test file each at a time (an e2e module shares one provisioned sandbox
+# Four pytest-xdist workers, one test file each at a time (an e2e module shares one provisioned sandbox
 # between its tests; every sandbox listens on port 0, moto's state is per process; on two cores the e2e
-# modules mostly wait on the sandbox clock), longest files first (tests/conftest.py). PYTEST_WORKERS=1
-# runs the suite serially (see docs/BENCHMARKS.md, "The test suite").
-PYTEST_WORKERS ?= 3
+# modules mostly wait on the sandbox clock, so the suite's processes use about 1.4 cores), longest files
+# first in the order tests/conftest.py gives (`--no-loadscope-reorder`: xdist would reorder by test count).
+# PYTEST_WORKERS=1 runs the suite serially (see docs/BENCHMARKS.md, "The test suite").
+PYTEST_WORKERS ?= 4
 pytest: install
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 test: lint typecheck cfn-lint sam-build pytest
 

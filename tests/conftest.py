@@ -44,17 +44,40 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         )
 
 
-# Longest first: with several xdist workers (`make pytest PYTEST_WORKERS=3`, one file each at a time), the
-# suites that run a sandbox for a minute go out first and the many short unit files fill in at the end,
-# instead of one e2e module starting last while the other workers sit idle.
+# Longest first: with several xdist workers (`make pytest`, `--dist loadfile`: one file each at a time), the
+# files that run a sandbox for a minute or more go out first and the many short unit files fill in at the
+# end, instead of one long file starting last while the other workers sit idle. The Makefile passes
+# `--no-loadscope-reorder`: xdist would otherwise hand files out by their number of tests, which puts a
+# 300-test file of quick calls before every e2e file. Seconds per file, summed over its tests, measured with
+# `make pytest PYTEST_ARGS="--junitxml=..."` (docs/BENCHMARKS.md, "The test suite"); a file not listed goes
+# after these, by directory.
+_MEASURED_SECONDS = {
+    "tests/e2e/test_gates.py": 162,
+    "tests/e2e/test_actions.py": 127,
+    "tests/e2e/test_releases.py": 87,
+    "tests/integration/test_sandbox_dynamodb_speed.py": 85,
+    "tests/e2e/test_traffic_and_faults.py": 72,
+    "tests/integration/test_cli_sandbox.py": 71,
+    "tests/e2e/test_fault_matrix.py": 69,
+    "tests/integration/test_artifact_deployer.py": 45,
+    "tests/integration/test_bad_input_deployer.py": 41,
+    "tests/browser/test_dashboard_browser.py": 37,
+    "tests/e2e/test_seed_replay.py": 36,
+    "tests/integration/test_dashboard_sandbox.py": 28,
+    "tests/integration/test_sandbox_lambda.py": 27,
+    "tests/integration/test_sandbox_consistency.py": 23,
+    "tests/integration/test_sandbox_codedeploy.py": 22,
+    "tests/integration/test_hooks.py": 22,
+}
 _DIRECTORY_ORDER = ("tests/e2e/", "tests/browser/", "tests/integration/", "tests/unit/")
 
 
-def _longest_first(item: pytest.Item) -> int:
-    path = item.nodeid
-    return next(
+def _longest_first(item: pytest.Item) -> tuple[float, int]:
+    path = item.nodeid.split("::", 1)[0]
+    directory = next(
         (i for i, prefix in enumerate(_DIRECTORY_ORDER) if path.startswith(prefix)), len(_DIRECTORY_ORDER)
     )
+    return -_MEASURED_SECONDS.get(path, 0), directory
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
