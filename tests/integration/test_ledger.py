@@ -142,6 +142,35 @@ def _key(release: Release) -> dict[str, str]:
     return {"pk": f"FN#{release.function}", "sk": f"REL#{release.release_id}"}
 
 
+def test_only_short_lived_records_expire_and_releases_never_do(ledger: Ledger) -> None:
+    """The table's TTL deletes items by `expires_at` (template.yaml): a kept hook result, a request's
+    fingerprint and a publish lease carry one; a release, its lock and the OUT item, through a whole
+    life, never do."""
+    import time
+
+    release = ledger.transition(_release(ledger), State.QUEUED)
+    assert ledger.claim_start(
+        "orders", release.release_id, "start-1", until=time.time() + 60, now=time.time()
+    )
+    assert ledger.acquire_lock("orders", release.release_id)
+    release = ledger.start_deployment(ledger.get("orders", release.release_id), "d-1", target_version="2")
+    ledger.record_hook_result("orders", release.release_id, "pre_traffic", {"verdict": "Succeeded"})
+    ledger.transition(ledger.get("orders", release.release_id), State.SUCCEEDED)
+    ledger.keep_hook_result("d-2", "post_traffic", {"verdict": "Failed"})
+    assert ledger.first_sighting("request-1", keep_seconds=300)
+    assert ledger.acquire_publish_lease("orders", "r1", seconds=60)
+
+    items = ledger._table.scan(ConsistentRead=True)["Items"]
+    expiring = {(i["pk"], i["sk"]) for i in items if "expires_at" in i}
+    assert expiring == {
+        ("DEPLOYMENT#d-2", "HOOK#post_traffic"),
+        ("SEEN", "request-1"),
+        ("FN#orders", "PUBLISH"),
+    }
+    kept = next(i for i in items if i["pk"] == "DEPLOYMENT#d-2")
+    assert kept["expires_at"] > time.time() + 7 * 24 * 3600, "long after its deployment could read it"
+
+
 def test_queued_lists_oldest_first(ledger: Ledger) -> None:
     first = ledger.transition(_release(ledger), State.QUEUED)
     second = ledger.transition(_release(ledger), State.QUEUED)

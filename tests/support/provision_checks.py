@@ -277,6 +277,8 @@ def assert_rollout_stack_wired(c: Clients, stack: ProvisionedStack, *, slack_sec
     }
     ttl = c("dynamodb").describe_time_to_live(TableName=out["IdempotencyTableName"])["TimeToLiveDescription"]
     assert ttl["AttributeName"] == "expiration"
+    ttl = c("dynamodb").describe_time_to_live(TableName=out["LedgerTableName"])["TimeToLiveDescription"]
+    assert ttl["AttributeName"] == "expires_at"
 
     s3 = c("s3")
     bucket = out["ArtifactBucketName"]

@@ -787,6 +787,11 @@ def test_idempotency_records_expire(template: dict[str, Any]) -> None:
     assert props["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
 
 
+def test_the_ledgers_short_lived_records_expire(template: dict[str, Any]) -> None:
+    props = template["Resources"]["LedgerTable"]["Properties"]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+
+
 def test_ledger_table_matches_the_one_the_tests_run_against(template: dict[str, Any], moto: None) -> None:
     aws_stack.create_ledger_table()
     described = boto3.client("dynamodb", region_name=aws_stack.REGION).describe_table(

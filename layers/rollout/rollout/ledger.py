@@ -43,6 +43,9 @@ PUBLISH_LOCK_SK = "PUBLISH"
 FREEZE_PK = "FREEZE"
 FREEZE_ALL = "ALL"
 RETENTION_SK = "RETENTION"
+# A kept hook result is read by its deployment's ending; deployments run hours at most (two hooks of an
+# hour each, and traffic shifted over the deployment configuration's intervals), so two weeks is ample.
+KEPT_HOOK_RESULT_SECONDS = 14 * 24 * 3600
 
 
 def now_iso() -> str:
@@ -489,12 +492,17 @@ class Ledger:
         """Keep a hook's result under its deployment id, for a release the hook could not find.
 
         An update, not a put: it creates the item all the same, with the permission the hooks
-        already have to record on releases."""
+        already have to record on releases. It expires (the table's TTL, `expires_at`) long after any
+        deployment that could read it has ended: one whose release did succeed never reads it."""
         self._table.update_item(
             Key=_kept_hook_result_key(deployment_id, hook),
-            UpdateExpression="SET #r = :r, #u = :u",
-            ExpressionAttributeNames={"#r": "result", "#u": "updated_at"},
-            ExpressionAttributeValues={":r": _to_dynamo(result), ":u": now_iso()},
+            UpdateExpression="SET #r = :r, #u = :u, #e = :e",
+            ExpressionAttributeNames={"#r": "result", "#u": "updated_at", "#e": "expires_at"},
+            ExpressionAttributeValues={
+                ":r": _to_dynamo(result),
+                ":u": now_iso(),
+                ":e": Decimal(int(time.time() + KEPT_HOOK_RESULT_SECONDS)),
+            },
         )
 
     def kept_hook_results(self, deployment_id: str) -> dict[str, dict[str, Any]]:
