@@ -85,8 +85,7 @@ def control_plane(backend: Backend) -> ReleaseContext:
 
 def caller(backend: Backend) -> str:
     """The caller's AWS identity (an ARN), recorded as who asked."""
-    with aws_errors("read the caller's identity (sts get-caller-identity)"):
-        return str(backend.client("sts").get_caller_identity().get("Arn") or "")
+    return backend.caller()
 
 
 def _action_error(exc: Exception) -> CliError:

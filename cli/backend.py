@@ -166,6 +166,11 @@ class Backend:
         with aws_errors(f"create a {service} client"):
             return boto3.client(service, config=CLI_CONFIG)
 
+    def caller(self) -> str:
+        """The caller's AWS identity (an ARN), recorded as who asked."""
+        with aws_errors("read the caller's identity (sts get-caller-identity)"):
+            return str(self.client("sts").get_caller_identity().get("Arn") or "")
+
     # --- the stack ---------------------------------------------------------------------------
     @functools.cached_property
     def stack(self) -> StackOutputs:

@@ -359,6 +359,8 @@ def abort(
             f"{deployment_id}: {result['stop_status']} {result['status_message']}",
         )
     )
+    if result.get("warning"):
+        out.say(Text(result["warning"], style="yellow"))
     code = ExitCode.OK
     if wait:
         snap = follow_deployment(backend, deployment_id, Waiter(timeout, interval), lambda _s: None)

@@ -11,7 +11,7 @@ from cli.backend import ALARMS_TAG, ALIAS_TAG, CONFIG_TAG, MANAGED_TAG, Backend
 from cli.errors import CliError, ExitCode
 from cli.render import FunctionStatus
 from rollout.actions import unproven_live, went_out
-from rollout.ledger import Release
+from rollout.ledger import Release, now_iso
 
 # Releases read back, past rejected, unchanged and queued uploads, to the one that last left the alias
 # on a version, to tell whether that version went live unproven.
@@ -157,6 +157,7 @@ def abort_deployment(backend: Backend, deployment_id: str) -> dict[str, Any]:
             f"deployment {deployment_id} already completed ({info.get('status')}); nothing to stop",
             ExitCode.CONFLICT,
         )
+    unrecorded = _record_abort_request(backend, deployment_id, info)
     try:
         stopped = backend.stop_deployment(deployment_id)
     except CliError as err:
@@ -166,11 +167,31 @@ def abort_deployment(backend: Backend, deployment_id: str) -> dict[str, Any]:
                 ExitCode.CONFLICT,
             ) from err
         raise
-    return {
+    result = {
         "deployment_id": deployment_id,
         "stop_status": stopped.get("status"),
         "status_message": stopped.get("statusMessage", ""),
     }
+    return {**result, "warning": unrecorded} if unrecorded else result
+
+
+def _record_abort_request(backend: Backend, deployment_id: str, info: dict[str, Any]) -> str:
+    """Name the caller on the deployment's release before the stop, so its ending (MANUAL_STOP) says who
+    asked however soon CodeDeploy's stop event arrives; a warning when that could not be written. Best
+    effort: a stop is a safety action, and a record that cannot be written (no ledger access, a
+    throttle) must not hold it up."""
+    try:
+        release = backend.ledger.of_deployment(deployment_id, lambda _id: info)
+        if release is not None and not release.is_terminal:
+            backend.ledger.update(
+                release.function,
+                release.release_id,
+                abort_requested_by=backend.caller(),
+                abort_requested_at=now_iso(),
+            )
+    except Exception as exc:  # noqa: BLE001 - the stop goes ahead; the operator is told
+        return f"could not record who asked to stop {deployment_id}: {exc}"
+    return ""
 
 
 def function_status(backend: Backend, function: str) -> FunctionStatus:

@@ -150,6 +150,8 @@ def test_rollback_is_refused_while_a_deployment_runs_unless_it_aborts_it(
     assert (out["release"]["state"], out["release"]["target_version"]) == ("SUCCEEDED", "1")
     stopped = world.release_of(third)
     assert stopped is not None and str(stopped.state) == "ROLLED_BACK"
+    by = out["release"]["requested_by"]
+    assert by.startswith("arn:aws:") and f"stopped on request by {by} (for a rollback)" in stopped.reason
     assert world.alias_version(function) == "1"
 
 

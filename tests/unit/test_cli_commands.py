@@ -707,6 +707,49 @@ def test_abort_stops_with_rollback(scripted: dict[str, ScriptedCodeDeploy]) -> N
     }
 
 
+def test_abort_names_the_caller_on_the_release_before_it_stops(
+    scripted: dict[str, ScriptedCodeDeploy],
+) -> None:
+    """CodeDeploy's record of a stop names nobody: the release says who asked (STS GetCallerIdentity),
+    written before the stop so its MANUAL_STOP ending can name them."""
+    fake = scripted["codedeploy"] = ScriptedCodeDeploy(CANARY)
+    ledger = Ledger(LEDGER_TABLE)
+    release = ledger.create(Release(function=FUNCTION, release_id="0005", key="orders/e.zip"))
+    ledger.transition(
+        release, State.DEPLOYING, current_version="1", target_version="2", deployment_id="d-ABCDEFGH1"
+    )
+    caller = moto_client("sts").get_caller_identity()["Arn"]
+
+    assert invoke("abort", "d-ABCDEFGH1").exit_code == 0
+
+    stored = ledger.get(FUNCTION, "0005")
+    assert stored is not None and stored.abort_requested_by == caller and stored.abort_requested_at
+    assert fake.stopped == [{"deploymentId": "d-ABCDEFGH1", "autoRollbackEnabled": True}]
+
+
+def test_abort_still_stops_when_who_asked_cannot_be_recorded(
+    scripted: dict[str, ScriptedCodeDeploy], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = scripted["codedeploy"] = ScriptedCodeDeploy(CANARY)
+    ledger = Ledger(LEDGER_TABLE)
+    release = ledger.create(Release(function=FUNCTION, release_id="0006", key="orders/f.zip"))
+    ledger.transition(
+        release, State.DEPLOYING, current_version="1", target_version="2", deployment_id="d-ABCDEFGH1"
+    )
+
+    def refused(*_: Any, **__: Any) -> Release:
+        raise RuntimeError("AccessDenied: dynamodb:UpdateItem")
+
+    monkeypatch.setattr(Ledger, "update", refused)
+    result = invoke("abort", "d-ABCDEFGH1", "--json")
+
+    assert result.exit_code == 0, result.output
+    assert fake.stopped == [{"deploymentId": "d-ABCDEFGH1", "autoRollbackEnabled": True}]
+    assert (
+        "could not record who asked to stop d-ABCDEFGH1: AccessDenied" in json.loads(result.stdout)["warning"]
+    )
+
+
 def test_abort_of_a_completed_deployment_says_so(scripted: dict[str, ScriptedCodeDeploy]) -> None:
     fake = scripted["codedeploy"] = ScriptedCodeDeploy([("Succeeded", {"End": "Succeeded"})])
     result = invoke("abort", "d-ABCDEFGH1")

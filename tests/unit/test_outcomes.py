@@ -174,6 +174,13 @@ def test_manual_stop_without_rollback_leaves_a_split_alias_and_fails() -> None:
     assert "alias live: traffic split: v3 main, v4 10%" in outcome.reason
 
 
+def test_a_stop_names_who_asked_for_it() -> None:
+    asked = release(abort_requested_by="arn:aws:iam::123456789012:user/dana")
+    deployment = {"status": "Stopped", "errorInformation": {"code": "MANUAL_STOP", "message": "stopped"}}
+    outcome = decide(DeploymentState.STOP, asked, deployment, ON_OLD_VERSION)
+    assert outcome.reason == "deployment stopped on request by arn:aws:iam::123456789012:user/dana: stopped"
+
+
 def test_stop_without_error_information_counts_as_manual() -> None:
     outcome = decide(DeploymentState.STOP, release(), {"status": "Stopped"}, ON_OLD_VERSION)
     assert (outcome.target, outcome.reason_code) == (State.ROLLED_BACK, "MANUAL_STOP")

@@ -308,13 +308,20 @@ def _record_answer(ctx: ReleaseContext, release: Release, gate: Gate) -> None:
 
 def _abort(ctx: ReleaseContext, request: ActionRequest, release: Release | None) -> dict[str, Any]:
     """Stop the deployment with CodeDeploy's rollback; its ending is announced as any other."""
-    stopped = codedeploy_ops.stop_deployment(request.deployment_id)
     who = request.by.describe()
-    logger.warning("deployment aborted on request", extra={"by": who, "deployment_id": request.deployment_id})
     if release is not None:
-        ctx.ledger.update(
-            release.function, release.release_id, abort_requested_by=who, abort_requested_at=now_iso()
-        )
+        # Recorded before the stop, so the release's ending (MANUAL_STOP) names who asked however soon
+        # CodeDeploy's stop event arrives; best effort, since the stop is the safety action.
+        try:
+            ctx.ledger.update(
+                release.function, release.release_id, abort_requested_by=who, abort_requested_at=now_iso()
+            )
+        except Exception:
+            logger.exception(
+                "could not record who asked to stop", extra={"deployment_id": request.deployment_id}
+            )
+    stopped = codedeploy_ops.stop_deployment(request.deployment_id)
+    logger.warning("deployment aborted on request", extra={"by": who, "deployment_id": request.deployment_id})
     return {
         "ok": True,
         "status": "ABORTING",

@@ -79,6 +79,10 @@ class Release:
     # when a person asked (the caller's AWS identity). Their why is `message`.
     kind: str = ""
     requested_by: str = ""
+    # Who asked to stop the release's deployment (`rollout abort`, the dashboard, Slack, a rollback with
+    # --abort-current), and when: CodeDeploy's own record of a stop names nobody.
+    abort_requested_by: str = ""
+    abort_requested_at: str = ""
     alias: str = ""
     deployment_config: str = ""
     code_sha256: str = ""

@@ -149,7 +149,8 @@ def explain_failure(
         named = ", ".join(alarms) if alarms else "a deployment group alarm"
         return code, f"alarm {named} went into ALARM during the deployment"
     if code == "MANUAL_STOP" or (state == DeploymentState.STOP and not code):
-        return "MANUAL_STOP", "deployment stopped on request" + (f": {message}" if message else "")
+        by = f" by {release.abort_requested_by}" if release.abort_requested_by else ""
+        return "MANUAL_STOP", f"deployment stopped on request{by}" + (f": {message}" if message else "")
     if code == "TIMEOUT":
         silent = silent_hooks(release)
         detail = f"; {' and '.join(silent)} hook never reported" if silent else ""

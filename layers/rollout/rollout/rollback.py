@@ -71,7 +71,7 @@ def request_rollback(ctx: ReleaseContext, request: RollbackRequest) -> RollbackR
         )
     releases = ctx.ledger.releases(function, limit=HISTORY_DEPTH)
     target = _target_version(function, releases, alias, request)
-    stopped = [deployment for deployment in running if _stop(deployment)]
+    stopped = [deployment for deployment in running if _stop(ctx, deployment, releases, request.requested_by)]
     release = ctx.ledger.create(_rollback_release(request, managed.alias, target, releases, alias.version))
     logger.info("Rollback requested", extra={"release_id": release.release_id, "target_version": target})
     started = starter.start_release(ctx, release)
@@ -155,9 +155,21 @@ def _check_same_code(function: str, version: str, source: Release | None) -> Non
         )
 
 
-def _stop(deployment: str) -> bool:
+def _stop(ctx: ReleaseContext, deployment: str, releases: list[Release], who: str) -> bool:
     if not deployment.startswith("d-"):
         return False  # a release still starting has no deployment to stop; the rollback queues behind it
+    stopping = next((r for r in releases if r.deployment_id == deployment and not r.is_terminal), None)
+    if stopping is not None:
+        # Its ending (MANUAL_STOP) names who asked; best effort, since the rollback matters more.
+        try:
+            ctx.ledger.update(
+                stopping.function,
+                stopping.release_id,
+                abort_requested_by=f"{who or 'unknown caller'} (for a rollback)",
+                abort_requested_at=now_iso(),
+            )
+        except Exception:
+            logger.exception("could not record who asked to stop", extra={"deployment_id": deployment})
     try:
         status = str(codedeploy_ops.stop_deployment(deployment).get("status") or "")
     except Exception as exc:
