@@ -401,6 +401,7 @@ def test_abort_from_slack_stops_a_waiting_deployment_and_rolls_back(world: Rollo
     assert status == 200
     final = ended(world, function, release)
     assert str(final.state) == "ROLLED_BACK" and final.reason_code == "MANUAL_STOP", final.reason
+    assert f"stopped on request by Slack user ops ({APPROVER})" in final.reason, final.reason
     assert world.alias_version(function) == "1"
     replies = wait_for(
         lambda: [
