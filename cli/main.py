@@ -122,6 +122,8 @@ def register(
     )
     out.say(f"  alias   {reg.alias}  {now_on}")
     out.say(f"  config  {reg.config}")
+    if reg.warning:
+        out.say(Text.assemble(("  warning ", "yellow"), reg.warning))
     out.say(
         f"  alarms  {' '.join(reg.alarms) if reg.alarms else 'none besides the per-release canary alarms'}"
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.errors import CliError, ExitCode
-from rollout import targets
+from rollout import canary_alarms, targets
 from rollout.actions import went_live_unproven
 from rollout.ledger import Release
 from rollout.outcomes import failed_hook_reason
@@ -39,6 +39,17 @@ def full_config_name(name: str) -> str:
 
 def is_builtin_config(name: str) -> bool:
     return name in BUILTIN_CONFIGS or name.removeprefix(LAMBDA_BUILTIN_PREFIX) in BUILTIN_CONFIGS
+
+
+def config_warning(function: str, alias: str, config: str) -> str:
+    """The warning a release under a built-in `config` will carry when its canary alarms cannot act
+    within the first traffic step (a custom configuration is read when a release starts)."""
+    full = targets.deployment_config_name(config)
+    if not canary_alarms.is_builtin_config(full):
+        return ""
+    definitions = canary_alarms.alarm_definitions("", canary_alarms.CanaryScope(function, alias, "1"), None)
+    first_step = canary_alarms.first_step_seconds(full, None)
+    return canary_alarms.step_outruns_alarms(full, first_step, canary_alarms.seconds_to_fire(definitions))
 
 
 def check_alias_name(alias: str) -> str:

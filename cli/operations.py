@@ -27,6 +27,8 @@ class Registration:
     alarms: list[str]
     tags: dict[str, str]
     alias_version: str = ""
+    # Why the canary alarms cannot stop a deployment within the config's first traffic step ("" if they can).
+    warning: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -35,6 +37,7 @@ class Registration:
             "alias": self.alias,
             "alias_version": self.alias_version or None,
             "deployment_config": self.config,
+            "warning": self.warning or None,
             "alarms": self.alarms,
             "tags": self.tags,
         }
@@ -75,7 +78,14 @@ def register_function(
     backend.tag_function(arn, tags, remove)
     live = backend.get_alias(function, alias)
     return Registration(
-        function, arn, alias, config, alarm_names, tags, str(live["FunctionVersion"]) if live else ""
+        function,
+        arn,
+        alias,
+        config,
+        alarm_names,
+        tags,
+        str(live["FunctionVersion"]) if live else "",
+        model.config_warning(function, alias, config),
     )
 
 

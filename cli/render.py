@@ -27,6 +27,7 @@ from cli.model import (
     when_text,
 )
 from rollout.ledger import Release
+from rollout.states import State
 
 STATE_STYLE = {
     "SUCCEEDED": "bold green",
@@ -351,6 +352,8 @@ def release_line(rel: Release) -> str:
     why = release_why(rel)
     if why:
         parts.append(f"- {why}")
+    if rel.state not in (State.SUCCEEDED, State.BOOTSTRAPPED):
+        parts += [f"- warning: {warning}" for warning in rel.warnings]
     return " ".join(parts)
 
 

@@ -42,9 +42,13 @@ class AlarmEvaluator:
     the one still filling (CloudWatch user guide, "Alarm evaluation": an alarm judges the datapoints of
     its evaluation periods, and a period's datapoint is complete only once the period is over). So steady
     traffic never looks like missing data at the start of a period, and an alarm reacts once the period
-    holding the breaching datapoint ends. A state set with SetAlarmState holds for one period (at least a
-    sandbox minute), as AWS
-    keeps it until the alarm's next evaluation.
+    holding the breaching datapoint ends. An alarm reads only what CloudWatch has: an AWS/Lambda datapoint
+    once Lambda has published it (metrics.readable_before, the rule GetMetricData follows), so its window
+    ends at the newest published period. CloudWatch judges "the most recent real data points that were
+    successfully retrieved" from a wider evaluation range (user guide, "Configuring how CloudWatch alarms
+    treat missing data"), so minutes not yet published are not judged as missing: an alarm on a Lambda
+    metric fires a publish lag after its period ends, never sooner. A state set with SetAlarmState holds
+    for one period (at least a sandbox minute), as AWS keeps it until the alarm's next evaluation.
 
     An evaluation depends on the alarm, the window of periods it judges and the datapoints of the metrics
     it reads, nothing else; it changes the alarm only when it finds another state than the alarm's. So an
@@ -110,11 +114,16 @@ class AlarmEvaluator:
         period = int(alarm.period or 0) or _query_period(alarm)
         periods = int(alarm.evaluation_periods or 1)
         to_alarm = int(alarm.datapoints_to_alarm or periods)
-        end = now - now % period  # the start of the period still filling: it is not judged
-        start = end - periods * period
         judged = self._judged.get(alarm.name)
         if judged is None or judged.alarm is not alarm:
             judged = Judged(alarm, self._metrics(alarm), (), None)
+        # The newest periods whose datapoints are readable: not the one still filling, nor (for
+        # AWS/Lambda) those Lambda has not published yet.
+        readable = min(
+            [now, *(metrics.readable_before(namespace, now) for namespace, _, _ in judged.metrics)]
+        )
+        end = readable - readable % period
+        start = end - periods * period
         inputs = (
             start,
             end,
@@ -130,7 +139,7 @@ class AlarmEvaluator:
         self, alarm: Any, now: float, period: int, periods: int, to_alarm: int, start: float, end: float
     ) -> str | None:
         """Evaluate the alarm over the periods from `start` to `end`; the state it found (None: none set)."""
-        series = self._series(alarm, period, start, end)
+        series = self._series(alarm, now, period, start, end)
         buckets = [start + i * period for i in range(periods)]
         values = [series.get(b) for b in buckets]
         compare, words = COMPARISONS.get(alarm.comparison_operator, COMPARISONS["GreaterThanThreshold"])
@@ -186,17 +195,17 @@ class AlarmEvaluator:
         dims = [{"Name": d.name, "Value": d.value} for d in alarm.dimensions]
         return [metrics.metric_key(alarm.namespace, alarm.metric_name, dims)]
 
-    def _series(self, alarm: Any, period: int, start: float, end: float) -> metrics.Series:
+    def _series(self, alarm: Any, now: float, period: int, start: float, end: float) -> metrics.Series:
         if alarm.metric_data_queries:
             queries = [_query_dict(q) for q in alarm.metric_data_queries]
-            results = metrics.evaluate_queries(self.sandbox, queries, start, end)
+            results = metrics.evaluate_queries(self.sandbox, queries, start, end, now)
             returned = [q["Id"] for q in queries if q.get("ReturnData", True)]
             chosen = alarm.threshold_metric_id or (returned[0] if returned else queries[-1]["Id"])
             return results.get(chosen, {})
         dims = [{"Name": d.name, "Value": d.value} for d in alarm.dimensions]
         stat = alarm.statistic or alarm.extended_statistic or "Average"
         return metrics.metric_series(
-            self.sandbox, alarm.namespace, alarm.metric_name, dims, stat, period, start, end, alarm.unit
+            self.sandbox, alarm.namespace, alarm.metric_name, dims, stat, period, start, end, alarm.unit, now
         )
 
     def _set(self, alarm: Any, state: str, reason: str, data: dict[str, Any]) -> None:

@@ -29,11 +29,14 @@ def backend(sandbox: Sandbox) -> Any:
 
 
 # "Lambda sends metric data to CloudWatch in 1-minute intervals" (AWS Lambda Developer Guide, "Using
-# CloudWatch metrics with Lambda"): an invocation's figures cannot be read before its minute ends, and
-# CloudWatch takes a while more to make them readable (no bound is documented; AWS re:Post,
-# "Understanding CloudWatch Alarm Evaluation: Why Alarms Delay"). The sandbox makes a minute's AWS/Lambda
-# figures readable, to GetMetricData and to alarms, a minute after that minute ends: a deterministic
-# lag, so a reader that judges a window before its figures are in misses them on every run.
+# CloudWatch metrics with Lambda", https://docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics.html):
+# an invocation's figures cannot be read before its minute ends, and CloudWatch takes a while more to
+# make them readable (no bound is documented; AWS re:Post, "Understanding CloudWatch Alarm Evaluation:
+# Why Alarms Delay"). The sandbox makes a minute's AWS/Lambda figures readable a minute after that minute
+# ends: a deterministic lag, so a reader that judges a window before its figures are in misses them on
+# every run. Every reader of the metric store goes through `readable_before`: GetMetricData,
+# GetMetricStatistics (CloudWatch's API reference speaks of data points becoming "available for
+# GetMetricData or GetMetricStatistics" alike, PutMetricData) and the alarm evaluator (sandbox/alarms.py).
 LAMBDA_NAMESPACE = "AWS/Lambda"
 LAMBDA_PUBLISH_LAG = 60.0
 
@@ -42,6 +45,12 @@ def lambda_readable_before(now: float) -> float:
     """AWS/Lambda datapoints stamped before this are readable at sandbox time `now`."""
     published_up_to = now - LAMBDA_PUBLISH_LAG
     return published_up_to - published_up_to % 60
+
+
+def readable_before(namespace: str, now: float) -> float:
+    """Datapoints of `namespace` stamped before this are readable at sandbox time `now` (no lag is
+    modelled outside AWS/Lambda: PutMetricData's datapoints are readable at once)."""
+    return lambda_readable_before(now) if namespace == LAMBDA_NAMESPACE else math.inf
 
 
 def record_lambda(
@@ -218,8 +227,8 @@ def metric_series(
     if period <= 0:
         raise AwsError("InvalidParameterValue", "The parameter Period must be greater than 0.")
     points = sandbox.metric_index.points(backend(sandbox), *metric_key(namespace, metric_name, dimensions))
-    if now is not None and namespace == LAMBDA_NAMESPACE:
-        end = min(end, lambda_readable_before(now))
+    if now is not None:
+        end = min(end, readable_before(namespace, now))
     buckets: dict[float, list[Any]] = {}
     for ts, datum in points:
         if not start <= ts < end:
@@ -247,7 +256,8 @@ def statistics(
     dimensions: list[dict[str, str]],
     unit: str | None,
 ) -> list[Any]:
-    """GetMetricStatistics with exact dimension matching, as moto's Statistics objects."""
+    """GetMetricStatistics with exact dimension matching, as moto's Statistics objects; only the datapoints
+    CloudWatch has made readable by now (see LAMBDA_PUBLISH_LAG)."""
     from moto.cloudwatch.models import Statistics
 
     start, end = epoch(start_time), epoch(end_time)
@@ -255,6 +265,7 @@ def statistics(
         raise AwsError(
             "InvalidParameterValue", "The parameter StartTime must be less than the parameter EndTime."
         )
+    end = min(end, readable_before(namespace, sandbox.clock.now()))
     points = sandbox.metric_index.points(backend(sandbox), namespace, metric_name, _dims_key(dimensions))
     buckets: dict[float, list[Any]] = {}
     for ts, datum in points:

@@ -19,7 +19,7 @@ from examples.hello.build import artifact_bytes
 from examples.hello.traffic import TrafficGenerator
 from rollout.ledger import Release
 from tests.support.e2e_world import ALIAS, E2E_CHECKS, Notice, RolloutWorld, parse_time, wait_for
-from tests.support.sandbox_support import zip_unzipping_to
+from tests.support.sandbox_support import wait_lambda_metrics_published, zip_unzipping_to
 
 pytestmark = pytest.mark.e2e
 
@@ -181,8 +181,10 @@ def test_a_failing_pre_traffic_check_rolls_back_before_any_traffic(world: Rollou
     assert release.reason_code == "HOOK_EXECUTION_FAILURE"
     assert "health" in release.reason
     assert world.alias_version(function) == "1" and world.alias_weights(function) == {}
-    # No caller of the alias ever reached v2, by the callers' own count and by CloudWatch's.
+    # No caller of the alias ever reached v2, by the callers' own count and by CloudWatch's (once Lambda
+    # has published every call's figures).
     assert generator.report.sent > 0 and set(generator.report.by_version) == {"1"}
+    wait_lambda_metrics_published(world.sb, world.sb.clock.now())
     assert alias_invocations(world, function, "2") == 0
     assert alias_invocations(world, function, "1") > 0
 

@@ -785,6 +785,50 @@ def test_deployment_config_tags_map_short_names_and_pass_custom_ones(
     }
 
 
+def test_a_config_whose_first_step_ends_before_the_canary_alarms_can_fire_deploys_with_a_warning(
+    world: ArtifactWorld,
+    ledger: Ledger,
+    stack: StackUnderTest,
+    codedeploy: CodeDeployStandIn,
+    lambda_context: Any,
+) -> None:
+    """The canary alarms need a minute for Lambda to publish a minute's errors, then their one-minute
+    period: a step of a minute or two moves more traffic before they can fire. The release deploys (the
+    post-traffic analysis still judges it) and says so on its record and its notification."""
+    codedeploy.configs["Team.Linear1"] = {
+        "type": "TimeBasedLinear",
+        "timeBasedLinear": {"linearPercentage": 20, "linearInterval": 1},
+    }
+    codedeploy.configs["Team.Canary3"] = {
+        "type": "TimeBasedCanary",
+        "timeBasedCanary": {"canaryPercentage": 10, "canaryInterval": 3},
+    }
+    configs = {
+        "fastlinear": "Linear10PercentEvery1Minute",
+        "steplinear": "Linear10PercentEvery2Minutes",
+        "customfast": "Team.Linear1",
+        "customslow": "Team.Canary3",
+        "canary": "Canary10Percent5Minutes",
+    }
+    for function, config in configs.items():
+        world.create_function(function, {"rollout:deployment-config": config})
+        for build in ("1", "2"):
+            uploaded = world.upload(f"{function}/b{build}.zip", function_zip(function + build))
+            deliver(eventbridge_event(uploaded), lambda_context)
+
+    warned = {}
+    for function in configs:
+        (release,) = [r for r in ledger.releases(function) if r.state == State.DEPLOYING]
+        warned[function] = release.warnings
+    assert {f for f, warnings in warned.items() if warnings} == {"fastlinear", "steplinear", "customfast"}
+    (warning,) = warned["customfast"]
+    assert "Team.Linear1 moves more traffic to the new version after 60 s" in warning
+    assert "at least 120 s" in warning and "post-traffic canary analysis still judges" in warning
+    started = [n for n in stack.notifications() if n["kind"] == "deployment.started"]
+    by_function = {n["function"]: n.get("warnings") for n in started}
+    assert by_function["customfast"] == [warning] and by_function["canary"] is None
+
+
 # --- rejections ---------------------------------------------------------------------------------
 
 

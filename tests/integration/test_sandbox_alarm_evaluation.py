@@ -167,3 +167,50 @@ def test_an_alarm_left_unevaluated_would_not_have_changed(
         afresh(sb).evaluate_all()
         assert shown(sb) == after
     assert changes > 5  # the scenario moved alarms, so the comparison judged real evaluations
+
+
+def test_an_alarm_on_a_lambda_metric_fires_only_once_lambda_has_published_the_datapoint(
+    frozen: tuple[Sandbox, list[float]],
+) -> None:
+    """An alarm reads what CloudWatch has: an error of minute M is judged once Lambda has published
+    minute M (metrics.LAMBDA_PUBLISH_LAG after it ends), as GetMetricData and GetMetricStatistics read it."""
+    sb, now = frozen
+    cloudwatch = client(sb, "cloudwatch")
+    function = "fn-published"
+    cloudwatch.put_metric_alarm(
+        AlarmName="published-errors",
+        Namespace="AWS/Lambda",
+        MetricName="Errors",
+        Dimensions=[{"Name": "FunctionName", "Value": function}],
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=0.0,
+        ComparisonOperator="GreaterThanThreshold",
+        TreatMissingData="notBreaching",
+    )
+    minute = now[0] - now[0] % 60 + 60
+    now[0] = minute + 10
+    metrics.record_lambda(sb, function, f"{function}:live", "1", error=True)
+
+    def state_and_errors_at(moment: float) -> tuple[str, float]:
+        now[0] = moment
+        sb.alarms.evaluate_all()
+        [alarm] = cloudwatch.describe_alarms(AlarmNames=["published-errors"])["MetricAlarms"]
+        stats = cloudwatch.get_metric_statistics(
+            Namespace="AWS/Lambda",
+            MetricName="Errors",
+            Dimensions=[{"Name": "FunctionName", "Value": function}],
+            StartTime=datetime.fromtimestamp(minute - 600, UTC),
+            EndTime=datetime.fromtimestamp(moment + 600, UTC),
+            Period=60,
+            Statistics=["Sum"],
+        )
+        return alarm["StateValue"], sum(point["Sum"] for point in stats["Datapoints"])
+
+    published = minute + 60 + metrics.LAMBDA_PUBLISH_LAG
+    # The minute has ended (an alarm would judge it now if CloudWatch had its figures), but not yet
+    # the publish lag after it.
+    assert state_and_errors_at(minute + 61) == ("OK", 0)
+    assert state_and_errors_at(published - 1) == ("OK", 0)
+    assert state_and_errors_at(published) == ("ALARM", 1.0)

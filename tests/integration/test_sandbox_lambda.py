@@ -21,6 +21,7 @@ from tests.support.sandbox_support import (
     sb,  # noqa: F401 - module fixture
     unique,
     wait_for,
+    wait_lambda_metrics_published,
     zip_of,
 )
 
@@ -637,6 +638,7 @@ def test_get_metric_statistics_matches_dimensions_exactly(sb):  # noqa: F811
     lam.create_alias(FunctionName=name, Name="live", FunctionVersion=version)
     for _ in range(3):
         lam.invoke(FunctionName=name, Qualifier="live")
+    wait_lambda_metrics_published(sb, sb.clock.now())
     now = sb.clock.now_datetime()
     stats = client(sb, "cloudwatch").get_metric_statistics(
         Namespace="AWS/Lambda",

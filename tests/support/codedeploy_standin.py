@@ -53,6 +53,8 @@ class CodeDeployStandIn:
         self.applications: dict[str, dict[str, Any]] = {}
         self.groups: dict[tuple[str, str], dict[str, Any]] = {}
         self.deployments: dict[str, StandInDeployment] = {}
+        # custom deployment configuration name -> its trafficRoutingConfig
+        self.configs: dict[str, dict[str, Any]] = {}
         # operation (python name) -> errors to raise, in order, before behaving normally
         self.fail_next: dict[str, list[ClientError]] = {}
         # operation (python name) -> errors to raise, in order, after behaving normally: the call was
@@ -115,6 +117,15 @@ class CodeDeployStandIn:
         return call
 
     # --- behaviour ----------------------------------------------------------------------------
+    def _op_get_deployment_config(self, deploymentConfigName: str) -> dict[str, Any]:
+        routing = self.configs.get(deploymentConfigName)
+        if routing is None:
+            raise client_error(
+                "DeploymentConfigDoesNotExistException", "no such configuration", "GetDeploymentConfig"
+            )
+        info = {"deploymentConfigName": deploymentConfigName, "computePlatform": "Lambda"}
+        return {"deploymentConfigInfo": {**info, "trafficRoutingConfig": routing}}
+
     def _op_create_application(self, applicationName: str, **_: Any) -> dict[str, Any]:
         if applicationName in self.applications:
             raise client_error("ApplicationAlreadyExistsException", "exists", "CreateApplication")

@@ -12,7 +12,7 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from boto3.dynamodb.conditions import Key
 from rollout.ledger import Release
 from sandbox.faults import CallFault, CallKill, EventFault
 from tests.support.e2e_world import ALIAS, RolloutWorld, Upload, wait_for
+from tests.support.sandbox_support import wait_lambda_metrics_published
 
 # Set to a file path to collect every cell's figures as JSON lines (docs/RELIABILITY.md's table).
 REPORT_ENV = "FAULT_MATRIX_REPORT"
@@ -70,14 +71,13 @@ class Cell:
     faults: list[Fault] = field(default_factory=list)
     started_real: float = field(default_factory=time.monotonic)
     started_at: datetime = field(init=False)
+    ended_at: datetime | None = None
     runs_before: int = field(init=False)
-    deployer_runs_before: int = field(init=False)
     figures: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.started_at = self.world.sb.clock.now_datetime()
         self.runs_before = scheduled_runs(self.world)
-        self.deployer_runs_before = invocations_so_far(self.world, self.world.outputs["ArtifactDeployerName"])
 
     def inject(self, *faults: Fault | list[CallFault]) -> None:
         for fault in faults:
@@ -136,8 +136,7 @@ class Cell:
     # --- the figures --------------------------------------------------------------------------
     def _record(self, ended: list[Release], took: float) -> None:
         world = self.world
-        end = world.sb.clock.now_datetime()
-        outputs = world.outputs
+        end = self.ended_at = world.sb.clock.now_datetime()
         self.figures.update(
             {
                 "cell": self.name,
@@ -145,8 +144,6 @@ class Cell:
                 "states": [str(r.state) for r in ended],
                 "faults_fired": self._fault_counts(),
                 "reconciler_runs": scheduled_runs(world) - self.runs_before,
-                "deployer_invocations": invocations_so_far(world, outputs["ArtifactDeployerName"])
-                - self.deployer_runs_before,
                 "deployments_created": sum(
                     len(v) for v in deployments_by_release(world, self.function).values()
                 ),
@@ -159,7 +156,13 @@ class Cell:
     def report(self) -> None:
         """Append the cell's figures to the report file, when one is asked for (REPORT_ENV)."""
         path = os.environ.get(REPORT_ENV)
-        if path and self.figures:
+        if path and self.figures and self.ended_at is not None:
+            # Counted only when reported: CloudWatch has the cell's last invocations a publish lag later.
+            wait_lambda_metrics_published(self.world.sb, self.ended_at.timestamp())
+            deployer = self.world.outputs["ArtifactDeployerName"]
+            self.figures["deployer_invocations"] = invocations_between(
+                self.world, deployer, self.started_at, self.ended_at
+            )
             with Path(path).open("a", encoding="utf-8") as report:
                 report.write(json.dumps(self.figures) + "\n")
 
@@ -202,16 +205,15 @@ def scheduled_runs(world: RolloutWorld) -> int:
     return sum(1 for delivery in list(world.sb.events.delivered) if delivery["rule"] == rule)
 
 
-def invocations_so_far(world: RolloutWorld, function: str) -> int:
-    """Invocations of `function` since the sandbox started, as CloudWatch counts them (each is counted
-    when it ends, so the difference of two readings is what ended in between)."""
-    now = world.sb.clock.now_datetime()
+def invocations_between(world: RolloutWorld, function: str, start: datetime, end: datetime) -> int:
+    """Invocations of `function` that ended between `start` and `end`, as CloudWatch counts them (read
+    once Lambda has published them: wait_lambda_metrics_published)."""
     stats = world.client("cloudwatch").get_metric_statistics(
         Namespace="AWS/Lambda",
         MetricName="Invocations",
         Dimensions=[{"Name": "FunctionName", "Value": function}],
-        StartTime=now - timedelta(days=30),
-        EndTime=now + timedelta(minutes=1),
+        StartTime=start,
+        EndTime=end,
         Period=86400,
         Statistics=["Sum"],
     )

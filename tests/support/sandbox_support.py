@@ -18,7 +18,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from sandbox import Sandbox
+from sandbox import Sandbox, metrics
 from sandbox.queue_policy import let_aws_services_send
 
 T = TypeVar("T")
@@ -175,6 +175,17 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def wait_lambda_metrics_published(sb: Sandbox, through: float) -> None:
+    """Wait until CloudWatch reads every AWS/Lambda datapoint stamped up to sandbox time `through`
+    (Lambda publishes a minute's figures a lag after the minute ends: sandbox/metrics.py)."""
+    bound = sb.clock.real_seconds(metrics.LAMBDA_PUBLISH_LAG + 60) + 5
+    wait_for(
+        lambda: metrics.lambda_readable_before(sb.clock.now()) > through,
+        bound,
+        what=f"Lambda's figures up to {through:.0f} to be published",
+    )
 
 
 def queue(sb: Any, name: str) -> tuple[str, str]:

@@ -266,3 +266,14 @@ def test_watching_a_deployment_that_went_live_unproven_does_not_end_as_a_success
     assert model.deployment_exit_code(snap.status, snap.release) == ExitCode.RELEASE_FAILED
     snap.release = None  # a deployment no release names: CodeDeploy's word is all there is
     assert model.deployment_exit_code(snap.status, snap.release) == ExitCode.OK
+
+
+def test_a_release_line_and_a_registration_show_when_alarms_cannot_act_within_the_first_step() -> None:
+    warning = "deployment config X moves more traffic to the new version after 60 s"
+    deploying = Release(function="orders", release_id="r1", state=State.DEPLOYING, warnings=[warning])
+    assert f"- warning: {warning}" in render.release_line(deploying)
+    went_live = Release(function="orders", release_id="r1", state=State.SUCCEEDED, warnings=[warning])
+    assert "warning" not in render.release_line(went_live)
+    assert "after 60 s" in model.config_warning("orders", "live", "Linear10PercentEvery1Minute")
+    assert model.config_warning("orders", "live", "Canary10Percent5Minutes") == ""
+    assert model.config_warning("orders", "live", "Team.Custom") == ""  # read when a release starts

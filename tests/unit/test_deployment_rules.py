@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import rollout
-from rollout.canary_alarms import CanaryScope, alarm_definitions
+from rollout.canary_alarms import (
+    CanaryScope,
+    alarm_definitions,
+    first_step_seconds,
+    seconds_to_fire,
+    step_outruns_alarms,
+)
 from rollout.codedeploy_ops import desired_group, group_differences
 from rollout.errors import Rejected
 from rollout.notifications import KINDS
@@ -198,3 +206,31 @@ def test_every_state_a_release_reaches_has_a_known_notification_kind(target: Sta
     assert notification_kind(State.QUEUED, State.FAILED) == "release.failed"
     assert notification_kind(State.ROLLED_BACK, State.FAILED) == "deployment.rollback_failed"
     assert notification_kind(State.DEPLOYING, State.FAILED, "ROLLBACK_FAILED") == "deployment.rollback_failed"
+
+
+def test_a_first_traffic_step_the_canary_alarms_cannot_act_within_is_warned_of() -> None:
+    definitions = alarm_definitions("p", CanaryScope("f", "live", "2"), None)
+    # Lambda publishes a minute's errors a minute after it ends; each alarm then needs one minute in breach.
+    to_fire = seconds_to_fire(definitions)
+    assert to_fire == 120
+
+    def warning(config: str, routing: dict[str, Any] | None = None) -> str:
+        return step_outruns_alarms(config, first_step_seconds(config, routing), to_fire)
+
+    assert "after 60 s" in warning("CodeDeployDefault.LambdaLinear10PercentEvery1Minute")
+    # A step exactly as long as the alarms need still moves traffic before they can have fired.
+    assert "after 120 s" in warning("CodeDeployDefault.LambdaLinear10PercentEvery2Minutes")
+    for long_enough in (
+        "CodeDeployDefault.LambdaLinear10PercentEvery3Minutes",
+        "CodeDeployDefault.LambdaCanary10Percent5Minutes",
+        "CodeDeployDefault.LambdaAllAtOnce",  # no step: the post-traffic analysis is all there is
+    ):
+        assert warning(long_enough) == ""
+    linear = {"type": "TimeBasedLinear", "timeBasedLinear": {"linearPercentage": 20, "linearInterval": 1}}
+    canary = {"type": "TimeBasedCanary", "timeBasedCanary": {"canaryPercentage": 5, "canaryInterval": 2}}
+    assert "Team.Linear moves more traffic" in warning("Team.Linear", linear)
+    assert "after 120 s" in warning("Team.Canary", canary)
+    assert warning("Team.AllAtOnce", {"type": "AllAtOnce"}) == ""
+    # Two datapoints to alarm double the period the alarms need.
+    slower = [{**definitions[1], "DatapointsToAlarm": 2, "EvaluationPeriods": 2}]
+    assert seconds_to_fire(slower) == 180

@@ -243,3 +243,11 @@ def test_a_critical_kind_slack_has_no_style_for_still_renders_its_title_and_reas
     assert blocks[0]["text"]["text"].startswith(":bell: orders: rollback of v4 failed, alias live may still")
     assert blocks[2]["text"]["text"].startswith("*Reason* (`ROLLBACK_FAILED`)\nAfterAllowTraffic failed")
     assert "rollback of v4 failed" in payload["text"]
+
+
+def test_a_deployment_started_with_a_warning_shows_it() -> None:
+    warning = "deployment config Team.Linear1 moves more traffic to the new version after 60 s"
+    message = notification("deployment.started", state=State.DEPLOYING, warnings=[warning])
+    assert message["warnings"] == [warning]
+    assert f"*Warning*\\n{warning}" in texts(render(message))
+    assert notification("deployment.started", state=State.DEPLOYING)["warnings"] is None

@@ -13,12 +13,30 @@ from typing import Any, NamedTuple
 
 from rollout import aws
 from rollout.checks import CANARY_DEFAULTS
+from rollout.targets import BUILTIN_PREFIX
 
 PERIOD_SECONDS = 60
 # A burst of errors in one minute fails the canary whatever the traffic (the rate alarm needs a
 # minimum sample, which low-traffic functions may never reach).
 ERRORS_PER_MINUTE_LIMIT = 5
 DESCRIBE_BATCH = 100  # DescribeAlarms/DeleteAlarms take at most 100 names
+# "Lambda sends metric data to CloudWatch in 1-minute intervals" (AWS Lambda Developer Guide, "Using
+# CloudWatch metrics with Lambda"), and a CloudWatch alarm judges only the datapoints CloudWatch has: an
+# invocation's error reaches the canary alarms a minute after its minute ends at the soonest (no bound is
+# documented; the local sandbox models this one, sandbox/metrics.py LAMBDA_PUBLISH_LAG).
+LAMBDA_PUBLISH_SECONDS = 60
+# The first traffic step of each built-in Lambda configuration, in minutes (CodeDeploy user guide,
+# "Deployment configurations on an AWS Lambda compute platform"); AllAtOnce has no step.
+BUILTIN_FIRST_STEP_MINUTES = {
+    "CodeDeployDefault.LambdaCanary10Percent5Minutes": 5,
+    "CodeDeployDefault.LambdaCanary10Percent10Minutes": 10,
+    "CodeDeployDefault.LambdaCanary10Percent15Minutes": 15,
+    "CodeDeployDefault.LambdaCanary10Percent30Minutes": 30,
+    "CodeDeployDefault.LambdaLinear10PercentEvery1Minute": 1,
+    "CodeDeployDefault.LambdaLinear10PercentEvery2Minutes": 2,
+    "CodeDeployDefault.LambdaLinear10PercentEvery3Minutes": 3,
+    "CodeDeployDefault.LambdaLinear10PercentEvery10Minutes": 10,
+}
 
 
 def alarm_name(prefix: str, function: str, version: str, metric: str) -> str:
@@ -95,6 +113,54 @@ def alarm_definitions(prefix: str, scope: CanaryScope, canary: dict[str, Any] | 
         "TreatMissingData": "notBreaching",
     }
     return [error_rate, errors]
+
+
+def seconds_to_fire(definitions: list[dict[str, Any]]) -> int:
+    """The least time after an error's minute begins before every canary alarm could be in ALARM: Lambda
+    publishes the minute a lag after it ends, and an alarm needs DatapointsToAlarm periods in ALARM."""
+    return LAMBDA_PUBLISH_SECONDS + max(
+        int(_period(d)) * int(d.get("DatapointsToAlarm") or d["EvaluationPeriods"]) for d in definitions
+    )
+
+
+def _period(definition: dict[str, Any]) -> int:
+    if "Period" in definition:
+        return int(definition["Period"])
+    return min(int(m["MetricStat"]["Period"]) for m in definition["Metrics"] if "MetricStat" in m)
+
+
+def is_builtin_config(config: str) -> bool:
+    return config.startswith(BUILTIN_PREFIX)
+
+
+def first_step_seconds(config: str, traffic_routing: dict[str, Any] | None) -> int | None:
+    """How long a deployment configuration keeps its first traffic step before it shifts further (a
+    built-in by name, a custom one by its TrafficRoutingConfig); None when all traffic moves at once."""
+    if is_builtin_config(config):
+        minutes = BUILTIN_FIRST_STEP_MINUTES.get(config)
+        return None if minutes is None else minutes * 60
+    routing = traffic_routing or {}
+    kind = routing.get("type")
+    if kind == "TimeBasedCanary":
+        return int(routing["timeBasedCanary"]["canaryInterval"]) * 60
+    if kind == "TimeBasedLinear":
+        return int(routing["timeBasedLinear"]["linearInterval"]) * 60
+    return None
+
+
+def step_outruns_alarms(config: str, first_step: int | None, to_fire: int) -> str:
+    """The operator's warning when the canary alarms cannot stop a deployment before its first traffic
+    step ends ("" when they can, or when all traffic moves at once). The post-traffic canary analysis
+    still judges the version, so this warns; it does not refuse."""
+    if first_step is None or first_step > to_fire:
+        return ""
+    return (
+        f"deployment config {config} moves more traffic to the new version after {first_step} s, before "
+        f"its canary alarms can fire (at least {to_fire} s: Lambda's metrics reach CloudWatch "
+        f"{LAMBDA_PUBLISH_SECONDS} s after each minute ends, then the alarms need their periods in "
+        "breach), so they cannot stop it during that step; the post-traffic canary analysis still judges "
+        f"the version. A first step longer than {to_fire} s (e.g. Canary10Percent5Minutes) lets them"
+    )
 
 
 def put_canary_alarms(prefix: str, scope: CanaryScope, canary: dict[str, Any] | None) -> list[str]:

@@ -175,6 +175,12 @@ def create_deployment(
     return str(resp["deploymentId"])
 
 
+def traffic_routing(deployment_config: str) -> dict[str, Any] | None:
+    """A deployment configuration's TrafficRoutingConfig (GetDeploymentConfig); None when it has none."""
+    resp = aws.client("codedeploy").get_deployment_config(deploymentConfigName=deployment_config)
+    return resp.get("deploymentConfigInfo", {}).get("trafficRoutingConfig")
+
+
 def refused_outright(exc: BaseException) -> bool:
     """Whether CreateDeployment's error proves it created nothing: one of the refusals CodeDeploy models
     for it (botocore's codedeploy model, CreateDeployment's errors: invalid names, a missing group or

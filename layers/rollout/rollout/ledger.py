@@ -100,6 +100,9 @@ class Release:
     approval: dict[str, Any] | None = None
     # Names of the per-release canary alarms, deleted when the release ends.
     alarms: list[str] = field(default_factory=list)
+    # What the operator should know about how the release is deployed, written with DEPLOYING: e.g. a
+    # first traffic step its canary alarms cannot act within (canary_alarms.step_outruns_alarms).
+    warnings: list[str] = field(default_factory=list)
     received_at: str = ""
     updated_at: str = ""
     deploying_at: str = ""

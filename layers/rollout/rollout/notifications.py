@@ -189,6 +189,7 @@ def build(kind: str, release: Release, region: str, **extra: Any) -> Notificatio
         "message": release.message or None,
         "reason": {"code": release.reason_code, "text": release.reason} if release.reason else None,
         "hook_results": public_hook_results(release.hook_results) or None,
+        "warnings": list(release.warnings) or None,
         "durations": durations,
         "links": console_links(region, release),
         "at": release.updated_at,

@@ -107,6 +107,15 @@ def render(message: dict[str, Any], interactive: bool = False) -> dict[str, Any]
                 },
             }
         )
+    warnings = [str(w) for w in message.get("warnings") or [] if w]
+    if warnings:
+        text = "\n".join(_escape(w) for w in warnings)
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": _clip(f"*Warning*\n{text}", SECTION_LIMIT)},
+            }
+        )
     failing = failing_checks(message.get("hook_results"))
     # A notification shortened to fit SNS lists only its first failing checks and counts the others.
     left_out = _dict(message.get("truncated")).get("failed_checks_left_out")

@@ -85,6 +85,8 @@ class Created(NamedTuple):
     current_version: str
     deployment_config: str
     alarms: list[str]
+    # Why the canary alarms cannot stop the deployment during its first traffic step ("" when they can).
+    alarm_warning: str = ""
 
 
 class StartClaim:
@@ -429,6 +431,7 @@ def _create_deployment(
     with steps.step(steps.ALARMS):
         alarms = canary_alarms.put_canary_alarms(settings.canary_alarm_prefix, scope, checks.get("canary"))
     config = release.deployment_config or managed.deployment_config
+    alarm_warning = _alarms_outrun(config, settings.canary_alarm_prefix, scope, checks.get("canary"))
     group = codedeploy_ops.desired_group(
         settings.codedeploy_application,
         release.function,
@@ -461,7 +464,27 @@ def _create_deployment(
                 release_description(release.release_id, release.key),
             ),
         )
-    return Created(release, deployment_id, alias.version, config, alarms)
+    return Created(release, deployment_id, alias.version, config, alarms, alarm_warning)
+
+
+def _alarms_outrun(
+    config: str, prefix: str, scope: canary_alarms.CanaryScope, canary: dict[str, Any] | None
+) -> str:
+    """The operator's warning when `config`'s first traffic step ends before the canary alarms can fire
+    (a custom configuration's step read from CodeDeploy); "" when they can."""
+    routing = None
+    if not canary_alarms.is_builtin_config(config):
+        try:
+            routing = codedeploy_ops.traffic_routing(config)
+        except Exception as exc:  # noqa: BLE001 - a warning only: CreateDeployment judges the config itself
+            logger.warning("Deployment config unreadable", extra={"config": config, "error": _describe(exc)})
+            return (
+                f"deployment config {config} could not be read ({_describe(exc)}): whether its canary "
+                "alarms can stop it before its first traffic step ends is unknown"
+            )
+    to_fire = canary_alarms.seconds_to_fire(canary_alarms.alarm_definitions(prefix, scope, canary))
+    first_step = canary_alarms.first_step_seconds(config, routing)
+    return canary_alarms.step_outruns_alarms(config, first_step, to_fire)
 
 
 def _create_or_find(ctx: ReleaseContext, release: Release, create: Callable[[], str]) -> str:
@@ -549,6 +572,7 @@ def _record_started(ctx: ReleaseContext, created: Created) -> Release:
             # A release that waited in the queue no longer waits: drop the queue's reason.
             reason_code="",
             reason="",
+            **({"warnings": [created.alarm_warning]} if created.alarm_warning else {}),
             **_step_timings(),
         )
     except TransitionRefused as refused:
