@@ -98,24 +98,10 @@ def render(message: dict[str, Any], interactive: bool = False) -> dict[str, Any]
     reason = message.get("reason") or {}
     if isinstance(reason, dict) and reason.get("text"):
         code = f" (`{_escape(str(reason['code']))}`)" if reason.get("code") else ""
-        blocks.append(
-            {
-                "type": "section",
-                "text": {
-                    "type": "mrkdwn",
-                    "text": _clip(f"*Reason*{code}\n{_escape(str(reason['text']))}", SECTION_LIMIT),
-                },
-            }
-        )
+        blocks.append(_text_section(f"*Reason*{code}\n{_escape(str(reason['text']))}"))
     warnings = [str(w) for w in message.get("warnings") or [] if w]
     if warnings:
-        text = "\n".join(_escape(w) for w in warnings)
-        blocks.append(
-            {
-                "type": "section",
-                "text": {"type": "mrkdwn", "text": _clip(f"*Warning*\n{text}", SECTION_LIMIT)},
-            }
-        )
+        blocks.append(_text_section("*Warning*\n" + "\n".join(_escape(w) for w in warnings)))
     failing = failing_checks(message.get("hook_results"))
     # A notification shortened to fit SNS lists only its first failing checks and counts the others.
     left_out = _dict(message.get("truncated")).get("failed_checks_left_out")
@@ -141,6 +127,10 @@ def render(message: dict[str, Any], interactive: bool = False) -> dict[str, Any]
         "text": _clip(f"{emoji} {fallback}", FALLBACK_LIMIT),
         "attachments": [{"color": colour, "fallback": _clip(fallback, FALLBACK_LIMIT), "blocks": blocks}],
     }
+
+
+def _text_section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text, SECTION_LIMIT)}}
 
 
 def failing_checks(hook_results: Any) -> list[dict[str, str]]:
