@@ -735,6 +735,48 @@ def test_a_dead_start_alone_in_the_queue_whose_deployment_failed_is_never_deploy
     assert publishes == [queued.release_id] and ledger.get_lock(FUNCTION) is None
 
 
+def test_a_start_whose_deploying_write_failed_after_create_deployment_leaves_its_deployment_to_be_adopted(
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    ended_with_one_queued: tuple[Release, Release],
+    publishes: list[str],
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ended, queued = ended_with_one_queued
+    invocation = Deadline.of_invocation(replace(lambda_context, remaining_ms=30_000))
+    with monkeypatch.context() as failing:
+        # DynamoDB refuses the write that records DEPLOYING, on every try of this invocation.
+        failing.setattr(
+            Ledger,
+            "start_deployment",
+            lambda *args, **kwargs: (_ for _ in ()).throw(
+                client_error("InternalServerError", "Internal server error", "TransactWriteItems")
+            ),
+        )
+        report = finish_release(ended, context(ledger, invocation))
+
+    # The deployment exists, so the release neither failed nor was started again; its claim is kept
+    # so that the next start knows to look for that deployment.
+    assert (report.started, report.failed) == ([], [])
+    orphan = orphan_of(codedeploy, queued)
+    left = ledger.get(FUNCTION, queued.release_id)
+    assert left is not None and left.state == State.QUEUED
+    assert claims.claimed_elsewhere(left, claims.wall_clock())
+
+    # The deployment fails and rolls back; its events are lost. The claim expires: the reconciler
+    # adopts the deployment and settles it, never deploying build 3 a second time.
+    codedeploy.finish(orphan, "Failed", error_information={"code": "HEALTH_CONSTRAINTS", "message": "hook"})
+    after_the_dead_claim_expired(monkeypatch)
+    run = reconciler.lambda_handler({}, lambda_context)["queue"]
+
+    assert (run["adopted"], run["started"]) == ([queued.release_id], [])
+    ended_as = ledger.get(FUNCTION, queued.release_id)
+    assert ended_as is not None and (ended_as.state, ended_as.deployment_id) == (State.ROLLED_BACK, orphan)
+    assert len(codedeploy.calls_to("create_deployment")) == 2, "build 3 was deployed once"
+    assert publishes == [queued.release_id] and ledger.get_lock(FUNCTION) is None
+
+
 def test_any_start_of_a_release_whose_start_died_adopts_its_deployment_rather_than_creating_one(
     ledger: Ledger,
     codedeploy: CodeDeployStandIn,
