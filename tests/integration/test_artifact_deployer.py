@@ -26,6 +26,7 @@ from rollout.states import State
 from rollout.transitions import ReleaseContext
 from tests.support.artifacts_world import (
     ArtifactWorld,
+    Uploaded,
     eventbridge_event,
     function_zip,
     s3_record_event,
@@ -942,6 +943,62 @@ def test_an_object_deleted_before_processing_is_rejected(
 
     assert (result["state"], result["reason_code"]) == ("REJECTED", "OBJECT_NOT_FOUND")
     assert only_release(ledger).state == State.REJECTED
+
+
+def test_an_object_the_bucket_keeps_no_version_of_is_rejected_before_other_bytes_can_go_live(
+    world: ArtifactWorld, ledger: Ledger, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.create_function(FUNCTION)
+    latest_before = world.lambda_client.get_function_configuration(FunctionName=FUNCTION)["CodeSha256"]
+    # Versioning suspended: an upload overwrites the key's one copy, so no version id pins its bytes.
+    world.s3.put_bucket_versioning(Bucket=world.stack.bucket, VersioningConfiguration={"Status": "Suspended"})
+    key = f"{FUNCTION}/build-7.zip"
+    body = function_zip("validated")
+    put = world.s3.put_object(Bucket=world.stack.bucket, Key=key, Body=body)
+    uploaded = Uploaded(
+        world.stack.bucket, key, put.get("VersionId") or "", len(body), put["ETag"].strip('"')
+    )
+    real_target = lambda_ops.get_managed_function
+
+    def overwritten_meanwhile(*args: Any) -> Any:
+        # Another push to the same key once the first was inspected: Lambda would fetch these bytes.
+        world.s3.put_object(Bucket=uploaded.bucket, Key=key, Body=function_zip("never validated"))
+        return real_target(*args)
+
+    monkeypatch.setattr(lambda_ops, "get_managed_function", overwritten_meanwhile)
+
+    (result,) = deliver(eventbridge_event(uploaded), lambda_context)
+
+    assert (result["state"], result["reason_code"]) == ("REJECTED", "OBJECT_NOT_VERSIONED"), result
+    assert "enable versioning" in result["reason"]
+    assert world.alias_version(FUNCTION) is None and world.published_versions(FUNCTION) == []
+    assert (
+        world.lambda_client.get_function_configuration(FunctionName=FUNCTION)["CodeSha256"] == latest_before
+    )
+
+
+@pytest.mark.parametrize("version_id", ["", "null"])
+def test_an_upload_s3_names_no_lasting_version_of_is_rejected(
+    world: ArtifactWorld, lambda_context: Any, monkeypatch: pytest.MonkeyPatch, version_id: str
+) -> None:
+    from rollout import s3_ops
+
+    world.create_function(FUNCTION)
+    uploaded = world.upload(f"{FUNCTION}/build-8.zip", function_zip("8"))
+    real_resolve = s3_ops.resolve
+    # What HeadObject answers for an unversioned bucket (no version id) or a suspended one ("null", a
+    # version the next upload to the key replaces: S3 user guide, "Adding objects to versioning-suspended
+    # buckets").
+    monkeypatch.setattr(
+        s3_ops,
+        "resolve",
+        lambda upload: (real_resolve(upload) or pytest.fail())._replace(version_id=version_id),
+    )
+
+    (result,) = deliver(eventbridge_event(uploaded), lambda_context)
+
+    assert (result["state"], result["reason_code"]) == ("REJECTED", "OBJECT_NOT_VERSIONED"), result
+    assert world.alias_version(FUNCTION) is None and world.published_versions(FUNCTION) == []
 
 
 def test_too_many_alarm_tags_are_rejected_naming_the_tag(world: ArtifactWorld, lambda_context: Any) -> None:

@@ -28,7 +28,7 @@ from functions.deployment_events.app import lambda_handler as deployment_events
 from functions.reconciler import app as reconciler
 from rollout import aws, claims, lambda_ops, release_gate, release_queue
 from rollout.actions import Freeze
-from rollout.appspec import parse_appspec, release_id_in
+from rollout.appspec import build_appspec, parse_appspec, release_id_in, revision_for
 from rollout.config import Settings
 from rollout.deadlines import Deadline
 from rollout.held_releases import HeldReport, release_held
@@ -38,8 +38,8 @@ from rollout.starter import start_release
 from rollout.states import State
 from rollout.transitions import ReleaseContext
 from tests.support.artifacts_world import ArtifactWorld, eventbridge_event, function_zip
-from tests.support.aws_stack import LEDGER_TABLE, REGION, StackUnderTest
-from tests.support.codedeploy_standin import CodeDeployStandIn, client_error
+from tests.support.aws_stack import LEDGER_TABLE, POST_HOOK, PRE_HOOK, REGION, StackUnderTest
+from tests.support.codedeploy_standin import CodeDeployStandIn, StandInDeployment, client_error
 from tests.support.release_world import ReleaseWorld
 from tests.support.sandbox_support import wait_for
 
@@ -731,6 +731,113 @@ def test_a_dead_start_alone_in_the_queue_whose_deployment_failed_is_never_deploy
     assert (first["adopted"], first["started"], second["started"]) == ([queued.release_id], [], [])
     ended = ledger.get(FUNCTION, queued.release_id)
     assert ended is not None and (ended.state, ended.deployment_id) == (State.ROLLED_BACK, orphan)
+    assert len(codedeploy.calls_to("create_deployment")) == 2, "build 3 was deployed once"
+    assert publishes == [queued.release_id] and ledger.get_lock(FUNCTION) is None
+
+
+def rolled_back_copying_the_description(codedeploy: CodeDeployStandIn, orphan: str) -> str:
+    """The orphan failed and CodeDeploy rolled it back: a deployment of its own (newer, already
+    Succeeded), from version 3 back to 2. Whether AWS copies the original's description into its
+    rollback is not documented; this one does. Returns the rollback's id."""
+    failed = codedeploy.deployments[orphan]
+    codedeploy.finish(orphan, "Failed", error_information={"code": "HEALTH_CONSTRAINTS", "message": "hook"})
+    rollback_id = "d-ROLLBACK1"
+    codedeploy.deployments[rollback_id] = StandInDeployment(
+        rollback_id,
+        failed.application,
+        failed.group,
+        revision_for(build_appspec(FUNCTION, "live", "3", "2", PRE_HOOK, POST_HOOK)),
+        "CodeDeployDefault.LambdaAllAtOnce",
+        status="Succeeded",
+        rollback_info={"rollbackTriggeringDeploymentId": orphan, "rollbackMessage": "rollback"},
+        description=failed.description,
+    )
+    failed.rollback_info = {"rollbackDeploymentId": rollback_id}
+    return rollback_id
+
+
+def assert_rolled_back_on(ledger: Ledger, queued: Release, orphan: str) -> None:
+    ended = ledger.get(FUNCTION, queued.release_id)
+    assert ended is not None
+    assert (ended.state, ended.deployment_id, ended.target_version) == (State.ROLLED_BACK, orphan, "3")
+
+
+def test_codedeploys_rollback_of_a_dead_starts_deployment_is_never_adopted_as_the_release(
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    orphaned: tuple[Release, str],
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    queued, orphan = orphaned
+    rolled_back_copying_the_description(codedeploy, orphan)
+    after_the_dead_claim_expired(monkeypatch)
+
+    run = reconciler.lambda_handler({}, lambda_context)["queue"]
+
+    assert run["adopted"] == [queued.release_id]
+    assert_rolled_back_on(ledger, queued, orphan)
+
+
+def test_the_success_event_of_codedeploys_rollback_never_ends_the_dead_starts_release(
+    stack: StackUnderTest,
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    orphaned: tuple[Release, str],
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    queued, orphan = orphaned
+    rollback_id = rolled_back_copying_the_description(codedeploy, orphan)
+
+    # The orphan's own events were lost; the rollback's arrives while the dead start's claim counts.
+    deployment_events(state_change(stack, codedeploy, rollback_id, "SUCCESS"), lambda_context)
+
+    left = ledger.get(FUNCTION, queued.release_id)
+    assert left is not None and (left.state, left.deployment_id) == (State.QUEUED, "")
+    after_the_dead_claim_expired(monkeypatch)
+    reconciler.lambda_handler({}, lambda_context)
+    assert_rolled_back_on(ledger, queued, orphan)
+
+
+def test_a_start_whose_deploying_write_failed_after_create_deployment_leaves_its_deployment_to_be_adopted(
+    ledger: Ledger,
+    codedeploy: CodeDeployStandIn,
+    ended_with_one_queued: tuple[Release, Release],
+    publishes: list[str],
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ended, queued = ended_with_one_queued
+    invocation = Deadline.of_invocation(replace(lambda_context, remaining_ms=30_000))
+    with monkeypatch.context() as failing:
+        # DynamoDB refuses the write that records DEPLOYING, on every try of this invocation.
+        failing.setattr(
+            Ledger,
+            "start_deployment",
+            lambda *args, **kwargs: (_ for _ in ()).throw(
+                client_error("InternalServerError", "Internal server error", "TransactWriteItems")
+            ),
+        )
+        report = finish_release(ended, context(ledger, invocation))
+
+    # The deployment exists, so the release neither failed nor was started again; its claim is kept
+    # so that the next start knows to look for that deployment.
+    assert (report.started, report.failed) == ([], [])
+    orphan = orphan_of(codedeploy, queued)
+    left = ledger.get(FUNCTION, queued.release_id)
+    assert left is not None and left.state == State.QUEUED
+    assert claims.claimed_elsewhere(left, claims.wall_clock())
+
+    # The deployment fails and rolls back; its events are lost. The claim expires: the reconciler
+    # adopts the deployment and settles it, never deploying build 3 a second time.
+    codedeploy.finish(orphan, "Failed", error_information={"code": "HEALTH_CONSTRAINTS", "message": "hook"})
+    after_the_dead_claim_expired(monkeypatch)
+    run = reconciler.lambda_handler({}, lambda_context)["queue"]
+
+    assert (run["adopted"], run["started"]) == ([queued.release_id], [])
+    ended_as = ledger.get(FUNCTION, queued.release_id)
+    assert ended_as is not None and (ended_as.state, ended_as.deployment_id) == (State.ROLLED_BACK, orphan)
     assert len(codedeploy.calls_to("create_deployment")) == 2, "build 3 was deployed once"
     assert publishes == [queued.release_id] and ledger.get_lock(FUNCTION) is None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from rollout.errors import AppSpecError
@@ -154,3 +155,15 @@ def release_id_in(description: str) -> str:
     """The release id a Rollout deployment's description names; '' for any other description."""
     match = _RELEASE_DESCRIPTION.match(description or "")
     return match.group("release_id") if match else ""
+
+
+def release_created_for(info: Mapping[str, Any]) -> str:
+    """The release a start created the deployment `info` (its deploymentInfo) for, told by its description;
+    '' for CodeDeploy's own rollback of another deployment, whatever its description says (whether
+    CodeDeploy copies the original's into it is not documented): its AppSpec targets the version the
+    release replaced, so taken as the release's own its success would read as the release's.
+    botocore's codedeploy model: rollbackInfo.rollbackTriggeringDeploymentId, creator codeDeployRollback."""
+    rollback = info.get("rollbackInfo") or {}
+    if rollback.get("rollbackTriggeringDeploymentId") or info.get("creator") == "codeDeployRollback":
+        return ""
+    return release_id_in(str(info.get("description") or ""))

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from rollout import aws
-from rollout.appspec import release_id_in
+from rollout.appspec import release_created_for
 from rollout.errors import DeploymentLimitExceeded
 
 ROLLBACK_EVENTS = ("DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM", "DEPLOYMENT_STOP_ON_REQUEST")
@@ -146,11 +146,7 @@ def deployments_of_release(
         if aws.error_code(exc) == "DeploymentGroupDoesNotExistException":
             return []  # the group is created with a function's first deployment
         raise
-    found = [
-        info
-        for info in get_deployments(ids).values()
-        if release_id_in(str(info.get("description", ""))) == release_id
-    ]
+    found = [info for info in get_deployments(ids).values() if release_created_for(info) == release_id]
     return sorted(found, key=lambda info: str(info.get("createTime", "")), reverse=True)
 
 

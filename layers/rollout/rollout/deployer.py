@@ -56,6 +56,8 @@ IDEMPOTENCY_KEY_PREFIX = "artifact-deployer"
 # without an outcome) before it is recorded FAILED: a build that kills the deployer each time
 # (out of memory, say) must end somewhere.
 MAX_ATTEMPTS = 4
+# The version id S3 gives an object stored while the bucket's versioning is off or suspended.
+UNVERSIONED = "null"
 
 
 # --- the handler's entry point -------------------------------------------------------------------
@@ -324,6 +326,7 @@ def _validate(
             ReasonCode.OBJECT_NOT_FOUND,
             f"s3://{release.bucket}/{release.key}{version} no longer exists (deleted after upload?)",
         )
+    _require_pinned(stored)
     report = _inspect(stored)
     checks = _checks_of(report)
     target = lambda_ops.get_managed_function(artifact.function, settings.default_deployment_config)
@@ -341,6 +344,23 @@ def _validate(
         deployment_config=hotfix_config(artifact.function, hotfix, tags) or target.deployment_config,
     )
     return recorded, target
+
+
+def _require_pinned(stored: s3_ops.StoredObject) -> None:
+    """The object has a version of its own, or the bytes validated here are not the bytes published.
+
+    The zip is read in ranges and Lambda fetches it again when the release starts (UpdateFunctionCode's
+    S3ObjectVersion); only a version id holds those reads to one upload. An unversioned bucket names no
+    version, and a suspended one names "null", which the next upload to the key replaces (S3 user guide,
+    "Adding objects to versioning-suspended buckets")."""
+    if stored.version_id in ("", UNVERSIONED):
+        named = f" (version {stored.version_id!r})" if stored.version_id else ""
+        raise Rejected(
+            ReasonCode.OBJECT_NOT_VERSIONED,
+            f"s3://{stored.bucket}/{stored.key}{named} has no version of its own: the bucket's versioning is "
+            "off or suspended, so another upload to this key could replace the bytes validated here before "
+            "Lambda fetches them; enable versioning on the bucket and upload again",
+        )
 
 
 def _inspect(stored: s3_ops.StoredObject) -> ZipReport:

@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 from boto3.dynamodb.conditions import Attr, Key
 
 from rollout import aws
-from rollout.appspec import release_id_in
+from rollout.appspec import release_created_for
 from rollout.errors import TransitionRefused
 from rollout.observability import logger
 from rollout.states import State, is_terminal, sources_of
@@ -214,13 +214,14 @@ class Ledger:
         read. A release that names no deployment yet (its start died after CreateDeployment) comes
         back with this one, so the state it moves to records which deployment it was. A release that
         names another deployment is not this one's: a description can be copied (by hand, or into a
-        second deployment of one release), and that deployment's end must not end the release.
+        second deployment of one release), and that deployment's end must not end the release. Nor is
+        CodeDeploy's rollback of a deployment (`appspec.release_created_for`).
         """
         release = self.by_deployment(deployment_id)
         if release is not None:
             return release
         info = describe(deployment_id) or {}
-        release_id = release_id_in(str(info.get("description") or ""))
+        release_id = release_created_for(info)
         group = str(info.get("deploymentGroupName") or "")
         found = self.get(group, release_id) if release_id and group else None
         if found is None or found.deployment_id not in ("", deployment_id):

@@ -223,7 +223,15 @@ def _start_claimed(ctx: ReleaseContext, claim: StartClaim, managed: ManagedFunct
                 lock.keep()  # another invocation started it meanwhile; its deployment owns the lock
             return prepared
         lock.keep()
-        return _record_started(ctx, prepared)
+        try:
+            return _record_started(ctx, prepared)
+        except Exception:
+            # The deployment exists but the ledger does not name it. A claim given back would let the
+            # next start (the queue's retry, the reconciler) find the release merely queued and deploy
+            # the build again once this deployment ended, its outcome never recorded. Kept, the claim
+            # expires as a dead start's, and that start adopts the deployment (`orphans`).
+            claim.keep()
+            raise
 
 
 def _adopt_after_dead_start(ctx: ReleaseContext, claim: StartClaim) -> Release | None:

@@ -114,6 +114,9 @@ class ReasonCode:
     MALFORMED_EVENT = "MALFORMED_EVENT"
     WRONG_BUCKET = "WRONG_BUCKET"
     OBJECT_NOT_FOUND = "OBJECT_NOT_FOUND"
+    # The bucket keeps no lasting version of the object (versioning off or suspended): the bytes
+    # validated could not be pinned, so Lambda could fetch others
+    OBJECT_NOT_VERSIONED = "OBJECT_NOT_VERSIONED"
     NO_FUNCTION_SEGMENT = "NO_FUNCTION_SEGMENT"
     BAD_SUFFIX = "BAD_SUFFIX"
     EMPTY_OBJECT = "EMPTY_OBJECT"
