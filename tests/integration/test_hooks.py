@@ -1070,6 +1070,29 @@ def test_a_description_naming_another_version_fails(world: World, lambda_context
     assert world.target.calls == []
 
 
+def test_a_deployment_of_a_release_that_ended_without_it_fails(world: World, lambda_context: Any) -> None:
+    # An upload whose attempts all died was given up (FAILED) with no deployment recorded, but one
+    # attempt had created this deployment: passed, v2 would go live under a release that says it failed.
+    release, deployment_id = world.release({"pre_traffic": [HEALTH]}, current="1", target="2")
+    world.target.answer("2", "health", ok("2"))
+    world.ledger.transition(
+        world.stored(release),
+        State.FAILED,
+        deployment_id="",
+        reason_code="PROCESSING_ABANDONED",
+        reason="given up after 3 attempts",
+    )
+
+    result, _ = run_pre(world, deployment_id, lambda_context)
+
+    assert result["status"] == "Failed"
+    assert (
+        f"already ended FAILED (PROCESSING_ABANDONED) without recording deployment {deployment_id}"
+        in (result["reason"])
+    )
+    assert world.target.calls == []
+
+
 def test_a_second_deployment_copying_a_releases_description_fails(world: World, lambda_context: Any) -> None:
     # The release started (and stopped) its own deployment; another one of the same versions copies its
     # description. That deployment is not the release's: its hooks never pass it on the release's word.

@@ -404,6 +404,15 @@ def _unproven_release(caller: HookCaller, deployment: Deployment, release: Relea
             f"deployment {deployment.deployment_id} names release {release.release_id}, whose own "
             f"deployment is {release.deployment_id}; a version nobody validated is never passed"
         )
+    if release.is_terminal and not release.deployment_id:
+        # The release ended without recording a deployment (an upload given up after its attempts died,
+        # one of which had created this deployment): passed, it would go live under a release whose
+        # record says it never went out, and nothing could end that record.
+        return (
+            f"release {release.release_id} already ended {release.state} ({release.reason_code or 'no code'}) "
+            f"without recording deployment {deployment.deployment_id}; a deployment its release does not "
+            "know is never passed"
+        )
     return ""
 
 
