@@ -110,15 +110,29 @@ def ensure_deployment_group(desired: dict[str, Any]) -> str:
 
 def active_deployments(application: str, group: str) -> list[str]:
     """Deployments of the group CodeDeploy still runs (started by anyone)."""
+    return _deployment_ids(
+        {"applicationName": application, "deploymentGroupName": group, "includeOnlyStatuses": ACTIVE_STATUSES}
+    )
+
+
+def _deployment_ids(params: dict[str, Any]) -> list[str]:
+    """Every page of ListDeployments (a page may come with a nextToken, botocore's codedeploy model: a
+    start that missed a running deployment would publish before CreateDeployment refused it); none when
+    the group does not exist yet (it is created with a function's first deployment)."""
+    codedeploy = aws.client("codedeploy")
+    ids: list[str] = []
+    params = dict(params)
     try:
-        resp = aws.client("codedeploy").list_deployments(
-            applicationName=application, deploymentGroupName=group, includeOnlyStatuses=ACTIVE_STATUSES
-        )
+        while True:
+            resp = codedeploy.list_deployments(**params)
+            ids.extend(str(d) for d in resp.get("deployments", []))
+            if not resp.get("nextToken"):
+                return ids
+            params["nextToken"] = resp["nextToken"]
     except Exception as exc:
         if aws.error_code(exc) == "DeploymentGroupDoesNotExistException":
             return []
         raise
-    return [str(d) for d in resp.get("deployments", [])]
 
 
 def deployments_of_release(
@@ -130,22 +144,10 @@ def deployments_of_release(
     release's next attempt adopts it rather than deploying the same build a second time.
     `created_after` (the release's arrival) keeps the listing to the deployments that could be it.
     """
-    codedeploy = aws.client("codedeploy")
-    ids: list[str] = []
     params: dict[str, Any] = {"applicationName": application, "deploymentGroupName": group}
     if created_after is not None:
         params["createTimeRange"] = {"start": created_after}
-    try:
-        while True:
-            resp = codedeploy.list_deployments(**params)
-            ids.extend(str(d) for d in resp.get("deployments", []))
-            if not resp.get("nextToken"):
-                break
-            params["nextToken"] = resp["nextToken"]
-    except Exception as exc:
-        if aws.error_code(exc) == "DeploymentGroupDoesNotExistException":
-            return []  # the group is created with a function's first deployment
-        raise
+    ids = _deployment_ids(params)
     found = [info for info in get_deployments(ids).values() if release_created_for(info) == release_id]
     return sorted(found, key=lambda info: str(info.get("createTime", "")), reverse=True)
 
