@@ -464,4 +464,4 @@ def test_a_rollback_that_fails_is_recorded_failed_and_announced_critical(world: 
     )
     assert notice.attributes["severity"] == "critical"
     assert world.alias_version(function) == "1" and world.alias_weights(function) == {}
-    assert world.lock(function) is None
+    world.wait_unlocked(function)

@@ -318,7 +318,7 @@ def test_several_functions_released_at_once(world: RolloutWorld) -> None:
     assert [str(r.state) for r in releases] == ["SUCCEEDED"] * len(functions)
     for function, release in zip(functions, releases, strict=True):
         assert world.alias_version(function) == release.target_version == "2"
-        assert world.lock(function) is None
+        world.wait_unlocked(function)
     # They ran side by side: every deployment started before the first one ended.
     spans = [(parse_time(r.deploying_at), parse_time(r.completed_at)) for r in releases]
     assert max(start for start, _ in spans) < min(end for _, end in spans)
@@ -345,7 +345,7 @@ def test_a_burst_of_five_uploads_never_overlaps_and_ends_on_the_last(world: Roll
     assert str(last.state) == "SUCCEEDED"
     assert world.alias_version(function) == last.target_version
     assert world.alias_weights(function) == {}
-    assert world.lock(function) is None
+    world.wait_unlocked(function)
     # What went live is the last upload's code.
     assert world.version_code(function, last.target_version) == uploads[-1].code_sha256
 

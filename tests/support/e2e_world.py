@@ -298,6 +298,11 @@ class RolloutWorld:
         )
         return dict(item) if item else None
 
+    def wait_unlocked(self, function: str, timeout: float = 30.0) -> None:
+        """The function's lock gone: a deployment's ending records the release first, then frees the lock
+        and starts the queue (release_queue), so a release seen terminal may hold it a moment longer."""
+        wait_for(lambda: self.lock(function) is None, timeout, f"the lock of {function} to be freed")
+
     def wait_release(
         self, upload: Upload, timeout: float = 90.0, state: str | None = None, interval: float = 0.2
     ) -> Release:
