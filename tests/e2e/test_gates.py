@@ -431,6 +431,27 @@ def test_an_answer_whose_report_failed_is_reported_by_the_reconciler(world: Roll
     assert (final.approval or {})["reported"] is True
 
 
+def test_a_slack_answer_whose_report_failed_is_told_pending_not_failed(world: RolloutWorld) -> None:
+    endpoint = world.outputs["SlackInteractionsUrl"]
+    function, release = gated(world, "traffic")
+    world.sb.faults.fail(
+        "codedeploy", "PutLifecycleEventHookExecutionStatus", "AccessDeniedException", count=1
+    )
+    status, _ = world.slack.click(
+        endpoint, SIGNING_SECRET, "rollout-approve", release.deployment_id, APPROVER
+    )
+    assert status == 200
+    (reply,) = wait_for(
+        lambda: [r for r in world.slack.thread_replies() if release.deployment_id in r["text"]],
+        30,
+        "the approval's reply in the thread",
+    )
+    assert f"approved by <@{APPROVER}>" in reply["text"] and "recorded" in reply["text"], reply
+    assert "failed" not in reply["text"] and "reports it again" in reply["text"], reply
+    final = ended(world, function, release)
+    assert str(final.state) == "SUCCEEDED" and (final.approval or {})["reported"] is True, final.reason
+
+
 def test_roll_back_from_slack_returns_the_live_release_and_refuses_a_stale_click(world: RolloutWorld) -> None:
     endpoint = world.outputs["SlackInteractionsUrl"]
     function = world.create_target("slack-rb", config="AllAtOnce")

@@ -18,7 +18,7 @@ Who reports what to CodeDeploy:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -433,9 +433,44 @@ def handle(event: Any, settings: Settings | None = None, deadline: Deadline = NO
         answer: dict[str, Any] | None = _act(request, settings, deadline)
     except Exception:
         logger.exception("the Slack action failed")
-        answer = None
+        answer = _recorded_before_it_failed(request, settings)
     slack_interactions.answer_in_thread(request.click, answer, logger)
     return answer or {"ok": False, "error": "the action failed; see the deployment_actions logs"}
+
+
+def _recorded_before_it_failed(request: ActionRequest, settings: Settings | None) -> dict[str, Any] | None:
+    """The answer for a click whose action failed after it recorded the click's own answer on the gate
+    (CodeDeploy refused the report): the reconciler reports a recorded answer again (`_report_again`),
+    so the thread is told it is pending, not that it failed. None when nothing of this click is
+    recorded, or the ledger cannot say."""
+    status = gates.ANSWERS.get(request.action)
+    if status is None:
+        return None
+    try:
+        ctx = ReleaseContext.from_settings(settings or Settings.from_env())
+        # Found as the action found it (by the deployment's description, a consistent read by key): the
+        # by-deployment index may trail.
+        info, _ = _deployment(request.deployment_id)
+        release = _release_of(ctx, info) if info is not None else None
+    except Exception:
+        logger.exception("could not read whether the answer was recorded")
+        return None
+    gate = Gate.from_record(release.approval) if release is not None else None
+    if release is None or gate is None or gate.reported:
+        return None
+    if gate.status != status or gate.answered_by != asdict(request.by):
+        return None
+    return {
+        "ok": True,
+        "status": str(gate.status),
+        "verdict": gate.verdict,
+        "function": release.function,
+        "release_id": release.release_id,
+        "deployment_id": gate.deployment_id,
+        "gate": gate.public(),
+        "reported": False,
+        "pending": True,
+    }
 
 
 def _act(request: ActionRequest, settings: Settings | None, deadline: Deadline) -> dict[str, Any]:

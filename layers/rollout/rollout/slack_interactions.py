@@ -222,6 +222,11 @@ def reply_text(click: Click, answer: Any) -> str:
     if click.action == "rollback":
         return _rollback_text(who, answer)
     verb = {"approve": ":white_check_mark: approved", "reject": ":no_entry: rejected"}[click.action]
+    if answer.get("pending"):
+        return (
+            f"{verb} by {who}: `{click.deployment_id}` (recorded; CodeDeploy did not take the report yet, "
+            "and Rollout's reconciler reports it again within minutes)"
+        )
     if not answer.get("reported"):
         return f"{verb} by {who}: `{click.deployment_id}` (recorded only: CodeDeploy had already closed this step)"
     return f"{verb} by {who}: `{click.deployment_id}` ({answer.get('verdict')} reported to CodeDeploy)"
