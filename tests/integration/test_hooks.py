@@ -22,6 +22,7 @@ from rollout.appspec import release_description
 from rollout.check_runner import PROBE_EVENT
 from rollout.checks import parse_checks
 from rollout.ledger import Ledger, Release, new_release_id
+from rollout.outcomes import failed_hook_reason
 from rollout.states import State
 from sandbox.dynamodb_consistency import lagging_in_process
 from tests.support.aws_stack import LEDGER_TABLE, POST_HOOK, PRE_HOOK, REGION, StackUnderTest
@@ -930,6 +931,33 @@ def test_the_destination_does_not_overrule_a_hook_that_reported(world: World, la
     stored = world.stored(release)
     assert stored.hook_results["pre_traffic"]["verdict"] == "Succeeded"
     assert stored.reason_code == ""
+
+
+def test_the_destination_leaves_the_verdict_of_a_hook_killed_after_its_report_arrived(
+    world: World, lambda_context: Any
+) -> None:
+    # The hook recorded Succeeded, reported it, and was killed before it could mark it reported.
+    release, deployment_id = world.release({"pre_traffic": [HEALTH]})
+    world.target.answer("2", "health", ok("2"))
+    _, execution_id = run_pre(world, deployment_id, lambda_context)
+    judged = world.stored(release).hook_results["pre_traffic"]
+    world.ledger.record_hook_result(
+        release.function, release.release_id, "pre_traffic", {**judged, "reported": False}
+    )
+    record = destination_record(
+        deployment_id, execution_id, PRE_HOOK, "RetriesExhausted", {"errorMessage": "signal: kill"}
+    )
+
+    result = reporter_app.lambda_handler(record, lambda_context)
+
+    assert result["status"] == "AlreadyReported"
+    # Failed was sent (the hook's report might never have arrived); CodeDeploy kept the hook's Succeeded.
+    assert world.statuses(deployment_id) == ["Succeeded", "Failed"]
+    assert world.reported(deployment_id, execution_id) == "Succeeded"
+    pre = world.stored(release).hook_results["pre_traffic"]
+    assert (pre["verdict"], pre["reported"]) == ("Succeeded", True)
+    stored = world.stored(release)
+    assert stored.reason_code == "" and failed_hook_reason(stored) == "", "its success is not unproven"
 
 
 def test_the_destination_reports_after_a_lost_report(world: World, lambda_context: Any) -> None:

@@ -25,8 +25,11 @@ from rollout.hooks import (
     POST_TRAFFIC,
     PRE_TRAFFIC,
     REASON_CODE,
+    STATUS_ALREADY_SET,
+    STATUS_TAKEN,
     HookEventError,
     LifecycleEvent,
+    put_status,
     report_status,
 )
 from rollout.ledger import Ledger, Release, now_iso
@@ -106,6 +109,34 @@ def _release_of(ledger: Ledger, deployment_id: str) -> tuple[Release | None, boo
     return release, release is not None or all(read)
 
 
+def _judged(release: Release, hook: str, lifecycle: LifecycleEvent) -> bool:
+    """The hook recorded a verdict for this very execution before it died (it records before reporting)."""
+    previous = (release.hook_results or {}).get(hook) or {}
+    return previous.get("execution_id") == lifecycle.execution_id and bool(previous.get("verdict"))
+
+
+def _after_the_hooks_own_verdict(
+    ledger: Ledger, release: Release, hook: str, lifecycle: LifecycleEvent, reason: str
+) -> dict[str, Any]:
+    """The hook judged this execution and died while or after reporting it. Failed is sent first: taken,
+    the hook's report never arrived, and the failure is recorded with what the hook saw. Refused because
+    CodeDeploy already holds a status, the hook's report did arrive, and its own verdict stands: recorded
+    as Failed here, a Succeeded it reported would read as a version that went live unproven
+    (outcomes.UNPROVEN_SUCCESS)."""
+    answered = put_status(lifecycle, FAILED)
+    if answered == STATUS_ALREADY_SET:
+        logger.info("the hook's own report had arrived before it died; its verdict stands")
+        previous = dict((release.hook_results or {}).get(hook) or {})
+        ledger.record_hook_result(release.function, release.release_id, hook, {**previous, "reported": True})
+        return {"status": "AlreadyReported", "deploymentId": lifecycle.deployment_id}
+    result = _failure_result(release, hook, lifecycle, reason)
+    ledger.record_hook_result(
+        release.function, release.release_id, hook, {**result, "reported": answered == STATUS_TAKEN}
+    )
+    ledger.update(release.function, release.release_id, reason_code=REASON_CODE, reason=reason)
+    return {"status": FAILED, "reason": reason, "deploymentId": lifecycle.deployment_id}
+
+
 def _failure_result(
     release: Release | None, hook: str, lifecycle: LifecycleEvent, reason: str
 ) -> dict[str, Any]:
@@ -154,6 +185,8 @@ def report_dead_hook(record: Any, settings: Settings | None = None) -> dict[str,
             )
             return {"status": "AlreadyReported", "deploymentId": lifecycle.deployment_id}
 
+    if ledger is not None and release is not None and hook and _judged(release, hook, lifecycle):
+        return _after_the_hooks_own_verdict(ledger, release, hook, lifecycle, reason)
     if ledger is not None and release is not None:
         # Recorded before reporting, so that whoever hears of the failure can read why.
         result = _failure_result(release, hook, lifecycle, reason) if hook else {}

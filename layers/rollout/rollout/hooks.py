@@ -684,6 +684,10 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
 
 
 # --- recording and reporting ------------------------------------------------------------------
+# What became of a status sent to CodeDeploy (`put_status`).
+STATUS_TAKEN, STATUS_ALREADY_SET, EXECUTION_UNKNOWN = "taken", "already set", "unknown"
+
+
 def report_status(lifecycle: LifecycleEvent, status: str) -> bool:
     """Tell CodeDeploy the verdict. True when CodeDeploy has a status for this execution.
 
@@ -691,13 +695,19 @@ def report_status(lifecycle: LifecycleEvent, status: str) -> bool:
     after the hook itself reported). Ids CodeDeploy does not know cannot ever be reported. Any other
     error is raised: the invocation then fails and the on-failure destination reports Failed.
     """
+    return put_status(lifecycle, status) != EXECUTION_UNKNOWN
+
+
+def put_status(lifecycle: LifecycleEvent, status: str) -> str:
+    """`report_status`, saying whether CodeDeploy took this status (STATUS_TAKEN), already held one
+    for the execution (STATUS_ALREADY_SET: whose, it does not say), or does not know the execution."""
     try:
         codedeploy_ops.put_hook_status(lifecycle.deployment_id, lifecycle.execution_id, status)
     except Exception as exc:
         code = aws.error_code(exc)
         if code == "LifecycleEventAlreadyCompletedException":
             logger.info("CodeDeploy already has a status for this hook execution", extra={"status": status})
-            return True
+            return STATUS_ALREADY_SET
         if code in (
             "InvalidLifecycleEventHookExecutionIdException",
             "DeploymentDoesNotExistException",
@@ -706,10 +716,10 @@ def report_status(lifecycle: LifecycleEvent, status: str) -> bool:
             logger.error(
                 "CodeDeploy does not know this hook execution; nothing to report", extra={"code": code}
             )
-            return False
+            return EXECUTION_UNKNOWN
         raise
     logger.info("reported to CodeDeploy", extra={"status": status})
-    return True
+    return STATUS_TAKEN
 
 
 def _record(
