@@ -45,7 +45,7 @@ def config_warning(function: str, alias: str, config: str) -> str:
     """The warning a release under a built-in `config` will carry when its canary alarms cannot act
     within the first traffic step (a custom configuration is read when a release starts)."""
     full = targets.deployment_config_name(config)
-    if not canary_alarms.is_builtin_config(full):
+    if not targets.is_builtin_config(full):
         return ""
     definitions = canary_alarms.alarm_definitions("", canary_alarms.CanaryScope(function, alias, "1"), None)
     first_step = canary_alarms.first_step_seconds(full, None)

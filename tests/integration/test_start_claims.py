@@ -810,15 +810,13 @@ def test_a_start_whose_deploying_write_failed_after_create_deployment_leaves_its
 ) -> None:
     ended, queued = ended_with_one_queued
     invocation = Deadline.of_invocation(replace(lambda_context, remaining_ms=30_000))
+
+    def refused(*_: Any, **__: Any) -> Release:
+        raise client_error("InternalServerError", "Internal server error", "TransactWriteItems")
+
     with monkeypatch.context() as failing:
         # DynamoDB refuses the write that records DEPLOYING, on every try of this invocation.
-        failing.setattr(
-            Ledger,
-            "start_deployment",
-            lambda *args, **kwargs: (_ for _ in ()).throw(
-                client_error("InternalServerError", "Internal server error", "TransactWriteItems")
-            ),
-        )
+        failing.setattr(Ledger, "start_deployment", refused)
         report = finish_release(ended, context(ledger, invocation))
 
     # The deployment exists, so the release neither failed nor was started again; its claim is kept

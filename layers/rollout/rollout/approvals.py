@@ -228,7 +228,15 @@ def _settle(ctx: ReleaseContext, release: Release, gate: Gate) -> dict[str, Any]
         ctx.ledger.mark_gate_reported(release.function, release.release_id, gate.execution_id)
     stored = ctx.ledger.get(release.function, release.release_id) or release
     _announce(ctx, stored, gate)
-    answer: dict[str, Any] = {
+    answer = _gate_answer(release, gate, reported=outcome == REPORTED)
+    if outcome != REPORTED:
+        answer["note"] = CLOSED_NOTE
+    return answer
+
+
+def _gate_answer(release: Release, gate: Gate, reported: bool) -> dict[str, Any]:
+    """The caller's answer for a gate this request answered."""
+    return {
         "ok": True,
         "status": str(gate.status),
         "verdict": gate.verdict,
@@ -236,11 +244,8 @@ def _settle(ctx: ReleaseContext, release: Release, gate: Gate) -> dict[str, Any]
         "release_id": release.release_id,
         "deployment_id": gate.deployment_id,
         "gate": gate.public(),
-        "reported": outcome == REPORTED,
+        "reported": reported,
     }
-    if outcome != REPORTED:
-        answer["note"] = CLOSED_NOTE
-    return answer
 
 
 def _report(gate: Gate) -> str:
@@ -460,17 +465,7 @@ def _recorded_before_it_failed(request: ActionRequest, settings: Settings | None
         return None
     if gate.status != status or gate.answered_by != asdict(request.by):
         return None
-    return {
-        "ok": True,
-        "status": str(gate.status),
-        "verdict": gate.verdict,
-        "function": release.function,
-        "release_id": release.release_id,
-        "deployment_id": gate.deployment_id,
-        "gate": gate.public(),
-        "reported": False,
-        "pending": True,
-    }
+    return {**_gate_answer(release, gate, reported=False), "pending": True}
 
 
 def _act(request: ActionRequest, settings: Settings | None, deadline: Deadline) -> dict[str, Any]:

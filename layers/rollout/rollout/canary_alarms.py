@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from rollout import aws
 from rollout.checks import CANARY_DEFAULTS
-from rollout.targets import BUILTIN_PREFIX
+from rollout.targets import is_builtin_config
 
 PERIOD_SECONDS = 60
 # A burst of errors in one minute fails the canary whatever the traffic (the rate alarm needs a
@@ -127,10 +127,6 @@ def _period(definition: dict[str, Any]) -> int:
     if "Period" in definition:
         return int(definition["Period"])
     return min(int(m["MetricStat"]["Period"]) for m in definition["Metrics"] if "MetricStat" in m)
-
-
-def is_builtin_config(config: str) -> bool:
-    return config.startswith(BUILTIN_PREFIX)
 
 
 def first_step_seconds(config: str, traffic_routing: dict[str, Any] | None) -> int | None:

@@ -109,14 +109,13 @@ def _release_of(ledger: Ledger, deployment_id: str) -> tuple[Release | None, boo
     return release, release is not None or all(read)
 
 
-def _judged(release: Release, hook: str, lifecycle: LifecycleEvent) -> bool:
-    """The hook recorded a verdict for this very execution before it died (it records before reporting)."""
-    previous = (release.hook_results or {}).get(hook) or {}
-    return previous.get("execution_id") == lifecycle.execution_id and bool(previous.get("verdict"))
-
-
 def _after_the_hooks_own_verdict(
-    ledger: Ledger, release: Release, hook: str, lifecycle: LifecycleEvent, reason: str
+    ledger: Ledger,
+    release: Release,
+    hook: str,
+    lifecycle: LifecycleEvent,
+    reason: str,
+    judged: dict[str, Any],
 ) -> dict[str, Any]:
     """The hook judged this execution and died while or after reporting it. Failed is sent first: taken,
     the hook's report never arrived, and the failure is recorded with what the hook saw. Refused because
@@ -126,8 +125,7 @@ def _after_the_hooks_own_verdict(
     answered = put_status(lifecycle, FAILED)
     if answered == STATUS_ALREADY_SET:
         logger.info("the hook's own report had arrived before it died; its verdict stands")
-        previous = dict((release.hook_results or {}).get(hook) or {})
-        ledger.record_hook_result(release.function, release.release_id, hook, {**previous, "reported": True})
+        ledger.record_hook_result(release.function, release.release_id, hook, {**judged, "reported": True})
         return {"status": "AlreadyReported", "deploymentId": lifecycle.deployment_id}
     result = _failure_result(release, hook, lifecycle, reason)
     ledger.record_hook_result(
@@ -177,16 +175,16 @@ def report_dead_hook(record: Any, settings: Settings | None = None) -> dict[str,
 
     ledger = Ledger(settings.ledger_table) if settings.ledger_table else None
     release, read = _release_of(ledger, lifecycle.deployment_id) if ledger else (None, True)
-    if release is not None and hook:
-        previous = (release.hook_results or {}).get(hook) or {}
-        if previous.get("execution_id") == lifecycle.execution_id and previous.get("reported"):
+    previous = ((release.hook_results or {}).get(hook) or {}) if release is not None and hook else {}
+    if previous.get("execution_id") == lifecycle.execution_id:
+        if previous.get("reported"):
             logger.info(
                 "the hook reported before it died; nothing to do", extra={"verdict": previous.get("verdict")}
             )
             return {"status": "AlreadyReported", "deploymentId": lifecycle.deployment_id}
-
-    if ledger is not None and release is not None and hook and _judged(release, hook, lifecycle):
-        return _after_the_hooks_own_verdict(ledger, release, hook, lifecycle, reason)
+        if ledger is not None and release is not None and hook and previous.get("verdict"):
+            # It judged this execution (it records before reporting), then died while or after reporting.
+            return _after_the_hooks_own_verdict(ledger, release, hook, lifecycle, reason, previous)
     if ledger is not None and release is not None:
         # Recorded before reporting, so that whoever hears of the failure can read why.
         result = _failure_result(release, hook, lifecycle, reason) if hook else {}

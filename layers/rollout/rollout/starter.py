@@ -37,7 +37,7 @@ from rollout.ledger import Ledger, Release
 from rollout.observability import logger, tracer
 from rollout.publishing import publish_artifact
 from rollout.states import ReasonCode, State
-from rollout.targets import AliasRouting, ManagedFunction
+from rollout.targets import AliasRouting, ManagedFunction, is_builtin_config
 from rollout.transitions import ReleaseContext, fail, move, reject, start, supersede
 
 
@@ -481,7 +481,7 @@ def _alarms_outrun(
     """The operator's warning when `config`'s first traffic step ends before the canary alarms can fire
     (a custom configuration's step read from CodeDeploy); "" when they can."""
     routing = None
-    if not canary_alarms.is_builtin_config(config):
+    if not is_builtin_config(config):
         try:
             routing = codedeploy_ops.traffic_routing(config)
         except Exception as exc:  # noqa: BLE001 - a warning only: CreateDeployment judges the config itself

@@ -34,10 +34,15 @@ ALIAS_NAME = re.compile(r"(?!^[0-9]+$)[A-Za-z0-9_-]{1,128}")
 CONFIG_NAME = re.compile(r"[A-Za-z0-9._+=,@-]{1,100}")
 
 
+def is_builtin_config(full_name: str) -> bool:
+    """A CodeDeploy-defined configuration (its full name, `deployment_config_name`), not a custom one."""
+    return full_name.startswith(BUILTIN_PREFIX)
+
+
 def deployment_config_name(name: str) -> str:
     """Full CodeDeploy name for a tag value: short built-in names gain their prefix; others pass."""
     name = name.strip()
-    if name.startswith(BUILTIN_PREFIX):
+    if is_builtin_config(name):
         return name
     if name in BUILTIN_SHORT_NAMES:
         return f"{BUILTIN_PREFIX}Lambda{name}"
